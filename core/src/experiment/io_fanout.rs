@@ -1,0 +1,109 @@
+//! `io-fanout`: blocking I/O from one thread, a thread per task, and a pool of k workers.
+
+use std::time::Duration;
+
+use super::{Cell, Digest, Experiment, ExperimentInfo, Params, ParamSpec, RunContext, RunError, VariantSpec, Workload};
+use crate::kernels::splitmix64;
+use crate::platform::{check_team_size, run_team};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::trace::SpanKind;
+
+pub struct IoFanout;
+
+impl Experiment for IoFanout {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "io-fanout",
+            title: "I/O fan-out: sequential vs thread per task vs a pool of k",
+            topic: "threads & I/O",
+            concept: "ThreadPoolExecutor(max_workers=k) for I/O-bound work",
+            teaches: "N tasks each block for L ms, like a network request. One thread does them one after another in \
+                      N·L; a thread per task overlaps all the waits and finishes in about L; a pool of k workers — \
+                      ThreadPoolExecutor(max_workers=k) — runs them in ceil(N/k) waves, ceil(N/k)·L. Threads help \
+                      I/O-bound work even on one core (and even under a GIL) because a blocked thread uses no CPU: \
+                      the speedup comes from overlapping waits, not from computing in parallel.",
+            params: vec![
+                ParamSpec::int("tasks", 8, 1, 256, "tasks", "number of simulated I/O calls (N)"),
+                ParamSpec::float("latency", 10.0, 0.1, 1000.0, "ms", "blocking time of each call (L)"),
+            ],
+            variants: vec![
+                VariantSpec { id: "seq", help: "one thread, one call after another: N·L", sweeps_threads: false },
+                VariantSpec { id: "thread-per-task", help: "N threads, one call each: ≈ L", sweeps_threads: false },
+                VariantSpec { id: "pool", help: "k worker threads taking calls from a shared queue: ceil(N/k)·L", sweeps_threads: true },
+            ],
+            baseline: "seq",
+            work_unit: Some("tasks"),
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let tasks = params.count("tasks");
+        Ok(Box::new(Calls { tasks, latency: Duration::from_secs_f64(params.float("latency") / 1000.0) }))
+    }
+}
+
+struct Calls {
+    tasks: usize,
+    latency: Duration,
+}
+
+/// Each task's answer; the digest sums them, so a task lost or run twice changes it.
+fn answer(task: usize) -> u64 {
+    let mut state = task as u64;
+    splitmix64(&mut state)
+}
+
+impl Workload for Calls {
+    fn work_units(&self) -> Option<f64> {
+        Some(self.tasks as f64)
+    }
+
+    fn expected(&self) -> Digest {
+        (0..self.tasks).map(answer).fold(0, u64::wrapping_add)
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        let workers = match variant {
+            "seq" => 1,
+            "thread-per-task" => self.tasks,
+            _ => threads,
+        };
+        // Fail while setting up, not in the timed run, if the platform cannot start this many.
+        check_team_size(workers)?;
+        Ok(Box::new(CallsCell { calls: self, workers }))
+    }
+}
+
+struct CallsCell<'a> {
+    calls: &'a Calls,
+    workers: usize,
+}
+
+impl Cell for CallsCell<'_> {
+    fn threads(&self) -> usize {
+        self.workers
+    }
+
+    /// Workers take task numbers from a shared counter (the pool's queue) until none are left;
+    /// with one worker per task each takes exactly one.
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let next_task = AtomicUsize::new(0);
+        let digest = AtomicU64::new(0);
+        let Calls { tasks, latency } = *self.calls;
+        run_team(self.workers, |member| {
+            let mut lane = context.trace().lane(member.index);
+            loop {
+                let task = next_task.fetch_add(1, Ordering::Relaxed);
+                if task >= tasks {
+                    break;
+                }
+                if lane.span(SpanKind::Wait, || format!("call {task}"), || context.sleep(latency)).is_err() {
+                    break;
+                }
+                digest.fetch_add(answer(task), Ordering::Relaxed);
+            }
+        })?;
+        context.check_cancel()?;
+        Ok(digest.into_inner())
+    }
+}

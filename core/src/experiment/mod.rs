@@ -1,0 +1,275 @@
+//! The experiment registry and the contract every experiment follows.
+//!
+//! An [`Experiment`] describes itself ([`ExperimentInfo`]: id, what it teaches, typed
+//! parameters, variants) and turns validated [`Params`] into a [`Workload`]. The workload builds
+//! one [`Cell`] per (variant, thread count) — everything a cell needs that must not be timed,
+//! such as a rayon pool — and a cell's [`Cell::run`] is the timed part. The [`runner`] owns
+//! repeats, interleaving, statistics, correctness checks, progress and cancellation, so an
+//! experiment file is thin glue over a kernel.
+
+mod io_fanout;
+mod mandelbrot;
+mod parallel_sum;
+pub mod params;
+pub mod result;
+pub mod runner;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
+pub use result::{CellResult, Check, Environment, RunResult};
+pub use runner::{run, Progress, RunRequest, Session};
+
+use crate::platform::{self, Instant, PlatformError};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::Arc;
+use crate::trace::Recorder;
+
+/// A way of running an experiment's work (`seq`, `team`, `rayon`, …).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VariantSpec {
+    pub id: &'static str,
+    pub help: &'static str,
+    /// Runs at each requested thread count; otherwise once, at the thread count it chooses.
+    pub sweeps_threads: bool,
+}
+
+/// What an experiment is, for catalogues, forms and `conlab describe`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExperimentInfo {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// Catalogue group ("kernels & patterns", "threads & I/O", …).
+    pub topic: &'static str,
+    /// The book concept it makes measurable ("ThreadPoolExecutor", "the GIL", …).
+    pub concept: &'static str,
+    /// One paragraph on what running it teaches.
+    pub teaches: &'static str,
+    pub params: Vec<ParamSpec>,
+    pub variants: Vec<VariantSpec>,
+    /// The variant speedups are measured against.
+    pub baseline: &'static str,
+    /// What one unit of work is, for throughput ("pixels", "elements").
+    pub work_unit: Option<&'static str>,
+}
+
+impl ExperimentInfo {
+    pub fn variant(&self, id: &str) -> Option<&VariantSpec> {
+        self.variants.iter().find(|variant| variant.id == id)
+    }
+}
+
+/// The result of one run, compared with the expected value for the correctness check.
+pub type Digest = u64;
+
+/// An experiment in the registry.
+pub trait Experiment: Send + Sync {
+    fn info(&self) -> ExperimentInfo;
+    /// Builds the workload (inputs, the expected digest) for validated parameters.
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError>;
+}
+
+/// An experiment's inputs, ready to be run by any variant.
+pub trait Workload {
+    /// Units of work in one run (pixels, elements), for throughput.
+    fn work_units(&self) -> Option<f64>;
+    /// The digest every correct run must produce.
+    fn expected(&self) -> Digest;
+    /// Everything (variant, threads) needs that is not timed.
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError>;
+}
+
+/// One variant at one thread count, ready to run.
+pub trait Cell {
+    /// Threads this cell really runs on (a `seq` cell: 1; thread-per-task: the task count).
+    fn threads(&self) -> usize;
+    /// One timed run.
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError>;
+}
+
+/// A cancel request shared between the front end and the threads of a run.
+///
+/// The flag is one byte of (in wasm, shared) memory: the web page sets it through
+/// [`CancelFlag::address`] while the worker is busy inside a run.
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Where the flag lives in linear memory (for a page writing it with `Atomics.store`).
+    pub fn address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+/// What a cell's threads see during one run: cancellation, the clock and the trace.
+pub struct RunContext<'a> {
+    cancel: &'a CancelFlag,
+    trace: &'a Recorder,
+}
+
+/// How often long-running work looks at the cancel flag, at most.
+pub const CANCEL_POLL: Duration = Duration::from_millis(20);
+
+impl<'a> RunContext<'a> {
+    pub fn new(cancel: &'a CancelFlag, trace: &'a Recorder) -> Self {
+        Self { cancel, trace }
+    }
+
+    /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.
+    pub fn check_cancel(&self) -> Result<(), RunError> {
+        if self.cancel.is_cancelled() {
+            Err(RunError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn trace(&self) -> &'a Recorder {
+        self.trace
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Sleeps like blocking I/O would, waking every [`CANCEL_POLL`] to honour cancellation.
+    pub fn sleep(&self, duration: Duration) -> Result<(), RunError> {
+        let end = Instant::now().nanos_since_epoch().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        loop {
+            self.check_cancel()?;
+            let now = Instant::now().nanos_since_epoch();
+            if now >= end {
+                return Ok(());
+            }
+            platform::sleep(Duration::from_nanos(end - now).min(CANCEL_POLL));
+        }
+    }
+}
+
+/// Why a run did not produce a result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunError {
+    UnknownExperiment { id: String, known: Vec<&'static str> },
+    Param(ParamError),
+    Platform(PlatformError),
+    Cancelled,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownExperiment { id, known } => {
+                write!(f, "unknown experiment `{id}`; known experiments are {}", known.join(", "))
+            }
+            Self::Param(error) => write!(f, "{error}"),
+            Self::Platform(error) => write!(f, "{error}"),
+            Self::Cancelled => write!(f, "cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<ParamError> for RunError {
+    fn from(error: ParamError) -> Self {
+        Self::Param(error)
+    }
+}
+
+impl From<PlatformError> for RunError {
+    fn from(error: PlatformError) -> Self {
+        Self::Platform(error)
+    }
+}
+
+/// Every experiment, in catalogue order.
+pub fn registry() -> &'static [&'static dyn Experiment] {
+    &[&mandelbrot::Mandelbrot, &io_fanout::IoFanout, &parallel_sum::ParallelSum]
+}
+
+/// The experiment with this id, or an error listing the known ids.
+pub fn find(id: &str) -> Result<&'static dyn Experiment, RunError> {
+    registry().iter().copied().find(|experiment| experiment.info().id == id).ok_or_else(|| RunError::UnknownExperiment {
+        id: id.to_string(),
+        known: registry().iter().map(|experiment| experiment.info().id).collect(),
+    })
+}
+
+/// The default thread sweep: 1, 2, 4, … up to the hardware threads, which are always included.
+pub fn default_threads() -> Vec<usize> {
+    let limit = platform::hardware_threads().min(platform::max_team_threads());
+    let mut threads: Vec<usize> = std::iter::successors(Some(1usize), |t| t.checked_mul(2)).take_while(|t| *t <= limit).collect();
+    if threads.last() != Some(&limit) {
+        threads.push(limit);
+    }
+    threads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_ids_are_unique_and_lookups_work() {
+        let ids: Vec<_> = registry().iter().map(|e| e.info().id).collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(ids.len(), unique.len());
+        assert_eq!(find("mandelbrot").unwrap().info().id, "mandelbrot");
+        let error = find("nope").err().unwrap().to_string();
+        assert_eq!(error, "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
+    }
+
+    #[test]
+    fn every_experiment_is_described_and_its_defaults_validate() {
+        for experiment in registry() {
+            let info = experiment.info();
+            assert!(info.teaches.len() > 80, "{}: teach something", info.id);
+            assert!(!info.concept.is_empty() && !info.title.is_empty());
+            assert!(info.variant(info.baseline).is_some(), "{}: baseline must be a variant", info.id);
+            assert!(Params::validate(&info.params, &Default::default()).is_ok());
+            for spec in &info.params {
+                assert!(spec.parse(&serde_json::to_value(&spec.default).unwrap()).is_ok(), "{}.{}", info.id, spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn default_sweep_starts_at_one_and_ends_at_the_hardware() {
+        let threads = default_threads();
+        assert_eq!(threads[0], 1);
+        assert_eq!(*threads.last().unwrap(), platform::hardware_threads().min(platform::max_team_threads()));
+        assert!(threads.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn cancelled_sleep_returns_promptly() {
+        let cancel = CancelFlag::new();
+        let recorder = Recorder::new(false);
+        let context = RunContext::new(&cancel, &recorder);
+        cancel.cancel();
+        let start = Instant::now();
+        assert_eq!(context.sleep(Duration::from_secs(5)), Err(RunError::Cancelled));
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,94 @@
+//! The one result type, shared by the CLI (table, JSON, CSV) and the web lab.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Value;
+use crate::platform::PlatformInfo;
+use crate::stats::Summary;
+use crate::trace::Trace;
+
+/// Bumped when a field changes meaning, so old JSON files are recognised.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema: u32,
+    pub experiment: String,
+    pub title: String,
+    pub params: BTreeMap<String, Value>,
+    pub variants: Vec<String>,
+    pub threads: Vec<usize>,
+    pub repeat: usize,
+    pub warmup: usize,
+    pub baseline: String,
+    pub work_unit: Option<String>,
+    pub environment: Environment,
+    pub cells: Vec<CellResult>,
+    /// Every run of every cell produced the expected digest.
+    pub all_checks_passed: bool,
+    /// Wall time of the whole run, set-up included.
+    pub wall_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+impl RunResult {
+    pub fn cell(&self, variant: &str, threads: usize) -> Option<&CellResult> {
+        self.cells.iter().find(|cell| cell.variant == variant && cell.threads == threads)
+    }
+}
+
+/// Where a result was measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    #[serde(flatten)]
+    pub platform: PlatformInfo,
+    /// conlab's version.
+    pub version: String,
+    /// `release` or `debug`: debug timings are not worth comparing.
+    pub profile: String,
+}
+
+impl Environment {
+    pub fn current() -> Self {
+        Self {
+            platform: crate::platform::info(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            profile: if cfg!(debug_assertions) { "debug" } else { "release" }.to_string(),
+        }
+    }
+}
+
+/// The outcome of comparing runs with the expected digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub passed: bool,
+    pub expected: String,
+    /// The first wrong digest, or the expected one when all matched.
+    pub actual: String,
+}
+
+/// One variant at one thread count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub variant: String,
+    pub threads: usize,
+    /// Seconds per run, in the order measured (warm-up runs excluded).
+    pub samples: Vec<f64>,
+    /// Statistics of `samples`; `None` when the cell was skipped.
+    pub summary: Option<Summary>,
+    /// Work units per second at the median.
+    pub throughput: Option<f64>,
+    /// Baseline variant's median / this median.
+    pub speedup_vs_baseline: Option<f64>,
+    /// This variant's 1-thread median / this median.
+    pub speedup_vs_one_thread: Option<f64>,
+    /// speedup_vs_one_thread / threads.
+    pub efficiency: Option<f64>,
+    pub check: Option<Check>,
+    /// Why the cell could not run on this platform (e.g. no worker pool in the browser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}

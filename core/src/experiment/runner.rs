@@ -1,0 +1,256 @@
+//! Runs an experiment: variants × thread counts × repeats → a [`RunResult`].
+//!
+//! Cells are measured **interleaved**: after each cell's warm-up runs, repetition r runs every
+//! cell once before repetition r + 1 starts. On a shared, noisy machine (speed drifts ±20% within
+//! 100 ms) drift then lands on all cells alike instead of on whichever ran last. Every run's
+//! digest is checked; the trace, when asked for, records each cell's last run only.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{default_threads, find, CancelFlag, Cell, Check, Digest, ExperimentInfo, Params, RunContext, RunError};
+use super::result::{CellResult, Environment, RunResult, SCHEMA_VERSION};
+use crate::platform::{max_team_threads, Instant};
+use crate::stats::{efficiency, speedup, Summary};
+use crate::trace::{CellTrace, Recorder, Trace};
+
+/// Allowed repeats and warm-ups.
+pub const REPEAT_RANGE: (usize, usize) = (1, 1000);
+pub const WARMUP_RANGE: (usize, usize) = (0, 100);
+
+/// What to run, as a front end received it (unvalidated).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunRequest {
+    pub experiment: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// `None`: all variants.
+    pub variants: Option<Vec<String>>,
+    /// `None`: [`default_threads`].
+    pub threads: Option<Vec<usize>>,
+    pub repeat: usize,
+    pub warmup: usize,
+    pub trace: bool,
+}
+
+impl Default for RunRequest {
+    fn default() -> Self {
+        Self { experiment: String::new(), params: BTreeMap::new(), variants: None, threads: None, repeat: 5, warmup: 1, trace: false }
+    }
+}
+
+/// How far a run has come, reported before each timed or warm-up run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub variant: String,
+    pub threads: usize,
+    pub warmup: bool,
+}
+
+/// The front end's side of a run: where progress goes and the cancel flag it may set.
+pub struct Session<'a> {
+    pub progress: &'a mut dyn FnMut(&Progress),
+    pub cancel: &'a CancelFlag,
+}
+
+fn range_error(param: &str, value: usize, (min, max): (usize, usize)) -> RunError {
+    RunError::Param(super::ParamError { param: param.into(), message: format!("expected an integer from {min} to {max}, got `{value}`") })
+}
+
+fn validated_variants(info: &ExperimentInfo, requested: Option<&Vec<String>>) -> Result<Vec<&'static str>, RunError> {
+    let Some(requested) = requested else {
+        return Ok(info.variants.iter().map(|variant| variant.id).collect());
+    };
+    if requested.is_empty() {
+        return Err(RunError::Param(super::ParamError { param: "variant".into(), message: "choose at least one variant".into() }));
+    }
+    requested
+        .iter()
+        .map(|name| {
+            info.variant(name).map(|variant| variant.id).ok_or_else(|| {
+                let known: Vec<_> = info.variants.iter().map(|variant| variant.id).collect();
+                RunError::Param(super::ParamError {
+                    param: "variant".into(),
+                    message: format!("unknown variant `{name}`; {} has {}", info.id, known.join(", ")),
+                })
+            })
+        })
+        .collect()
+}
+
+fn validated_threads(requested: Option<&Vec<usize>>) -> Result<Vec<usize>, RunError> {
+    let mut threads = requested.cloned().unwrap_or_else(default_threads);
+    let max = max_team_threads();
+    if threads.is_empty() {
+        return Err(RunError::Param(super::ParamError { param: "threads".into(), message: "choose at least one thread count".into() }));
+    }
+    if let Some(bad) = threads.iter().find(|t| **t == 0 || **t > max) {
+        return Err(range_error("threads", *bad, (1, max)));
+    }
+    threads.sort_unstable();
+    threads.dedup();
+    Ok(threads)
+}
+
+struct LiveCell<'w> {
+    variant: &'static str,
+    cell: Box<dyn Cell + 'w>,
+    samples: Vec<f64>,
+    wrong_digest: Option<Digest>,
+}
+
+struct Skipped {
+    variant: &'static str,
+    threads: usize,
+    why: String,
+}
+
+/// Validates `request`, runs it and summarises the measurements.
+pub fn run(request: &RunRequest, session: Session<'_>) -> Result<RunResult, RunError> {
+    let wall = Instant::now();
+    let experiment = find(&request.experiment)?;
+    let info = experiment.info();
+    let params = Params::validate(&info.params, &request.params)?;
+    let variants = validated_variants(&info, request.variants.as_ref())?;
+    let threads = validated_threads(request.threads.as_ref())?;
+    if !(REPEAT_RANGE.0..=REPEAT_RANGE.1).contains(&request.repeat) {
+        return Err(range_error("repeat", request.repeat, REPEAT_RANGE));
+    }
+    if !(WARMUP_RANGE.0..=WARMUP_RANGE.1).contains(&request.warmup) {
+        return Err(range_error("warmup", request.warmup, WARMUP_RANGE));
+    }
+
+    let workload = experiment.prepare(&params)?;
+    let expected = workload.expected();
+    let mut live = Vec::new();
+    let mut skipped = Vec::new();
+    for &variant in &variants {
+        let sweeps = info.variant(variant).is_some_and(|spec| spec.sweeps_threads);
+        let counts = if sweeps { threads.clone() } else { vec![1] };
+        for count in counts {
+            if session.cancel.is_cancelled() {
+                return Err(RunError::Cancelled);
+            }
+            match workload.cell(variant, count) {
+                Ok(cell) => live.push(LiveCell { variant, cell, samples: Vec::new(), wrong_digest: None }),
+                Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    let total = live.len() * (request.warmup + request.repeat);
+    let mut done = 0;
+    let mut traces = Vec::new();
+    let mut measure = |cell: &mut LiveCell<'_>, warmup: bool, record: bool| -> Result<(), RunError> {
+        (session.progress)(&Progress { done, total, variant: cell.variant.into(), threads: cell.cell.threads(), warmup });
+        let recorder = Recorder::new(record);
+        let context = RunContext::new(session.cancel, &recorder);
+        context.check_cancel()?;
+        let start = Instant::now();
+        let digest = cell.cell.run(&context)?;
+        let seconds = start.elapsed().as_secs_f64();
+        if digest != expected && cell.wrong_digest.is_none() {
+            cell.wrong_digest = Some(digest);
+        }
+        if !warmup {
+            cell.samples.push(seconds);
+        }
+        if record {
+            traces.push(CellTrace { variant: cell.variant.into(), threads: cell.cell.threads(), spans: recorder.take() });
+        }
+        done += 1;
+        Ok(())
+    };
+    for cell in &mut live {
+        for _ in 0..request.warmup {
+            measure(cell, true, false)?;
+        }
+    }
+    for repetition in 0..request.repeat {
+        let last = repetition + 1 == request.repeat;
+        for cell in &mut live {
+            measure(cell, false, last && request.trace)?;
+        }
+    }
+    (session.progress)(&Progress { done: total, total, variant: String::new(), threads: 0, warmup: false });
+
+    let mut cells: Vec<CellResult> = live
+        .iter()
+        .map(|cell| {
+            let check = Check {
+                passed: cell.wrong_digest.is_none(),
+                expected: format!("{expected:#018x}"),
+                actual: format!("{:#018x}", cell.wrong_digest.unwrap_or(expected)),
+            };
+            measured_cell(cell.variant, cell.cell.threads(), cell.samples.clone(), check, workload.work_units())
+        })
+        .chain(skipped.into_iter().map(|skip| CellResult {
+            variant: skip.variant.into(),
+            threads: skip.threads,
+            samples: Vec::new(),
+            summary: None,
+            throughput: None,
+            speedup_vs_baseline: None,
+            speedup_vs_one_thread: None,
+            efficiency: None,
+            check: None,
+            skipped: Some(skip.why),
+        }))
+        .collect();
+    add_speedups(&mut cells, info.baseline);
+    let all_checks_passed = cells.iter().filter_map(|cell| cell.check.as_ref()).all(|check| check.passed);
+
+    Ok(RunResult {
+        schema: SCHEMA_VERSION,
+        experiment: info.id.into(),
+        title: info.title.into(),
+        params: params.values().clone(),
+        variants: variants.iter().map(|v| v.to_string()).collect(),
+        threads,
+        repeat: request.repeat,
+        warmup: request.warmup,
+        baseline: info.baseline.into(),
+        work_unit: info.work_unit.map(Into::into),
+        environment: Environment::current(),
+        cells,
+        all_checks_passed,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        trace: request.trace.then_some(Trace { cells: traces }),
+    })
+}
+
+fn measured_cell(variant: &str, threads: usize, samples: Vec<f64>, check: Check, work_units: Option<f64>) -> CellResult {
+    let summary = Summary::of(&samples);
+    let throughput = summary.as_ref().zip(work_units).and_then(|(s, units)| (s.median > 0.0).then(|| units / s.median));
+    CellResult {
+        variant: variant.into(),
+        threads,
+        samples,
+        summary,
+        throughput,
+        speedup_vs_baseline: None,
+        speedup_vs_one_thread: None,
+        efficiency: None,
+        check: Some(check),
+        skipped: None,
+    }
+}
+
+/// Fills the speedup columns from the medians: vs the baseline variant's single run, and vs the
+/// same variant at 1 thread.
+fn add_speedups(cells: &mut [CellResult], baseline: &str) {
+    let median = |cell: &CellResult| cell.summary.as_ref().map(|s| s.median);
+    let baseline_median = cells.iter().filter(|c| c.variant == baseline).find_map(median);
+    let one_thread: BTreeMap<String, f64> =
+        cells.iter().filter(|c| c.threads == 1).filter_map(|c| Some((c.variant.clone(), median(c)?))).collect();
+    for cell in cells.iter_mut() {
+        let Some(time) = median(cell) else { continue };
+        cell.speedup_vs_baseline = baseline_median.and_then(|base| speedup(base, time));
+        cell.speedup_vs_one_thread = one_thread.get(&cell.variant).and_then(|one| speedup(*one, time));
+        cell.efficiency = cell.speedup_vs_one_thread.map(|s| efficiency(s, cell.threads));
+    }
+}

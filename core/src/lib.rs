@@ -1,0 +1,15 @@
+//! conlab-core: the concurrency lab's engine.
+//!
+//! See ARCHITECTURE.md at the repository root for the map. In short: [`platform`] is the only
+//! module that knows whether it runs natively or in a browser worker; [`sync`] is the only door
+//! for atomics and locks; [`experiment`] holds the registry and the runner; [`kernels`],
+//! [`stats`] and [`trace`] are what experiments are built from; [`report`] renders results.
+//! Nothing here touches the DOM or the terminal.
+
+pub mod experiment;
+pub mod kernels;
+pub mod platform;
+pub mod report;
+pub mod stats;
+pub mod sync;
+pub mod trace;

@@ -1,0 +1,288 @@
+//! Everything that differs between a native process and a browser worker, in one place.
+//!
+//! conlab-core runs natively (std threads, `std::time::Instant`) and on
+//! `wasm32-unknown-unknown` with real threads (Web Workers sharing one `WebAssembly.Memory`,
+//! started by wasm-bindgen-rayon). On wasm32 `std::thread::spawn` fails and `Instant::now()`
+//! panics, so no other module calls them: they come here for
+//!
+//! - [`Instant`]: a monotonic clock (std natively, `performance.timeOrigin + performance.now()` in
+//!   a worker, made comparable across workers);
+//! - [`hardware_threads`], [`max_team_threads`], [`timer_resolution`], [`info`];
+//! - [`run_team`]: run one closure on N threads at once and join them (scoped std threads
+//!   natively; `rayon::broadcast` on the worker pool in wasm);
+//! - [`RayonPool`]: rayon restricted to exactly N worker threads;
+//! - [`sleep`]: block the calling thread (never called on a page's main thread).
+//!
+//! The backend is chosen by `cfg` here and nowhere else; an unsupported target fails to compile
+//! with a message rather than misbehaving at run time (the pattern of parking_lot's
+//! `thread_parker`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "native.rs"]
+mod backend;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[path = "wasm.rs"]
+mod backend;
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+compile_error!(
+    "conlab-core on wasm32 needs real threads: build with nightly, `-Z build-std=panic_abort,std` \
+     and the `+atomics` rustflags from .cargo/config.toml (`cargo xtask lab` does this)"
+);
+
+#[cfg(target_arch = "wasm32")]
+pub use backend::register_worker_pool;
+
+/// A point on the platform's monotonic clock, as the time since a process-wide epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(Duration);
+
+impl Instant {
+    /// The current time.
+    pub fn now() -> Self {
+        Self(backend::since_epoch())
+    }
+
+    /// Time passed since `self`.
+    pub fn elapsed(self) -> Duration {
+        Self::now().duration_since(self)
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn duration_since(self, earlier: Instant) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Nanoseconds since the process-wide epoch (the time base of traces).
+    pub fn nanos_since_epoch(self) -> u64 {
+        u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Logical processors the platform reports (`available_parallelism`,
+/// `navigator.hardwareConcurrency`).
+pub fn hardware_threads() -> usize {
+    backend::hardware_threads().max(1)
+}
+
+/// The largest team [`run_team`] can start right now (natively a fixed cap; in wasm the size of
+/// the worker pool, or 1 when no pool could be started).
+pub fn max_team_threads() -> usize {
+    backend::max_team_threads()
+}
+
+/// Blocks the calling thread for `duration` (in wasm: `memory.atomic.wait32` in a worker).
+pub fn sleep(duration: Duration) {
+    backend::sleep(duration)
+}
+
+/// The smallest step the clock is seen to take (browsers coarsen `performance.now()`).
+pub fn timer_resolution() -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..16 {
+        let start = Instant::now();
+        let mut next = Instant::now();
+        while next == start {
+            next = Instant::now();
+        }
+        best = best.min(next.duration_since(start));
+    }
+    best
+}
+
+/// Facts about where this code runs, for a result's environment block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlatformInfo {
+    /// `native` or `wasm32 (browser worker)`.
+    pub platform: String,
+    /// Operating system and architecture (`linux x86_64`) or the browser's user agent.
+    pub system: String,
+    pub hardware_threads: usize,
+    pub max_team_threads: usize,
+    /// Whether the page is cross-origin isolated (always true natively: no such limit).
+    pub cross_origin_isolated: bool,
+    pub timer_resolution_ns: u64,
+}
+
+/// Describes the running platform.
+pub fn info() -> PlatformInfo {
+    PlatformInfo {
+        platform: backend::PLATFORM_NAME.to_string(),
+        system: backend::system(),
+        hardware_threads: hardware_threads(),
+        max_team_threads: max_team_threads(),
+        cross_origin_isolated: backend::cross_origin_isolated(),
+        timer_resolution_ns: u64::try_from(timer_resolution().as_nanos()).unwrap_or(u64::MAX),
+    }
+}
+
+/// A thread's place in a team started by [`run_team`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TeamMember {
+    /// 0-based, unique within the team.
+    pub index: usize,
+    /// Number of threads in the team.
+    pub size: usize,
+}
+
+/// Why a team or pool could not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformError {
+    /// More threads were asked for than the platform can give.
+    TooManyThreads { requested: usize, available: usize, why: &'static str },
+    /// A team of zero threads.
+    NoThreads,
+    /// A team member panicked; the message is the panic's.
+    MemberPanicked(String),
+    /// The platform could not start the threads.
+    Unavailable(String),
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooManyThreads { requested, available, why } => write!(
+                f,
+                "{requested} threads requested but this platform can run at most {available} at once ({why})"
+            ),
+            Self::NoThreads => write!(f, "a thread team needs at least 1 thread"),
+            Self::MemberPanicked(message) => write!(f, "a worker thread panicked: {message}"),
+            Self::Unavailable(message) => write!(f, "threads unavailable: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for PlatformError {}
+
+/// `Ok` if a team of `requested` threads can start here, else the error [`run_team`] would give.
+pub fn check_team_size(requested: usize) -> Result<(), PlatformError> {
+    if requested == 0 {
+        return Err(PlatformError::NoThreads);
+    }
+    let available = max_team_threads();
+    if requested > available {
+        return Err(PlatformError::TooManyThreads {
+            requested,
+            available,
+            why: backend::TEAM_LIMIT_REASON,
+        });
+    }
+    Ok(())
+}
+
+/// Runs `body` on `threads` threads at once, each with its [`TeamMember`], and returns when all
+/// have finished. All members are live at the same time, so they may wait for each other.
+pub fn run_team<F>(threads: usize, body: F) -> Result<(), PlatformError>
+where
+    F: Fn(TeamMember) + Sync,
+{
+    check_team_size(threads)?;
+    backend::run_team(threads, &body)
+}
+
+/// rayon, held to exactly `threads` worker threads.
+///
+/// Natively a dedicated `rayon::ThreadPool`. In wasm the one global pool (wasm-bindgen-rayon's)
+/// is shared: [`RayonPool::install`] parks the surplus workers on a gate for the duration of the
+/// call, so exactly `threads` of them take rayon jobs.
+pub struct RayonPool {
+    inner: backend::RayonPool,
+    threads: usize,
+}
+
+impl RayonPool {
+    /// A pool of `threads` workers, or an error naming the platform's limit.
+    pub fn new(threads: usize) -> Result<Self, PlatformError> {
+        check_team_size(threads)?;
+        Ok(Self { inner: backend::RayonPool::new(threads)?, threads })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `op` with rayon's parallel iterators and `join` confined to this pool's workers.
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        self.inner.install(op)
+    }
+}
+
+/// The message of a caught panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(non-string panic payload)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn clock_advances_and_is_monotonic() {
+        let start = Instant::now();
+        sleep(Duration::from_millis(2));
+        let end = Instant::now();
+        assert!(end > start);
+        assert!(end.duration_since(start) >= Duration::from_millis(2));
+        assert_eq!(start.duration_since(end), Duration::ZERO);
+    }
+
+    #[test]
+    fn team_members_run_concurrently_with_distinct_indices() {
+        let seen = AtomicUsize::new(0);
+        let arrived = AtomicUsize::new(0);
+        run_team(4, |member| {
+            assert_eq!(member.size, 4);
+            seen.fetch_or(1 << member.index, Ordering::Relaxed);
+            // A spin barrier: only terminates if all four are live at once.
+            arrived.fetch_add(1, Ordering::AcqRel);
+            while arrived.load(Ordering::Acquire) < 4 {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+        assert_eq!(seen.into_inner(), 0b1111);
+    }
+
+    #[test]
+    fn team_size_limits_are_errors_not_panics() {
+        assert_eq!(run_team(0, |_| {}), Err(PlatformError::NoThreads));
+        let too_many = max_team_threads() + 1;
+        let error = run_team(too_many, |_| {}).unwrap_err();
+        assert!(error.to_string().contains(&format!("{too_many} threads requested")), "{error}");
+    }
+
+    #[test]
+    fn a_panicking_member_is_reported() {
+        let error = run_team(2, |member| {
+            if member.index == 1 {
+                panic!("member one fails");
+            }
+        })
+        .unwrap_err();
+        assert_eq!(error, PlatformError::MemberPanicked("member one fails".into()));
+    }
+
+    #[test]
+    fn rayon_pool_uses_exactly_its_threads() {
+        use rayon::prelude::*;
+        let pool = RayonPool::new(2).unwrap();
+        let max_index = pool.install(|| {
+            (0..10_000).into_par_iter().map(|_| rayon::current_thread_index().unwrap()).max()
+        });
+        assert!(max_index.unwrap() < 2);
+        assert_eq!(pool.install(rayon::current_num_threads), 2);
+    }
+}

@@ -1,0 +1,279 @@
+//! Renders a [`RunResult`] for people: an aligned text table, CSV, and an SVG speedup chart.
+//!
+//! Pure string building, shared by the CLI (stdout, files) and the web lab (inserted into the
+//! page), so both show the same numbers the same way.
+
+use std::fmt::Write;
+
+use crate::experiment::{CellResult, RunResult};
+
+/// Seconds in the most readable unit: `1.23 s`, `45.6 ms`, `789 µs`, `12 ns`.
+pub fn format_seconds(seconds: f64) -> String {
+    let (value, unit) = match seconds.abs() {
+        s if s >= 1.0 => (seconds, "s"),
+        s if s >= 1e-3 => (seconds * 1e3, "ms"),
+        s if s >= 1e-6 => (seconds * 1e6, "µs"),
+        _ => (seconds * 1e9, "ns"),
+    };
+    format!("{} {unit}", three_digits(value))
+}
+
+/// A rate with an SI prefix: `12.3 M`, `456 k`.
+pub fn format_rate(rate: f64) -> String {
+    let (value, prefix) = match rate.abs() {
+        r if r >= 1e9 => (rate / 1e9, "G"),
+        r if r >= 1e6 => (rate / 1e6, "M"),
+        r if r >= 1e3 => (rate / 1e3, "k"),
+        _ => (rate, ""),
+    };
+    format!("{} {prefix}", three_digits(value)).trim_end().to_string()
+}
+
+fn three_digits(value: f64) -> String {
+    match value.abs() {
+        v if v >= 100.0 => format!("{value:.0}"),
+        v if v >= 10.0 => format!("{value:.1}"),
+        _ => format!("{value:.2}"),
+    }
+}
+
+fn ratio(value: Option<f64>, suffix: &str) -> String {
+    value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}{suffix}"))
+}
+
+/// The table's columns, as (header, cell text) per row; shared by the text table and CSV.
+fn rows(result: &RunResult) -> (Vec<String>, Vec<Vec<String>>) {
+    let unit = result.work_unit.clone().unwrap_or_else(|| "units".into());
+    let headers = [
+        "variant".to_string(),
+        "threads".into(),
+        "median".into(),
+        "95% CI of median".into(),
+        "min".into(),
+        format!("{unit}/s"),
+        format!("vs {}", result.baseline),
+        "vs 1 thread".into(),
+        "efficiency".into(),
+        "check".into(),
+    ];
+    let body = result.cells.iter().map(|cell| row(cell)).collect();
+    (headers.to_vec(), body)
+}
+
+fn row(cell: &CellResult) -> Vec<String> {
+    let Some(summary) = &cell.summary else {
+        let mut cells = vec![cell.variant.clone(), cell.threads.to_string()];
+        cells.extend(std::iter::repeat_n("–".to_string(), 7));
+        cells.push(format!("skipped: {}", cell.skipped.as_deref().unwrap_or("not run")));
+        return cells;
+    };
+    let check = match &cell.check {
+        Some(check) if check.passed => "ok".to_string(),
+        Some(check) => format!("WRONG ({} ≠ {})", check.actual, check.expected),
+        None => "–".into(),
+    };
+    vec![
+        cell.variant.clone(),
+        cell.threads.to_string(),
+        format!("{}{}", format_seconds(summary.median), if summary.noisy { " (noisy)" } else { "" }),
+        format!("{} – {}", format_seconds(summary.median_ci.0), format_seconds(summary.median_ci.1)),
+        format_seconds(summary.min),
+        cell.throughput.map_or_else(|| "–".into(), format_rate),
+        ratio(cell.speedup_vs_baseline, "×"),
+        ratio(cell.speedup_vs_one_thread, "×"),
+        cell.efficiency.map_or_else(|| "–".into(), |e| format!("{:.0}%", e * 100.0)),
+        check,
+    ]
+}
+
+/// An aligned text table with a one-line header about the run and a footnote on noise.
+pub fn table(result: &RunResult) -> String {
+    let (headers, body) = rows(result);
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|column| body.iter().map(|row| row[column].chars().count()).chain([headers[column].chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (text, width))| {
+                let pad = " ".repeat(width - text.chars().count());
+                if i < 2 { format!("{text}{pad}") } else { format!("{pad}{text}") }
+            })
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = String::new();
+    let params: Vec<String> = result.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(
+        out,
+        "{} — {} ({}; {} runs per cell after {} warm-up)",
+        result.experiment,
+        params.join(" "),
+        result.environment.platform.platform,
+        result.repeat,
+        result.warmup
+    );
+    let _ = writeln!(out, "{}", line(&headers));
+    for row in &body {
+        let _ = writeln!(out, "{}", line(row));
+    }
+    if result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
+        let _ = writeln!(out, "(noisy): the median's 95% interval is wider than 10% of it — the machine was busy; use more --repeat");
+    }
+    if result.environment.profile == "debug" {
+        let _ = writeln!(out, "note: a debug build — timings are not representative; build with --release");
+    }
+    out
+}
+
+/// CSV with one row per cell, raw numbers (seconds, units/s), for spreadsheets.
+pub fn csv(result: &RunResult) -> String {
+    let mut out = String::from(
+        "experiment,variant,threads,runs,median_s,median_ci_low_s,median_ci_high_s,mean_s,stddev_s,min_s,max_s,\
+         throughput_per_s,speedup_vs_baseline,speedup_vs_one_thread,efficiency,check_passed,noisy,skipped\n",
+    );
+    let number = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v}"));
+    for cell in &result.cells {
+        let s = cell.summary.as_ref();
+        let fields = [
+            result.experiment.clone(),
+            cell.variant.clone(),
+            cell.threads.to_string(),
+            cell.samples.len().to_string(),
+            number(s.map(|s| s.median)),
+            number(s.map(|s| s.median_ci.0)),
+            number(s.map(|s| s.median_ci.1)),
+            number(s.map(|s| s.mean)),
+            number(s.map(|s| s.stddev)),
+            number(s.map(|s| s.min)),
+            number(s.map(|s| s.max)),
+            number(cell.throughput),
+            number(cell.speedup_vs_baseline),
+            number(cell.speedup_vs_one_thread),
+            number(cell.efficiency),
+            cell.check.as_ref().map_or_else(String::new, |c| c.passed.to_string()),
+            s.map_or_else(String::new, |s| s.noisy.to_string()),
+            csv_field(cell.skipped.as_deref().unwrap_or("")),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const PALETTE: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/// An SVG line chart of speedup over the baseline against threads, one line per variant (a
+/// variant that runs at one thread count is a single point; the baseline sits at 1×), with the
+/// ideal (linear) speedup dashed. Points carry a
+/// `<title>` with the exact figures.
+pub fn speedup_svg(result: &RunResult) -> String {
+    let (width, height, left, right, top, bottom) = (560.0, 340.0, 56.0, 150.0, 20.0, 44.0);
+    let mut variants: Vec<&str> = Vec::new();
+    for cell in result.cells.iter().filter(|c| c.summary.is_some()) {
+        if !variants.contains(&cell.variant.as_str()) {
+            variants.push(&cell.variant);
+        }
+    }
+    let points = |variant: &str| -> Vec<(f64, f64, &CellResult)> {
+        let mut points: Vec<_> = result
+            .cells
+            .iter()
+            .filter(|c| c.variant == variant)
+            .filter_map(|c| Some((c.threads as f64, c.speedup_vs_baseline?, c)))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points
+    };
+    let max_threads = result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).max().unwrap_or(1).max(2) as f64;
+    let max_speedup = variants.iter().flat_map(|v| points(v)).map(|p| p.1).fold(max_threads, f64::max).ceil();
+    let x = |threads: f64| left + (threads - 1.0) / (max_threads - 1.0) * (width - left - right);
+    let y = |speedup: f64| top + (1.0 - speedup / max_speedup) * (height - top - bottom);
+
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="speedup-chart" role="img" font-family="system-ui, sans-serif" font-size="12"><title>Speedup over {} against threads: {}</title>"#,
+        xml_escape(&result.baseline),
+        xml_escape(&result.experiment)
+    );
+    let _ = write!(svg, r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#bbb"/>"##, width - left - right, height - top - bottom);
+    let tick_step = (max_speedup / 8.0).ceil().max(1.0);
+    let mut tick = 0.0;
+    while tick <= max_speedup {
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{tick}×</text>"##,
+            width - right,
+            left - 6.0,
+            y(tick) + 4.0,
+            y0 = y(tick)
+        );
+        tick += tick_step;
+    }
+    for &threads in &result.threads {
+        let _ = write!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">{threads}</text>"#, x(threads as f64), height - bottom + 16.0);
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">threads</text><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">speedup vs {}</text>"#,
+        (left + width - right) / 2.0,
+        height - 6.0,
+        (top + height - bottom) / 2.0,
+        xml_escape(&result.baseline)
+    );
+    let _ = write!(
+        svg,
+        r##"<line class="ideal" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888" stroke-dasharray="5 4"/>"##,
+        x(1.0),
+        y(1.0),
+        x(max_threads),
+        y(max_threads)
+    );
+    let legend_x = width - right + 14.0;
+    let _ = write!(
+        svg,
+        r##"<line x1="{legend_x}" x2="{}" y1="{top}" y2="{top}" stroke="#888" stroke-dasharray="5 4"/><text x="{}" y="{}">ideal</text>"##,
+        legend_x + 22.0,
+        legend_x + 28.0,
+        top + 4.0
+    );
+    for (index, variant) in variants.iter().enumerate() {
+        let colour = PALETTE[index % PALETTE.len()];
+        let line = points(variant);
+        let path: Vec<String> = line.iter().map(|(t, s, _)| format!("{:.1},{:.1}", x(*t), y(*s))).collect();
+        let _ = write!(svg, r#"<polyline class="measured" data-variant="{}" points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#, xml_escape(variant), path.join(" "));
+        for (threads, speedup, cell) in &line {
+            let median = cell.summary.as_ref().map_or(0.0, |s| s.median);
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"><title>{} · {threads} threads: {speedup:.2}× ({})</title></circle>"#,
+                x(*threads),
+                y(*speedup),
+                xml_escape(variant),
+                format_seconds(median)
+            );
+        }
+        let legend_y = top + 20.0 * (index as f64 + 1.0);
+        let _ = write!(
+            svg,
+            r#"<line x1="{legend_x}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            legend_x + 22.0,
+            legend_x + 28.0,
+            legend_y + 4.0,
+            xml_escape(variant)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}

@@ -1,0 +1,197 @@
+//! Summary statistics for repeated timings.
+//!
+//! Timings on a shared machine are skewed and noisy, so the headline figure is the **median**,
+//! with a distribution-free 95% confidence interval from order statistics (the ranks come from
+//! the Binomial(n, ½) distribution of how many samples fall below the true median). The mean
+//! comes with a Student-t interval. With fewer than 6 samples no pair of ranks reaches 95%; the
+//! interval is then [min, max] and [`Summary::median_ci_level`] says what it really covers.
+//! A relative spread of the median's interval above [`NOISY_SPREAD`] sets [`Summary::noisy`].
+
+use serde::{Deserialize, Serialize};
+
+/// Relative width of the median's CI, (hi − lo) / median, above which a result is flagged noisy.
+pub const NOISY_SPREAD: f64 = 0.10;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub n: usize,
+    pub min: f64,
+    pub max: f64,
+    pub median: f64,
+    pub mean: f64,
+    /// Sample standard deviation (n − 1).
+    pub stddev: f64,
+    pub median_ci: (f64, f64),
+    /// The confidence the median's interval actually has (≥ 0.95 unless n < 6).
+    pub median_ci_level: f64,
+    pub mean_ci: (f64, f64),
+    /// (median_ci.1 − median_ci.0) / median.
+    pub relative_spread: f64,
+    pub noisy: bool,
+}
+
+impl Summary {
+    /// Summarises `samples`; `None` when there are none or any is not finite.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+        let mean = sorted.iter().sum::<f64>() / n as f64;
+        let stddev = if n > 1 {
+            (sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        let (lo_rank, hi_rank, median_ci_level) = median_ci_ranks(n);
+        let median_ci = (sorted[lo_rank], sorted[hi_rank]);
+        let half_width = if n > 1 { student_t_975(n - 1) * stddev / (n as f64).sqrt() } else { 0.0 };
+        let relative_spread = if median > 0.0 { (median_ci.1 - median_ci.0) / median } else { 0.0 };
+        Some(Self {
+            n,
+            min: sorted[0],
+            max: sorted[n - 1],
+            median,
+            mean,
+            stddev,
+            median_ci,
+            median_ci_level,
+            mean_ci: (mean - half_width, mean + half_width),
+            relative_spread,
+            noisy: n > 1 && relative_spread > NOISY_SPREAD,
+        })
+    }
+}
+
+/// 0-based ranks (lo, hi) of the narrowest symmetric order-statistic interval around the median
+/// whose coverage P(lo < B ≤ hi), B ~ Binomial(n, ½), is at least 0.95, and that coverage.
+/// Falls back to (0, n − 1) when even that is below 0.95.
+pub fn median_ci_ranks(n: usize) -> (usize, usize, f64) {
+    assert!(n > 0, "median_ci_ranks of no samples");
+    let pmf = binomial_half_pmf(n);
+    // Coverage of [x_(k), x_(n-1-k)] (0-based) is P(k+1 ≤ B ≤ n-1-k).
+    let coverage = |k: usize| -> f64 { pmf[k + 1..n - k].iter().sum() };
+    let full = if n >= 2 { coverage(0) } else { 0.0 };
+    let mut best = (0, n - 1, full);
+    let mut k = 1;
+    while k + 1 < n - k && coverage(k) >= 0.95 {
+        best = (k, n - 1 - k, coverage(k));
+        k += 1;
+    }
+    best
+}
+
+fn binomial_half_pmf(n: usize) -> Vec<f64> {
+    // In log space so large n does not overflow.
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    let mut ln_choose = 0.0f64;
+    let mut pmf = Vec::with_capacity(n + 1);
+    for k in 0..=n {
+        if k > 0 {
+            ln_choose += ((n - k + 1) as f64).ln() - (k as f64).ln();
+        }
+        pmf.push((ln_choose + ln_half_n).exp());
+    }
+    pmf
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom.
+pub fn student_t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        // Cornish–Fisher expansion around the normal quantile; < 0.001 off for df > 30.
+        _ => {
+            let z: f64 = 1.959_964;
+            let d = df as f64;
+            z + (z.powi(3) + z) / (4.0 * d) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * d * d)
+        }
+    }
+}
+
+/// Speedup of `time` over `baseline` (both medians): baseline / time.
+pub fn speedup(baseline: f64, time: f64) -> Option<f64> {
+    (time > 0.0 && baseline > 0.0).then(|| baseline / time)
+}
+
+/// Parallel efficiency: speedup over one thread, divided by the thread count.
+pub fn efficiency(speedup_vs_one: f64, threads: usize) -> f64 {
+    speedup_vs_one / threads as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn basic_moments() {
+        let s = Summary::of(&[4.0, 1.0, 3.0, 2.0, 5.0]).unwrap();
+        assert_eq!((s.n, s.min, s.max, s.median, s.mean), (5, 1.0, 5.0, 3.0, 3.0));
+        assert!(close(s.stddev, 2.5f64.sqrt()));
+        let half = 2.776 * 2.5f64.sqrt() / 5f64.sqrt();
+        assert!(close(s.mean_ci.0, 3.0 - half) && close(s.mean_ci.1, 3.0 + half));
+        assert_eq!(Summary::of(&[1.0, 2.0, 3.0, 4.0]).unwrap().median, 2.5);
+    }
+
+    #[test]
+    fn empty_or_non_finite_samples_have_no_summary() {
+        assert!(Summary::of(&[]).is_none());
+        assert!(Summary::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn median_ci_matches_published_ranks() {
+        // Small-sample tables (e.g. Conover, Practical Nonparametric Statistics): n = 6 gives
+        // [x(1), x(6)] at 96.9%; n = 10 gives [x(2), x(9)] at 97.9%; n = 20 gives [x(6), x(15)] at 95.9%.
+        let (lo, hi, level) = median_ci_ranks(6);
+        assert_eq!((lo, hi), (0, 5));
+        assert!((level - 0.96875).abs() < 1e-9);
+        let (lo, hi, level) = median_ci_ranks(10);
+        assert_eq!((lo, hi), (1, 8));
+        assert!((level - 0.978_515_625).abs() < 1e-9);
+        let (lo, hi, level) = median_ci_ranks(20);
+        assert_eq!((lo, hi), (5, 14));
+        assert!((level - 0.958_610_5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn few_samples_say_how_little_their_interval_covers() {
+        let (lo, hi, level) = median_ci_ranks(3);
+        assert_eq!((lo, hi), (0, 2));
+        assert!((level - 0.75).abs() < 1e-12);
+        assert_eq!(median_ci_ranks(1), (0, 0, 0.0));
+    }
+
+    #[test]
+    fn wide_spread_is_flagged_noisy() {
+        let steady = Summary::of(&[100.0, 101.0, 99.0, 100.5, 100.2, 99.8]).unwrap();
+        assert!(!steady.noisy, "{steady:?}");
+        let noisy = Summary::of(&[100.0, 150.0, 80.0, 120.0, 60.0, 140.0]).unwrap();
+        assert!(noisy.noisy, "{noisy:?}");
+    }
+
+    #[test]
+    fn t_quantiles() {
+        assert_eq!(student_t_975(1), 12.706);
+        assert!((student_t_975(60) - 2.000).abs() < 0.001);
+        assert!((student_t_975(120) - 1.980).abs() < 0.001);
+    }
+
+    #[test]
+    fn speedup_and_efficiency() {
+        assert_eq!(speedup(10.0, 2.5), Some(4.0));
+        assert_eq!(speedup(10.0, 0.0), None);
+        assert_eq!(efficiency(3.0, 4), 0.75);
+    }
+}

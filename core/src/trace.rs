@@ -1,0 +1,185 @@
+//! Per-thread timelines: what each thread did, when.
+//!
+//! Recording is cheap on the hot path: each thread appends to its own [`Lane`] (a plain `Vec`,
+//! no synchronisation) and hands the whole lane to the shared [`Recorder`] once, when the lane is
+//! dropped — one lock per thread per run. A disabled recorder makes every call a branch on a bool.
+//!
+//! [`Trace::to_chrome_json`] writes the Chrome trace-event format ("X" complete events, one
+//! process per experiment cell, one thread per worker) that Perfetto and `chrome://tracing` open.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::platform::Instant;
+use crate::sync::{lock, Mutex};
+
+/// What a thread was doing during a span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpanKind {
+    /// Computing.
+    Run,
+    /// Blocked on another thread, a lock or I/O.
+    Wait,
+    /// Nothing to do.
+    Idle,
+}
+
+/// One interval on one thread's timeline, in nanoseconds since the platform epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub thread: usize,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub kind: SpanKind,
+    pub label: Cow<'static, str>,
+}
+
+/// Collects the spans of one run from all its threads.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    enabled: bool,
+    spans: Mutex<Vec<Span>>,
+}
+
+impl Recorder {
+    pub fn new(enabled: bool) -> Self {
+        Self { enabled, spans: Mutex::new(Vec::new()) }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// A lane for `thread` (a team member's index, a pool worker's index).
+    pub fn lane(&self, thread: usize) -> Lane<'_> {
+        Lane { recorder: self, thread, spans: Vec::new() }
+    }
+
+    /// Takes everything recorded so far, ordered by thread then start.
+    pub fn take(&self) -> Vec<Span> {
+        let mut spans = std::mem::take(&mut *lock(&self.spans));
+        spans.sort_by_key(|span| (span.thread, span.start_ns));
+        spans
+    }
+}
+
+/// One thread's spans, flushed to the recorder on drop.
+pub struct Lane<'r> {
+    recorder: &'r Recorder,
+    thread: usize,
+    spans: Vec<Span>,
+}
+
+impl Lane<'_> {
+    /// Runs `work` and records it as a span of `kind`. The label is only built, and the clock
+    /// only read, when recording is on.
+    pub fn span<R, L>(&mut self, kind: SpanKind, label: impl FnOnce() -> L, work: impl FnOnce() -> R) -> R
+    where
+        L: Into<Cow<'static, str>>,
+    {
+        if !self.recorder.enabled {
+            return work();
+        }
+        let start = Instant::now();
+        let result = work();
+        let end = Instant::now();
+        self.spans.push(Span {
+            thread: self.thread,
+            start_ns: start.nanos_since_epoch(),
+            end_ns: end.nanos_since_epoch(),
+            kind,
+            label: label().into(),
+        });
+        result
+    }
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if !self.spans.is_empty() {
+            lock(&self.recorder.spans).append(&mut self.spans);
+        }
+    }
+}
+
+/// The spans of one experiment cell (one variant at one thread count).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellTrace {
+    pub variant: String,
+    pub threads: usize,
+    pub spans: Vec<Span>,
+}
+
+/// All recorded cells of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub cells: Vec<CellTrace>,
+}
+
+impl Trace {
+    /// Chrome trace-event JSON: each cell a process, each thread a thread, times in µs relative
+    /// to the earliest span.
+    pub fn to_chrome_json(&self) -> serde_json::Value {
+        let origin = self.cells.iter().flat_map(|cell| &cell.spans).map(|span| span.start_ns).min().unwrap_or(0);
+        let micros = |ns: u64| (ns - origin) as f64 / 1000.0;
+        let mut events = Vec::new();
+        for (pid, cell) in self.cells.iter().enumerate() {
+            events.push(serde_json::json!({
+                "name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+                "args": { "name": format!("{} · {} thread{}", cell.variant, cell.threads, if cell.threads == 1 { "" } else { "s" }) },
+            }));
+            for span in &cell.spans {
+                events.push(serde_json::json!({
+                    "name": span.label, "cat": span.kind, "ph": "X", "pid": pid, "tid": span.thread,
+                    "ts": micros(span.start_ns), "dur": (span.end_ns - span.start_ns) as f64 / 1000.0,
+                }));
+            }
+        }
+        serde_json::json!({ "traceEvents": events, "displayTimeUnit": "ms" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_flush_on_drop_in_thread_then_time_order() {
+        let recorder = Recorder::new(true);
+        {
+            let mut lane = recorder.lane(1);
+            assert_eq!(lane.span(SpanKind::Run, || "a", || 7), 7);
+            lane.span(SpanKind::Wait, || "b", || ());
+        }
+        recorder.lane(0).span(SpanKind::Idle, || "c", || ());
+        let spans = recorder.take();
+        let labels: Vec<_> = spans.iter().map(|s| (s.thread, s.label.as_ref())).collect();
+        assert_eq!(labels, [(0, "c"), (1, "a"), (1, "b")]);
+        assert!(spans.iter().all(|s| s.end_ns >= s.start_ns));
+        assert!(recorder.take().is_empty());
+    }
+
+    #[test]
+    fn disabled_recorder_records_nothing() {
+        let recorder = Recorder::new(false);
+        recorder.lane(0).span(SpanKind::Run, || "x", || ());
+        assert!(recorder.take().is_empty());
+    }
+
+    #[test]
+    fn chrome_export_has_process_names_and_complete_events() {
+        let span = |thread, start_ns, end_ns| Span { thread, start_ns, end_ns, kind: SpanKind::Run, label: "rows".into() };
+        let trace = Trace {
+            cells: vec![CellTrace { variant: "team".into(), threads: 2, spans: vec![span(0, 5_000, 9_000), span(1, 6_000, 7_500)] }],
+        };
+        let json = trace.to_chrome_json();
+        let events = json["traceEvents"].as_array().unwrap();
+        assert_eq!(events[0]["ph"], "M");
+        assert_eq!(events[0]["args"]["name"], "team · 2 threads");
+        assert_eq!((events[1]["ts"].as_f64(), events[1]["dur"].as_f64()), (Some(0.0), Some(4.0)));
+        assert_eq!((events[2]["tid"].as_u64(), events[2]["ts"].as_f64()), (Some(1), Some(1.0)));
+        assert_eq!(events[2]["cat"], "run");
+    }
+}
