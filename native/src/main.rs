@@ -1,1 +1,23 @@
-fn main() {}
+//! `conlab`: the concurrency lab from the terminal.
+//!
+//! `list` and `describe` read the registry, `run` measures an experiment (progress bar on
+//! stderr, the result on stdout or in a file), `serve` hosts the built web lab with the
+//! cross-origin isolation headers its threads need.
+
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::execute(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

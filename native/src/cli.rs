@@ -1,0 +1,190 @@
+//! The commands, over conlab-core's registry and report renderers.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use conlab_core::experiment::params::parse_assignments;
+use conlab_core::experiment::{self, CancelFlag, ParamKind, Progress, RunRequest, RunResult, Session};
+use conlab_core::report;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "conlab", version, about = "The concurrency lab: run concurrency experiments on real threads and see what happens")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the experiments
+    List,
+    /// Show an experiment's parameters, variants and what it teaches
+    Describe { id: String },
+    /// Run an experiment and print its measurements
+    Run(RunArgs),
+    /// Serve the built web lab (from `cargo xtask lab`) with COOP/COEP headers on 127.0.0.1
+    Serve(crate::serve::ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    id: String,
+    /// Thread counts to sweep, e.g. 1,2,4 [default: 1, 2, 4, … up to the hardware threads]
+    #[arg(long, value_delimiter = ',')]
+    threads: Option<Vec<usize>>,
+    /// Variants to run, e.g. seq,rayon [default: all]
+    #[arg(long = "variant", value_delimiter = ',')]
+    variants: Option<Vec<String>>,
+    /// Set a parameter, e.g. --set width=800 (repeatable)
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Timed runs per cell
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Untimed warm-up runs per cell
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write the result here instead of stdout
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Record each cell's last run and write a Chrome trace (open it in Perfetto)
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Write the speedup chart as SVG
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn execute(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::List => {
+            print!("{}", list());
+            Ok(())
+        }
+        Command::Describe { id } => {
+            print!("{}", describe(&id)?);
+            Ok(())
+        }
+        Command::Run(args) => run(args),
+        Command::Serve(args) => crate::serve::serve(args),
+    }
+}
+
+fn list() -> String {
+    let infos: Vec<_> = experiment::registry().iter().map(|e| e.info()).collect();
+    let width = infos.iter().map(|info| info.id.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for info in infos {
+        let _ = writeln!(out, "{:width$}  {}  [{}]", info.id, info.title, info.topic);
+    }
+    out
+}
+
+fn describe(id: &str) -> Result<String, String> {
+    let info = experiment::find(id).map_err(|e| e.to_string())?.info();
+    let mut out = String::new();
+    let _ = writeln!(out, "{} — {}\ntopic: {}   concept: {}\n\n{}\n", info.id, info.title, info.topic, info.concept, textwrap(info.teaches, 96));
+    let _ = writeln!(out, "parameters (--set NAME=VALUE):");
+    for spec in &info.params {
+        let range = match &spec.kind {
+            ParamKind::Int { min, max } => format!("{min}..={max}"),
+            ParamKind::Float { min, max } => format!("{min}..={max}"),
+            ParamKind::Choice { choices } => choices.join("|"),
+            ParamKind::Bool => "true|false".into(),
+        };
+        let unit = if spec.unit.is_empty() { String::new() } else { format!(" {}", spec.unit) };
+        let _ = writeln!(out, "  {:<10} default {}{unit:<12} range {range:<18} {}", spec.name, spec.default, spec.help);
+    }
+    let _ = writeln!(out, "\nvariants (--variant a,b):");
+    for variant in &info.variants {
+        let sweep = if variant.sweeps_threads { "sweeps --threads" } else { "fixed threads" };
+        let baseline = if variant.id == info.baseline { ", baseline" } else { "" };
+        let _ = writeln!(out, "  {:<16} {} ({sweep}{baseline})", variant.id, variant.help);
+    }
+    let threads: Vec<String> = experiment::default_threads().iter().map(|t| t.to_string()).collect();
+    let _ = writeln!(out, "\ndefault --threads here: {}", threads.join(","));
+    Ok(out)
+}
+
+fn textwrap(text: &str, width: usize) -> String {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("starts with one line");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.join("\n")
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let params = parse_assignments(args.set.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    let request = RunRequest {
+        experiment: args.id.clone(),
+        params,
+        variants: args.variants,
+        threads: args.threads,
+        repeat: args.repeat,
+        warmup: args.warmup,
+        trace: args.trace.is_some(),
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} {msg:32} [{bar:30}] {pos}/{len} runs · {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let mut on_progress = |progress: &Progress| {
+        bar.set_length(progress.total as u64);
+        bar.set_position(progress.done as u64);
+        if !progress.variant.is_empty() {
+            let phase = if progress.warmup { " (warm-up)" } else { "" };
+            bar.set_message(format!("{} · {} thread(s){phase}", progress.variant, progress.threads));
+        }
+    };
+    let cancel = CancelFlag::new();
+    let result = experiment::run(&request, Session { progress: &mut on_progress, cancel: &cancel });
+    bar.finish_and_clear();
+    let result = result.map_err(|e| e.to_string())?;
+    write_outputs(&args.format, args.out, args.trace, args.svg, &result)?;
+    if result.all_checks_passed {
+        Ok(())
+    } else {
+        Err("a correctness check failed: a parallel variant's output differs from the sequential one".into())
+    }
+}
+
+fn write_outputs(format: &Format, out: Option<PathBuf>, trace: Option<PathBuf>, svg: Option<PathBuf>, result: &RunResult) -> Result<(), String> {
+    let text = match format {
+        Format::Table => report::table(result),
+        Format::Json => serde_json::to_string_pretty(result).map_err(|e| e.to_string())? + "\n",
+        Format::Csv => report::csv(result),
+    };
+    let write = |path: &PathBuf, contents: &str| std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()));
+    match &out {
+        Some(path) => write(path, &text)?,
+        None => print!("{text}"),
+    }
+    if let (Some(path), Some(recorded)) = (&trace, &result.trace) {
+        write(path, &recorded.to_chrome_json().to_string())?;
+    }
+    if let Some(path) = &svg {
+        write(path, &report::speedup_svg(result))?;
+    }
+    Ok(())
+}
