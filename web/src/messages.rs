@@ -1,0 +1,64 @@
+//! The JSON the worker hands the page, built from conlab-core's types (native-testable).
+
+use conlab_core::experiment::{self, ExperimentInfo, RunRequest, RunResult};
+use conlab_core::report;
+use serde::Serialize;
+
+/// The catalogue: every experiment's schema and the default thread sweep of this platform.
+#[derive(Serialize)]
+pub struct Catalogue {
+    pub experiments: Vec<ExperimentInfo>,
+    pub default_threads: Vec<usize>,
+}
+
+pub fn catalogue() -> Catalogue {
+    Catalogue {
+        experiments: experiment::registry().iter().map(|e| e.info()).collect(),
+        default_threads: experiment::default_threads(),
+    }
+}
+
+/// A finished run as the page shows it: the result plus its rendered chart and CSV.
+#[derive(Serialize)]
+pub struct Finished<'a> {
+    pub result: &'a RunResult,
+    pub chart_svg: String,
+    pub csv: String,
+    pub chrome_trace: Option<serde_json::Value>,
+}
+
+pub fn finished(result: &RunResult) -> Finished<'_> {
+    Finished {
+        result,
+        chart_svg: report::speedup_svg(result),
+        csv: report::csv(result),
+        chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
+    }
+}
+
+/// Parses the page's run request; a malformed one is reported like any other bad input.
+pub fn parse_request(json: &str) -> Result<RunRequest, String> {
+    serde_json::from_str(json).map_err(|e| format!("malformed run request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_lists_every_experiment_with_its_schema() {
+        let json = serde_json::to_value(catalogue()).unwrap();
+        let ids: Vec<_> = json["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(ids, ["mandelbrot", "io-fanout", "parallel-sum"]);
+        let width = &json["experiments"][0]["params"][0];
+        assert_eq!((width["name"].as_str(), width["type"].as_str(), width["min"].as_i64()), (Some("width"), Some("int"), Some(16)));
+        assert_eq!(json["default_threads"][0], 1);
+    }
+
+    #[test]
+    fn requests_parse_with_defaults_and_reject_garbage() {
+        let request = parse_request(r#"{"experiment":"mandelbrot","threads":[1,2]}"#).unwrap();
+        assert_eq!((request.repeat, request.warmup, request.threads), (5, 1, Some(vec![1, 2])));
+        assert!(parse_request("{").unwrap_err().starts_with("malformed run request"));
+    }
+}

@@ -1,0 +1,60 @@
+//! The functions `worker.js` calls (wasm32 only). Each runs in the dedicated worker, never on
+//! the page's main thread, because runs block (`Atomics.wait`) while the pool works.
+
+use std::sync::OnceLock;
+
+use conlab_core::experiment::{self, CancelFlag, Environment, Progress, Session};
+use conlab_core::platform;
+use wasm_bindgen::prelude::*;
+
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+fn cancel_flag() -> &'static CancelFlag {
+    static FLAG: OnceLock<CancelFlag> = OnceLock::new();
+    FLAG.get_or_init(CancelFlag::new)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, JsError> {
+    serde_json::to_string(value).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// Tells conlab-core that `initThreadPool(threads)` has resolved.
+#[wasm_bindgen(js_name = poolStarted)]
+pub fn pool_started(threads: usize) {
+    platform::register_worker_pool(threads);
+}
+
+/// [`crate::messages::Catalogue`] as JSON.
+#[wasm_bindgen]
+pub fn catalogue() -> Result<String, JsError> {
+    to_json(&crate::messages::catalogue())
+}
+
+/// The environment block of a result, as JSON.
+#[wasm_bindgen]
+pub fn environment() -> Result<String, JsError> {
+    to_json(&Environment::current())
+}
+
+/// Address of the cancel flag's byte in the shared memory.
+#[wasm_bindgen(js_name = cancelFlagAddress)]
+pub fn cancel_flag_address() -> usize {
+    cancel_flag().address()
+}
+
+/// Runs a request (JSON of `RunRequest`), calling `on_progress(progressJson)` before each run;
+/// returns [`crate::messages::Finished`] as JSON or throws an Error whose message names the
+/// bad parameter.
+#[wasm_bindgen(js_name = runExperiment)]
+pub fn run_experiment(request_json: &str, on_progress: &js_sys::Function) -> Result<String, JsError> {
+    let request = crate::messages::parse_request(request_json).map_err(|e| JsError::new(&e))?;
+    let cancel = cancel_flag();
+    cancel.reset();
+    let mut report = |progress: &Progress| {
+        if let Ok(json) = serde_json::to_string(progress) {
+            let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&json));
+        }
+    };
+    let result = experiment::run(&request, Session { progress: &mut report, cancel }).map_err(|e| JsError::new(&e.to_string()))?;
+    to_json(&crate::messages::finished(&result))
+}
