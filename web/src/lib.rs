@@ -11,6 +11,6 @@
 //! memory to write; the page then terminates the worker and starts a fresh one.
 
 #[cfg(target_arch = "wasm32")]
-mod worker;
+pub mod worker;
 
 pub mod messages;

@@ -1,1 +1,203 @@
-fn main() {}
+//! `cargo xtask setup | lab | test` — conlab's orchestration (the cargo xtask convention).
+//!
+//! - `setup`: installs what is missing, each step skipped when the right version is present:
+//!   the wasm nightly (with rust-src and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
+//!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root).
+//! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
+//! - `test`: setup, native tests + clippy, wasm tests in headless Chromium, the web build, and
+//!   the browser end-to-end suite.
+//!
+//! Native builds use the default (stable) toolchain. wasm builds need nightly and
+//! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
+//! nightly is selected per command through `RUSTUP_TOOLCHAIN` and build-std through
+//! `CARGO_UNSTABLE_BUILD_STD` — never for native builds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The nightly proven to build the threaded wasm (toolchain notes in ARCHITECTURE.md).
+const WASM_NIGHTLY: &str = "nightly-2026-05-20";
+const TRUNK_VERSION: &str = "0.22.1";
+const BINARYEN_VERSION: &str = "132.0.0";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("lab") => lab(&args[1..]),
+        Some("test") => test(),
+        _ => Err("usage: cargo xtask setup | lab [--port P] | test".into()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs a command in the workspace root, echoing it; fails with its name if it fails.
+fn run(command: &mut Command) -> Result {
+    eprintln!("xtask: $ {}", describe(command));
+    let status = command.current_dir(root()).status().map_err(|e| format!("cannot start `{}`: {e}", describe(command)))?;
+    status.success().then_some(()).ok_or_else(|| format!("`{}` failed ({status})", describe(command)))
+}
+
+fn describe(command: &Command) -> String {
+    std::iter::once(command.get_program()).chain(command.get_args()).map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// The first line a command prints, or None if it cannot run.
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// A step that is skipped when `present` says so, timed when it runs.
+fn step(name: &str, present: bool, install: impl FnOnce() -> Result) -> Result {
+    if present {
+        eprintln!("xtask: setup: {name}: present");
+        return Ok(());
+    }
+    eprintln!("xtask: setup: {name}: installing…");
+    let start = Instant::now();
+    install()?;
+    eprintln!("xtask: setup: {name}: installed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn lockfile_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{package}\"") {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err(format!("{package} is not in Cargo.lock"))
+}
+
+fn is_root() -> bool {
+    output_of("id", &["-u"]).as_deref() == Some("0")
+}
+
+fn setup() -> Result {
+    let nightly_ready = {
+        // Both lists are empty (the command fails) when the toolchain is not installed.
+        let targets = output_of("rustup", &["target", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
+        let components = output_of("rustup", &["component", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
+        targets.contains("wasm32-unknown-unknown") && components.contains("rust-src")
+    };
+    step(&format!("{WASM_NIGHTLY} with rust-src and wasm32"), nightly_ready, || {
+        run(Command::new("rustup").args(["toolchain", "install", WASM_NIGHTLY, "--profile", "minimal", "--component", "rust-src"])
+            .args(["--target", "wasm32-unknown-unknown", "--no-self-update"]))
+    })?;
+
+    let bindgen = lockfile_version("wasm-bindgen")?;
+    let bindgen_ready = output_of("wasm-bindgen", &["--version"]).is_some_and(|v| v == format!("wasm-bindgen {bindgen}"))
+        && output_of("wasm-bindgen-test-runner", &["--version"]).is_some();
+    step(&format!("wasm-bindgen-cli {bindgen}"), bindgen_ready, || {
+        run(Command::new(cargo()).args(["install", "--locked", "wasm-bindgen-cli", "--version", &bindgen]))
+    })?;
+
+    let trunk_ready = output_of("trunk", &["--version"]).is_some_and(|v| v == format!("trunk {TRUNK_VERSION}"));
+    step(&format!("trunk {TRUNK_VERSION} (~16 min on 2 cores)"), trunk_ready, || {
+        run(Command::new(cargo()).env("RUSTUP_TOOLCHAIN", WASM_NIGHTLY).args(["install", "--locked", "trunk", "--version", TRUNK_VERSION]))
+    })?;
+
+    let major = BINARYEN_VERSION.split('.').next().unwrap_or_default();
+    let wasm_opt_ready = output_of("wasm-opt", &["--version"]).is_some_and(|v| v.contains(&format!("version {major}")));
+    step(&format!("wasm-opt (npm binaryen@{BINARYEN_VERSION})"), wasm_opt_ready, || {
+        run(Command::new("npm").args(["install", "-g", &format!("binaryen@{BINARYEN_VERSION}")]))
+    })?;
+    if output_of("wasm-opt", &["--version"]).is_some_and(|v| !v.contains(&format!("version {major}"))) {
+        return Err(format!("another wasm-opt comes first on PATH (Debian's binaryen corrupts threaded modules); put npm's binaryen@{BINARYEN_VERSION} first"));
+    }
+
+    let browser_ready = output_of(CHROMIUM, &["--version"]).is_some() && output_of(CHROMEDRIVER, &["--version"]).is_some();
+    step("chromium and chromedriver", browser_ready, || {
+        if !is_root() {
+            return Err("run as root, or yourself: sudo apt-get update && sudo apt-get install -y chromium chromium-driver".into());
+        }
+        run(Command::new("apt-get").arg("update").arg("-qq"))?;
+        run(Command::new("apt-get").args(["install", "-y", "-qq", "chromium", "chromium-driver"]).env("DEBIAN_FRONTEND", "noninteractive"))
+    })
+}
+
+/// A command on the wasm toolchain: nightly, build-std, no environment RUSTFLAGS (they would
+/// replace the atomics and shared-memory flags of .cargo/config.toml).
+fn wasm_command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env("RUSTUP_TOOLCHAIN", WASM_NIGHTLY)
+        .env("CARGO_UNSTABLE_BUILD_STD", "panic_abort,std")
+        .env("TRUNK_SKIP_VERSION_CHECK", "true")
+        .env_remove("RUSTFLAGS");
+    command
+}
+
+fn build_web() -> Result {
+    run(wasm_command("trunk").args(["build", "--release"]))
+}
+
+fn lab(args: &[String]) -> Result {
+    let port = match args {
+        [] => "8080".to_string(),
+        [flag, port] if flag == "--port" => port.clone(),
+        _ => return Err("usage: cargo xtask lab [--port P]".into()),
+    };
+    setup()?;
+    build_web()?;
+    run(Command::new(cargo()).args(["build", "--release", "--package", "conlab"]))?;
+    eprintln!("xtask: the lab is built; open the URL below in Chromium or Firefox");
+    run(Command::new(root().join("target/release/conlab")).args(["serve", "--port", &port, "--dir"]).arg(root().join("dist")))
+}
+
+fn test() -> Result {
+    let total = Instant::now();
+    let mut timings = Vec::new();
+    let mut timed = |name: &str, work: &mut dyn FnMut() -> Result| -> Result {
+        let start = Instant::now();
+        eprintln!("\nxtask: ==== {name} ====");
+        let outcome = work();
+        timings.push(format!("{name}: {:.0} s{}", start.elapsed().as_secs_f64(), if outcome.is_ok() { "" } else { " (FAILED)" }));
+        outcome
+    };
+    let outcome = (|| {
+        timed("setup", &mut setup)?;
+        timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
+        timed("clippy (tidy)", &mut || {
+            run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+        })?;
+        timed("wasm tests in headless Chromium", &mut || {
+            run(wasm_command(&cargo())
+                .args(["test", "--locked", "--package", "conlab-core", "--test", "wasm", "--target", "wasm32-unknown-unknown"])
+                .env("CHROMEDRIVER", CHROMEDRIVER)
+                .env("WASM_BINDGEN_USE_BROWSER", "1")
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
+                .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json")))
+        })?;
+        timed("web lab build (trunk)", &mut build_web)?;
+        timed("browser end-to-end", &mut || {
+            run(Command::new(cargo()).args(["test", "--locked", "--package", "conlab-tests", "--test", "browser", "--", "--ignored", "--nocapture"]))
+        })
+    })();
+    eprintln!("\nxtask: test steps: {}; total {:.0} s", timings.join(", "), total.elapsed().as_secs_f64());
+    outcome
+}

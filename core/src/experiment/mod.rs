@@ -21,7 +21,7 @@ use serde::Serialize;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
 pub use result::{CellResult, Check, Environment, RunResult};
-pub use runner::{run, Progress, RunRequest, Session};
+pub use runner::{run, run_experiment, Progress, RunRequest, Session};
 
 use crate::platform::{self, Instant, PlatformError};
 use crate::sync::atomic::{AtomicBool, Ordering};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{default_threads, find, CancelFlag, Cell, Check, Digest, ExperimentInfo, Params, RunContext, RunError};
+use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
 use super::result::{CellResult, Environment, RunResult, SCHEMA_VERSION};
 use crate::platform::{max_team_threads, Instant};
 use crate::stats::{efficiency, speedup, Summary};
@@ -108,10 +108,14 @@ struct Skipped {
     why: String,
 }
 
-/// Validates `request`, runs it and summarises the measurements.
+/// Finds the registered experiment `request` names and runs it with [`run_experiment`].
 pub fn run(request: &RunRequest, session: Session<'_>) -> Result<RunResult, RunError> {
+    run_experiment(find(&request.experiment)?, request, session)
+}
+
+/// Validates `request` against `experiment`, runs it and summarises the measurements.
+pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session: Session<'_>) -> Result<RunResult, RunError> {
     let wall = Instant::now();
-    let experiment = find(&request.experiment)?;
     let info = experiment.info();
     let params = Params::validate(&info.params, &request.params)?;
     let variants = validated_variants(&info, request.variants.as_ref())?;

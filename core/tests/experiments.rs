@@ -1,0 +1,202 @@
+//! Every registered experiment, run end to end through the runner with small parameters:
+//! correctness checks, progress, cancellation, traces, validation, and the runner's own
+//! bookkeeping (checked against an experiment built here to fail on purpose).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use conlab_core::experiment::{
+    self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress, RunContext,
+    RunError, RunRequest, RunResult, Session, VariantSpec, Workload,
+};
+use serde_json::json;
+
+fn request(id: &str, params: &[(&str, serde_json::Value)], threads: &[usize]) -> RunRequest {
+    RunRequest {
+        experiment: id.into(),
+        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        threads: Some(threads.to_vec()),
+        repeat: 3,
+        warmup: 1,
+        ..RunRequest::default()
+    }
+}
+
+fn run_quietly(request: &RunRequest) -> Result<RunResult, RunError> {
+    run(request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() })
+}
+
+fn small(id: &str) -> RunRequest {
+    match id {
+        "mandelbrot" => request(id, &[("width", json!(96)), ("height", json!(64)), ("max_iter", json!(200))], &[1, 2, 3]),
+        "io-fanout" => request(id, &[("tasks", json!(6)), ("latency", json!(2.0))], &[1, 2, 3]),
+        "parallel-sum" => request(id, &[("elements", json!(300_001))], &[1, 2, 3]),
+        other => panic!("add small parameters for {other}"),
+    }
+}
+
+#[test]
+fn every_experiment_passes_its_correctness_check_on_every_variant() {
+    for experiment in experiment::registry() {
+        let info = experiment.info();
+        let result = run_quietly(&small(info.id)).unwrap_or_else(|e| panic!("{}: {e}", info.id));
+        assert!(result.all_checks_passed, "{}: {:#?}", info.id, result.cells);
+        for variant in &info.variants {
+            let cells: Vec<_> = result.cells.iter().filter(|c| c.variant == variant.id).collect();
+            let expected = if variant.sweeps_threads { 3 } else { 1 };
+            assert_eq!(cells.len(), expected, "{} {}", info.id, variant.id);
+            for cell in cells {
+                assert_eq!(cell.samples.len(), 3);
+                assert!(cell.summary.as_ref().unwrap().median > 0.0);
+                assert!(cell.check.as_ref().unwrap().passed);
+                assert!(cell.speedup_vs_baseline.is_some());
+            }
+        }
+        assert_eq!(result.cell(info.baseline, 1).unwrap().speedup_vs_baseline, Some(1.0));
+        let json = serde_json::to_string(&result).unwrap();
+        assert_eq!(serde_json::from_str::<RunResult>(&json).unwrap(), result, "the result round-trips through JSON");
+    }
+}
+
+#[test]
+fn io_fanout_times_respect_the_waves_of_sleeps() {
+    // Sleeps never end early, so each variant's time is bounded below by its waves × latency.
+    let result = run_quietly(&small("io-fanout")).unwrap();
+    let median = |variant: &str, threads: usize| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().median;
+    assert!(median("seq", 1) >= 6.0 * 0.002);
+    assert!(median("pool", 2) >= 3.0 * 0.002);
+    assert!(median("thread-per-task", 6) >= 0.002);
+    assert_eq!(result.cell("thread-per-task", 6).unwrap().threads, 6);
+}
+
+#[test]
+fn progress_counts_every_run_and_ends_complete() {
+    let mut seen: Vec<Progress> = Vec::new();
+    let request = small("mandelbrot");
+    run(&request, Session { progress: &mut |p| seen.push(p.clone()), cancel: &CancelFlag::new() }).unwrap();
+    let total = (1 + 3 + 3) * (request.warmup + request.repeat);
+    assert!(seen.iter().all(|p| p.total == total));
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+    assert_eq!(seen.last().unwrap().done, total);
+    assert_eq!(seen.iter().filter(|p| p.warmup).count(), 7);
+}
+
+#[test]
+fn cancelling_mid_run_stops_quickly_with_cancelled() {
+    let cancel = CancelFlag::new();
+    let mut runs = 0;
+    let mut request = request("io-fanout", &[("tasks", json!(4)), ("latency", json!(1000.0))], &[1, 2]);
+    request.repeat = 50;
+    let started = std::time::Instant::now();
+    let canceller = cancel.clone();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        canceller.cancel();
+    });
+    let outcome = run(&request, Session { progress: &mut |_| runs += 1, cancel: &cancel });
+    watchdog.join().unwrap();
+    assert_eq!(outcome.unwrap_err(), RunError::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(2), "a 1 s sleep must notice the cancel within ~20 ms: {:?}", started.elapsed());
+    assert_eq!(runs, 1, "stopped inside the first run");
+}
+
+#[test]
+fn a_trace_records_each_cell_and_exports_to_chrome_format() {
+    let mut request = small("mandelbrot");
+    request.trace = true;
+    let result = run_quietly(&request).unwrap();
+    let trace = result.trace.as_ref().unwrap();
+    assert_eq!(trace.cells.len(), 7);
+    let team = trace.cells.iter().find(|c| c.variant == "team" && c.threads == 3).unwrap();
+    let threads: std::collections::BTreeSet<_> = team.spans.iter().map(|s| s.thread).collect();
+    assert_eq!(threads.len(), 3, "one lane per team member");
+    let rayon = trace.cells.iter().find(|c| c.variant == "rayon" && c.threads == 2).unwrap();
+    assert_eq!(rayon.spans.len(), 64, "one span per row");
+    let chrome = trace.to_chrome_json();
+    assert!(chrome["traceEvents"].as_array().unwrap().len() > 64);
+}
+
+#[test]
+fn bad_requests_name_the_parameter_and_the_range() {
+    let message = |request: &RunRequest| run_quietly(request).unwrap_err().to_string();
+    assert_eq!(
+        message(&request("mandelbrot", &[("max_iter", json!(0))], &[1])),
+        "parameter `max_iter`: expected an integer from 1 to 100000, got `0`"
+    );
+    let max = conlab_core::platform::max_team_threads();
+    assert_eq!(message(&request("mandelbrot", &[], &[0])), format!("parameter `threads`: expected an integer from 1 to {max}, got `0`"));
+    let mut bad_variant = small("mandelbrot");
+    bad_variant.variants = Some(vec!["gpu".into()]);
+    assert_eq!(message(&bad_variant), "parameter `variant`: unknown variant `gpu`; mandelbrot has seq, team, rayon");
+    let mut no_repeats = small("mandelbrot");
+    no_repeats.repeat = 0;
+    assert_eq!(message(&no_repeats), "parameter `repeat`: expected an integer from 1 to 1000, got `0`");
+    assert!(message(&request("nope", &[], &[1])).starts_with("unknown experiment `nope`"));
+}
+
+/// An experiment whose `broken` variant returns a wrong digest on its second run.
+struct Faulty;
+struct FaultyWorkload;
+struct FaultyCell {
+    broken: bool,
+    runs: u64,
+}
+
+impl Experiment for Faulty {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "faulty",
+            title: "test double",
+            topic: "tests",
+            concept: "none",
+            teaches: "nothing",
+            params: vec![ParamSpec::int("n", 1, 1, 10, "", "unused")],
+            variants: vec![
+                VariantSpec { id: "good", help: "", sweeps_threads: false },
+                VariantSpec { id: "broken", help: "", sweeps_threads: true },
+            ],
+            baseline: "good",
+            work_unit: None,
+        }
+    }
+
+    fn prepare(&self, _: &Params) -> Result<Box<dyn Workload>, RunError> {
+        Ok(Box::new(FaultyWorkload))
+    }
+}
+
+impl Workload for FaultyWorkload {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+    fn expected(&self) -> Digest {
+        42
+    }
+    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(FaultyCell { broken: variant == "broken", runs: 0 }))
+    }
+}
+
+impl Cell for FaultyCell {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        self.runs += 1;
+        context.sleep(Duration::from_micros(200))?;
+        Ok(if self.broken && self.runs == 2 { 7 } else { 42 })
+    }
+}
+
+#[test]
+fn one_wrong_run_fails_the_check_and_says_what_it_got() {
+    let request =
+        RunRequest { experiment: "faulty".into(), threads: Some(vec![1]), repeat: 3, warmup: 0, params: BTreeMap::new(), ..Default::default() };
+    let result = run_experiment(&Faulty, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
+    assert!(!result.all_checks_passed);
+    let broken = result.cell("broken", 1).unwrap().check.clone().unwrap();
+    assert!(!broken.passed);
+    assert_eq!((broken.expected.as_str(), broken.actual.as_str()), ("0x000000000000002a", "0x0000000000000007"));
+    assert!(result.cell("good", 1).unwrap().check.as_ref().unwrap().passed);
+    assert!(result.cell("good", 1).unwrap().throughput.is_none());
+}
