@@ -1,1 +1,58 @@
-//! End-to-end suites live in `tests/tests/`.
+//! Helpers shared by the end-to-end suites in `tests/tests/`: the workspace's paths, the
+//! `conlab` binary (built on first use), and child processes that are killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
+}
+
+/// The `conlab` binary, built (debug) once per test process through the cargo running us.
+pub fn conlab() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--package", "conlab"])
+            .current_dir(root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building conlab failed");
+        root().join("target/debug/conlab")
+    })
+}
+
+/// A child process killed (and reaped) on drop, so a failing test leaves nothing behind.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `conlab serve --port 0 --dir <dir>` and returns it with the URL it announced.
+pub fn serve(dir: &Path) -> (Guard, String) {
+    let mut child = Command::new(conlab())
+        .args(["serve", "--port", "0", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("conlab serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("conlab serve prints its URL");
+    let url = line.split_whitespace().find(|word| word.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_string();
+    (Guard(child), url)
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
