@@ -1,0 +1,108 @@
+//! conlab-core on wasm32 with real threads, in headless Chromium (a dedicated worker, where
+//! blocking is allowed). Run by `cargo xtask test`; natively this file compiles to nothing.
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use conlab_core::experiment::{run, CancelFlag, RunRequest, Session};
+use conlab_core::platform::{self, run_team, Instant, RayonPool};
+use conlab_core::sync::atomic::{AtomicUsize, Ordering};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+const POOL: usize = 4;
+
+/// Starts wasm-bindgen-rayon's pool once per test binary (a second start would fail).
+async fn pool() {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    if STARTED.swap(1, Ordering::AcqRel) == 0 {
+        JsFuture::from(wasm_bindgen_rayon::init_thread_pool(POOL)).await.expect("the worker pool starts");
+        platform::register_worker_pool(POOL);
+    }
+    while platform::max_team_threads() < POOL {
+        // Another test is still starting it.
+        JsFuture::from(js_sys::Promise::resolve(&wasm_bindgen::JsValue::NULL)).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_pool_starts_and_the_team_runs_on_distinct_live_threads() {
+    pool().await;
+    assert_eq!(platform::max_team_threads(), POOL);
+    let arrived = AtomicUsize::new(0);
+    let indices = AtomicUsize::new(0);
+    run_team(2, |member| {
+        indices.fetch_or(1 << member.index, Ordering::Relaxed);
+        arrived.fetch_add(1, Ordering::AcqRel);
+        // Ends only if both members are live at once, i.e. on two threads.
+        let start = Instant::now();
+        while arrived.load(Ordering::Acquire) < 2 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the second member never arrived");
+            std::hint::spin_loop();
+        }
+    })
+    .unwrap();
+    assert_eq!(indices.into_inner(), 0b11);
+    assert!(run_team(POOL + 1, |_| {}).unwrap_err().to_string().contains("at most 4"));
+}
+
+#[wasm_bindgen_test]
+async fn the_clock_advances_across_a_sleep() {
+    pool().await;
+    let start = Instant::now();
+    platform::sleep(Duration::from_millis(20));
+    let elapsed = start.elapsed();
+    // performance.now() is coarsened (5 µs isolated, 100 µs not): allow that much.
+    assert!(elapsed >= Duration::from_millis(19), "{elapsed:?}");
+    assert!(platform::timer_resolution() <= Duration::from_millis(1));
+}
+
+#[wasm_bindgen_test]
+async fn rayon_is_held_to_the_requested_threads() {
+    use rayon::prelude::*;
+    pool().await;
+    for threads in [1, 2, POOL] {
+        let pool = RayonPool::new(threads).unwrap();
+        let busy = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        pool.install(|| {
+            (0..64).into_par_iter().for_each(|_| {
+                let now = busy.fetch_add(1, Ordering::AcqRel) + 1;
+                peak.fetch_max(now, Ordering::AcqRel);
+                platform::sleep(Duration::from_millis(2));
+                busy.fetch_sub(1, Ordering::AcqRel);
+            })
+        });
+        let peak = peak.into_inner();
+        assert!(peak <= threads, "{threads} threads asked, {peak} ran at once");
+        if threads > 1 {
+            assert!(peak > 1, "rayon with {threads} threads ran serially");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn parallel_results_equal_sequential_for_every_experiment() {
+    pool().await;
+    let small = [
+        ("mandelbrot", serde_json::json!({"width": 80, "height": 60, "max_iter": 150})),
+        ("parallel-sum", serde_json::json!({"elements": 200_000})),
+        ("io-fanout", serde_json::json!({"tasks": 4, "latency": 2})),
+    ];
+    for (id, params) in small {
+        let request = RunRequest {
+            experiment: id.into(),
+            params: serde_json::from_value(params).unwrap(),
+            threads: Some(vec![1, 2]),
+            repeat: 2,
+            warmup: 0,
+            ..RunRequest::default()
+        };
+        let result = run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
+        assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
+        assert!(result.cells.iter().all(|cell| cell.skipped.is_none()), "{id}: {:#?}", result.cells);
+        assert_eq!(result.environment.platform.platform, "wasm32 (browser worker)");
+    }
+}

@@ -1,0 +1,132 @@
+//! `conlab` from the outside: list, describe, run in every format, files, errors, and `serve`'s
+//! headers — what a user of the terminal sees.
+
+use std::process::{Command, Output};
+
+use conlab_tests::{conlab, serve};
+use serde_json::Value;
+
+fn conlab_run(args: &[&str]) -> Output {
+    Command::new(conlab()).args(args).output().expect("conlab runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "conlab failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Small enough to finish in well under a second in a debug build.
+const SMALL_MANDELBROT: &[&str] =
+    &["run", "mandelbrot", "--set", "width=64", "--set", "height=48", "--set", "max_iter=100", "--threads", "1,2", "--repeat", "2", "--warmup", "0"];
+
+#[test]
+fn list_names_every_experiment() {
+    let text = stdout(&conlab_run(&["list"]));
+    for experiment in conlab_core::experiment::registry() {
+        assert!(text.contains(experiment.info().id), "{text}");
+    }
+}
+
+#[test]
+fn describe_shows_parameters_with_defaults_and_ranges() {
+    let text = stdout(&conlab_run(&["describe", "mandelbrot"]));
+    assert!(text.contains("width      default 640 px"), "{text}");
+    assert!(text.contains("range 16..=4096"), "{text}");
+    assert!(text.contains("rayon"), "{text}");
+}
+
+#[test]
+fn run_json_parses_back_with_every_cell_checked() {
+    let json: Value = serde_json::from_str(&stdout(&conlab_run(&[SMALL_MANDELBROT, &["--format", "json"]].concat()))).unwrap();
+    assert_eq!(json["experiment"], "mandelbrot");
+    assert_eq!(json["all_checks_passed"], true);
+    let cells: Vec<(String, u64)> =
+        json["cells"].as_array().unwrap().iter().map(|c| (c["variant"].as_str().unwrap().to_string(), c["threads"].as_u64().unwrap())).collect();
+    let expected = [("seq", 1), ("team", 1), ("team", 2), ("rayon", 1), ("rayon", 2)];
+    assert_eq!(cells, expected.map(|(v, t)| (v.to_string(), t)));
+    assert!(json["cells"].as_array().unwrap().iter().all(|c| c["samples"].as_array().unwrap().len() == 2 && c["check"]["passed"] == true));
+    assert_eq!(json["params"]["width"], 64);
+    let result: conlab_core::experiment::RunResult = serde_json::from_value(json).unwrap();
+    assert!(result.cell("rayon", 2).unwrap().speedup_vs_one_thread.is_some());
+}
+
+#[test]
+fn run_table_is_aligned_and_says_check_ok() {
+    let text = stdout(&conlab_run(SMALL_MANDELBROT));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("mandelbrot — height=48 max_iter=100 width=64"), "{text}");
+    assert!(lines[1].starts_with("variant  threads"), "{text}");
+    assert_eq!(lines.iter().filter(|l| l.trim_end().ends_with("ok")).count(), 5, "{text}");
+}
+
+#[test]
+fn run_writes_csv_trace_and_svg_files() {
+    let dir = std::env::temp_dir().join(format!("conlab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, trace, svg) = (dir.join("r.csv"), dir.join("t.json"), dir.join("c.svg"));
+    let args = [
+        SMALL_MANDELBROT,
+        &["--format", "csv", "--out", csv.to_str().unwrap(), "--trace", trace.to_str().unwrap(), "--svg", svg.to_str().unwrap()],
+    ]
+    .concat();
+    assert_eq!(stdout(&conlab_run(&args)), "", "--out sends the result to the file");
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert!(csv.starts_with("experiment,variant,threads,runs,median_s"));
+    assert_eq!(csv.lines().count(), 1 + 5);
+    let trace: Value = serde_json::from_str(&std::fs::read_to_string(trace).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "row 0"), "rayon spans per row");
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.ends_with("</svg>"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn assert_fails_with(args: &[&str], message: &str) {
+    let output = conlab_run(args);
+    assert_eq!(output.status.code(), Some(2), "{args:?} must fail");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr, format!("error: {message}\n"), "one line naming the problem");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_fails_with_one_line_naming_the_parameter() {
+    assert_fails_with(&["run", "mandelbrot", "--set", "width=99999"], "parameter `width`: expected an integer from 16 to 4096, got `99999`");
+    assert_fails_with(&["run", "mandelbrot", "--set", "colour=red"], "parameter `colour`: unknown parameter; known parameters are width, height, max_iter");
+    assert_fails_with(&["run", "mandelbrot", "--set", "width"], "parameter `width`: expected name=value");
+    assert_fails_with(&["run", "mandelbrot", "--threads", "0"], "parameter `threads`: expected an integer from 1 to 512, got `0`");
+    assert_fails_with(&["run", "io-fanout", "--variant", "fibers"], "parameter `variant`: unknown variant `fibers`; io-fanout has seq, thread-per-task, pool");
+    assert_fails_with(&["run", "nope"], "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
+    assert_fails_with(&["describe", "nope"], "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
+}
+
+#[test]
+fn serve_sends_isolation_headers_and_refuses_to_leave_its_directory() {
+    let dir = std::env::temp_dir().join(format!("conlab-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<p>lab</p>").unwrap();
+    std::fs::write(dir.join("app.wasm"), [0u8, 97, 115, 109]).unwrap();
+    let (_server, url) = serve(&dir);
+    let index = ureq::get(&url).call().unwrap();
+    assert_eq!(index.header("Cross-Origin-Opener-Policy"), Some("same-origin"));
+    assert_eq!(index.header("Cross-Origin-Embedder-Policy"), Some("require-corp"));
+    assert_eq!(index.content_type(), "text/html");
+    assert_eq!(index.into_string().unwrap(), "<p>lab</p>");
+    assert_eq!(ureq::get(&format!("{url}app.wasm")).call().unwrap().content_type(), "application/wasm");
+    for path in ["missing.js", "../Cargo.toml", "%2e%2e/Cargo.toml"] {
+        match ureq::get(&format!("{url}{path}")).call() {
+            Err(ureq::Error::Status(404, _)) => {}
+            other => panic!("{path}: expected 404, got {other:?}"),
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn serve_without_a_built_lab_says_how_to_build_it() {
+    let empty = std::env::temp_dir().join(format!("conlab-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = conlab_run(&["serve", "--port", "0", "--dir", empty.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("build it with `cargo xtask lab`"));
+}
