@@ -56,7 +56,7 @@ fn rows(result: &RunResult) -> (Vec<String>, Vec<Vec<String>>) {
         "efficiency".into(),
         "check".into(),
     ];
-    let body = result.cells.iter().map(|cell| row(cell)).collect();
+    let body = result.cells.iter().map(row).collect();
     (headers.to_vec(), body)
 }
 
@@ -99,7 +99,11 @@ pub fn table(result: &RunResult) -> String {
             .enumerate()
             .map(|(i, (text, width))| {
                 let pad = " ".repeat(width - text.chars().count());
-                if i < 2 { format!("{text}{pad}") } else { format!("{pad}{text}") }
+                if i < 2 {
+                    format!("{text}{pad}")
+                } else {
+                    format!("{pad}{text}")
+                }
             })
             .collect();
         padded.join("  ").trim_end().to_string()
@@ -164,7 +168,11 @@ pub fn csv(result: &RunResult) -> String {
 }
 
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 fn xml_escape(text: &str) -> String {
@@ -207,7 +215,12 @@ pub fn speedup_svg(result: &RunResult) -> String {
         xml_escape(&result.baseline),
         xml_escape(&result.experiment)
     );
-    let _ = write!(svg, r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#bbb"/>"##, width - left - right, height - top - bottom);
+    let _ = write!(
+        svg,
+        r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#bbb"/>"##,
+        width - left - right,
+        height - top - bottom
+    );
     let tick_step = (max_speedup / 8.0).ceil().max(1.0);
     let mut tick = 0.0;
     while tick <= max_speedup {
@@ -252,7 +265,12 @@ pub fn speedup_svg(result: &RunResult) -> String {
         let colour = PALETTE[index % PALETTE.len()];
         let line = points(variant);
         let path: Vec<String> = line.iter().map(|(t, s, _)| format!("{:.1},{:.1}", x(*t), y(*s))).collect();
-        let _ = write!(svg, r#"<polyline class="measured" data-variant="{}" points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#, xml_escape(variant), path.join(" "));
+        let _ = write!(
+            svg,
+            r#"<polyline class="measured" data-variant="{}" points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
+            xml_escape(variant),
+            path.join(" ")
+        );
         for (threads, speedup, cell) in &line {
             let median = cell.summary.as_ref().map_or(0.0, |s| s.median);
             let _ = write!(

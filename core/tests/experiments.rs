@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conlab_core::experiment::{
-    self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress, RunContext,
-    RunError, RunRequest, RunResult, Session, VariantSpec, Workload,
+    self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress, RunContext, RunError,
+    RunRequest, RunResult, Session, VariantSpec, Workload,
 };
 use serde_json::json;
 
@@ -190,8 +190,14 @@ impl Cell for FaultyCell {
 
 #[test]
 fn one_wrong_run_fails_the_check_and_says_what_it_got() {
-    let request =
-        RunRequest { experiment: "faulty".into(), threads: Some(vec![1]), repeat: 3, warmup: 0, params: BTreeMap::new(), ..Default::default() };
+    let request = RunRequest {
+        experiment: "faulty".into(),
+        threads: Some(vec![1]),
+        repeat: 3,
+        warmup: 0,
+        params: BTreeMap::new(),
+        ..Default::default()
+    };
     let result = run_experiment(&Faulty, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
     assert!(!result.all_checks_passed);
     let broken = result.cell("broken", 1).unwrap().check.clone().unwrap();

@@ -94,7 +94,15 @@ fn list() -> String {
 fn describe(id: &str) -> Result<String, String> {
     let info = experiment::find(id).map_err(|e| e.to_string())?.info();
     let mut out = String::new();
-    let _ = writeln!(out, "{} — {}\ntopic: {}   concept: {}\n\n{}\n", info.id, info.title, info.topic, info.concept, textwrap(info.teaches, 96));
+    let _ = writeln!(
+        out,
+        "{} — {}\ntopic: {}   concept: {}\n\n{}\n",
+        info.id,
+        info.title,
+        info.topic,
+        info.concept,
+        textwrap(info.teaches, 96)
+    );
     let _ = writeln!(out, "parameters (--set NAME=VALUE):");
     for spec in &info.params {
         let range = match &spec.kind {
@@ -169,13 +177,20 @@ fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
-fn write_outputs(format: &Format, out: Option<PathBuf>, trace: Option<PathBuf>, svg: Option<PathBuf>, result: &RunResult) -> Result<(), String> {
+fn write_outputs(
+    format: &Format,
+    out: Option<PathBuf>,
+    trace: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    result: &RunResult,
+) -> Result<(), String> {
     let text = match format {
         Format::Table => report::table(result),
         Format::Json => serde_json::to_string_pretty(result).map_err(|e| e.to_string())? + "\n",
         Format::Csv => report::csv(result),
     };
-    let write = |path: &PathBuf, contents: &str| std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()));
+    let write =
+        |path: &PathBuf, contents: &str| std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()));
     match &out {
         Some(path) => write(path, &text)?,
         None => print!("{text}"),

@@ -16,11 +16,8 @@ pub fn conlab() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--package", "conlab"])
-            .current_dir(root())
-            .status()
-            .expect("cargo runs");
+        let status =
+            Command::new(cargo).args(["build", "--quiet", "--package", "conlab"]).current_dir(root()).status().expect("cargo runs");
         assert!(status.success(), "building conlab failed");
         root().join("target/debug/conlab")
     })

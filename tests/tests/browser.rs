@@ -32,8 +32,16 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         wait_until(Duration::from_secs(20), "chromedriver to listen", || ureq::get(&format!("{base}/status")).call().is_ok());
         let args = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,1600",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1600",
         ]
         .iter()
         .map(|a| a.to_string())
@@ -143,7 +151,8 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
 
-    let environment = browser.eval("return [self.crossOriginIsolated, navigator.hardwareConcurrency, document.getElementById('env-list').innerText];");
+    let environment =
+        browser.eval("return [self.crossOriginIsolated, navigator.hardwareConcurrency, document.getElementById('env-list').innerText];");
     assert_eq!(environment[0], json!(true), "conlab serve must make the page cross-origin isolated");
     let env_text = environment[2].as_str().unwrap();
     assert!(env_text.contains("wasm threads\non — pool of"), "{env_text}");

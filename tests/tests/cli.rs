@@ -16,8 +16,22 @@ fn stdout(output: &Output) -> String {
 }
 
 /// Small enough to finish in well under a second in a debug build.
-const SMALL_MANDELBROT: &[&str] =
-    &["run", "mandelbrot", "--set", "width=64", "--set", "height=48", "--set", "max_iter=100", "--threads", "1,2", "--repeat", "2", "--warmup", "0"];
+const SMALL_MANDELBROT: &[&str] = &[
+    "run",
+    "mandelbrot",
+    "--set",
+    "width=64",
+    "--set",
+    "height=48",
+    "--set",
+    "max_iter=100",
+    "--threads",
+    "1,2",
+    "--repeat",
+    "2",
+    "--warmup",
+    "0",
+];
 
 #[test]
 fn list_names_every_experiment() {
@@ -40,8 +54,12 @@ fn run_json_parses_back_with_every_cell_checked() {
     let json: Value = serde_json::from_str(&stdout(&conlab_run(&[SMALL_MANDELBROT, &["--format", "json"]].concat()))).unwrap();
     assert_eq!(json["experiment"], "mandelbrot");
     assert_eq!(json["all_checks_passed"], true);
-    let cells: Vec<(String, u64)> =
-        json["cells"].as_array().unwrap().iter().map(|c| (c["variant"].as_str().unwrap().to_string(), c["threads"].as_u64().unwrap())).collect();
+    let cells: Vec<(String, u64)> = json["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["variant"].as_str().unwrap().to_string(), c["threads"].as_u64().unwrap()))
+        .collect();
     let expected = [("seq", 1), ("team", 1), ("team", 2), ("rayon", 1), ("rayon", 2)];
     assert_eq!(cells, expected.map(|(v, t)| (v.to_string(), t)));
     assert!(json["cells"].as_array().unwrap().iter().all(|c| c["samples"].as_array().unwrap().len() == 2 && c["check"]["passed"] == true));
@@ -91,11 +109,20 @@ fn assert_fails_with(args: &[&str], message: &str) {
 
 #[test]
 fn bad_input_fails_with_one_line_naming_the_parameter() {
-    assert_fails_with(&["run", "mandelbrot", "--set", "width=99999"], "parameter `width`: expected an integer from 16 to 4096, got `99999`");
-    assert_fails_with(&["run", "mandelbrot", "--set", "colour=red"], "parameter `colour`: unknown parameter; known parameters are width, height, max_iter");
+    assert_fails_with(
+        &["run", "mandelbrot", "--set", "width=99999"],
+        "parameter `width`: expected an integer from 16 to 4096, got `99999`",
+    );
+    assert_fails_with(
+        &["run", "mandelbrot", "--set", "colour=red"],
+        "parameter `colour`: unknown parameter; known parameters are width, height, max_iter",
+    );
     assert_fails_with(&["run", "mandelbrot", "--set", "width"], "parameter `width`: expected name=value");
     assert_fails_with(&["run", "mandelbrot", "--threads", "0"], "parameter `threads`: expected an integer from 1 to 512, got `0`");
-    assert_fails_with(&["run", "io-fanout", "--variant", "fibers"], "parameter `variant`: unknown variant `fibers`; io-fanout has seq, thread-per-task, pool");
+    assert_fails_with(
+        &["run", "io-fanout", "--variant", "fibers"],
+        "parameter `variant`: unknown variant `fibers`; io-fanout has seq, thread-per-task, pool",
+    );
     assert_fails_with(&["run", "nope"], "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
     assert_fails_with(&["describe", "nope"], "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
 }

@@ -12,10 +12,7 @@ pub struct Catalogue {
 }
 
 pub fn catalogue() -> Catalogue {
-    Catalogue {
-        experiments: experiment::registry().iter().map(|e| e.info()).collect(),
-        default_threads: experiment::default_threads(),
-    }
+    Catalogue { experiments: experiment::registry().iter().map(|e| e.info()).collect(), default_threads: experiment::default_threads() }
 }
 
 /// A finished run as the page shows it: the result plus its rendered chart and CSV.

@@ -105,8 +105,11 @@ fn setup() -> Result {
         targets.contains("wasm32-unknown-unknown") && components.contains("rust-src")
     };
     step(&format!("{WASM_NIGHTLY} with rust-src and wasm32"), nightly_ready, || {
-        run(Command::new("rustup").args(["toolchain", "install", WASM_NIGHTLY, "--profile", "minimal", "--component", "rust-src"])
-            .args(["--target", "wasm32-unknown-unknown", "--no-self-update"]))
+        run(Command::new("rustup").args(["toolchain", "install", WASM_NIGHTLY, "--profile", "minimal", "--component", "rust-src"]).args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-self-update",
+        ]))
     })?;
 
     let bindgen = lockfile_version("wasm-bindgen")?;
@@ -182,7 +185,8 @@ fn test() -> Result {
     let outcome = (|| {
         timed("setup", &mut setup)?;
         timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
-        timed("clippy (tidy)", &mut || {
+        timed("tidy (rustfmt, clippy)", &mut || {
+            run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
             run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
         })?;
         timed("wasm tests in headless Chromium", &mut || {
@@ -195,7 +199,19 @@ fn test() -> Result {
         })?;
         timed("web lab build (trunk)", &mut build_web)?;
         timed("browser end-to-end", &mut || {
-            run(Command::new(cargo()).args(["test", "--locked", "--package", "conlab-tests", "--test", "browser", "--", "--ignored", "--nocapture"]))
+            run(Command::new(cargo()).args([
+                "test",
+                "--locked",
+                "--package",
+                "conlab-tests",
+                "--test",
+                "browser",
+                "--",
+                "--ignored",
+                "--nocapture",
+                // One Chromium at a time: on 2 cores, parallel browsers distort the timings shown.
+                "--test-threads=1",
+            ]))
         })
     })();
     eprintln!("\nxtask: test steps: {}; total {:.0} s", timings.join(", "), total.elapsed().as_secs_f64());

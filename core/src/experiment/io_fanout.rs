@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, Params, ParamSpec, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::splitmix64;
 use crate::platform::{check_team_size, run_team};
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, Params, ParamSpec, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::mandelbrot::{digest, Frame};
 use crate::platform::{run_team, RayonPool};
 use crate::sync::{lock, Mutex};
@@ -86,7 +86,11 @@ struct ImageCell {
 
 impl Cell for ImageCell {
     fn threads(&self) -> usize {
-        if self.variant == "seq" { 1 } else { self.threads }
+        if self.variant == "seq" {
+            1
+        } else {
+            self.threads
+        }
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
@@ -94,9 +98,13 @@ impl Cell for ImageCell {
         match (&self.pool, self.variant.as_str()) {
             (Some(pool), _) => render_rayon(pool, &frame, &mut self.image, context),
             (None, "team") => render_team(self.threads, &frame, &mut self.image, context)?,
-            _ => context.trace().lane(0).span(SpanKind::Run, || "all rows", || {
-                render_seq(&frame, &mut self.image, || context.check_cancel().is_ok());
-            }),
+            _ => context.trace().lane(0).span(
+                SpanKind::Run,
+                || "all rows",
+                || {
+                    render_seq(&frame, &mut self.image, || context.check_cancel().is_ok());
+                },
+            ),
         }
         // A cancelled render stops early; its image is incomplete and must not be reported.
         context.check_cancel()?;
@@ -114,13 +122,17 @@ fn render_team(threads: usize, frame: &Frame, image: &mut [u32], context: &RunCo
         let mut block = lock(block);
         let (first_row, ref mut pixels) = *block;
         let rows = pixels.len() / frame.width;
-        context.trace().lane(member.index).span(SpanKind::Run, || format!("rows {first_row}–{}", first_row + rows - 1), || {
-            for (y, row) in pixels.chunks_mut(frame.width).enumerate() {
-                if !frame.render_row(first_row + y, row, || context.check_cancel().is_ok()) {
-                    return;
+        context.trace().lane(member.index).span(
+            SpanKind::Run,
+            || format!("rows {first_row}–{}", first_row + rows - 1),
+            || {
+                for (y, row) in pixels.chunks_mut(frame.width).enumerate() {
+                    if !frame.render_row(first_row + y, row, || context.check_cancel().is_ok()) {
+                        return;
+                    }
                 }
-            }
-        });
+            },
+        );
     })?;
     Ok(())
 }
@@ -129,9 +141,11 @@ fn render_rayon(pool: &RayonPool, frame: &Frame, image: &mut [u32], context: &Ru
     pool.install(|| {
         image.par_chunks_mut(frame.width).enumerate().for_each(|(y, row)| {
             let thread = rayon::current_thread_index().unwrap_or(0);
-            context.trace().lane(thread).span(SpanKind::Run, || format!("row {y}"), || {
-                frame.render_row(y, row, || context.check_cancel().is_ok())
-            });
+            context.trace().lane(thread).span(
+                SpanKind::Run,
+                || format!("row {y}"),
+                || frame.render_row(y, row, || context.check_cancel().is_ok()),
+            );
         })
     })
 }

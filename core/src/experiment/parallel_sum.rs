@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, Params, ParamSpec, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::sum_squares::{inputs, sum_of_squares, CHUNK};
 use crate::platform::{run_team, RayonPool};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -87,12 +87,17 @@ impl Cell for SumCell<'_> {
         let values = self.values;
         if let Some(pool) = &self.pool {
             return pool.install(|| {
-                values.par_chunks(CHUNK).try_fold(|| 0u64, |total, chunk| {
-                    context.check_cancel()?;
-                    let thread = rayon::current_thread_index().unwrap_or(0);
-                    Ok(total + context.trace().lane(thread).span(SpanKind::Run, || "chunk", || sum_of_squares(chunk)))
-                })
-                .try_reduce(|| 0, |a, b| Ok(a + b))
+                values
+                    .par_chunks(CHUNK)
+                    .try_fold(
+                        || 0u64,
+                        |total, chunk| {
+                            context.check_cancel()?;
+                            let thread = rayon::current_thread_index().unwrap_or(0);
+                            Ok(total + context.trace().lane(thread).span(SpanKind::Run, || "chunk", || sum_of_squares(chunk)))
+                        },
+                    )
+                    .try_reduce(|| 0, |a, b| Ok(a + b))
             });
         }
         let slice_len = values.len().div_ceil(self.threads);
@@ -100,7 +105,11 @@ impl Cell for SumCell<'_> {
         run_team(self.threads, |member| {
             let start = (member.index * slice_len).min(values.len());
             let slice = &values[start..(start + slice_len).min(values.len())];
-            let partial = context.trace().lane(member.index).span(SpanKind::Run, || format!("{} elements", slice.len()), || sum_checked(slice, context));
+            let partial = context.trace().lane(member.index).span(
+                SpanKind::Run,
+                || format!("{} elements", slice.len()),
+                || sum_checked(slice, context),
+            );
             if let Ok(partial) = partial {
                 total.fetch_add(partial, Ordering::Relaxed);
             }

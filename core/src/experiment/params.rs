@@ -188,15 +188,11 @@ impl Params {
 }
 
 /// Splits CLI `name=value` assignments into raw values.
-pub fn parse_assignments<'a>(
-    assignments: impl IntoIterator<Item = &'a str>,
-) -> Result<BTreeMap<String, serde_json::Value>, ParamError> {
+pub fn parse_assignments<'a>(assignments: impl IntoIterator<Item = &'a str>) -> Result<BTreeMap<String, serde_json::Value>, ParamError> {
     assignments
         .into_iter()
         .map(|assignment| match assignment.split_once('=') {
-            Some((name, value)) if !name.trim().is_empty() => {
-                Ok((name.trim().to_string(), serde_json::Value::String(value.to_string())))
-            }
+            Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), serde_json::Value::String(value.to_string()))),
             _ => Err(ParamError { param: assignment.to_string(), message: "expected name=value".into() }),
         })
         .collect()

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
 use super::result::{CellResult, Environment, RunResult, SCHEMA_VERSION};
+use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
 use crate::platform::{max_team_threads, Instant};
 use crate::stats::{efficiency, speedup, Summary};
 use crate::trace::{CellTrace, Recorder, Trace};

@@ -147,10 +147,9 @@ pub enum PlatformError {
 impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooManyThreads { requested, available, why } => write!(
-                f,
-                "{requested} threads requested but this platform can run at most {available} at once ({why})"
-            ),
+            Self::TooManyThreads { requested, available, why } => {
+                write!(f, "{requested} threads requested but this platform can run at most {available} at once ({why})")
+            }
             Self::NoThreads => write!(f, "a thread team needs at least 1 thread"),
             Self::MemberPanicked(message) => write!(f, "a worker thread panicked: {message}"),
             Self::Unavailable(message) => write!(f, "threads unavailable: {message}"),
@@ -167,11 +166,7 @@ pub fn check_team_size(requested: usize) -> Result<(), PlatformError> {
     }
     let available = max_team_threads();
     if requested > available {
-        return Err(PlatformError::TooManyThreads {
-            requested,
-            available,
-            why: backend::TEAM_LIMIT_REASON,
-        });
+        return Err(PlatformError::TooManyThreads { requested, available, why: backend::TEAM_LIMIT_REASON });
     }
     Ok(())
 }
@@ -268,9 +263,7 @@ mod tests {
     fn rayon_pool_uses_exactly_its_threads() {
         use rayon::prelude::*;
         let pool = RayonPool::new(2).unwrap();
-        let max_index = pool.install(|| {
-            (0..10_000).into_par_iter().map(|_| rayon::current_thread_index().unwrap()).max()
-        });
+        let max_index = pool.install(|| (0..10_000).into_par_iter().map(|_| rayon::current_thread_index().unwrap()).max());
         assert!(max_index.unwrap() < 2);
         assert_eq!(pool.install(rayon::current_num_threads), 2);
     }

@@ -17,8 +17,7 @@ use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Condvar, Mutex};
 
 pub(super) const PLATFORM_NAME: &str = "wasm32 (browser worker)";
-pub(super) const TEAM_LIMIT_REASON: &str =
-    "a team runs on the page's worker pool; without cross-origin isolation there is no pool";
+pub(super) const TEAM_LIMIT_REASON: &str = "a team runs on the page's worker pool; without cross-origin isolation there is no pool";
 
 #[wasm_bindgen]
 extern "C" {
