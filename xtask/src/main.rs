@@ -9,7 +9,7 @@
 //!
 //! Native builds use the default (stable) toolchain. wasm builds need nightly and
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
-//! nightly is selected per command through `RUSTUP_TOOLCHAIN` and build-std through
+//! nightly is selected per command through `rustup run` and build-std through
 //! `CARGO_UNSTABLE_BUILD_STD` — never for native builds.
 
 use std::path::{Path, PathBuf};
@@ -143,15 +143,19 @@ fn setup() -> Result {
     })
 }
 
-/// A command on the wasm toolchain: nightly, build-std, no environment RUSTFLAGS (they would
-/// replace the atomics and shared-memory flags of .cargo/config.toml).
+/// `program` on the wasm toolchain: `rustup run <nightly>` (which also puts the nightly first
+/// on PATH, for the cargo that trunk starts), build-std, and no environment RUSTFLAGS (they
+/// would replace the atomics and shared-memory flags of .cargo/config.toml). Not `$CARGO`: under
+/// `cargo xtask` it names stable's cargo binary itself, which ignores RUSTUP_TOOLCHAIN.
 fn wasm_command(program: &str) -> Command {
-    let mut command = Command::new(program);
+    let mut command = Command::new("rustup");
     command
-        .env("RUSTUP_TOOLCHAIN", WASM_NIGHTLY)
+        .args(["run", WASM_NIGHTLY, program])
         .env("CARGO_UNSTABLE_BUILD_STD", "panic_abort,std")
         .env("TRUNK_SKIP_VERSION_CHECK", "true")
-        .env_remove("RUSTFLAGS");
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN");
     command
 }
 
@@ -190,7 +194,7 @@ fn test() -> Result {
             run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
         })?;
         timed("wasm tests in headless Chromium", &mut || {
-            run(wasm_command(&cargo())
+            run(wasm_command("cargo")
                 .args(["test", "--locked", "--package", "conlab-core", "--test", "wasm", "--target", "wasm32-unknown-unknown"])
                 .env("CHROMEDRIVER", CHROMEDRIVER)
                 .env("WASM_BINDGEN_USE_BROWSER", "1")
