@@ -6,21 +6,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+pub mod browser;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
 }
 
-/// The `conlab` binary, built (debug) once per test process through the cargo running us.
+/// The `conlab` binary (debug), built once per test process through the cargo running us.
 pub fn conlab() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status =
-            Command::new(cargo).args(["build", "--quiet", "--package", "conlab"]).current_dir(root()).status().expect("cargo runs");
-        assert!(status.success(), "building conlab failed");
-        root().join("target/debug/conlab")
-    })
+    BINARY.get_or_init(|| build_conlab(false))
+}
+
+/// The `conlab` binary optimised, for measurements.
+pub fn conlab_release() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build_conlab(true))
+}
+
+fn build_conlab(release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--package", "conlab"]).current_dir(root());
+    if release {
+        command.arg("--release");
+    }
+    assert!(command.status().expect("cargo runs").success(), "building conlab failed");
+    root().join(if release { "target/release/conlab" } else { "target/debug/conlab" })
 }
 
 /// A child process killed (and reaped) on drop, so a failing test leaves nothing behind.

@@ -2,143 +2,11 @@
 //! through chromedriver's W3C WebDriver API. Needs `dist/` (trunk) and Chromium; `cargo xtask
 //! test` provides both and runs this suite with `--ignored`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use conlab_tests::browser::{artifacts, submit, tempdir, wait_until, Browser};
 use conlab_tests::{free_port, root, serve, Guard};
-use serde_json::{json, Value};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// A WebDriver session (W3C protocol over HTTP), deleted on drop.
-struct Browser {
-    base: String,
-    session: String,
-    _driver: Guard,
-}
-
-impl Browser {
-    fn start(profile: &std::path::Path) -> Self {
-        let port = free_port();
-        let driver = Guard(
-            std::process::Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("chromedriver starts (cargo xtask setup installs it)"),
-        );
-        let base = format!("http://127.0.0.1:{port}");
-        wait_until(Duration::from_secs(20), "chromedriver to listen", || ureq::get(&format!("{base}/status")).call().is_ok());
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,1600",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .chain([format!("--user-data-dir={}", profile.display())])
-        .collect::<Vec<_>>();
-        let capabilities = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
-            "goog:loggingPrefs": { "browser": "ALL" },
-        }}});
-        let created: Value = ureq::post(&format!("{base}/session")).send_json(capabilities).expect("a session").into_json().unwrap();
-        let session = created["value"]["sessionId"].as_str().expect("session id").to_string();
-        Self { base, session, _driver: driver }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/session/{}{path}", self.base, self.session)
-    }
-
-    fn navigate(&self, url: &str) {
-        ureq::post(&self.url("/url")).send_json(json!({ "url": url })).expect("navigation");
-    }
-
-    /// Runs `body` as a function in the page and returns its value.
-    fn eval(&self, body: &str) -> Value {
-        let response = ureq::post(&self.url("/execute/sync")).send_json(json!({ "script": body, "args": [] }));
-        match response {
-            Ok(response) => response.into_json::<Value>().unwrap()["value"].clone(),
-            Err(ureq::Error::Status(_, response)) => panic!("script failed: {}\n{body}", response.into_string().unwrap_or_default()),
-            Err(error) => panic!("webdriver: {error}"),
-        }
-    }
-
-    fn screenshot(&self, path: &std::path::Path) {
-        let value: Value = ureq::get(&self.url("/screenshot")).call().unwrap().into_json().unwrap();
-        let png = base64::engine::general_purpose::STANDARD.decode(value["value"].as_str().unwrap()).unwrap();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, png).unwrap();
-    }
-
-    fn console(&self) -> Vec<Value> {
-        let value: Value = ureq::post(&self.url("/se/log")).send_json(json!({ "type": "browser" })).unwrap().into_json().unwrap();
-        value["value"].as_array().cloned().unwrap_or_default()
-    }
-
-    fn status(&self) -> (String, String) {
-        let value = self.eval("const s = document.getElementById('status'); return [s.dataset.state, s.textContent];");
-        (value[0].as_str().unwrap_or("").into(), value[1].as_str().unwrap_or("").into())
-    }
-
-    /// Waits for the status to reach one of `states`, failing with the page's last status.
-    fn wait_for_status(&self, states: &[&str], timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let (state, text) = self.status();
-            if states.contains(&state.as_str()) {
-                return state;
-            }
-            assert!(start.elapsed() < timeout, "status still {state:?} ({text}) after {timeout:?}; console: {:#?}", self.console());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
-    }
-}
-
-fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn artifacts() -> PathBuf {
-    root().join("target/browser-e2e")
-}
-
-/// Fills the form for `experiment` (params by name) and submits it.
-fn submit(browser: &Browser, experiment: &str, params: &[(&str, &str)], threads: &str, repeat: u32) {
-    let params: serde_json::Map<String, Value> = params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    browser.eval(&format!(
-        r#"const select = document.getElementById('experiment-select');
-           select.value = {experiment}; select.dispatchEvent(new Event('change'));
-           for (const [name, value] of Object.entries({params})) document.querySelector(`[data-param="${{name}}"]`).value = value;
-           document.getElementById('threads').value = {threads};
-           document.getElementById('repeat').value = {repeat};
-           document.getElementById('run-button').click();"#,
-        experiment = json!(experiment),
-        params = Value::Object(params),
-        threads = json!(threads),
-    ));
-}
+use serde_json::json;
 
 #[test]
 #[ignore = "needs dist/ and Chromium: run by `cargo xtask test`"]
@@ -239,11 +107,4 @@ fn without_isolation_headers_the_page_explains_and_falls_back_to_one_thread() {
     assert!(rows.as_array().unwrap().contains(&json!(["seq", "ok"])), "{rows}");
     assert!(rows.as_array().unwrap().contains(&json!(["rayon", "skipped"])), "rayon needs the pool: {rows}");
     browser.screenshot(&artifacts().join("no-isolation.png"));
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = artifacts().join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

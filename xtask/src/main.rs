@@ -4,8 +4,9 @@
 //!   the wasm nightly (with rust-src and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
 //!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
-//! - `test`: setup, native tests + clippy, wasm tests in headless Chromium, the web build, and
-//!   the browser end-to-end suite.
+//! - `test`: setup, native tests + rustfmt + clippy, wasm tests in headless Chromium, the web
+//!   build, and the browser end-to-end suite.
+//! - `bench`: the side-by-side benchmarks (wasm in Chromium vs native, alternated in pairs).
 //!
 //! Native builds use the default (stable) toolchain. wasm builds need nightly and
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
@@ -31,7 +32,8 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("lab") => lab(&args[1..]),
         Some("test") => test(),
-        _ => Err("usage: cargo xtask setup | lab [--port P] | test".into()),
+        Some("bench") => bench(),
+        _ => Err("usage: cargo xtask setup | lab [--port P] | test | bench".into()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,4 +222,20 @@ fn test() -> Result {
     })();
     eprintln!("\nxtask: test steps: {}; total {:.0} s", timings.join(", "), total.elapsed().as_secs_f64());
     outcome
+}
+
+fn bench() -> Result {
+    setup()?;
+    build_web()?;
+    run(Command::new(cargo()).args([
+        "test",
+        "--locked",
+        "--package",
+        "conlab-tests",
+        "--test",
+        "wasm_vs_native",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]))
 }
