@@ -234,7 +234,11 @@ pub fn speedup_svg(result: &RunResult) -> String {
         );
         tick += tick_step;
     }
-    for &threads in &result.threads {
+    let mut labelled: Vec<usize> =
+        result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).chain(result.threads.iter().copied()).collect();
+    labelled.sort_unstable();
+    labelled.dedup();
+    for threads in labelled {
         let _ = write!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">{threads}</text>"#, x(threads as f64), height - bottom + 16.0);
     }
     let _ = write!(
@@ -294,4 +298,113 @@ pub fn speedup_svg(result: &RunResult) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::{Check, Environment};
+    use crate::stats::Summary;
+
+    fn cell(variant: &str, threads: usize, seconds: f64, speedup: f64) -> CellResult {
+        CellResult {
+            variant: variant.into(),
+            threads,
+            samples: vec![seconds; 3],
+            summary: Summary::of(&[seconds; 3]),
+            throughput: Some(1000.0 / seconds),
+            speedup_vs_baseline: Some(speedup),
+            speedup_vs_one_thread: Some(speedup),
+            efficiency: Some(speedup / threads as f64),
+            check: Some(Check { passed: true, expected: "0x1".into(), actual: "0x1".into() }),
+            skipped: None,
+        }
+    }
+
+    fn result(cells: Vec<CellResult>) -> RunResult {
+        RunResult {
+            schema: 1,
+            experiment: "io-fanout".into(),
+            title: "t".into(),
+            params: [("tasks".to_string(), crate::experiment::Value::Int(8))].into(),
+            variants: vec!["seq".into(), "thread-per-task".into(), "pool".into()],
+            threads: vec![1, 2],
+            repeat: 3,
+            warmup: 1,
+            baseline: "seq".into(),
+            work_unit: Some("tasks".into()),
+            environment: Environment::current(),
+            cells,
+            all_checks_passed: true,
+            wall_seconds: 1.0,
+            trace: None,
+        }
+    }
+
+    fn sample() -> RunResult {
+        result(vec![
+            cell("seq", 1, 0.08, 1.0),
+            cell("thread-per-task", 8, 0.0105, 7.6),
+            cell("pool", 1, 0.08, 1.0),
+            cell("pool", 2, 0.04, 2.0),
+        ])
+    }
+
+    #[test]
+    fn units_are_readable() {
+        assert_eq!(format_seconds(1.5), "1.50 s");
+        assert_eq!(format_seconds(0.0456), "45.6 ms");
+        assert_eq!(format_seconds(0.000789), "789 µs");
+        assert_eq!(format_seconds(12e-9), "12.0 ns");
+        assert_eq!(format_rate(3.05e9), "3.05 G");
+        assert_eq!(format_rate(99.0), "99.0");
+    }
+
+    #[test]
+    fn table_shows_checks_and_skips() {
+        let mut result = sample();
+        result.cells[3].check = Some(Check { passed: false, expected: "0x1".into(), actual: "0x2".into() });
+        result.cells.push(CellResult { summary: None, check: None, skipped: Some("no pool".into()), ..cell("pool", 4, 1.0, 1.0) });
+        let table = table(&result);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("io-fanout — tasks=8"));
+        assert!(lines[1].starts_with("variant          threads"), "{table}");
+        assert!(lines[2].ends_with("ok") && lines[2].contains("80.0 ms"), "{table}");
+        assert!(lines[5].ends_with("WRONG (0x2 ≠ 0x1)"), "{table}");
+        assert!(lines[6].ends_with("skipped: no pool"), "{table}");
+        let widths: Vec<usize> = lines[1..5].iter().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "aligned columns: {widths:?}\n{table}");
+    }
+
+    #[test]
+    fn csv_has_one_row_per_cell_and_quotes_when_needed() {
+        let mut result = sample();
+        result.cells[0].skipped = Some("a, \"b\"".into());
+        let csv = csv(&result);
+        assert_eq!(csv.lines().count(), 5);
+        assert!(csv.lines().nth(1).unwrap().starts_with("io-fanout,seq,1,3,0.08,"));
+        assert!(csv.lines().nth(1).unwrap().ends_with(",\"a, \"\"b\"\"\""));
+    }
+
+    #[test]
+    fn chart_has_a_line_per_variant_and_labels_every_thread_count() {
+        let svg = speedup_svg(&sample());
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        for variant in ["seq", "thread-per-task", "pool"] {
+            assert!(svg.contains(&format!(r#"data-variant="{variant}""#)), "{variant}");
+        }
+        for threads in [1, 2, 8] {
+            assert!(svg.contains(&format!(r#"text-anchor="middle">{threads}</text>"#)), "axis label {threads}");
+        }
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(r#"class="ideal""#));
+    }
+
+    #[test]
+    fn chart_text_is_escaped() {
+        let mut result = sample();
+        result.cells[3].variant = "<pool&>".into();
+        let svg = speedup_svg(&result);
+        assert!(svg.contains("&lt;pool&amp;&gt;") && !svg.contains("<pool&>"));
+    }
 }
