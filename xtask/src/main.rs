@@ -1,10 +1,10 @@
 //! `cargo xtask setup | lab | test` — conlab's orchestration (the cargo xtask convention).
 //!
 //! - `setup`: installs what is missing, each step skipped when the right version is present:
-//!   the wasm nightly (with rust-src and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
+//!   the wasm nightly (with rust-src, clippy and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
 //!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
-//! - `test`: setup, native tests + rustfmt + clippy, wasm tests in headless Chromium, the web
+//! - `test`: setup, native tests + rustfmt + clippy (native and wasm), wasm tests in headless Chromium, the web
 //!   build, and the browser end-to-end suite.
 //! - `bench`: the side-by-side benchmarks (wasm in Chromium vs native, alternated in pairs).
 //!
@@ -104,14 +104,13 @@ fn setup() -> Result {
         // Both lists are empty (the command fails) when the toolchain is not installed.
         let targets = output_of("rustup", &["target", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
         let components = output_of("rustup", &["component", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
-        targets.contains("wasm32-unknown-unknown") && components.contains("rust-src")
+        targets.contains("wasm32-unknown-unknown") && components.contains("rust-src") && components.contains("clippy")
     };
-    step(&format!("{WASM_NIGHTLY} with rust-src and wasm32"), nightly_ready, || {
-        run(Command::new("rustup").args(["toolchain", "install", WASM_NIGHTLY, "--profile", "minimal", "--component", "rust-src"]).args([
-            "--target",
-            "wasm32-unknown-unknown",
-            "--no-self-update",
-        ]))
+    step(&format!("{WASM_NIGHTLY} with rust-src, clippy and wasm32"), nightly_ready, || {
+        run(Command::new("rustup").args(["toolchain", "install", WASM_NIGHTLY, "--profile", "minimal", "--no-self-update"]))?;
+        // Explicit and idempotent: `toolchain install` need not add these to an existing toolchain.
+        run(Command::new("rustup").args(["component", "add", "--toolchain", WASM_NIGHTLY, "rust-src", "clippy"]))?;
+        run(Command::new("rustup").args(["target", "add", "--toolchain", WASM_NIGHTLY, "wasm32-unknown-unknown"]))
     })?;
 
     let bindgen = lockfile_version("wasm-bindgen")?;
@@ -193,7 +192,11 @@ fn test() -> Result {
         timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
         timed("tidy (rustfmt, clippy)", &mut || {
             run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
-            run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+            run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+            // The wasm-only code (platform/wasm.rs, the web crate's exports) is linted on its target.
+            run(wasm_command("cargo")
+                .args(["clippy", "--locked", "--target", "wasm32-unknown-unknown", "--package", "conlab-core"])
+                .args(["--package", "conlab-web", "--all-targets", "--", "-D", "warnings"]))
         })?;
         timed("wasm tests in headless Chromium", &mut || {
             run(wasm_command("cargo")
