@@ -8,6 +8,7 @@
 
 pub mod experiment;
 pub mod kernels;
+pub mod locks;
 pub mod platform;
 pub mod report;
 pub mod stats;

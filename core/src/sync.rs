@@ -12,6 +12,39 @@ pub use loom::sync::{atomic, Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub use std::sync::{atomic, Arc, Condvar, Mutex, MutexGuard};
 
+/// An `UnsafeCell` whose accesses loom can check for data races (loom's own cell under
+/// `cfg(loom)`), with one closure-based API for both.
+pub mod cell {
+    #[cfg(loom)]
+    pub use loom::cell::UnsafeCell;
+
+    /// std's `UnsafeCell` behind loom's `with`/`with_mut` API.
+    #[cfg(not(loom))]
+    #[derive(Debug, Default)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[cfg(not(loom))]
+    impl<T> UnsafeCell<T> {
+        pub const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a shared pointer to the value.
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with a mutable pointer to the value.
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        pub fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+}
+
 /// One iteration of a spin-wait: a CPU hint natively, a scheduling point under loom.
 #[inline]
 pub fn spin_yield() {

@@ -11,11 +11,14 @@
 //! - [`run_team`]: run one closure on N threads at once and join them (scoped std threads
 //!   natively; `rayon::broadcast` on the worker pool in wasm);
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
-//! - [`sleep`]: block the calling thread (never called on a page's main thread).
+//! - [`sleep`]: block the calling thread (never called on a page's main thread);
+//! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic.
 //!
 //! The backend is chosen by `cfg` here and nowhere else; an unsupported target fails to compile
 //! with a message rather than misbehaving at run time (the pattern of parking_lot's
 //! `thread_parker`).
+
+mod futex;
 
 use std::fmt;
 use std::time::Duration;
@@ -38,6 +41,7 @@ compile_error!(
 
 #[cfg(target_arch = "wasm32")]
 pub use backend::register_worker_pool;
+pub use futex::{wait, wake_all, wake_one};
 
 /// A point on the platform's monotonic clock, as the time since a process-wide epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
