@@ -6,6 +6,9 @@
 //! [`stats`] and [`trace`] are what experiments are built from; [`report`] renders results.
 //! Nothing here touches the DOM or the terminal.
 
+// wasm builds are nightly-only anyway (build-std, atomics); the futex intrinsics are still gated.
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
+
 pub mod experiment;
 pub mod kernels;
 pub mod locks;

@@ -84,6 +84,20 @@ async fn rayon_is_held_to_the_requested_threads() {
 }
 
 #[wasm_bindgen_test]
+async fn every_lock_excludes_on_real_workers() {
+    use conlab_core::locks::{count_under_lock, LockKind};
+    pool().await;
+    for kind in LockKind::ALL {
+        // Two workers for all (2 cores here); the non-FIFO locks also with the whole pool.
+        let fifo_spin = matches!(kind, LockKind::Ticket | LockKind::Mcs);
+        for threads in if fifo_spin { vec![2] } else { vec![2, POOL] } {
+            let (a, b) = count_under_lock(kind, threads, 20_000).unwrap();
+            assert_eq!((a, b), (threads * 20_000, threads * 20_000), "{} on {threads} workers", kind.name());
+        }
+    }
+}
+
+#[wasm_bindgen_test]
 async fn parallel_results_equal_sequential_for_every_experiment() {
     pool().await;
     let small = [

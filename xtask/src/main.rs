@@ -4,7 +4,7 @@
 //!   the wasm nightly (with rust-src, clippy and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
 //!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
-//! - `test`: setup, native tests + rustfmt + clippy (native and wasm), wasm tests in headless Chromium, the web
+//! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
 //!   build, and the browser end-to-end suite.
 //! - `bench`: the side-by-side benchmarks (wasm in Chromium vs native, alternated in pairs).
 //!
@@ -197,6 +197,13 @@ fn test() -> Result {
             run(wasm_command("cargo")
                 .args(["clippy", "--locked", "--target", "wasm32-unknown-unknown", "--package", "conlab-core"])
                 .args(["--package", "conlab-web", "--all-targets", "--", "-D", "warnings"]))
+        })?;
+        timed("loom model checks", &mut || {
+            // Its own target dir: `--cfg loom` changes every crate's build.
+            run(Command::new(cargo())
+                .args(["test", "--release", "--locked", "--package", "conlab-core", "--test", "loom", "--target-dir"])
+                .arg(root().join("target/loom"))
+                .env("RUSTFLAGS", "--cfg loom"))
         })?;
         timed("wasm tests in headless Chromium", &mut || {
             run(wasm_command("cargo")

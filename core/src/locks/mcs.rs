@@ -60,6 +60,7 @@ mod nodes {
     use super::Node;
 
     thread_local! {
+        #[allow(clippy::vec_box, reason = "a node's address must not move: other threads hold pointers to it")]
         static FREE: RefCell<Vec<Box<Node>>> = const { RefCell::new(Vec::new()) };
     }
 

@@ -30,6 +30,7 @@ pub mod ttas;
 
 use std::fmt;
 
+use crate::platform::{run_team, PlatformError};
 use crate::sync::cell::UnsafeCell;
 
 /// A hand-written mutual-exclusion lock.
@@ -186,35 +187,35 @@ impl LockKind {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::platform::run_team;
-
-    /// Many threads × many increments of unsynchronised data under the lock: the total is exact
-    /// only if the lock excludes.
-    struct Stress {
+/// The stress kernel: `threads` threads each add 1 to a two-field counter `increments` times
+/// under a lock of `kind`, updating the fields non-atomically. Returns the fields; both equal
+/// `threads × increments` only if the lock excluded (a torn critical section breaks the pair).
+pub fn count_under_lock(kind: LockKind, threads: usize, increments: usize) -> Result<(usize, usize), PlatformError> {
+    struct Count {
         threads: usize,
         increments: usize,
     }
-
-    impl WithLock for Stress {
-        type Output = (usize, usize);
-        fn run<L: Lock + 'static>(self) -> (usize, usize) {
+    impl WithLock for Count {
+        type Output = Result<(usize, usize), PlatformError>;
+        fn run<L: Lock + 'static>(self) -> Self::Output {
             let counter: Mutex<L, (usize, usize)> = Mutex::new((0, 0));
             run_team(self.threads, |_| {
                 for _ in 0..self.increments {
-                    // Two fields updated non-atomically: a torn critical section breaks the pair.
                     counter.with(|(a, b)| {
                         *a += 1;
                         *b = *a;
                     });
                 }
-            })
-            .unwrap();
-            counter.into_inner()
+            })?;
+            Ok(counter.with(|pair| *pair))
         }
     }
+    kind.run(Count { threads, increments })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
 
     const INCREMENTS: usize = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
 
@@ -222,7 +223,7 @@ mod tests {
     fn every_lock_excludes_under_stress() {
         let threads = crate::platform::hardware_threads().clamp(2, 8);
         for kind in LockKind::ALL {
-            let (a, b) = kind.run(Stress { threads, increments: INCREMENTS });
+            let (a, b) = count_under_lock(kind, threads, INCREMENTS).unwrap();
             assert_eq!((a, b), (threads * INCREMENTS, threads * INCREMENTS), "{}", kind.name());
         }
     }
@@ -234,7 +235,7 @@ mod tests {
         // acquisition — the pathology the lock experiments measure, too slow for a test.
         let threads = 3 * crate::platform::hardware_threads().clamp(2, 8);
         for kind in [LockKind::Tas, LockKind::Ttas, LockKind::Parking, LockKind::Std, LockKind::ParkingLot] {
-            let (a, b) = kind.run(Stress { threads, increments: INCREMENTS / 4 });
+            let (a, b) = count_under_lock(kind, threads, INCREMENTS / 4).unwrap();
             assert_eq!((a, b), (threads * INCREMENTS / 4, threads * INCREMENTS / 4), "{}", kind.name());
         }
     }

@@ -7,7 +7,7 @@
 //! needs — which the lock experiments show.
 //!
 //! Memory ordering: as [`super::tas`]; the test loads are `Relaxed` (they only decide when to
-//! try), the acquiring `swap` is `Acquire`, the release store `Release`.
+//! try), the acquiring exchange is `Acquire`, the release store `Release`.
 //!
 //! | `locked` | meaning |
 //! |---|---|
@@ -29,8 +29,8 @@ pub struct TtasLock {
     locked: AtomicBool,
 }
 
-// SAFETY: only the thread whose `swap(true, Acquire)` returned false holds the lock until it
-// stores false with Release.
+// SAFETY: only the thread whose exchange false → true (Acquire) succeeded holds the lock until
+// it stores false with Release.
 unsafe impl RawLock for TtasLock {
     type Token = ();
     const NAME: &'static str = "ttas";
@@ -41,7 +41,7 @@ unsafe impl RawLock for TtasLock {
             while self.locked.load(Ordering::Relaxed) {
                 spin_yield();
             }
-            if !self.locked.swap(true, Ordering::Acquire) {
+            if self.try_lock().is_some() {
                 return;
             }
             for _ in 0..1u32 << step {
@@ -52,7 +52,7 @@ unsafe impl RawLock for TtasLock {
     }
 
     fn try_lock(&self) -> Option<()> {
-        (!self.locked.load(Ordering::Relaxed) && !self.locked.swap(true, Ordering::Acquire)).then_some(())
+        self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(drop)
     }
 
     unsafe fn unlock(&self, _: ()) {
