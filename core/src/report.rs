@@ -41,49 +41,93 @@ fn ratio(value: Option<f64>, suffix: &str) -> String {
     value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}{suffix}"))
 }
 
-/// The table's columns, as (header, cell text) per row; shared by the text table and CSV.
+/// Names and units of the metrics any cell recorded, in name order.
+fn metric_columns(result: &RunResult) -> Vec<(String, String)> {
+    let mut columns: Vec<(String, String)> =
+        result.cells.iter().flat_map(|cell| cell.metrics.iter().map(|(name, metric)| (name.clone(), metric.unit.clone()))).collect();
+    columns.sort();
+    columns.dedup_by(|a, b| a.0 == b.0);
+    columns
+}
+
+/// A metric's median with three significant digits and an SI prefix for large values.
+pub fn format_metric(value: f64) -> String {
+    if value.abs() >= 1e3 {
+        format_rate(value)
+    } else {
+        three_digits(value)
+    }
+}
+
+/// The table's columns, as (header, cell text) per row.
 fn rows(result: &RunResult) -> (Vec<String>, Vec<Vec<String>>) {
-    let unit = result.work_unit.clone().unwrap_or_else(|| "units".into());
-    let headers = [
+    let metrics = metric_columns(result);
+    let mut headers = vec![
         "variant".to_string(),
         "threads".into(),
         "median".into(),
         "95% CI of median".into(),
         "min".into(),
-        format!("{unit}/s"),
         format!("vs {}", result.baseline),
         "vs 1 thread".into(),
         "efficiency".into(),
-        "check".into(),
     ];
-    let body = result.cells.iter().map(row).collect();
-    (headers.to_vec(), body)
+    if let Some(unit) = &result.work_unit {
+        headers.insert(5, format!("{unit}/s"));
+    }
+    if result.fixed_duration {
+        // Every run lasted the set time: times and speedups say nothing.
+        headers.drain(2..headers.len());
+    }
+    headers.extend(metrics.iter().map(|(name, unit)| if unit.is_empty() { name.clone() } else { format!("{name} ({unit})") }));
+    headers.push("check".into());
+    let body = result
+        .cells
+        .iter()
+        .map(|cell| {
+            let mut cells = row(cell, result.work_unit.is_some(), &metrics);
+            if result.fixed_duration {
+                cells.drain(2..cells.len() - metrics.len() - 1);
+            }
+            cells
+        })
+        .collect();
+    (headers, body)
 }
 
-fn row(cell: &CellResult) -> Vec<String> {
+fn check_text(cell: &CellResult) -> String {
+    match (&cell.check, &cell.skipped, &cell.unchecked) {
+        (_, Some(why), _) => format!("skipped: {why}"),
+        (_, _, Some(why)) => format!("unchecked: {why}"),
+        (Some(check), _, _) if check.passed => "ok".to_string(),
+        (Some(check), _, _) => format!("WRONG ({} ≠ {})", check.actual, check.expected),
+        (None, None, None) => "–".into(),
+    }
+}
+
+fn row(cell: &CellResult, with_throughput: bool, metrics: &[(String, String)]) -> Vec<String> {
     let Some(summary) = &cell.summary else {
         let mut cells = vec![cell.variant.clone(), cell.threads.to_string()];
-        cells.extend(std::iter::repeat_n("–".to_string(), 7));
-        cells.push(format!("skipped: {}", cell.skipped.as_deref().unwrap_or("not run")));
+        cells.extend(std::iter::repeat_n("–".to_string(), 6 + usize::from(with_throughput) + metrics.len()));
+        cells.push(check_text(cell));
         return cells;
     };
-    let check = match &cell.check {
-        Some(check) if check.passed => "ok".to_string(),
-        Some(check) => format!("WRONG ({} ≠ {})", check.actual, check.expected),
-        None => "–".into(),
-    };
-    vec![
+    let mut cells = vec![
         cell.variant.clone(),
         cell.threads.to_string(),
         format!("{}{}", format_seconds(summary.median), if summary.noisy { " (noisy)" } else { "" }),
         format!("{} – {}", format_seconds(summary.median_ci.0), format_seconds(summary.median_ci.1)),
         format_seconds(summary.min),
-        cell.throughput.map_or_else(|| "–".into(), format_rate),
         ratio(cell.speedup_vs_baseline, "×"),
         ratio(cell.speedup_vs_one_thread, "×"),
         cell.efficiency.map_or_else(|| "–".into(), |e| format!("{:.0}%", e * 100.0)),
-        check,
-    ]
+    ];
+    if with_throughput {
+        cells.insert(5, cell.throughput.map_or_else(|| "–".into(), format_rate));
+    }
+    cells.extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), |m| format_metric(m.median))));
+    cells.push(check_text(cell));
+    cells
 }
 
 /// An aligned text table with a one-line header about the run and a footnote on noise.
@@ -123,7 +167,7 @@ pub fn table(result: &RunResult) -> String {
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
     }
-    if result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
+    if !result.fixed_duration && result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
         let _ = writeln!(out, "(noisy): the median's 95% interval is wider than 10% of it — the machine was busy; use more --repeat");
     }
     if result.environment.profile == "debug" {
@@ -134,10 +178,16 @@ pub fn table(result: &RunResult) -> String {
 
 /// CSV with one row per cell, raw numbers (seconds, units/s), for spreadsheets.
 pub fn csv(result: &RunResult) -> String {
+    let metrics = metric_columns(result);
     let mut out = String::from(
         "experiment,variant,threads,runs,median_s,median_ci_low_s,median_ci_high_s,mean_s,stddev_s,min_s,max_s,\
-         throughput_per_s,speedup_vs_baseline,speedup_vs_one_thread,efficiency,check_passed,noisy,skipped\n",
+         throughput_per_s,speedup_vs_baseline,speedup_vs_one_thread,efficiency,check_passed,noisy,skipped,unchecked",
     );
+    for (name, unit) in &metrics {
+        out.push(',');
+        out.push_str(&csv_field(&if unit.is_empty() { name.clone() } else { format!("{name} ({unit})") }));
+    }
+    out.push('\n');
     let number = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v}"));
     for cell in &result.cells {
         let s = cell.summary.as_ref();
@@ -160,8 +210,13 @@ pub fn csv(result: &RunResult) -> String {
             cell.check.as_ref().map_or_else(String::new, |c| c.passed.to_string()),
             s.map_or_else(String::new, |s| s.noisy.to_string()),
             csv_field(cell.skipped.as_deref().unwrap_or("")),
+            csv_field(cell.unchecked.as_deref().unwrap_or("")),
         ];
         out.push_str(&fields.join(","));
+        for (name, _) in &metrics {
+            out.push(',');
+            out.push_str(&number(cell.metrics.get(name).map(|m| m.median)));
+        }
         out.push('\n');
     }
     out
@@ -318,6 +373,8 @@ mod tests {
             efficiency: Some(speedup / threads as f64),
             check: Some(Check { passed: true, expected: "0x1".into(), actual: "0x1".into() }),
             skipped: None,
+            unchecked: None,
+            metrics: Default::default(),
         }
     }
 
@@ -338,6 +395,7 @@ mod tests {
             all_checks_passed: true,
             wall_seconds: 1.0,
             trace: None,
+            fixed_duration: false,
         }
     }
 
@@ -364,7 +422,7 @@ mod tests {
     fn table_shows_checks_and_skips() {
         let mut result = sample();
         result.cells[3].check = Some(Check { passed: false, expected: "0x1".into(), actual: "0x2".into() });
-        result.cells.push(CellResult { summary: None, check: None, skipped: Some("no pool".into()), ..cell("pool", 4, 1.0, 1.0) });
+        result.cells.push(CellResult::skipped("pool", 4, "no pool".into()));
         let table = table(&result);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("io-fanout — tasks=8"));
@@ -377,13 +435,28 @@ mod tests {
     }
 
     #[test]
+    fn metrics_become_columns_and_unchecked_cells_say_why() {
+        let mut result = sample();
+        result.cells[1].metrics.insert("lost".into(), crate::experiment::Metric::of("updates", &[10.0, 30.0, 20.0]).unwrap());
+        result.cells[1].unchecked = Some("racy by design".into());
+        result.cells[1].check = None;
+        let table = table(&result);
+        assert!(table.lines().nth(1).unwrap().contains("lost (updates)"), "{table}");
+        let row = table.lines().nth(3).unwrap();
+        assert!(row.contains(" 20.0 ") && row.ends_with("unchecked: racy by design"), "{table}");
+        let csv = csv(&result);
+        assert!(csv.lines().next().unwrap().ends_with(",unchecked,lost (updates)"));
+        assert!(csv.lines().nth(2).unwrap().ends_with(",racy by design,20"), "{csv}");
+    }
+
+    #[test]
     fn csv_has_one_row_per_cell_and_quotes_when_needed() {
         let mut result = sample();
         result.cells[0].skipped = Some("a, \"b\"".into());
         let csv = csv(&result);
         assert_eq!(csv.lines().count(), 5);
         assert!(csv.lines().nth(1).unwrap().starts_with("io-fanout,seq,1,3,0.08,"));
-        assert!(csv.lines().nth(1).unwrap().ends_with(",\"a, \"\"b\"\"\""));
+        assert!(csv.lines().nth(1).unwrap().ends_with(",\"a, \"\"b\"\"\","));
     }
 
     #[test]

@@ -191,3 +191,130 @@ mod tests {
         assert_eq!(efficiency(3.0, 4), 0.75);
     }
 }
+
+/// A latency histogram with logarithmic buckets (8 per power of two, ≤ 12.5% relative error),
+/// cheap to record into and to merge — the idea of HdrHistogram (Tene), much simplified.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogHistogram {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+}
+
+const SUB_BUCKETS: u64 = 8;
+
+impl LogHistogram {
+    fn bucket(value: u64) -> usize {
+        if value < SUB_BUCKETS {
+            return value as usize;
+        }
+        let power = 63 - u64::from(value.leading_zeros());
+        let sub = (value >> (power - 3)) & (SUB_BUCKETS - 1);
+        ((power - 2) * SUB_BUCKETS + sub) as usize
+    }
+
+    /// The smallest value that falls in `bucket`'s successor, minus one: the bucket's upper bound.
+    fn upper_bound(bucket: usize) -> u64 {
+        let bucket = bucket as u64;
+        if bucket < SUB_BUCKETS {
+            return bucket;
+        }
+        let power = bucket / SUB_BUCKETS + 2;
+        let sub = bucket % SUB_BUCKETS;
+        ((SUB_BUCKETS + sub + 1) << (power - 3)) - 1
+    }
+
+    pub fn record(&mut self, value: u64) {
+        let bucket = Self::bucket(value);
+        if self.counts.len() <= bucket {
+            self.counts.resize(bucket + 1, 0);
+        }
+        self.counts[bucket] += 1;
+        self.total += 1;
+        self.max = self.max.max(value);
+    }
+
+    pub fn merge(&mut self, other: &LogHistogram) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The value at quantile `q` (0..=1), as its bucket's upper bound (capped at the max seen).
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Self::upper_bound(bucket).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
+/// Jain's fairness index of shares x: (Σx)² / (n·Σx²) — 1 when all are equal, 1/n when one
+/// thread gets everything (Jain, Chiu & Hawe 1984).
+pub fn jain_fairness(shares: &[f64]) -> f64 {
+    let sum: f64 = shares.iter().sum();
+    let squares: f64 = shares.iter().map(|x| x * x).sum();
+    if squares == 0.0 {
+        1.0
+    } else {
+        sum * sum / (shares.len() as f64 * squares)
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_within_an_eighth() {
+        for value in [0u64, 1, 7, 8, 9, 15, 16, 100, 1_000, 123_456, 10_000_000_000] {
+            let bound = LogHistogram::upper_bound(LogHistogram::bucket(value));
+            assert!(bound >= value && (bound - value) as f64 <= value as f64 / 8.0 + 1.0, "{value} → {bound}");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_a_uniform_range() {
+        let mut histogram = LogHistogram::default();
+        for value in 1..=1000 {
+            histogram.record(value);
+        }
+        let p50 = histogram.quantile(0.5);
+        let p99 = histogram.quantile(0.99);
+        assert!((500..=563).contains(&p50), "{p50}");
+        assert!((990..=1000).contains(&p99), "{p99}");
+        assert_eq!(histogram.quantile(1.0), 1000);
+        let mut other = LogHistogram::default();
+        other.record(5_000);
+        histogram.merge(&other);
+        assert_eq!((histogram.count(), histogram.max()), (1001, 5000));
+    }
+
+    #[test]
+    fn fairness_index() {
+        assert_eq!(jain_fairness(&[5.0, 5.0, 5.0, 5.0]), 1.0);
+        assert_eq!(jain_fairness(&[8.0, 0.0, 0.0, 0.0]), 0.25);
+        assert!((jain_fairness(&[1.0, 3.0]) - 0.8).abs() < 1e-12);
+    }
+}

@@ -123,8 +123,14 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
         &["run", "io-fanout", "--variant", "fibers"],
         "parameter `variant`: unknown variant `fibers`; io-fanout has seq, thread-per-task, pool",
     );
-    assert_fails_with(&["run", "nope"], "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
-    assert_fails_with(&["describe", "nope"], "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
+    assert_fails_with(
+        &["run", "nope"],
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention",
+    );
+    assert_fails_with(
+        &["describe", "nope"],
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention",
+    );
 }
 
 #[test]

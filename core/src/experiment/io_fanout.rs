@@ -27,12 +27,13 @@ impl Experiment for IoFanout {
                 ParamSpec::float("latency", 10.0, 0.1, 1000.0, "ms", "blocking time of each call (L)"),
             ],
             variants: vec![
-                VariantSpec { id: "seq", help: "one thread, one call after another: N·L", sweeps_threads: false },
-                VariantSpec { id: "thread-per-task", help: "N threads, one call each: ≈ L", sweeps_threads: false },
-                VariantSpec { id: "pool", help: "k worker threads taking calls from a shared queue: ceil(N/k)·L", sweeps_threads: true },
+                VariantSpec::fixed("seq", "one thread, one call after another: N·L"),
+                VariantSpec::fixed("thread-per-task", "N threads, one call each: ≈ L"),
+                VariantSpec::sweep("pool", "k worker threads taking calls from a shared queue: ceil(N/k)·L"),
             ],
             baseline: "seq",
             work_unit: Some("tasks"),
+            fixed_duration: false,
         }
     }
 

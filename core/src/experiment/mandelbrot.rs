@@ -30,12 +30,13 @@ impl Experiment for Mandelbrot {
                 ParamSpec::int("max_iter", 500, 1, 100_000, "iterations", "escape-time limit per pixel"),
             ],
             variants: vec![
-                VariantSpec { id: "seq", help: "one thread, row by row", sweeps_threads: false },
-                VariantSpec { id: "team", help: "one contiguous block of rows per thread (static split)", sweeps_threads: true },
-                VariantSpec { id: "rayon", help: "rayon par_chunks_mut over rows (work stealing)", sweeps_threads: true },
+                VariantSpec::fixed("seq", "one thread, row by row"),
+                VariantSpec::sweep("team", "one contiguous block of rows per thread (static split)"),
+                VariantSpec::sweep("rayon", "rayon par_chunks_mut over rows (work stealing)"),
             ],
             baseline: "seq",
             work_unit: Some("pixels"),
+            fixed_duration: false,
         }
     }
 

@@ -8,6 +8,8 @@
 //! experiment file is thin glue over a kernel.
 
 mod io_fanout;
+mod lock_contention;
+mod lost_update;
 mod mandelbrot;
 mod parallel_sum;
 pub mod params;
@@ -20,12 +22,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
-pub use result::{CellResult, Check, Environment, RunResult};
+pub use result::{CellResult, Check, Environment, Metric, RunResult};
 pub use runner::{run, run_experiment, Progress, RunRequest, Session};
 
 use crate::platform::{self, Instant, PlatformError};
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::Arc;
+use crate::sync::{lock, Arc, Mutex};
 use crate::trace::Recorder;
 
 /// A way of running an experiment's work (`seq`, `team`, `rayon`, …).
@@ -35,6 +37,26 @@ pub struct VariantSpec {
     pub help: &'static str,
     /// Runs at each requested thread count; otherwise once, at the thread count it chooses.
     pub sweeps_threads: bool,
+    /// Why this variant's output is not checked (it is wrong on purpose, e.g. a data race).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchecked: Option<&'static str>,
+}
+
+impl VariantSpec {
+    /// A variant run at every requested thread count.
+    pub const fn sweep(id: &'static str, help: &'static str) -> Self {
+        Self { id, help, sweeps_threads: true, unchecked: None }
+    }
+
+    /// A variant run once, at the thread count it chooses itself.
+    pub const fn fixed(id: &'static str, help: &'static str) -> Self {
+        Self { id, help, sweeps_threads: false, unchecked: None }
+    }
+
+    /// Marks the variant's output as wrong on purpose, and says why.
+    pub const fn unchecked(self, why: &'static str) -> Self {
+        Self { unchecked: Some(why), ..self }
+    }
 }
 
 /// What an experiment is, for catalogues, forms and `conlab describe`.
@@ -54,6 +76,8 @@ pub struct ExperimentInfo {
     pub baseline: &'static str,
     /// What one unit of work is, for throughput ("pixels", "elements").
     pub work_unit: Option<&'static str>,
+    /// Runs last a set time and the results are the recorded metrics, not the run times.
+    pub fixed_duration: bool,
 }
 
 impl ExperimentInfo {
@@ -120,10 +144,12 @@ impl CancelFlag {
     }
 }
 
-/// What a cell's threads see during one run: cancellation, the clock and the trace.
+/// What a cell's threads see during one run: cancellation, the clock, the trace, and where
+/// to record measurements beyond the run's time.
 pub struct RunContext<'a> {
     cancel: &'a CancelFlag,
     trace: &'a Recorder,
+    metrics: Mutex<Vec<(&'static str, &'static str, f64)>>,
 }
 
 /// How often long-running work looks at the cancel flag, at most.
@@ -131,7 +157,18 @@ pub const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 impl<'a> RunContext<'a> {
     pub fn new(cancel: &'a CancelFlag, trace: &'a Recorder) -> Self {
-        Self { cancel, trace }
+        Self { cancel, trace, metrics: Mutex::new(Vec::new()) }
+    }
+
+    /// Records a measurement of this run (throughput, a fairness index, a percentile…); the
+    /// runner summarises each name over a cell's timed runs.
+    pub fn record(&self, name: &'static str, unit: &'static str, value: f64) {
+        lock(&self.metrics).push((name, unit, value));
+    }
+
+    /// The measurements recorded so far.
+    pub fn take_metrics(&self) -> Vec<(&'static str, &'static str, f64)> {
+        std::mem::take(&mut *lock(&self.metrics))
     }
 
     /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.
@@ -203,7 +240,7 @@ impl From<PlatformError> for RunError {
 
 /// Every experiment, in catalogue order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    &[&mandelbrot::Mandelbrot, &io_fanout::IoFanout, &parallel_sum::ParallelSum]
+    &[&mandelbrot::Mandelbrot, &io_fanout::IoFanout, &parallel_sum::ParallelSum, &lost_update::LostUpdate, &lock_contention::LockContention]
 }
 
 /// The experiment with this id, or an error listing the known ids.
@@ -237,7 +274,10 @@ mod tests {
         assert_eq!(ids.len(), unique.len());
         assert_eq!(find("mandelbrot").unwrap().info().id, "mandelbrot");
         let error = find("nope").err().unwrap().to_string();
-        assert_eq!(error, "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum");
+        assert_eq!(
+            error,
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention"
+        );
     }
 
     #[test]

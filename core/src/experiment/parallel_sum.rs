@@ -27,12 +27,13 @@ impl Experiment for ParallelSum {
                 ParamSpec::int("seed", 42, 0, i64::MAX, "", "seed of the pseudo-random inputs"),
             ],
             variants: vec![
-                VariantSpec { id: "seq", help: "one loop over the array", sweeps_threads: false },
-                VariantSpec { id: "team", help: "one contiguous slice per thread, partial sums combined", sweeps_threads: true },
-                VariantSpec { id: "rayon", help: "rayon par_chunks + sum (work stealing)", sweeps_threads: true },
+                VariantSpec::fixed("seq", "one loop over the array"),
+                VariantSpec::sweep("team", "one contiguous slice per thread, partial sums combined"),
+                VariantSpec::sweep("rayon", "rayon par_chunks + sum (work stealing)"),
             ],
             baseline: "seq",
             work_unit: Some("elements"),
+            fixed_duration: false,
         }
     }
 

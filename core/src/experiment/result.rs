@@ -24,6 +24,9 @@ pub struct RunResult {
     pub warmup: usize,
     pub baseline: String,
     pub work_unit: Option<String>,
+    /// Runs lasted a set time: read the metrics, not the times or speedups.
+    #[serde(default)]
+    pub fixed_duration: bool,
     pub environment: Environment,
     pub cells: Vec<CellResult>,
     /// Every run of every cell produced the expected digest.
@@ -91,4 +94,47 @@ pub struct CellResult {
     /// Why the cell could not run on this platform (e.g. no worker pool in the browser).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Why the output was not checked (the variant is wrong on purpose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchecked: Option<String>,
+    /// Measurements beyond time, by name, summarised over the timed runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, Metric>,
+}
+
+impl CellResult {
+    /// A cell that did not run, and why.
+    pub fn skipped(variant: &str, threads: usize, why: String) -> Self {
+        Self {
+            variant: variant.into(),
+            threads,
+            samples: Vec::new(),
+            summary: None,
+            throughput: None,
+            speedup_vs_baseline: None,
+            speedup_vs_one_thread: None,
+            efficiency: None,
+            check: None,
+            skipped: Some(why),
+            unchecked: None,
+            metrics: BTreeMap::new(),
+        }
+    }
+}
+
+/// A measurement recorded once per run, over a cell's timed runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub unit: String,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Metric {
+    /// Summarises `values` (at least one).
+    pub fn of(unit: &str, values: &[f64]) -> Option<Self> {
+        let summary = crate::stats::Summary::of(values)?;
+        Some(Self { unit: unit.into(), median: summary.median, min: summary.min, max: summary.max })
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::result::{CellResult, Environment, RunResult, SCHEMA_VERSION};
+use super::result::{CellResult, Environment, Metric, RunResult, SCHEMA_VERSION};
 use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
 use crate::platform::{max_team_threads, Instant};
 use crate::stats::{efficiency, speedup, Summary};
@@ -97,9 +97,12 @@ fn validated_threads(requested: Option<&Vec<usize>>) -> Result<Vec<usize>, RunEr
 
 struct LiveCell<'w> {
     variant: &'static str,
+    unchecked: Option<&'static str>,
     cell: Box<dyn Cell + 'w>,
     samples: Vec<f64>,
     wrong_digest: Option<Digest>,
+    /// name → (unit, one value per timed run)
+    metrics: BTreeMap<&'static str, (&'static str, Vec<f64>)>,
 }
 
 struct Skipped {
@@ -132,14 +135,21 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
     let mut live = Vec::new();
     let mut skipped = Vec::new();
     for &variant in &variants {
-        let sweeps = info.variant(variant).is_some_and(|spec| spec.sweeps_threads);
-        let counts = if sweeps { threads.clone() } else { vec![1] };
+        let spec = info.variant(variant).expect("validated variant");
+        let counts = if spec.sweeps_threads { threads.clone() } else { vec![1] };
         for count in counts {
             if session.cancel.is_cancelled() {
                 return Err(RunError::Cancelled);
             }
             match workload.cell(variant, count) {
-                Ok(cell) => live.push(LiveCell { variant, cell, samples: Vec::new(), wrong_digest: None }),
+                Ok(cell) => live.push(LiveCell {
+                    variant,
+                    unchecked: spec.unchecked,
+                    cell,
+                    samples: Vec::new(),
+                    wrong_digest: None,
+                    metrics: BTreeMap::new(),
+                }),
                 Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
                 Err(error) => return Err(error),
             }
@@ -162,6 +172,9 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         }
         if !warmup {
             cell.samples.push(seconds);
+            for (name, unit, value) in context.take_metrics() {
+                cell.metrics.entry(name).or_insert((unit, Vec::new())).1.push(value);
+            }
         }
         if record {
             traces.push(CellTrace { variant: cell.variant.into(), threads: cell.cell.threads(), spans: recorder.take() });
@@ -184,28 +197,12 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
 
     let mut cells: Vec<CellResult> = live
         .iter()
-        .map(|cell| {
-            let check = Check {
-                passed: cell.wrong_digest.is_none(),
-                expected: format!("{expected:#018x}"),
-                actual: format!("{:#018x}", cell.wrong_digest.unwrap_or(expected)),
-            };
-            measured_cell(cell.variant, cell.cell.threads(), cell.samples.clone(), check, workload.work_units())
-        })
-        .chain(skipped.into_iter().map(|skip| CellResult {
-            variant: skip.variant.into(),
-            threads: skip.threads,
-            samples: Vec::new(),
-            summary: None,
-            throughput: None,
-            speedup_vs_baseline: None,
-            speedup_vs_one_thread: None,
-            efficiency: None,
-            check: None,
-            skipped: Some(skip.why),
-        }))
+        .map(|cell| measured_cell(cell, expected, workload.work_units()))
+        .chain(skipped.into_iter().map(|skip| CellResult::skipped(skip.variant, skip.threads, skip.why)))
         .collect();
-    add_speedups(&mut cells, info.baseline);
+    if !info.fixed_duration {
+        add_speedups(&mut cells, info.baseline);
+    }
     let all_checks_passed = cells.iter().filter_map(|cell| cell.check.as_ref()).all(|check| check.passed);
 
     Ok(RunResult {
@@ -219,6 +216,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         warmup: request.warmup,
         baseline: info.baseline.into(),
         work_unit: info.work_unit.map(Into::into),
+        fixed_duration: info.fixed_duration,
         environment: Environment::current(),
         cells,
         all_checks_passed,
@@ -227,20 +225,27 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
     })
 }
 
-fn measured_cell(variant: &str, threads: usize, samples: Vec<f64>, check: Check, work_units: Option<f64>) -> CellResult {
-    let summary = Summary::of(&samples);
+fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>) -> CellResult {
+    let summary = Summary::of(&cell.samples);
     let throughput = summary.as_ref().zip(work_units).and_then(|(s, units)| (s.median > 0.0).then(|| units / s.median));
+    let check = cell.unchecked.is_none().then(|| Check {
+        passed: cell.wrong_digest.is_none(),
+        expected: format!("{expected:#018x}"),
+        actual: format!("{:#018x}", cell.wrong_digest.unwrap_or(expected)),
+    });
     CellResult {
-        variant: variant.into(),
-        threads,
-        samples,
+        variant: cell.variant.into(),
+        threads: cell.cell.threads(),
+        samples: cell.samples.clone(),
         summary,
         throughput,
         speedup_vs_baseline: None,
         speedup_vs_one_thread: None,
         efficiency: None,
-        check: Some(check),
+        check,
         skipped: None,
+        unchecked: cell.unchecked.map(Into::into),
+        metrics: cell.metrics.iter().filter_map(|(name, (unit, values))| Some((name.to_string(), Metric::of(unit, values)?))).collect(),
     }
 }
 

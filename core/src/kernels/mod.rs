@@ -3,6 +3,7 @@
 //! returns its output or a digest of it.
 
 pub mod mandelbrot;
+pub mod spin;
 pub mod sum_squares;
 
 /// FNV-1a, 64-bit: a cheap, order-sensitive digest of a kernel's output.
