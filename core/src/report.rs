@@ -52,7 +52,9 @@ fn metric_columns(result: &RunResult) -> Vec<(String, String)> {
 
 /// A metric's median with three significant digits and an SI prefix for large values.
 pub fn format_metric(value: f64) -> String {
-    if value.abs() >= 1e3 {
+    if value == 0.0 {
+        "0".into()
+    } else if value.abs() >= 1e3 {
         format_rate(value)
     } else {
         three_digits(value)
@@ -234,14 +236,64 @@ fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-const PALETTE: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const PALETTE: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 
-/// An SVG line chart of speedup over the baseline against threads, one line per variant (a
-/// variant that runs at one thread count is a single point; the baseline sits at 1×), with the
-/// ideal (linear) speedup dashed. Points carry a
-/// `<title>` with the exact figures.
+/// What a chart plots against threads.
+struct Plot<'a> {
+    /// The value of a cell, if it has one.
+    value: &'a dyn Fn(&CellResult) -> Option<f64>,
+    /// Axis label and how a value reads ("1.8×", "6.2 M").
+    label: String,
+    format: &'a dyn Fn(f64) -> String,
+    /// Draw the ideal linear speedup (y = threads).
+    ideal: bool,
+}
+
+/// The chart that fits the result: the experiment's chosen metric against threads, or speedup
+/// over the baseline with the ideal line.
+pub fn chart_svg(result: &RunResult) -> String {
+    match &result.chart_metric {
+        Some(metric) => {
+            let unit = result.cells.iter().find_map(|c| c.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
+            line_chart(
+                result,
+                &Plot {
+                    value: &|cell| cell.metrics.get(metric).map(|m| m.median),
+                    label: if unit.is_empty() { metric.clone() } else { format!("{metric} ({unit})") },
+                    format: &format_metric,
+                    ideal: false,
+                },
+            )
+        }
+        None => speedup_svg(result),
+    }
+}
+
+/// Speedup over the baseline against threads, one line per variant (a variant that runs at one
+/// thread count is a single point; the baseline sits at 1×), with the ideal speedup dashed.
 pub fn speedup_svg(result: &RunResult) -> String {
-    let (width, height, left, right, top, bottom) = (560.0, 340.0, 56.0, 150.0, 20.0, 44.0);
+    line_chart(
+        result,
+        &Plot {
+            value: &|cell| cell.speedup_vs_baseline,
+            label: format!("speedup vs {}", result.baseline),
+            format: &|v| format!("{v:.2}×"),
+            ideal: true,
+        },
+    )
+}
+
+/// A step of 1, 2 or 5 × 10^k giving about five ticks up to `max`.
+fn tick_step(max: f64) -> f64 {
+    let rough = (max / 5.0).max(f64::MIN_POSITIVE);
+    let magnitude = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|step| *step >= rough).unwrap_or(10.0 * magnitude)
+}
+
+/// An SVG line chart of `plot` against threads, one line per variant; points carry a `<title>`
+/// with the exact figure and the run time.
+fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
+    let (width, height, left, right, top, bottom) = (560.0, 340.0, 64.0, 150.0, 20.0, 44.0);
     let mut variants: Vec<&str> = Vec::new();
     for cell in result.cells.iter().filter(|c| c.summary.is_some()) {
         if !variants.contains(&cell.variant.as_str()) {
@@ -249,25 +301,23 @@ pub fn speedup_svg(result: &RunResult) -> String {
         }
     }
     let points = |variant: &str| -> Vec<(f64, f64, &CellResult)> {
-        let mut points: Vec<_> = result
-            .cells
-            .iter()
-            .filter(|c| c.variant == variant)
-            .filter_map(|c| Some((c.threads as f64, c.speedup_vs_baseline?, c)))
-            .collect();
+        let mut points: Vec<_> =
+            result.cells.iter().filter(|c| c.variant == variant).filter_map(|c| Some((c.threads as f64, (plot.value)(c)?, c))).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         points
     };
     let max_threads = result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).max().unwrap_or(1).max(2) as f64;
-    let max_speedup = variants.iter().flat_map(|v| points(v)).map(|p| p.1).fold(max_threads, f64::max).ceil();
+    let highest = variants.iter().flat_map(|v| points(v)).map(|p| p.1).fold(if plot.ideal { max_threads } else { 0.0 }, f64::max);
+    let step = tick_step(if highest > 0.0 { highest } else { 1.0 });
+    let y_max = ((highest / step).ceil() * step).max(step);
     let x = |threads: f64| left + (threads - 1.0) / (max_threads - 1.0) * (width - left - right);
-    let y = |speedup: f64| top + (1.0 - speedup / max_speedup) * (height - top - bottom);
+    let y = |value: f64| top + (1.0 - value / y_max) * (height - top - bottom);
 
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="speedup-chart" role="img" font-family="system-ui, sans-serif" font-size="12"><title>Speedup over {} against threads: {}</title>"#,
-        xml_escape(&result.baseline),
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="chart" role="img" font-family="system-ui, sans-serif" font-size="12"><title>{} against threads: {}</title>"#,
+        xml_escape(&plot.label),
         xml_escape(&result.experiment)
     );
     let _ = write!(
@@ -276,18 +326,18 @@ pub fn speedup_svg(result: &RunResult) -> String {
         width - left - right,
         height - top - bottom
     );
-    let tick_step = (max_speedup / 8.0).ceil().max(1.0);
     let mut tick = 0.0;
-    while tick <= max_speedup {
+    while tick <= y_max + step / 2.0 {
         let _ = write!(
             svg,
-            r##"<line x1="{left}" x2="{}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{tick}×</text>"##,
+            r##"<line x1="{left}" x2="{}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
             width - right,
             left - 6.0,
             y(tick) + 4.0,
+            (plot.format)(tick),
             y0 = y(tick)
         );
-        tick += tick_step;
+        tick += step;
     }
     let mut labelled: Vec<usize> =
         result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).chain(result.threads.iter().copied()).collect();
@@ -298,50 +348,51 @@ pub fn speedup_svg(result: &RunResult) -> String {
     }
     let _ = write!(
         svg,
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">threads</text><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">speedup vs {}</text>"#,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">threads</text><text transform="translate(12 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
         (left + width - right) / 2.0,
         height - 6.0,
         (top + height - bottom) / 2.0,
-        xml_escape(&result.baseline)
-    );
-    let _ = write!(
-        svg,
-        r##"<line class="ideal" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888" stroke-dasharray="5 4"/>"##,
-        x(1.0),
-        y(1.0),
-        x(max_threads),
-        y(max_threads)
+        xml_escape(&plot.label)
     );
     let legend_x = width - right + 14.0;
-    let _ = write!(
-        svg,
-        r##"<line x1="{legend_x}" x2="{}" y1="{top}" y2="{top}" stroke="#888" stroke-dasharray="5 4"/><text x="{}" y="{}">ideal</text>"##,
-        legend_x + 22.0,
-        legend_x + 28.0,
-        top + 4.0
-    );
+    let mut legend_rows = 0.0;
+    if plot.ideal {
+        let _ = write!(
+            svg,
+            r##"<line class="ideal" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888" stroke-dasharray="5 4"/><line x1="{legend_x}" x2="{}" y1="{top}" y2="{top}" stroke="#888" stroke-dasharray="5 4"/><text x="{}" y="{}">ideal</text>"##,
+            x(1.0),
+            y(1.0),
+            x(max_threads),
+            y(max_threads),
+            legend_x + 22.0,
+            legend_x + 28.0,
+            top + 4.0
+        );
+        legend_rows = 1.0;
+    }
     for (index, variant) in variants.iter().enumerate() {
         let colour = PALETTE[index % PALETTE.len()];
         let line = points(variant);
-        let path: Vec<String> = line.iter().map(|(t, s, _)| format!("{:.1},{:.1}", x(*t), y(*s))).collect();
+        let path: Vec<String> = line.iter().map(|(t, v, _)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
         let _ = write!(
             svg,
             r#"<polyline class="measured" data-variant="{}" points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
             xml_escape(variant),
             path.join(" ")
         );
-        for (threads, speedup, cell) in &line {
+        for (threads, value, cell) in &line {
             let median = cell.summary.as_ref().map_or(0.0, |s| s.median);
             let _ = write!(
                 svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"><title>{} · {threads} threads: {speedup:.2}× ({})</title></circle>"#,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"><title>{} · {threads} threads: {} ({} per run)</title></circle>"#,
                 x(*threads),
-                y(*speedup),
+                y(*value),
                 xml_escape(variant),
+                (plot.format)(*value),
                 format_seconds(median)
             );
         }
-        let legend_y = top + 20.0 * (index as f64 + 1.0);
+        let legend_y = top + 20.0 * (index as f64 + legend_rows);
         let _ = write!(
             svg,
             r#"<line x1="{legend_x}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
@@ -396,6 +447,7 @@ mod tests {
             wall_seconds: 1.0,
             trace: None,
             fixed_duration: false,
+            chart_metric: None,
         }
     }
 
@@ -471,6 +523,20 @@ mod tests {
         }
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains(r#"class="ideal""#));
+    }
+
+    #[test]
+    fn a_chosen_metric_is_charted_without_the_ideal_line() {
+        let mut result = sample();
+        for (cell, value) in result.cells.iter_mut().zip([1.0e6, 2.0e6, 3.0e6, 4.0e6]) {
+            cell.metrics.insert("acquisitions".into(), crate::experiment::Metric::of("/s", &[value]).unwrap());
+        }
+        result.chart_metric = Some("acquisitions".into());
+        let svg = chart_svg(&result);
+        assert!(svg.contains("acquisitions (/s)") && !svg.contains(r#"class="ideal""#));
+        assert!(svg.contains("4.00 M") && svg.contains(">0<"), "ticks from 0 in SI units: {svg}");
+        assert_eq!(tick_step(7.3), 2.0);
+        assert_eq!(tick_step(0.9), 0.2);
     }
 
     #[test]

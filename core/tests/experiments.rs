@@ -189,6 +189,7 @@ impl Experiment for Faulty {
             baseline: "good",
             work_unit: None,
             fixed_duration: false,
+            chart_metric: None,
         }
     }
 

@@ -199,7 +199,7 @@ fn write_outputs(
         write(path, &recorded.to_chrome_json().to_string())?;
     }
     if let Some(path) = &svg {
-        write(path, &report::speedup_svg(result))?;
+        write(path, &report::chart_svg(result))?;
     }
     Ok(())
 }

@@ -108,3 +108,41 @@ fn without_isolation_headers_the_page_explains_and_falls_back_to_one_thread() {
     assert!(rows.as_array().unwrap().contains(&json!(["rayon", "skipped"])), "rayon needs the pool: {rows}");
     browser.screenshot(&artifacts().join("no-isolation.png"));
 }
+
+#[test]
+#[ignore = "needs dist/ and Chromium: run by `cargo xtask test`"]
+fn lock_experiments_run_on_browser_workers() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-locks"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let rows = |browser: &Browser| {
+        browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => [r.dataset.variant, r.dataset.threads, r.dataset.check, ...[...r.cells].map(c => c.textContent)]);")
+    };
+
+    submit(&browser, "lost-update", &[], "1,2", 3);
+    assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{:?}", browser.status());
+    let lost = rows(&browser);
+    let header = browser.eval("return [...document.querySelectorAll('#table thead th')].map(h => h.textContent);");
+    let column = header.as_array().unwrap().iter().position(|h| h == "lost updates").expect("a lost-updates column") + 3;
+    for row in lost.as_array().unwrap() {
+        let expected_check = if row[0] == json!("racy") { "unchecked" } else { "ok" };
+        assert_eq!(row[2], json!(expected_check), "{row}");
+        println!(
+            "browser lost-update: {} on {} thread(s): {} lost of {} increments",
+            row[0],
+            row[1],
+            row[column],
+            1_000_000 * row[1].as_str().unwrap().parse::<u64>().unwrap()
+        );
+    }
+
+    submit(&browser, "lock-contention", &[("duration_ms", "10")], "1,2", 2);
+    assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{:?}", browser.status());
+    let contention = rows(&browser);
+    assert_eq!(contention.as_array().unwrap().len(), 14, "7 locks × 2 thread counts");
+    assert!(contention.as_array().unwrap().iter().all(|row| row[2] == json!("ok")), "{contention}");
+    let chart = browser.eval("return document.querySelectorAll('#chart svg polyline.measured').length;");
+    assert_eq!(chart, json!(7));
+    browser.screenshot(&artifacts().join("lock-contention.png"));
+}

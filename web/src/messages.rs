@@ -27,7 +27,7 @@ pub struct Finished<'a> {
 pub fn finished(result: &RunResult) -> Finished<'_> {
     Finished {
         result,
-        chart_svg: report::speedup_svg(result),
+        chart_svg: report::chart_svg(result),
         csv: report::csv(result),
         chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
     }

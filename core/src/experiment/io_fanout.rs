@@ -34,6 +34,7 @@ impl Experiment for IoFanout {
             baseline: "seq",
             work_unit: Some("tasks"),
             fixed_duration: false,
+            chart_metric: None,
         }
     }
 

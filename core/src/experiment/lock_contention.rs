@@ -44,6 +44,7 @@ impl Experiment for LockContention {
             baseline: "std",
             work_unit: None,
             fixed_duration: true,
+            chart_metric: Some("acquisitions"),
         }
     }
 

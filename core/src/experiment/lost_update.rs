@@ -37,6 +37,7 @@ impl Experiment for LostUpdate {
             baseline: "fetch-add",
             work_unit: None,
             fixed_duration: false,
+            chart_metric: Some("lost"),
         }
     }
 

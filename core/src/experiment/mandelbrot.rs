@@ -37,6 +37,7 @@ impl Experiment for Mandelbrot {
             baseline: "seq",
             work_unit: Some("pixels"),
             fixed_duration: false,
+            chart_metric: None,
         }
     }
 

@@ -78,6 +78,8 @@ pub struct ExperimentInfo {
     pub work_unit: Option<&'static str>,
     /// Runs last a set time and the results are the recorded metrics, not the run times.
     pub fixed_duration: bool,
+    /// The metric to chart against threads instead of speedup.
+    pub chart_metric: Option<&'static str>,
 }
 
 impl ExperimentInfo {

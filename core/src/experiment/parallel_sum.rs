@@ -34,6 +34,7 @@ impl Experiment for ParallelSum {
             baseline: "seq",
             work_unit: Some("elements"),
             fixed_duration: false,
+            chart_metric: None,
         }
     }
 

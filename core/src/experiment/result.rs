@@ -27,6 +27,9 @@ pub struct RunResult {
     /// Runs lasted a set time: read the metrics, not the times or speedups.
     #[serde(default)]
     pub fixed_duration: bool,
+    /// The metric to chart against threads instead of speedup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_metric: Option<String>,
     pub environment: Environment,
     pub cells: Vec<CellResult>,
     /// Every run of every cell produced the expected digest.

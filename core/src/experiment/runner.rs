@@ -217,6 +217,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         baseline: info.baseline.into(),
         work_unit: info.work_unit.map(Into::into),
         fixed_duration: info.fixed_duration,
+        chart_metric: info.chart_metric.map(Into::into),
         environment: Environment::current(),
         cells,
         all_checks_passed,
