@@ -33,6 +33,8 @@ fn small(id: &str) -> RunRequest {
         "parallel-sum" => request(id, &[("elements", json!(300_001))], &[1, 2, 3]),
         "lost-update" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
         "lock-contention" => request(id, &[("duration_ms", json!(5))], &[1, 2, 3]),
+        "contention-ladder" => request(id, &[("increments", json!(30_001))], &[1, 2, 3]),
+        "false-sharing" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }

@@ -7,6 +7,8 @@
 //! repeats, interleaving, statistics, correctness checks, progress and cancellation, so an
 //! experiment file is thin glue over a kernel.
 
+mod contention_ladder;
+mod false_sharing;
 mod io_fanout;
 mod lock_contention;
 mod lost_update;
@@ -242,7 +244,15 @@ impl From<PlatformError> for RunError {
 
 /// Every experiment, in catalogue order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    &[&mandelbrot::Mandelbrot, &io_fanout::IoFanout, &parallel_sum::ParallelSum, &lost_update::LostUpdate, &lock_contention::LockContention]
+    &[
+        &mandelbrot::Mandelbrot,
+        &io_fanout::IoFanout,
+        &parallel_sum::ParallelSum,
+        &lost_update::LostUpdate,
+        &lock_contention::LockContention,
+        &contention_ladder::ContentionLadder,
+        &false_sharing::FalseSharing,
+    ]
 }
 
 /// The experiment with this id, or an error listing the known ids.
@@ -278,7 +288,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing"
         );
     }
 
