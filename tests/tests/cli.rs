@@ -125,11 +125,11 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix",
     );
     assert_fails_with(
         &["describe", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix",
     );
 }
 

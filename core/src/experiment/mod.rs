@@ -17,6 +17,7 @@ mod parallel_sum;
 pub mod params;
 pub mod result;
 pub mod runner;
+mod rwlock_mix;
 
 use std::fmt;
 use std::time::Duration;
@@ -252,6 +253,7 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &lock_contention::LockContention,
         &contention_ladder::ContentionLadder,
         &false_sharing::FalseSharing,
+        &rwlock_mix::RwlockMix,
     ]
 }
 
@@ -288,7 +290,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix"
         );
     }
 

@@ -7,13 +7,16 @@
 //! problem 2).
 //!
 //! Readers sleep on `writers_waiting` (until no writer waits) or on `state` (while write
-//! locked); writers sleep on `state`. Every transition that can unblock someone wakes all
-//! sleepers on that word, who re-check: simple and free of lost wake-ups, at the price of a
-//! thundering herd when many wait.
+//! locked); writers sleep on `state`. A transition that can unblock someone wakes all sleepers
+//! on that word, who re-check — but only if `sleepers` says anyone may be asleep, so uncontended
+//! use never enters the kernel.
 //!
-//! Memory ordering: acquisitions are `Acquire` CASes on `state`, releases `Release`
-//! (`fetch_sub` by readers, store by the writer); `writers_waiting` only gates entry and is
-//! `Relaxed`.
+//! Memory ordering: acquisitions are `Acquire` CASes on `state`, releases `Release`. The
+//! no-lost-wake-up argument is Dekker's, with SeqCst fences: a sleeper increments `sleepers`,
+//! fences, and only then lets the futex re-check the word; a waker changes the word, fences, and
+//! only then reads `sleepers`. In the single order of the two fences either the waker sees the
+//! sleeper, or the sleeper's futex sees the new value and does not sleep. (Fences rather than
+//! SeqCst accesses: loom models SeqCst fences exactly but SeqCst accesses only as AcqRel.)
 //!
 //! | `state` | `writers_waiting` | meaning | a new reader | a new writer |
 //! |---|---|---|---|---|
@@ -23,7 +26,7 @@
 //! | WRITE_LOCKED | any | a writer | waits | waits on `state` |
 
 use crate::platform;
-use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{fence, AtomicU32, Ordering};
 
 const WRITE_LOCKED: u32 = u32::MAX;
 const MAX_READERS: u32 = u32::MAX - 1;
@@ -32,19 +35,36 @@ const MAX_READERS: u32 = u32::MAX - 1;
 pub struct RwLock {
     state: AtomicU32,
     writers_waiting: AtomicU32,
+    /// Threads in (or about to enter) a futex wait on either word.
+    sleepers: AtomicU32,
 }
 
 impl RwLock {
+    fn sleep_on(&self, word: &AtomicU32, seen: u32) {
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        platform::wait(word, seen);
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Call after changing `word`: wakes its sleepers if anyone may be asleep.
+    fn wake(&self, word: &AtomicU32) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            platform::wake_all(word);
+        }
+    }
+
     pub fn read_lock(&self) {
         loop {
             let waiting = self.writers_waiting.load(Ordering::Relaxed);
             if waiting > 0 {
-                platform::wait(&self.writers_waiting, waiting);
+                self.sleep_on(&self.writers_waiting, waiting);
                 continue;
             }
             let state = self.state.load(Ordering::Relaxed);
             if state == WRITE_LOCKED {
-                platform::wait(&self.state, WRITE_LOCKED);
+                self.sleep_on(&self.state, WRITE_LOCKED);
             } else if state < MAX_READERS
                 && self.state.compare_exchange_weak(state, state + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
@@ -58,7 +78,7 @@ impl RwLock {
     pub unsafe fn read_unlock(&self) {
         if self.state.fetch_sub(1, Ordering::Release) == 1 {
             // The last reader out lets a waiting writer in.
-            platform::wake_all(&self.state);
+            self.wake(&self.state);
         }
     }
 
@@ -67,13 +87,13 @@ impl RwLock {
         loop {
             match self.state.compare_exchange(0, WRITE_LOCKED, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => break,
-                Err(state) => platform::wait(&self.state, state),
+                Err(state) => self.sleep_on(&self.state, state),
             }
         }
         if self.writers_waiting.fetch_sub(1, Ordering::Relaxed) == 1 {
             // No writer waits any more: readers blocked at the gate may re-check (they will
             // find the lock write-held and wait on `state` until we release).
-            platform::wake_all(&self.writers_waiting);
+            self.wake(&self.writers_waiting);
         }
     }
 
@@ -81,7 +101,7 @@ impl RwLock {
     /// The caller holds the write lock taken with [`RwLock::write_lock`].
     pub unsafe fn write_unlock(&self) {
         self.state.store(0, Ordering::Release);
-        platform::wake_all(&self.state);
+        self.wake(&self.state);
     }
 
     /// Runs `f` holding a read lock.

@@ -1,0 +1,227 @@
+//! `rwlock-mix`: shared data read and written through a mutex, reader-writer locks and a
+//! seqlock, at a chosen share of reads.
+
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::kernels::spin::Spinner;
+use crate::kernels::splitmix64;
+use crate::locks::parking::ParkingMutex;
+use crate::locks::rwlock::RwLock;
+use crate::locks::seqlock::SeqLock;
+use crate::locks::Mutex;
+use crate::platform::{run_team, Instant};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::cell::UnsafeCell;
+
+pub struct RwlockMix;
+
+/// Words of shared data; a writer sets them all to one value, so a reader seeing two values saw
+/// a torn write.
+const WORDS: usize = 4;
+/// Operations between two looks at the cancel flag.
+const CHECK_EVERY: u64 = 1 << 10;
+
+impl Experiment for RwlockMix {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "rwlock-mix",
+            title: "Readers and writers: mutex vs rwlock vs seqlock",
+            topic: "locks & atomics",
+            concept: "reader-writer locks; optimistic reads",
+            teaches: "When most accesses only read, a mutex needlessly serialises the readers; a reader-writer lock lets \
+                      them in together and makes writers wait for the readers to drain; a seqlock never blocks anyone for a \
+                      read — readers copy the data and retry if a write overlapped. Set the share of reads: at 100% the rwlock \
+                      and seqlock scale with threads while the mutex does not; as writes grow the rwlock's bookkeeping costs \
+                      more than it saves. Every read checks that it saw one whole write (torn reads must be 0).",
+            params: vec![
+                ParamSpec::int("read_percent", 90, 0, 100, "%", "share of operations that only read"),
+                ParamSpec::int("operations", 200_000, 100, 50_000_000, "per thread", "reads and writes each thread performs"),
+                ParamSpec::float("section_ns", 100.0, 0.0, 100_000.0, "ns", "work done with the data in each operation"),
+            ],
+            variants: vec![
+                VariantSpec::sweep("mutex", "our parking mutex around reads and writes"),
+                VariantSpec::sweep("rwlock", "our writer-preferring reader-writer lock"),
+                VariantSpec::sweep("seqlock", "our seqlock: readers copy and retry, then work on the copy"),
+                VariantSpec::sweep("std-rwlock", "std::sync::RwLock"),
+                VariantSpec::sweep("parking_lot-rwlock", "parking_lot::RwLock"),
+            ],
+            baseline: "mutex",
+            work_unit: None,
+            fixed_duration: false,
+            chart_metric: Some("operations"),
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        Ok(Box::new(Mix {
+            read_percent: params.int("read_percent") as u64,
+            operations: params.int("operations") as u64,
+            section_ns: params.float("section_ns"),
+            spinner: Spinner::calibrate(),
+        }))
+    }
+}
+
+struct Mix {
+    read_percent: u64,
+    operations: u64,
+    section_ns: f64,
+    spinner: Spinner,
+}
+
+/// Data behind one of the locks under test.
+trait Shared: Default + Sync {
+    /// Reads all words, calling `work` where a user of this lock would work with the data.
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS];
+    fn write(&self, value: u64, work: &dyn Fn());
+}
+
+impl Shared for Mutex<ParkingMutex, [u64; WORDS]> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        self.with(|data| {
+            work();
+            *data
+        })
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        self.with(|data| {
+            work();
+            *data = [value; WORDS];
+        })
+    }
+}
+
+#[derive(Default)]
+struct RwShared {
+    lock: RwLock,
+    data: UnsafeCell<[u64; WORDS]>,
+}
+
+// SAFETY: `data` is written only under the write lock and read only under a read lock.
+unsafe impl Sync for RwShared {}
+
+impl Shared for RwShared {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        self.lock.read(|| {
+            work();
+            // SAFETY: a read lock is held, so no writer is inside.
+            self.data.with(|data| unsafe { *data })
+        })
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        self.lock.write(|| {
+            work();
+            // SAFETY: the write lock is held.
+            self.data.with_mut(|data| unsafe { *data = [value; WORDS] })
+        })
+    }
+}
+
+impl Shared for SeqLock<WORDS> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        let snapshot = SeqLock::read(self);
+        work();
+        snapshot
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        SeqLock::write(self, |words| {
+            work();
+            *words = [value; WORDS];
+        })
+    }
+}
+
+impl Shared for std::sync::RwLock<[u64; WORDS]> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        let data = self.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work();
+        *data
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        let mut data = std::sync::RwLock::write(self).unwrap_or_else(|poisoned| poisoned.into_inner());
+        work();
+        *data = [value; WORDS];
+    }
+}
+
+impl Shared for parking_lot::RwLock<[u64; WORDS]> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        let data = parking_lot::RwLock::read(self);
+        work();
+        *data
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        let mut data = parking_lot::RwLock::write(self);
+        work();
+        *data = [value; WORDS];
+    }
+}
+
+impl Workload for Mix {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// The digest is the number of torn reads.
+    fn expected(&self) -> Digest {
+        0
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        crate::platform::check_team_size(threads)?;
+        Ok(Box::new(MixCell { mix: self, variant: variant.to_string(), threads }))
+    }
+}
+
+struct MixCell<'a> {
+    mix: &'a Mix,
+    variant: String,
+    threads: usize,
+}
+
+impl MixCell<'_> {
+    /// Runs the mix on `S`; returns the torn reads.
+    fn run_on<S: Shared>(&self, context: &RunContext) -> Result<u64, RunError> {
+        let Mix { read_percent, operations, section_ns, spinner } = *self.mix;
+        let shared = S::default();
+        let torn = AtomicU64::new(0);
+        let work = move || spinner.spin(section_ns);
+        run_team(self.threads, |member| {
+            let mut state = member.index as u64;
+            for operation in 0..operations {
+                if operation % CHECK_EVERY == 0 && context.check_cancel().is_err() {
+                    return;
+                }
+                if splitmix64(&mut state) % 100 < read_percent {
+                    let words = shared.read(&work);
+                    if words.iter().any(|w| *w != words[0]) {
+                        torn.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else {
+                    shared.write((operation << 8) | member.index as u64, &work);
+                }
+            }
+        })?;
+        Ok(torn.into_inner())
+    }
+}
+
+impl Cell for MixCell<'_> {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let started = Instant::now();
+        let torn = match self.variant.as_str() {
+            "mutex" => self.run_on::<Mutex<ParkingMutex, [u64; WORDS]>>(context),
+            "rwlock" => self.run_on::<RwShared>(context),
+            "seqlock" => self.run_on::<SeqLock<WORDS>>(context),
+            "std-rwlock" => self.run_on::<std::sync::RwLock<[u64; WORDS]>>(context),
+            _ => self.run_on::<parking_lot::RwLock<[u64; WORDS]>>(context),
+        }?;
+        context.check_cancel()?;
+        let operations = self.mix.operations * self.threads as u64;
+        context.record("operations", "/s", operations as f64 / started.elapsed().as_secs_f64());
+        Ok(torn)
+    }
+}
