@@ -46,10 +46,9 @@ mod tests {
     fn catalogue_lists_every_experiment_with_its_schema() {
         let json = serde_json::to_value(catalogue()).unwrap();
         let ids: Vec<_> = json["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
-        assert_eq!(
-            ids,
-            ["mandelbrot", "io-fanout", "parallel-sum", "lost-update", "lock-contention", "contention-ladder", "false-sharing"]
-        );
+        let registered: Vec<_> = experiment::registry().iter().map(|e| e.info().id.to_string()).collect();
+        assert_eq!(ids, registered);
+        assert_eq!(ids[0], "mandelbrot");
         let width = &json["experiments"][0]["params"][0];
         assert_eq!((width["name"].as_str(), width["type"].as_str(), width["min"].as_i64()), (Some("width"), Some("int"), Some(16)));
         assert_eq!(json["default_threads"][0], 1);
