@@ -6,7 +6,8 @@
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
 //! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
 //!   build, and the browser end-to-end suite.
-//! - `bench`: the side-by-side benchmarks (wasm in Chromium vs native, alternated in pairs).
+//! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, and wasm in Chromium vs
+//!   native (each alternated within one run).
 //!
 //! Native builds use the default (stable) toolchain. wasm builds need nightly and
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
@@ -235,6 +236,7 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
+    run(Command::new(cargo()).args(["bench", "--locked", "--package", "conlab-core", "--bench", "locks"]))?;
     setup()?;
     build_web()?;
     run(Command::new(cargo()).args([

@@ -2,16 +2,12 @@
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
-use crate::locks::{Lock, LockKind, Mutex, WithLock};
+use crate::locks::{Lock, LockKind, Mutex, WithLock, REGIMES};
 use crate::platform::{run_team, Instant};
 use crate::stats::{jain_fairness, LogHistogram};
 use crate::sync::{lock, Mutex as StdMutex};
 
 pub struct LockContention;
-
-/// (regime, critical section ns, work between acquisitions ns, one lock shared by all)
-const REGIMES: [(&str, f64, f64, bool); 4] =
-    [("extreme", 0.0, 0.0, true), ("heavy", 50.0, 200.0, true), ("light", 50.0, 5_000.0, true), ("none", 50.0, 200.0, false)];
 
 /// Acquisitions between two looks at the clock's deadline and the cancel flag.
 const CHECK_EVERY: u64 = 16;
@@ -52,8 +48,8 @@ impl Experiment for LockContention {
         let regime = params.text("regime");
         let (critical_ns, between_ns, shared) = REGIMES
             .iter()
-            .find(|(name, ..)| *name == regime)
-            .map(|&(_, critical, between, shared)| (critical, between, shared))
+            .find(|preset| preset.name == regime)
+            .map(|preset| (preset.critical_ns, preset.between_ns, preset.shared))
             .unwrap_or((params.float("critical_ns"), params.float("between_ns"), true));
         Ok(Box::new(Load {
             critical_ns,

@@ -132,12 +132,15 @@ pub struct Metric {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// One value per timed run, in the order measured (repetition i of every cell ran close
+    /// in time: ratios between cells are best taken per repetition).
+    pub values: Vec<f64>,
 }
 
 impl Metric {
     /// Summarises `values` (at least one).
     pub fn of(unit: &str, values: &[f64]) -> Option<Self> {
         let summary = crate::stats::Summary::of(values)?;
-        Some(Self { unit: unit.into(), median: summary.median, min: summary.min, max: summary.max })
+        Some(Self { unit: unit.into(), median: summary.median, min: summary.min, max: summary.max, values: values.to_vec() })
     }
 }

@@ -1,7 +1,8 @@
 //! Runs an experiment: variants × thread counts × repeats → a [`RunResult`].
 //!
 //! Cells are measured **interleaved**: after each cell's warm-up runs, repetition r runs every
-//! cell once before repetition r + 1 starts. On a shared, noisy machine (speed drifts ±20% within
+//! cell once before repetition r + 1 starts, starting one cell further along each time so no
+//! cell always follows the same neighbour. On a shared, noisy machine (speed drifts ±20% within
 //! 100 ms) drift then lands on all cells alike instead of on whichever ran last. Every run's
 //! digest is checked; the trace, when asked for, records each cell's last run only.
 
@@ -189,8 +190,9 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
     }
     for repetition in 0..request.repeat {
         let last = repetition + 1 == request.repeat;
-        for cell in &mut live {
-            measure(cell, false, last && request.trace)?;
+        let count = live.len();
+        for offset in 0..count {
+            measure(&mut live[(repetition + offset) % count], false, last && request.trace)?;
         }
     }
     (session.progress)(&Progress { done: total, total, variant: String::new(), threads: 0, warmup: false });

@@ -137,6 +137,24 @@ impl Lock for ParkingLotMutex {
     }
 }
 
+/// A contention regime: how long a lock is held, how much work happens between acquisitions,
+/// and whether all threads share one lock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Regime {
+    pub name: &'static str,
+    pub critical_ns: f64,
+    pub between_ns: f64,
+    pub shared: bool,
+}
+
+/// The four named regimes, from nothing-but-the-lock to a lock per thread.
+pub const REGIMES: [Regime; 4] = [
+    Regime { name: "extreme", critical_ns: 0.0, between_ns: 0.0, shared: true },
+    Regime { name: "heavy", critical_ns: 50.0, between_ns: 200.0, shared: true },
+    Regime { name: "light", critical_ns: 50.0, between_ns: 5_000.0, shared: true },
+    Regime { name: "none", critical_ns: 50.0, between_ns: 200.0, shared: false },
+];
+
 /// Every mutual-exclusion lock conlab can measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
