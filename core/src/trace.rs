@@ -96,6 +96,16 @@ impl Lane<'_> {
     }
 }
 
+impl Lane<'_> {
+    /// Records an interval the caller timed itself (e.g. waiting for a lock, then holding it).
+    pub fn record(&mut self, kind: SpanKind, label: &'static str, start: Instant, end: Instant) {
+        if self.recorder.enabled {
+            let (start_ns, end_ns) = (start.nanos_since_epoch(), end.nanos_since_epoch());
+            self.spans.push(Span { thread: self.thread, start_ns, end_ns, kind, label: label.into() });
+        }
+    }
+}
+
 impl Drop for Lane<'_> {
     fn drop(&mut self) {
         if !self.spans.is_empty() {

@@ -9,36 +9,11 @@ use conlab_core::experiment::{
     self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress, RunContext, RunError,
     RunRequest, RunResult, Session, VariantSpec, Workload,
 };
+use conlab_core::trace::SpanKind;
 use serde_json::json;
 
-fn request(id: &str, params: &[(&str, serde_json::Value)], threads: &[usize]) -> RunRequest {
-    RunRequest {
-        experiment: id.into(),
-        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        threads: Some(threads.to_vec()),
-        repeat: 3,
-        warmup: 1,
-        ..RunRequest::default()
-    }
-}
-
-fn run_quietly(request: &RunRequest) -> Result<RunResult, RunError> {
-    run(request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() })
-}
-
-fn small(id: &str) -> RunRequest {
-    match id {
-        "mandelbrot" => request(id, &[("width", json!(96)), ("height", json!(64)), ("max_iter", json!(200))], &[1, 2, 3]),
-        "io-fanout" => request(id, &[("tasks", json!(6)), ("latency", json!(2.0))], &[1, 2, 3]),
-        "parallel-sum" => request(id, &[("elements", json!(300_001))], &[1, 2, 3]),
-        "lost-update" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
-        "lock-contention" => request(id, &[("duration_ms", json!(5))], &[1, 2, 3]),
-        "contention-ladder" => request(id, &[("increments", json!(30_001))], &[1, 2, 3]),
-        "false-sharing" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
-        "rwlock-mix" => request(id, &[("operations", json!(3_000)), ("read_percent", json!(70))], &[1, 2, 3]),
-        other => panic!("add small parameters for {other}"),
-    }
-}
+mod common;
+use common::{request, run_quietly, small};
 
 #[test]
 fn every_experiment_passes_its_correctness_check_on_every_variant() {
@@ -101,6 +76,15 @@ fn lock_contention_reports_throughput_fairness_and_waits_for_every_lock() {
         assert!((1.0 / cell.threads as f64 - 1e-9..=1.0 + 1e-9).contains(&metric("fairness")));
         assert!(metric("wait p50") <= metric("wait p99") && metric("wait p99") <= metric("wait max"));
     }
+    let mut traced = small("lock-contention");
+    traced.trace = true;
+    traced.variants = Some(vec!["parking".into()]);
+    let trace = run_quietly(&traced).unwrap().trace.unwrap();
+    let two = trace.cells.iter().find(|c| c.threads == 2).unwrap();
+    for (thread, kind) in [(0, SpanKind::Wait), (0, SpanKind::Run), (1, SpanKind::Wait), (1, SpanKind::Run)] {
+        assert!(two.spans.iter().any(|s| s.thread == thread && s.kind == kind), "thread {thread} {kind:?}");
+    }
+    assert!(two.spans.len() <= 2 * 2 * 500, "bounded: {}", two.spans.len());
     let mut none = small("lock-contention");
     none.params.insert("regime".into(), json!("none"));
     assert!(run_quietly(&none).unwrap().all_checks_passed, "a lock per thread");

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use conlab_core::experiment::{run, CancelFlag, RunRequest, Session};
 use conlab_core::platform::{self, run_team, Instant, RayonPool};
 use conlab_core::sync::atomic::{AtomicUsize, Ordering};
 use wasm_bindgen_futures::JsFuture;
@@ -12,7 +11,10 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
-const POOL: usize = 4;
+mod common;
+
+/// As on the lab page: at least 8 workers, so thread-per-task variants fit.
+const POOL: usize = 8;
 
 /// Starts wasm-bindgen-rayon's pool once per test binary (a second start would fail).
 async fn pool() {
@@ -45,7 +47,7 @@ async fn the_pool_starts_and_the_team_runs_on_distinct_live_threads() {
     })
     .unwrap();
     assert_eq!(indices.into_inner(), 0b11);
-    assert!(run_team(POOL + 1, |_| {}).unwrap_err().to_string().contains("at most 4"));
+    assert!(run_team(POOL + 1, |_| {}).unwrap_err().to_string().contains(&format!("at most {POOL}")));
 }
 
 #[wasm_bindgen_test]
@@ -98,23 +100,14 @@ async fn every_lock_excludes_on_real_workers() {
 }
 
 #[wasm_bindgen_test]
-async fn parallel_results_equal_sequential_for_every_experiment() {
+async fn every_experiment_runs_on_workers_and_passes_its_checks() {
     pool().await;
-    let small = [
-        ("mandelbrot", serde_json::json!({"width": 80, "height": 60, "max_iter": 150})),
-        ("parallel-sum", serde_json::json!({"elements": 200_000})),
-        ("io-fanout", serde_json::json!({"tasks": 4, "latency": 2})),
-    ];
-    for (id, params) in small {
-        let request = RunRequest {
-            experiment: id.into(),
-            params: serde_json::from_value(params).unwrap(),
-            threads: Some(vec![1, 2]),
-            repeat: 2,
-            warmup: 0,
-            ..RunRequest::default()
-        };
-        let result = run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
+    for experiment in conlab_core::experiment::registry() {
+        let id = experiment.info().id;
+        let mut request = common::small(id);
+        request.threads = Some(vec![1, 2]);
+        request.repeat = 2;
+        let result = common::run_quietly(&request).unwrap_or_else(|e| panic!("{id}: {e}"));
         assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
         assert!(result.cells.iter().all(|cell| cell.skipped.is_none()), "{id}: {:#?}", result.cells);
         assert_eq!(result.environment.platform.platform, "wasm32 (browser worker)");

@@ -145,4 +145,15 @@ fn lock_experiments_run_on_browser_workers() {
     let chart = browser.eval("return document.querySelectorAll('#chart svg polyline.measured').length;");
     assert_eq!(chart, json!(7));
     browser.screenshot(&artifacts().join("lock-contention.png"));
+
+    for (experiment, params) in [
+        ("contention-ladder", &[("increments", "200000")][..]),
+        ("false-sharing", &[("increments", "500000")][..]),
+        ("rwlock-mix", &[("operations", "20000")][..]),
+    ] {
+        submit(&browser, experiment, params, "1,2", 2);
+        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
+        let table = rows(&browser);
+        assert!(table.as_array().unwrap().iter().all(|row| row[2] == json!("ok")), "{experiment}: {table}");
+    }
 }

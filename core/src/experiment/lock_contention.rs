@@ -6,11 +6,15 @@ use crate::locks::{Lock, LockKind, Mutex, WithLock, REGIMES};
 use crate::platform::{run_team, Instant};
 use crate::stats::{jain_fairness, LogHistogram};
 use crate::sync::{lock, Mutex as StdMutex};
+use crate::trace::SpanKind;
 
 pub struct LockContention;
 
 /// Acquisitions between two looks at the clock's deadline and the cancel flag.
 const CHECK_EVERY: u64 = 16;
+/// Acquisitions per thread drawn in a trace (the first ones of the run): enough to see who
+/// waits and who holds, few enough for a timeline.
+const TRACED: u64 = 500;
 
 impl Experiment for LockContention {
     fn info(&self) -> ExperimentInfo {
@@ -128,6 +132,8 @@ impl WithLock for Contend<'_> {
         run_team(self.threads, |member| {
             let counter = &locks[if shared { 0 } else { member.index }];
             let (mut acquisitions, mut waits) = (0u64, LogHistogram::default());
+            let mut lane = self.context.trace().lane(member.index);
+            let tracing = self.context.trace().is_enabled();
             loop {
                 if acquisitions % CHECK_EVERY == 0
                     && (Instant::now().nanos_since_epoch() >= deadline || self.context.check_cancel().is_err())
@@ -136,11 +142,17 @@ impl WithLock for Contend<'_> {
                 }
                 spinner.spin(between_ns);
                 let asked = Instant::now();
-                counter.with(|count| {
-                    waits.record(asked.elapsed().as_nanos() as u64);
+                let got = counter.with(|count| {
+                    let got = Instant::now();
+                    waits.record(got.duration_since(asked).as_nanos() as u64);
                     *count += 1;
                     spinner.spin(critical_ns);
+                    got
                 });
+                if tracing && acquisitions < TRACED {
+                    lane.record(SpanKind::Wait, "waiting for the lock", asked, got);
+                    lane.record(SpanKind::Run, "holding the lock", got, Instant::now());
+                }
                 acquisitions += 1;
             }
             lock(&results).push((member.index, acquisitions, waits));

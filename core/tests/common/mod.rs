@@ -1,0 +1,34 @@
+//! Shared by the native and wasm suites: requests with parameters small enough for tests.
+
+use conlab_core::experiment::{run, CancelFlag, RunError, RunRequest, RunResult, Session};
+use serde_json::json;
+
+pub fn request(id: &str, params: &[(&str, serde_json::Value)], threads: &[usize]) -> RunRequest {
+    RunRequest {
+        experiment: id.into(),
+        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        threads: Some(threads.to_vec()),
+        repeat: 3,
+        warmup: 1,
+        ..RunRequest::default()
+    }
+}
+
+pub fn run_quietly(request: &RunRequest) -> Result<RunResult, RunError> {
+    run(request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() })
+}
+
+/// Every registered experiment, with parameters that run in well under a second.
+pub fn small(id: &str) -> RunRequest {
+    match id {
+        "mandelbrot" => request(id, &[("width", json!(96)), ("height", json!(64)), ("max_iter", json!(200))], &[1, 2, 3]),
+        "io-fanout" => request(id, &[("tasks", json!(6)), ("latency", json!(2.0))], &[1, 2, 3]),
+        "parallel-sum" => request(id, &[("elements", json!(300_001))], &[1, 2, 3]),
+        "lost-update" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
+        "lock-contention" => request(id, &[("duration_ms", json!(5))], &[1, 2, 3]),
+        "contention-ladder" => request(id, &[("increments", json!(30_001))], &[1, 2, 3]),
+        "false-sharing" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
+        "rwlock-mix" => request(id, &[("operations", json!(3_000)), ("read_percent", json!(70))], &[1, 2, 3]),
+        other => panic!("add small parameters for {other}"),
+    }
+}
