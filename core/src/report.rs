@@ -41,13 +41,31 @@ fn ratio(value: Option<f64>, suffix: &str) -> String {
     value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}{suffix}"))
 }
 
-/// Names and units of the metrics any cell recorded, in name order.
+/// Names and units of the metrics any cell recorded, in natural order ("9% …" before "10% …").
 fn metric_columns(result: &RunResult) -> Vec<(String, String)> {
     let mut columns: Vec<(String, String)> =
         result.cells.iter().flat_map(|cell| cell.metrics.iter().map(|(name, metric)| (name.clone(), metric.unit.clone()))).collect();
-    columns.sort();
+    columns.sort_by(|a, b| natural_key(&a.0).cmp(&natural_key(&b.0)));
     columns.dedup_by(|a, b| a.0 == b.0);
     columns
+}
+
+/// A sort key that orders digit runs by their number and the rest as text.
+fn natural_key(text: &str) -> Vec<(u64, String)> {
+    let mut key = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            key.push((rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            rest = &rest[digits..];
+        } else {
+            let text_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            key.push((0, rest[..text_len].to_string()));
+            rest = &rest[text_len..];
+        }
+    }
+    key
 }
 
 /// A metric's median with three significant digits and an SI prefix for large values.
@@ -537,6 +555,13 @@ mod tests {
         assert!(svg.contains("4.00 M") && svg.contains(">0<"), "ticks from 0 in SI units: {svg}");
         assert_eq!(tick_step(7.3), 2.0);
         assert_eq!(tick_step(0.9), 0.2);
+    }
+
+    #[test]
+    fn metric_columns_sort_numbers_by_value() {
+        let mut names = vec!["100% reads", "9% reads", "50% reads", "0% reads", "acquisitions"];
+        names.sort_by_key(|name| natural_key(name));
+        assert_eq!(names, ["0% reads", "9% reads", "50% reads", "100% reads", "acquisitions"]);
     }
 
     #[test]

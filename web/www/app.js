@@ -232,7 +232,8 @@ function checkText(cell) {
 // The same columns as conlab-core's report::table: timings unless the runs lasted a set time,
 // then one column per recorded metric, then the check.
 function resultTable(result) {
-  const metrics = [...new Map(result.cells.flatMap((c) => Object.entries(c.metrics || {}).map(([name, m]) => [name, m.unit]))).entries()].sort();
+  const metrics = [...new Map(result.cells.flatMap((c) => Object.entries(c.metrics || {}).map(([name, m]) => [name, m.unit]))).entries()]
+    .sort((a, b) => a[0].localeCompare(b[0], undefined, { numeric: true }));
   const timed = !result.fixed_duration;
   const head = ['variant', 'threads'];
   if (timed) {

@@ -29,12 +29,18 @@ impl Experiment for RwlockMix {
             concept: "reader-writer locks; optimistic reads",
             teaches: "When most accesses only read, a mutex needlessly serialises the readers; a reader-writer lock lets \
                       them in together and makes writers wait for the readers to drain; a seqlock never blocks anyone for a \
-                      read — readers copy the data and retry if a write overlapped. Set the share of reads: at 100% the rwlock \
-                      and seqlock scale with threads while the mutex does not; as writes grow the rwlock's bookkeeping costs \
-                      more than it saves. Every read checks that it saw one whole write (torn reads must be 0).",
+                      read — readers copy the data and retry if a write overlapped. Each run sweeps the share of reads from \
+                      0% to 100%: at 100% the rwlock and seqlock scale with threads while the mutex does not; as writes grow \
+                      the rwlock's bookkeeping costs more than it saves. Every read checks that it saw one whole write (torn \
+                      reads must be 0).",
             params: vec![
-                ParamSpec::int("read_percent", 90, 0, 100, "%", "share of operations that only read"),
-                ParamSpec::int("operations", 200_000, 100, 50_000_000, "per thread", "reads and writes each thread performs"),
+                ParamSpec::choice(
+                    "reads",
+                    "sweep",
+                    &["sweep", "0", "50", "90", "99", "100"],
+                    "share of operations that only read, in %: every one of them, or one",
+                ),
+                ParamSpec::int("operations", 20_000, 100, 50_000_000, "per thread", "reads and writes each thread performs at each share"),
                 ParamSpec::float("section_ns", 100.0, 0.0, 100_000.0, "ns", "work done with the data in each operation"),
             ],
             variants: vec![
@@ -47,13 +53,14 @@ impl Experiment for RwlockMix {
             baseline: "mutex",
             work_unit: None,
             fixed_duration: false,
-            chart_metric: Some("operations"),
+            chart_metric: Some("90% reads"),
         }
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let reads = params.text("reads");
         Ok(Box::new(Mix {
-            read_percent: params.int("read_percent") as u64,
+            shares: SHARES.iter().copied().filter(|(percent, _)| reads == "sweep" || percent.to_string() == reads).collect(),
             operations: params.int("operations") as u64,
             section_ns: params.float("section_ns"),
             spinner: Spinner::calibrate(),
@@ -61,8 +68,11 @@ impl Experiment for RwlockMix {
     }
 }
 
+/// The shares of reads a sweep visits, with the name of the metric each one reports.
+const SHARES: [(u64, &str); 5] = [(0, "0% reads"), (50, "50% reads"), (90, "90% reads"), (99, "99% reads"), (100, "100% reads")];
+
 struct Mix {
-    read_percent: u64,
+    shares: Vec<(u64, &'static str)>,
     operations: u64,
     section_ns: f64,
     spinner: Spinner,
@@ -179,9 +189,21 @@ struct MixCell<'a> {
 }
 
 impl MixCell<'_> {
-    /// Runs the mix on `S`; returns the torn reads.
+    /// Runs the mix on `S` at every share of reads, recording operations per second for each;
+    /// returns the torn reads.
     fn run_on<S: Shared>(&self, context: &RunContext) -> Result<u64, RunError> {
-        let Mix { read_percent, operations, section_ns, spinner } = *self.mix;
+        let mut torn = 0;
+        for &(read_percent, metric) in &self.mix.shares {
+            let started = Instant::now();
+            torn += self.run_share::<S>(read_percent, context)?;
+            let operations = self.mix.operations * self.threads as u64;
+            context.record(metric, "ops/s", operations as f64 / started.elapsed().as_secs_f64());
+        }
+        Ok(torn)
+    }
+
+    fn run_share<S: Shared>(&self, read_percent: u64, context: &RunContext) -> Result<u64, RunError> {
+        let Mix { operations, section_ns, spinner, .. } = *self.mix;
         let shared = S::default();
         let torn = AtomicU64::new(0);
         let work = move || spinner.spin(section_ns);
@@ -211,7 +233,6 @@ impl Cell for MixCell<'_> {
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        let started = Instant::now();
         let torn = match self.variant.as_str() {
             "mutex" => self.run_on::<Mutex<ParkingMutex, [u64; WORDS]>>(context),
             "rwlock" => self.run_on::<RwShared>(context),
@@ -220,8 +241,6 @@ impl Cell for MixCell<'_> {
             _ => self.run_on::<parking_lot::RwLock<[u64; WORDS]>>(context),
         }?;
         context.check_cancel()?;
-        let operations = self.mix.operations * self.threads as u64;
-        context.record("operations", "/s", operations as f64 / started.elapsed().as_secs_f64());
         Ok(torn)
     }
 }

@@ -28,7 +28,7 @@ pub fn small(id: &str) -> RunRequest {
         "lock-contention" => request(id, &[("duration_ms", json!(5))], &[1, 2, 3]),
         "contention-ladder" => request(id, &[("increments", json!(30_001))], &[1, 2, 3]),
         "false-sharing" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
-        "rwlock-mix" => request(id, &[("operations", json!(3_000)), ("read_percent", json!(70))], &[1, 2, 3]),
+        "rwlock-mix" => request(id, &[("operations", json!(1_000))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }
