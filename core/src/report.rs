@@ -50,18 +50,19 @@ fn metric_columns(result: &RunResult) -> Vec<(String, String)> {
     columns
 }
 
-/// A sort key that orders digit runs by their number and the rest as text.
-fn natural_key(text: &str) -> Vec<(u64, String)> {
+/// A sort key that orders digit runs by their number and the rest as text (digits first, as
+/// in ASCII).
+fn natural_key(text: &str) -> Vec<(bool, u64, String)> {
     let mut key = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits > 0 {
-            key.push((rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            key.push((false, rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
             rest = &rest[digits..];
         } else {
             let text_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-            key.push((0, rest[..text_len].to_string()));
+            key.push((true, 0, rest[..text_len].to_string()));
             rest = &rest[text_len..];
         }
     }
