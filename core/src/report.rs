@@ -45,7 +45,7 @@ fn ratio(value: Option<f64>, suffix: &str) -> String {
 fn metric_columns(result: &RunResult) -> Vec<(String, String)> {
     let mut columns: Vec<(String, String)> =
         result.cells.iter().flat_map(|cell| cell.metrics.iter().map(|(name, metric)| (name.clone(), metric.unit.clone()))).collect();
-    columns.sort_by(|a, b| natural_key(&a.0).cmp(&natural_key(&b.0)));
+    columns.sort_by_cached_key(|(name, _)| natural_key(name));
     columns.dedup_by(|a, b| a.0 == b.0);
     columns
 }
