@@ -59,6 +59,12 @@ fn lost_update_loses_nothing_alone_and_only_when_racy() {
     let result = run_quietly(&small("lost-update")).unwrap();
     let lost = |variant: &str, threads: usize| result.cell(variant, threads).unwrap().metrics["lost updates"].max;
     assert_eq!(lost("racy", 1), 0.0, "one thread cannot race with itself");
+    let racy = &result.cell("racy", 2).unwrap().metrics;
+    assert_eq!(racy["expected"].median, 40_000.0);
+    assert_eq!(
+        racy["expected"].values.iter().zip(&racy["counted"].values).map(|(e, c)| e - c).collect::<Vec<_>>(),
+        racy["lost updates"].values
+    );
     for threads in [1, 2, 3] {
         assert_eq!((lost("fetch-add", threads), lost("mutex", threads)), (0.0, 0.0));
     }
@@ -75,6 +81,7 @@ fn lock_contention_reports_throughput_fairness_and_waits_for_every_lock() {
         assert!(metric("acquisitions") > 0.0, "{} {}", cell.variant, cell.threads);
         assert!((1.0 / cell.threads as f64 - 1e-9..=1.0 + 1e-9).contains(&metric("fairness")));
         assert!(metric("wait p50") <= metric("wait p99") && metric("wait p99") <= metric("wait max"));
+        assert!(metric("per thread min") <= metric("per thread max"));
     }
     let mut traced = small("lock-contention");
     traced.trace = true;

@@ -195,6 +195,9 @@ impl Cell for LoadCell<'_> {
         let shares: Vec<f64> = tally.per_thread.iter().map(|c| *c as f64).collect();
         context.record("acquisitions", "/s", total as f64 / seconds);
         context.record("fairness", "Jain", jain_fairness(&shares));
+        // The spread behind the index: the least and the most served thread.
+        context.record("per thread min", "acq", shares.iter().copied().fold(f64::INFINITY, f64::min));
+        context.record("per thread max", "acq", shares.iter().copied().fold(0.0, f64::max));
         context.record("wait p50", "ns", tally.waits.quantile(0.50) as f64);
         context.record("wait p99", "ns", tally.waits.quantile(0.99) as f64);
         context.record("wait max", "ns", tally.waits.max() as f64);

@@ -107,6 +107,8 @@ impl Cell for CountingCell<'_> {
         let expected = (increments * self.threads) as u64;
         let actual = if variant == "mutex" { *lock(&mutex) } else { counter.load(Ordering::Relaxed) };
         let lost = expected - actual;
+        context.record("expected", "", expected as f64);
+        context.record("counted", "", actual as f64);
         context.record("lost updates", "", lost as f64);
         context.record("lost", "%", 100.0 * lost as f64 / expected as f64);
         Ok(lost)
