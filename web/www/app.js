@@ -220,7 +220,15 @@ function cancel() {
 const seconds = (s) => (s >= 1 ? `${s.toFixed(2)} s` : s >= 1e-3 ? `${(s * 1e3).toPrecision(3)} ms` : `${(s * 1e6).toPrecision(3)} µs`);
 const times = (x) => (x == null ? '–' : `${x.toFixed(2)}×`);
 
-const metricValue = (x) => (x === 0 ? '0' : Math.abs(x) >= 1e3 ? x.toPrecision(3) : x.toPrecision(3).replace(/\.?0+$/, ''));
+// As conlab-core's report::format_metric: three significant digits, SI prefixes from 1000 up.
+function metricValue(x) {
+  if (x === 0) return '0';
+  for (const [scale, prefix] of [[1e9, ' G'], [1e6, ' M'], [1e3, ' k']]) {
+    if (Math.abs(x) >= scale) return threeDigits(x / scale) + prefix;
+  }
+  return threeDigits(x);
+}
+const threeDigits = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 function checkText(cell) {
   if (cell.skipped) return [`skipped: ${cell.skipped}`, 'skipped'];

@@ -215,21 +215,7 @@ fn test() -> Result {
                 .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json")))
         })?;
         timed("web lab build (trunk)", &mut build_web)?;
-        timed("browser end-to-end", &mut || {
-            run(Command::new(cargo()).args([
-                "test",
-                "--locked",
-                "--package",
-                "conlab-tests",
-                "--test",
-                "browser",
-                "--",
-                "--ignored",
-                "--nocapture",
-                // One Chromium at a time: on 2 cores, parallel browsers distort the timings shown.
-                "--test-threads=1",
-            ]))
-        })
+        timed("browser end-to-end", &mut || run_browser_suite("browser"))
     })();
     eprintln!("\nxtask: test steps: {}; total {:.0} s", timings.join(", "), total.elapsed().as_secs_f64());
     outcome
@@ -239,15 +225,15 @@ fn bench() -> Result {
     run(Command::new(cargo()).args(["bench", "--locked", "--package", "conlab-core", "--bench", "locks"]))?;
     setup()?;
     build_web()?;
-    run(Command::new(cargo()).args([
-        "test",
-        "--locked",
-        "--package",
-        "conlab-tests",
-        "--test",
-        "wasm_vs_native",
-        "--",
+    run_browser_suite("wasm_vs_native")
+}
+
+/// A suite of `tests/` that drives Chromium: `#[ignore]`d in plain `cargo test`, run here with
+/// the built lab present. One Chromium at a time: on 2 cores, parallel browsers distort timings.
+fn run_browser_suite(suite: &str) -> Result {
+    run(Command::new(cargo()).args(["test", "--locked", "--package", "conlab-tests", "--test", suite, "--"]).args([
         "--ignored",
         "--nocapture",
+        "--test-threads=1",
     ]))
 }

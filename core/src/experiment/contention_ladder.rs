@@ -10,9 +10,6 @@ use crate::sync::{lock, Mutex};
 
 pub struct ContentionLadder;
 
-/// Increments between two looks at the cancel flag.
-const CHECK_EVERY: u64 = 1 << 14;
-
 impl Experiment for ContentionLadder {
     fn info(&self) -> ExperimentInfo {
         ExperimentInfo {
@@ -79,16 +76,6 @@ struct Rung {
     threads: usize,
 }
 
-/// Increments `count` times with `step`, looking at the cancel flag now and then.
-fn repeat(count: u64, context: &RunContext, mut step: impl FnMut()) {
-    for done in 0..count {
-        if done % CHECK_EVERY == 0 && context.check_cancel().is_err() {
-            return;
-        }
-        step();
-    }
-}
-
 impl Cell for Rung {
     fn threads(&self) -> usize {
         self.threads
@@ -100,20 +87,28 @@ impl Cell for Rung {
         let mut plain = 0u64;
         let (threads, total) = (self.threads as u64, self.increments);
         match self.variant.as_str() {
-            "single" => repeat(total, context, || plain = black_box(plain) + 1),
+            "single" => {
+                context.repeat(total, |_| plain = black_box(plain) + 1);
+            }
             variant => run_team(self.threads, |member| {
                 let share = total / threads + u64::from((member.index as u64) < total % threads);
                 match variant {
-                    "single-lock" | "lock" => repeat(share, context, || *lock(&mutex) += 1),
-                    "single-atomic" | "atomic" => repeat(share, context, || {
-                        atomic.fetch_add(1, Ordering::Relaxed);
-                    }),
-                    _ => repeat(share, context, || {
-                        let mut seen = atomic.load(Ordering::Relaxed);
-                        while let Err(now) = atomic.compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                            seen = now;
-                        }
-                    }),
+                    "single-lock" | "lock" => {
+                        context.repeat(share, |_| *lock(&mutex) += 1);
+                    }
+                    "single-atomic" | "atomic" => {
+                        context.repeat(share, |_| {
+                            atomic.fetch_add(1, Ordering::Relaxed);
+                        });
+                    }
+                    _ => {
+                        context.repeat(share, |_| {
+                            let mut seen = atomic.load(Ordering::Relaxed);
+                            while let Err(now) = atomic.compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                                seen = now;
+                            }
+                        });
+                    }
                 }
             })?,
         }

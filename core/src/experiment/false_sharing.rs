@@ -8,9 +8,6 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 
 pub struct FalseSharing;
 
-/// Increments between two looks at the cancel flag.
-const CHECK_EVERY: u64 = 1 << 14;
-
 impl Experiment for FalseSharing {
     fn info(&self) -> ExperimentInfo {
         ExperimentInfo {
@@ -69,12 +66,7 @@ struct CountersCell {
 /// One thread's counter: only its owner writes it, with a plain load and store (no locked
 /// instruction), so any slowdown is the cache line moving between cores.
 fn count(counter: &AtomicU64, increments: u64, context: &RunContext) {
-    for done in 0..increments {
-        if done % CHECK_EVERY == 0 && context.check_cancel().is_err() {
-            return;
-        }
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
+    context.repeat(increments, |_| counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed));
 }
 
 impl Cell for CountersCell {

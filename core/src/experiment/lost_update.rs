@@ -9,9 +9,6 @@ use crate::sync::{lock, Mutex};
 
 pub struct LostUpdate;
 
-/// Increments between two looks at the cancel flag.
-const CHECK_EVERY: usize = 1 << 14;
-
 impl Experiment for LostUpdate {
     fn info(&self) -> ExperimentInfo {
         ExperimentInfo {
@@ -84,24 +81,19 @@ impl Cell for CountingCell<'_> {
         let mutex = Mutex::new(0u64);
         let variant = self.variant.as_str();
         run_team(self.threads, |_| {
-            for done in 0..increments {
-                if done % CHECK_EVERY == 0 && context.check_cancel().is_err() {
-                    return;
-                }
-                match variant {
-                    "racy" => {
-                        let seen = counter.load(Ordering::Relaxed);
-                        for i in 0..gap {
-                            black_box(i);
-                        }
-                        counter.store(seen + 1, Ordering::Relaxed);
+            context.repeat(increments as u64, |_| match variant {
+                "racy" => {
+                    let seen = counter.load(Ordering::Relaxed);
+                    for i in 0..gap {
+                        black_box(i);
                     }
-                    "fetch-add" => {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => *lock(&mutex) += 1,
+                    counter.store(seen + 1, Ordering::Relaxed);
                 }
-            }
+                "fetch-add" => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => *lock(&mutex) += 1,
+            });
         })?;
         context.check_cancel()?;
         let expected = (increments * self.threads) as u64;

@@ -17,8 +17,6 @@ pub struct RwlockMix;
 /// Words of shared data; a writer sets them all to one value, so a reader seeing two values saw
 /// a torn write.
 const WORDS: usize = 4;
-/// Operations between two looks at the cancel flag.
-const CHECK_EVERY: u64 = 1 << 10;
 
 impl Experiment for RwlockMix {
     fn info(&self) -> ExperimentInfo {
@@ -209,10 +207,7 @@ impl MixCell<'_> {
         let work = move || spinner.spin(section_ns);
         run_team(self.threads, |member| {
             let mut state = member.index as u64;
-            for operation in 0..operations {
-                if operation % CHECK_EVERY == 0 && context.check_cancel().is_err() {
-                    return;
-                }
+            context.repeat(operations, |operation| {
                 if splitmix64(&mut state) % 100 < read_percent {
                     let words = shared.read(&work);
                     if words.iter().any(|w| *w != words[0]) {
@@ -221,7 +216,7 @@ impl MixCell<'_> {
                 } else {
                     shared.write((operation << 8) | member.index as u64, &work);
                 }
-            }
+            });
         })?;
         Ok(torn.into_inner())
     }
