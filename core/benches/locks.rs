@@ -12,6 +12,7 @@
 use conlab_core::experiment::{run, CancelFlag, RunRequest, RunResult, Session};
 use conlab_core::locks::{LockKind, REGIMES};
 use conlab_core::platform::hardware_threads;
+use conlab_core::stats::Summary;
 use serde_json::json;
 
 const REPEAT: usize = 15;
@@ -32,22 +33,20 @@ fn measure(regime: &str, threads: usize, kinds: &[LockKind]) -> RunResult {
 }
 
 /// Median and range of `values`.
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
-    (median, values[0], values[n - 1])
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let summary = Summary::of(values).expect("measured values");
+    (summary.median, summary.min, summary.max)
 }
 
 fn report(label: &str, result: &RunResult) {
     let rates =
         |variant: &str| result.cells.iter().find(|c| c.variant == variant).expect("measured").metrics["acquisitions"].values.clone();
     let std_rates = rates("std");
-    println!("\n{label} — {} threads; std: {:.1} M acquisitions/s", result.threads[0], spread(std_rates.clone()).0 / 1e6);
+    println!("\n{label} — {} threads; std: {:.1} M acquisitions/s", result.threads[0], spread(&std_rates).0 / 1e6);
     for cell in &result.cells {
         // time per acquisition / std's = std's rate / this rate, repetition by repetition
         let ratios: Vec<f64> = rates(&cell.variant).iter().zip(&std_rates).map(|(rate, std)| std / rate).collect();
-        let (median, low, high) = spread(ratios);
+        let (median, low, high) = spread(&ratios);
         println!("  {:<12} time / std: {median:>7.2}  [{low:.2} – {high:.2}]", cell.variant);
     }
 }

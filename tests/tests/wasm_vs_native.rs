@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conlab_core::experiment::RunResult;
+use conlab_core::stats::Summary;
 use conlab_tests::browser::{submit, tempdir, Browser};
 use conlab_tests::{conlab_release, root, serve};
 
@@ -35,12 +36,10 @@ fn median_of(result: &RunResult, variant: &str, threads: usize) -> f64 {
     result.cell(variant, threads).and_then(|c| c.summary.as_ref()).map(|s| s.median).unwrap_or_else(|| panic!("no {variant} × {threads}"))
 }
 
-/// (median, min, max) of `values`.
-fn spread(values: &mut [f64]) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
-    (median, values[0], values[n - 1])
+/// Median and range of `values`.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let summary = Summary::of(values).expect("measured values");
+    (summary.median, summary.min, summary.max)
 }
 
 #[test]
