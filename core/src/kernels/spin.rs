@@ -58,7 +58,8 @@ mod tests {
         let start = Instant::now();
         spinner.spin(2_000_000.0);
         let took = start.elapsed().as_secs_f64();
-        // Generous: a shared machine may preempt us; the point is the order of magnitude.
-        assert!((0.001..0.2).contains(&took), "2 ms of spinning took {took} s");
+        // Generous both ways: a busy machine slows calibration (shorter spins) or the spin itself
+        // (longer); the point is the order of magnitude.
+        assert!((0.0002..0.5).contains(&took), "2 ms of spinning took {took} s");
     }
 }
