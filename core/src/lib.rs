@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod locks;
 pub mod platform;
 pub mod report;
+pub mod sched;
 pub mod stats;
 pub mod sync;
 pub mod trace;

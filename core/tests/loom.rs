@@ -1,4 +1,4 @@
-//! Model checks of every hand-written lock with loom: all interleavings up to a preemption
+//! Model checks of every hand-written lock and lock-free structure with loom: all interleavings up to a preemption
 //! bound. Mutual exclusion is checked by loom itself (the protected data sits in loom's
 //! `UnsafeCell`, so two holders at once are a reported race); a lost wake-up leaves a thread
 //! asleep forever in the futex emulation, which loom reports as a deadlock.
@@ -15,6 +15,7 @@ use conlab_core::locks::tas::TasLock;
 use conlab_core::locks::ticket::TicketLock;
 use conlab_core::locks::ttas::TtasLock;
 use conlab_core::locks::{Lock, Mutex};
+use conlab_core::sched::deque::{deque, Steal, Stealer};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
@@ -138,5 +139,52 @@ fn seqlock_readers_see_whole_writes_only() {
         assert!([a, b] == [0, 0] || [a, b] == [7, 7], "torn read {a} {b}");
         writer.join().unwrap();
         assert_eq!(lock.read(), [7, 7]);
+    });
+}
+
+/// Takes up to `attempts` tasks from `stealer`, yielding to the model on a lost race.
+fn steal_some(stealer: &Stealer<u32>, attempts: usize) -> Vec<u32> {
+    let mut taken = Vec::new();
+    for _ in 0..attempts {
+        match stealer.steal() {
+            Steal::Success(task) => taken.push(task),
+            Steal::Retry => thread::yield_now(),
+            Steal::Empty => break,
+        }
+    }
+    taken
+}
+
+#[test]
+fn deque_owner_and_two_thieves_take_every_task_exactly_once() {
+    model(2, || {
+        let (worker, stealer) = deque::<u32>();
+        let thieves: Vec<_> = (0..2)
+            .map(|_| {
+                let stealer = stealer.clone();
+                thread::spawn(move || steal_some(&stealer, 2))
+            })
+            .collect();
+        for task in [1, 2] {
+            worker.push(task).unwrap();
+        }
+        let mut taken: Vec<u32> = std::iter::from_fn(|| worker.pop()).collect();
+        for thief in thieves {
+            taken.extend(thief.join().unwrap());
+        }
+        taken.sort_unstable();
+        assert_eq!(taken, [1, 2], "a task was lost or taken twice");
+    });
+}
+
+#[test]
+fn deque_owner_and_thief_race_for_the_last_task() {
+    model(3, || {
+        let (worker, stealer) = deque::<u32>();
+        worker.push(7).unwrap();
+        let thief = thread::spawn(move || steal_some(&stealer, 1));
+        let mine = worker.pop();
+        let theirs = thief.join().unwrap();
+        assert_eq!(usize::from(mine.is_some()) + theirs.len(), 1, "mine {mine:?}, theirs {theirs:?}");
     });
 }
