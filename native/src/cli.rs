@@ -104,15 +104,24 @@ fn describe(id: &str) -> Result<String, String> {
         textwrap(info.teaches, 96)
     );
     let _ = writeln!(out, "parameters (--set NAME=VALUE):");
-    for spec in &info.params {
-        let range = match &spec.kind {
-            ParamKind::Int { min, max } => format!("{min}..={max}"),
-            ParamKind::Float { min, max } => format!("{min}..={max}"),
-            ParamKind::Choice { choices } => choices.join("|"),
-            ParamKind::Bool => "true|false".into(),
-        };
-        let unit = if spec.unit.is_empty() { String::new() } else { format!(" {}", spec.unit) };
-        let _ = writeln!(out, "  {:<10} default {}{unit:<12} range {range:<18} {}", spec.name, spec.default, spec.help);
+    let rows: Vec<[String; 4]> = info
+        .params
+        .iter()
+        .map(|spec| {
+            let range = match &spec.kind {
+                ParamKind::Int { min, max } => format!("{min}..={max}"),
+                ParamKind::Float { min, max } => format!("{min}..={max}"),
+                ParamKind::Choice { choices } => choices.join("|"),
+                ParamKind::Bool => "true|false".into(),
+            };
+            let default = if spec.unit.is_empty() { spec.default.to_string() } else { format!("{} {}", spec.default, spec.unit) };
+            [spec.name.to_string(), format!("default {default}"), format!("range {range}"), spec.help.to_string()]
+        })
+        .collect();
+    let width = |column: usize| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
+    let (name_width, default_width, range_width) = (width(0), width(1), width(2));
+    for [name, default, range, help] in &rows {
+        let _ = writeln!(out, "  {name:<name_width$}  {default:<default_width$}  {range:<range_width$}  {help}");
     }
     let _ = writeln!(out, "\nvariants (--variant a,b):");
     for variant in &info.variants {

@@ -44,8 +44,12 @@ fn list_names_every_experiment() {
 #[test]
 fn describe_shows_parameters_with_defaults_and_ranges() {
     let text = stdout(&conlab_run(&["describe", "mandelbrot"]));
-    assert!(text.contains("width      default 640 px"), "{text}");
+    assert!(text.contains("  width     default 640 px"), "{text}");
     assert!(text.contains("range 16..=4096"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("default ") && l.contains("range ")).collect();
+    assert_eq!(rows.len(), 3);
+    let column = |needle: &str| rows.iter().map(|r| r.find(needle).unwrap()).collect::<Vec<_>>();
+    assert!(column("default ").windows(2).all(|w| w[0] == w[1]) && column("range ").windows(2).all(|w| w[0] == w[1]), "{text}");
     assert!(text.contains("rayon"), "{text}");
 }
 
