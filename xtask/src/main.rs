@@ -174,7 +174,7 @@ fn lab(args: &[String]) -> Result {
     setup()?;
     build_web()?;
     run(Command::new(cargo()).args(["build", "--release", "--package", "conlab"]))?;
-    eprintln!("xtask: the lab is built; open the URL below in Chromium or Firefox");
+    eprintln!("xtask: the lab is built; open the URL below (tested in Chromium)");
     run(Command::new(root().join("target/release/conlab")).args(["serve", "--port", &port, "--dir"]).arg(root().join("dist")))
 }
 
