@@ -256,7 +256,7 @@ function resultTable(result) {
     const cells = [cell.variant, cell.threads];
     if (timed) {
       cells.push(s ? seconds(s.median) + (s.noisy ? ' (noisy)' : '') : '–', s ? `${seconds(s.median_ci[0])} – ${seconds(s.median_ci[1])}` : '–');
-      if (result.work_unit) cells.push(cell.throughput == null ? '–' : cell.throughput.toPrecision(3));
+      if (result.work_unit) cells.push(cell.throughput == null ? '–' : metricValue(cell.throughput));
       cells.push(times(cell.speedup_vs_baseline), times(cell.speedup_vs_one_thread), cell.efficiency == null ? '–' : `${Math.round(cell.efficiency * 100)}%`);
     }
     cells.push(...metrics.map(([name]) => (cell.metrics && cell.metrics[name] ? metricValue(cell.metrics[name].median) : '–')), check);
