@@ -23,7 +23,7 @@ impl Experiment for Mandelbrot {
                       one equal block per thread — what a naive Pool.map with a big chunksize does — leaves the \
                       threads with the middle of the set doing most of the work while the others idle; rayon's work \
                       stealing hands out rows dynamically and gets closer to the ideal speedup. Compare the two \
-                      curves, and look at the timeline to see the idle threads.",
+                      curves, then record a trace (Perfetto opens it) to see the idle threads of the static split.",
             params: vec![
                 ParamSpec::int("width", 640, 16, 4096, "px", "image width"),
                 ParamSpec::int("height", 400, 16, 4096, "px", "image height"),
