@@ -100,7 +100,6 @@ impl Workload for Load {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        crate::platform::check_team_size(threads)?;
         let kind = LockKind::from_name(variant).expect("variants are lock names");
         Ok(Box::new(LoadCell { load: self, kind, threads }))
     }

@@ -107,7 +107,9 @@ pub trait Workload {
     fn work_units(&self) -> Option<f64>;
     /// The digest every correct run must produce.
     fn expected(&self) -> Digest;
-    /// Everything (variant, threads) needs that is not timed.
+    /// Everything (variant, threads) needs that is not timed. The runner has already checked
+    /// `threads` against the platform's limit; a cell that picks its own thread count (one per
+    /// task, say) checks it with `platform::check_team_size`, so the cell is marked skipped.
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError>;
 }
 

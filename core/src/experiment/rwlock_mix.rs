@@ -175,7 +175,6 @@ impl Workload for Mix {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        crate::platform::check_team_size(threads)?;
         Ok(Box::new(MixCell { mix: self, variant: variant.to_string(), threads }))
     }
 }
