@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use serde::Serialize;
+
 use crate::experiment::{CellResult, RunResult};
 
 /// Seconds in the most readable unit: `1.23 s`, `45.6 ms`, `789 µs`, `12 ns`.
@@ -80,80 +82,101 @@ pub fn format_metric(value: f64) -> String {
     }
 }
 
-/// The table's columns, as (header, cell text) per row.
-fn rows(result: &RunResult) -> (Vec<String>, Vec<Vec<String>>) {
-    let metrics = metric_columns(result);
-    let mut headers = vec![
-        "variant".to_string(),
-        "threads".into(),
-        "median".into(),
-        "95% CI of median".into(),
-        "min".into(),
-        format!("vs {}", result.baseline),
-        "vs 1 thread".into(),
-        "efficiency".into(),
-    ];
-    if let Some(unit) = &result.work_unit {
-        headers.insert(5, format!("{unit}/s"));
+/// A result as rows of text: what the CLI prints aligned and the web lab renders as HTML, so
+/// both show the same columns and the same formatting.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<TableRow>,
+}
+
+/// One cell of the result as a table row; `cells` covers every column, variant and threads
+/// included.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TableRow {
+    pub variant: String,
+    pub threads: usize,
+    pub check: CheckState,
+    pub cells: Vec<String>,
+}
+
+/// How a cell's correctness check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    Ok,
+    Wrong,
+    Skipped,
+    Unchecked,
+    None,
+}
+
+fn check(cell: &CellResult) -> (CheckState, String) {
+    match (&cell.check, &cell.skipped, &cell.unchecked) {
+        (_, Some(why), _) => (CheckState::Skipped, format!("skipped: {why}")),
+        (_, _, Some(why)) => (CheckState::Unchecked, format!("unchecked: {why}")),
+        (Some(check), _, _) if check.passed => (CheckState::Ok, "ok".to_string()),
+        (Some(check), _, _) => (CheckState::Wrong, format!("WRONG ({} ≠ {})", check.actual, check.expected)),
+        (None, None, None) => (CheckState::None, "–".into()),
     }
-    if result.fixed_duration {
-        // Every run lasted the set time: times and speedups say nothing.
-        headers.drain(2..headers.len());
+}
+
+/// The columns a result shows: timings (with throughput when there is a work unit) unless the
+/// runs lasted a set time, then one column per recorded metric, then the check.
+pub fn table_data(result: &RunResult) -> Table {
+    let metrics = metric_columns(result);
+    let timed = !result.fixed_duration;
+    let throughput = result.work_unit.as_ref().filter(|_| timed);
+    let mut headers = vec!["variant".to_string(), "threads".into()];
+    if timed {
+        headers.extend(["median".into(), "95% CI of median".into(), "min".into()]);
+        headers.extend(throughput.map(|unit| format!("{unit}/s")));
+        headers.extend([format!("vs {}", result.baseline), "vs 1 thread".into(), "efficiency".into()]);
     }
     headers.extend(metrics.iter().map(|(name, unit)| if unit.is_empty() { name.clone() } else { format!("{name} ({unit})") }));
     headers.push("check".into());
-    let body = result
+    let rows = result
         .cells
         .iter()
         .map(|cell| {
-            let mut cells = row(cell, result.work_unit.is_some(), &metrics);
-            if result.fixed_duration {
-                cells.drain(2..cells.len() - metrics.len() - 1);
+            let mut cells = vec![cell.variant.clone(), cell.threads.to_string()];
+            if timed {
+                cells.extend(timing_cells(cell, throughput.is_some()));
             }
-            cells
+            cells.extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), |m| format_metric(m.median))));
+            let (state, text) = check(cell);
+            cells.push(text);
+            TableRow { variant: cell.variant.clone(), threads: cell.threads, check: state, cells }
         })
         .collect();
-    (headers, body)
+    Table { headers, rows }
 }
 
-fn check_text(cell: &CellResult) -> String {
-    match (&cell.check, &cell.skipped, &cell.unchecked) {
-        (_, Some(why), _) => format!("skipped: {why}"),
-        (_, _, Some(why)) => format!("unchecked: {why}"),
-        (Some(check), _, _) if check.passed => "ok".to_string(),
-        (Some(check), _, _) => format!("WRONG ({} ≠ {})", check.actual, check.expected),
-        (None, None, None) => "–".into(),
-    }
-}
-
-fn row(cell: &CellResult, with_throughput: bool, metrics: &[(String, String)]) -> Vec<String> {
+/// median, CI, min, [throughput,] vs baseline, vs 1 thread, efficiency.
+fn timing_cells(cell: &CellResult, throughput: bool) -> Vec<String> {
     let Some(summary) = &cell.summary else {
-        let mut cells = vec![cell.variant.clone(), cell.threads.to_string()];
-        cells.extend(std::iter::repeat_n("–".to_string(), 6 + usize::from(with_throughput) + metrics.len()));
-        cells.push(check_text(cell));
-        return cells;
+        return vec!["–".to_string(); 6 + usize::from(throughput)];
     };
     let mut cells = vec![
-        cell.variant.clone(),
-        cell.threads.to_string(),
         format!("{}{}", format_seconds(summary.median), if summary.noisy { " (noisy)" } else { "" }),
         format!("{} – {}", format_seconds(summary.median_ci.0), format_seconds(summary.median_ci.1)),
         format_seconds(summary.min),
+    ];
+    if throughput {
+        cells.push(cell.throughput.map_or_else(|| "–".into(), format_rate));
+    }
+    cells.extend([
         ratio(cell.speedup_vs_baseline, "×"),
         ratio(cell.speedup_vs_one_thread, "×"),
         cell.efficiency.map_or_else(|| "–".into(), |e| format!("{:.0}%", e * 100.0)),
-    ];
-    if with_throughput {
-        cells.insert(5, cell.throughput.map_or_else(|| "–".into(), format_rate));
-    }
-    cells.extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), |m| format_metric(m.median))));
-    cells.push(check_text(cell));
+    ]);
     cells
 }
 
 /// An aligned text table with a one-line header about the run and a footnote on noise.
 pub fn table(result: &RunResult) -> String {
-    let (headers, body) = rows(result);
+    let Table { headers, rows } = table_data(result);
+    let body: Vec<Vec<String>> = rows.into_iter().map(|row| row.cells).collect();
     let widths: Vec<usize> = (0..headers.len())
         .map(|column| body.iter().map(|row| row[column].chars().count()).chain([headers[column].chars().count()]).max().unwrap_or(0))
         .collect();
@@ -501,6 +524,8 @@ mod tests {
         assert!(lines[2].ends_with("ok") && lines[2].contains("80.0 ms"), "{table}");
         assert!(lines[5].ends_with("WRONG (0x2 ≠ 0x1)"), "{table}");
         assert!(lines[6].ends_with("skipped: no pool"), "{table}");
+        let states: Vec<CheckState> = table_data(&result).rows.iter().map(|row| row.check).collect();
+        assert_eq!(states, [CheckState::Ok, CheckState::Ok, CheckState::Ok, CheckState::Wrong, CheckState::Skipped]);
         let widths: Vec<usize> = lines[1..5].iter().map(|l| l.chars().count()).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "aligned columns: {widths:?}\n{table}");
     }

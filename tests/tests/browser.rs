@@ -48,9 +48,15 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
     let exports = browser.eval("return [...document.querySelectorAll('#exports a')].map(a => a.download);");
     assert_eq!(exports, json!(["conlab-mandelbrot.json", "conlab-mandelbrot.csv", "conlab-mandelbrot.svg"]));
     browser.screenshot(&artifacts().join("mandelbrot.png"));
-    println!("browser mandelbrot table (median, CI, pixels/s, vs seq, vs 1 thread):");
+    let header = browser.eval("return [...document.querySelectorAll('#table thead th')].map(h => h.textContent);");
+    let shown = ["median", "95% CI of median", "pixels/s", "vs seq", "vs 1 thread"];
+    // Row arrays start with variant, threads and check state, then the cells in header order.
+    let columns: Vec<usize> =
+        shown.iter().map(|name| 3 + header.as_array().unwrap().iter().position(|h| h == name).expect("column shown")).collect();
+    println!("browser mandelbrot table ({}):", shown.join(", "));
     for row in rows {
-        println!("  {:<6} {} thread(s): {} | {} | {} | {} | {}", row[3].as_str().unwrap(), row[4], row[5], row[6], row[7], row[8], row[9]);
+        let values: Vec<&str> = columns.iter().map(|c| row[*c].as_str().unwrap()).collect();
+        println!("  {:<6} {} thread(s): {}", row[0].as_str().unwrap(), row[1].as_str().unwrap(), values.join(" | "));
     }
 
     let severe: Vec<_> = browser.console().into_iter().filter(|entry| entry["level"] == json!("SEVERE")).collect();

@@ -19,6 +19,8 @@ pub fn catalogue() -> Catalogue {
 #[derive(Serialize)]
 pub struct Finished<'a> {
     pub result: &'a RunResult,
+    /// The same table the CLI prints, for the page to render.
+    pub table: report::Table,
     pub chart_svg: String,
     pub csv: String,
     pub chrome_trace: Option<serde_json::Value>,
@@ -27,6 +29,7 @@ pub struct Finished<'a> {
 pub fn finished(result: &RunResult) -> Finished<'_> {
     Finished {
         result,
+        table: report::table_data(result),
         chart_svg: report::chart_svg(result),
         csv: report::csv(result),
         chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
@@ -52,6 +55,23 @@ mod tests {
         let width = &json["experiments"][0]["params"][0];
         assert_eq!((width["name"].as_str(), width["type"].as_str(), width["min"].as_i64()), (Some("width"), Some("int"), Some(16)));
         assert_eq!(json["default_threads"][0], 1);
+    }
+
+    #[test]
+    fn a_finished_run_carries_the_cli_table_chart_and_csv() {
+        let request = parse_request(
+            r#"{"experiment":"mandelbrot","params":{"width":32,"height":16,"max_iter":20},"threads":[1,2],"repeat":2,"warmup":0}"#,
+        )
+        .unwrap();
+        let cancel = experiment::CancelFlag::new();
+        let result = experiment::run(&request, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap();
+        let json = serde_json::to_value(finished(&result)).unwrap();
+        let headers = json["table"]["headers"].as_array().unwrap();
+        let rows = json["table"]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), result.cells.len());
+        assert!(rows.iter().all(|row| row["cells"].as_array().unwrap().len() == headers.len() && row["check"] == "ok"));
+        assert!(json["chart_svg"].as_str().unwrap().starts_with("<svg"));
+        assert_eq!(json["csv"].as_str().unwrap().lines().count(), 1 + rows.len());
     }
 
     #[test]

@@ -217,62 +217,23 @@ function cancel() {
   }
 }
 
-const seconds = (s) => (s >= 1 ? `${s.toFixed(2)} s` : s >= 1e-3 ? `${(s * 1e3).toPrecision(3)} ms` : `${(s * 1e6).toPrecision(3)} µs`);
 const times = (x) => (x == null ? '–' : `${x.toFixed(2)}×`);
 
-// As conlab-core's report::format_metric: three significant digits, SI prefixes from 1000 up.
-function metricValue(x) {
-  if (x === 0) return '0';
-  for (const [scale, prefix] of [[1e9, ' G'], [1e6, ' M'], [1e3, ' k']]) {
-    if (Math.abs(x) >= scale) return threeDigits(x / scale) + prefix;
-  }
-  return threeDigits(x);
-}
-const threeDigits = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
-
-function checkText(cell) {
-  if (cell.skipped) return [`skipped: ${cell.skipped}`, 'skipped'];
-  if (cell.unchecked) return [`unchecked: ${cell.unchecked}`, 'unchecked'];
-  if (!cell.check) return ['–', 'none'];
-  return cell.check.passed ? ['ok', 'ok'] : [`WRONG (${cell.check.actual} ≠ ${cell.check.expected})`, 'wrong'];
+// The table comes from conlab-core's report::table_data: the CLI's columns and formatting.
+function resultTable({ headers, rows }) {
+  const body = rows.map((row) => el('tr', { 'data-variant': row.variant, 'data-threads': row.threads, 'data-check': row.check },
+    ...row.cells.map((text) => el('td', { text }))));
+  return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { text: h })))), el('tbody', {}, ...body));
 }
 
-// The same columns as conlab-core's report::table: timings unless the runs lasted a set time,
-// then one column per recorded metric, then the check.
-function resultTable(result) {
-  const metrics = [...new Map(result.cells.flatMap((c) => Object.entries(c.metrics || {}).map(([name, m]) => [name, m.unit]))).entries()]
-    .sort((a, b) => a[0].localeCompare(b[0], undefined, { numeric: true }));
-  const timed = !result.fixed_duration;
-  const head = ['variant', 'threads'];
-  if (timed) {
-    head.push('median', '95% CI of median');
-    if (result.work_unit) head.push(`${result.work_unit}/s`);
-    head.push(`vs ${result.baseline}`, 'vs 1 thread', 'efficiency');
-  }
-  head.push(...metrics.map(([name, unit]) => (unit ? `${name} (${unit})` : name)), 'check');
-  const rows = result.cells.map((cell) => {
-    const s = cell.summary;
-    const [check, state] = checkText(cell);
-    const cells = [cell.variant, cell.threads];
-    if (timed) {
-      cells.push(s ? seconds(s.median) + (s.noisy ? ' (noisy)' : '') : '–', s ? `${seconds(s.median_ci[0])} – ${seconds(s.median_ci[1])}` : '–');
-      if (result.work_unit) cells.push(cell.throughput == null ? '–' : metricValue(cell.throughput));
-      cells.push(times(cell.speedup_vs_baseline), times(cell.speedup_vs_one_thread), cell.efficiency == null ? '–' : `${Math.round(cell.efficiency * 100)}%`);
-    }
-    cells.push(...metrics.map(([name]) => (cell.metrics && cell.metrics[name] ? metricValue(cell.metrics[name].median) : '–')), check);
-    return el('tr', { 'data-variant': cell.variant, 'data-threads': cell.threads, 'data-check': state }, ...cells.map((text) => el('td', { text: String(text) })));
-  });
-  return el('table', {}, el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { text: h })))), el('tbody', {}, ...rows));
-}
-
-function showResult({ result, chart_svg, csv, chrome_trace }) {
+function showResult({ result, table, chart_svg, csv, chrome_trace }) {
   $('results').hidden = false;
   const baseline = result.baseline;
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
   $('result-summary').textContent = `${result.title}. ${best ? `Best: ${best.variant} on ${best.threads} thread${best.threads === 1 ? '' : 's'}, ${times(best.speedup_vs_baseline)} vs ${baseline}. ` : ''}` +
     `${result.repeat} runs per cell after ${result.warmup} warm-up; whole run ${result.wall_seconds.toFixed(2)} s.`;
   $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped
-  $('table').replaceChildren(resultTable(result));
+  $('table').replaceChildren(resultTable(table));
   const download = (name, type, text) => el('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name, text: name });
   const stem = `conlab-${result.experiment}`;
   const links = [download(`${stem}.json`, 'application/json', JSON.stringify(result, null, 2)), download(`${stem}.csv`, 'text/csv', csv),
