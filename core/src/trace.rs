@@ -84,21 +84,12 @@ impl Lane<'_> {
         }
         let start = Instant::now();
         let result = work();
-        let end = Instant::now();
-        self.spans.push(Span {
-            thread: self.thread,
-            start_ns: start.nanos_since_epoch(),
-            end_ns: end.nanos_since_epoch(),
-            kind,
-            label: label().into(),
-        });
+        self.record(kind, label(), start, Instant::now());
         result
     }
-}
 
-impl Lane<'_> {
     /// Records an interval the caller timed itself (e.g. waiting for a lock, then holding it).
-    pub fn record(&mut self, kind: SpanKind, label: &'static str, start: Instant, end: Instant) {
+    pub fn record(&mut self, kind: SpanKind, label: impl Into<Cow<'static, str>>, start: Instant, end: Instant) {
         if self.recorder.enabled {
             let (start_ns, end_ns) = (start.nanos_since_epoch(), end.nanos_since_epoch());
             self.spans.push(Span { thread: self.thread, start_ns, end_ns, kind, label: label.into() });
