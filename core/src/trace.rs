@@ -22,8 +22,12 @@ pub enum SpanKind {
     Run,
     /// Blocked on another thread, a lock or I/O.
     Wait,
-    /// Nothing to do.
+    /// Nothing to do (parked, or waiting for a task).
     Idle,
+    /// Looking for work in other workers' queues: the steal attempts of a work-stealing pool.
+    Steal,
+    /// An instant (start = end), such as a task's submission.
+    Mark,
 }
 
 /// One interval on one thread's timeline, in nanoseconds since the platform epoch.
@@ -55,6 +59,15 @@ impl Recorder {
     /// A lane for `thread` (a team member's index, a pool worker's index).
     pub fn lane(&self, thread: usize) -> Lane<'_> {
         Lane { recorder: self, thread, spans: Vec::new() }
+    }
+
+    /// Records one span for `thread` straight into the shared list (a lock per call): for
+    /// rare events on threads without a [`Lane`] at hand, such as submissions to a pool.
+    pub fn record_at(&self, thread: usize, kind: SpanKind, label: impl Into<Cow<'static, str>>, start: Instant, end: Instant) {
+        if self.enabled {
+            let (start_ns, end_ns) = (start.nanos_since_epoch(), end.nanos_since_epoch());
+            lock(&self.spans).push(Span { thread, start_ns, end_ns, kind, label: label.into() });
+        }
     }
 
     /// Takes everything recorded so far, ordered by thread then start.

@@ -16,6 +16,7 @@ use conlab_core::locks::ticket::TicketLock;
 use conlab_core::locks::ttas::TtasLock;
 use conlab_core::locks::{Lock, Mutex};
 use conlab_core::sched::deque::{deque, Steal, Stealer};
+use conlab_core::sched::sleep::Sleep;
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
@@ -186,5 +187,58 @@ fn deque_owner_and_thief_race_for_the_last_task() {
         let mine = worker.pop();
         let theirs = thief.join().unwrap();
         assert_eq!(usize::from(mine.is_some()) + theirs.len(), 1, "mine {mine:?}, theirs {theirs:?}");
+    });
+}
+
+#[test]
+fn sleep_never_loses_the_wake_up_for_published_work() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    // Two workers each need one item; the publisher adds two, waking one sleeper per item. A
+    // lost wake-up leaves a worker parked forever: a deadlock loom reports.
+    model(2, || {
+        let sleep = Arc::new(Sleep::new(2));
+        let items = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|index| {
+                let (sleep, items) = (Arc::clone(&sleep), Arc::clone(&items));
+                thread::spawn(move || loop {
+                    let available = items.load(Ordering::SeqCst);
+                    if available > 0 {
+                        if items.compare_exchange(available, available - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                            return;
+                        }
+                        continue;
+                    }
+                    sleep.sleep(index, || items.load(Ordering::SeqCst) > 0);
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            items.fetch_add(1, Ordering::SeqCst);
+            sleep.wake_one();
+        }
+        for worker in workers {
+            worker.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn sleep_a_targeted_wake_reaches_the_latch_waiter() {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    model(3, || {
+        let sleep = Arc::new(Sleep::new(2));
+        let latch = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (sleep, latch) = (Arc::clone(&sleep), Arc::clone(&latch));
+            thread::spawn(move || {
+                while !latch.load(Ordering::SeqCst) {
+                    sleep.sleep(1, || latch.load(Ordering::SeqCst));
+                }
+            })
+        };
+        latch.store(true, Ordering::SeqCst);
+        sleep.wake(1);
+        waiter.join().unwrap();
     });
 }

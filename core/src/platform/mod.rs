@@ -63,6 +63,11 @@ impl Instant {
         self.0.saturating_sub(earlier.0)
     }
 
+    /// The instant `duration` after `self`.
+    pub fn plus(self, duration: Duration) -> Instant {
+        Self(self.0.saturating_add(duration))
+    }
+
     /// Nanoseconds since the process-wide epoch (the time base of traces).
     pub fn nanos_since_epoch(self) -> u64 {
         u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
@@ -209,6 +214,17 @@ impl RayonPool {
     /// Runs `op` with rayon's parallel iterators and `join` confined to this pool's workers.
     pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
         self.inner.install(op)
+    }
+}
+
+/// The message of a caught panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(non-string panic payload)".to_string()
     }
 }
 

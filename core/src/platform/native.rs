@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::{PlatformError, TeamMember};
+use super::{panic_message, PlatformError, TeamMember};
 
 pub(super) const PLATFORM_NAME: &str = "native";
 pub(super) const TEAM_LIMIT_REASON: &str = "conlab caps native teams at 512 OS threads";
@@ -72,16 +72,5 @@ impl RayonPool {
 
     pub(super) fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
         self.0.install(op)
-    }
-}
-
-/// The message of a caught panic payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(non-string panic payload)".to_string()
     }
 }

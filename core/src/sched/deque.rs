@@ -152,6 +152,12 @@ impl<T> Worker<T> {
 }
 
 impl<T> Stealer<T> {
+    /// Whether the deque looks empty right now (a snapshot: a push or steal may race it).
+    pub fn is_empty(&self) -> bool {
+        let inner = &*self.inner;
+        inner.top.load(Ordering::Acquire) >= inner.bottom.load(Ordering::Acquire)
+    }
+
     /// Steals the oldest task (FIFO).
     pub fn steal(&self) -> Steal<T> {
         let inner = &*self.inner;
