@@ -84,6 +84,8 @@ fn lock_contention_reports_throughput_fairness_and_waits_for_every_lock() {
         assert!(metric("per thread min") <= metric("per thread max"));
     }
     let mut traced = small("lock-contention");
+    // Long enough that both threads certainly meet at the lock, even on a loaded machine.
+    traced.params.insert("duration_ms".into(), json!(40));
     traced.trace = true;
     traced.variants = Some(vec!["parking".into()]);
     let trace = run_quietly(&traced).unwrap().trace.unwrap();
@@ -102,11 +104,11 @@ fn progress_counts_every_run_and_ends_complete() {
     let mut seen: Vec<Progress> = Vec::new();
     let request = small("mandelbrot");
     run(&request, Session { progress: &mut |p| seen.push(p.clone()), cancel: &CancelFlag::new() }).unwrap();
-    let total = (1 + 3 + 3) * (request.warmup + request.repeat);
+    let total = (1 + 3 + 3 + 3) * (request.warmup + request.repeat);
     assert!(seen.iter().all(|p| p.total == total));
     assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
     assert_eq!(seen.last().unwrap().done, total);
-    assert_eq!(seen.iter().filter(|p| p.warmup).count(), 7);
+    assert_eq!(seen.iter().filter(|p| p.warmup).count(), 10);
 }
 
 #[test]
@@ -134,7 +136,7 @@ fn a_trace_records_each_cell_and_exports_to_chrome_format() {
     request.trace = true;
     let result = run_quietly(&request).unwrap();
     let trace = result.trace.as_ref().unwrap();
-    assert_eq!(trace.cells.len(), 7);
+    assert_eq!(trace.cells.len(), 10);
     let team = trace.cells.iter().find(|c| c.variant == "team" && c.threads == 3).unwrap();
     let threads: std::collections::BTreeSet<_> = team.spans.iter().map(|s| s.thread).collect();
     assert_eq!(threads.len(), 3, "one lane per team member");
@@ -155,7 +157,7 @@ fn bad_requests_name_the_parameter_and_the_range() {
     assert_eq!(message(&request("mandelbrot", &[], &[0])), format!("parameter `threads`: expected an integer from 1 to {max}, got `0`"));
     let mut bad_variant = small("mandelbrot");
     bad_variant.variants = Some(vec!["gpu".into()]);
-    assert_eq!(message(&bad_variant), "parameter `variant`: unknown variant `gpu`; mandelbrot has seq, team, rayon");
+    assert_eq!(message(&bad_variant), "parameter `variant`: unknown variant `gpu`; mandelbrot has seq, team, rayon, steal");
     let mut no_repeats = small("mandelbrot");
     no_repeats.repeat = 0;
     assert_eq!(message(&no_repeats), "parameter `repeat`: expected an integer from 1 to 1000, got `0`");
@@ -184,6 +186,7 @@ impl Experiment for Faulty {
             work_unit: None,
             fixed_duration: false,
             chart_metric: None,
+            shows_timeline: false,
         }
     }
 
@@ -232,4 +235,89 @@ fn one_wrong_run_fails_the_check_and_says_what_it_got() {
     assert_eq!((broken.expected.as_str(), broken.actual.as_str()), ("0x000000000000002a", "0x0000000000000007"));
     assert!(result.cell("good", 1).unwrap().check.as_ref().unwrap().passed);
     assert!(result.cell("good", 1).unwrap().throughput.is_none());
+}
+
+#[test]
+fn every_experiment_stops_soon_after_a_cancel_at_its_defaults() {
+    for experiment in experiment::registry() {
+        let id = experiment.info().id;
+        let cancel = CancelFlag::new();
+        let canceller = cancel.clone();
+        let watchdog = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            canceller.cancel();
+        });
+        let mut request = RunRequest { experiment: id.into(), repeat: 1000, threads: Some(vec![1, 2]), ..RunRequest::default() };
+        request.warmup = 0;
+        let started = std::time::Instant::now();
+        let outcome = run(&request, Session { progress: &mut |_| {}, cancel: &cancel });
+        watchdog.join().unwrap();
+        assert_eq!(outcome.err(), Some(RunError::Cancelled), "{id}");
+        // Set-up (e.g. the reference result) is not cancellable; runs poll every ~20 ms.
+        assert!(started.elapsed() < Duration::from_secs(3), "{id} took {:?} to stop", started.elapsed());
+    }
+}
+
+/// The cell's spans of `kind`.
+fn spans_of(result: &RunResult, variant: &str, threads: usize, kind: SpanKind) -> usize {
+    let trace = result.trace.as_ref().expect("traced");
+    let cell = trace.cells.iter().find(|c| c.variant == variant && c.threads == threads).expect("cell traced");
+    cell.spans.iter().filter(|span| span.kind == kind).count()
+}
+
+#[test]
+fn scheduler_timelines_show_stealing_idling_and_submissions() {
+    // Long enough (20 ms) for every worker to have started and looked for work.
+    let mut request = request("imbalance", &[("work_ms", json!(20)), ("sizes", json!("heavy-tailed")), ("tasks", json!(16))], &[1, 2, 3]);
+    request.trace = true;
+    let result = run_quietly(&request).unwrap();
+    assert!(spans_of(&result, "steal", 2, SpanKind::Steal) > 0, "steal workers look for work");
+    assert!(spans_of(&result, "steal", 3, SpanKind::Run) > 0);
+    assert!(spans_of(&result, "fifo", 2, SpanKind::Mark) == 16, "one submission mark per task");
+    assert!(spans_of(&result, "fifo", 2, SpanKind::Run) == 16, "one run span per task");
+    assert!(spans_of(&result, "static", 3, SpanKind::Run) == 3, "one block per thread");
+    let svg = conlab_core::report::timeline_svg(result.trace.as_ref().unwrap());
+    assert!(svg.contains(r#"class="steal""#) && svg.contains("fifo · 2 threads"));
+}
+
+#[test]
+fn idle_steal_workers_park() {
+    // Four 1:2:3:4 tasks on three workers: the worker left without a task parks.
+    let mut request = request("imbalance", &[("work_ms", json!(30)), ("sizes", json!("1:2:3:4"))], &[3]);
+    request.trace = true;
+    request.variants = Some(vec!["steal".into()]);
+    let result = run_quietly(&request).unwrap();
+    assert!(spans_of(&result, "steal", 3, SpanKind::Idle) > 0, "{:?}", result.trace);
+}
+
+#[test]
+fn imbalance_reports_the_cap_of_total_over_largest() {
+    let result = run_quietly(&request("imbalance", &[("work_ms", json!(4)), ("sizes", json!("1:2:3:4"))], &[1, 2, 3])).unwrap();
+    let cap = |threads| result.cell("static", threads).unwrap().metrics["speedup cap"].median;
+    assert_eq!((cap(1), cap(2)), (1.0, 2.0));
+    assert!((cap(3) - 2.5).abs() < 1e-9, "10 units / largest 4 = 2.5, below 3 threads");
+}
+
+#[test]
+fn fork_join_on_a_fifo_pool_exhausts_it_and_gives_up_instead_of_hanging() {
+    let result = run_quietly(&small("fork-join")).unwrap();
+    for threads in [1, 2, 3] {
+        let fifo = result.cell("fifo", threads).unwrap();
+        assert_eq!(fifo.metrics["pool exhausted"].median, 1.0, "{threads} workers");
+        assert!(fifo.metrics["timed-out waits"].min >= 1.0);
+        assert!(result.cell("steal", threads).unwrap().check.as_ref().unwrap().passed);
+    }
+}
+
+#[test]
+fn executor_patterns_cancel_only_queued_tasks_and_map_waits_for_the_first_input() {
+    let result = run_quietly(&small("executor-patterns")).unwrap();
+    for threads in [1, 2, 3] {
+        let cancel = &result.cell("cancel", threads).unwrap().metrics;
+        assert!(cancel["ran"].max <= threads as f64, "at most the running tasks escape a cancel");
+        assert_eq!(cancel["ran"].median + cancel["cancelled"].median, 5.0);
+        // Task 0 is the longest (5 × 1 ms), and map yields it first.
+        assert!(result.cell("map", threads).unwrap().metrics["first result"].min >= 5.0);
+        assert_eq!(result.cell("callbacks", threads).unwrap().metrics["callbacks run"].median, 5.0);
+    }
 }

@@ -57,6 +57,9 @@ struct RunArgs {
     /// Write the speedup chart as SVG
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Record each cell's last run and draw every thread's timeline as SVG
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -159,7 +162,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         threads: args.threads,
         repeat: args.repeat,
         warmup: args.warmup,
-        trace: args.trace.is_some(),
+        trace: args.trace.is_some() || args.timeline.is_some(),
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} {msg:32} [{bar:30}] {pos}/{len} runs · {elapsed}")
@@ -178,7 +181,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     let result = experiment::run(&request, Session { progress: &mut on_progress, cancel: &cancel });
     bar.finish_and_clear();
     let result = result.map_err(|e| e.to_string())?;
-    write_outputs(&args.format, args.out, args.trace, args.svg, &result)?;
+    write_outputs(&args.format, &Outputs { out: args.out, trace: args.trace, svg: args.svg, timeline: args.timeline }, &result)?;
     if result.all_checks_passed {
         Ok(())
     } else {
@@ -186,13 +189,15 @@ fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
-fn write_outputs(
-    format: &Format,
+/// Files a run writes besides stdout.
+struct Outputs {
     out: Option<PathBuf>,
     trace: Option<PathBuf>,
     svg: Option<PathBuf>,
-    result: &RunResult,
-) -> Result<(), String> {
+    timeline: Option<PathBuf>,
+}
+
+fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Result<(), String> {
     let text = match format {
         Format::Table => report::table(result),
         Format::Json => serde_json::to_string_pretty(result).map_err(|e| e.to_string())? + "\n",
@@ -200,15 +205,18 @@ fn write_outputs(
     };
     let write =
         |path: &PathBuf, contents: &str| std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()));
-    match &out {
+    match &outputs.out {
         Some(path) => write(path, &text)?,
         None => print!("{text}"),
     }
-    if let (Some(path), Some(recorded)) = (&trace, &result.trace) {
+    if let (Some(path), Some(recorded)) = (&outputs.trace, &result.trace) {
         write(path, &recorded.to_chrome_json().to_string())?;
     }
-    if let Some(path) = &svg {
+    if let Some(path) = &outputs.svg {
         write(path, &report::chart_svg(result))?;
+    }
+    if let (Some(path), Some(recorded)) = (&outputs.timeline, &result.trace) {
+        write(path, &report::timeline_svg(recorded))?;
     }
     Ok(())
 }

@@ -126,16 +126,24 @@ pub fn artifacts() -> PathBuf {
 
 /// Fills the lab's form for `experiment` (params by name) and submits it.
 pub fn submit(browser: &Browser, experiment: &str, params: &[(&str, &str)], threads: &str, repeat: u32) {
+    submit_variants(browser, experiment, params, &[], threads, repeat)
+}
+
+/// [`submit`] with only `variants` ticked (all when empty).
+pub fn submit_variants(browser: &Browser, experiment: &str, params: &[(&str, &str)], variants: &[&str], threads: &str, repeat: u32) {
     let params: serde_json::Map<String, Value> = params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     browser.eval(&format!(
         r#"const select = document.getElementById('experiment-select');
            select.value = {experiment}; select.dispatchEvent(new Event('change'));
            for (const [name, value] of Object.entries({params})) document.querySelector(`[data-param="${{name}}"]`).value = value;
+           const only = {variants};
+           if (only.length) document.querySelectorAll('[name=variant]').forEach((box) => {{ box.checked = only.includes(box.value); }});
            document.getElementById('threads').value = {threads};
            document.getElementById('repeat').value = {repeat};
            document.getElementById('run-button').click();"#,
         experiment = json!(experiment),
         params = Value::Object(params),
+        variants = json!(variants),
         threads = json!(threads),
     ));
 }

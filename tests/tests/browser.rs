@@ -40,13 +40,23 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
     );
     let rows = rows.as_array().unwrap();
     let has = |variant: &str, threads: &str| rows.iter().any(|r| r[0] == json!(variant) && r[1] == json!(threads) && r[2] == json!("ok"));
-    for (variant, threads) in [("seq", "1"), ("team", "1"), ("team", "2"), ("rayon", "1"), ("rayon", "2")] {
+    for (variant, threads) in [("seq", "1"), ("team", "1"), ("team", "2"), ("rayon", "1"), ("rayon", "2"), ("steal", "1"), ("steal", "2")] {
         assert!(has(variant, threads), "no passing row for {variant} × {threads}: {rows:#?}");
     }
     let chart = browser.eval("return [document.querySelectorAll('#chart svg polyline.measured').length, document.querySelectorAll('#chart svg line.ideal').length];");
-    assert_eq!(chart, json!([3, 1]), "a line per variant and the ideal line");
+    assert_eq!(chart, json!([4, 1]), "a line per variant and the ideal line");
     let exports = browser.eval("return [...document.querySelectorAll('#exports a')].map(a => a.download);");
-    assert_eq!(exports, json!(["conlab-mandelbrot.json", "conlab-mandelbrot.csv", "conlab-mandelbrot.svg"]));
+    // mandelbrot's timelines are part of the lesson, so they are recorded by default.
+    assert_eq!(
+        exports,
+        json!([
+            "conlab-mandelbrot.json",
+            "conlab-mandelbrot.csv",
+            "conlab-mandelbrot.svg",
+            "conlab-mandelbrot.trace.json",
+            "conlab-mandelbrot.timeline.svg"
+        ])
+    );
     browser.screenshot(&artifacts().join("mandelbrot.png"));
     let header = browser.eval("return [...document.querySelectorAll('#table thead th')].map(h => h.textContent);");
     let shown = ["median", "95% CI of median", "pixels/s", "vs seq", "vs 1 thread"];
@@ -161,5 +171,47 @@ fn lock_experiments_run_on_browser_workers() {
         assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
         let table = rows(&browser);
         assert!(table.as_array().unwrap().iter().all(|row| row[2] == json!("ok")), "{experiment}: {table}");
+    }
+}
+
+#[test]
+#[ignore = "needs dist/ and Chromium: run by `cargo xtask test`"]
+fn scheduler_experiments_run_on_browser_workers_with_timelines() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-schedulers"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let rows = |browser: &Browser| {
+        browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => [r.dataset.variant, r.dataset.threads, r.dataset.check, ...[...r.cells].map(c => c.textContent)]);")
+    };
+    for (experiment, params) in [
+        ("granularity", &[("work_ms", "10")][..]),
+        ("imbalance", &[("work_ms", "40")][..]),
+        ("fork-join", &[("fib_n", "30"), ("wait_ms", "50")][..]),
+        ("executor-patterns", &[("step_ms", "2")][..]),
+        ("spawn-overhead", &[("tasks", "2000")][..]),
+    ] {
+        submit(&browser, experiment, params, "1,2", 3);
+        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{experiment}: {:?}", browser.status());
+        let table = rows(&browser);
+        for row in table.as_array().unwrap() {
+            let allowed: &[&str] = match (experiment, row[0].as_str().unwrap()) {
+                ("fork-join", "fifo") => &["unchecked"],
+                ("spawn-overhead", "thread") => &["skipped"],
+                _ => &["ok"],
+            };
+            assert!(allowed.contains(&row[2].as_str().unwrap()), "{experiment}: {row}");
+        }
+        let timeline = browser.eval(
+            "const t = document.getElementById('timeline'); \
+             return [t.hidden, t.querySelectorAll('rect.run').length, t.querySelectorAll('rect.idle, rect.steal').length];",
+        );
+        assert_eq!(timeline[0], json!(false), "{experiment}: the timeline is shown by default");
+        assert!(
+            timeline[1].as_u64().unwrap() > 0 && timeline[2].as_u64().unwrap() > 0,
+            "{experiment}: runs and idling/stealing: {timeline}"
+        );
+        println!("browser {experiment}: {table}");
+        browser.screenshot(&artifacts().join(format!("{experiment}.png")));
     }
 }

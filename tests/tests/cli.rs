@@ -64,7 +64,7 @@ fn run_json_parses_back_with_every_cell_checked() {
         .iter()
         .map(|c| (c["variant"].as_str().unwrap().to_string(), c["threads"].as_u64().unwrap()))
         .collect();
-    let expected = [("seq", 1), ("team", 1), ("team", 2), ("rayon", 1), ("rayon", 2)];
+    let expected = [("seq", 1), ("team", 1), ("team", 2), ("rayon", 1), ("rayon", 2), ("steal", 1), ("steal", 2)];
     assert_eq!(cells, expected.map(|(v, t)| (v.to_string(), t)));
     assert!(json["cells"].as_array().unwrap().iter().all(|c| c["samples"].as_array().unwrap().len() == 2 && c["check"]["passed"] == true));
     assert_eq!(json["params"]["width"], 64);
@@ -78,7 +78,7 @@ fn run_table_is_aligned_and_says_check_ok() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("mandelbrot — height=48 max_iter=100 width=64"), "{text}");
     assert!(lines[1].starts_with("variant  threads"), "{text}");
-    assert_eq!(lines.iter().filter(|l| l.trim_end().ends_with("ok")).count(), 5, "{text}");
+    assert_eq!(lines.iter().filter(|l| l.trim_end().ends_with("ok")).count(), 7, "{text}");
 }
 
 #[test]
@@ -94,12 +94,26 @@ fn run_writes_csv_trace_and_svg_files() {
     assert_eq!(stdout(&conlab_run(&args)), "", "--out sends the result to the file");
     let csv = std::fs::read_to_string(csv).unwrap();
     assert!(csv.starts_with("experiment,variant,threads,runs,median_s"));
-    assert_eq!(csv.lines().count(), 1 + 5);
+    assert_eq!(csv.lines().count(), 1 + 7);
     let trace: Value = serde_json::from_str(&std::fs::read_to_string(trace).unwrap()).unwrap();
     let events = trace["traceEvents"].as_array().unwrap();
     assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "row 0"), "rayon spans per row");
     let svg = std::fs::read_to_string(svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.ends_with("</svg>"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn run_draws_timelines_of_the_scheduler_pools() {
+    let dir = std::env::temp_dir().join(format!("conlab-cli-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let timeline = dir.join("timeline.svg");
+    let args = ["run", "imbalance", "--set", "work_ms=20", "--threads", "2", "--repeat", "1", "--timeline", timeline.to_str().unwrap()];
+    assert!(conlab_run(&args).status.success());
+    let svg = std::fs::read_to_string(&timeline).unwrap();
+    for expected in ["steal · 2 threads", "fifo · 2 threads", r#"class="run""#, r#"class="steal""#, r#"class="mark""#] {
+        assert!(svg.contains(expected), "{expected} missing from the timeline");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -129,11 +143,11 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead",
     );
     assert_fails_with(
         &["describe", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead",
     );
 }
 

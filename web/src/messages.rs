@@ -24,6 +24,8 @@ pub struct Finished<'a> {
     pub chart_svg: String,
     pub csv: String,
     pub chrome_trace: Option<serde_json::Value>,
+    /// Every thread's timeline, when a trace was recorded.
+    pub timeline_svg: Option<String>,
 }
 
 pub fn finished(result: &RunResult) -> Finished<'_> {
@@ -33,6 +35,7 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         chart_svg: report::chart_svg(result),
         csv: report::csv(result),
         chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
+        timeline_svg: result.trace.as_ref().map(report::timeline_svg),
     }
 }
 

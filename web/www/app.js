@@ -23,7 +23,8 @@ function startWorker() {
   const isolated = self.crossOriginIsolated === true;
   // The pool is sized for the widest experiment (thread-per-task) as well as the cores; surplus
   // workers sleep, and a run uses exactly the threads it asks for.
-  const threads = isolated ? Math.max(navigator.hardwareConcurrency || 1, 8) : 0;
+  // One more worker than cores: a FIFO pool of k workers also occupies its caller's thread.
+  const threads = isolated ? Math.max((navigator.hardwareConcurrency || 1) + 1, 8) : 0;
   state.worker = new Worker('./worker.js', { type: 'module' });
   state.worker.onmessage = ({ data }) => handlers[data.type](data);
   state.worker.onerror = (event) => setStatus('error', `the worker failed: ${event.message || 'could not load worker.js'}`);
@@ -123,6 +124,7 @@ function showExperiment(id) {
   }
   const maxThreads = Math.max(state.poolThreads, 1);
   $('threads').value = state.catalogue.default_threads.filter((t) => t <= maxThreads).join(',') || '1';
+  $('trace').checked = info.shows_timeline;
   $('form-error').textContent = '';
 }
 
@@ -226,7 +228,7 @@ function resultTable({ headers, rows }) {
   return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { text: h })))), el('tbody', {}, ...body));
 }
 
-function showResult({ result, table, chart_svg, csv, chrome_trace }) {
+function showResult({ result, table, chart_svg, csv, chrome_trace, timeline_svg }) {
   $('results').hidden = false;
   const baseline = result.baseline;
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
@@ -234,11 +236,14 @@ function showResult({ result, table, chart_svg, csv, chrome_trace }) {
     `${result.repeat} runs per cell after ${result.warmup} warm-up; whole run ${result.wall_seconds.toFixed(2)} s.`;
   $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped
   $('table').replaceChildren(resultTable(table));
+  $('timeline').hidden = !timeline_svg;
+  $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-core's report::timeline_svg, text XML-escaped
   const download = (name, type, text) => el('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name, text: name });
   const stem = `conlab-${result.experiment}`;
   const links = [download(`${stem}.json`, 'application/json', JSON.stringify(result, null, 2)), download(`${stem}.csv`, 'text/csv', csv),
     download(`${stem}.svg`, 'image/svg+xml', chart_svg)];
   if (chrome_trace) links.push(download(`${stem}.trace.json`, 'application/json', JSON.stringify(chrome_trace)));
+  if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg));
   $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])));
 }
 

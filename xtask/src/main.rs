@@ -222,10 +222,13 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
-    run(Command::new(cargo()).args(["bench", "--locked", "--package", "conlab-core", "--bench", "locks"]))?;
+    for bench in ["locks", "sched"] {
+        run(Command::new(cargo()).args(["bench", "--locked", "--package", "conlab-core", "--bench", bench]))?;
+    }
     setup()?;
     build_web()?;
-    run_browser_suite("wasm_vs_native")
+    run_browser_suite("wasm_vs_native")?;
+    run_browser_suite("steal_vs_rayon")
 }
 
 /// A suite of `tests/` that drives Chromium: `#[ignore]`d in plain `cargo test`, run here with

@@ -42,6 +42,7 @@ impl Experiment for ContentionLadder {
             work_unit: Some("increments"),
             fixed_duration: false,
             chart_metric: Some("ns per increment"),
+            shows_timeline: false,
         }
     }
 

@@ -29,6 +29,7 @@ impl Experiment for FalseSharing {
             work_unit: None,
             fixed_duration: false,
             chart_metric: Some("ns per increment"),
+            shows_timeline: false,
         }
     }
 

@@ -35,6 +35,7 @@ impl Experiment for IoFanout {
             work_unit: Some("tasks"),
             fixed_duration: false,
             chart_metric: None,
+            shows_timeline: false,
         }
     }
 

@@ -49,6 +49,7 @@ impl Experiment for LockContention {
             work_unit: None,
             fixed_duration: true,
             chart_metric: Some("acquisitions"),
+            shows_timeline: false,
         }
     }
 

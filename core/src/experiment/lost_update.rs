@@ -35,6 +35,7 @@ impl Experiment for LostUpdate {
             work_unit: None,
             fixed_duration: false,
             chart_metric: Some("lost"),
+            shows_timeline: false,
         }
     }
 

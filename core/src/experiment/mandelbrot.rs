@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::mandelbrot::{digest, Frame};
 use crate::platform::{run_team, RayonPool};
+use crate::sched::steal::StealPool;
 use crate::sync::{lock, Mutex};
 use crate::trace::SpanKind;
 
@@ -21,9 +22,10 @@ impl Experiment for Mandelbrot {
             teaches: "An embarrassingly parallel image: every pixel is independent, yet the work per pixel \
                       varies a thousandfold (points inside the set iterate to the limit). Splitting the rows into \
                       one equal block per thread — what a naive Pool.map with a big chunksize does — leaves the \
-                      threads with the middle of the set doing most of the work while the others idle; rayon's work \
-                      stealing hands out rows dynamically and gets closer to the ideal speedup. Compare the two \
-                      curves, then record a trace (Perfetto opens it) to see the idle threads of the static split.",
+                      threads with the middle of the set doing most of the work while the others idle; work stealing \
+                      (rayon's, and our StealPool's) hands out rows dynamically and gets closer to the ideal speedup. \
+                      Compare the curves, then look at the timelines: the static split's idle threads, the stealers' \
+                      short searches.",
             params: vec![
                 ParamSpec::int("width", 640, 16, 4096, "px", "image width"),
                 ParamSpec::int("height", 400, 16, 4096, "px", "image height"),
@@ -33,11 +35,13 @@ impl Experiment for Mandelbrot {
                 VariantSpec::fixed("seq", "one thread, row by row"),
                 VariantSpec::sweep("team", "one contiguous block of rows per thread (static split)"),
                 VariantSpec::sweep("rayon", "rayon par_chunks_mut over rows (work stealing)"),
+                VariantSpec::sweep("steal", "our StealPool: the rows split in halves with join, down to one row"),
             ],
             baseline: "seq",
             work_unit: Some("pixels"),
             fixed_duration: false,
             chart_metric: None,
+            shows_timeline: true,
         }
     }
 
@@ -100,6 +104,9 @@ impl Cell for ImageCell {
         match (&self.pool, self.variant.as_str()) {
             (Some(pool), _) => render_rayon(pool, &frame, &mut self.image, context),
             (None, "team") => render_team(self.threads, &frame, &mut self.image, context)?,
+            (None, "steal") => {
+                StealPool::run(self.threads, context.trace(), |pool| render_split(pool, &frame, &mut self.image, 0, context))?;
+            }
             _ => context.trace().lane(0).span(
                 SpanKind::Run,
                 || "all rows",
@@ -137,6 +144,17 @@ fn render_team(threads: usize, frame: &Frame, image: &mut [u32], context: &RunCo
         );
     })?;
     Ok(())
+}
+
+/// Rows `first_row..` of `image`, halved with `join` down to single rows.
+fn render_split(pool: &StealPool<'_>, frame: &Frame, image: &mut [u32], first_row: usize, context: &RunContext) {
+    let rows = image.len() / frame.width;
+    if rows <= 1 {
+        frame.render_row(first_row, image, || context.check_cancel().is_ok());
+        return;
+    }
+    let (top, bottom) = image.split_at_mut(rows / 2 * frame.width);
+    pool.join(|| render_split(pool, frame, top, first_row, context), || render_split(pool, frame, bottom, first_row + rows / 2, context));
 }
 
 fn render_rayon(pool: &RayonPool, frame: &Frame, image: &mut [u32], context: &RunContext) {

@@ -8,16 +8,22 @@
 //! experiment file is thin glue over a kernel.
 
 mod contention_ladder;
+mod executor_patterns;
 mod false_sharing;
+mod fork_join;
+mod granularity;
+mod imbalance;
 mod io_fanout;
 mod lock_contention;
 mod lost_update;
 mod mandelbrot;
 mod parallel_sum;
 pub mod params;
+mod policies;
 pub mod result;
 pub mod runner;
 mod rwlock_mix;
+mod spawn_overhead;
 
 use std::fmt;
 use std::time::Duration;
@@ -83,6 +89,8 @@ pub struct ExperimentInfo {
     pub fixed_duration: bool,
     /// The metric to chart against threads instead of speedup.
     pub chart_metric: Option<&'static str>,
+    /// The per-thread timeline is part of the lesson: front ends record it unless told not to.
+    pub shows_timeline: bool,
 }
 
 impl ExperimentInfo {
@@ -273,6 +281,11 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &contention_ladder::ContentionLadder,
         &false_sharing::FalseSharing,
         &rwlock_mix::RwlockMix,
+        &granularity::Granularity,
+        &imbalance::Imbalance,
+        &fork_join::ForkJoin,
+        &executor_patterns::ExecutorPatterns,
+        &spawn_overhead::SpawnOverhead,
     ]
 }
 
@@ -309,7 +322,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead"
         );
     }
 

@@ -35,6 +35,7 @@ impl Experiment for ParallelSum {
             work_unit: Some("elements"),
             fixed_duration: false,
             chart_metric: None,
+            shows_timeline: false,
         }
     }
 

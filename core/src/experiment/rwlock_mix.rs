@@ -52,6 +52,7 @@ impl Experiment for RwlockMix {
             work_unit: None,
             fixed_duration: false,
             chart_metric: Some("90% reads"),
+            shows_timeline: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! cancellation through a callback between chunks of a few microseconds to milliseconds, and
 //! returns its output or a digest of it.
 
+pub mod forkjoin;
 pub mod mandelbrot;
 pub mod spin;
 pub mod sum_squares;

@@ -10,6 +10,7 @@
 //! - [`hardware_threads`], [`max_team_threads`], [`timer_resolution`], [`info`];
 //! - [`run_team`]: run one closure on N threads at once and join them (scoped std threads
 //!   natively; `rayon::broadcast` on the worker pool in wasm);
+//! - [`spawn_and_join`]: one new OS thread per call (natively only: browsers cannot);
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
 //! - [`sleep`]: block the calling thread (never called on a page's main thread);
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic.
@@ -188,6 +189,12 @@ where
 {
     check_team_size(threads)?;
     backend::run_team(threads, &body)
+}
+
+/// Starts a new OS thread running `body` and waits for it: what "a thread per task" costs.
+/// Browsers cannot do this (see the wasm backend's error), so it fails there.
+pub fn spawn_and_join(body: impl FnOnce() + Send + 'static) -> Result<(), PlatformError> {
+    backend::spawn_and_join(Box::new(body))
 }
 
 /// rayon, held to exactly `threads` worker threads.

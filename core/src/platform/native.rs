@@ -58,6 +58,13 @@ pub(super) fn run_team(threads: usize, body: &(dyn Fn(TeamMember) + Sync)) -> Re
     })
 }
 
+pub(super) fn spawn_and_join(body: Box<dyn FnOnce() + Send>) -> Result<(), PlatformError> {
+    let handle = std::thread::Builder::new()
+        .spawn(body)
+        .map_err(|error| PlatformError::Unavailable(format!("could not spawn a thread: {error}")))?;
+    handle.join().map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload)))
+}
+
 pub(super) struct RayonPool(rayon::ThreadPool);
 
 impl RayonPool {

@@ -112,6 +112,14 @@ pub(super) fn run_team(threads: usize, body: &(dyn Fn(TeamMember) + Sync)) -> Re
     Ok(())
 }
 
+pub(super) fn spawn_and_join(_: Box<dyn FnOnce() + Send>) -> Result<(), PlatformError> {
+    Err(PlatformError::Unavailable(
+        "a browser cannot start a thread and wait for it: a Web Worker only starts once its creator returns to its event \
+         loop, which is why conlab starts its worker pool up front"
+            .into(),
+    ))
+}
+
 pub(super) struct RayonPool {
     threads: usize,
 }

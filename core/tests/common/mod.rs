@@ -29,6 +29,11 @@ pub fn small(id: &str) -> RunRequest {
         "contention-ladder" => request(id, &[("increments", json!(30_001))], &[1, 2, 3]),
         "false-sharing" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
         "rwlock-mix" => request(id, &[("operations", json!(1_000))], &[1, 2, 3]),
+        "granularity" => request(id, &[("work_ms", json!(2)), ("task_us", json!("sweep"))], &[1, 2, 3]),
+        "imbalance" => request(id, &[("work_ms", json!(4)), ("sizes", json!("heavy-tailed")), ("tasks", json!(16))], &[1, 2, 3]),
+        "fork-join" => request(id, &[("fib_n", json!(20)), ("fib_cutoff", json!(12)), ("wait_ms", json!(20))], &[1, 2, 3]),
+        "executor-patterns" => request(id, &[("tasks", json!(5)), ("step_ms", json!(1))], &[1, 2, 3]),
+        "spawn-overhead" => request(id, &[("tasks", json!(200))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }

@@ -1,4 +1,5 @@
-//! Renders a [`RunResult`] for people: an aligned text table, CSV, and an SVG speedup chart.
+//! Renders a [`RunResult`] for people: an aligned text table, CSV, an SVG speedup chart, and
+//! (in [`timeline`]) a per-thread timeline of a recorded trace.
 //!
 //! Pure string building, shared by the CLI (stdout, files) and the web lab (inserted into the
 //! page), so both show the same numbers the same way.
@@ -8,6 +9,9 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::experiment::{CellResult, RunResult};
+
+pub mod timeline;
+pub use timeline::timeline_svg;
 
 /// Seconds in the most readable unit: `1.23 s`, `45.6 ms`, `789 µs`, `12 ns`.
 pub fn format_seconds(seconds: f64) -> String {
