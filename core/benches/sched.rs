@@ -43,29 +43,34 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (summary.median, summary.min, summary.max)
 }
 
-/// Per-repetition ratio of `ours` to `anchor` in `values(cell)` (times, or a metric).
-fn ratio_line(label: &str, result: &RunResult, ours: &str, anchor: &str, values: impl Fn(&str) -> Vec<f64>) {
+/// Values of one cell per repetition, and the unit they are printed in.
+type Values<'r> = (Box<dyn Fn(&str) -> Vec<f64> + 'r>, &'static str);
+
+/// Per-repetition ratio of `ours` to `anchor` (times, or a metric): median and range.
+fn ratio_line(label: &str, result: &RunResult, ours: &str, anchor: &str, (values, unit): Values<'_>) {
     let (mine, theirs) = (values(ours), values(anchor));
     let ratios: Vec<f64> = mine.iter().zip(&theirs).map(|(a, b)| a / b).collect();
     let (median, low, high) = spread(&ratios);
     println!(
-        "  {label:<34} {ours} / {anchor}: {median:>5.2}  [{low:.2} – {high:.2}]   ({} {:.2} ms, {} {:.2} ms; {} threads)",
-        ours,
-        spread(&mine).0 * 1e3,
-        anchor,
-        spread(&theirs).0 * 1e3,
+        "  {label:<34} {ours} / {anchor}: {median:>5.2}  [{low:.2} – {high:.2}]   ({ours} {:.1} {unit}, {anchor} {:.1} {unit}; {} threads)",
+        spread(&mine).0,
+        spread(&theirs).0,
         result.threads[0]
     );
 }
 
-fn times(result: &RunResult) -> impl Fn(&str) -> Vec<f64> + '_ {
-    move |variant| result.cells.iter().find(|c| c.variant == variant).expect("measured").samples.clone()
+fn cell<'r>(result: &'r RunResult, variant: &str) -> &'r conlab_core::experiment::CellResult {
+    result.cells.iter().find(|c| c.variant == variant).expect("measured")
 }
 
-fn metric<'r>(result: &'r RunResult, name: &'r str) -> impl Fn(&str) -> Vec<f64> + 'r {
-    move |variant| {
-        result.cells.iter().find(|c| c.variant == variant).expect("measured").metrics[name].values.iter().map(|v| v / 1e3).collect()
-    }
+/// Run times in ms.
+fn times(result: &RunResult) -> Values<'_> {
+    (Box::new(move |variant| cell(result, variant).samples.iter().map(|s| s * 1e3).collect()), "ms")
+}
+
+/// A recorded metric, in its own unit.
+fn metric<'r>(result: &'r RunResult, name: &'r str, unit: &'static str) -> Values<'r> {
+    (Box::new(move |variant| cell(result, variant).metrics[name].values.clone()), unit)
 }
 
 /// CPU time (user + system) this process has used so far, where the OS tells (Linux).
@@ -98,8 +103,8 @@ fn main() {
 
     println!("\nFifoPool vs StealPool on tiny tasks (ratio of ns per task, > 1: the FIFO queue costs more):");
     let spawn = measure("spawn-overhead", &[("tasks", json!(100_000))], &["fifo-submit", "steal-spawn", "steal-join"], threads);
-    ratio_line("100k empty tasks: submit vs spawn", &spawn, "fifo-submit", "steal-spawn", metric(&spawn, "ns per task"));
-    ratio_line("100k empty tasks: submit vs join", &spawn, "fifo-submit", "steal-join", metric(&spawn, "ns per task"));
+    ratio_line("100k empty tasks: submit vs spawn", &spawn, "fifo-submit", "steal-spawn", metric(&spawn, "ns per task", "ns/task"));
+    ratio_line("100k empty tasks: submit vs join", &spawn, "fifo-submit", "steal-join", metric(&spawn, "ns per task", "ns/task"));
     let grain = measure("granularity", &[("task_us", json!("1")), ("work_ms", json!(50))], &["fifo", "steal"], threads);
     ratio_line("50k tasks of 1 µs", &grain, "fifo", "steal", times(&grain));
 

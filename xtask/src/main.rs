@@ -6,8 +6,8 @@
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
 //! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
 //!   build, and the browser end-to-end suite.
-//! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, and wasm in Chromium vs
-//!   native (each alternated within one run).
+//! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, our schedulers vs rayon
+//!   (natively and in Chromium), and wasm in Chromium vs native (each alternated within one run).
 //!
 //! Native builds use the default (stable) toolchain. wasm builds need nightly and
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
