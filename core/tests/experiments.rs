@@ -276,6 +276,11 @@ fn scheduler_timelines_show_stealing_idling_and_submissions() {
     assert!(spans_of(&result, "fifo", 2, SpanKind::Mark) == 16, "one submission mark per task");
     assert!(spans_of(&result, "fifo", 2, SpanKind::Run) == 16, "one run span per task");
     assert!(spans_of(&result, "static", 3, SpanKind::Run) == 3, "one block per thread");
+    for threads in [1, 2, 3] {
+        let metrics = &result.cell("steal", threads).unwrap().metrics;
+        assert!(["steals", "failed steals", "parks"].iter().all(|name| metrics.contains_key(*name)), "{metrics:?}");
+    }
+    assert_eq!(result.cell("steal", 1).unwrap().metrics["steals"].max, 0.0, "nobody to steal from");
     let svg = conlab_core::report::timeline_svg(result.trace.as_ref().unwrap());
     assert!(svg.contains(r#"class="steal""#) && svg.contains("fifo · 2 threads"));
 }

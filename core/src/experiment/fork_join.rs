@@ -132,7 +132,11 @@ impl Cell for WorkCell<'_> {
         let (problem, buffer) = (&self.work.problem, &mut self.buffer);
         let digest = match (self.variant.as_str(), &self.rayon) {
             ("seq", _) => context.trace().lane(0).span(SpanKind::Run, || "recursion", || solve(problem, buffer, &Sequential)),
-            ("steal", _) => StealPool::run(self.threads, context.trace(), |pool| solve(problem, buffer, pool))?.0,
+            ("steal", _) => {
+                let (digest, stats) = StealPool::run(self.threads, context.trace(), |pool| solve(problem, buffer, pool))?;
+                super::policies::record_steals(context, &stats);
+                digest
+            }
             (_, Some(rayon)) => rayon.install(|| solve(problem, buffer, &Rayon)),
             _ => self.solve_on_fifo(context)?,
         };

@@ -105,7 +105,9 @@ impl Cell for ImageCell {
             (Some(pool), _) => render_rayon(pool, &frame, &mut self.image, context),
             (None, "team") => render_team(self.threads, &frame, &mut self.image, context)?,
             (None, "steal") => {
-                StealPool::run(self.threads, context.trace(), |pool| render_split(pool, &frame, &mut self.image, 0, context))?;
+                let ((), stats) =
+                    StealPool::run(self.threads, context.trace(), |pool| render_split(pool, &frame, &mut self.image, 0, context))?;
+                super::policies::record_steals(context, &stats);
             }
             _ => context.trace().lane(0).span(
                 SpanKind::Run,

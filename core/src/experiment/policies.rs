@@ -14,7 +14,7 @@ use crate::kernels::spin::Spinner;
 use crate::platform::{PlatformError, RayonPool};
 use crate::sched::fifo::{FifoPool, FutureError};
 use crate::sched::partition;
-use crate::sched::steal::StealPool;
+use crate::sched::steal::{PoolStats, StealPool};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::trace::SpanKind;
 
@@ -74,7 +74,11 @@ impl Runner {
                 futures.iter().map(|future| future.result(None)).sum::<Result<u64, FutureError>>()
             })?
             .map_err(|error| RunError::Platform(PlatformError::MemberPanicked(error.to_string())))?,
-            "steal" => StealPool::run(self.threads, context.trace(), |pool| split(pool, 0, tasks, &task))?.0,
+            "steal" => {
+                let (sum, stats) = StealPool::run(self.threads, context.trace(), |pool| split(pool, 0, tasks, &task))?;
+                record_steals(context, &stats);
+                sum
+            }
             _ => {
                 let pool = self.rayon.as_ref().expect("rayon cells build a pool");
                 pool.install(|| {
@@ -92,6 +96,14 @@ impl Runner {
         context.check_cancel()?;
         Ok(digest)
     }
+}
+
+/// A steal pool's counters as metrics: how much stealing and parking a run took.
+pub(super) fn record_steals(context: &RunContext, stats: &PoolStats) {
+    let total = stats.total();
+    context.record("steals", "per run", total.steals as f64);
+    context.record("failed steals", "per run", total.failed_steals as f64);
+    context.record("parks", "per run", total.parks as f64);
 }
 
 /// Fork-join over `start..end`, down to single tasks.

@@ -421,7 +421,7 @@ impl<'t> WorkerThread<'t> {
             match self.deque.pop() {
                 Some(job) if job.data == job_ref.data => {
                     self.count(|s| s.tasks += 1);
-                    job_b.run_inline();
+                    job_b.run();
                     break;
                 }
                 Some(job) => self.execute(job),
@@ -465,10 +465,6 @@ impl<F: FnOnce() -> R + Send, R: Send> StackJob<F, R> {
         let outcome = panic::catch_unwind(AssertUnwindSafe(func));
         // SAFETY: as above.
         self.result.with_mut(|result| unsafe { *result = Some(outcome) });
-    }
-
-    fn run_inline(&self) {
-        self.run();
     }
 
     /// Run by a thief.
