@@ -13,6 +13,7 @@ pub mod experiment;
 pub mod kernels;
 pub mod locks;
 pub mod platform;
+pub mod pymodel;
 pub mod report;
 pub mod sched;
 pub mod stats;

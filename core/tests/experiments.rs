@@ -326,3 +326,28 @@ fn executor_patterns_cancel_only_queued_tasks_and_map_waits_for_the_first_input(
         assert_eq!(result.cell("callbacks", threads).unwrap().metrics["callbacks run"].median, 5.0);
     }
 }
+
+#[test]
+fn gil_race_loses_nothing_with_the_gil_and_loses_updates_with_a_call_or_without_it() {
+    let mut request = request("gil-race", &[("increments", json!(200_000))], &[2]);
+    request.repeat = 1;
+    let result = run_quietly(&request).unwrap();
+    let lost = |variant: &str| result.cell(variant, 2).unwrap().metrics["lost updates"].median;
+    assert_eq!(lost("gil"), 0.0, "CPython 3.10+ gives the exact total");
+    assert!(result.cell("gil", 2).unwrap().check.as_ref().unwrap().passed);
+    assert!(lost("gil-call") > 0.0, "a switch at the call must lose updates");
+    assert!(lost("free-threaded") > 0.0, "no GIL, no protection");
+}
+
+#[test]
+fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one() {
+    // A law of the model, not a speed target: the GIL serialises bytecode, so the speedup at
+    // N = 2 stays near 1 (< 1.3 even on a noisy machine), while free-threading exceeds it.
+    let mut request = request("gil-cpu", &[("iterations", json!(100_000)), ("switch_ms", json!(1.0))], &[2]);
+    request.repeat = 5;
+    request.variants = Some(vec!["seq".into(), "gil".into()]);
+    let result = run_quietly(&request).unwrap();
+    let speedup = result.cell("gil", 2).unwrap().speedup_vs_baseline.unwrap();
+    assert!(speedup < 1.3, "GIL speedup {speedup:.2} at 2 threads");
+    assert!(result.cell("gil", 2).unwrap().metrics["drop requests"].median >= 1.0, "the threads took turns");
+}

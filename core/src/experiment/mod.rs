@@ -11,6 +11,8 @@ mod contention_ladder;
 mod executor_patterns;
 mod false_sharing;
 mod fork_join;
+mod gil_cpu;
+mod gil_race;
 mod granularity;
 mod imbalance;
 mod io_fanout;
@@ -286,6 +288,8 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &fork_join::ForkJoin,
         &executor_patterns::ExecutorPatterns,
         &spawn_overhead::SpawnOverhead,
+        &gil_cpu::GilCpu,
+        &gil_race::GilRace,
     ]
 }
 
@@ -322,7 +326,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race"
         );
     }
 

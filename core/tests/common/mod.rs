@@ -34,6 +34,8 @@ pub fn small(id: &str) -> RunRequest {
         "fork-join" => request(id, &[("fib_n", json!(20)), ("fib_cutoff", json!(12)), ("wait_ms", json!(20))], &[1, 2, 3]),
         "executor-patterns" => request(id, &[("tasks", json!(5)), ("step_ms", json!(1))], &[1, 2, 3]),
         "spawn-overhead" => request(id, &[("tasks", json!(200))], &[1, 2, 3]),
+        "gil-cpu" => request(id, &[("iterations", json!(20_000)), ("switch_ms", json!(0.2))], &[1, 2, 3]),
+        "gil-race" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }

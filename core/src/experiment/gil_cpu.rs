@@ -1,0 +1,133 @@
+//! `gil-cpu`: the books' central demo — N threads each running a CPU-bound Python loop, under
+//! CPython's GIL and free-threaded, against one thread doing all of it and plain Rust.
+
+use std::time::Duration;
+
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::kernels::spin::Spinner;
+use crate::platform::run_team;
+use crate::pymodel::gil::Gil;
+use crate::pymodel::{Interpreter, Mode, Program};
+use crate::sync::atomic::{AtomicI64, Ordering};
+use crate::sync::Arc;
+use crate::trace::SpanKind;
+
+pub struct GilCpu;
+
+impl Experiment for GilCpu {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "gil-cpu",
+            title: "The GIL: CPU-bound threads vs one thread",
+            topic: "threads & GIL",
+            concept: "the GIL (global interpreter lock)",
+            teaches: "A CPU-bound Python loop split over N threads: under the GIL only the holder runs bytecode, so N \
+                      threads take as long as one thread doing all the work — or longer, because every switch interval \
+                      (5 ms) a waiting thread asks the holder to drop the GIL and the handover costs. Free-threaded Python \
+                      (PEP 703, no GIL) scales with the cores, at a per-instruction cost (`ft_overhead`). The model runs a \
+                      tiny bytecode on real threads at CPython's pace (`op_ns` per instruction); the timeline shows who \
+                      holds the GIL and who waits. `native` is the same loop as plain Rust: the interpreter's cost.",
+            params: vec![
+                ParamSpec::int("iterations", 200_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
+                ParamSpec::float("op_ns", 20.0, 0.0, 1000.0, "ns", "cost of one bytecode instruction (CPython: ~10–30 ns)"),
+                ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
+                ParamSpec::float("ft_overhead", 0.1, 0.0, 5.0, "×", "extra cost per instruction when free-threaded (0.1 = 10%)"),
+            ],
+            variants: vec![
+                VariantSpec::fixed("seq", "one Python thread runs every iteration"),
+                VariantSpec::sweep("gil", "N Python threads, each a share of the loop, under the GIL"),
+                VariantSpec::sweep("free-threaded", "N Python threads, no GIL (PEP 703)"),
+                VariantSpec::fixed("native", "the same loop in plain Rust, one thread"),
+            ],
+            baseline: "seq",
+            work_unit: Some("iterations"),
+            fixed_duration: false,
+            chart_metric: None,
+            shows_timeline: true,
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        Ok(Box::new(Loop {
+            iterations: params.int("iterations") as u64,
+            op_ns: params.float("op_ns"),
+            switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
+            overhead: params.float("ft_overhead"),
+            spinner: Spinner::calibrate(),
+        }))
+    }
+}
+
+struct Loop {
+    iterations: u64,
+    op_ns: f64,
+    switch: Duration,
+    overhead: f64,
+    spinner: Spinner,
+}
+
+impl Workload for Loop {
+    fn work_units(&self) -> Option<f64> {
+        Some(self.iterations as f64)
+    }
+
+    fn expected(&self) -> Digest {
+        self.iterations
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        let threads = if matches!(variant, "seq" | "native") { 1 } else { threads };
+        Ok(Box::new(LoopCell { work: self, variant: variant.to_string(), threads }))
+    }
+}
+
+struct LoopCell<'a> {
+    work: &'a Loop,
+    variant: String,
+    threads: usize,
+}
+
+impl Cell for LoopCell<'_> {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let work = self.work;
+        if self.variant == "native" {
+            let mut total = 0u64;
+            context.trace().lane(0).span(
+                SpanKind::Run,
+                || "plain Rust loop",
+                || {
+                    context.repeat(work.iterations, |_| total = std::hint::black_box(total + 1));
+                },
+            );
+            context.check_cancel()?;
+            return Ok(total);
+        }
+        let gil = Arc::new(Gil::new(work.switch));
+        let mode = match self.variant.as_str() {
+            "free-threaded" => Mode::FreeThreaded { overhead: work.overhead },
+            _ => Mode::Gil(Arc::clone(&gil)),
+        };
+        let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
+        let shared: Vec<AtomicI64> = (0..self.threads).map(|_| AtomicI64::new(0)).collect();
+        let threads = self.threads as u64;
+        let waited_ns = AtomicI64::new(0);
+        run_team(self.threads, |member| {
+            let index = member.index as u64;
+            let share = work.iterations / threads + u64::from(index < work.iterations % threads);
+            let program = Program::increment_var_loop(member.index, share as i64);
+            let stats = interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
+            waited_ns.fetch_add(stats.gil_wait_ns as i64, Ordering::Relaxed);
+        })?;
+        context.check_cancel()?;
+        if self.variant != "free-threaded" {
+            context.record("GIL switches", "per run", gil.switches() as f64);
+            context.record("drop requests", "per run", gil.drop_requests() as f64);
+            context.record("GIL wait", "ms/thread", waited_ns.into_inner() as f64 / 1e6 / threads as f64);
+        }
+        Ok(shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum())
+    }
+}

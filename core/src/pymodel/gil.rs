@@ -1,0 +1,129 @@
+//! CPython's "new GIL" (Antoine Pitrou, CPython 3.2; `Python/ceval_gil.c`), on real threads.
+//!
+//! One mutex-protected flag says whether the GIL is held. A thread that wants it waits on a
+//! condition variable for at most the *switch interval* (`sys.setswitchinterval`, 5 ms by
+//! default); if the interval passes and the GIL is still held by the same holder (no switch
+//! happened meanwhile), it sets `drop_request`. The holder reads that flag only at eval-breaker
+//! points — loop back-edges and calls (CPython 3.10+) — and then drops the GIL. With *forced
+//! switching* the dropping thread waits until some other thread has taken the GIL, so it
+//! cannot immediately take it back (the convoy problem of the old GIL, Beazley 2009/2010).
+//!
+//! | state | meaning |
+//! |---|---|
+//! | `locked = false` | free: the next `take` gets it at once |
+//! | `locked = true`, no request | a holder runs; waiters time out after the interval |
+//! | `locked = true`, `drop_request` | a waiter asked; the holder drops it at its next breaker |
+//!
+//! Memory ordering: taking and dropping go through the mutex, so everything a holder wrote is
+//! visible to the next holder; `drop_request` is a relaxed hint re-checked under the mutex.
+
+use std::time::Duration;
+
+use crate::platform::Instant;
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{lock, Condvar, Mutex};
+
+/// CPython's default switch interval.
+pub const DEFAULT_SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+#[derive(Debug, Default)]
+struct State {
+    locked: bool,
+    /// Thread that holds (or last held) the GIL.
+    holder: Option<usize>,
+    /// Incremented by every take: a waiter only requests a drop if no switch happened while it
+    /// waited.
+    switches: u64,
+}
+
+/// The global interpreter lock.
+#[derive(Debug)]
+pub struct Gil {
+    state: Mutex<State>,
+    /// Waiters for the GIL.
+    released: Condvar,
+    /// Forced switching: a dropper waits here until someone else took the GIL.
+    switched: Condvar,
+    drop_request: AtomicBool,
+    interval: Duration,
+    requests: AtomicU64,
+}
+
+/// What happened while taking the GIL, for the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub waited_from: Instant,
+    /// Drop requests this thread made while it waited.
+    pub requests: u32,
+}
+
+impl Gil {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            released: Condvar::new(),
+            switched: Condvar::new(),
+            drop_request: AtomicBool::new(false),
+            interval,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Drop requests made so far (each one a forced switch the holder had to honour).
+    pub fn drop_requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Takes of the GIL so far.
+    pub fn switches(&self) -> u64 {
+        lock(&self.state).switches
+    }
+
+    /// Blocks until `thread` holds the GIL, asking the holder to drop it every switch interval.
+    pub fn take(&self, thread: usize) -> Taken {
+        let waited_from = Instant::now();
+        let mut requests = 0;
+        let mut state = lock(&self.state);
+        while state.locked {
+            let seen = state.switches;
+            let (next, timeout) = self.released.wait_timeout(state, self.interval).unwrap_or_else(|p| p.into_inner());
+            state = next;
+            if timeout.timed_out() && state.locked && state.switches == seen {
+                self.drop_request.store(true, Ordering::Relaxed);
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                requests += 1;
+            }
+        }
+        state.locked = true;
+        state.holder = Some(thread);
+        state.switches += 1;
+        // A request was for the previous holder; it is served.
+        self.drop_request.store(false, Ordering::Relaxed);
+        drop(state);
+        self.switched.notify_all();
+        Taken { waited_from, requests }
+    }
+
+    /// Releases the GIL; if a drop was requested, waits until another thread has taken it.
+    pub fn drop_gil(&self, thread: usize) {
+        let mut state = lock(&self.state);
+        state.locked = false;
+        self.released.notify_one();
+        if self.drop_request.load(Ordering::Relaxed) {
+            let taken_at = state.switches;
+            while state.switches == taken_at && state.holder == Some(thread) {
+                state = self.switched.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+
+    /// Whether a waiter asked the holder to drop the GIL (read at eval-breaker points).
+    #[inline]
+    pub fn drop_requested(&self) -> bool {
+        self.drop_request.load(Ordering::Relaxed)
+    }
+}
