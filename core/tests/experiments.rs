@@ -351,3 +351,20 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one() {
     assert!(speedup < 1.3, "GIL speedup {speedup:.2} at 2 threads");
     assert!(result.cell("gil", 2).unwrap().metrics["drop requests"].median >= 1.0, "the threads took turns");
 }
+
+#[test]
+fn shorter_switch_intervals_switch_more_and_convoys_wait_for_the_interval() {
+    let mut sweep = request("switch-interval", &[("iterations", json!(100_000)), ("switch_ms", json!("sweep"))], &[2]);
+    sweep.repeat = 1;
+    let result = run_quietly(&sweep).unwrap();
+    let metrics = &result.cell("gil", 2).unwrap().metrics;
+    assert!(metrics["0.1 ms: switches"].median > metrics["50 ms: switches"].median, "{metrics:?}");
+
+    // The I/O thread beside one CPU-bound thread waits for a drop request: about the interval.
+    let mut convoy = request("gil-convoy", &[("requests", json!(10)), ("switch_ms", json!(2.0))], &[1, 2]);
+    convoy.repeat = 1;
+    let result = run_quietly(&convoy).unwrap();
+    let p50 = |variant: &str, threads| result.cell(variant, threads).unwrap().metrics["response p50"].median;
+    assert!(p50("gil", 2) >= 1_500.0, "behind a CPU-bound thread: {} µs", p50("gil", 2));
+    assert!(p50("gil", 1) < 1_000.0 && p50("free-threaded", 2) < 1_000.0, "alone or without a GIL it runs at once");
+}

@@ -11,6 +11,7 @@ mod contention_ladder;
 mod executor_patterns;
 mod false_sharing;
 mod fork_join;
+mod gil_convoy;
 mod gil_cpu;
 mod gil_race;
 mod granularity;
@@ -26,6 +27,7 @@ pub mod result;
 pub mod runner;
 mod rwlock_mix;
 mod spawn_overhead;
+mod switch_interval;
 
 use std::fmt;
 use std::time::Duration;
@@ -290,6 +292,8 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &spawn_overhead::SpawnOverhead,
         &gil_cpu::GilCpu,
         &gil_race::GilRace,
+        &gil_convoy::GilConvoy,
+        &switch_interval::SwitchInterval,
     ]
 }
 
@@ -326,7 +330,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval"
         );
     }
 

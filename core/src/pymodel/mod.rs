@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, Instant};
+use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
 use crate::trace::{Recorder, SpanKind};
@@ -40,8 +41,8 @@ pub enum Op {
     Add,
     /// Call function i of the program: an eval-breaker point.
     Call(usize),
-    /// `local[counter] -= 1`; jump to `to` while it stays > 0: a loop back-edge, an eval-breaker
-    /// point.
+    /// `local[counter] -= 1`; jump to `to` while it stays > 0 (and `keep_going` holds): a loop
+    /// back-edge, an eval-breaker point.
     LoopBack {
         counter: usize,
         to: usize,
@@ -103,6 +104,15 @@ impl Program {
         }
     }
 
+    /// `for _ in range(n): data = recv(); counter += 1` — an I/O-bound thread: blocking I/O of
+    /// `io_us` µs, then a little bytecode, n times.
+    pub fn io_loop(var: usize, n: i64, io_us: u32) -> Self {
+        let mut program = Self::increment_var_loop(var, n);
+        // At the loop's head, where the back-edge jumps.
+        program.code.insert(2, Op::Io(io_us));
+        program
+    }
+
     /// `for _ in range(n): total = total + 1` on a local: pure CPU work.
     pub fn cpu_loop(n: i64) -> Self {
         Self {
@@ -140,13 +150,16 @@ pub struct Interpreter {
 }
 
 /// What one thread's run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ThreadStats {
     pub instructions: u64,
     /// Times this thread took the GIL.
     pub takes: u64,
     /// Nanoseconds spent waiting for the GIL.
     pub gil_wait_ns: u64,
+    /// Each wait for the GIL after blocking I/O, in ns: how long a thread whose I/O is ready
+    /// waits to run again (Beazley's convoy effect).
+    pub io_response_ns: LogHistogram,
 }
 
 struct Held<'a> {
@@ -184,18 +197,22 @@ impl Interpreter {
         stats
     }
 
-    fn acquire(&self, held: &mut Held<'_>, stats: &mut ThreadStats, recorder: &Recorder) {
+    /// Takes the GIL (if any); returns how long that waited, in ns.
+    fn acquire(&self, held: &mut Held<'_>, stats: &mut ThreadStats, recorder: &Recorder) -> u64 {
+        let mut waited = 0;
         if let Some(gil) = held.gil {
             let taken = gil.take(held.thread);
             let now = Instant::now();
             stats.takes += 1;
-            stats.gil_wait_ns += now.duration_since(taken.waited_from).as_nanos() as u64;
+            waited = now.duration_since(taken.waited_from).as_nanos() as u64;
+            stats.gil_wait_ns += waited;
             if now.duration_since(taken.waited_from) > Duration::from_micros(1) {
                 let label = if taken.requests > 0 { "waiting for the GIL (asked for a drop)" } else { "waiting for the GIL" };
                 recorder.record_at(held.thread, SpanKind::Wait, label, taken.waited_from, now);
             }
             held.since = now;
         }
+        waited
     }
 
     fn release(&self, held: &Held<'_>, recorder: &Recorder) {
@@ -250,7 +267,7 @@ impl Interpreter {
                 Op::LoopBack { counter, to } => {
                     locals[counter] -= 1;
                     if locals[counter] > 0 {
-                        if locals[counter] % 1024 == 0 && !keep_going() {
+                        if !keep_going() {
                             return;
                         }
                         pc = to;
@@ -262,7 +279,8 @@ impl Interpreter {
                     let start = Instant::now();
                     platform::sleep(Duration::from_micros(u64::from(micros)));
                     recorder.record_at(held.thread, SpanKind::Wait, "blocking I/O (GIL released)", start, Instant::now());
-                    self.acquire(held, stats, recorder);
+                    let waited = self.acquire(held, stats, recorder);
+                    stats.io_response_ns.record(waited);
                 }
                 Op::Nogil(micros) => {
                     self.release(held, recorder);

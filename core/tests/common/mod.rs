@@ -36,6 +36,8 @@ pub fn small(id: &str) -> RunRequest {
         "spawn-overhead" => request(id, &[("tasks", json!(200))], &[1, 2, 3]),
         "gil-cpu" => request(id, &[("iterations", json!(20_000)), ("switch_ms", json!(0.2))], &[1, 2, 3]),
         "gil-race" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
+        "gil-convoy" => request(id, &[("requests", json!(10)), ("io_us", json!(100)), ("switch_ms", json!(1.0))], &[1, 2, 3]),
+        "switch-interval" => request(id, &[("iterations", json!(5_000)), ("switch_ms", json!("sweep"))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }

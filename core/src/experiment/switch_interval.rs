@@ -1,0 +1,127 @@
+//! `switch-interval`: CPU-bound threads under the GIL at switch intervals from 0.1 to 50 ms —
+//! how often the GIL changes hands, and what the handovers cost.
+
+use std::time::Duration;
+
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::kernels::spin::Spinner;
+use crate::platform::run_team;
+use crate::pymodel::gil::Gil;
+use crate::pymodel::{Interpreter, Mode, Program};
+use crate::sync::atomic::{AtomicI64, Ordering};
+use crate::sync::Arc;
+
+pub struct SwitchInterval;
+
+/// Intervals a sweep visits, with the names of their two metrics.
+const INTERVALS: [(&str, f64, &str, &str); 6] = [
+    ("0.1", 0.1, "0.1 ms: time", "0.1 ms: switches"),
+    ("0.5", 0.5, "0.5 ms: time", "0.5 ms: switches"),
+    ("1", 1.0, "1 ms: time", "1 ms: switches"),
+    ("5", 5.0, "5 ms: time", "5 ms: switches"),
+    ("10", 10.0, "10 ms: time", "10 ms: switches"),
+    ("50", 50.0, "50 ms: time", "50 ms: switches"),
+];
+
+impl Experiment for SwitchInterval {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "switch-interval",
+            title: "The switch interval: how often the GIL changes hands",
+            topic: "threads & GIL",
+            concept: "sys.setswitchinterval",
+            teaches: "CPU-bound threads under the GIL take turns: a waiting thread asks for the GIL after the switch \
+                      interval, and the holder hands it over at its next loop back-edge. A short interval means many \
+                      handovers (each one a wake-up of a sleeping thread, tens of µs) and a slower run; a long one means \
+                      few switches but long stretches where the other threads — and any I/O thread — wait. Each run \
+                      sweeps the interval from 0.1 ms to 50 ms (CPython's default is 5 ms); the columns give the run time \
+                      and the number of switches at each. One thread never switches: compare.",
+            params: vec![
+                ParamSpec::int("iterations", 200_000, 1, 100_000_000, "per thread", "loop iterations each thread runs"),
+                ParamSpec::choice(
+                    "switch_ms",
+                    "sweep",
+                    &["sweep", "0.1", "0.5", "1", "5", "10", "50"],
+                    "switch interval in ms: every one, or one",
+                ),
+                ParamSpec::float("op_ns", 20.0, 0.0, 1000.0, "ns", "cost of one bytecode instruction"),
+            ],
+            variants: vec![VariantSpec::sweep("gil", "CPU-bound Python threads under the GIL")],
+            baseline: "gil",
+            work_unit: None,
+            fixed_duration: false,
+            chart_metric: Some("5 ms: switches"),
+            shows_timeline: false,
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let chosen = params.text("switch_ms");
+        Ok(Box::new(Sweep {
+            intervals: INTERVALS
+                .iter()
+                .filter(|(name, ..)| chosen == "sweep" || *name == chosen)
+                .map(|&(_, ms, t, s)| (ms, t, s))
+                .collect(),
+            iterations: params.int("iterations"),
+            op_ns: params.float("op_ns"),
+            spinner: Spinner::calibrate(),
+        }))
+    }
+}
+
+struct Sweep {
+    /// (interval in ms, time metric, switches metric)
+    intervals: Vec<(f64, &'static str, &'static str)>,
+    iterations: i64,
+    op_ns: f64,
+    spinner: Spinner,
+}
+
+impl Workload for Sweep {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// Per thread and interval, `iterations` increments of the thread's own variable; the
+    /// digest is their total over all threads divided by the thread count.
+    fn expected(&self) -> Digest {
+        self.iterations as u64 * self.intervals.len() as u64
+    }
+
+    fn cell(&self, _: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(SweepCell { sweep: self, threads }))
+    }
+}
+
+struct SweepCell<'a> {
+    sweep: &'a Sweep,
+    threads: usize,
+}
+
+impl Cell for SweepCell<'_> {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let sweep = self.sweep;
+        let mut total = 0u64;
+        for &(ms, time_metric, switch_metric) in &sweep.intervals {
+            let gil = Arc::new(Gil::new(Duration::from_secs_f64(ms / 1e3)));
+            let interpreter = Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: sweep.op_ns, spinner: sweep.spinner };
+            let shared: Vec<AtomicI64> = (0..self.threads).map(|_| AtomicI64::new(0)).collect();
+            let start = context.now();
+            run_team(self.threads, |member| {
+                let program = Program::increment_var_loop(member.index, sweep.iterations);
+                interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
+            })?;
+            context.check_cancel()?;
+            context.record(time_metric, "ms", start.elapsed().as_secs_f64() * 1e3);
+            // The first take of each thread is not a switch.
+            context.record(switch_metric, "per run", gil.switches().saturating_sub(self.threads as u64) as f64);
+            total += shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum::<u64>() / self.threads as u64;
+        }
+        Ok(total)
+    }
+}
