@@ -26,6 +26,8 @@ enum Command {
     Run(RunArgs),
     /// Serve the built web lab (from `cargo xtask lab`) with COOP/COEP headers on 127.0.0.1
     Serve(crate::serve::ServeArgs),
+    /// Run reference scripts with the python3 on PATH and compare CPython with conlab's model
+    CalibratePython,
 }
 
 #[derive(clap::Args)]
@@ -81,6 +83,7 @@ pub fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Run(args) => run(args),
         Command::Serve(args) => crate::serve::serve(args),
+        Command::CalibratePython => crate::calibrate::calibrate_python(),
     }
 }
 

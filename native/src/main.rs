@@ -2,8 +2,10 @@
 //!
 //! `list` and `describe` read the registry, `run` measures an experiment (progress bar on
 //! stderr, the result on stdout or in a file), `serve` hosts the built web lab with the
-//! cross-origin isolation headers its threads need.
+//! cross-origin isolation headers its threads need; `calibrate-python` compares the Python
+//! model with the real interpreter.
 
+mod calibrate;
 mod cli;
 mod serve;
 

@@ -181,3 +181,18 @@ fn serve_without_a_built_lab_says_how_to_build_it() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8(output.stderr).unwrap().contains("build it with `cargo xtask lab`"));
 }
+
+#[test]
+fn calibrate_python_compares_cpython_with_the_model() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("python3 is not on PATH: calibrate-python cannot run here");
+        return;
+    }
+    let output = conlab_run(&["calibrate-python"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = stdout(&output);
+    assert!(text.starts_with("quantity") && text.contains("CPython 3."), "{text}");
+    let plain_race = text.lines().find(|l| l.starts_with("gil-race: lost, counter += 1")).expect("the race row");
+    assert!(plain_race.trim_end().ends_with("equal"), "CPython and the model both lose nothing: {plain_race}");
+    assert!(text.contains("matches --set op_ns=") || text.contains("use --set op_ns=0"), "{text}");
+}

@@ -9,7 +9,7 @@ use crate::platform::{check_team_size, run_team};
 use crate::pymodel::gil::Gil;
 use crate::pymodel::{Interpreter, Mode, Program};
 use crate::stats::LogHistogram;
-use crate::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Mutex};
 
 pub struct GilConvoy;
@@ -32,7 +32,7 @@ impl Experiment for GilConvoy {
                 ParamSpec::int("requests", 100, 1, 100_000, "requests", "I/O requests the I/O thread serves"),
                 ParamSpec::int("io_us", 200, 1, 1_000_000, "µs", "how long each request's I/O blocks"),
                 ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
-                ParamSpec::float("op_ns", 20.0, 0.0, 1000.0, "ns", "cost of one bytecode instruction"),
+                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
             ],
             variants: vec![
                 VariantSpec::sweep("gil", "the I/O thread and threads − 1 CPU-bound threads under the GIL"),
@@ -97,16 +97,22 @@ impl Cell for ConvoyCell<'_> {
         let interpreter = Interpreter { mode, op_ns: convoy.op_ns, spinner: convoy.spinner };
         let shared: Vec<AtomicI64> = (0..self.threads).map(|_| AtomicI64::new(0)).collect();
         let served = AtomicBool::new(false);
+        let cpu_started = AtomicUsize::new(0);
         let responses = Mutex::new(LogHistogram::default());
         run_team(self.threads, |member| {
             let going = || context.check_cancel().is_ok() && !served.load(Ordering::Relaxed);
             if member.index == 0 {
+                // Measure the steady state: start serving once the CPU-bound threads run.
+                while cpu_started.load(Ordering::Acquire) < member.size - 1 && context.check_cancel().is_ok() {
+                    std::hint::spin_loop();
+                }
                 let program = Program::io_loop(0, convoy.requests, convoy.io_us);
                 let stats = interpreter.run(&program, &shared, 0, context.trace(), &|| context.check_cancel().is_ok());
                 served.store(true, Ordering::Relaxed);
                 lock(&responses).merge(&stats.io_response_ns);
             } else {
                 // CPU-bound until the I/O thread is done.
+                cpu_started.fetch_add(1, Ordering::Release);
                 interpreter.run(&Program::cpu_loop(i64::MAX), &shared, member.index, context.trace(), &going);
             }
         })?;

@@ -28,8 +28,8 @@ impl Experiment for GilCpu {
                       tiny bytecode on real threads at CPython's pace (`op_ns` per instruction); the timeline shows who \
                       holds the GIL and who waits. `native` is the same loop as plain Rust: the interpreter's cost.",
             params: vec![
-                ParamSpec::int("iterations", 200_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
-                ParamSpec::float("op_ns", 20.0, 0.0, 1000.0, "ns", "cost of one bytecode instruction (CPython: ~10–30 ns)"),
+                ParamSpec::int("iterations", 2_000_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
+                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
                 ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
                 ParamSpec::float("ft_overhead", 0.1, 0.0, 5.0, "×", "extra cost per instruction when free-threaded (0.1 = 10%)"),
             ],

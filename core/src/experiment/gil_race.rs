@@ -28,7 +28,7 @@ impl Experiment for GilRace {
                       expected − counted; expected is 0 only for `gil`.",
             params: vec![
                 ParamSpec::int("increments", 200_000, 1, 100_000_000, "per thread", "increments each thread performs"),
-                ParamSpec::float("op_ns", 20.0, 0.0, 1000.0, "ns", "cost of one bytecode instruction"),
+                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
                 ParamSpec::float("switch_ms", 0.2, 0.01, 1000.0, "ms", "the switch interval (short: more switches, more chances)"),
             ],
             variants: vec![

@@ -37,14 +37,14 @@ impl Experiment for SwitchInterval {
                       sweeps the interval from 0.1 ms to 50 ms (CPython's default is 5 ms); the columns give the run time \
                       and the number of switches at each. One thread never switches: compare.",
             params: vec![
-                ParamSpec::int("iterations", 200_000, 1, 100_000_000, "per thread", "loop iterations each thread runs"),
+                ParamSpec::int("iterations", 1_000_000, 1, 100_000_000, "per thread", "loop iterations each thread runs"),
                 ParamSpec::choice(
                     "switch_ms",
                     "sweep",
                     &["sweep", "0.1", "0.5", "1", "5", "10", "50"],
                     "switch interval in ms: every one, or one",
                 ),
-                ParamSpec::float("op_ns", 20.0, 0.0, 1000.0, "ns", "cost of one bytecode instruction"),
+                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
             ],
             variants: vec![VariantSpec::sweep("gil", "CPU-bound Python threads under the GIL")],
             baseline: "gil",

@@ -4,9 +4,9 @@
 //! The instruction set has what the books' examples need: shared and local variables, `Add`,
 //! `Call` and loop back-edges (the interpreter's *eval-breaker* points, where CPython 3.10+
 //! checks for a GIL drop request), blocking I/O and a native no-GIL section (both release the
-//! GIL, like `time.sleep` or a C extension). Each instruction also busy-works for a calibrated
-//! number of nanoseconds, so the model runs at roughly CPython's pace (tens of ns per bytecode)
-//! rather than at our dispatch speed; free-threaded mode multiplies that cost by an overhead
+//! GIL, like `time.sleep` or a C extension). Our dispatch costs ~4 ns per instruction, about
+//! CPython 3.11's pace; each instruction can also busy-work for a calibrated number of
+//! nanoseconds (`op_ns`, fitted to the local CPython by `conlab calibrate-python`); free-threaded mode multiplies that cost by an overhead
 //! factor (free-threaded CPython 3.13 ran single-threaded code ~10–40% slower; 3.14 ~5–10%).
 //!
 //! Shared variables are `AtomicI64`s loaded and stored separately (relaxed), so `x = x + 1`
