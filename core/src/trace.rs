@@ -40,6 +40,18 @@ pub struct Span {
     pub label: Cow<'static, str>,
 }
 
+/// The lane of a shared resource rather than a thread: the GIL's holders and drop requests.
+pub const GIL_LANE: usize = 1 << 20;
+
+/// How a lane is named in timelines and traces: "thread 3", or "GIL".
+pub fn lane_name(lane: usize) -> String {
+    if lane == GIL_LANE {
+        "GIL".to_string()
+    } else {
+        format!("thread {lane}")
+    }
+}
+
 /// Collects the spans of one run from all its threads.
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -144,6 +156,14 @@ impl Trace {
                 "name": "process_name", "ph": "M", "pid": pid, "tid": 0,
                 "args": { "name": format!("{} · {} thread{}", cell.variant, cell.threads, if cell.threads == 1 { "" } else { "s" }) },
             }));
+            let mut lanes: Vec<usize> = cell.spans.iter().map(|span| span.thread).collect();
+            lanes.sort_unstable();
+            lanes.dedup();
+            for lane in lanes {
+                events.push(
+                    serde_json::json!({ "name": "thread_name", "ph": "M", "pid": pid, "tid": lane, "args": { "name": lane_name(lane) } }),
+                );
+            }
             for span in &cell.spans {
                 events.push(serde_json::json!({
                     "name": span.label, "cat": span.kind, "ph": "X", "pid": pid, "tid": span.thread,
@@ -186,14 +206,20 @@ mod tests {
     fn chrome_export_has_process_names_and_complete_events() {
         let span = |thread, start_ns, end_ns| Span { thread, start_ns, end_ns, kind: SpanKind::Run, label: "rows".into() };
         let trace = Trace {
-            cells: vec![CellTrace { variant: "team".into(), threads: 2, spans: vec![span(0, 5_000, 9_000), span(1, 6_000, 7_500)] }],
+            cells: vec![CellTrace {
+                variant: "team".into(),
+                threads: 2,
+                spans: vec![span(0, 5_000, 9_000), span(1, 6_000, 7_500), span(GIL_LANE, 5_000, 6_000)],
+            }],
         };
         let json = trace.to_chrome_json();
         let events = json["traceEvents"].as_array().unwrap();
         assert_eq!(events[0]["ph"], "M");
         assert_eq!(events[0]["args"]["name"], "team · 2 threads");
-        assert_eq!((events[1]["ts"].as_f64(), events[1]["dur"].as_f64()), (Some(0.0), Some(4.0)));
-        assert_eq!((events[2]["tid"].as_u64(), events[2]["ts"].as_f64()), (Some(1), Some(1.0)));
-        assert_eq!(events[2]["cat"], "run");
+        let names: Vec<_> = events[1..4].iter().map(|e| e["args"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["thread 0", "thread 1", "GIL"], "lanes are named");
+        assert_eq!((events[4]["ts"].as_f64(), events[4]["dur"].as_f64()), (Some(0.0), Some(4.0)));
+        assert_eq!((events[5]["tid"].as_u64(), events[5]["ts"].as_f64()), (Some(1), Some(1.0)));
+        assert_eq!(events[5]["cat"], "run");
     }
 }

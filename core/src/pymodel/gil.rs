@@ -55,6 +55,8 @@ pub struct Taken {
     pub waited_from: Instant,
     /// Drop requests this thread made while it waited.
     pub requests: u32,
+    /// When it made the first of them.
+    pub first_request: Option<Instant>,
 }
 
 impl Gil {
@@ -87,6 +89,7 @@ impl Gil {
     pub fn take(&self, thread: usize) -> Taken {
         let waited_from = Instant::now();
         let mut requests = 0;
+        let mut first_request = None;
         let mut state = lock(&self.state);
         while state.locked {
             let seen = state.switches;
@@ -96,6 +99,7 @@ impl Gil {
                 self.drop_request.store(true, Ordering::Relaxed);
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 requests += 1;
+                first_request.get_or_insert_with(Instant::now);
             }
         }
         state.locked = true;
@@ -105,7 +109,7 @@ impl Gil {
         self.drop_request.store(false, Ordering::Relaxed);
         drop(state);
         self.switched.notify_all();
-        Taken { waited_from, requests }
+        Taken { waited_from, requests, first_request }
     }
 
     /// Releases the GIL; if a drop was requested, waits until another thread has taken it.

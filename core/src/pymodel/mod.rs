@@ -23,7 +23,7 @@ use crate::platform::{self, Instant};
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
-use crate::trace::{Recorder, SpanKind};
+use crate::trace::{Recorder, SpanKind, GIL_LANE};
 use gil::Gil;
 
 /// One bytecode instruction.
@@ -210,6 +210,9 @@ impl Interpreter {
                 let label = if taken.requests > 0 { "waiting for the GIL (asked for a drop)" } else { "waiting for the GIL" };
                 recorder.record_at(held.thread, SpanKind::Wait, label, taken.waited_from, now);
             }
+            if let (Some(asked), true) = (taken.first_request, recorder.is_enabled()) {
+                recorder.record_at(GIL_LANE, SpanKind::Mark, format!("thread {} asks for a drop", held.thread), asked, asked);
+            }
             held.since = now;
         }
         waited
@@ -217,7 +220,11 @@ impl Interpreter {
 
     fn release(&self, held: &Held<'_>, recorder: &Recorder) {
         if let Some(gil) = held.gil {
-            recorder.record_at(held.thread, SpanKind::Run, "holding the GIL", held.since, Instant::now());
+            let now = Instant::now();
+            recorder.record_at(held.thread, SpanKind::Run, "holding the GIL", held.since, now);
+            if recorder.is_enabled() {
+                recorder.record_at(GIL_LANE, SpanKind::Run, format!("held by thread {}", held.thread), held.since, now);
+            }
             gil.drop_gil(held.thread);
         }
     }
@@ -361,10 +368,14 @@ mod tests {
         })
         .unwrap();
         assert!(gil.drop_requests() >= 1, "the waiter had to ask");
-        let mut held: Vec<_> = recorder.take().into_iter().filter(|s| s.label == "holding the GIL").collect();
+        let spans = recorder.take();
+        let mut held: Vec<_> = spans.iter().filter(|s| s.label == "holding the GIL").collect();
         held.sort_by_key(|s| s.start_ns);
         assert!(held.windows(2).all(|w| w[0].end_ns <= w[1].start_ns + 1_000), "two holders at once");
         assert!(held.len() >= 3, "the GIL changed hands: {}", held.len());
+        let gil_lane: Vec<_> = spans.iter().filter(|s| s.thread == GIL_LANE).collect();
+        assert!(gil_lane.iter().any(|s| s.kind == SpanKind::Run && s.label.starts_with("held by thread")));
+        assert!(gil_lane.iter().any(|s| s.kind == SpanKind::Mark && s.label.ends_with("asks for a drop")));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::fmt::Write;
 
 use super::{format_seconds, xml_escape};
-use crate::trace::{CellTrace, Span, SpanKind, Trace};
+use crate::trace::{lane_name, CellTrace, Span, SpanKind, Trace};
 
 const WIDTH: f64 = 900.0;
 const LABEL_WIDTH: f64 = 110.0;
@@ -26,7 +26,7 @@ fn style(kind: SpanKind) -> (&'static str, &'static str) {
         SpanKind::Wait => ("#f58518", "waiting (lock, child, I/O)"),
         SpanKind::Idle => ("#c7c7c7", "idle / parked"),
         SpanKind::Steal => ("#e45756", "looking for work / stealing"),
-        SpanKind::Mark => ("#222222", "event (submit)"),
+        SpanKind::Mark => ("#222222", "event (submit, GIL drop request)"),
     }
 }
 
@@ -93,8 +93,9 @@ fn cell_block(svg: &mut String, cell: &CellTrace, lanes: &[usize], top: f64) -> 
         let y = lanes_top + row as f64 * LANE_HEIGHT;
         let _ = write!(
             svg,
-            r##"<text x="8" y="{:.1}">thread {thread}</text><rect x="{LABEL_WIDTH}" y="{y:.1}" width="{plot_width}" height="{:.1}" fill="#f7f7f7"/>"##,
+            r##"<text x="8" y="{:.1}">{}</text><rect x="{LABEL_WIDTH}" y="{y:.1}" width="{plot_width}" height="{:.1}" fill="#f7f7f7"/>"##,
             y + LANE_HEIGHT - 4.0,
+            lane_name(*thread),
             LANE_HEIGHT - 2.0
         );
         let mut spans: Vec<&Span> = cell.spans.iter().filter(|s| s.thread == *thread).collect();
