@@ -26,6 +26,12 @@ fn every_experiment_passes_its_correctness_check_on_every_variant() {
             let expected = if variant.sweeps_threads { 3 } else { 1 };
             assert_eq!(cells.len(), expected, "{} {}", info.id, variant.id);
             for cell in cells {
+                if variant.id == "process" {
+                    // Process pools re-execute the conlab binary, absent from conlab-core's tests
+                    // (the CLI suite runs them): the cell is skipped, saying why.
+                    assert!(cell.skipped.as_deref().is_some_and(|why| why.contains("conlab")), "{cell:?}");
+                    continue;
+                }
                 assert_eq!(cell.samples.len(), 3);
                 assert!(cell.summary.as_ref().unwrap().median > 0.0);
                 match variant.unchecked {

@@ -28,6 +28,9 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Run reference scripts with the python3 on PATH and compare CPython with conlab's model
     CalibratePython,
+    /// A process-pool worker: jobs on stdin, replies on stdout (started by conlab itself)
+    #[command(name = "__py-worker", hide = true)]
+    PyWorker,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +87,8 @@ pub fn execute(cli: Cli) -> Result<(), String> {
         Command::Run(args) => run(args),
         Command::Serve(args) => crate::serve::serve(args),
         Command::CalibratePython => crate::calibrate::calibrate_python(),
+        Command::PyWorker => conlab_core::pymodel::process::serve_worker(std::io::stdin().lock(), std::io::stdout().lock())
+            .map_err(|error| format!("worker: {error}")),
     }
 }
 

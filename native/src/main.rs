@@ -14,6 +14,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Process pools re-execute this binary as their workers.
+    if let Ok(exe) = std::env::current_exe() {
+        conlab_core::platform::set_worker_executable(exe, vec!["__py-worker".into()]);
+    }
     let args = cli::Cli::parse();
     match cli::execute(args) {
         Ok(()) => ExitCode::SUCCESS,

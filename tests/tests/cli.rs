@@ -6,6 +6,10 @@ use std::process::{Command, Output};
 use conlab_tests::{conlab, serve};
 use serde_json::Value;
 
+/// Tests that load both cores for seconds run one at a time, so a speedup law is not measured
+/// against the other.
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn conlab_run(args: &[&str]) -> Output {
     Command::new(conlab()).args(args).output().expect("conlab runs")
 }
@@ -184,6 +188,7 @@ fn serve_without_a_built_lab_says_how_to_build_it() {
 
 #[test]
 fn calibrate_python_compares_cpython_with_the_model() {
+    let _alone = CPU_HEAVY.lock().unwrap_or_else(|p| p.into_inner());
     if std::process::Command::new("python3").arg("--version").output().is_err() {
         eprintln!("python3 is not on PATH: calibrate-python cannot run here");
         return;
@@ -195,4 +200,19 @@ fn calibrate_python_compares_cpython_with_the_model() {
     let plain_race = text.lines().find(|l| l.starts_with("gil-race: lost, counter += 1")).expect("the race row");
     assert!(plain_race.trim_end().ends_with("equal"), "CPython and the model both lose nothing: {plain_race}");
     assert!(text.contains("matches --set op_ns=") || text.contains("use --set op_ns=0"), "{text}");
+}
+
+#[test]
+fn a_process_pool_runs_cpu_bound_python_in_parallel_where_threads_cannot() {
+    let _alone = CPU_HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    // The law the books state: under the GIL threads do not speed up CPU-bound Python, worker
+    // processes (each with its own GIL) do — here real OS processes re-executing conlab.
+    let output = conlab_run(&["run", "gil-cpu", "--variant", "gil,process", "--threads", "1,2", "--repeat", "5", "--format", "json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(result.all_checks_passed, "every process counted its share");
+    let speedup = |variant: &str| result.cell(variant, 2).unwrap().speedup_vs_one_thread.unwrap();
+    assert!(speedup("process") > 1.5, "process pool speedup {:.2} at 2 workers", speedup("process"));
+    assert!(speedup("gil") < 1.3, "GIL speedup {:.2} at 2 threads", speedup("gil"));
+    assert!(result.cell("process", 2).unwrap().metrics.contains_key("process start"));
 }

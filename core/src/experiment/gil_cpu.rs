@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
 use crate::platform::run_team;
+use crate::platform::Instant;
 use crate::pymodel::gil::Gil;
+use crate::pymodel::process::{Job, ProcessPool};
 use crate::pymodel::{Interpreter, Mode, Program};
 use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
@@ -37,6 +39,7 @@ impl Experiment for GilCpu {
                 VariantSpec::fixed("seq", "one Python thread runs every iteration"),
                 VariantSpec::sweep("gil", "N Python threads, each a share of the loop, under the GIL"),
                 VariantSpec::sweep("free-threaded", "N Python threads, no GIL (PEP 703)"),
+                VariantSpec::sweep("process", "a pool of N worker processes (multiprocessing), each with its own GIL; start-up included"),
                 VariantSpec::fixed("native", "the same loop in plain Rust, one thread"),
             ],
             baseline: "seq",
@@ -77,6 +80,10 @@ impl Workload for Loop {
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
         let threads = if matches!(variant, "seq" | "native") { 1 } else { threads };
+        if variant == "process" {
+            // Fail while setting up (marking the cell skipped) where processes cannot start.
+            drop(ProcessPool::start(1)?);
+        }
         Ok(Box::new(LoopCell { work: self, variant: variant.to_string(), threads }))
     }
 }
@@ -106,6 +113,9 @@ impl Cell for LoopCell<'_> {
             context.check_cancel()?;
             return Ok(total);
         }
+        if self.variant == "process" {
+            return self.run_processes(context);
+        }
         let gil = Arc::new(Gil::new(work.switch));
         let mode = match self.variant.as_str() {
             "free-threaded" => Mode::FreeThreaded { overhead: work.overhead },
@@ -129,5 +139,35 @@ impl Cell for LoopCell<'_> {
             context.record("GIL wait", "ms/thread", waited_ns.into_inner() as f64 / 1e6 / threads as f64);
         }
         Ok(shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum())
+    }
+}
+
+impl LoopCell<'_> {
+    /// `Pool(N).map(loop, shares)`: start the processes, send each its share, collect.
+    fn run_processes(&self, context: &RunContext) -> Result<Digest, RunError> {
+        let work = self.work;
+        let start = Instant::now();
+        let mut pool = ProcessPool::start(self.threads)?;
+        let started = Instant::now();
+        context.record("process start", "ms", started.duration_since(start).as_secs_f64() * 1e3);
+        let threads = self.threads as u64;
+        let jobs: Vec<Job> = (0..threads)
+            .map(|index| Job::Loop {
+                iterations: (work.iterations / threads + u64::from(index < work.iterations % threads)) as i64,
+                op_ns: work.op_ns,
+                spinner: work.spinner,
+            })
+            .collect();
+        let replies = pool.map(&jobs)?;
+        let end = Instant::now();
+        let trace = context.trace();
+        trace.record_at(0, SpanKind::Wait, "parent: waiting for the pool's replies", started, end);
+        for (index, reply) in replies.iter().enumerate() {
+            // A process has its own clock: its busy time is placed to end with the last reply.
+            let busy_from = end.duration_since(started).saturating_sub(Duration::from_nanos(reply.busy_ns));
+            trace.record_at(index + 1, SpanKind::Run, format!("worker process {index} (busy time)"), started.plus(busy_from), end);
+        }
+        context.check_cancel()?;
+        Ok(replies.iter().map(|reply| reply.counted as u64).sum())
     }
 }

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use crate::platform::Instant;
 
 /// Iterations per nanosecond of [`Spinner::spin`] on this machine.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spinner {
     iterations_per_ns: f64,
 }

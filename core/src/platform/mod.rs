@@ -11,6 +11,7 @@
 //! - [`run_team`]: run one closure on N threads at once and join them (scoped std threads
 //!   natively; `rayon::broadcast` on the worker pool in wasm);
 //! - [`spawn_and_join`]: one new OS thread per call (natively only: browsers cannot);
+//! - [`WorkerProcess`]: a child process for process pools (natively only, so far);
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
 //! - [`sleep`]: block the calling thread (never called on a page's main thread);
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic.
@@ -42,6 +43,9 @@ compile_error!(
 
 #[cfg(target_arch = "wasm32")]
 pub use backend::register_worker_pool;
+/// Worker processes (natively: the registered executable, one line per message over its
+/// stdin/stdout; in browsers: an error saying why not).
+pub use backend::{set_worker_executable, WorkerProcess};
 pub use futex::{wait, wake_all, wake_one};
 
 /// A point on the platform's monotonic clock, as the time since a process-wide epoch.

@@ -81,3 +81,62 @@ impl RayonPool {
         self.0.install(op)
     }
 }
+
+static WORKER: std::sync::OnceLock<(std::path::PathBuf, Vec<String>)> = std::sync::OnceLock::new();
+
+pub fn set_worker_executable(path: std::path::PathBuf, args: Vec<String>) {
+    let _ = WORKER.set((path, args));
+}
+
+/// A child process speaking one line per message over its stdin and stdout.
+pub struct WorkerProcess {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+fn broken(error: impl std::fmt::Display) -> PlatformError {
+    PlatformError::Unavailable(format!("a worker process failed: {error}"))
+}
+
+impl WorkerProcess {
+    pub fn start() -> Result<Self, PlatformError> {
+        use std::process::{Command, Stdio};
+        let (path, args) = WORKER.get().ok_or_else(|| {
+            PlatformError::Unavailable("process pools re-execute the `conlab` binary, which did not register itself here".into())
+        })?;
+        let mut child = Command::new(path)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| PlatformError::Unavailable(format!("could not start a worker process: {error}")))?;
+        let stdin = child.stdin.take();
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Self { child, stdin, stdout })
+    }
+
+    pub fn send_line(&mut self, line: &[u8]) -> Result<(), PlatformError> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().ok_or_else(|| broken("its input is closed"))?;
+        stdin.write_all(line).and_then(|()| stdin.write_all(b"\n")).and_then(|()| stdin.flush()).map_err(broken)
+    }
+
+    pub fn receive_line(&mut self) -> Result<String, PlatformError> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line).map_err(broken)? == 0 {
+            return Err(broken("it exited"));
+        }
+        Ok(line)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // Closing its input ends the worker's loop.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}

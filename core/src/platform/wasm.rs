@@ -183,3 +183,22 @@ impl Drop for ParkedWorkers {
         self.gate.changed.notify_all();
     }
 }
+
+pub fn set_worker_executable(_: std::path::PathBuf, _: Vec<String>) {}
+
+/// Browsers cannot start processes; Web Worker "processes" are not built yet.
+pub enum WorkerProcess {}
+
+impl WorkerProcess {
+    pub fn start() -> Result<Self, PlatformError> {
+        Err(PlatformError::Unavailable("a browser cannot start processes; Web Worker process pools are not built yet".into()))
+    }
+
+    pub fn send_line(&mut self, _: &[u8]) -> Result<(), PlatformError> {
+        match *self {}
+    }
+
+    pub fn receive_line(&mut self) -> Result<String, PlatformError> {
+        match *self {}
+    }
+}

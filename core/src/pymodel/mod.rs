@@ -15,6 +15,7 @@
 //! them, always possible free-threaded.
 
 pub mod gil;
+pub mod process;
 
 use std::time::Duration;
 
