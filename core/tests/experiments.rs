@@ -376,3 +376,15 @@ fn shorter_switch_intervals_switch_more_and_convoys_wait_for_the_interval() {
     assert!(p50("gil", 2) >= 1_500.0, "behind a CPU-bound thread: {} µs", p50("gil", 2));
     assert!(p50("gil", 1) < 1_000.0 && p50("free-threaded", 2) < 1_000.0, "alone or without a GIL it runs at once");
 }
+
+#[test]
+fn io_bound_threads_overlap_their_waits_even_under_the_gil() {
+    let params = [("workload", json!("io-bound")), ("tasks", json!(4)), ("io_ms", json!(20))];
+    let mut request = request("models-matrix", &params, &[1, 2]);
+    request.repeat = 3;
+    request.variants = Some(vec!["threads".into()]);
+    let result = run_quietly(&request).unwrap();
+    // 4 × 20 ms of sleeping: 80 ms on one thread, 40 ms on two, because I/O releases the GIL.
+    let two = result.cell("threads", 2).unwrap().summary.as_ref().unwrap().median;
+    assert!((0.040..0.070).contains(&two), "two threads took {two} s");
+}

@@ -204,12 +204,12 @@ fn scheduler_experiments_run_on_browser_workers_with_timelines() {
         }
         let timeline = browser.eval(
             "const t = document.getElementById('timeline'); \
-             return [t.hidden, t.querySelectorAll('rect.run').length, t.querySelectorAll('rect.idle, rect.steal').length];",
+             return [t.hidden, t.querySelectorAll('rect.run').length, t.querySelectorAll('rect.idle, rect.steal, rect.wait').length];",
         );
         assert_eq!(timeline[0], json!(false), "{experiment}: the timeline is shown by default");
         assert!(
             timeline[1].as_u64().unwrap() > 0 && timeline[2].as_u64().unwrap() > 0,
-            "{experiment}: runs and idling/stealing: {timeline}"
+            "{experiment}: runs and idling/stealing/waiting: {timeline}"
         );
         println!("browser {experiment}: {table}");
         browser.screenshot(&artifacts().join(format!("{experiment}.png")));

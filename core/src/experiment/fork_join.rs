@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::forkjoin::{self, Rayon};
 use crate::kernels::{fnv1a, splitmix64};
-use crate::platform::{check_team_size, RayonPool};
+use crate::platform::{check_team_size, Instant, RayonPool};
 use crate::sched::fifo::{FifoPool, FutureError};
 use crate::sched::steal::StealPool;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -203,9 +203,14 @@ impl Blocking<'_> {
         self.abandoned.load(Ordering::Relaxed) || self.context.check_cancel().is_err()
     }
 
-    /// Waits for a child; a timeout abandons the whole run.
-    fn child<T: Clone>(&self, future: &crate::sched::fifo::Future<Option<T>>) -> Option<T> {
-        match future.result(Some(self.wait)) {
+    /// Waits for a child (a wait span on the waiting worker's lane); a timeout abandons the
+    /// whole run.
+    fn child<T: Clone>(&self, pool: &FifoPool<'_, '_>, future: &crate::sched::fifo::Future<Option<T>>) -> Option<T> {
+        let start = Instant::now();
+        let outcome = future.result(Some(self.wait));
+        let lane = pool.current_worker().unwrap_or(0);
+        self.context.trace().record_at(lane, SpanKind::Wait, format!("blocked on child task {}", future.id()), start, Instant::now());
+        match outcome {
             Ok(value) => value,
             Err(FutureError::Timeout) => {
                 self.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +230,7 @@ impl Blocking<'_> {
         }
         let left = pool.submit(move || self.fib(pool, n - 1, cutoff)).ok()?;
         let right = pool.submit(move || self.fib(pool, n - 2, cutoff)).ok()?;
-        let (a, b) = (self.child(&left), self.child(&right));
+        let (a, b) = (self.child(pool, &left), self.child(pool, &right));
         Some(a? + b?)
     }
 
@@ -242,7 +247,7 @@ impl Blocking<'_> {
         let right = &mut right[1..];
         let Ok(left) = pool.submit(move || Some(self.sort(pool, left, cutoff))) else { return false };
         let Ok(right) = pool.submit(move || Some(self.sort(pool, right, cutoff))) else { return false };
-        let (a, b) = (self.child(&left), self.child(&right));
+        let (a, b) = (self.child(pool, &left), self.child(pool, &right));
         a == Some(true) && b == Some(true)
     }
 }

@@ -152,8 +152,9 @@ impl LoopCell<'_> {
         context.record("process start", "ms", started.duration_since(start).as_secs_f64() * 1e3);
         let threads = self.threads as u64;
         let jobs: Vec<Job> = (0..threads)
-            .map(|index| Job::Loop {
+            .map(|index| Job::Task {
                 iterations: (work.iterations / threads + u64::from(index < work.iterations % threads)) as i64,
+                io_us: 0,
                 op_ns: work.op_ns,
                 spinner: work.spinner,
             })

@@ -20,6 +20,7 @@ mod io_fanout;
 mod lock_contention;
 mod lost_update;
 mod mandelbrot;
+mod models_matrix;
 mod parallel_sum;
 pub mod params;
 mod policies;
@@ -294,6 +295,7 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &gil_race::GilRace,
         &gil_convoy::GilConvoy,
         &switch_interval::SwitchInterval,
+        &models_matrix::ModelsMatrix,
     ]
 }
 
@@ -330,7 +332,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix"
         );
     }
 

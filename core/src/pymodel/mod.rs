@@ -114,6 +114,21 @@ impl Program {
         program
     }
 
+    /// One task of a workload: blocking I/O of `io_us` µs (none if 0), then `counter += 1`
+    /// `n` times on shared variable `var` (none if `n` is 0).
+    pub fn task(var: usize, n: i64, io_us: u32) -> Self {
+        let mut program = if n > 0 { Self::increment_var_loop(var, n) } else { Self { locals: 1, ..Self::default() } };
+        if io_us > 0 {
+            program.code.insert(0, Op::Io(io_us));
+            for op in &mut program.code {
+                if let Op::LoopBack { to, .. } = op {
+                    *to += 1;
+                }
+            }
+        }
+        program
+    }
+
     /// `for _ in range(n): total = total + 1` on a local: pure CPU work.
     pub fn cpu_loop(n: i64) -> Self {
         Self {
@@ -324,6 +339,14 @@ mod tests {
         })
         .unwrap();
         shared[0].load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_task_does_its_io_then_its_loop() {
+        let interpreter = interpreter(gil());
+        assert_eq!(run(&interpreter, &Program::task(0, 50, 100), 1), 50);
+        assert_eq!(run(&interpreter, &Program::task(0, 0, 100), 1), 0);
+        assert_eq!(run(&interpreter, &Program::task(0, 50, 0), 1), 50);
     }
 
     #[test]

@@ -23,9 +23,9 @@ use crate::trace::Recorder;
 /// A call sent to a worker (what `pool.map(f, args)` pickles).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Job {
-    /// `counter += 1` `iterations` times, at `op_ns` per instruction (busy work timed by the
-    /// parent's calibration, so every process works alike).
-    Loop { iterations: i64, op_ns: f64, spinner: Spinner },
+    /// Blocking I/O of `io_us` µs, then `counter += 1` `iterations` times, at `op_ns` per
+    /// instruction (busy work timed by the parent's calibration, so every process works alike).
+    Task { iterations: i64, io_us: u32, op_ns: f64, spinner: Spinner },
 }
 
 /// A worker's answer.
@@ -51,10 +51,10 @@ pub fn serve_worker(input: impl BufRead, mut output: impl Write) -> io::Result<(
 
 fn run_job(job: &Job) -> Reply {
     let start = Instant::now();
-    let Job::Loop { iterations, op_ns, spinner } = *job;
+    let Job::Task { iterations, io_us, op_ns, spinner } = *job;
     let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
     let shared = [AtomicI64::new(0)];
-    interpreter.run(&Program::increment_loop(iterations), &shared, 0, &Recorder::new(false), &|| true);
+    interpreter.run(&Program::task(0, iterations, io_us), &shared, 0, &Recorder::new(false), &|| true);
     Reply { counted: shared[0].load(Ordering::Relaxed), busy_ns: start.elapsed().as_nanos() as u64 }
 }
 
@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn a_worker_loop_answers_each_job_on_its_own_line() {
         let spinner = Spinner::calibrate();
-        let jobs = [Job::Loop { iterations: 100, op_ns: 0.0, spinner }, Job::Loop { iterations: 7, op_ns: 0.0, spinner }];
+        let job = |iterations| Job::Task { iterations, io_us: 10, op_ns: 0.0, spinner };
+        let jobs = [job(100), job(7)];
         let input: String = jobs.iter().map(|job| serde_json::to_string(job).unwrap() + "\n").collect();
         let mut output = Vec::new();
         serve_worker(input.as_bytes(), &mut output).unwrap();

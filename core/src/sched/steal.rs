@@ -29,7 +29,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Duration;
 
 use super::deque::{self, Steal, Stealer};
 use super::sleep::Sleep;
@@ -399,7 +398,7 @@ impl<'t> WorkerThread<'t> {
                 }
             }
         }
-        if let Some(since) = searching_since.filter(|since| since.elapsed() > Duration::ZERO) {
+        if let Some(since) = searching_since {
             self.record(SpanKind::Steal, "looked for work until done", since);
         }
     }
@@ -555,6 +554,7 @@ unsafe fn execute_heap_job<'scope, F: FnOnce(&Scope<'scope>) + Send + 'scope>(da
 mod tests {
     use super::*;
     use crate::sync::atomic::AtomicU64;
+    use std::time::Duration;
 
     fn fib(pool: &StealPool<'_>, n: u64) -> u64 {
         if n < 2 {

@@ -38,6 +38,9 @@ pub fn small(id: &str) -> RunRequest {
         "gil-race" => request(id, &[("increments", json!(20_000))], &[1, 2, 3]),
         "gil-convoy" => request(id, &[("requests", json!(10)), ("io_us", json!(100)), ("switch_ms", json!(1.0))], &[1, 2, 3]),
         "switch-interval" => request(id, &[("iterations", json!(5_000)), ("switch_ms", json!("sweep"))], &[1, 2, 3]),
+        "models-matrix" => {
+            request(id, &[("workload", json!("mixed")), ("tasks", json!(4)), ("iterations", json!(2_000)), ("io_ms", json!(2))], &[1, 2, 3])
+        }
         other => panic!("add small parameters for {other}"),
     }
 }

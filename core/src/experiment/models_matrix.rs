@@ -1,0 +1,147 @@
+//! `models-matrix`: the books' table — CPU-bound, I/O-bound and mixed workloads under each of
+//! Python's concurrency models (and plain Rust): sequential, threads with the GIL, free-threaded
+//! threads, a process pool, native rayon. (asyncio joins when the event loop lands.)
+
+use std::time::Duration;
+
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::kernels::spin::Spinner;
+use crate::platform::{self, run_team, RayonPool};
+use crate::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
+use crate::pymodel::process::{Job, ProcessPool};
+use crate::pymodel::{Interpreter, Mode, Program};
+use crate::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use crate::sync::Arc;
+
+pub struct ModelsMatrix;
+
+impl Experiment for ModelsMatrix {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "models-matrix",
+            title: "Threads, processes or nothing: the models matrix",
+            topic: "threads & GIL",
+            concept: "threading vs multiprocessing vs asyncio",
+            teaches: "The rule of thumb, measured: for CPU-bound Python, threads under the GIL gain nothing and a process \
+                      pool scales (minus its start-up and copying); for I/O-bound work, threads are as good as processes \
+                      and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then computing) sit in \
+                      between. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
+                      Pick the workload, sweep the workers; each task is the same in every model.",
+            params: vec![
+                ParamSpec::choice("workload", "cpu-bound", &["cpu-bound", "io-bound", "mixed"], "what each task does"),
+                ParamSpec::int("tasks", 8, 1, 256, "tasks", "tasks in the batch, spread over the workers"),
+                ParamSpec::int("iterations", 250_000, 0, 100_000_000, "per task", "Python loop iterations of a CPU-bound task"),
+                ParamSpec::int("io_ms", 20, 0, 10_000, "ms", "blocking I/O of an I/O-bound task"),
+                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction"),
+            ],
+            variants: vec![
+                VariantSpec::fixed("seq", "one Python thread runs every task"),
+                VariantSpec::sweep("threads", "a pool of N Python threads under the GIL"),
+                VariantSpec::sweep("free-threaded", "a pool of N Python threads, no GIL"),
+                VariantSpec::sweep("process", "a pool of N worker processes (start-up included)"),
+                VariantSpec::sweep("rayon", "the same tasks as plain Rust on rayon with N threads"),
+            ],
+            baseline: "seq",
+            work_unit: Some("tasks"),
+            fixed_duration: false,
+            chart_metric: None,
+            shows_timeline: false,
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let (iterations, io_ms) = (params.int("iterations"), params.int("io_ms") as u32);
+        let (iterations, io_us) = match params.text("workload") {
+            "cpu-bound" => (iterations, 0),
+            "io-bound" => (0, io_ms * 1000),
+            _ => (iterations / 2, io_ms * 500),
+        };
+        Ok(Box::new(Batch { tasks: params.count("tasks"), iterations, io_us, op_ns: params.float("op_ns"), spinner: Spinner::calibrate() }))
+    }
+}
+
+struct Batch {
+    tasks: usize,
+    iterations: i64,
+    io_us: u32,
+    op_ns: f64,
+    spinner: Spinner,
+}
+
+impl Workload for Batch {
+    fn work_units(&self) -> Option<f64> {
+        Some(self.tasks as f64)
+    }
+
+    fn expected(&self) -> Digest {
+        self.tasks as u64 * self.iterations as u64
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        let workers = if variant == "seq" { 1 } else { threads };
+        let rayon = if variant == "rayon" { Some(RayonPool::new(workers)?) } else { None };
+        if variant == "process" {
+            drop(ProcessPool::start(1)?);
+        }
+        Ok(Box::new(BatchCell { batch: self, variant: variant.to_string(), workers, rayon }))
+    }
+}
+
+struct BatchCell<'a> {
+    batch: &'a Batch,
+    variant: String,
+    workers: usize,
+    rayon: Option<RayonPool>,
+}
+
+impl Cell for BatchCell<'_> {
+    fn threads(&self) -> usize {
+        self.workers
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let batch = self.batch;
+        let digest = match (self.variant.as_str(), &self.rayon) {
+            ("process", _) => {
+                let mut pool = ProcessPool::start(self.workers)?;
+                let job = Job::Task { iterations: batch.iterations, io_us: batch.io_us, op_ns: batch.op_ns, spinner: batch.spinner };
+                pool.map(&vec![job; batch.tasks])?.iter().map(|reply| reply.counted as u64).sum()
+            }
+            (_, Some(rayon)) => {
+                use rayon::prelude::*;
+                let counted = AtomicU64::new(0);
+                rayon.install(|| {
+                    (0..batch.tasks).into_par_iter().for_each(|_| {
+                        platform::sleep(Duration::from_micros(u64::from(batch.io_us)));
+                        let mut total = 0u64;
+                        for _ in 0..batch.iterations {
+                            total = std::hint::black_box(total + 1);
+                        }
+                        counted.fetch_add(total, Ordering::Relaxed);
+                    })
+                });
+                counted.into_inner()
+            }
+            (variant, _) => {
+                let mode = if variant == "free-threaded" {
+                    Mode::FreeThreaded { overhead: 0.1 }
+                } else {
+                    Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL)))
+                };
+                let interpreter = Interpreter { mode, op_ns: batch.op_ns, spinner: batch.spinner };
+                let shared: Vec<AtomicI64> = (0..self.workers).map(|_| AtomicI64::new(0)).collect();
+                let workers = self.workers;
+                run_team(workers, |member| {
+                    // Worker w takes tasks w, w + N, …: the pool's fair share, in order.
+                    for _ in (member.index..batch.tasks).step_by(workers) {
+                        let program = Program::task(member.index, batch.iterations, batch.io_us);
+                        interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
+                    }
+                })?;
+                shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum()
+            }
+        };
+        context.check_cancel()?;
+        Ok(digest)
+    }
+}
