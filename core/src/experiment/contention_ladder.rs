@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::platform::run_team;
+use crate::sched::partition;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{lock, Mutex};
 
@@ -85,13 +86,13 @@ impl Cell for Rung {
         let started = crate::platform::Instant::now();
         let (atomic, mutex) = (AtomicU64::new(0), Mutex::new(0u64));
         let mut plain = 0u64;
-        let (threads, total) = (self.threads as u64, self.increments);
+        let total = self.increments;
         match self.variant.as_str() {
             "single" => {
                 context.repeat(total, |_| plain = black_box(plain) + 1);
             }
             variant => run_team(self.threads, |member| {
-                let share = total / threads + u64::from((member.index as u64) < total % threads);
+                let share = partition::block(total as usize, self.threads, member.index).len() as u64;
                 match variant {
                     "single-lock" | "lock" => {
                         context.repeat(share, |_| *lock(&mutex) += 1);

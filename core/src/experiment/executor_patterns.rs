@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::splitmix64;
-use crate::platform::{check_team_size, Instant};
+use crate::platform::Instant;
 use crate::sched::fifo::{as_completed, wait, FifoPool, ReturnWhen};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::Arc;
@@ -85,7 +85,7 @@ impl Workload for Scenario {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        check_team_size(threads + 1)?;
+        FifoPool::check(threads)?;
         Ok(Box::new(PatternCell { scenario: self, variant: variant.to_string(), workers: threads }))
     }
 }

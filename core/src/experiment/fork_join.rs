@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::forkjoin::{self, Rayon};
 use crate::kernels::{fnv1a, splitmix64};
-use crate::platform::{check_team_size, Instant, RayonPool};
+use crate::platform::{Instant, RayonPool};
 use crate::sched::fifo::{FifoPool, FutureError};
 use crate::sched::steal::StealPool;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,7 +102,7 @@ impl Workload for Work {
         let threads = if variant == "seq" { 1 } else { threads };
         let rayon = if variant == "rayon" { Some(RayonPool::new(threads)?) } else { None };
         if variant == "fifo" {
-            check_team_size(threads + 1)?;
+            FifoPool::check(threads)?;
         }
         let buffer = match &self.problem {
             Problem::Sort { input, .. } => input.clone(),

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
-use crate::platform::run_team;
 use crate::platform::Instant;
 use crate::pymodel::gil::Gil;
 use crate::pymodel::process::{Job, ProcessPool};
 use crate::pymodel::{Interpreter, Mode, Program};
-use crate::sync::atomic::{AtomicI64, Ordering};
+use crate::sched::partition;
 use crate::sync::Arc;
 use crate::trace::SpanKind;
 
@@ -82,7 +81,7 @@ impl Workload for Loop {
         let threads = if matches!(variant, "seq" | "native") { 1 } else { threads };
         if variant == "process" {
             // Fail while setting up (marking the cell skipped) where processes cannot start.
-            drop(ProcessPool::start(1)?);
+            ProcessPool::check()?;
         }
         Ok(Box::new(LoopCell { work: self, variant: variant.to_string(), threads }))
     }
@@ -122,23 +121,18 @@ impl Cell for LoopCell<'_> {
             _ => Mode::Gil(Arc::clone(&gil)),
         };
         let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
-        let shared: Vec<AtomicI64> = (0..self.threads).map(|_| AtomicI64::new(0)).collect();
-        let threads = self.threads as u64;
-        let waited_ns = AtomicI64::new(0);
-        run_team(self.threads, |member| {
-            let index = member.index as u64;
-            let share = work.iterations / threads + u64::from(index < work.iterations % threads);
-            let program = Program::increment_var_loop(member.index, share as i64);
-            let stats = interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
-            waited_ns.fetch_add(stats.gil_wait_ns as i64, Ordering::Relaxed);
-        })?;
+        let threads = self.threads;
+        let program =
+            |thread| Program::increment_var_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
+        let team = interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
         if self.variant != "free-threaded" {
             context.record("GIL switches", "per run", gil.switches() as f64);
             context.record("drop requests", "per run", gil.drop_requests() as f64);
-            context.record("GIL wait", "ms/thread", waited_ns.into_inner() as f64 / 1e6 / threads as f64);
+            let waited_ns: u64 = team.stats.iter().map(|stats| stats.gil_wait_ns).sum();
+            context.record("GIL wait", "ms/thread", waited_ns as f64 / 1e6 / threads as f64);
         }
-        Ok(shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum())
+        Ok(team.values.iter().map(|v| *v as u64).sum())
     }
 }
 
@@ -150,10 +144,9 @@ impl LoopCell<'_> {
         let mut pool = ProcessPool::start(self.threads)?;
         let started = Instant::now();
         context.record("process start", "ms", started.duration_since(start).as_secs_f64() * 1e3);
-        let threads = self.threads as u64;
-        let jobs: Vec<Job> = (0..threads)
+        let jobs: Vec<Job> = (0..self.threads)
             .map(|index| Job::Task {
-                iterations: (work.iterations / threads + u64::from(index < work.iterations % threads)) as i64,
+                iterations: partition::block(work.iterations as usize, self.threads, index).len() as i64,
                 io_us: 0,
                 op_ns: work.op_ns,
                 spinner: work.spinner,

@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
-use crate::platform::run_team;
 use crate::pymodel::gil::Gil;
 use crate::pymodel::{Interpreter, Mode, Program};
-use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
 
 pub struct GilRace;
@@ -108,13 +106,10 @@ impl Cell for RaceCell<'_> {
             _ => Program::increment_loop(race.increments),
         };
         let interpreter = Interpreter { mode, op_ns: race.op_ns, spinner: race.spinner };
-        let shared = [AtomicI64::new(0)];
-        run_team(self.threads, |member| {
-            interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
-        })?;
+        let team = interpreter.run_team(self.threads, 1, |_| program.clone(), context.trace(), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
         let expected = race.increments * self.threads as i64;
-        let counted = shared[0].load(Ordering::Relaxed);
+        let counted = team.values[0];
         context.record("lost updates", "increments", (expected - counted) as f64);
         // A correct count maps onto the one expected digest; a wrong one does not.
         Ok(if counted == expected { digest(1, race.increments) } else { digest(self.threads, counted) })

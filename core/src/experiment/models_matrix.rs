@@ -81,7 +81,7 @@ impl Workload for Batch {
         let workers = if variant == "seq" { 1 } else { threads };
         let rayon = if variant == "rayon" { Some(RayonPool::new(workers)?) } else { None };
         if variant == "process" {
-            drop(ProcessPool::start(1)?);
+            ProcessPool::check()?;
         }
         Ok(Box::new(BatchCell { batch: self, variant: variant.to_string(), workers, rayon }))
     }

@@ -41,8 +41,7 @@ impl Runner {
         let threads = if policy == "seq" { 1 } else { threads };
         let rayon = if policy == "rayon" { Some(RayonPool::new(threads)?) } else { None };
         if policy == "fifo" {
-            // The caller's thread plus k workers.
-            crate::platform::check_team_size(threads + 1)?;
+            FifoPool::check(threads)?;
         }
         Ok(Self { policy: policy.to_string(), threads, rayon })
     }

@@ -64,7 +64,7 @@ impl Workload for Tasks {
         let rayon = if variant.starts_with("rayon") { Some(RayonPool::new(threads)?) } else { None };
         match variant {
             "thread" => platform::spawn_and_join(|| ())?,
-            "fifo-submit" => platform::check_team_size(threads + 1)?,
+            "fifo-submit" => FifoPool::check(threads)?,
             _ => {}
         }
         Ok(Box::new(TasksCell { tasks: self.0, variant: variant.to_string(), threads, rayon }))

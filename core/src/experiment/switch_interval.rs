@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
-use crate::platform::run_team;
 use crate::pymodel::gil::Gil;
 use crate::pymodel::{Interpreter, Mode, Program};
-use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
 
 pub struct SwitchInterval;
@@ -110,17 +108,14 @@ impl Cell for SweepCell<'_> {
         for &(ms, time_metric, switch_metric) in &sweep.intervals {
             let gil = Arc::new(Gil::new(Duration::from_secs_f64(ms / 1e3)));
             let interpreter = Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: sweep.op_ns, spinner: sweep.spinner };
-            let shared: Vec<AtomicI64> = (0..self.threads).map(|_| AtomicI64::new(0)).collect();
             let start = context.now();
-            run_team(self.threads, |member| {
-                let program = Program::increment_var_loop(member.index, sweep.iterations);
-                interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
-            })?;
+            let program = |thread| Program::increment_var_loop(thread, sweep.iterations);
+            let team = interpreter.run_team(self.threads, self.threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
             context.check_cancel()?;
             context.record(time_metric, "ms", start.elapsed().as_secs_f64() * 1e3);
             // The first take of each thread is not a switch.
             context.record(switch_metric, "per run", gil.switches().saturating_sub(self.threads as u64) as f64);
-            total += shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum::<u64>() / self.threads as u64;
+            total += team.values.iter().map(|v| *v as u64).sum::<u64>() / self.threads as u64;
         }
         Ok(total)
     }

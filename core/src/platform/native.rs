@@ -99,12 +99,21 @@ fn broken(error: impl std::fmt::Display) -> PlatformError {
     PlatformError::Unavailable(format!("a worker process failed: {error}"))
 }
 
+fn registered_worker() -> Result<&'static (std::path::PathBuf, Vec<String>), PlatformError> {
+    WORKER.get().ok_or_else(|| {
+        PlatformError::Unavailable("process pools re-execute the `conlab` binary, which did not register itself here".into())
+    })
+}
+
 impl WorkerProcess {
+    /// `Ok` if worker processes can be started here (without starting one).
+    pub fn check() -> Result<(), PlatformError> {
+        registered_worker().map(drop)
+    }
+
     pub fn start() -> Result<Self, PlatformError> {
         use std::process::{Command, Stdio};
-        let (path, args) = WORKER.get().ok_or_else(|| {
-            PlatformError::Unavailable("process pools re-execute the `conlab` binary, which did not register itself here".into())
-        })?;
+        let (path, args) = registered_worker()?;
         let mut child = Command::new(path)
             .args(args)
             .stdin(Stdio::piped())

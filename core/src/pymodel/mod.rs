@@ -20,10 +20,10 @@ pub mod process;
 use std::time::Duration;
 
 use crate::kernels::spin::Spinner;
-use crate::platform::{self, Instant};
+use crate::platform::{self, Instant, PlatformError};
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicI64, Ordering};
-use crate::sync::Arc;
+use crate::sync::{lock, Arc, Mutex};
 use crate::trace::{Recorder, SpanKind, GIL_LANE};
 use gil::Gil;
 
@@ -178,6 +178,15 @@ pub struct ThreadStats {
     pub io_response_ns: LogHistogram,
 }
 
+/// What [`Interpreter::run_team`] leaves behind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TeamRun {
+    /// The shared variables' final values.
+    pub values: Vec<i64>,
+    /// Per thread, in team order.
+    pub stats: Vec<ThreadStats>,
+}
+
 struct Held<'a> {
     gil: Option<&'a Gil>,
     thread: usize,
@@ -211,6 +220,28 @@ impl Interpreter {
         self.exec(&program.code, program, shared, &mut locals, &mut stack, op_ns, &mut held, &mut stats, recorder, keep_going);
         self.release(&held, recorder);
         stats
+    }
+
+    /// Runs `program(i)` as thread i of a team of `threads`, against `vars` shared variables
+    /// (all starting at 0); returns their final values and each thread's statistics.
+    pub fn run_team(
+        &self,
+        threads: usize,
+        vars: usize,
+        program: impl Fn(usize) -> Program + Sync,
+        recorder: &Recorder,
+        keep_going: &(dyn Fn() -> bool + Sync),
+    ) -> Result<TeamRun, PlatformError> {
+        let shared: Vec<AtomicI64> = (0..vars).map(|_| AtomicI64::new(0)).collect();
+        let stats = Mutex::new(vec![ThreadStats::default(); threads]);
+        platform::run_team(threads, |member| {
+            let thread = self.run(&program(member.index), &shared, member.index, recorder, keep_going);
+            lock(&stats)[member.index] = thread;
+        })?;
+        Ok(TeamRun {
+            values: shared.iter().map(|v| v.load(Ordering::Relaxed)).collect(),
+            stats: stats.into_inner().unwrap_or_else(|p| p.into_inner()),
+        })
     }
 
     /// Takes the GIL (if any); returns how long that waited, in ns.
@@ -332,13 +363,7 @@ mod tests {
 
     /// Runs `program` on `threads` threads; returns the shared counter.
     fn run(interpreter: &Interpreter, program: &Program, threads: usize) -> i64 {
-        let shared = [AtomicI64::new(0)];
-        let recorder = Recorder::new(false);
-        run_team(threads, |member| {
-            interpreter.run(program, &shared, member.index, &recorder, &|| true);
-        })
-        .unwrap();
-        shared[0].load(Ordering::Relaxed)
+        interpreter.run_team(threads, 1, |_| program.clone(), &Recorder::new(false), &|| true).unwrap().values[0]
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct ProcessPool {
 }
 
 impl ProcessPool {
+    /// `Ok` if worker processes can start here (checked without starting one).
+    pub fn check() -> Result<(), PlatformError> {
+        WorkerProcess::check()
+    }
+
     /// Starts `workers` processes (the start-up cost of `multiprocessing`).
     pub fn start(workers: usize) -> Result<Self, PlatformError> {
         if workers == 0 {

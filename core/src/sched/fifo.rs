@@ -446,6 +446,15 @@ pub struct FifoPool<'scope, 'env: 'scope> {
 }
 
 impl<'env> FifoPool<'_, 'env> {
+    /// `Ok` if a pool of `workers` can start here: it needs one more thread than workers, for the
+    /// caller's body.
+    pub fn check(workers: usize) -> Result<(), PlatformError> {
+        if workers == 0 {
+            return Err(PlatformError::NoThreads);
+        }
+        platform::check_team_size(workers + 1)
+    }
+
     /// Starts `workers` threads, runs `body` with the pool on the calling team member, then
     /// shuts down with `wait=true` (also if `body` panics) and joins the workers.
     pub fn run<R: Send>(
@@ -453,10 +462,7 @@ impl<'env> FifoPool<'_, 'env> {
         recorder: &'env Recorder,
         body: impl for<'scope> FnOnce(&'scope FifoPool<'scope, 'env>) -> R + Send,
     ) -> Result<R, PlatformError> {
-        if workers == 0 {
-            return Err(PlatformError::NoThreads);
-        }
-        platform::check_team_size(workers + 1)?;
+        Self::check(workers)?;
         let pool = FifoPool {
             workers,
             queue: Mutex::new(Queue { jobs: VecDeque::new(), shutdown: false, running: 0 }),
