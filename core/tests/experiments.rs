@@ -15,8 +15,21 @@ use serde_json::json;
 mod common;
 use common::{request, run_quietly, small};
 
+/// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others
+/// share the 2 cores with each other, never with them.
+static CORES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CORES.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn beside() -> std::sync::RwLockReadGuard<'static, ()> {
+    CORES.read().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn every_experiment_passes_its_correctness_check_on_every_variant() {
+    let _beside = beside();
     for experiment in experiment::registry() {
         let info = experiment.info();
         let result = run_quietly(&small(info.id)).unwrap_or_else(|e| panic!("{}: {e}", info.id));
@@ -51,6 +64,7 @@ fn every_experiment_passes_its_correctness_check_on_every_variant() {
 
 #[test]
 fn io_fanout_times_respect_the_waves_of_sleeps() {
+    let _beside = beside();
     // Sleeps never end early, so each variant's time is bounded below by its waves × latency.
     let result = run_quietly(&small("io-fanout")).unwrap();
     let median = |variant: &str, threads: usize| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().median;
@@ -62,6 +76,7 @@ fn io_fanout_times_respect_the_waves_of_sleeps() {
 
 #[test]
 fn lost_update_loses_nothing_alone_and_only_when_racy() {
+    let _beside = beside();
     let result = run_quietly(&small("lost-update")).unwrap();
     let lost = |variant: &str, threads: usize| result.cell(variant, threads).unwrap().metrics["lost updates"].max;
     assert_eq!(lost("racy", 1), 0.0, "one thread cannot race with itself");
@@ -80,6 +95,7 @@ fn lost_update_loses_nothing_alone_and_only_when_racy() {
 
 #[test]
 fn lock_contention_reports_throughput_fairness_and_waits_for_every_lock() {
+    let _beside = beside();
     let result = run_quietly(&small("lock-contention")).unwrap();
     assert!(result.fixed_duration && result.all_checks_passed);
     for cell in &result.cells {
@@ -107,6 +123,7 @@ fn lock_contention_reports_throughput_fairness_and_waits_for_every_lock() {
 
 #[test]
 fn progress_counts_every_run_and_ends_complete() {
+    let _beside = beside();
     let mut seen: Vec<Progress> = Vec::new();
     let request = small("mandelbrot");
     run(&request, Session { progress: &mut |p| seen.push(p.clone()), cancel: &CancelFlag::new() }).unwrap();
@@ -119,6 +136,7 @@ fn progress_counts_every_run_and_ends_complete() {
 
 #[test]
 fn cancelling_mid_run_stops_quickly_with_cancelled() {
+    let _beside = beside();
     let cancel = CancelFlag::new();
     let mut runs = 0;
     let mut request = request("io-fanout", &[("tasks", json!(4)), ("latency", json!(1000.0))], &[1, 2]);
@@ -138,6 +156,7 @@ fn cancelling_mid_run_stops_quickly_with_cancelled() {
 
 #[test]
 fn a_trace_records_each_cell_and_exports_to_chrome_format() {
+    let _beside = beside();
     let mut request = small("mandelbrot");
     request.trace = true;
     let result = run_quietly(&request).unwrap();
@@ -154,6 +173,7 @@ fn a_trace_records_each_cell_and_exports_to_chrome_format() {
 
 #[test]
 fn bad_requests_name_the_parameter_and_the_range() {
+    let _beside = beside();
     let message = |request: &RunRequest| run_quietly(request).unwrap_err().to_string();
     assert_eq!(
         message(&request("mandelbrot", &[("max_iter", json!(0))], &[1])),
@@ -226,6 +246,7 @@ impl Cell for FaultyCell {
 
 #[test]
 fn one_wrong_run_fails_the_check_and_says_what_it_got() {
+    let _beside = beside();
     let request = RunRequest {
         experiment: "faulty".into(),
         threads: Some(vec![1]),
@@ -245,6 +266,7 @@ fn one_wrong_run_fails_the_check_and_says_what_it_got() {
 
 #[test]
 fn every_experiment_stops_soon_after_a_cancel_at_its_defaults() {
+    let _beside = beside();
     for experiment in experiment::registry() {
         let id = experiment.info().id;
         let cancel = CancelFlag::new();
@@ -273,6 +295,7 @@ fn spans_of(result: &RunResult, variant: &str, threads: usize, kind: SpanKind) -
 
 #[test]
 fn scheduler_timelines_show_stealing_idling_and_submissions() {
+    let _beside = beside();
     // Long enough (20 ms) for every worker to have started and looked for work.
     let mut request = request("imbalance", &[("work_ms", json!(20)), ("sizes", json!("heavy-tailed")), ("tasks", json!(16))], &[1, 2, 3]);
     request.trace = true;
@@ -293,6 +316,7 @@ fn scheduler_timelines_show_stealing_idling_and_submissions() {
 
 #[test]
 fn idle_steal_workers_park() {
+    let _beside = beside();
     // Four 1:2:3:4 tasks on three workers: the worker left without a task parks.
     let mut request = request("imbalance", &[("work_ms", json!(30)), ("sizes", json!("1:2:3:4"))], &[3]);
     request.trace = true;
@@ -303,6 +327,7 @@ fn idle_steal_workers_park() {
 
 #[test]
 fn imbalance_reports_the_cap_of_total_over_largest() {
+    let _beside = beside();
     let result = run_quietly(&request("imbalance", &[("work_ms", json!(4)), ("sizes", json!("1:2:3:4"))], &[1, 2, 3])).unwrap();
     let cap = |threads| result.cell("static", threads).unwrap().metrics["speedup cap"].median;
     assert_eq!((cap(1), cap(2)), (1.0, 2.0));
@@ -311,6 +336,7 @@ fn imbalance_reports_the_cap_of_total_over_largest() {
 
 #[test]
 fn fork_join_on_a_fifo_pool_exhausts_it_and_gives_up_instead_of_hanging() {
+    let _beside = beside();
     let result = run_quietly(&small("fork-join")).unwrap();
     for threads in [1, 2, 3] {
         let fifo = result.cell("fifo", threads).unwrap();
@@ -322,6 +348,7 @@ fn fork_join_on_a_fifo_pool_exhausts_it_and_gives_up_instead_of_hanging() {
 
 #[test]
 fn executor_patterns_cancel_only_queued_tasks_and_map_waits_for_the_first_input() {
+    let _beside = beside();
     let result = run_quietly(&small("executor-patterns")).unwrap();
     for threads in [1, 2, 3] {
         let cancel = &result.cell("cancel", threads).unwrap().metrics;
@@ -335,6 +362,7 @@ fn executor_patterns_cancel_only_queued_tasks_and_map_waits_for_the_first_input(
 
 #[test]
 fn gil_race_loses_nothing_with_the_gil_and_loses_updates_with_a_call_or_without_it() {
+    let _alone = alone();
     let mut request = request("gil-race", &[("increments", json!(200_000))], &[2]);
     request.repeat = 1;
     let result = run_quietly(&request).unwrap();
@@ -347,6 +375,7 @@ fn gil_race_loses_nothing_with_the_gil_and_loses_updates_with_a_call_or_without_
 
 #[test]
 fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one() {
+    let _alone = alone();
     // A law of the model, not a speed target: the GIL serialises bytecode, so the speedup at
     // N = 2 stays near 1 (< 1.3 even on a noisy machine), while free-threading exceeds it.
     // ~50 ms runs, 1 and 2 threads interleaved, so load from other tests hits both alike.
@@ -362,6 +391,7 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one() {
 
 #[test]
 fn shorter_switch_intervals_switch_more_and_convoys_wait_for_the_interval() {
+    let _alone = alone();
     let mut sweep = request("switch-interval", &[("iterations", json!(100_000)), ("switch_ms", json!("sweep"))], &[2]);
     sweep.repeat = 1;
     let result = run_quietly(&sweep).unwrap();
@@ -379,6 +409,7 @@ fn shorter_switch_intervals_switch_more_and_convoys_wait_for_the_interval() {
 
 #[test]
 fn io_bound_threads_overlap_their_waits_even_under_the_gil() {
+    let _alone = alone();
     let params = [("workload", json!("io-bound")), ("tasks", json!(4)), ("io_ms", json!(20))];
     let mut request = request("models-matrix", &params, &[1, 2]);
     request.repeat = 3;
