@@ -87,8 +87,10 @@ pub fn execute(cli: Cli) -> Result<(), String> {
         Command::Run(args) => run(args),
         Command::Serve(args) => crate::serve::serve(args),
         Command::CalibratePython => crate::calibrate::calibrate_python(),
-        Command::PyWorker => conlab_core::pymodel::process::serve_worker(std::io::stdin().lock(), std::io::stdout().lock())
-            .map_err(|error| format!("worker: {error}")),
+        Command::PyWorker => {
+            conlab_core::platform::serve_as_worker(std::io::stdin().lock(), std::io::stdout().lock(), conlab_core::pymodel::process::answer)
+                .map_err(|error| format!("worker: {error}"))
+        }
     }
 }
 

@@ -58,3 +58,27 @@ pub fn run_experiment(request_json: &str, on_progress: &js_sys::Function) -> Res
     let result = experiment::run(&request, Session { progress: &mut report, cancel }).map_err(|e| JsError::new(&e.to_string()))?;
     to_json(&crate::messages::finished(&result))
 }
+
+/// The compiled wasm module, for `worker.js` to load into each process worker.
+#[wasm_bindgen(js_name = compiledModule)]
+pub fn wasm_module() -> JsValue {
+    wasm_bindgen::module()
+}
+
+/// Hands the process workers `worker.js` started (and their memories) to conlab-core.
+#[wasm_bindgen(js_name = registerProcessWorkers)]
+pub fn register_process_workers(workers: js_sys::Array, memories: js_sys::Array) {
+    platform::register_process_workers(workers, memories);
+}
+
+/// In a process worker: the answer to a pool's message.
+#[wasm_bindgen(js_name = processAnswer)]
+pub fn process_answer(message: &[u8], payload: &[u8]) -> Vec<u8> {
+    platform::answer_as_worker(message, payload, conlab_core::pymodel::process::answer)
+}
+
+/// In a process worker: a fresh shared region of `len` bytes; returns its address.
+#[wasm_bindgen(js_name = processShare)]
+pub fn process_share(len: usize) -> usize {
+    platform::share_as_worker(len)
+}

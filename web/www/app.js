@@ -43,6 +43,14 @@ const handlers = {
     setStatus('ready', state.poolThreads ? `ready — ${state.poolThreads} worker threads` : 'ready — single thread (see the banner)');
     setRunning(false);
   },
+  processes(data) {
+    // Process pools (ipc-cost, process-overhead, the `process` variants) run on these.
+    document.body.dataset.processWorkers = String(data.count);
+    const value = data.error
+      ? `unavailable: ${data.error}`
+      : `${data.count} Web Workers, each its own wasm instance (loaded in ${Math.round(data.startMs)} ms)`;
+    $('env-list').append(el('dt', { text: 'process workers' }), el('dd', { text: value }));
+  },
   fatal(data) {
     setStatus('error', `the lab could not start: ${data.message}`);
   },

@@ -3,6 +3,8 @@
 //   page → worker  {type: 'init', threads}            worker → page {type: 'ready', …} | {type: 'fatal', message}
 //   page → worker  {type: 'run', request}              worker → page {type: 'progress', progress}…, then
 //                                                                    {type: 'result', finished} | {type: 'error', message}
+//                                                 worker → page {type: 'processes', count, startMs, error} once the
+//                                                   process workers (process-worker.js) have loaded, after 'ready'
 import init, * as lab from './conlab-web.js';
 
 let wasm;
@@ -34,10 +36,36 @@ async function start(threads) {
   });
 }
 
+// Process pools' workers must be started here, up front: a worker only starts while its creator
+// returns to its event loop, and a run blocks this one (see core/src/platform/process_wasm.rs).
+async function startProcessWorkers() {
+  const count = Math.max(4, Math.min(navigator.hardwareConcurrency || 1, 16));
+  const started = performance.now();
+  const module = lab.compiledModule();
+  const load = () => new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./process-worker.js', import.meta.url), { type: 'module' });
+    worker.onmessage = ({ data }) => {
+      worker.onmessage = null;
+      if (data.type === 'loaded') resolve({ worker, memory: data.memory });
+      else reject(new Error(data.message));
+    };
+    worker.onerror = (event) => reject(new Error(event.message || 'process-worker.js failed to load'));
+    worker.postMessage({ type: 'load', module });
+  });
+  try {
+    const loaded = await Promise.all(Array.from({ length: count }, load));
+    lab.registerProcessWorkers(loaded.map((l) => l.worker), loaded.map((l) => l.memory));
+    postMessage({ type: 'processes', count, startMs: performance.now() - started, error: null });
+  } catch (error) {
+    postMessage({ type: 'processes', count: 0, startMs: 0, error: String(error && error.message || error) });
+  }
+}
+
 self.onmessage = async ({ data }) => {
   if (data.type === 'init') {
     try {
       await start(data.threads);
+      if (self.crossOriginIsolated) startProcessWorkers();
     } catch (error) {
       postMessage({ type: 'fatal', message: String(error && error.message || error) });
     }

@@ -152,7 +152,7 @@ impl LoopCell<'_> {
                 spinner: work.spinner,
             })
             .collect();
-        let replies = pool.map(&jobs)?;
+        let replies = pool.map(&jobs, 1)?;
         let end = Instant::now();
         let trace = context.trace();
         trace.record_at(0, SpanKind::Wait, "parent: waiting for the pool's replies", started, end);
@@ -162,6 +162,6 @@ impl LoopCell<'_> {
             trace.record_at(index + 1, SpanKind::Run, format!("worker process {index} (busy time)"), started.plus(busy_from), end);
         }
         context.check_cancel()?;
-        Ok(replies.iter().map(|reply| reply.counted as u64).sum())
+        Ok(replies.iter().map(|reply| reply.value as u64).sum())
     }
 }

@@ -26,7 +26,10 @@ impl Experiment for ModelsMatrix {
                       pool scales (minus its start-up and copying); for I/O-bound work, threads are as good as processes \
                       and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then computing) sit in \
                       between. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
-                      Pick the workload, sweep the workers; each task is the same in every model.",
+                      Pick the workload, sweep the workers; each task is the same in every model. `CPU use` is the \
+                      CPU time the run burnt (this process and its worker processes, from the OS) per second of wall \
+                      time, in cores: the GIL holds threads to about one, I/O-bound work to almost none. Browsers \
+                      expose no CPU clock, so the page leaves it out.",
             params: vec![
                 ParamSpec::choice("workload", "cpu-bound", &["cpu-bound", "io-bound", "mixed"], "what each task does"),
                 ParamSpec::int("tasks", 8, 1, 256, "tasks", "tasks in the batch, spread over the workers"),
@@ -101,11 +104,12 @@ impl Cell for BatchCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let batch = self.batch;
+        let (cpu_before, start) = (platform::cpu_time(), context.now());
         let digest = match (self.variant.as_str(), &self.rayon) {
             ("process", _) => {
                 let mut pool = ProcessPool::start(self.workers)?;
                 let job = Job::Task { iterations: batch.iterations, io_us: batch.io_us, op_ns: batch.op_ns, spinner: batch.spinner };
-                pool.map(&vec![job; batch.tasks])?.iter().map(|reply| reply.counted as u64).sum()
+                pool.map(&vec![job; batch.tasks], 1)?.iter().map(|reply| reply.value as u64).sum()
             }
             (_, Some(rayon)) => {
                 use rayon::prelude::*;
@@ -142,6 +146,10 @@ impl Cell for BatchCell<'_> {
             }
         };
         context.check_cancel()?;
+        // Worker processes have exited (and been waited for) by now, so their CPU time counts.
+        if let (Some(before), Some(after)) = (cpu_before, platform::cpu_time()) {
+            context.record("CPU use", "cores", (after - before).as_secs_f64() / start.elapsed().as_secs_f64());
+        }
         Ok(digest)
     }
 }

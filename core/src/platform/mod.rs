@@ -11,7 +11,8 @@
 //! - [`run_team`]: run one closure on N threads at once and join them (scoped std threads
 //!   natively; `rayon::broadcast` on the worker pool in wasm);
 //! - [`spawn_and_join`]: one new OS thread per call (natively only: browsers cannot);
-//! - [`WorkerProcess`]: a child process for process pools (natively only, so far);
+//! - [`WorkerProcess`]: a share-nothing worker for process pools (a child process natively, a
+//!   Web Worker with its own wasm instance in browsers), and [`cpu_time`];
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
 //! - [`sleep`]: block the calling thread (never called on a page's main thread);
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic.
@@ -41,12 +42,50 @@ compile_error!(
      and the `+atomics` rustflags from .cargo/config.toml (`cargo xtask lab` does this)"
 );
 
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "process_native.rs"]
+mod process;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[path = "process_wasm.rs"]
+mod process;
+
 #[cfg(target_arch = "wasm32")]
 pub use backend::register_worker_pool;
-/// Worker processes (natively: the registered executable, one line per message over its
-/// stdin/stdout; in browsers: an error saying why not).
-pub use backend::{set_worker_executable, WorkerProcess};
 pub use futex::{wait, wake_all, wake_one};
+/// Worker processes: natively the registered executable over pipes; in browsers Web Workers
+/// each with its own wasm instance and memory.
+pub use process::WorkerProcess;
+#[cfg(target_arch = "wasm32")]
+pub use process::{answer_as_worker, register_process_workers, share_as_worker};
+#[cfg(not(target_arch = "wasm32"))]
+pub use process::{serve_as_worker, set_worker_executable};
+
+/// How a message's payload reaches a worker process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Copied: through a pipe natively, by structured clone (`postMessage`) in browsers.
+    Copy,
+    /// Moved without a copy: `postMessage` with the buffer in the transfer list (browsers only).
+    Transfer,
+}
+
+impl Delivery {
+    /// `Ok` if this platform can deliver this way.
+    pub fn check(self) -> Result<(), PlatformError> {
+        process::check_delivery(self)
+    }
+}
+
+/// What a worker process does with a message: `answer(message, payload, shared)` returns the
+/// reply; `shared` holds the bytes last placed with [`WorkerProcess::share`] (empty if none).
+pub type WorkerAnswer = fn(&[u8], &[u8], &[u8]) -> Vec<u8>;
+
+/// CPU time (user + system) used so far by this process and its finished worker processes;
+/// `None` where the platform has no CPU clock (browsers).
+pub fn cpu_time() -> Option<Duration> {
+    process::cpu_time()
+}
 
 /// A point on the platform's monotonic clock, as the time since a process-wide epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

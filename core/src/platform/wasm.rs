@@ -183,30 +183,3 @@ impl Drop for ParkedWorkers {
         self.gate.changed.notify_all();
     }
 }
-
-pub fn set_worker_executable(_: std::path::PathBuf, _: Vec<String>) {}
-
-/// Browsers cannot start processes; Web Worker "processes" are not built yet.
-pub enum WorkerProcess {}
-
-fn no_processes() -> PlatformError {
-    PlatformError::Unavailable("a browser cannot start processes; Web Worker process pools are not built yet".into())
-}
-
-impl WorkerProcess {
-    pub fn check() -> Result<(), PlatformError> {
-        Err(no_processes())
-    }
-
-    pub fn start() -> Result<Self, PlatformError> {
-        Err(no_processes())
-    }
-
-    pub fn send_line(&mut self, _: &[u8]) -> Result<(), PlatformError> {
-        match *self {}
-    }
-
-    pub fn receive_line(&mut self) -> Result<String, PlatformError> {
-        match *self {}
-    }
-}

@@ -1,21 +1,23 @@
 //! `ProcessPool`: Python's `multiprocessing.Pool` / `ProcessPoolExecutor` — share-nothing
-//! worker processes. A job crosses to a worker serialised (serde JSON, the pickle analogue) over
-//! its stdin pipe, and the reply comes back the same way over its stdout; each worker runs its
-//! own interpreter with its own GIL, so CPU-bound jobs run in parallel.
+//! worker processes. Jobs cross to a worker serialised (serde JSON, the pickle analogue), in
+//! chunks as `Pool.map(chunksize=…)` sends them, and replies come back the same way; each worker
+//! runs its own interpreter with its own GIL, so CPU-bound jobs run in parallel.
 //!
-//! Natively the workers are real OS processes (`platform::WorkerProcess`): the `conlab` binary
-//! re-executed with a hidden subcommand (registered with `platform::set_worker_executable`), so start-up and copying cost what they
-//! really cost. Browsers cannot start processes; Web Worker "processes" are not built yet, and
-//! there `ProcessPool::start` fails with the reason (the cell is then marked skipped).
+//! The workers are `platform::WorkerProcess`es: natively the `conlab` binary re-executed with a
+//! hidden subcommand (real OS processes, so start-up and copying cost what they really cost); in
+//! browsers Web Workers each holding its own wasm instance and memory. A payload travels with a
+//! message (copied through a pipe or by `postMessage`, or transferred in browsers), or is placed
+//! once in memory a worker reads in place ([`ProcessPool::share`]: `/dev/shm` natively, the
+//! worker's own `SharedArrayBuffer` in browsers).
 
-use std::io::{self, BufRead, Write};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use super::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use super::{Interpreter, Mode, Program};
 use crate::kernels::spin::Spinner;
-use crate::platform::{Instant, PlatformError, WorkerProcess};
+use crate::platform::{Delivery, Instant, PlatformError, WorkerProcess};
 use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
 use crate::trace::Recorder;
@@ -26,41 +28,67 @@ pub enum Job {
     /// Blocking I/O of `io_us` µs, then `counter += 1` `iterations` times, at `op_ns` per
     /// instruction (busy work timed by the parent's calibration, so every process works alike).
     Task { iterations: i64, io_us: u32, op_ns: f64, spinner: Spinner },
+    /// The sum of the message's payload bytes: the bytes must really arrive.
+    SumPayload,
+    /// The sum of the first `len` bytes shared with this worker.
+    SumShared { len: usize },
 }
 
-/// A worker's answer.
+/// A worker's answer to one job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
-    pub counted: i64,
+    /// The count a task reached, or a sum.
+    pub value: i64,
     /// Time the job ran inside the worker, ns.
     pub busy_ns: u64,
 }
 
-/// A worker process's main loop: one JSON job per line in, one JSON reply per line out, until
-/// stdin closes.
-pub fn serve_worker(input: impl BufRead, mut output: impl Write) -> io::Result<()> {
-    for line in input.lines() {
-        let job: Job = serde_json::from_str(&line?).map_err(io::Error::other)?;
-        let reply = run_job(&job);
-        serde_json::to_writer(&mut output, &reply).map_err(io::Error::other)?;
-        output.write_all(b"\n")?;
-        output.flush()?;
-    }
-    Ok(())
+/// What a worker sends back for one message: a reply per job, or why it could not.
+type Answer = Result<Vec<Reply>, String>;
+
+/// A worker process's answer to a message (a chunk of jobs as JSON); `shared` is the memory
+/// last shared with it. Registered with the platform as the worker's `WorkerAnswer`.
+pub fn answer(message: &[u8], payload: &[u8], shared: &[u8]) -> Vec<u8> {
+    let answer: Answer = serde_json::from_slice::<Vec<Job>>(message)
+        .map_err(|error| format!("a message that is not a chunk of jobs: {error}"))
+        .and_then(|jobs| jobs.iter().map(|job| job.run(payload, shared)).collect());
+    serde_json::to_vec(&answer).expect("replies serialise")
 }
 
-fn run_job(job: &Job) -> Reply {
-    let start = Instant::now();
-    let Job::Task { iterations, io_us, op_ns, spinner } = *job;
-    let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
-    let shared = [AtomicI64::new(0)];
-    interpreter.run(&Program::task(0, iterations, io_us), &shared, 0, &Recorder::new(false), &|| true);
-    Reply { counted: shared[0].load(Ordering::Relaxed), busy_ns: start.elapsed().as_nanos() as u64 }
+impl Job {
+    /// Runs the job as a worker does, given the message's payload and the shared bytes.
+    pub fn run(&self, payload: &[u8], shared: &[u8]) -> Result<Reply, String> {
+        let start = Instant::now();
+        let value = match *self {
+            Job::Task { iterations, io_us, op_ns, spinner } => {
+                let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
+                let counter = [AtomicI64::new(0)];
+                interpreter.run(&Program::task(0, iterations, io_us), &counter, 0, &Recorder::new(false), &|| true);
+                counter[0].load(Ordering::Relaxed)
+            }
+            Job::SumPayload => byte_sum(payload),
+            Job::SumShared { len } => {
+                let bytes = shared.get(..len).ok_or_else(|| format!("{len} bytes asked for, {} shared", shared.len()))?;
+                byte_sum(bytes)
+            }
+        };
+        Ok(Reply { value, busy_ns: start.elapsed().as_nanos() as u64 })
+    }
 }
+
+/// The sum of `bytes` (what `SumPayload` and `SumShared` answer).
+pub fn byte_sum(bytes: &[u8]) -> i64 {
+    bytes.iter().map(|&b| i64::from(b)).sum()
+}
+
+/// Chunks a worker may have queued before the pool reads its first reply: one running, one
+/// waiting, so a worker never idles between chunks and no pipe fills up.
+const WINDOW: usize = 2;
 
 /// A pool of worker processes; they exit when it is dropped.
 pub struct ProcessPool {
     workers: Vec<WorkerProcess>,
+    delivery: Delivery,
 }
 
 impl ProcessPool {
@@ -69,32 +97,71 @@ impl ProcessPool {
         WorkerProcess::check()
     }
 
-    /// Starts `workers` processes (the start-up cost of `multiprocessing`).
+    /// Starts `workers` processes (the start-up cost of `multiprocessing`); payloads are copied.
     pub fn start(workers: usize) -> Result<Self, PlatformError> {
         if workers == 0 {
             return Err(PlatformError::NoThreads);
         }
-        Ok(Self { workers: (0..workers).map(|_| WorkerProcess::start()).collect::<Result<_, _>>()? })
+        let workers = (0..workers).map(|_| WorkerProcess::start()).collect::<Result<_, _>>()?;
+        Ok(Self { workers, delivery: Delivery::Copy })
+    }
+
+    /// Sends payloads this way from now on, if the platform can.
+    pub fn deliver(&mut self, delivery: Delivery) -> Result<(), PlatformError> {
+        delivery.check()?;
+        self.delivery = delivery;
+        Ok(())
     }
 
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
 
-    /// Sends job i to worker i mod k (all before any reply is read, so the workers run at
-    /// once), then collects the replies in job order.
-    pub fn map(&mut self, jobs: &[Job]) -> Result<Vec<Reply>, PlatformError> {
+    /// Places `bytes` where every worker reads them in place (`Job::SumShared`).
+    pub fn share(&mut self, bytes: &[u8]) -> Result<(), PlatformError> {
+        self.workers.iter_mut().try_for_each(|worker| worker.share(bytes))
+    }
+
+    /// One round trip: `jobs` and `payload` to worker `worker`, and its replies.
+    pub fn call(&mut self, worker: usize, jobs: &[Job], payload: &[u8]) -> Result<Vec<Reply>, PlatformError> {
+        self.send(worker, jobs, payload)?;
+        self.collect(worker)
+    }
+
+    /// `Pool.map`: the jobs in chunks of `chunksize` (≥ 1), chunk i to worker i mod k, each
+    /// worker kept [`WINDOW`] chunks ahead; the replies in job order.
+    pub fn map(&mut self, jobs: &[Job], chunksize: usize) -> Result<Vec<Reply>, PlatformError> {
+        let chunks: Vec<&[Job]> = jobs.chunks(chunksize.max(1)).collect();
         let count = self.workers.len();
-        for (index, job) in jobs.iter().enumerate() {
-            let line = serde_json::to_vec(job).map_err(|e| PlatformError::Unavailable(e.to_string()))?;
-            self.workers[index % count].send_line(&line)?;
+        let mut in_flight = vec![VecDeque::new(); count];
+        let mut replies = vec![Vec::new(); chunks.len()];
+        for (index, chunk) in chunks.iter().enumerate() {
+            let worker = index % count;
+            if in_flight[worker].len() == WINDOW {
+                let done = in_flight[worker].pop_front().expect("a full window");
+                replies[done] = self.collect(worker)?;
+            }
+            self.send(worker, chunk, &[])?;
+            in_flight[worker].push_back(index);
         }
-        (0..jobs.len())
-            .map(|index| {
-                let line = self.workers[index % count].receive_line()?;
-                serde_json::from_str(&line).map_err(|e| PlatformError::Unavailable(format!("a worker replied nonsense: {e}")))
-            })
-            .collect()
+        for (worker, queue) in in_flight.into_iter().enumerate() {
+            for done in queue {
+                replies[done] = self.collect(worker)?;
+            }
+        }
+        Ok(replies.into_iter().flatten().collect())
+    }
+
+    fn send(&mut self, worker: usize, jobs: &[Job], payload: &[u8]) -> Result<(), PlatformError> {
+        let message = serde_json::to_vec(jobs).expect("jobs serialise");
+        self.workers[worker].send(&message, payload, self.delivery)
+    }
+
+    fn collect(&mut self, worker: usize) -> Result<Vec<Reply>, PlatformError> {
+        let bytes = self.workers[worker].receive()?;
+        let answer: Answer =
+            serde_json::from_slice(&bytes).map_err(|e| PlatformError::Unavailable(format!("a worker replied nonsense: {e}")))?;
+        answer.map_err(|error| PlatformError::Unavailable(format!("a worker process failed: {error}")))
     }
 }
 
@@ -102,16 +169,24 @@ impl ProcessPool {
 mod tests {
     use super::*;
 
+    fn replies(bytes: &[u8]) -> Answer {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
     #[test]
-    fn a_worker_loop_answers_each_job_on_its_own_line() {
+    fn a_worker_answers_every_job_of_a_chunk_in_order() {
         let spinner = Spinner::calibrate();
-        let job = |iterations| Job::Task { iterations, io_us: 10, op_ns: 0.0, spinner };
-        let jobs = [job(100), job(7)];
-        let input: String = jobs.iter().map(|job| serde_json::to_string(job).unwrap() + "\n").collect();
-        let mut output = Vec::new();
-        serve_worker(input.as_bytes(), &mut output).unwrap();
-        let replies: Vec<Reply> = String::from_utf8(output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(replies.iter().map(|r| r.counted).collect::<Vec<_>>(), [100, 7]);
+        let task = |iterations| Job::Task { iterations, io_us: 10, op_ns: 0.0, spinner };
+        let message = serde_json::to_vec(&[task(100), task(7), Job::SumPayload, Job::SumShared { len: 2 }]).unwrap();
+        let values: Vec<i64> = replies(&answer(&message, &[1, 2, 3], &[10, 20, 30])).unwrap().iter().map(|r| r.value).collect();
+        assert_eq!(values, [100, 7, 6, 30]);
+    }
+
+    #[test]
+    fn asking_for_more_than_was_shared_is_an_error_reply() {
+        let message = serde_json::to_vec(&[Job::SumShared { len: 4 }]).unwrap();
+        assert_eq!(replies(&answer(&message, &[], &[1])).unwrap_err(), "4 bytes asked for, 1 shared");
+        assert!(replies(&answer(b"nonsense", &[], &[])).unwrap_err().contains("not a chunk of jobs"));
     }
 
     #[test]
