@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use conlab_tests::browser::{artifacts, submit, tempdir, wait_until, Browser};
+use conlab_tests::browser::{artifacts, submit, submit_variants, tempdir, wait_until, Browser};
 use conlab_tests::{free_port, root, serve, Guard};
 use serde_json::json;
 
@@ -213,5 +213,38 @@ fn scheduler_experiments_run_on_browser_workers_with_timelines() {
         );
         println!("browser {experiment}: {table}");
         browser.screenshot(&artifacts().join(format!("{experiment}.png")));
+    }
+}
+
+#[test]
+#[ignore = "needs dist/ and Chromium: run by `cargo xtask test`"]
+fn process_pools_run_on_web_worker_processes() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-processes"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    wait_until(Duration::from_secs(60), "the process workers to load", || {
+        browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 4
+    });
+    let rows = |browser: &Browser| {
+        browser.eval(
+            "const head = [...document.querySelectorAll('#table thead th')].map(h => h.textContent); \
+             return [...document.querySelectorAll('#table tbody tr')].map(r => \
+               Object.fromEntries([['variant', r.dataset.variant], ['threads', r.dataset.threads], ['check', r.dataset.check], \
+                 ...[...r.cells].map((c, i) => [head[i], c.textContent])]));",
+        )
+    };
+    for (experiment, params, variants) in [
+        ("ipc-cost", &[("messages", "5")][..], &["thread", "copy", "transfer", "shared"][..]),
+        ("process-overhead", &[("tasks", "200"), ("round_trips", "50")][..], &["threads", "processes"][..]),
+        ("gil-cpu", &[("iterations", "200000")][..], &["gil", "process"][..]),
+        ("models-matrix", &[("tasks", "4"), ("iterations", "50000")][..], &["seq", "process"][..]),
+    ] {
+        submit_variants(&browser, experiment, params, variants, "1,2", 2);
+        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{experiment}: {:?}", browser.status());
+        let table = rows(&browser);
+        let table = table.as_array().unwrap();
+        assert!(!table.is_empty() && table.iter().all(|row| row["check"] == json!("ok")), "{experiment}: every cell ran: {table:?}");
+        println!("browser {experiment}: {}", serde_json::to_string_pretty(table).unwrap());
     }
 }

@@ -147,11 +147,11 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead",
     );
     assert_fails_with(
         &["describe", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead",
     );
 }
 
@@ -215,4 +215,71 @@ fn a_process_pool_runs_cpu_bound_python_in_parallel_where_threads_cannot() {
     assert!(speedup("process") > 1.5, "process pool speedup {:.2} at 2 workers", speedup("process"));
     assert!(speedup("gil") < 1.3, "GIL speedup {:.2} at 2 threads", speedup("gil"));
     assert!(result.cell("process", 2).unwrap().metrics.contains_key("process start"));
+}
+
+#[test]
+fn worker_processes_get_data_by_copy_or_shared_memory_and_report_their_overheads() {
+    let _alone = CPU_HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let run = |args: &[&str]| -> conlab_core::experiment::RunResult {
+        let output = conlab_run(args);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    // Every message's bytes summed right by a real worker process: through the pipe, and read
+    // in place from /dev/shm; a pipe cannot transfer, so that variant is skipped with the reason.
+    let ipc = run(&["run", "ipc-cost", "--set", "messages=3", "--repeat", "2", "--format", "json"]);
+    assert!(ipc.all_checks_passed);
+    for variant in ["thread", "copy", "shared"] {
+        let metrics = &ipc.cell(variant, 1).unwrap().metrics;
+        assert!(metrics["8192 KiB: per message"].median > metrics["1 KiB: per message"].median, "{variant}: {metrics:?}");
+    }
+    assert!(ipc.cell("transfer", 1).unwrap().skipped.as_deref().is_some_and(|why| why.contains("copies")));
+
+    let overhead = run(&[
+        "run",
+        "process-overhead",
+        "--threads",
+        "1,2",
+        "--set",
+        "tasks=100",
+        "--set",
+        "round_trips=20",
+        "--repeat",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(overhead.all_checks_passed, "every map counted every task");
+    for variant in ["threads", "processes"] {
+        let metrics = &overhead.cell(variant, 2).unwrap().metrics;
+        for name in ["start-up", "round trip", "map, chunksize 1", "map, chunksize auto"] {
+            assert!(metrics[name].median > 0.0, "{variant} {name}: {metrics:?}");
+        }
+    }
+}
+
+#[test]
+fn models_matrix_reports_cpu_use_from_the_os() {
+    let _alone = CPU_HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let output = conlab_run(&[
+        "run",
+        "models-matrix",
+        "--threads",
+        "2",
+        "--variant",
+        "threads,process",
+        "--set",
+        "tasks=4",
+        "--repeat",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+    let cores = |variant: &str| result.cell(variant, 2).unwrap().metrics["CPU use"].median;
+    // The GIL lets one thread compute at a time; two processes compute at once (their CPU time
+    // is counted once they have exited).
+    assert!(cores("threads") < 1.3, "threads under the GIL use {:.2} cores", cores("threads"));
+    assert!(cores("process") > 1.3, "two worker processes use {:.2} cores", cores("process"));
 }

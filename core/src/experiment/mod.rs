@@ -17,6 +17,7 @@ mod gil_race;
 mod granularity;
 mod imbalance;
 mod io_fanout;
+mod ipc_cost;
 mod lock_contention;
 mod lost_update;
 mod mandelbrot;
@@ -24,6 +25,7 @@ mod models_matrix;
 mod parallel_sum;
 pub mod params;
 mod policies;
+mod process_overhead;
 pub mod result;
 pub mod runner;
 mod rwlock_mix;
@@ -296,6 +298,8 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &gil_convoy::GilConvoy,
         &switch_interval::SwitchInterval,
         &models_matrix::ModelsMatrix,
+        &ipc_cost::IpcCost,
+        &process_overhead::ProcessOverhead,
     ]
 }
 
@@ -332,7 +336,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead"
         );
     }
 

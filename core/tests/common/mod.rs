@@ -41,6 +41,8 @@ pub fn small(id: &str) -> RunRequest {
         "models-matrix" => {
             request(id, &[("workload", json!("mixed")), ("tasks", json!(4)), ("iterations", json!(2_000)), ("io_ms", json!(2))], &[1, 2, 3])
         }
+        "ipc-cost" => request(id, &[("messages", json!(3)), ("size", json!("sweep"))], &[1, 2, 3]),
+        "process-overhead" => request(id, &[("tasks", json!(50)), ("iterations", json!(10)), ("round_trips", json!(10))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }
