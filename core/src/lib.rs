@@ -9,6 +9,7 @@
 // wasm builds are nightly-only anyway (build-std, atomics); the futex intrinsics are still gated.
 #![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 
+pub mod aio;
 pub mod experiment;
 pub mod kernels;
 pub mod locks;

@@ -43,10 +43,15 @@ pub struct Span {
 /// The lane of a shared resource rather than a thread: the GIL's holders and drop requests.
 pub const GIL_LANE: usize = 1 << 20;
 
-/// How a lane is named in timelines and traces: "thread 3", or "GIL".
+/// Lanes of event-loop tasks: `TASK_LANE + n` is asyncio's `Task-n`.
+pub const TASK_LANE: usize = 1 << 21;
+
+/// How a lane is named in timelines and traces: "thread 3", "GIL", or "task 2".
 pub fn lane_name(lane: usize) -> String {
     if lane == GIL_LANE {
         "GIL".to_string()
+    } else if lane >= TASK_LANE {
+        format!("task {}", lane - TASK_LANE)
     } else {
         format!("thread {lane}")
     }

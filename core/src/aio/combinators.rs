@@ -1,0 +1,201 @@
+//! Waiting on several tasks: `gather`, `wait`, `as_completed`, `wait_for`, `shield`.
+
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+use std::time::Duration;
+
+use std::rc::Rc;
+
+use super::executor::{cancel_point, sleep, spawn, waiting_on, JoinHandle, Waiting};
+use super::{AioError, AioResult};
+
+/// `asyncio.gather(*tasks)`: every result in order; the first exception raised (in the order the
+/// tasks finished) is raised at once while the others go on running. Cancelling the gather
+/// cancels them all.
+pub async fn gather<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<T>> {
+    poll_fn(|cx| {
+        if let Err(cancelled) = cancel_point() {
+            handles.iter().for_each(|h| _ = h.cancel());
+            return Poll::Ready(Err(cancelled));
+        }
+        let failed = handles.iter_mut().filter(|h| h.done()).min_by_key(|h| h.header().finished_seq.get()).and_then(|h| {
+            let result = h.take_result()?;
+            match result {
+                Err(error) => Some(error),
+                ok => {
+                    h.put_result(ok);
+                    None
+                }
+            }
+        });
+        if let Some(error) = failed {
+            return Poll::Ready(Err(error));
+        }
+        if handles.iter().all(JoinHandle::done) {
+            return Poll::Ready(handles.iter_mut().map(|h| h.take_result().expect("a finished task's result")).collect());
+        }
+        handles.iter().filter(|h| !h.done()).for_each(|h| h.on_done(cx.waker()));
+        waiting_on(Waiting::On("gather"));
+        Poll::Pending
+    })
+    .await
+}
+
+/// `asyncio.gather(*tasks, return_exceptions=True)`: every outcome, in order, once all finish.
+pub async fn gather_settled<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<AioResult<T>>> {
+    poll_fn(|cx| {
+        if let Err(cancelled) = cancel_point() {
+            handles.iter().for_each(|h| _ = h.cancel());
+            return Poll::Ready(Err(cancelled));
+        }
+        if handles.iter().all(JoinHandle::done) {
+            return Poll::Ready(Ok(handles.iter_mut().map(|h| h.take_result().expect("a finished task's result")).collect()));
+        }
+        handles.iter().filter(|h| !h.done()).for_each(|h| h.on_done(cx.waker()));
+        waiting_on(Waiting::On("gather"));
+        Poll::Pending
+    })
+    .await
+}
+
+/// When [`wait`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnWhen {
+    FirstCompleted,
+    FirstException,
+    AllCompleted,
+}
+
+/// What [`wait`] returns: indices into the handles given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waited {
+    pub done: Vec<usize>,
+    pub pending: Vec<usize>,
+}
+
+/// `asyncio.wait(tasks, timeout, return_when)`: returns (done, pending) without cancelling or
+/// taking results; a timeout just returns what is done by then.
+pub async fn wait<T>(handles: &[JoinHandle<T>], return_when: ReturnWhen, timeout: Option<Duration>) -> AioResult<Waited> {
+    let mut timer = timeout.map(sleep);
+    poll_fn(|cx| {
+        cancel_point()?;
+        let split = || {
+            let (done, pending) = (0..handles.len()).partition(|&i| handles[i].done());
+            Waited { done, pending }
+        };
+        let failed = handles.iter().any(|h| h.done() && h.header().failed.get());
+        let finished = match return_when {
+            ReturnWhen::FirstCompleted => handles.iter().any(JoinHandle::done),
+            ReturnWhen::FirstException => failed || handles.iter().all(JoinHandle::done),
+            ReturnWhen::AllCompleted => handles.iter().all(JoinHandle::done),
+        };
+        let timed_out = timer.as_mut().is_some_and(|t| std::pin::Pin::new(t).poll(cx).is_ready());
+        if finished || timed_out || handles.is_empty() {
+            return Poll::Ready(Ok(split()));
+        }
+        handles.iter().filter(|h| !h.done()).for_each(|h| h.on_done(cx.waker()));
+        waiting_on(Waiting::On("wait"));
+        Poll::Pending
+    })
+    .await
+}
+
+/// `asyncio.as_completed(tasks, timeout)`: each task's index and outcome in the order they
+/// finish; after the timeout, `Err(TimedOut)`.
+pub fn as_completed<T>(handles: Vec<JoinHandle<T>>, timeout: Option<Duration>) -> AsCompleted<T> {
+    AsCompleted { handles: handles.into_iter().map(Some).collect(), timer: timeout.map(sleep) }
+}
+
+/// The iterator of [`as_completed`]: `next().await` until `None`.
+pub struct AsCompleted<T> {
+    handles: Vec<Option<JoinHandle<T>>>,
+    timer: Option<super::executor::Sleep>,
+}
+
+impl<T> AsCompleted<T> {
+    pub async fn next(&mut self) -> Option<AioResult<(usize, AioResult<T>)>> {
+        poll_fn(|cx| {
+            if self.handles.iter().all(Option::is_none) {
+                return Poll::Ready(None);
+            }
+            if let Err(cancelled) = cancel_point() {
+                return Poll::Ready(Some(Err(cancelled)));
+            }
+            let first = (0..self.handles.len())
+                .filter(|&i| self.handles[i].as_ref().is_some_and(JoinHandle::done))
+                .min_by_key(|&i| self.handles[i].as_ref().map(|h| h.header().finished_seq.get()));
+            if let Some(index) = first {
+                let mut handle = self.handles[index].take().expect("a finished handle");
+                return Poll::Ready(Some(Ok((index, handle.take_result().expect("a finished task's result")))));
+            }
+            if self.timer.as_mut().is_some_and(|t| std::pin::Pin::new(t).poll(cx).is_ready()) {
+                return Poll::Ready(Some(Err(AioError::TimedOut)));
+            }
+            self.handles.iter().flatten().for_each(|h| h.on_done(cx.waker()));
+            waiting_on(Waiting::On("as_completed"));
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// `asyncio.wait_for(future, timeout)` (and `async with asyncio.timeout(…)`): runs `future` as
+/// a task; on timeout cancels it, waits until it has handled the cancellation, and raises
+/// `TimedOut` — unless the task swallowed the cancellation and returned anyway.
+pub async fn wait_for<T: 'static>(future: impl Future<Output = AioResult<T>> + 'static, timeout: Duration) -> AioResult<T> {
+    let mut task = spawn(future);
+    let mut timer = sleep(timeout);
+    let timed_out = poll_fn(|cx| {
+        if let Err(cancelled) = cancel_point() {
+            task.cancel();
+            return Poll::Ready(Err(cancelled));
+        }
+        if task.done() {
+            return Poll::Ready(Ok(false));
+        }
+        if std::pin::Pin::new(&mut timer).poll(cx).is_ready() {
+            return Poll::Ready(Ok(true));
+        }
+        task.on_done(cx.waker());
+        waiting_on(Waiting::On("wait_for"));
+        Poll::Pending
+    })
+    .await?;
+    if timed_out {
+        task.cancel();
+        return match shielded(&mut task).await {
+            Err(AioError::Cancelled) => Err(AioError::TimedOut),
+            other => other,
+        };
+    }
+    task.take_result().expect("a finished task's result")
+}
+
+/// `asyncio.shield(future)`: runs `future` as a task that cancelling the awaiting task does not
+/// cancel; the awaiting task gets `Cancelled`, the shielded one runs on.
+pub async fn shield<T: 'static>(future: impl Future<Output = AioResult<T>> + 'static) -> AioResult<T> {
+    let mut task = spawn(future);
+    poll_fn(|cx| {
+        cancel_point()?;
+        if task.done() {
+            return Poll::Ready(task.take_result().expect("a finished task's result"));
+        }
+        task.on_done(cx.waker());
+        waiting_on(Waiting::Task("shield", Rc::clone(task.header())));
+        Poll::Pending
+    })
+    .await
+}
+
+/// Awaits `task` without being a cancellation point (for clean-up waits).
+pub(super) async fn shielded<T>(task: &mut JoinHandle<T>) -> AioResult<T> {
+    poll_fn(|cx| {
+        if task.done() {
+            return Poll::Ready(task.take_result().expect("a finished task's result"));
+        }
+        task.on_done(cx.waker());
+        waiting_on(Waiting::Task("await", Rc::clone(task.header())));
+        Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,676 @@
+//! The loop itself: tasks, their handles, timers, and the futures every task awaits.
+//!
+//! A task is a boxed future in a slot. Its waker (one per task, `std::task::Wake` on an `Arc`,
+//! so `to_thread` jobs may wake it from another thread) queues the slot's index on the loop's
+//! [`Remote`] list unless it is already queued. An iteration moves the woken tasks into the
+//! ready queue, polls the tasks that were ready when it began, then fires due timers.
+//! Everything else is single-threaded: the loop is a thread-local while [`EventLoop::run`] runs,
+//! which is how [`spawn`], [`sleep`] and the primitives find it.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use super::clock::{Clock, Remote};
+use super::{AioError, AioResult};
+use crate::platform::Instant;
+use crate::sched::fifo::FifoPool;
+use crate::stats::LogHistogram;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{lock, Condvar, Mutex};
+use crate::trace::{Recorder, SpanKind, TASK_LANE};
+
+/// `std::task::Wake` is implemented for std's `Arc` only.
+type WakeArc<T> = std::sync::Arc<T>;
+
+/// What a task's handles, its wrapper and the loop share.
+pub(super) struct Header {
+    /// asyncio's task number: `Task-1` is the first task of the loop.
+    pub(super) serial: u64,
+    pub(super) name: String,
+    id: usize,
+    pub(super) cancel_pending: Cell<bool>,
+    pub(super) done: Cell<bool>,
+    pub(super) cancelled: Cell<bool>,
+    /// Finished by raising something other than `Cancelled`.
+    pub(super) failed: Cell<bool>,
+    /// Order of finishing among the loop's tasks.
+    pub(super) finished_seq: Cell<u64>,
+    /// Wakers of tasks awaiting this one.
+    pub(super) joiners: RefCell<Vec<Waker>>,
+    /// What the task waits on, and since when if tracing.
+    waiting: RefCell<Option<(Waiting, Duration)>>,
+}
+
+struct Slot {
+    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    header: Rc<Header>,
+    wake: WakeArc<TaskWake>,
+    waker: Waker,
+}
+
+struct TaskWake {
+    id: usize,
+    queued: AtomicBool,
+    remote: WakeArc<Remote>,
+}
+
+impl Wake for TaskWake {
+    fn wake(self: WakeArc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &WakeArc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.remote.push(self.id);
+        }
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    deadline: Duration,
+    /// Ties fire in the order they were set.
+    seq: u64,
+    entry: TimerEntry,
+}
+
+/// A timer's waker and whether it still matters (a dropped `sleep` cancels its timer).
+struct TimerEntry(Waker, Rc<Cell<bool>>);
+
+impl PartialEq for TimerEntry {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TimerEntry {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+/// A span of a task's lane, in loop time.
+struct TaskSpan {
+    serial: u64,
+    kind: SpanKind,
+    label: Cow<'static, str>,
+    start: Duration,
+    end: Duration,
+}
+
+/// Blocking calls handed to the FIFO pool by [`to_thread`].
+type Job = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct JobQueue {
+    /// (jobs, closed)
+    state: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+impl JobQueue {
+    fn push(&self, job: Job) {
+        lock(&self.state).0.push_back(job);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        lock(&self.state).1 = true;
+        self.ready.notify_all();
+    }
+
+    /// A pool worker's loop: runs jobs until the queue is closed and empty.
+    fn serve(&self) {
+        loop {
+            let mut state = lock(&self.state);
+            while state.0.is_empty() && !state.1 {
+                state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            let Some(job) = state.0.pop_front() else { return };
+            drop(state);
+            job();
+        }
+    }
+}
+
+struct Inner {
+    clock: Box<dyn Clock>,
+    slots: RefCell<Vec<Option<Slot>>>,
+    free: RefCell<Vec<usize>>,
+    ready: RefCell<VecDeque<usize>>,
+    remote: WakeArc<Remote>,
+    timers: RefCell<BinaryHeap<Reverse<Timer>>>,
+    next_seq: Cell<u64>,
+    next_serial: Cell<u64>,
+    current: RefCell<Option<Rc<Header>>>,
+    jobs: Option<WakeArc<JobQueue>>,
+    tracing: bool,
+    spans: RefCell<Vec<TaskSpan>>,
+}
+
+thread_local! {
+    static LOOP: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+}
+
+/// The running loop. Panics outside [`EventLoop::run`]: awaiting this module's futures
+/// anywhere else is a programming error.
+fn with_loop<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
+    LOOP.with_borrow(|current| f(current.as_ref().expect("conlab's aio futures only run inside EventLoop::run")))
+}
+
+/// Cancellation point: `Err(Cancelled)` (once) if the current task was asked to cancel.
+pub(super) fn cancel_point() -> AioResult<()> {
+    with_loop(|inner| match inner.current.borrow().as_ref() {
+        Some(header) if header.cancel_pending.replace(false) => Err(AioError::Cancelled),
+        _ => Ok(()),
+    })
+}
+
+/// What a pending task waits on (cheap to note; spelled out only for timelines and stalls).
+#[derive(Clone)]
+pub(super) enum Waiting {
+    On(&'static str),
+    Sleep(Duration),
+    /// Another task, with a verb: `await`, `shield`.
+    Task(&'static str, Rc<Header>),
+}
+
+impl Waiting {
+    fn label(&self) -> Cow<'static, str> {
+        match self {
+            Self::On(what) => Cow::Borrowed(what),
+            Self::Sleep(duration) => Cow::Owned(format!("sleep {}", crate::report::format_seconds(duration.as_secs_f64()))),
+            Self::Task(verb, header) => Cow::Owned(format!("{verb} {}", header.name)),
+        }
+    }
+}
+
+/// Notes what the current task is about to wait on.
+pub(super) fn waiting_on(what: Waiting) {
+    with_loop(|inner| {
+        if let Some(header) = inner.current.borrow().as_ref() {
+            let since = if inner.tracing { inner.clock.now() } else { Duration::ZERO };
+            *header.waiting.borrow_mut() = Some((what, since));
+        }
+    })
+}
+
+/// The current task's header.
+pub(super) fn current_header() -> Option<Rc<Header>> {
+    with_loop(|inner| inner.current.borrow().clone())
+}
+
+/// Asks the task of `header` to cancel (see [`JoinHandle::cancel`]).
+pub(super) fn cancel_header(header: &Header) {
+    if !header.done.get() {
+        header.cancel_pending.set(true);
+        schedule(header.id);
+    }
+}
+
+/// Wakes task `id` (cancel requests, hand-offs).
+fn schedule(id: usize) {
+    with_loop(|inner| {
+        if let Some(slot) = inner.slots.borrow().get(id).and_then(Option::as_ref) {
+            slot.wake.wake_by_ref();
+        }
+    })
+}
+
+/// The loop's time: since [`EventLoop::run`] started, on its clock.
+pub fn now() -> Duration {
+    with_loop(|inner| inner.clock.now())
+}
+
+/// An asyncio event loop on one thread.
+pub struct EventLoop {
+    inner: Rc<Inner>,
+}
+
+impl EventLoop {
+    /// A loop on `clock`; `tracing` records a timeline lane per task.
+    pub fn new(clock: impl Clock + 'static, tracing: bool) -> Self {
+        Self {
+            inner: Rc::new(Inner {
+                clock: Box::new(clock),
+                slots: RefCell::default(),
+                free: RefCell::default(),
+                ready: RefCell::default(),
+                remote: WakeArc::default(),
+                timers: RefCell::default(),
+                next_seq: Cell::new(0),
+                next_serial: Cell::new(1),
+                current: RefCell::default(),
+                jobs: None,
+                tracing,
+                spans: RefCell::default(),
+            }),
+        }
+    }
+
+    /// `asyncio.run(main)`: runs `main` as the first task until it finishes; tasks still
+    /// pending then are dropped (asyncio cancels them). `keep_going` is asked every iteration
+    /// and at least every 20 ms while idle; once false the run ends with [`AioError::Stopped`].
+    /// A loop where every task waits with no timer or thread to wake one ends with
+    /// [`AioError::Stalled`] instead of hanging.
+    pub fn run<T: 'static>(
+        &self,
+        main: impl Future<Output = AioResult<T>> + 'static,
+        recorder: &Recorder,
+        keep_going: &dyn Fn() -> bool,
+    ) -> AioResult<T> {
+        let origin = Instant::now();
+        let previous = LOOP.with_borrow_mut(|current| current.replace(Rc::clone(&self.inner)));
+        assert!(previous.is_none(), "an event loop is already running on this thread");
+        let main = spawn_named("main", main);
+        let outcome = self.drive(&main, keep_going);
+        let mut main = main;
+        let result = outcome.and_then(|()| main.take_result().unwrap_or(Err(AioError::Cancelled)));
+        // Drop what is left while the loop is still current (their destructors may use it).
+        let leftovers: Vec<_> = self.inner.slots.borrow_mut().drain(..).collect();
+        drop(leftovers);
+        self.inner.timers.borrow_mut().clear();
+        LOOP.with_borrow_mut(|current| current.take());
+        for span in self.inner.spans.borrow_mut().drain(..) {
+            recorder.record_at(TASK_LANE + span.serial as usize, span.kind, span.label, origin.plus(span.start), origin.plus(span.end));
+        }
+        result
+    }
+
+    /// [`EventLoop::run`] with `threads` FIFO-pool workers for [`to_thread`].
+    pub fn run_with_threads<T: Send + 'static>(
+        mut self,
+        threads: usize,
+        main: impl Future<Output = AioResult<T>> + 'static,
+        recorder: &Recorder,
+        keep_going: &(dyn Fn() -> bool + Sync),
+    ) -> Result<AioResult<T>, crate::platform::PlatformError> {
+        let jobs = WakeArc::new(JobQueue::default());
+        Rc::get_mut(&mut self.inner).expect("a loop not yet running").jobs = Some(WakeArc::clone(&jobs));
+        // The loop's futures are not Send: build them on the thread that runs the loop.
+        let main = std::cell::Cell::new(Some(main));
+        let main = SendCell(main);
+        let this = SendCell(self);
+        FifoPool::run(threads, recorder, move |pool| {
+            for _ in 0..threads {
+                let jobs = WakeArc::clone(&jobs);
+                let _ = pool.submit(move || jobs.serve());
+            }
+            let (this, main) = (this, main);
+            let result = this.0.run(main.0.take().expect("run once"), recorder, keep_going);
+            jobs.close();
+            result
+        })
+    }
+
+    fn drive<T>(&self, main: &JoinHandle<T>, keep_going: &dyn Fn() -> bool) -> AioResult<()> {
+        let inner = &self.inner;
+        loop {
+            inner.remote.drain_into(&mut inner.ready.borrow_mut());
+            let count = inner.ready.borrow().len();
+            for _ in 0..count {
+                let id = inner.ready.borrow_mut().pop_front();
+                if let Some(id) = id {
+                    inner.poll(id);
+                }
+            }
+            if main.done() {
+                return Ok(());
+            }
+            if !keep_going() {
+                return Err(AioError::Stopped);
+            }
+            inner.fire_due_timers();
+            inner.remote.drain_into(&mut inner.ready.borrow_mut());
+            if !inner.ready.borrow().is_empty() {
+                continue;
+            }
+            let next = inner.next_deadline();
+            if next.is_none() && inner.remote.in_flight() == 0 {
+                return Err(AioError::Stalled(inner.describe_waits()));
+            }
+            inner.clock.idle(next, &inner.remote);
+        }
+    }
+}
+
+/// Moves a value to the thread that runs the loop inside a FIFO-pool team. The loop's values
+/// never leave that thread afterwards; `Rc`s are only touched there.
+struct SendCell<T>(T);
+// SAFETY: `run_with_threads` hands the loop and `main` to exactly one team member (member 0,
+// which runs the body) and nothing else touches them until that member is done; the `Rc`s
+// inside are never used on two threads.
+unsafe impl<T> Send for SendCell<T> {}
+
+impl Inner {
+    fn poll(&self, id: usize) {
+        let taken = {
+            let mut slots = self.slots.borrow_mut();
+            slots.get_mut(id).and_then(Option::as_mut).and_then(|slot| {
+                slot.wake.queued.store(false, Ordering::Release);
+                Some((slot.future.take()?, Rc::clone(&slot.header), slot.waker.clone()))
+            })
+        };
+        let Some((mut future, header, waker)) = taken else { return };
+        let start = self.clock.now();
+        if self.tracing {
+            if let Some((what, since)) = header.waiting.borrow_mut().take() {
+                self.span(&header, SpanKind::Wait, what.label(), since, start);
+            }
+        }
+        *self.current.borrow_mut() = Some(Rc::clone(&header));
+        let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+        *self.current.borrow_mut() = None;
+        if self.tracing {
+            self.span(&header, SpanKind::Run, Cow::Borrowed("running"), start, self.clock.now());
+        }
+        match poll {
+            Poll::Ready(()) => {
+                self.slots.borrow_mut()[id] = None;
+                self.free.borrow_mut().push(id);
+                if self.tracing {
+                    let end = if header.cancelled.get() { "cancelled" } else { "done" };
+                    let now = self.clock.now();
+                    self.span(&header, SpanKind::Mark, Cow::Borrowed(end), now, now);
+                }
+            }
+            Poll::Pending => {
+                if let Some(slot) = self.slots.borrow_mut().get_mut(id).and_then(Option::as_mut) {
+                    slot.future = Some(future);
+                }
+            }
+        }
+    }
+
+    fn span(&self, header: &Header, kind: SpanKind, label: Cow<'static, str>, start: Duration, end: Duration) {
+        self.spans.borrow_mut().push(TaskSpan { serial: header.serial, kind, label, start, end });
+    }
+
+    fn fire_due_timers(&self) {
+        let now = self.clock.now();
+        let mut timers = self.timers.borrow_mut();
+        while timers.peek().is_some_and(|Reverse(timer)| timer.deadline <= now) {
+            let Reverse(Timer { entry: TimerEntry(waker, live), .. }) = timers.pop().expect("peeked");
+            if live.get() {
+                waker.wake();
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        let mut timers = self.timers.borrow_mut();
+        while timers.peek().is_some_and(|Reverse(timer)| !timer.entry.1.get()) {
+            timers.pop();
+        }
+        timers.peek().map(|Reverse(timer)| timer.deadline)
+    }
+
+    fn describe_waits(&self) -> String {
+        let slots = self.slots.borrow();
+        let waits: Vec<String> = slots
+            .iter()
+            .flatten()
+            .map(|slot| {
+                let what = slot.header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
+                format!("{} waits on {what}", slot.header.name)
+            })
+            .collect();
+        format!("every task waits and no timer or thread can wake one ({})", waits.join(", "))
+    }
+
+    fn add_timer(&self, deadline: Duration, waker: Waker) -> Rc<Cell<bool>> {
+        let live = Rc::new(Cell::new(true));
+        let seq = self.next_seq.replace(self.next_seq.get() + 1);
+        self.timers.borrow_mut().push(Reverse(Timer { deadline, seq, entry: TimerEntry(waker, Rc::clone(&live)) }));
+        live
+    }
+}
+
+/// A task's handle (asyncio's `Task`): await it for the task's result, or cancel it.
+pub struct JoinHandle<T> {
+    header: Rc<Header>,
+    result: Rc<RefCell<Option<AioResult<T>>>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Asks the task to cancel (`Task.cancel()`): its current or next await of a cancellation
+    /// point returns `Err(Cancelled)`. False if it has already finished.
+    pub fn cancel(&self) -> bool {
+        let running = !self.header.done.get();
+        cancel_header(&self.header);
+        running
+    }
+
+    pub fn done(&self) -> bool {
+        self.header.done.get()
+    }
+
+    /// Whether it finished by letting `Cancelled` propagate.
+    pub fn cancelled(&self) -> bool {
+        self.header.cancelled.get()
+    }
+
+    /// `Task-N`, or the name it was given.
+    pub fn name(&self) -> &str {
+        &self.header.name
+    }
+
+    /// The result of a finished task (once).
+    pub fn take_result(&mut self) -> Option<AioResult<T>> {
+        self.result.borrow_mut().take()
+    }
+
+    /// Puts back a result taken to look at it.
+    pub(super) fn put_result(&mut self, result: AioResult<T>) {
+        *self.result.borrow_mut() = Some(result);
+    }
+
+    pub(super) fn header(&self) -> &Rc<Header> {
+        &self.header
+    }
+
+    /// Registers `waker` to be woken when the task finishes.
+    pub(super) fn on_done(&self, waker: &Waker) {
+        if !self.header.joiners.borrow().iter().any(|w| w.will_wake(waker)) {
+            self.header.joiners.borrow_mut().push(waker.clone());
+        }
+    }
+}
+
+/// Awaiting a handle: the task's result. If the awaiting task is cancelled meanwhile, the
+/// awaited task is cancelled too (as `await task` does); [`super::shield`] prevents that.
+impl<T> Future for JoinHandle<T> {
+    type Output = AioResult<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.header.done.get() {
+            return Poll::Ready(this.take_result().unwrap_or_else(|| Err(AioError::Raised("the result was already taken".into()))));
+        }
+        if let Err(cancelled) = cancel_point() {
+            this.cancel();
+            return Poll::Ready(Err(cancelled));
+        }
+        this.on_done(cx.waker());
+        waiting_on(Waiting::Task("await", Rc::clone(&this.header)));
+        Poll::Pending
+    }
+}
+
+/// `asyncio.create_task(future)`: schedules `future` as a task named `Task-N`.
+pub fn spawn<T: 'static>(future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+    spawn_task(None, future)
+}
+
+/// [`spawn`] with a name (`create_task(…, name=…)`).
+pub fn spawn_named<T: 'static>(name: impl Into<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+    spawn_task(Some(name.into()), future)
+}
+
+fn spawn_task<T: 'static>(name: Option<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+    with_loop(|inner| {
+        let serial = inner.next_serial.replace(inner.next_serial.get() + 1);
+        let id = inner.free.borrow_mut().pop().unwrap_or_else(|| {
+            let mut slots = inner.slots.borrow_mut();
+            slots.push(None);
+            slots.len() - 1
+        });
+        let header = Rc::new(Header {
+            serial,
+            name: name.unwrap_or_else(|| format!("Task-{serial}")),
+            id,
+            cancel_pending: Cell::new(false),
+            done: Cell::new(false),
+            cancelled: Cell::new(false),
+            failed: Cell::new(false),
+            finished_seq: Cell::new(0),
+            joiners: RefCell::default(),
+            waiting: RefCell::default(),
+        });
+        let result = Rc::new(RefCell::new(None));
+        let wrapper = {
+            let (header, result) = (Rc::clone(&header), Rc::clone(&result));
+            async move {
+                // A task cancelled before its first step never runs.
+                let outcome = match cancel_point() {
+                    Ok(()) => future.await,
+                    Err(cancelled) => Err(cancelled),
+                };
+                header.cancelled.set(matches!(outcome, Err(AioError::Cancelled)));
+                header.failed.set(matches!(&outcome, Err(error) if *error != AioError::Cancelled));
+                header.finished_seq.set(with_loop(|inner| inner.next_seq.replace(inner.next_seq.get() + 1)));
+                *result.borrow_mut() = Some(outcome);
+                header.done.set(true);
+                for joiner in header.joiners.take() {
+                    joiner.wake();
+                }
+            }
+        };
+        let wake = WakeArc::new(TaskWake { id, queued: AtomicBool::new(false), remote: WakeArc::clone(&inner.remote) });
+        let waker = Waker::from(WakeArc::clone(&wake));
+        if inner.tracing {
+            let now = inner.clock.now();
+            inner.span(&header, SpanKind::Mark, Cow::Owned(format!("{} created", header.name)), now, now);
+        }
+        inner.slots.borrow_mut()[id] =
+            Some(Slot { future: Some(Box::pin(wrapper)), header: Rc::clone(&header), wake: WakeArc::clone(&wake), waker });
+        wake.wake_by_ref();
+        JoinHandle { header, result }
+    })
+}
+
+/// `asyncio.sleep(duration)`: a timer on the loop's clock; `sleep(0)` is [`yield_now`].
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep { duration, timer: None }
+}
+
+/// The future of [`sleep`].
+pub struct Sleep {
+    duration: Duration,
+    /// (deadline, whether the timer is live)
+    timer: Option<(Duration, Rc<Cell<bool>>)>,
+}
+
+impl Future for Sleep {
+    type Output = AioResult<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Err(cancelled) = cancel_point() {
+            return Poll::Ready(Err(cancelled));
+        }
+        let now = now();
+        match &self.timer {
+            Some((deadline, _)) if now >= *deadline => return Poll::Ready(Ok(())),
+            Some(_) => {}
+            None if self.duration.is_zero() => {
+                // sleep(0): one trip through the ready queue.
+                self.timer = Some((now, Rc::new(Cell::new(false))));
+                cx.waker().wake_by_ref();
+            }
+            None => {
+                let deadline = now + self.duration;
+                let live = with_loop(|inner| inner.add_timer(deadline, cx.waker().clone()));
+                self.timer = Some((deadline, live));
+                waiting_on(Waiting::Sleep(self.duration));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((_, live)) = &self.timer {
+            live.set(false);
+        }
+    }
+}
+
+/// `await asyncio.sleep(0)`: lets every other ready task run once.
+pub fn yield_now() -> Sleep {
+    sleep(Duration::ZERO)
+}
+
+/// `asyncio.to_thread(f)`: runs blocking `f` on one of the loop's FIFO-pool threads (see
+/// [`EventLoop::run_with_threads`]) while the loop goes on. Cancelling the awaiting task
+/// abandons the result; the thread still finishes `f`.
+pub async fn to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AioResult<T> {
+    let Some((jobs, remote)) = with_loop(|inner| inner.jobs.clone().map(|jobs| (jobs, WakeArc::clone(&inner.remote)))) else {
+        return Err(AioError::Raised("to_thread needs a loop started with EventLoop::run_with_threads".into()));
+    };
+    let slot: WakeArc<Mutex<(Option<T>, Option<Waker>)>> = WakeArc::default();
+    remote.start_job();
+    let shared = WakeArc::clone(&slot);
+    jobs.push(Box::new(move || {
+        let value = f();
+        let waker = {
+            let mut slot = lock(&shared);
+            slot.0 = Some(value);
+            slot.1.take()
+        };
+        // Wake first, then leave the in-flight count: a virtual clock never jumps past a result.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        remote.finish_job();
+    }));
+    std::future::poll_fn(|cx| {
+        cancel_point()?;
+        let mut slot = lock(&slot);
+        match slot.0.take() {
+            Some(value) => Poll::Ready(Ok(value)),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                drop(slot);
+                waiting_on(Waiting::On("to_thread"));
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// The loop-lag heartbeat: sleeps `interval` again and again until `stop` is set, recording how
+/// late each wake-up came (ns) — a loop blocked by CPU-bound work shows up as lag.
+pub async fn monitor_lag(interval: Duration, stop: Rc<Cell<bool>>) -> AioResult<LogHistogram> {
+    let mut lag = LogHistogram::default();
+    while !stop.get() {
+        let before = now();
+        sleep(interval).await?;
+        let late = now().saturating_sub(before + interval);
+        lag.record(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
+    }
+    Ok(lag)
+}

@@ -1,0 +1,106 @@
+//! `asyncio.TaskGroup` (Python 3.11): structured concurrency. The group's tasks finish before
+//! the group does; the first task to fail cancels its siblings and the body, and the group
+//! raises every failure together (`ExceptionGroup`).
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::task::Poll;
+
+use super::executor::{cancel_point, current_header, spawn, waiting_on, Header, JoinHandle, Waiting};
+use super::{AioError, AioResult};
+
+struct Group {
+    /// The task running the body.
+    parent: Rc<Header>,
+    children: RefCell<Vec<Rc<Header>>>,
+    errors: RefCell<Vec<AioError>>,
+    /// A failure has cancelled everything.
+    aborting: Cell<bool>,
+}
+
+/// A handle to spawn tasks into a running group (`tg.create_task`).
+#[derive(Clone)]
+pub struct TaskGroup {
+    group: Rc<Group>,
+}
+
+impl Group {
+    /// Cancels every unfinished child and, once, the body's task.
+    fn abort(&self) {
+        if self.aborting.replace(true) {
+            return;
+        }
+        for child in self.children.borrow().iter().filter(|child| !child.done.get()) {
+            super::executor::cancel_header(child);
+        }
+        super::executor::cancel_header(&self.parent);
+    }
+
+    fn fail(&self, error: AioError) {
+        self.errors.borrow_mut().push(error);
+        self.abort();
+    }
+}
+
+impl TaskGroup {
+    /// `async with asyncio.TaskGroup() as tg: body(tg)`: runs `body`, then waits for every task
+    /// spawned into the group. If a task (or the body) fails, the rest are cancelled and the
+    /// result is `Err(Group(failures))`; if the awaiting task is cancelled from outside, the
+    /// tasks are cancelled and it is `Err(Cancelled)`.
+    pub async fn run<T, Body>(body: impl FnOnce(TaskGroup) -> Body) -> AioResult<T>
+    where
+        Body: Future<Output = AioResult<T>>,
+    {
+        let parent = current_header().expect("a task group runs inside a task");
+        let group = Rc::new(Group { parent, children: RefCell::default(), errors: RefCell::default(), aborting: Cell::new(false) });
+        let outcome = body(TaskGroup { group: Rc::clone(&group) }).await;
+        if let Err(error) = &outcome {
+            match error {
+                AioError::Cancelled => group.abort(),
+                other => group.fail(other.clone()),
+            }
+        }
+        // Wait for every child; cancellation requests now only cancel the children.
+        poll_fn(|cx| {
+            if cancel_point().is_err() {
+                group.abort();
+            }
+            let children = group.children.borrow();
+            let pending: Vec<_> = children.iter().filter(|child| !child.done.get()).collect();
+            if pending.is_empty() {
+                return Poll::Ready(());
+            }
+            pending.iter().for_each(|child| child.joiners.borrow_mut().push(cx.waker().clone()));
+            waiting_on(Waiting::On("TaskGroup: its tasks"));
+            Poll::Pending
+        })
+        .await;
+        let errors = group.errors.take();
+        if !errors.is_empty() {
+            // The group's own cancel request of the body is spent (asyncio's `uncancel`).
+            group.parent.cancel_pending.set(false);
+            return Err(AioError::Group(errors));
+        }
+        outcome
+    }
+
+    /// `tg.create_task(future)`. A group that is already failing cancels the task at once.
+    pub fn spawn<T: 'static>(&self, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+        let group = Rc::clone(&self.group);
+        let handle = spawn(async move {
+            let outcome = future.await;
+            if let Err(error) = &outcome {
+                if *error != AioError::Cancelled {
+                    group.fail(error.clone());
+                }
+            }
+            outcome
+        });
+        self.group.children.borrow_mut().push(Rc::clone(handle.header()));
+        if self.group.aborting.get() {
+            handle.cancel();
+        }
+        handle
+    }
+}

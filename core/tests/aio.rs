@@ -1,0 +1,461 @@
+//! The event loop against asyncio's documented behaviour, on the virtual clock (exact times) and
+//! the real one.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use conlab_core::aio::prims::{Barrier, Condition, Event, Lock, Queue, Semaphore};
+use conlab_core::aio::{
+    as_completed, gather, gather_settled, monitor_lag, now, shield, sleep, spawn, spawn_named, to_thread, wait, wait_for, yield_now,
+    AioError, AioResult, EventLoop, RealClock, ReturnWhen, TaskGroup, VirtualClock,
+};
+use conlab_core::trace::{lane_name, Recorder, SpanKind, TASK_LANE};
+
+fn run_virtual<T: 'static>(main: impl Future<Output = AioResult<T>> + 'static) -> AioResult<T> {
+    EventLoop::new(VirtualClock::new(), false).run(main, &Recorder::new(false), &|| true)
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Loop time in µs, for exact comparisons.
+fn micros() -> u128 {
+    now().as_micros()
+}
+
+#[test]
+fn sequential_awaits_add_up_and_gather_overlaps() {
+    // The books' example: sleeps of 2.0, 1.5 and 2.5 s.
+    let sequential = run_virtual(async {
+        for s in [2.0, 1.5, 2.5] {
+            sleep(secs(s)).await?;
+        }
+        Ok(micros())
+    });
+    assert_eq!(sequential, Ok(6_000_000));
+    let gathered = run_virtual(async {
+        let tasks = [2.0, 1.5, 2.5].map(|s| spawn(async move { sleep(secs(s)).await.map(|()| s) }));
+        let values = gather(tasks.into()).await?;
+        Ok((values, micros()))
+    });
+    assert_eq!(gathered, Ok((vec![2.0, 1.5, 2.5], 2_500_000)));
+}
+
+#[test]
+fn a_semaphore_lets_tasks_through_in_waves() {
+    // Semaphore(2) over five 1.5 s tasks: ⌈5/2⌉ · 1.5 = 4.5 s (not the 3.75 s a book prints).
+    let starts = run_virtual(async {
+        let semaphore = Semaphore::new(2);
+        let starts = Rc::new(RefCell::new(Vec::new()));
+        let tasks: Vec<_> = (0..5)
+            .map(|i| {
+                let (semaphore, starts) = (semaphore.clone(), Rc::clone(&starts));
+                spawn(async move {
+                    let _permit = semaphore.acquire().await?;
+                    starts.borrow_mut().push((i, micros()));
+                    sleep(secs(1.5)).await
+                })
+            })
+            .collect();
+        gather(tasks).await?;
+        assert_eq!(micros(), 4_500_000);
+        Ok(starts.take())
+    });
+    assert_eq!(starts, Ok(vec![(0, 0), (1, 0), (2, 1_500_000), (3, 1_500_000), (4, 3_000_000)]));
+}
+
+#[test]
+fn gather_raises_the_first_exception_and_settled_returns_them_all() {
+    let failing = |after: f64, message: &'static str| async move {
+        sleep(secs(after)).await?;
+        Err::<u32, _>(AioError::Raised(message.into()))
+    };
+    let first = run_virtual(async move {
+        let ok = spawn(async { sleep(secs(3.0)).await.map(|()| 1) });
+        let outcome = gather(vec![ok, spawn(failing(2.0, "late")), spawn(failing(1.0, "early"))]).await;
+        Ok((outcome, micros()))
+    });
+    assert_eq!(first, Ok((Err(AioError::Raised("early".into())), 1_000_000)));
+    let settled = run_virtual(async move {
+        let ok = spawn(async { sleep(secs(3.0)).await.map(|()| 1) });
+        gather_settled(vec![ok, spawn(failing(1.0, "boom"))]).await
+    });
+    assert_eq!(settled, Ok(vec![Ok(1), Err(AioError::Raised("boom".into()))]));
+}
+
+#[test]
+fn wait_returns_done_and_pending_without_cancelling() {
+    let outcome = run_virtual(async {
+        let tasks: Vec<_> = [1.0, 2.0, 3.0].map(|s| spawn(async move { sleep(secs(s)).await })).into();
+        let first = wait(&tasks, ReturnWhen::FirstCompleted, None).await?;
+        let at_first = micros();
+        let timed = wait(&tasks, ReturnWhen::AllCompleted, Some(secs(0.5))).await?;
+        let at_timeout = micros();
+        let all = wait(&tasks, ReturnWhen::AllCompleted, None).await?;
+        Ok((first.done, at_first, timed.done, at_timeout, all.pending.len(), micros()))
+    });
+    assert_eq!(outcome, Ok((vec![0], 1_000_000, vec![0], 1_500_000, 0, 3_000_000)));
+    let first_exception = run_virtual(async {
+        let tasks = vec![
+            spawn(async { sleep(secs(3.0)).await }),
+            spawn(async {
+                sleep(secs(1.0)).await?;
+                Err(AioError::Raised("x".into()))
+            }),
+        ];
+        let waited = wait(&tasks, ReturnWhen::FirstException, None).await?;
+        Ok((waited.done, micros()))
+    });
+    assert_eq!(first_exception, Ok((vec![1], 1_000_000)));
+}
+
+#[test]
+fn as_completed_yields_in_finishing_order_then_times_out() {
+    let order = run_virtual(async {
+        let tasks: Vec<_> = [3.0, 1.0, 2.0, 10.0].map(|s| spawn(async move { sleep(secs(s)).await.map(|()| s) })).into();
+        let mut completed = as_completed(tasks, Some(secs(5.0)));
+        let mut order = Vec::new();
+        while let Some(next) = completed.next().await {
+            match next {
+                Ok((index, value)) => order.push((index, value?, micros())),
+                Err(error) => {
+                    assert_eq!(error, AioError::TimedOut);
+                    assert_eq!(micros(), 5_000_000);
+                    break;
+                }
+            }
+        }
+        Ok(order)
+    });
+    assert_eq!(order, Ok(vec![(1, 1.0, 1_000_000), (2, 2.0, 2_000_000), (0, 3.0, 3_000_000)]));
+}
+
+#[test]
+fn cancellation_arrives_at_the_next_await_and_may_clean_up() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let seen = Rc::clone(&log);
+    let outcome = run_virtual(async move {
+        let log = Rc::clone(&seen);
+        let worker = spawn(async move {
+            log.borrow_mut().push(format!("start {}", micros()));
+            match sleep(secs(10.0)).await {
+                Err(AioError::Cancelled) => {
+                    // Clean-up may await; then the cancellation propagates.
+                    sleep(secs(0.25)).await?;
+                    log.borrow_mut().push(format!("cleaned up {}", micros()));
+                    Err(AioError::Cancelled)
+                }
+                other => other,
+            }
+        });
+        sleep(secs(1.0)).await?;
+        assert!(worker.cancel());
+        let result = worker.await;
+        Ok((result, micros()))
+    });
+    assert_eq!(outcome, Ok((Err(AioError::Cancelled), 1_250_000)));
+    assert_eq!(*log.borrow(), ["start 0", "cleaned up 1250000"]);
+}
+
+#[test]
+fn a_task_cancelled_before_it_starts_never_runs() {
+    let ran = Rc::new(Cell::new(false));
+    let flag = Rc::clone(&ran);
+    let outcome = run_virtual(async move {
+        let task = spawn(async move {
+            flag.set(true);
+            Ok(())
+        });
+        task.cancel();
+        let cancelled = task.cancelled();
+        let result = task.await;
+        Ok((cancelled, result))
+    });
+    assert_eq!(outcome, Ok((false, Err(AioError::Cancelled))));
+    assert!(!ran.get());
+}
+
+#[test]
+fn wait_for_cancels_on_timeout_and_shield_protects() {
+    let finished = Rc::new(Cell::new(0u128));
+    let done = Rc::clone(&finished);
+    let outcome = run_virtual(async move {
+        let timed_out = wait_for(async { sleep(secs(5.0)).await }, secs(1.0)).await;
+        let at = micros();
+        let in_time = wait_for(async { sleep(secs(0.5)).await.map(|()| 7) }, secs(1.0)).await;
+        // A shielded task survives the timeout that cancels its waiter.
+        let shielded = wait_for(
+            shield(async move {
+                sleep(secs(2.0)).await?;
+                done.set(micros());
+                Ok(())
+            }),
+            secs(0.5),
+        )
+        .await;
+        sleep(secs(5.0)).await?;
+        Ok((timed_out, at, in_time, shielded))
+    });
+    assert_eq!(outcome, Ok((Err(AioError::TimedOut), 1_000_000, Ok(7), Err(AioError::TimedOut))));
+    assert_eq!(finished.get(), 1_500_000 + 2_000_000, "the shielded sleep finished after its waiter gave up");
+}
+
+#[test]
+fn a_failing_task_group_cancels_its_siblings_and_raises_all_failures() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let seen = Rc::clone(&log);
+    let outcome = run_virtual(async move {
+        let result = TaskGroup::run(|tg| {
+            let log = Rc::clone(&seen);
+            async move {
+                let sibling_log = Rc::clone(&log);
+                tg.spawn(async move {
+                    let slept = sleep(secs(10.0)).await;
+                    sibling_log.borrow_mut().push(format!("sibling {slept:?} at {}", micros()));
+                    slept
+                });
+                tg.spawn(async {
+                    sleep(secs(1.0)).await?;
+                    Err::<(), _>(AioError::Raised("ValueError".into()))
+                });
+                // Cancelled by the first failure, it fails again while cleaning up.
+                tg.spawn(async {
+                    match sleep(secs(5.0)).await {
+                        Err(AioError::Cancelled) => Err::<(), _>(AioError::Raised("KeyError".into())),
+                        other => other,
+                    }
+                });
+                let body = sleep(secs(20.0)).await;
+                log.borrow_mut().push(format!("body {body:?} at {}", micros()));
+                body
+            }
+        })
+        .await;
+        Ok((result, micros()))
+    });
+    let errors = vec![AioError::Raised("ValueError".into()), AioError::Raised("KeyError".into())];
+    assert_eq!(outcome, Ok((Err(AioError::Group(errors)), 1_000_000)));
+    // asyncio's order: the group cancels the remaining tasks first, then the body.
+    assert_eq!(*log.borrow(), ["sibling Err(Cancelled) at 1000000", "body Err(Cancelled) at 1000000"]);
+    let fine = run_virtual(async {
+        TaskGroup::run(|tg| async move {
+            let a = tg.spawn(async { sleep(secs(1.0)).await.map(|()| 1) });
+            let b = tg.spawn(async { sleep(secs(2.0)).await.map(|()| 2) });
+            Ok((a, b))
+        })
+        .await
+        .map(|(mut a, mut b)| (a.take_result(), b.take_result(), micros()))
+    });
+    assert_eq!(fine, Ok((Some(Ok(1)), Some(Ok(2)), 2_000_000)), "the group waits for its tasks");
+}
+
+#[test]
+fn a_bounded_queue_applies_backpressure_and_join_waits_for_task_done() {
+    let outcome = run_virtual(async {
+        let queue = Rc::new(Queue::new(2));
+        let producer = {
+            let queue = Rc::clone(&queue);
+            spawn(async move {
+                let mut put_at = Vec::new();
+                for item in 0..5 {
+                    queue.put(item).await?;
+                    put_at.push(micros());
+                }
+                Ok(put_at)
+            })
+        };
+        let consumer = {
+            let queue = Rc::clone(&queue);
+            spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..5 {
+                    let item = queue.get().await?;
+                    sleep(secs(1.0)).await?;
+                    got.push(item);
+                    queue.task_done()?;
+                }
+                Ok(got)
+            })
+        };
+        let put_at = producer.await?;
+        queue.join().await?;
+        let joined_at = micros();
+        Ok((put_at, consumer.await?, joined_at, queue.task_done()))
+    });
+    let too_many = Err(AioError::Raised("ValueError: task_done() called too many times".into()));
+    // The queue holds 2: items 0-2 go in at once (0 is taken at once), then one per second.
+    assert_eq!(outcome, Ok((vec![0, 0, 0, 1_000_000, 2_000_000], vec![0, 1, 2, 3, 4], 5_000_000, too_many)));
+    let nowait = run_virtual(async {
+        let queue = Queue::new(1);
+        queue.put_nowait(1)?;
+        Ok((queue.put_nowait(2), queue.get_nowait(), queue.get_nowait()))
+    });
+    assert_eq!(nowait, Ok((Err(AioError::Raised("QueueFull".into())), Ok(1), Err(AioError::Raised("QueueEmpty".into())))));
+}
+
+#[test]
+fn event_condition_lock_and_barrier_behave_like_asyncio() {
+    let outcome = run_virtual(async {
+        // An Event releases every waiter at once.
+        let event = Event::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let event = event.clone();
+                spawn(async move { event.wait().await.map(|()| micros()) })
+            })
+            .collect();
+        sleep(secs(1.0)).await?;
+        event.set();
+        let released = gather(waiters).await?;
+
+        // A Lock serialises; FIFO order.
+        let lock = Lock::new();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let holders: Vec<_> = (0..3)
+            .map(|i| {
+                let (lock, order) = (lock.clone(), Rc::clone(&order));
+                spawn(async move {
+                    let _guard = lock.acquire().await?;
+                    order.borrow_mut().push((i, micros()));
+                    sleep(secs(0.5)).await
+                })
+            })
+            .collect();
+        gather(holders).await?;
+
+        // A Condition: the consumer waits for the predicate with the lock released.
+        let condition = Condition::new(Lock::new());
+        let items = Rc::new(Cell::new(0));
+        let consumer = {
+            let (condition, items) = (condition.clone(), Rc::clone(&items));
+            spawn(async move {
+                let guard = condition.lock().acquire().await?;
+                let _guard = condition.wait_for(guard, || items.get() >= 2).await?;
+                Ok(micros())
+            })
+        };
+        for _ in 0..2 {
+            sleep(secs(1.0)).await?;
+            let _guard = condition.lock().acquire().await?;
+            items.set(items.get() + 1);
+            condition.notify_all();
+        }
+        let consumed_at = consumer.await?;
+
+        // A Barrier lets the party through together; abort breaks it.
+        let barrier = Barrier::new(3);
+        let party: Vec<_> = [0.5, 1.0, 1.5]
+            .map(|s| {
+                let barrier = barrier.clone();
+                spawn(async move {
+                    sleep(secs(s)).await?;
+                    barrier.wait().await?;
+                    Ok(micros())
+                })
+            })
+            .into();
+        let passed = gather(party).await?;
+        let stuck = {
+            let barrier = barrier.clone();
+            spawn(async move { barrier.wait().await })
+        };
+        yield_now().await?;
+        barrier.abort();
+        Ok((released, order.take(), consumed_at, passed, stuck.await))
+    });
+    let (released, order, consumed_at, passed, stuck) = outcome.unwrap();
+    assert_eq!(released, [1_000_000; 3]);
+    assert_eq!(order, [(0, 1_000_000), (1, 1_500_000), (2, 2_000_000)]);
+    assert_eq!(consumed_at, 4_500_000, "after the second notify (two 1 s steps after 2.5 s)");
+    assert_eq!(passed, [6_000_000; 3], "everyone leaves when the last (1.5 s after 4.5 s) arrives");
+    assert_eq!(stuck, Err(AioError::Raised("BrokenBarrierError".into())));
+}
+
+#[test]
+fn a_bounded_semaphore_refuses_to_overflow() {
+    let outcome = run_virtual(async {
+        let semaphore = Semaphore::bounded(1);
+        let permit = semaphore.acquire().await?;
+        std::mem::forget(permit);
+        Ok((semaphore.release(), semaphore.release()))
+    });
+    assert_eq!(outcome, Ok((Ok(()), Err(AioError::Raised("ValueError: BoundedSemaphore released too many times".into())))));
+}
+
+#[test]
+fn a_stalled_loop_reports_who_waits_instead_of_hanging() {
+    let outcome = run_virtual(async {
+        let event = Event::new();
+        spawn_named("waiter", async move { event.wait().await });
+        let never = Event::new();
+        never.wait().await
+    });
+    let Err(AioError::Stalled(why)) = outcome else { panic!("{outcome:?}") };
+    assert!(why.contains("waiter waits on Event.wait") && why.contains("main waits on Event.wait"), "{why}");
+}
+
+#[test]
+fn the_run_stops_when_asked_from_outside() {
+    let polls = Cell::new(0);
+    let keep_going = || {
+        polls.set(polls.get() + 1);
+        polls.get() < 3
+    };
+    let outcome = EventLoop::new(RealClock::new(), false).run(async { sleep(secs(60.0)).await }, &Recorder::new(false), &keep_going);
+    assert_eq!(outcome, Err(AioError::Stopped));
+}
+
+#[test]
+fn the_real_clock_sleeps_for_real_and_to_thread_keeps_the_loop_responsive() {
+    let start = std::time::Instant::now();
+    let outcome = EventLoop::new(RealClock::new(), false).run_with_threads(
+        2,
+        async {
+            let stop = Rc::new(Cell::new(false));
+            let lag = spawn(monitor_lag(Duration::from_millis(5), Rc::clone(&stop)));
+            // Blocking work on a thread: the heartbeat keeps beating meanwhile.
+            let value = to_thread(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                42
+            })
+            .await?;
+            stop.set(true);
+            let lag = lag.await?;
+            Ok((value, lag.count(), lag.quantile(0.5)))
+        },
+        &Recorder::new(false),
+        &|| true,
+    );
+    let (value, beats, median_lag) = outcome.unwrap().unwrap();
+    assert_eq!(value, 42);
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    assert!(beats >= 8, "the heartbeat ran during the blocking call: {beats} beats");
+    assert!(median_lag < 20_000_000, "median lag {median_lag} ns");
+}
+
+#[test]
+fn each_task_gets_a_timeline_lane_with_its_waits() {
+    let recorder = Recorder::new(true);
+    EventLoop::new(VirtualClock::new(), true)
+        .run(
+            async {
+                let task = spawn_named("fetch", async { sleep(secs(2.0)).await });
+                task.await
+            },
+            &recorder,
+            &|| true,
+        )
+        .unwrap();
+    let spans = recorder.take();
+    let waits: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Wait)
+        .map(|s| (lane_name(s.thread), s.label.to_string(), s.end_ns - s.start_ns))
+        .collect();
+    assert!(waits.contains(&("task 2".to_string(), "sleep 2.00 s".to_string(), 2_000_000_000)), "{waits:?}");
+    assert!(waits.contains(&("task 1".to_string(), "await fetch".to_string(), 2_000_000_000)), "{waits:?}");
+    assert!(spans.iter().any(|s| s.thread == TASK_LANE + 2 && s.kind == SpanKind::Mark && s.label == "done"));
+}
