@@ -46,12 +46,12 @@ pub const GIL_LANE: usize = 1 << 20;
 /// Lanes of event-loop tasks: `TASK_LANE + n` is asyncio's `Task-n`.
 pub const TASK_LANE: usize = 1 << 21;
 
-/// How a lane is named in timelines and traces: "thread 3", "GIL", or "task 2".
+/// How a lane is named in timelines and traces: "thread 3", "GIL", or asyncio's "Task-2".
 pub fn lane_name(lane: usize) -> String {
     if lane == GIL_LANE {
         "GIL".to_string()
     } else if lane >= TASK_LANE {
-        format!("task {}", lane - TASK_LANE)
+        format!("Task-{}", lane - TASK_LANE)
     } else {
         format!("thread {lane}")
     }

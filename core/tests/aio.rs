@@ -455,7 +455,7 @@ fn each_task_gets_a_timeline_lane_with_its_waits() {
         .filter(|s| s.kind == SpanKind::Wait)
         .map(|s| (lane_name(s.thread), s.label.to_string(), s.end_ns - s.start_ns))
         .collect();
-    assert!(waits.contains(&("task 2".to_string(), "sleep 2.00 s".to_string(), 2_000_000_000)), "{waits:?}");
-    assert!(waits.contains(&("task 1".to_string(), "await fetch".to_string(), 2_000_000_000)), "{waits:?}");
+    assert!(waits.contains(&("Task-2".to_string(), "sleep 2.00 s".to_string(), 2_000_000_000)), "{waits:?}");
+    assert!(waits.contains(&("Task-1".to_string(), "await fetch".to_string(), 2_000_000_000)), "{waits:?}");
     assert!(spans.iter().any(|s| s.thread == TASK_LANE + 2 && s.kind == SpanKind::Mark && s.label == "done"));
 }

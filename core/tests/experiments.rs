@@ -422,3 +422,54 @@ fn io_bound_threads_overlap_their_waits_even_under_the_gil() {
     let two = result.cell("threads", 2).unwrap().summary.as_ref().unwrap().median;
     assert!((0.040..0.070).contains(&two), "two threads took {two} s");
 }
+
+#[test]
+fn asyncio_experiments_reproduce_the_books_timelines_exactly_on_the_virtual_clock() {
+    let _beside = beside();
+    let virtual_run = |id: &str, params: &[(&str, serde_json::Value)]| {
+        let mut params = params.to_vec();
+        params.push(("clock", json!("virtual")));
+        let mut request = request(id, &params, &[1]);
+        request.repeat = 1;
+        let result = run_quietly(&request).unwrap();
+        assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
+        result
+    };
+    let metric =
+        |result: &conlab_core::experiment::RunResult, variant: &str, name: &str| result.cell(variant, 1).unwrap().metrics[name].median;
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+
+    let gather = virtual_run("gather-timeline", &[]);
+    assert!(close(metric(&gather, "sequential", "loop time"), 6.0));
+    assert!(close(metric(&gather, "gather", "loop time"), 2.5) && close(metric(&gather, "taskgroup", "loop time"), 2.5));
+
+    let waves = virtual_run("semaphore-waves", &[]);
+    assert!(close(metric(&waves, "semaphore", "loop time"), 4.5), "⌈5/2⌉ · 1.5 s");
+    assert_eq!(metric(&waves, "semaphore", "max in flight"), 2.0);
+    assert!(close(metric(&waves, "unlimited", "loop time"), 1.5));
+
+    let pipeline = virtual_run("async-pipeline", &[]);
+    assert!(close(metric(&pipeline, "chain", "loop time"), 6.0), "10 items × (0.1 + 0.3 + 0.2)");
+    assert!(close(metric(&pipeline, "pipeline", "loop time"), 3.3), "9 × 0.3 (the slowest) + 0.6");
+
+    let queue = virtual_run("queue-backpressure", &[]);
+    assert_eq!(metric(&queue, "bounded", "max depth"), 3.0, "never past maxsize");
+    assert!(metric(&queue, "unbounded", "max depth") > 3.0);
+    assert!(metric(&queue, "bounded", "producer blocked") > 0.0 && metric(&queue, "unbounded", "producer blocked") == 0.0);
+
+    // Every documented cancellation outcome is the run's correctness check.
+    let cancellation = virtual_run("cancellation", &[]);
+    assert_eq!(metric(&cancellation, "taskgroup", "cleaned up"), 2.0);
+    assert_eq!(metric(&cancellation, "shield", "finished"), 1.0);
+}
+
+#[test]
+fn a_blocking_coroutine_shows_as_loop_lag_and_to_thread_removes_it() {
+    let _alone = alone();
+    let mut request = request("loop-starvation", &[("cpu_ms", json!(100)), ("heartbeat_ms", json!(5))], &[1]);
+    request.repeat = 2;
+    let result = run_quietly(&request).unwrap();
+    let lag = |variant: &str| result.cell(variant, 1).unwrap().metrics["lag max"].median;
+    assert!(lag("blocking") > 40.0, "the loop was blocked: {} ms", lag("blocking"));
+    assert!(lag("to-thread") < lag("blocking") / 2.0, "to_thread: {} ms vs {} ms", lag("to-thread"), lag("blocking"));
+}

@@ -248,3 +248,36 @@ fn process_pools_run_on_web_worker_processes() {
         println!("browser {experiment}: {}", serde_json::to_string_pretty(table).unwrap());
     }
 }
+
+#[test]
+#[ignore = "needs dist/ and Chromium: run by `cargo xtask test`"]
+fn asyncio_experiments_run_in_the_worker_with_task_timelines() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-asyncio"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    for (experiment, params) in [
+        ("gather-timeline", &[("scale", "0.02")][..]),
+        ("semaphore-waves", &[("clock", "virtual")][..]),
+        ("queue-backpressure", &[("scale", "0.01")][..]),
+        ("loop-starvation", &[("cpu_ms", "60"), ("heartbeat_ms", "5")][..]),
+        ("cancellation", &[("scale", "0.01")][..]),
+        ("async-pipeline", &[("clock", "virtual")][..]),
+        ("event-loop-throughput", &[("tasks", "20000")][..]),
+    ] {
+        submit(&browser, experiment, params, "1", 2);
+        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
+        let checks = browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
+        assert!(checks.as_array().unwrap().iter().all(|c| c == "ok"), "{experiment}: {checks}");
+        if experiment != "event-loop-throughput" {
+            let lanes = browser.eval(
+                "const t = document.getElementById('timeline'); \
+                 return [t.hidden, [...t.querySelectorAll('text')].filter(x => x.textContent.startsWith('Task-')).length, t.querySelectorAll('rect.wait').length];",
+            );
+            assert_eq!(lanes[0], json!(false), "{experiment}: the timeline is shown");
+            assert!(lanes[1].as_u64().unwrap() >= 2 && lanes[2].as_u64().unwrap() > 0, "{experiment}: task lanes with waits: {lanes}");
+        }
+        println!("browser {experiment}: {}", browser.eval("return document.getElementById('table').innerText;"));
+        browser.screenshot(&artifacts().join(format!("{experiment}.png")));
+    }
+}

@@ -95,7 +95,8 @@ impl Clock for VirtualClock {
 /// count of such jobs in flight.
 #[derive(Default)]
 pub struct Remote {
-    woken: Mutex<Vec<usize>>,
+    /// (woken task ids, whether the loop is waiting on `signal`)
+    woken: Mutex<(Vec<usize>, bool)>,
     signal: Condvar,
     in_flight: AtomicUsize,
 }
@@ -103,20 +104,26 @@ pub struct Remote {
 impl Remote {
     /// Queues task `id` to run and wakes an idle loop.
     pub(super) fn push(&self, id: usize) {
-        lock(&self.woken).push(id);
-        self.signal.notify_one();
+        let mut woken = lock(&self.woken);
+        woken.0.push(id);
+        // Only an idle loop needs the (system-call) notification.
+        if woken.1 {
+            self.signal.notify_one();
+        }
     }
 
     /// Moves the woken tasks into `ready`, in wake order.
     pub(super) fn drain_into(&self, ready: &mut std::collections::VecDeque<usize>) {
-        ready.extend(lock(&self.woken).drain(..));
+        ready.extend(lock(&self.woken).0.drain(..));
     }
 
     /// Waits up to `timeout` for a wake-up (returns at once if one is queued).
     pub(super) fn wait(&self, timeout: Duration) {
-        let woken = lock(&self.woken);
-        if woken.is_empty() && !timeout.is_zero() {
-            drop(self.signal.wait_timeout(woken, timeout));
+        let mut woken = lock(&self.woken);
+        if woken.0.is_empty() && !timeout.is_zero() {
+            woken.1 = true;
+            let (mut woken, _) = self.signal.wait_timeout(woken, timeout).unwrap_or_else(|p| p.into_inner());
+            woken.1 = false;
         }
     }
 

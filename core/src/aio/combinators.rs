@@ -1,57 +1,54 @@
-//! Waiting on several tasks: `gather`, `wait`, `as_completed`, `wait_for`, `shield`.
+//! Waiting on several tasks: `gather`, `wait`, `as_completed`, `wait_for`, `shield`. Each
+//! watches its tasks through one shared [`Progress`], so a wake-up costs O(1) however many
+//! tasks there are.
 
 use std::future::{poll_fn, Future};
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use std::rc::Rc;
-
-use super::executor::{cancel_point, sleep, spawn, waiting_on, JoinHandle, Waiting};
+use super::executor::{cancel_point, sleep, spawn, waiting_on, JoinHandle, Progress, Waiting};
 use super::{AioError, AioResult};
 
 /// `asyncio.gather(*tasks)`: every result in order; the first exception raised (in the order the
 /// tasks finished) is raised at once while the others go on running. Cancelling the gather
 /// cancels them all.
 pub async fn gather<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<T>> {
+    let progress = Progress::watch(&handles);
     poll_fn(|cx| {
         if let Err(cancelled) = cancel_point() {
             handles.iter().for_each(|h| _ = h.cancel());
             return Poll::Ready(Err(cancelled));
         }
-        let failed = handles.iter_mut().filter(|h| h.done()).min_by_key(|h| h.header().finished_seq.get()).and_then(|h| {
-            let result = h.take_result()?;
-            match result {
-                Err(error) => Some(error),
-                ok => {
-                    h.put_result(ok);
-                    None
-                }
-            }
-        });
-        if let Some(error) = failed {
-            return Poll::Ready(Err(error));
+        if let Some(failed) = progress.first_failure() {
+            return Poll::Ready(take(&mut handles[failed]).and(Err(AioError::Raised("a failed task returned a value".into()))));
         }
-        if handles.iter().all(JoinHandle::done) {
-            return Poll::Ready(handles.iter_mut().map(|h| h.take_result().expect("a finished task's result")).collect());
+        if progress.count() == handles.len() {
+            return Poll::Ready(handles.iter_mut().map(take).collect());
         }
-        handles.iter().filter(|h| !h.done()).for_each(|h| h.on_done(cx.waker()));
+        progress.wake_on_next(cx.waker());
         waiting_on(Waiting::On("gather"));
         Poll::Pending
     })
     .await
 }
 
+fn take<T>(handle: &mut JoinHandle<T>) -> AioResult<T> {
+    handle.take_result().expect("a finished task's result")
+}
+
 /// `asyncio.gather(*tasks, return_exceptions=True)`: every outcome, in order, once all finish.
 pub async fn gather_settled<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<AioResult<T>>> {
+    let progress = Progress::watch(&handles);
     poll_fn(|cx| {
         if let Err(cancelled) = cancel_point() {
             handles.iter().for_each(|h| _ = h.cancel());
             return Poll::Ready(Err(cancelled));
         }
-        if handles.iter().all(JoinHandle::done) {
-            return Poll::Ready(Ok(handles.iter_mut().map(|h| h.take_result().expect("a finished task's result")).collect()));
+        if progress.count() == handles.len() {
+            return Poll::Ready(Ok(handles.iter_mut().map(take).collect()));
         }
-        handles.iter().filter(|h| !h.done()).for_each(|h| h.on_done(cx.waker()));
+        progress.wake_on_next(cx.waker());
         waiting_on(Waiting::On("gather"));
         Poll::Pending
     })
@@ -76,24 +73,22 @@ pub struct Waited {
 /// `asyncio.wait(tasks, timeout, return_when)`: returns (done, pending) without cancelling or
 /// taking results; a timeout just returns what is done by then.
 pub async fn wait<T>(handles: &[JoinHandle<T>], return_when: ReturnWhen, timeout: Option<Duration>) -> AioResult<Waited> {
+    let progress = Progress::watch(handles);
     let mut timer = timeout.map(sleep);
     poll_fn(|cx| {
         cancel_point()?;
-        let split = || {
-            let (done, pending) = (0..handles.len()).partition(|&i| handles[i].done());
-            Waited { done, pending }
-        };
-        let failed = handles.iter().any(|h| h.done() && h.header().failed.get());
+        let all = progress.count() == handles.len();
         let finished = match return_when {
-            ReturnWhen::FirstCompleted => handles.iter().any(JoinHandle::done),
-            ReturnWhen::FirstException => failed || handles.iter().all(JoinHandle::done),
-            ReturnWhen::AllCompleted => handles.iter().all(JoinHandle::done),
+            ReturnWhen::FirstCompleted => progress.count() > 0 || all,
+            ReturnWhen::FirstException => progress.first_failure().is_some() || all,
+            ReturnWhen::AllCompleted => all,
         };
         let timed_out = timer.as_mut().is_some_and(|t| std::pin::Pin::new(t).poll(cx).is_ready());
-        if finished || timed_out || handles.is_empty() {
-            return Poll::Ready(Ok(split()));
+        if finished || timed_out {
+            let (done, pending) = (0..handles.len()).partition(|&i| handles[i].done());
+            return Poll::Ready(Ok(Waited { done, pending }));
         }
-        handles.iter().filter(|h| !h.done()).for_each(|h| h.on_done(cx.waker()));
+        progress.wake_on_next(cx.waker());
         waiting_on(Waiting::On("wait"));
         Poll::Pending
     })
@@ -103,35 +98,35 @@ pub async fn wait<T>(handles: &[JoinHandle<T>], return_when: ReturnWhen, timeout
 /// `asyncio.as_completed(tasks, timeout)`: each task's index and outcome in the order they
 /// finish; after the timeout, `Err(TimedOut)`.
 pub fn as_completed<T>(handles: Vec<JoinHandle<T>>, timeout: Option<Duration>) -> AsCompleted<T> {
-    AsCompleted { handles: handles.into_iter().map(Some).collect(), timer: timeout.map(sleep) }
+    let progress = Progress::watch(&handles);
+    AsCompleted { left: handles.len(), handles, progress, timer: timeout.map(sleep) }
 }
 
 /// The iterator of [`as_completed`]: `next().await` until `None`.
 pub struct AsCompleted<T> {
-    handles: Vec<Option<JoinHandle<T>>>,
+    handles: Vec<JoinHandle<T>>,
+    progress: Rc<Progress>,
+    left: usize,
     timer: Option<super::executor::Sleep>,
 }
 
 impl<T> AsCompleted<T> {
     pub async fn next(&mut self) -> Option<AioResult<(usize, AioResult<T>)>> {
         poll_fn(|cx| {
-            if self.handles.iter().all(Option::is_none) {
+            if self.left == 0 {
                 return Poll::Ready(None);
             }
             if let Err(cancelled) = cancel_point() {
                 return Poll::Ready(Some(Err(cancelled)));
             }
-            let first = (0..self.handles.len())
-                .filter(|&i| self.handles[i].as_ref().is_some_and(JoinHandle::done))
-                .min_by_key(|&i| self.handles[i].as_ref().map(|h| h.header().finished_seq.get()));
-            if let Some(index) = first {
-                let mut handle = self.handles[index].take().expect("a finished handle");
-                return Poll::Ready(Some(Ok((index, handle.take_result().expect("a finished task's result")))));
+            if let Some(index) = self.progress.next_finished() {
+                self.left -= 1;
+                return Poll::Ready(Some(Ok((index, take(&mut self.handles[index])))));
             }
             if self.timer.as_mut().is_some_and(|t| std::pin::Pin::new(t).poll(cx).is_ready()) {
                 return Poll::Ready(Some(Err(AioError::TimedOut)));
             }
-            self.handles.iter().flatten().for_each(|h| h.on_done(cx.waker()));
+            self.progress.wake_on_next(cx.waker());
             waiting_on(Waiting::On("as_completed"));
             Poll::Pending
         })
@@ -168,7 +163,7 @@ pub async fn wait_for<T: 'static>(future: impl Future<Output = AioResult<T>> + '
             other => other,
         };
     }
-    task.take_result().expect("a finished task's result")
+    take(&mut task)
 }
 
 /// `asyncio.shield(future)`: runs `future` as a task that cancelling the awaiting task does not
@@ -178,23 +173,23 @@ pub async fn shield<T: 'static>(future: impl Future<Output = AioResult<T>> + 'st
     poll_fn(|cx| {
         cancel_point()?;
         if task.done() {
-            return Poll::Ready(task.take_result().expect("a finished task's result"));
+            return Poll::Ready(take(&mut task));
         }
         task.on_done(cx.waker());
-        waiting_on(Waiting::Task("shield", Rc::clone(task.header())));
+        waiting_on(Waiting::Task("shield", Rc::clone(task.task())));
         Poll::Pending
     })
     .await
 }
 
 /// Awaits `task` without being a cancellation point (for clean-up waits).
-pub(super) async fn shielded<T>(task: &mut JoinHandle<T>) -> AioResult<T> {
+async fn shielded<T>(task: &mut JoinHandle<T>) -> AioResult<T> {
     poll_fn(|cx| {
         if task.done() {
-            return Poll::Ready(task.take_result().expect("a finished task's result"));
+            return Poll::Ready(take(task));
         }
         task.on_done(cx.waker());
-        waiting_on(Waiting::Task("await", Rc::clone(task.header())));
+        waiting_on(Waiting::Task("await", Rc::clone(task.task())));
         Poll::Pending
     })
     .await

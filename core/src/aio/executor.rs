@@ -33,9 +33,12 @@ type WakeArc<T> = std::sync::Arc<T>;
 pub(super) struct Header {
     /// asyncio's task number: `Task-1` is the first task of the loop.
     pub(super) serial: u64,
-    pub(super) name: String,
+    /// A name given at spawn; otherwise the task is `Task-{serial}` (spelled out on demand).
+    given_name: Option<Box<str>>,
     id: usize,
     pub(super) cancel_pending: Cell<bool>,
+    /// Polled at least once (a task cancelled before that never runs).
+    started: Cell<bool>,
     pub(super) done: Cell<bool>,
     pub(super) cancelled: Cell<bool>,
     /// Finished by raising something other than `Cancelled`.
@@ -44,15 +47,97 @@ pub(super) struct Header {
     pub(super) finished_seq: Cell<u64>,
     /// Wakers of tasks awaiting this one.
     pub(super) joiners: RefCell<Vec<Waker>>,
+    /// Collective waits watching this task: (their progress, this task's index there). Almost
+    /// always one (a gather), kept without allocating; `more_watchers` holds the rest.
+    watcher: RefCell<Option<(Rc<Progress>, usize)>>,
+    more_watchers: RefCell<Vec<(Rc<Progress>, usize)>>,
     /// What the task waits on, and since when if tracing.
     waiting: RefCell<Option<(Waiting, Duration)>>,
 }
 
-struct Slot {
-    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    header: Rc<Header>,
-    wake: WakeArc<TaskWake>,
-    waker: Waker,
+impl Header {
+    pub(super) fn name(&self) -> String {
+        self.given_name.as_deref().map_or_else(|| format!("Task-{}", self.serial), str::to_string)
+    }
+}
+
+/// A task as the loop sees it: its header, and a step.
+pub(super) trait Task {
+    fn header(&self) -> &Header;
+    /// Runs the task's future once; `Ready` once it has finished.
+    fn step(&self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A task with its result type, as its handles see it.
+trait TaskOutput<T> {
+    fn take_result(&self) -> Option<AioResult<T>>;
+}
+
+/// A shared handle to any task.
+pub(super) type TaskRef = Rc<dyn Task>;
+
+/// One allocation per task: the header, then the future until it finishes, then its result.
+struct TaskCell<F, T> {
+    header: Header,
+    state: RefCell<TaskState<F, T>>,
+}
+
+enum TaskState<F, T> {
+    Running(F),
+    Finished(Option<AioResult<T>>),
+}
+
+impl<F: Future<Output = AioResult<T>>, T> Task for TaskCell<F, T> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn step(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.state.borrow_mut();
+        let TaskState::Running(future) = &mut *state else { return Poll::Ready(()) };
+        let header = &self.header;
+        let outcome = if !header.started.replace(true) && header.cancel_pending.replace(false) {
+            Err(AioError::Cancelled)
+        } else {
+            // SAFETY: the future lives inside this task's `Rc` allocation, which never moves; it
+            // is reached only through this `RefCell` and is dropped in place (the state is
+            // overwritten below), never moved out — the pinning contract.
+            let future = unsafe { Pin::new_unchecked(future) };
+            match future.poll(cx) {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        header.cancelled.set(matches!(outcome, Err(AioError::Cancelled)));
+        header.failed.set(matches!(&outcome, Err(error) if *error != AioError::Cancelled));
+        *state = TaskState::Finished(Some(outcome));
+        drop(state);
+        header.finish();
+        Poll::Ready(())
+    }
+}
+
+impl<F, T> TaskOutput<T> for TaskCell<F, T> {
+    fn take_result(&self) -> Option<AioResult<T>> {
+        match &mut *self.state.borrow_mut() {
+            TaskState::Finished(result) => result.take(),
+            TaskState::Running(_) => None,
+        }
+    }
+}
+
+impl Header {
+    /// Marks the task finished and wakes whoever waits for it.
+    fn finish(&self) {
+        self.finished_seq.set(with_loop(|inner| inner.next_seq.replace(inner.next_seq.get() + 1)));
+        self.done.set(true);
+        for joiner in self.joiners.take() {
+            joiner.wake();
+        }
+        for (progress, index) in self.watcher.take().into_iter().chain(self.more_watchers.take()) {
+            progress.finished(index, self.failed.get());
+        }
+    }
 }
 
 struct TaskWake {
@@ -67,7 +152,14 @@ impl Wake for TaskWake {
     }
 
     fn wake_by_ref(self: &WakeArc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // On the loop's own thread a wake is a push on a thread-local list, no lock.
+        let local = LOCAL_REMOTE.with(|remote| std::ptr::eq(remote.get(), WakeArc::as_ptr(&self.remote)));
+        if local {
+            LOCAL_WAKES.with_borrow_mut(|wakes| wakes.push(self.id));
+        } else {
             self.remote.push(self.id);
         }
     }
@@ -147,14 +239,18 @@ impl JobQueue {
 
 struct Inner {
     clock: Box<dyn Clock>,
-    slots: RefCell<Vec<Option<Slot>>>,
+    /// Live tasks by slot; a finished task's slot is reused.
+    slots: RefCell<Vec<Option<TaskRef>>>,
+    /// Each slot's waker, kept across the tasks that reuse the slot (a stale waker only causes
+    /// a spurious poll, which futures tolerate).
+    wakes: RefCell<Vec<(WakeArc<TaskWake>, Waker)>>,
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     remote: WakeArc<Remote>,
     timers: RefCell<BinaryHeap<Reverse<Timer>>>,
     next_seq: Cell<u64>,
     next_serial: Cell<u64>,
-    current: RefCell<Option<Rc<Header>>>,
+    current: RefCell<Option<TaskRef>>,
     jobs: Option<WakeArc<JobQueue>>,
     tracing: bool,
     spans: RefCell<Vec<TaskSpan>>,
@@ -162,6 +258,17 @@ struct Inner {
 
 thread_local! {
     static LOOP: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+    /// The running loop's [`Remote`], to recognise wakes on the loop's own thread.
+    static LOCAL_REMOTE: Cell<*const Remote> = const { Cell::new(std::ptr::null()) };
+    /// Tasks woken on the loop's own thread, in wake order.
+    static LOCAL_WAKES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Moves every woken task (local and remote) into the ready queue.
+fn collect_wakes(inner: &Inner) {
+    let mut ready = inner.ready.borrow_mut();
+    LOCAL_WAKES.with_borrow_mut(|wakes| ready.extend(wakes.drain(..)));
+    inner.remote.drain_into(&mut ready);
 }
 
 /// The running loop. Panics outside [`EventLoop::run`]: awaiting this module's futures
@@ -173,7 +280,7 @@ fn with_loop<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> R {
 /// Cancellation point: `Err(Cancelled)` (once) if the current task was asked to cancel.
 pub(super) fn cancel_point() -> AioResult<()> {
     with_loop(|inner| match inner.current.borrow().as_ref() {
-        Some(header) if header.cancel_pending.replace(false) => Err(AioError::Cancelled),
+        Some(task) if task.header().cancel_pending.replace(false) => Err(AioError::Cancelled),
         _ => Ok(()),
     })
 }
@@ -184,7 +291,7 @@ pub(super) enum Waiting {
     On(&'static str),
     Sleep(Duration),
     /// Another task, with a verb: `await`, `shield`.
-    Task(&'static str, Rc<Header>),
+    Task(&'static str, TaskRef),
 }
 
 impl Waiting {
@@ -192,7 +299,7 @@ impl Waiting {
         match self {
             Self::On(what) => Cow::Borrowed(what),
             Self::Sleep(duration) => Cow::Owned(format!("sleep {}", crate::report::format_seconds(duration.as_secs_f64()))),
-            Self::Task(verb, header) => Cow::Owned(format!("{verb} {}", header.name)),
+            Self::Task(verb, task) => Cow::Owned(format!("{verb} {}", task.header().name())),
         }
     }
 }
@@ -200,15 +307,15 @@ impl Waiting {
 /// Notes what the current task is about to wait on.
 pub(super) fn waiting_on(what: Waiting) {
     with_loop(|inner| {
-        if let Some(header) = inner.current.borrow().as_ref() {
+        if let Some(task) = inner.current.borrow().as_ref() {
             let since = if inner.tracing { inner.clock.now() } else { Duration::ZERO };
-            *header.waiting.borrow_mut() = Some((what, since));
+            *task.header().waiting.borrow_mut() = Some((what, since));
         }
     })
 }
 
-/// The current task's header.
-pub(super) fn current_header() -> Option<Rc<Header>> {
+/// The current task.
+pub(super) fn current_task() -> Option<TaskRef> {
     with_loop(|inner| inner.current.borrow().clone())
 }
 
@@ -223,8 +330,8 @@ pub(super) fn cancel_header(header: &Header) {
 /// Wakes task `id` (cancel requests, hand-offs).
 fn schedule(id: usize) {
     with_loop(|inner| {
-        if let Some(slot) = inner.slots.borrow().get(id).and_then(Option::as_ref) {
-            slot.wake.wake_by_ref();
+        if inner.slots.borrow().get(id).is_some_and(Option::is_some) {
+            inner.wakes.borrow()[id].0.wake_by_ref();
         }
     })
 }
@@ -246,6 +353,7 @@ impl EventLoop {
             inner: Rc::new(Inner {
                 clock: Box::new(clock),
                 slots: RefCell::default(),
+                wakes: RefCell::default(),
                 free: RefCell::default(),
                 ready: RefCell::default(),
                 remote: WakeArc::default(),
@@ -274,6 +382,7 @@ impl EventLoop {
         let origin = Instant::now();
         let previous = LOOP.with_borrow_mut(|current| current.replace(Rc::clone(&self.inner)));
         assert!(previous.is_none(), "an event loop is already running on this thread");
+        LOCAL_REMOTE.with(|remote| remote.set(WakeArc::as_ptr(&self.inner.remote)));
         let main = spawn_named("main", main);
         let outcome = self.drive(&main, keep_going);
         let mut main = main;
@@ -283,6 +392,8 @@ impl EventLoop {
         drop(leftovers);
         self.inner.timers.borrow_mut().clear();
         LOOP.with_borrow_mut(|current| current.take());
+        LOCAL_REMOTE.with(|remote| remote.set(std::ptr::null()));
+        LOCAL_WAKES.with_borrow_mut(Vec::clear);
         for span in self.inner.spans.borrow_mut().drain(..) {
             recorder.record_at(TASK_LANE + span.serial as usize, span.kind, span.label, origin.plus(span.start), origin.plus(span.end));
         }
@@ -318,7 +429,7 @@ impl EventLoop {
     fn drive<T>(&self, main: &JoinHandle<T>, keep_going: &dyn Fn() -> bool) -> AioResult<()> {
         let inner = &self.inner;
         loop {
-            inner.remote.drain_into(&mut inner.ready.borrow_mut());
+            collect_wakes(inner);
             let count = inner.ready.borrow().len();
             for _ in 0..count {
                 let id = inner.ready.borrow_mut().pop_front();
@@ -333,7 +444,7 @@ impl EventLoop {
                 return Err(AioError::Stopped);
             }
             inner.fire_due_timers();
-            inner.remote.drain_into(&mut inner.ready.borrow_mut());
+            collect_wakes(inner);
             if !inner.ready.borrow().is_empty() {
                 continue;
             }
@@ -356,40 +467,32 @@ unsafe impl<T> Send for SendCell<T> {}
 
 impl Inner {
     fn poll(&self, id: usize) {
-        let taken = {
-            let mut slots = self.slots.borrow_mut();
-            slots.get_mut(id).and_then(Option::as_mut).and_then(|slot| {
-                slot.wake.queued.store(false, Ordering::Release);
-                Some((slot.future.take()?, Rc::clone(&slot.header), slot.waker.clone()))
-            })
+        let Some(task) = self.slots.borrow().get(id).and_then(Clone::clone) else { return };
+        let waker = {
+            let wakes = self.wakes.borrow();
+            wakes[id].0.queued.store(false, Ordering::Release);
+            wakes[id].1.clone()
         };
-        let Some((mut future, header, waker)) = taken else { return };
-        let start = self.clock.now();
+        let header = task.header();
+        let start = if self.tracing { self.clock.now() } else { Duration::ZERO };
         if self.tracing {
             if let Some((what, since)) = header.waiting.borrow_mut().take() {
-                self.span(&header, SpanKind::Wait, what.label(), since, start);
+                self.span(header, SpanKind::Wait, what.label(), since, start);
             }
         }
-        *self.current.borrow_mut() = Some(Rc::clone(&header));
-        let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+        *self.current.borrow_mut() = Some(Rc::clone(&task));
+        let poll = task.step(&mut Context::from_waker(&waker));
         *self.current.borrow_mut() = None;
         if self.tracing {
-            self.span(&header, SpanKind::Run, Cow::Borrowed("running"), start, self.clock.now());
+            self.span(header, SpanKind::Run, Cow::Borrowed("running"), start, self.clock.now());
         }
-        match poll {
-            Poll::Ready(()) => {
-                self.slots.borrow_mut()[id] = None;
-                self.free.borrow_mut().push(id);
-                if self.tracing {
-                    let end = if header.cancelled.get() { "cancelled" } else { "done" };
-                    let now = self.clock.now();
-                    self.span(&header, SpanKind::Mark, Cow::Borrowed(end), now, now);
-                }
-            }
-            Poll::Pending => {
-                if let Some(slot) = self.slots.borrow_mut().get_mut(id).and_then(Option::as_mut) {
-                    slot.future = Some(future);
-                }
+        if poll.is_ready() {
+            self.slots.borrow_mut()[id] = None;
+            self.free.borrow_mut().push(id);
+            if self.tracing {
+                let end = if header.cancelled.get() { "cancelled" } else { "done" };
+                let now = self.clock.now();
+                self.span(header, SpanKind::Mark, Cow::Borrowed(end), now, now);
             }
         }
     }
@@ -422,9 +525,10 @@ impl Inner {
         let waits: Vec<String> = slots
             .iter()
             .flatten()
-            .map(|slot| {
-                let what = slot.header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
-                format!("{} waits on {what}", slot.header.name)
+            .map(|task| {
+                let header = task.header();
+                let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
+                format!("{} waits on {what}", header.name())
             })
             .collect();
         format!("every task waits and no timer or thread can wake one ({})", waits.join(", "))
@@ -438,53 +542,121 @@ impl Inner {
     }
 }
 
+/// How far a set of watched tasks has got — what `gather`, `wait`, `as_completed` and task
+/// groups wait on, updated by each task as it finishes (O(1) per task, however many are
+/// watched).
+#[derive(Default)]
+pub(super) struct Progress {
+    /// Indices of the watched tasks in the order they finished, not yet consumed.
+    finished: RefCell<VecDeque<usize>>,
+    count: Cell<usize>,
+    /// The first watched task to fail.
+    first_failure: Cell<Option<usize>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Progress {
+    /// Starts watching `handles` (index = position).
+    pub(super) fn watch<'h, T: 'h>(handles: impl IntoIterator<Item = &'h JoinHandle<T>>) -> Rc<Self> {
+        let progress = Rc::new(Self::default());
+        for (index, handle) in handles.into_iter().enumerate() {
+            progress.add(index, handle.header());
+        }
+        progress
+    }
+
+    /// Watches one more task as `index`.
+    pub(super) fn add(self: &Rc<Self>, index: usize, header: &Header) {
+        if header.done.get() {
+            self.finished(index, header.failed.get());
+        } else {
+            let watcher = (Rc::clone(self), index);
+            let mut first = header.watcher.borrow_mut();
+            match first.as_ref() {
+                None => *first = Some(watcher),
+                Some(_) => header.more_watchers.borrow_mut().push(watcher),
+            }
+        }
+    }
+
+    fn finished(&self, index: usize, failed: bool) {
+        self.finished.borrow_mut().push_back(index);
+        self.count.set(self.count.get() + 1);
+        if failed && self.first_failure.get().is_none() {
+            self.first_failure.set(Some(index));
+        }
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Watched tasks finished so far.
+    pub(super) fn count(&self) -> usize {
+        self.count.get()
+    }
+
+    pub(super) fn first_failure(&self) -> Option<usize> {
+        self.first_failure.get()
+    }
+
+    /// The next finished index not yet taken, in finishing order.
+    pub(super) fn next_finished(&self) -> Option<usize> {
+        self.finished.borrow_mut().pop_front()
+    }
+
+    /// Wakes `waker` at the next finish.
+    pub(super) fn wake_on_next(&self, waker: &Waker) {
+        *self.waker.borrow_mut() = Some(waker.clone());
+    }
+}
+
 /// A task's handle (asyncio's `Task`): await it for the task's result, or cancel it.
 pub struct JoinHandle<T> {
-    header: Rc<Header>,
-    result: Rc<RefCell<Option<AioResult<T>>>>,
+    task: TaskRef,
+    output: Rc<dyn TaskOutput<T>>,
 }
 
 impl<T> JoinHandle<T> {
     /// Asks the task to cancel (`Task.cancel()`): its current or next await of a cancellation
     /// point returns `Err(Cancelled)`. False if it has already finished.
     pub fn cancel(&self) -> bool {
-        let running = !self.header.done.get();
-        cancel_header(&self.header);
+        let running = !self.header().done.get();
+        cancel_header(self.header());
         running
     }
 
     pub fn done(&self) -> bool {
-        self.header.done.get()
+        self.header().done.get()
     }
 
     /// Whether it finished by letting `Cancelled` propagate.
     pub fn cancelled(&self) -> bool {
-        self.header.cancelled.get()
+        self.header().cancelled.get()
     }
 
     /// `Task-N`, or the name it was given.
-    pub fn name(&self) -> &str {
-        &self.header.name
+    pub fn name(&self) -> String {
+        self.header().name()
     }
 
     /// The result of a finished task (once).
     pub fn take_result(&mut self) -> Option<AioResult<T>> {
-        self.result.borrow_mut().take()
+        self.output.take_result()
     }
 
-    /// Puts back a result taken to look at it.
-    pub(super) fn put_result(&mut self, result: AioResult<T>) {
-        *self.result.borrow_mut() = Some(result);
+    pub(super) fn header(&self) -> &Header {
+        self.task.header()
     }
 
-    pub(super) fn header(&self) -> &Rc<Header> {
-        &self.header
+    pub(super) fn task(&self) -> &TaskRef {
+        &self.task
     }
 
     /// Registers `waker` to be woken when the task finishes.
     pub(super) fn on_done(&self, waker: &Waker) {
-        if !self.header.joiners.borrow().iter().any(|w| w.will_wake(waker)) {
-            self.header.joiners.borrow_mut().push(waker.clone());
+        let mut joiners = self.header().joiners.borrow_mut();
+        if !joiners.iter().any(|w| w.will_wake(waker)) {
+            joiners.push(waker.clone());
         }
     }
 }
@@ -496,7 +668,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.header.done.get() {
+        if this.done() {
             return Poll::Ready(this.take_result().unwrap_or_else(|| Err(AioError::Raised("the result was already taken".into()))));
         }
         if let Err(cancelled) = cancel_point() {
@@ -504,7 +676,7 @@ impl<T> Future for JoinHandle<T> {
             return Poll::Ready(Err(cancelled));
         }
         this.on_done(cx.waker());
-        waiting_on(Waiting::Task("await", Rc::clone(&this.header)));
+        waiting_on(Waiting::Task("await", Rc::clone(&this.task)));
         Poll::Pending
     }
 }
@@ -519,55 +691,45 @@ pub fn spawn_named<T: 'static>(name: impl Into<String>, future: impl Future<Outp
     spawn_task(Some(name.into()), future)
 }
 
-fn spawn_task<T: 'static>(name: Option<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+pub(super) fn spawn_task<T: 'static>(name: Option<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
     with_loop(|inner| {
         let serial = inner.next_serial.replace(inner.next_serial.get() + 1);
         let id = inner.free.borrow_mut().pop().unwrap_or_else(|| {
-            let mut slots = inner.slots.borrow_mut();
-            slots.push(None);
-            slots.len() - 1
+            inner.slots.borrow_mut().push(None);
+            let wake = WakeArc::new(TaskWake {
+                id: inner.wakes.borrow().len(),
+                queued: AtomicBool::new(false),
+                remote: WakeArc::clone(&inner.remote),
+            });
+            let waker = Waker::from(WakeArc::clone(&wake));
+            let mut wakes = inner.wakes.borrow_mut();
+            wakes.push((wake, waker));
+            wakes.len() - 1
         });
-        let header = Rc::new(Header {
+        let header = Header {
             serial,
-            name: name.unwrap_or_else(|| format!("Task-{serial}")),
+            given_name: name.map(String::into_boxed_str),
             id,
             cancel_pending: Cell::new(false),
+            started: Cell::new(false),
             done: Cell::new(false),
             cancelled: Cell::new(false),
             failed: Cell::new(false),
             finished_seq: Cell::new(0),
             joiners: RefCell::default(),
+            watcher: RefCell::default(),
+            more_watchers: RefCell::default(),
             waiting: RefCell::default(),
-        });
-        let result = Rc::new(RefCell::new(None));
-        let wrapper = {
-            let (header, result) = (Rc::clone(&header), Rc::clone(&result));
-            async move {
-                // A task cancelled before its first step never runs.
-                let outcome = match cancel_point() {
-                    Ok(()) => future.await,
-                    Err(cancelled) => Err(cancelled),
-                };
-                header.cancelled.set(matches!(outcome, Err(AioError::Cancelled)));
-                header.failed.set(matches!(&outcome, Err(error) if *error != AioError::Cancelled));
-                header.finished_seq.set(with_loop(|inner| inner.next_seq.replace(inner.next_seq.get() + 1)));
-                *result.borrow_mut() = Some(outcome);
-                header.done.set(true);
-                for joiner in header.joiners.take() {
-                    joiner.wake();
-                }
-            }
         };
-        let wake = WakeArc::new(TaskWake { id, queued: AtomicBool::new(false), remote: WakeArc::clone(&inner.remote) });
-        let waker = Waker::from(WakeArc::clone(&wake));
+        let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
         if inner.tracing {
             let now = inner.clock.now();
-            inner.span(&header, SpanKind::Mark, Cow::Owned(format!("{} created", header.name)), now, now);
+            inner.span(&cell.header, SpanKind::Mark, Cow::Owned(format!("{} created", cell.header.name())), now, now);
         }
-        inner.slots.borrow_mut()[id] =
-            Some(Slot { future: Some(Box::pin(wrapper)), header: Rc::clone(&header), wake: WakeArc::clone(&wake), waker });
-        wake.wake_by_ref();
-        JoinHandle { header, result }
+        let task: TaskRef = cell.clone();
+        inner.slots.borrow_mut()[id] = Some(Rc::clone(&task));
+        inner.wakes.borrow()[id].0.wake_by_ref();
+        JoinHandle { task, output: cell }
     })
 }
 

@@ -7,13 +7,15 @@ use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::Poll;
 
-use super::executor::{cancel_point, current_header, spawn, waiting_on, Header, JoinHandle, Waiting};
+use super::executor::{cancel_point, current_task, spawn_task, waiting_on, JoinHandle, Progress, TaskRef, Waiting};
 use super::{AioError, AioResult};
 
 struct Group {
     /// The task running the body.
-    parent: Rc<Header>,
-    children: RefCell<Vec<Rc<Header>>>,
+    parent: TaskRef,
+    children: RefCell<Vec<TaskRef>>,
+    /// How many children have finished.
+    progress: Rc<Progress>,
     errors: RefCell<Vec<AioError>>,
     /// A failure has cancelled everything.
     aborting: Cell<bool>,
@@ -31,10 +33,10 @@ impl Group {
         if self.aborting.replace(true) {
             return;
         }
-        for child in self.children.borrow().iter().filter(|child| !child.done.get()) {
-            super::executor::cancel_header(child);
+        for child in self.children.borrow().iter().filter(|child| !child.header().done.get()) {
+            super::executor::cancel_header(child.header());
         }
-        super::executor::cancel_header(&self.parent);
+        super::executor::cancel_header(self.parent.header());
     }
 
     fn fail(&self, error: AioError) {
@@ -52,8 +54,14 @@ impl TaskGroup {
     where
         Body: Future<Output = AioResult<T>>,
     {
-        let parent = current_header().expect("a task group runs inside a task");
-        let group = Rc::new(Group { parent, children: RefCell::default(), errors: RefCell::default(), aborting: Cell::new(false) });
+        let parent = current_task().expect("a task group runs inside a task");
+        let group = Rc::new(Group {
+            parent,
+            children: RefCell::default(),
+            progress: Rc::default(),
+            errors: RefCell::default(),
+            aborting: Cell::new(false),
+        });
         let outcome = body(TaskGroup { group: Rc::clone(&group) }).await;
         if let Err(error) = &outcome {
             match error {
@@ -66,12 +74,10 @@ impl TaskGroup {
             if cancel_point().is_err() {
                 group.abort();
             }
-            let children = group.children.borrow();
-            let pending: Vec<_> = children.iter().filter(|child| !child.done.get()).collect();
-            if pending.is_empty() {
+            if group.progress.count() == group.children.borrow().len() {
                 return Poll::Ready(());
             }
-            pending.iter().for_each(|child| child.joiners.borrow_mut().push(cx.waker().clone()));
+            group.progress.wake_on_next(cx.waker());
             waiting_on(Waiting::On("TaskGroup: its tasks"));
             Poll::Pending
         })
@@ -79,7 +85,7 @@ impl TaskGroup {
         let errors = group.errors.take();
         if !errors.is_empty() {
             // The group's own cancel request of the body is spent (asyncio's `uncancel`).
-            group.parent.cancel_pending.set(false);
+            group.parent.header().cancel_pending.set(false);
             return Err(AioError::Group(errors));
         }
         outcome
@@ -87,8 +93,17 @@ impl TaskGroup {
 
     /// `tg.create_task(future)`. A group that is already failing cancels the task at once.
     pub fn spawn<T: 'static>(&self, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+        self.spawn_task(None, future)
+    }
+
+    /// [`TaskGroup::spawn`] with a name.
+    pub fn spawn_named<T: 'static>(&self, name: impl Into<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+        self.spawn_task(Some(name.into()), future)
+    }
+
+    fn spawn_task<T: 'static>(&self, name: Option<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
         let group = Rc::clone(&self.group);
-        let handle = spawn(async move {
+        let handle = spawn_task(name, async move {
             let outcome = future.await;
             if let Err(error) = &outcome {
                 if *error != AioError::Cancelled {
@@ -97,7 +112,9 @@ impl TaskGroup {
             }
             outcome
         });
-        self.group.children.borrow_mut().push(Rc::clone(handle.header()));
+        let index = self.group.children.borrow().len();
+        self.group.progress.add(index, handle.header());
+        self.group.children.borrow_mut().push(Rc::clone(handle.task()));
         if self.group.aborting.get() {
             handle.cancel();
         }

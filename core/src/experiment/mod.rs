@@ -7,10 +7,15 @@
 //! repeats, interleaving, statistics, correctness checks, progress and cancellation, so an
 //! experiment file is thin glue over a kernel.
 
+mod async_pipeline;
+mod cancellation;
 mod contention_ladder;
+mod event_loop;
+mod event_loop_throughput;
 mod executor_patterns;
 mod false_sharing;
 mod fork_join;
+mod gather_timeline;
 mod gil_convoy;
 mod gil_cpu;
 mod gil_race;
@@ -19,6 +24,7 @@ mod imbalance;
 mod io_fanout;
 mod ipc_cost;
 mod lock_contention;
+mod loop_starvation;
 mod lost_update;
 mod mandelbrot;
 mod models_matrix;
@@ -26,9 +32,11 @@ mod parallel_sum;
 pub mod params;
 mod policies;
 mod process_overhead;
+mod queue_backpressure;
 pub mod result;
 pub mod runner;
 mod rwlock_mix;
+mod semaphore_waves;
 mod spawn_overhead;
 mod switch_interval;
 
@@ -244,10 +252,15 @@ impl<'a> RunContext<'a> {
 /// Why a run did not produce a result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunError {
-    UnknownExperiment { id: String, known: Vec<&'static str> },
+    UnknownExperiment {
+        id: String,
+        known: Vec<&'static str>,
+    },
     Param(ParamError),
     Platform(PlatformError),
     Cancelled,
+    /// The run could not finish (an event loop stalled, say), with why.
+    Failed(String),
 }
 
 impl fmt::Display for RunError {
@@ -259,6 +272,7 @@ impl fmt::Display for RunError {
             Self::Param(error) => write!(f, "{error}"),
             Self::Platform(error) => write!(f, "{error}"),
             Self::Cancelled => write!(f, "cancelled"),
+            Self::Failed(why) => write!(f, "{why}"),
         }
     }
 }
@@ -300,6 +314,13 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &models_matrix::ModelsMatrix,
         &ipc_cost::IpcCost,
         &process_overhead::ProcessOverhead,
+        &gather_timeline::GatherTimeline,
+        &semaphore_waves::SemaphoreWaves,
+        &queue_backpressure::QueueBackpressure,
+        &loop_starvation::LoopStarvation,
+        &cancellation::Cancellation,
+        &async_pipeline::AsyncPipeline,
+        &event_loop_throughput::EventLoopThroughput,
     ]
 }
 
@@ -336,7 +357,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput"
         );
     }
 

@@ -43,6 +43,13 @@ pub fn small(id: &str) -> RunRequest {
         }
         "ipc-cost" => request(id, &[("messages", json!(3)), ("size", json!("sweep"))], &[1, 2, 3]),
         "process-overhead" => request(id, &[("tasks", json!(50)), ("iterations", json!(10)), ("round_trips", json!(10))], &[1, 2, 3]),
+        "gather-timeline" => request(id, &[("clock", json!("real")), ("scale", json!(0.005))], &[1, 2, 3]),
+        "semaphore-waves" => request(id, &[("clock", json!("virtual")), ("tasks", json!(7))], &[1, 2, 3]),
+        "queue-backpressure" => request(id, &[("clock", json!("virtual")), ("items", json!(6))], &[1, 2, 3]),
+        "loop-starvation" => request(id, &[("cpu_ms", json!(20)), ("heartbeat_ms", json!(2))], &[1, 2, 3]),
+        "cancellation" => request(id, &[("clock", json!("real")), ("scale", json!(0.005))], &[1, 2, 3]),
+        "async-pipeline" => request(id, &[("clock", json!("virtual")), ("items", json!(5))], &[1, 2, 3]),
+        "event-loop-throughput" => request(id, &[("tasks", json!(2000))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }

@@ -1,0 +1,156 @@
+//! Event-loop benchmark: our loop against tokio's current-thread runtime and against CPython's
+//! asyncio, per task, on the two workloads of `event-loop-throughput` that all three can run:
+//! `spawn` (create a task that returns at once, collect its result) and `yield` (a task that
+//! awaits a zero sleep / `yield_now` 10 times).
+//!
+//! Against tokio both sides spawn every task first, then await the handles one by one.
+//!
+//! Ours and tokio alternate in short pairs (the order flips each repetition) so the machine's
+//! drift lands on both; each pair gives a ratio, and the table shows the median ratio and its
+//! range. Ratios < 1: ours is faster. CPython (when `python3` is on PATH) runs the shipped
+//! `native/python/asyncio_tasks.py` with the same task count, which collects results with
+//! `gather`, so ours does too for that comparison; the two alternate as well (one Python run,
+//! then ours), and the ratio is CPython / ours.
+//!
+//! `cargo bench -p conlab-core --bench aio` (or `cargo xtask bench`).
+
+// tokio and python3 are native-only; on wasm32 (linted there) the benchmark is empty.
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::process::Command;
+    use std::time::Instant;
+
+    use conlab_core::aio::{gather, spawn, yield_now, AioResult, EventLoop, VirtualClock};
+    use conlab_core::stats::Summary;
+    use conlab_core::trace::Recorder;
+
+    const TASKS: usize = 100_000;
+    const PAIRS: usize = 21;
+    const YIELDS: usize = 10;
+
+    fn ours(yielding: bool, gathered: bool) -> f64 {
+        let start = Instant::now();
+        let main = async move {
+            let handles: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    spawn(async move {
+                        if yielding {
+                            for _ in 0..YIELDS {
+                                yield_now().await?;
+                            }
+                        }
+                        AioResult::Ok(1u64)
+                    })
+                })
+                .collect();
+            if gathered {
+                return Ok(gather(handles).await?.iter().sum());
+            }
+            // Awaited one by one, exactly as the tokio side does.
+            let mut done = 0;
+            for handle in handles {
+                done += handle.await?;
+            }
+            Ok(done)
+        };
+        let done = EventLoop::new(VirtualClock::new(), false).run(main, &Recorder::new(false), &|| true).expect("the loop runs");
+        assert_eq!(done, TASKS as u64);
+        start.elapsed().as_nanos() as f64 / TASKS as f64
+    }
+
+    fn tokio(yielding: bool) -> f64 {
+        let start = Instant::now();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime");
+        let done = runtime.block_on(async move {
+            let handles: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    tokio::spawn(async move {
+                        if yielding {
+                            for _ in 0..YIELDS {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        1u64
+                    })
+                })
+                .collect();
+            let mut done = 0;
+            for handle in handles {
+                done += handle.await.expect("a tokio task");
+            }
+            done
+        });
+        assert_eq!(done, TASKS as u64);
+        start.elapsed().as_nanos() as f64 / TASKS as f64
+    }
+
+    fn spread(values: &[f64]) -> (f64, f64, f64) {
+        let summary = Summary::of(values).expect("measured values");
+        (summary.median, summary.min, summary.max)
+    }
+
+    /// CPython's ns per task for (spawn, yield), one run of the shipped script.
+    fn cpython() -> Option<(f64, f64)> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../native/python/asyncio_tasks.py");
+        let output = Command::new("python3").arg(script).arg(TASKS.to_string()).arg("1").output().ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        let text = String::from_utf8(output.stdout).ok()?;
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        Some((fields.get(1)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+    }
+
+    /// CPython / ours per task, alternating one CPython run with one of ours.
+    fn against_cpython() {
+        let (mut spawn_ratios, mut yield_ratios, mut python) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let Some((spawn_ns, yield_ns)) = cpython() else {
+                println!("  CPython: python3 not found, skipped");
+                return;
+            };
+            spawn_ratios.push(spawn_ns / ours(false, true));
+            yield_ratios.push(yield_ns / ours(true, true));
+            python.push((spawn_ns, yield_ns));
+        }
+        for (kind, ratios, ns) in [
+            ("spawn", spawn_ratios, python.iter().map(|p| p.0).collect::<Vec<_>>()),
+            ("yield x10", yield_ratios, python.iter().map(|p| p.1).collect()),
+        ] {
+            let (median, low, high) = spread(&ratios);
+            println!(
+                "  {kind:<10} CPython asyncio / ours (gather): {median:.1}× [{low:.1} – {high:.1}]   (CPython {:.0} ns)",
+                spread(&ns).0
+            );
+        }
+    }
+
+    pub fn main() {
+        println!("event loop: ns per task, {TASKS} tasks, {PAIRS} alternating pairs (median [range])");
+        for (kind, yielding) in [("spawn", false), ("yield x10", true)] {
+            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+            for pair in 0..PAIRS {
+                if pair % 2 == 0 {
+                    mine.push(ours(yielding, false));
+                    theirs.push(tokio(yielding));
+                } else {
+                    theirs.push(tokio(yielding));
+                    mine.push(ours(yielding, false));
+                }
+            }
+            let ratios: Vec<f64> = mine.iter().zip(&theirs).map(|(a, b)| a / b).collect();
+            let (ratio, low, high) = spread(&ratios);
+            println!(
+                "  {kind:<10} ours / tokio current_thread: {ratio:.2} [{low:.2} – {high:.2}]   (ours {:.0} ns, tokio {:.0} ns)",
+                spread(&mine).0,
+                spread(&theirs).0
+            );
+        }
+        against_cpython();
+    }
+}
+
+fn main() {
+    #[cfg(not(target_arch = "wasm32"))]
+    native::main();
+}

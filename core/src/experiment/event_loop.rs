@@ -1,0 +1,73 @@
+//! What the asyncio experiments share: the clock switch, the time scale, and running a demo's
+//! `main` on an event loop inside a cell.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{ParamSpec, Params, RunContext, RunError};
+use crate::aio::{AioError, AioResult, EventLoop, RealClock, VirtualClock};
+
+/// The `clock` and `scale` parameters every asyncio experiment takes.
+pub(super) fn clock_params() -> [ParamSpec; 2] {
+    [
+        ParamSpec::choice(
+            "clock",
+            "real",
+            &["real", "virtual"],
+            "real: the loop sleeps; virtual: it jumps to the next timer (exact, instant)",
+        ),
+        ParamSpec::float("scale", 0.1, 0.001, 10.0, "× real", "real seconds per book second: 0.1 replays a 2 s sleep in 200 ms"),
+    ]
+}
+
+/// A demo's clock: virtual or real, and how book seconds map to loop time.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DemoClock {
+    pub virtual_clock: bool,
+    pub scale: f64,
+}
+
+impl DemoClock {
+    pub fn from(params: &Params) -> Self {
+        Self { virtual_clock: params.text("clock") == "virtual", scale: params.float("scale") }
+    }
+
+    /// Loop time for `book_seconds` of the book's story.
+    pub fn secs(self, book_seconds: f64) -> Duration {
+        Duration::from_secs_f64(book_seconds * self.scale)
+    }
+
+    /// Runs `main` on a fresh loop (with `threads` pool workers for `to_thread` if > 0) and
+    /// records `loop time` in book seconds.
+    pub fn run<T: Send + 'static>(
+        self,
+        context: &RunContext,
+        threads: usize,
+        main: impl Future<Output = AioResult<T>> + 'static,
+    ) -> Result<T, RunError> {
+        let keep_going = || context.check_cancel().is_ok();
+        let tracing = context.trace().is_enabled();
+        let main = timed(main);
+        let outcome = match (self.virtual_clock, threads) {
+            (true, 0) => EventLoop::new(VirtualClock::new(), tracing).run(main, context.trace(), &keep_going),
+            (false, 0) => EventLoop::new(RealClock::new(), tracing).run(main, context.trace(), &keep_going),
+            (true, _) => EventLoop::new(VirtualClock::new(), tracing).run_with_threads(threads, main, context.trace(), &keep_going)?,
+            (false, _) => EventLoop::new(RealClock::new(), tracing).run_with_threads(threads, main, context.trace(), &keep_going)?,
+        };
+        match outcome {
+            Ok((value, loop_time)) => {
+                context.record("loop time", "s", loop_time.as_secs_f64() / self.scale);
+                Ok(value)
+            }
+            Err(AioError::Stopped) => Err(RunError::Cancelled),
+            Err(error) => Err(RunError::Failed(error.to_string())),
+        }
+    }
+}
+
+/// `main` with its loop time.
+async fn timed<T>(main: impl Future<Output = AioResult<T>>) -> AioResult<(T, Duration)> {
+    let start = crate::aio::now();
+    let value = main.await?;
+    Ok((value, crate::aio::now() - start))
+}

@@ -1,0 +1,152 @@
+//! `queue-backpressure`: producers and consumers joined by an `asyncio.Queue`; a bounded queue
+//! makes fast producers wait instead of piling up items.
+
+use std::cell::Cell as Counter;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::event_loop::{clock_params, DemoClock};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::aio::prims::Queue;
+use crate::aio::{gather, now, sleep, spawn, AioError};
+
+pub struct QueueBackpressure;
+
+impl Experiment for QueueBackpressure {
+    fn info(&self) -> ExperimentInfo {
+        let mut params = vec![
+            ParamSpec::int("producers", 2, 1, 1000, "tasks", "producer tasks"),
+            ParamSpec::int("consumers", 2, 1, 1000, "tasks", "consumer tasks"),
+            ParamSpec::int("maxsize", 3, 1, 100_000, "items", "the bounded queue's capacity"),
+            ParamSpec::int("items", 10, 1, 100_000, "per producer", "items each producer puts"),
+            ParamSpec::float("produce", 0.1, 0.0, 60.0, "book s", "time to produce one item"),
+            ParamSpec::float("consume", 0.3, 0.0, 60.0, "book s", "time to consume one item"),
+        ];
+        params.extend(clock_params());
+        ExperimentInfo {
+            id: "queue-backpressure",
+            title: "A bounded queue pushes back on fast producers",
+            topic: "asyncio",
+            concept: "asyncio.Queue(maxsize), put/get, task_done/join",
+            teaches: "When producers outpace consumers, an unbounded queue just grows — memory is the only limit, and \
+                      items wait longer and longer. A bounded queue makes `put` wait while it is full: producers slow \
+                      to the consumers' pace, the depth never passes `maxsize`, and the total time is the same, because \
+                      the consumers were the bottleneck all along. `queue.join()` waits until every item is marked \
+                      `task_done`; then the consumers are cancelled, the asyncio idiom. `producer blocked` is the \
+                      producers' total time inside `put`.",
+            params,
+            variants: vec![VariantSpec::fixed("bounded", "Queue(maxsize)"), VariantSpec::fixed("unbounded", "Queue() — no limit")],
+            baseline: "unbounded",
+            work_unit: None,
+            fixed_duration: false,
+            chart_metric: Some("max depth"),
+            shows_timeline: true,
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        Ok(Box::new(Flow {
+            producers: params.count("producers"),
+            consumers: params.count("consumers"),
+            maxsize: params.count("maxsize"),
+            items: params.count("items"),
+            produce: params.float("produce"),
+            consume: params.float("consume"),
+            clock: DemoClock::from(params),
+        }))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Flow {
+    producers: usize,
+    consumers: usize,
+    maxsize: usize,
+    items: usize,
+    produce: f64,
+    consume: f64,
+    clock: DemoClock,
+}
+
+impl Workload for Flow {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// Every item consumed once.
+    fn expected(&self) -> Digest {
+        (self.producers * self.items) as u64
+    }
+
+    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(FlowCell { flow: *self, bounded: variant == "bounded" }))
+    }
+}
+
+struct FlowCell {
+    flow: Flow,
+    bounded: bool,
+}
+
+/// What a run observed.
+#[derive(Default)]
+struct Observed {
+    consumed: Counter<u64>,
+    max_depth: Counter<usize>,
+    blocked: Counter<Duration>,
+}
+
+impl Cell for FlowCell {
+    fn threads(&self) -> usize {
+        1
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let flow = self.flow;
+        let queue = Rc::new(Queue::new(if self.bounded { flow.maxsize } else { 0 }));
+        let observed = Rc::new(Observed::default());
+        let seen = Rc::clone(&observed);
+        flow.clock.run(context, 0, async move {
+            let producers: Vec<_> = (0..flow.producers)
+                .map(|_| {
+                    let (queue, seen) = (Rc::clone(&queue), Rc::clone(&seen));
+                    spawn(async move {
+                        for item in 0..flow.items {
+                            sleep(flow.clock.secs(flow.produce)).await?;
+                            let start = now();
+                            queue.put(item).await?;
+                            seen.blocked.set(seen.blocked.get() + (now() - start));
+                            seen.max_depth.set(seen.max_depth.get().max(queue.qsize()));
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            let consumers: Vec<_> = (0..flow.consumers)
+                .map(|_| {
+                    let (queue, seen) = (Rc::clone(&queue), Rc::clone(&seen));
+                    spawn(async move {
+                        loop {
+                            queue.get().await?;
+                            sleep(flow.clock.secs(flow.consume)).await?;
+                            seen.consumed.set(seen.consumed.get() + 1);
+                            queue.task_done()?;
+                        }
+                    })
+                })
+                .collect::<Vec<crate::aio::JoinHandle<()>>>();
+            gather(producers).await?;
+            queue.join().await?;
+            consumers.iter().for_each(|consumer| _ = consumer.cancel());
+            for consumer in consumers {
+                if !matches!(consumer.await, Err(AioError::Cancelled)) {
+                    return Err(AioError::Raised("a consumer stopped by itself".into()));
+                }
+            }
+            Ok(())
+        })?;
+        context.record("max depth", "items", observed.max_depth.get() as f64);
+        context.record("producer blocked", "s", observed.blocked.get().as_secs_f64() / flow.clock.scale);
+        Ok(observed.consumed.get())
+    }
+}
