@@ -1,11 +1,13 @@
 //! `models-matrix`: the books' table — CPU-bound, I/O-bound and mixed workloads under each of
 //! Python's concurrency models (and plain Rust): sequential, threads with the GIL, free-threaded
-//! threads, a process pool, native rayon. (asyncio joins when the event loop lands.)
+//! threads, a process pool, asyncio (one event loop), native rayon.
 
 use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::aio::{self, AioError, EventLoop, RealClock};
 use crate::kernels::spin::Spinner;
+use crate::trace::Recorder;
 use crate::platform::{self, run_team, RayonPool};
 use crate::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use crate::pymodel::process::{Job, ProcessPool};
@@ -25,7 +27,8 @@ impl Experiment for ModelsMatrix {
             teaches: "The rule of thumb, measured: for CPU-bound Python, threads under the GIL gain nothing and a process \
                       pool scales (minus its start-up and copying); for I/O-bound work, threads are as good as processes \
                       and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then computing) sit in \
-                      between. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
+                      between. asyncio overlaps every task's I/O on one thread (no pool size to pick) but computes one task at \
+                      a time. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
                       Pick the workload, sweep the workers; each task is the same in every model. `CPU use` is the \
                       CPU time the run burnt (this process and its worker processes, from the OS) per second of wall \
                       time, in cores: the GIL holds threads to about one, I/O-bound work to almost none. Browsers \
@@ -42,6 +45,7 @@ impl Experiment for ModelsMatrix {
                 VariantSpec::sweep("threads", "a pool of N Python threads under the GIL"),
                 VariantSpec::sweep("free-threaded", "a pool of N Python threads, no GIL"),
                 VariantSpec::sweep("process", "a pool of N worker processes (start-up included)"),
+                VariantSpec::fixed("asyncio", "one event loop: every task a coroutine, its I/O awaited"),
                 VariantSpec::sweep("rayon", "the same tasks as plain Rust on rayon with N threads"),
             ],
             baseline: "seq",
@@ -81,12 +85,41 @@ impl Workload for Batch {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        let workers = if variant == "seq" { 1 } else { threads };
+        let workers = if matches!(variant, "seq" | "asyncio") { 1 } else { threads };
         let rayon = if variant == "rayon" { Some(RayonPool::new(workers)?) } else { None };
         if variant == "process" {
             ProcessPool::check()?;
         }
         Ok(Box::new(BatchCell { batch: self, variant: variant.to_string(), workers, rayon }))
+    }
+}
+
+impl Batch {
+    /// asyncio: every task a coroutine on one loop (real clock); its I/O is an awaited sleep, its
+    /// computing runs on the loop's thread and holds everything else up meanwhile.
+    fn on_event_loop(&self, context: &RunContext) -> Result<u64, RunError> {
+        let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns: self.op_ns, spinner: self.spinner };
+        let (iterations, io) = (self.iterations, Duration::from_micros(u64::from(self.io_us)));
+        let tasks = self.tasks;
+        let main = async move {
+            let handles = (0..tasks)
+                .map(|_| {
+                    let interpreter = interpreter.clone();
+                    aio::spawn(async move {
+                        aio::sleep(io).await?;
+                        let counter = [AtomicI64::new(0)];
+                        interpreter.run(&Program::task(0, iterations, 0), &counter, 0, &Recorder::new(false), &|| true);
+                        Ok(counter[0].load(Ordering::Relaxed) as u64)
+                    })
+                })
+                .collect();
+            Ok(aio::gather(handles).await?.iter().sum())
+        };
+        match EventLoop::new(RealClock::new(), false).run(main, context.trace(), &|| context.check_cancel().is_ok()) {
+            Ok(counted) => Ok(counted),
+            Err(AioError::Stopped) => Err(RunError::Cancelled),
+            Err(error) => Err(RunError::Failed(error.to_string())),
+        }
     }
 }
 
@@ -111,6 +144,7 @@ impl Cell for BatchCell<'_> {
                 let job = Job::Task { iterations: batch.iterations, io_us: batch.io_us, op_ns: batch.op_ns, spinner: batch.spinner };
                 pool.map(&vec![job; batch.tasks], 1)?.iter().map(|reply| reply.value as u64).sum()
             }
+            ("asyncio", _) => batch.on_event_loop(context)?,
             (_, Some(rayon)) => {
                 use rayon::prelude::*;
                 let counted = AtomicU64::new(0);
