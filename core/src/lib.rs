@@ -2,7 +2,8 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the map. In short: [`platform`] is the only
 //! module that knows whether it runs natively or in a browser worker; [`sync`] is the only door
-//! for atomics and locks; [`experiment`] holds the registry and the runner; [`kernels`],
+//! for atomics and locks; [`experiment`] holds the registry and the runner; [`aio`] is the
+//! asyncio-style event loop; [`kernels`],
 //! [`stats`] and [`trace`] are what experiments are built from; [`report`] renders results.
 //! Nothing here touches the DOM or the terminal.
 
