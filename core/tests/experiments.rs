@@ -387,8 +387,11 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one() {
     request.repeat = 7;
     request.variants = Some(vec!["gil".into()]);
     let result = run_quietly(&request).unwrap();
-    let speedup = result.cell("gil", 2).unwrap().speedup_vs_one_thread.unwrap();
-    assert!(speedup < 1.3, "GIL speedup {speedup:.2} at 2 threads");
+    // Each side's fastest run: a burst of load elsewhere can slow runs down, never speed them up,
+    // so the ratio of minimums is the law's most robust reading.
+    let fastest = |threads| result.cell("gil", threads).unwrap().summary.as_ref().unwrap().min;
+    let speedup = fastest(1) / fastest(2);
+    assert!(speedup < 1.3, "GIL speedup {speedup:.2} at 2 threads (fastest runs)");
     assert!(result.cell("gil", 2).unwrap().metrics["drop requests"].median >= 1.0, "the threads took turns");
 }
 

@@ -336,6 +336,18 @@ fn schedule(id: usize) {
     })
 }
 
+/// Marks an event on the current task's timeline lane (only built when tracing).
+pub fn note<L: Into<Cow<'static, str>>>(label: impl FnOnce() -> L) {
+    with_loop(|inner| {
+        if inner.tracing {
+            if let Some(task) = inner.current.borrow().as_ref() {
+                let now = inner.clock.now();
+                inner.span(task.header(), SpanKind::Mark, label().into(), now, now);
+            }
+        }
+    })
+}
+
 /// The loop's time: since [`EventLoop::run`] started, on its clock.
 pub fn now() -> Duration {
     with_loop(|inner| inner.clock.now())

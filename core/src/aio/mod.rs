@@ -29,7 +29,7 @@ use std::fmt;
 
 pub use clock::{Clock, RealClock, VirtualClock};
 pub use combinators::{as_completed, gather, gather_settled, shield, wait, wait_for, ReturnWhen, Waited};
-pub use executor::{monitor_lag, now, sleep, spawn, spawn_named, to_thread, yield_now, EventLoop, JoinHandle};
+pub use executor::{monitor_lag, note, now, sleep, spawn, spawn_named, to_thread, yield_now, EventLoop, JoinHandle};
 pub use group::TaskGroup;
 
 /// What asyncio would raise.

@@ -5,7 +5,6 @@ use std::time::Duration;
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::aio::{gather, sleep, spawn, yield_now, AioError, AioResult, EventLoop, VirtualClock};
 use crate::platform::Instant;
-use crate::trace::Recorder;
 
 pub struct EventLoopThroughput;
 
@@ -23,7 +22,8 @@ impl Experiment for EventLoopThroughput {
                       costs a few hundred nanoseconds here (CPython's asyncio: several microseconds per task, measured by \
                       `native/python/asyncio_tasks.py`); a switch at an `await` costs less; a timer costs a heap push and \
                       pop. These numbers bound how fine-grained async work can usefully be. The timers run on the virtual \
-                      clock, so only the loop's bookkeeping is timed, never the waiting.",
+                      clock, so only the loop's bookkeeping is timed, never the waiting. Recording a timeline (off by \
+                      default here) adds its own cost to every step.",
             params: vec![ParamSpec::int("tasks", 100_000, 1, 10_000_000, "tasks", "tasks per run")],
             variants: vec![
                 VariantSpec::fixed("spawn", "create_task + gather of tasks that return at once"),
@@ -65,7 +65,7 @@ struct LoadCell {
 }
 
 /// `tasks` tasks of the variant's kind, gathered; the count of those that finished.
-pub async fn many_tasks(variant: String, tasks: usize) -> AioResult<u64> {
+async fn many_tasks(variant: String, tasks: usize) -> AioResult<u64> {
     let handles = (0..tasks)
         .map(|i| match variant.as_str() {
             "yield" => spawn(async {
@@ -88,10 +88,13 @@ impl Cell for LoadCell {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let start = Instant::now();
-        // The virtual clock never waits: only the loop's own work is timed.
-        let outcome =
-            EventLoop::new(VirtualClock::new(), false)
-                .run(many_tasks(self.variant.clone(), self.tasks), &Recorder::new(false), &|| context.check_cancel().is_ok());
+        // The virtual clock never waits: only the loop's own work is timed (and the recording,
+        // if timelines are asked for — which slows it down).
+        let outcome = EventLoop::new(VirtualClock::new(), context.trace().is_enabled()).run(
+            many_tasks(self.variant.clone(), self.tasks),
+            context.trace(),
+            &|| context.check_cancel().is_ok(),
+        );
         let done = match outcome {
             Ok(done) => done,
             Err(AioError::Stopped) => return Err(RunError::Cancelled),

@@ -7,13 +7,13 @@ use std::time::Duration;
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::aio::{self, AioError, EventLoop, RealClock};
 use crate::kernels::spin::Spinner;
-use crate::trace::Recorder;
 use crate::platform::{self, run_team, RayonPool};
 use crate::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use crate::pymodel::process::{Job, ProcessPool};
 use crate::pymodel::{Interpreter, Mode, Program};
 use crate::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::sync::Arc;
+use crate::trace::Recorder;
 
 pub struct ModelsMatrix;
 
@@ -98,7 +98,8 @@ impl Batch {
     /// asyncio: every task a coroutine on one loop (real clock); its I/O is an awaited sleep, its
     /// computing runs on the loop's thread and holds everything else up meanwhile.
     fn on_event_loop(&self, context: &RunContext) -> Result<u64, RunError> {
-        let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns: self.op_ns, spinner: self.spinner };
+        let interpreter =
+            Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns: self.op_ns, spinner: self.spinner };
         let (iterations, io) = (self.iterations, Duration::from_micros(u64::from(self.io_us)));
         let tasks = self.tasks;
         let main = async move {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::event_loop::{clock_params, DemoClock};
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::aio::prims::Queue;
-use crate::aio::{gather, now, sleep, spawn, AioError};
+use crate::aio::{gather, note, now, sleep, spawn, AioError};
 
 pub struct QueueBackpressure;
 
@@ -33,7 +33,8 @@ impl Experiment for QueueBackpressure {
                       to the consumers' pace, the depth never passes `maxsize`, and the total time is the same, because \
                       the consumers were the bottleneck all along. `queue.join()` waits until every item is marked \
                       `task_done`; then the consumers are cancelled, the asyncio idiom. `producer blocked` is the \
-                      producers' total time inside `put`.",
+                      producers' total time inside `put`, `mean depth` the depth averaged over time, and the timeline \
+                      marks every change of depth.",
             params,
             variants: vec![VariantSpec::fixed("bounded", "Queue(maxsize)"), VariantSpec::fixed("unbounded", "Queue() — no limit")],
             baseline: "unbounded",
@@ -94,6 +95,21 @@ struct Observed {
     consumed: Counter<u64>,
     max_depth: Counter<usize>,
     blocked: Counter<Duration>,
+    /// Depth integrated over loop time (item·s), and when the depth last changed.
+    depth_area: Counter<f64>,
+    depth_since: Counter<(usize, Duration)>,
+}
+
+impl Observed {
+    /// The queue's depth just changed to `depth`: integrate, and mark it on the timeline.
+    fn depth(&self, depth: usize) {
+        let (previous, since) = self.depth_since.get();
+        let now = now();
+        self.depth_area.set(self.depth_area.get() + previous as f64 * (now - since).as_secs_f64());
+        self.depth_since.set((depth, now));
+        self.max_depth.set(self.max_depth.get().max(depth));
+        note(|| format!("queue depth {depth}"));
+    }
 }
 
 impl Cell for FlowCell {
@@ -106,7 +122,7 @@ impl Cell for FlowCell {
         let queue = Rc::new(Queue::new(if self.bounded { flow.maxsize } else { 0 }));
         let observed = Rc::new(Observed::default());
         let seen = Rc::clone(&observed);
-        flow.clock.run(context, 0, async move {
+        let loop_time = flow.clock.run(context, 0, async move {
             let producers: Vec<_> = (0..flow.producers)
                 .map(|_| {
                     let (queue, seen) = (Rc::clone(&queue), Rc::clone(&seen));
@@ -116,7 +132,7 @@ impl Cell for FlowCell {
                             let start = now();
                             queue.put(item).await?;
                             seen.blocked.set(seen.blocked.get() + (now() - start));
-                            seen.max_depth.set(seen.max_depth.get().max(queue.qsize()));
+                            seen.depth(queue.qsize());
                         }
                         Ok(())
                     })
@@ -128,6 +144,7 @@ impl Cell for FlowCell {
                     spawn(async move {
                         loop {
                             queue.get().await?;
+                            seen.depth(queue.qsize());
                             sleep(flow.clock.secs(flow.consume)).await?;
                             seen.consumed.set(seen.consumed.get() + 1);
                             queue.task_done()?;
@@ -143,9 +160,10 @@ impl Cell for FlowCell {
                     return Err(AioError::Raised("a consumer stopped by itself".into()));
                 }
             }
-            Ok(())
+            Ok(now())
         })?;
         context.record("max depth", "items", observed.max_depth.get() as f64);
+        context.record("mean depth", "items", observed.depth_area.get() / loop_time.as_secs_f64().max(f64::MIN_POSITIVE));
         context.record("producer blocked", "s", observed.blocked.get().as_secs_f64() / flow.clock.scale);
         Ok(observed.consumed.get())
     }
