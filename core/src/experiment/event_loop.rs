@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{ParamSpec, Params, RunContext, RunError};
-use crate::aio::{AioError, AioResult, EventLoop, RealClock, VirtualClock};
+use crate::aio::{AioResult, EventLoop, RealClock, VirtualClock};
 
 /// The `clock` and `scale` parameters every asyncio experiment takes.
 pub(super) fn clock_params() -> [ParamSpec; 2] {
@@ -54,14 +54,9 @@ impl DemoClock {
             (true, _) => EventLoop::new(VirtualClock::new(), tracing).run_with_threads(threads, main, context.trace(), &keep_going)?,
             (false, _) => EventLoop::new(RealClock::new(), tracing).run_with_threads(threads, main, context.trace(), &keep_going)?,
         };
-        match outcome {
-            Ok((value, loop_time)) => {
-                context.record("loop time", "s", loop_time.as_secs_f64() / self.scale);
-                Ok(value)
-            }
-            Err(AioError::Stopped) => Err(RunError::Cancelled),
-            Err(error) => Err(RunError::Failed(error.to_string())),
-        }
+        let (value, loop_time) = outcome?;
+        context.record("loop time", "s", loop_time.as_secs_f64() / self.scale);
+        Ok(value)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::aio::{gather, sleep, spawn, yield_now, AioError, AioResult, EventLoop, VirtualClock};
+use crate::aio::{gather, sleep, spawn, yield_now, AioResult, EventLoop, VirtualClock};
 use crate::platform::Instant;
 
 pub struct EventLoopThroughput;
@@ -95,11 +95,7 @@ impl Cell for LoadCell {
             context.trace(),
             &|| context.check_cancel().is_ok(),
         );
-        let done = match outcome {
-            Ok(done) => done,
-            Err(AioError::Stopped) => return Err(RunError::Cancelled),
-            Err(error) => return Err(RunError::Failed(error.to_string())),
-        };
+        let done = outcome?;
         context.record("ns per task", "ns", start.elapsed().as_secs_f64() * 1e9 / self.tasks as f64);
         Ok(done)
     }

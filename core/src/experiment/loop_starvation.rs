@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::aio::{monitor_lag, sleep, spawn, to_thread, yield_now, AioError, EventLoop, RealClock};
+use crate::aio::{monitor_lag, sleep, spawn, to_thread, yield_now, EventLoop, RealClock};
 use crate::kernels::spin::Spinner;
 
 pub struct LoopStarvation;
@@ -112,11 +112,7 @@ impl Cell for StarvationCell<'_> {
         let keep_going = || context.check_cancel().is_ok();
         let tracing = context.trace().is_enabled();
         let outcome = EventLoop::new(RealClock::new(), tracing).run_with_threads(1, main, context.trace(), &keep_going)?;
-        let (done, lag) = match outcome {
-            Ok(value) => value,
-            Err(AioError::Stopped) => return Err(RunError::Cancelled),
-            Err(error) => return Err(RunError::Failed(error.to_string())),
-        };
+        let (done, lag) = outcome?;
         for (name, q) in [("lag p50", 0.5), ("lag p99", 0.99)] {
             context.record(name, "ms", lag.quantile(q) as f64 / 1e6);
         }

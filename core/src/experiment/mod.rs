@@ -285,6 +285,17 @@ impl From<ParamError> for RunError {
     }
 }
 
+/// An event loop's failure ends the run: stopped from outside is a cancel, anything else
+/// (a stall, say) fails it with the reason.
+impl From<crate::aio::AioError> for RunError {
+    fn from(error: crate::aio::AioError) -> Self {
+        match error {
+            crate::aio::AioError::Stopped => Self::Cancelled,
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
 impl From<PlatformError> for RunError {
     fn from(error: PlatformError) -> Self {
         Self::Platform(error)

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::aio::{self, AioError, EventLoop, RealClock};
+use crate::aio::{self, EventLoop, RealClock};
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, run_team, RayonPool};
 use crate::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
@@ -116,11 +116,7 @@ impl Batch {
                 .collect();
             Ok(aio::gather(handles).await?.iter().sum())
         };
-        match EventLoop::new(RealClock::new(), false).run(main, context.trace(), &|| context.check_cancel().is_ok()) {
-            Ok(counted) => Ok(counted),
-            Err(AioError::Stopped) => Err(RunError::Cancelled),
-            Err(error) => Err(RunError::Failed(error.to_string())),
-        }
+        Ok(EventLoop::new(RealClock::new(), false).run(main, context.trace(), &|| context.check_cancel().is_ok())?)
     }
 }
 
