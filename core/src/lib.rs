@@ -11,6 +11,7 @@
 #![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 
 pub mod aio;
+pub mod ds;
 pub mod experiment;
 pub mod kernels;
 pub mod locks;
