@@ -13,80 +13,19 @@
 
 use std::time::Duration;
 
-use conlab_core::experiment::{run, CancelFlag, RunRequest, RunResult, Session};
 use conlab_core::platform::{hardware_threads, sleep, RayonPool};
 use conlab_core::sched::steal::StealPool;
-use conlab_core::stats::Summary;
 use conlab_core::trace::Recorder;
-use serde_json::{json, Value};
+use serde_json::json;
 
-const REPEAT: usize = 21;
+mod support;
 
-fn measure(experiment: &str, params: &[(&str, Value)], variants: &[&str], threads: usize) -> RunResult {
-    let request = RunRequest {
-        experiment: experiment.into(),
-        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        variants: Some(variants.iter().map(|v| v.to_string()).collect()),
-        threads: Some(vec![threads]),
-        repeat: REPEAT,
-        warmup: 2,
-        trace: false,
-    };
-    let result = run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");
-    assert!(result.all_checks_passed, "{experiment}: a variant computed a wrong result");
-    result
-}
+use support::{measure, metric, ratio_line, times, REPEAT};
 
-/// Median and range of `values`.
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let summary = Summary::of(values).expect("measured values");
-    (summary.median, summary.min, summary.max)
-}
-
-/// Values of one cell per repetition, and the unit they are printed in.
-type Values<'r> = (Box<dyn Fn(&str) -> Vec<f64> + 'r>, &'static str);
-
-/// Per-repetition ratio of `ours` to `anchor` (times, or a metric): median and range.
-fn ratio_line(label: &str, result: &RunResult, ours: &str, anchor: &str, (values, unit): Values<'_>) {
-    let (mine, theirs) = (values(ours), values(anchor));
-    let ratios: Vec<f64> = mine.iter().zip(&theirs).map(|(a, b)| a / b).collect();
-    let (median, low, high) = spread(&ratios);
-    println!(
-        "  {label:<34} {ours} / {anchor}: {median:>5.2}  [{low:.2} – {high:.2}]   ({ours} {:.1} {unit}, {anchor} {:.1} {unit}; {} threads)",
-        spread(&mine).0,
-        spread(&theirs).0,
-        result.threads[0]
-    );
-}
-
-fn cell<'r>(result: &'r RunResult, variant: &str) -> &'r conlab_core::experiment::CellResult {
-    result.cells.iter().find(|c| c.variant == variant).expect("measured")
-}
-
-/// Run times in ms.
-fn times(result: &RunResult) -> Values<'_> {
-    (Box::new(move |variant| cell(result, variant).samples.iter().map(|s| s * 1e3).collect()), "ms")
-}
-
-/// A recorded metric, in its own unit.
-fn metric<'r>(result: &'r RunResult, name: &'r str, unit: &'static str) -> Values<'r> {
-    (Box::new(move |variant| cell(result, variant).metrics[name].values.clone()), unit)
-}
-
-/// CPU time (user + system) this process has used so far, where the OS tells (Linux).
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10)) // USER_HZ is 100 on Linux
-}
-
-/// CPU used while `idle` sleeps for `window`, as a share of one core.
 fn idle_cpu(window: Duration, idle: impl FnOnce(Duration)) -> Option<f64> {
-    let before = process_cpu()?;
+    let before = conlab_core::platform::cpu_time()?;
     idle(window);
-    Some((process_cpu()? - before).as_secs_f64() / window.as_secs_f64())
+    Some((conlab_core::platform::cpu_time()? - before).as_secs_f64() / window.as_secs_f64())
 }
 
 fn main() {

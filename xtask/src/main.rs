@@ -7,7 +7,7 @@
 //! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
 //!   build, and the browser end-to-end suite.
 //! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, our event loop vs tokio
-//!   and CPython asyncio, our schedulers vs rayon
+//!   and CPython asyncio, our MPMC ring vs crossbeam's ArrayQueue, our schedulers vs rayon
 //!   (natively and in Chromium), and wasm in Chromium vs native (each alternated within one run).
 //!
 //! Native builds use the default (stable) toolchain. wasm builds need nightly and
@@ -223,7 +223,7 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
-    for bench in ["locks", "sched", "aio"] {
+    for bench in ["locks", "sched", "aio", "ds"] {
         run(Command::new(cargo()).args(["bench", "--locked", "--package", "conlab-core", "--bench", bench]))?;
     }
     setup()?;

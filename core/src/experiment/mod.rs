@@ -33,6 +33,7 @@ pub mod params;
 mod policies;
 mod process_overhead;
 mod queue_backpressure;
+mod queue_shootout;
 pub mod result;
 pub mod runner;
 mod rwlock_mix;
@@ -332,6 +333,7 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &cancellation::Cancellation,
         &async_pipeline::AsyncPipeline,
         &event_loop_throughput::EventLoopThroughput,
+        &queue_shootout::QueueShootout,
     ]
 }
 
@@ -368,7 +370,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout"
         );
     }
 
