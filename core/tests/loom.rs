@@ -8,6 +8,7 @@
 #![cfg(loom)]
 
 use conlab_core::ds::ring::Ring;
+use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::locks::mcs::McsLock;
 use conlab_core::locks::parking::ParkingMutex;
 use conlab_core::locks::rwlock::RwLock;
@@ -292,5 +293,29 @@ fn ring_wraps_around_a_full_queue_in_order() {
         let taken = pop_n(&ring, 3);
         producer.join().unwrap();
         assert_eq!(taken, [1, 2, 3], "one producer's values come out in order");
+    });
+}
+
+/// With `Head::Untagged` loom finds the ABA interleaving here (a node lost or duplicated).
+#[test]
+fn treiber_tagged_stack_keeps_every_node_through_concurrent_pops_and_pushes() {
+    model(2, || {
+        let stack = Arc::new(IndexStack::full(3, Head::Tagged));
+        let churners: Vec<_> = (0..2)
+            .map(|_| {
+                let stack = Arc::clone(&stack);
+                thread::spawn(move || {
+                    let first = stack.pop();
+                    let second = stack.pop();
+                    for node in [first, second].into_iter().flatten() {
+                        stack.push(node);
+                    }
+                })
+            })
+            .collect();
+        churners.into_iter().for_each(|c| c.join().unwrap());
+        let mut nodes = stack.nodes();
+        nodes.sort_unstable();
+        assert_eq!(nodes, [0, 1, 2], "a node was lost or duplicated");
     });
 }

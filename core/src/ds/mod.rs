@@ -1,4 +1,6 @@
 //! Concurrent data structures, one module per algorithm, each citing its paper and stating its
-//! memory-ordering contract: [`ring`] — Vyukov's bounded MPMC queue.
+//! memory-ordering contract: [`ring`] — Vyukov's bounded MPMC queue; [`treiber`] — Treiber's stack
+//! with and without the ABA tag.
 
 pub mod ring;
+pub mod treiber;

@@ -7,6 +7,7 @@
 //! repeats, interleaving, statistics, correctness checks, progress and cancellation, so an
 //! experiment file is thin glue over a kernel.
 
+mod aba;
 mod async_pipeline;
 mod cancellation;
 mod contention_ladder;
@@ -334,6 +335,7 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &async_pipeline::AsyncPipeline,
         &event_loop_throughput::EventLoopThroughput,
         &queue_shootout::QueueShootout,
+        &aba::Aba,
     ]
 }
 
@@ -370,7 +372,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba"
         );
     }
 

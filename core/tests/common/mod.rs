@@ -51,6 +51,7 @@ pub fn small(id: &str) -> RunRequest {
         "async-pipeline" => request(id, &[("clock", json!("virtual")), ("items", json!(5))], &[1, 2, 3]),
         "event-loop-throughput" => request(id, &[("tasks", json!(2000))], &[1, 2, 3]),
         "queue-shootout" => request(id, &[("items", json!(5_000)), ("capacity", json!(64))], &[1, 2, 3]),
+        "aba" => request(id, &[("cycles", json!(5_000))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }
