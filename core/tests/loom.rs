@@ -7,6 +7,7 @@
 //! (`cargo xtask test` does).
 #![cfg(loom)]
 
+use conlab_core::ds::channel;
 use conlab_core::ds::ring::Ring;
 use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::locks::mcs::McsLock;
@@ -317,5 +318,22 @@ fn treiber_tagged_stack_keeps_every_node_through_concurrent_pops_and_pushes() {
         let mut nodes = stack.nodes();
         nodes.sort_unstable();
         assert_eq!(nodes, [0, 1, 2], "a node was lost or duplicated");
+    });
+}
+
+#[test]
+fn channel_blocks_both_ways_without_losing_a_wake_up() {
+    // Capacity 2, three items: the sender parks on a full channel, the receiver on an empty
+    // one; a lost wake-up leaves one parked forever, which loom reports as a deadlock.
+    model(2, || {
+        let (sender, receiver) = channel::bounded::<u32>(2);
+        let producer = thread::spawn(move || {
+            for value in [1, 2, 3] {
+                sender.send(value).unwrap();
+            }
+        });
+        let got: Vec<u32> = std::iter::from_fn(|| receiver.recv().ok()).collect();
+        producer.join().unwrap();
+        assert_eq!(got, [1, 2, 3]);
     });
 }
