@@ -1,10 +1,11 @@
 //! `queue-shootout`: operations per second of each MPMC queue and channel at 1P1C, 2P2C and
-//! 3P1C — our Vyukov ring against crossbeam's queues and channel, a mutex around a `VecDeque`,
+//! 3P1C — our Vyukov ring and channel against crossbeam's queues and channel, a mutex around a `VecDeque`,
 //! and std's channel.
 
 use std::collections::VecDeque;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::ds::channel;
 use crate::ds::ring::Ring;
 use crate::platform::{check_team_size, run_team, Instant, PlatformError};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -19,14 +20,14 @@ impl Experiment for QueueShootout {
     fn info(&self) -> ExperimentInfo {
         ExperimentInfo {
             id: "queue-shootout",
-            title: "Queue shoot-out: lock-free ring, crossbeam, a mutex, std's channel",
+            title: "Queue shoot-out: lock-free ring and channel, crossbeam, a mutex, std's channel",
             topic: "data structures",
             concept: "lock-free MPMC queues (Vyukov), channels, Mutex<VecDeque>",
             teaches: "Producers push `items` numbers each through one shared queue; consumers pop them all. A bounded \
                       lock-free ring (Vyukov's: one CAS per operation on its own end, no lock) and crossbeam's \
                       ArrayQueue (the same algorithm) keep producers and consumers off each other's cache lines; \
-                      crossbeam's SegQueue (unbounded, linked segments) and channel add allocation or wake-up \
-                      machinery; a Mutex<VecDeque> makes every operation take the same lock. Each shape runs in turn — \
+                      crossbeam's SegQueue (unbounded, linked segments) and the channels (ours on the ring, crossbeam's) \
+                      add allocation or wake-up bookkeeping; a Mutex<VecDeque> makes every operation take the same lock. Each shape runs in turn — \
                       one producer and one consumer, two and two, three producers and one consumer — and the columns \
                       give millions of items through per second. std's channel has a single consumer, so it sits out \
                       2P2C. Full and empty queues are polled (a spin hint between tries), so with more threads than \
@@ -37,6 +38,7 @@ impl Experiment for QueueShootout {
             ],
             variants: vec![
                 VariantSpec::fixed("ring", "our Vyukov bounded MPMC ring (ds::ring)"),
+                VariantSpec::fixed("channel", "our bounded channel on the ring (ds::channel)"),
                 VariantSpec::fixed("crossbeam-array", "crossbeam_queue::ArrayQueue"),
                 VariantSpec::fixed("crossbeam-seg", "crossbeam_queue::SegQueue (unbounded)"),
                 VariantSpec::fixed("crossbeam-channel", "crossbeam_channel::bounded"),
@@ -97,6 +99,15 @@ impl Queue for Ring<u64> {
     }
     fn pop(&self) -> Option<u64> {
         Ring::pop(self)
+    }
+}
+
+impl Queue for (channel::Sender<u64>, channel::Receiver<u64>) {
+    fn push(&self, value: u64) -> Result<(), u64> {
+        self.0.try_send(value)
+    }
+    fn pop(&self) -> Option<u64> {
+        self.1.try_recv()
     }
 }
 
@@ -176,6 +187,7 @@ impl ShootoutCell<'_> {
         let capacity = self.shootout.capacity;
         match self.variant.as_str() {
             "ring" => Box::new(Ring::new(capacity)),
+            "channel" => Box::new(channel::bounded(capacity)),
             "crossbeam-array" => Box::new(crossbeam_queue::ArrayQueue::new(capacity)),
             "crossbeam-seg" => Box::new(crossbeam_queue::SegQueue::new()),
             "crossbeam-channel" => Box::new(crossbeam_channel::bounded(capacity)),
