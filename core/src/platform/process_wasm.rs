@@ -66,6 +66,8 @@ struct Slot {
     /// The worker's own memory (shared, so this side can place bytes in it).
     memory: WebAssembly::Memory,
     free: bool,
+    /// The mailbox of the worker's last pool, kept for the next: a claim allocates none.
+    mailbox: Option<Box<Mailbox>>,
 }
 
 thread_local! {
@@ -80,6 +82,7 @@ pub fn register_process_workers(workers: Array, memories: Array) {
             worker: worker.unchecked_into(),
             memory: memory.unchecked_into(),
             free: true,
+            mailbox: None,
         }))
     });
 }
@@ -136,10 +139,11 @@ impl WorkerProcess {
                 unavailable(format!("all {count} Web Worker processes are in use (the lab starts that many when it loads)"))
             })?;
             free.free = false;
-            Ok::<_, PlatformError>((slot, free.worker.clone().unchecked_into::<WebWorker>(), free.memory.clone()))
+            let mailbox = free.mailbox.take().unwrap_or_else(|| Mailbox::new(MAILBOX_BYTES));
+            Ok::<_, PlatformError>((slot, free.worker.clone().unchecked_into::<WebWorker>(), free.memory.clone(), mailbox))
         })?;
-        let (slot, worker, memory) = claimed;
-        let mut process = Self { slot, worker, memory, mailbox: Mailbox::new(MAILBOX_BYTES), outstanding: 0 };
+        let (slot, worker, memory, mailbox) = claimed;
+        let mut process = Self { slot, worker, memory, mailbox, outstanding: 0 };
         let claim = message(
             "claim",
             &[
@@ -237,7 +241,12 @@ impl Drop for WorkerProcess {
                 return;
             }
         }
-        SLOTS.with_borrow_mut(|slots| slots[self.slot].free = true);
+        // Every reply is collected: the mailbox is EMPTY and nobody writes it any more.
+        let mailbox = std::mem::replace(&mut self.mailbox, Mailbox::new(0));
+        SLOTS.with_borrow_mut(|slots| {
+            slots[self.slot].mailbox = Some(mailbox);
+            slots[self.slot].free = true;
+        });
     }
 }
 
