@@ -14,17 +14,32 @@ use super::{AioError, AioResult};
 /// tasks finished) is raised at once while the others go on running. Cancelling the gather
 /// cancels them all.
 pub async fn gather<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<T>> {
-    let progress = Progress::watch(&handles);
+    match all_finished(&handles, true).await? {
+        Some(failed) => take(&mut handles[failed]).and(Err(AioError::Raised("a failed task returned a value".into()))),
+        None => handles.iter_mut().map(take).collect(),
+    }
+}
+
+/// `asyncio.gather(*tasks, return_exceptions=True)`: every outcome, in order, once all finish.
+pub async fn gather_settled<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<AioResult<T>>> {
+    all_finished(&handles, false).await?;
+    Ok(handles.iter_mut().map(take).collect())
+}
+
+/// Waits until every task has finished — or, with `fail_fast`, until one fails (its index);
+/// cancelling the wait cancels the tasks.
+async fn all_finished<T>(handles: &[JoinHandle<T>], fail_fast: bool) -> AioResult<Option<usize>> {
+    let progress = Progress::watch(handles);
     poll_fn(|cx| {
         if let Err(cancelled) = cancel_point() {
             handles.iter().for_each(|h| _ = h.cancel());
             return Poll::Ready(Err(cancelled));
         }
-        if let Some(failed) = progress.first_failure() {
-            return Poll::Ready(take(&mut handles[failed]).and(Err(AioError::Raised("a failed task returned a value".into()))));
+        if let Some(failed) = progress.first_failure().filter(|_| fail_fast) {
+            return Poll::Ready(Ok(Some(failed)));
         }
         if progress.count() == handles.len() {
-            return Poll::Ready(handles.iter_mut().map(take).collect());
+            return Poll::Ready(Ok(None));
         }
         progress.wake_on_next(cx.waker());
         waiting_on(Waiting::On("gather"));
@@ -35,24 +50,6 @@ pub async fn gather<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<T>> {
 
 fn take<T>(handle: &mut JoinHandle<T>) -> AioResult<T> {
     handle.take_result().expect("a finished task's result")
-}
-
-/// `asyncio.gather(*tasks, return_exceptions=True)`: every outcome, in order, once all finish.
-pub async fn gather_settled<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec<AioResult<T>>> {
-    let progress = Progress::watch(&handles);
-    poll_fn(|cx| {
-        if let Err(cancelled) = cancel_point() {
-            handles.iter().for_each(|h| _ = h.cancel());
-            return Poll::Ready(Err(cancelled));
-        }
-        if progress.count() == handles.len() {
-            return Poll::Ready(Ok(handles.iter_mut().map(take).collect()));
-        }
-        progress.wake_on_next(cx.waker());
-        waiting_on(Waiting::On("gather"));
-        Poll::Pending
-    })
-    .await
 }
 
 /// When [`wait`] returns.
