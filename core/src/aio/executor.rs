@@ -422,17 +422,15 @@ impl EventLoop {
     ) -> Result<AioResult<T>, crate::platform::PlatformError> {
         let jobs = WakeArc::new(JobQueue::default());
         Rc::get_mut(&mut self.inner).expect("a loop not yet running").jobs = Some(WakeArc::clone(&jobs));
-        // The loop's futures are not Send: build them on the thread that runs the loop.
-        let main = std::cell::Cell::new(Some(main));
-        let main = SendCell(main);
-        let this = SendCell(self);
+        // The loop and `main` are not Send: they move, untouched, to the member that runs them.
+        let (this, main) = (SendCell(self), SendCell(main));
         FifoPool::run(threads, recorder, move |pool| {
             for _ in 0..threads {
                 let jobs = WakeArc::clone(&jobs);
                 let _ = pool.submit(move || jobs.serve());
             }
             let (this, main) = (this, main);
-            let result = this.0.run(main.0.take().expect("run once"), recorder, keep_going);
+            let result = this.0.run(main.0, recorder, keep_going);
             jobs.close();
             result
         })

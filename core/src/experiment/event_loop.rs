@@ -48,11 +48,11 @@ impl DemoClock {
         let keep_going = || context.check_cancel().is_ok();
         let tracing = context.trace().is_enabled();
         let main = timed(main);
-        let outcome = match (self.virtual_clock, threads) {
-            (true, 0) => EventLoop::new(VirtualClock::new(), tracing).run(main, context.trace(), &keep_going),
-            (false, 0) => EventLoop::new(RealClock::new(), tracing).run(main, context.trace(), &keep_going),
-            (true, _) => EventLoop::new(VirtualClock::new(), tracing).run_with_threads(threads, main, context.trace(), &keep_going)?,
-            (false, _) => EventLoop::new(RealClock::new(), tracing).run_with_threads(threads, main, context.trace(), &keep_going)?,
+        let event_loop =
+            if self.virtual_clock { EventLoop::new(VirtualClock::new(), tracing) } else { EventLoop::new(RealClock::new(), tracing) };
+        let outcome = match threads {
+            0 => event_loop.run(main, context.trace(), &keep_going),
+            _ => event_loop.run_with_threads(threads, main, context.trace(), &keep_going)?,
         };
         let (value, loop_time) = outcome?;
         context.record("loop time", "s", loop_time.as_secs_f64() / self.scale);
