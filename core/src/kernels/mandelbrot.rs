@@ -4,6 +4,9 @@
 //! full `max_iter`, those far outside a few iterations, so equal row blocks carry very unequal
 //! work: a static split over threads is imbalanced, which dynamic scheduling (rayon) evens out.
 
+use super::{Kernel, KernelSpec, Par};
+use crate::platform::PlatformError;
+
 /// The region and resolution to render.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Frame {
@@ -61,6 +64,41 @@ pub fn escape_time(c_re: f64, c_im: f64, max_iter: u32) -> u32 {
 /// Digest of an image: FNV-1a over all iteration counts, row-major.
 pub fn digest(counts: &[u32]) -> u64 {
     super::fnv1a(counts.iter().map(|c| u64::from(*c)))
+}
+
+/// The catalogue entry: `size` is the image width, the height 5/8 of it, 500 iterations.
+pub const SPEC: KernelSpec = KernelSpec {
+    id: "mandelbrot",
+    help: "escape-time Mandelbrot, one part per row: very unequal rows",
+    unit: "pixels",
+    size_means: "image width (px)",
+    default_size: 800,
+    sizes: (16, 4096),
+    work_exponent: 2,
+    build: |width, _| {
+        let frame = Frame { width, height: (width * 5 / 8).max(1), max_iter: 500 };
+        Box::new(Render { frame, image: vec![0; frame.width * frame.height] })
+    },
+};
+
+struct Render {
+    frame: Frame,
+    image: Vec<u32>,
+}
+
+impl Kernel for Render {
+    fn work(&self) -> f64 {
+        (self.frame.width * self.frame.height) as f64
+    }
+
+    fn run(&mut self, par: &Par<'_, '_>) -> Result<u64, PlatformError> {
+        let frame = self.frame;
+        let mut rows: Vec<&mut [u32]> = self.image.chunks_mut(frame.width).collect();
+        par.for_each_mut(&mut rows, |y, row| {
+            frame.render_row(y, row, || true);
+        })?;
+        super::digest_par(par, &self.image, |count| u64::from(*count))
+    }
 }
 
 #[cfg(test)]
