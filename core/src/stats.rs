@@ -122,9 +122,62 @@ pub fn efficiency(speedup_vs_one: f64, threads: usize) -> f64 {
     speedup_vs_one / threads as f64
 }
 
+/// Amdahl's law: the speedup on `threads` threads of a program whose `serial` fraction of the
+/// one-thread time cannot run in parallel, 1 / (f + (1 − f) / p).
+pub fn amdahl_speedup(serial: f64, threads: f64) -> f64 {
+    1.0 / (serial + (1.0 - serial) / threads)
+}
+
+/// Gustafson's law: the scaled speedup when the parallel part grows with the threads,
+/// f + (1 − f)·p = p − f·(p − 1).
+pub fn gustafson_speedup(serial: f64, threads: f64) -> f64 {
+    threads - serial * (threads - 1.0)
+}
+
+/// The serial fraction f that best explains measured (threads, speedup over one thread) points
+/// under Amdahl's law, by least squares on the time per unit of work: 1/S − 1/p = f·(1 − 1/p),
+/// a line through the origin (the Karp–Flatt metric is this for a single point). `None` without
+/// a point above one thread. Clamped to [0, 1]: superlinear points (a cache effect) give 0.
+pub fn amdahl_fit(points: &[(usize, f64)]) -> Option<f64> {
+    fit_through_origin(points.iter().map(|&(p, s)| {
+        let p = p as f64;
+        (1.0 - 1.0 / p, 1.0 / s - 1.0 / p)
+    }))
+}
+
+/// The serial fraction f that best explains (threads, scaled speedup) points under Gustafson's
+/// law, by least squares on p − S = f·(p − 1).
+pub fn gustafson_fit(points: &[(usize, f64)]) -> Option<f64> {
+    fit_through_origin(points.iter().map(|&(p, s)| {
+        let p = p as f64;
+        (p - 1.0, p - s)
+    }))
+}
+
+/// The slope of y = f·x by least squares over points with x > 0, clamped to [0, 1].
+fn fit_through_origin(points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let (xy, xx) = points.filter(|(x, y)| *x > 0.0 && y.is_finite()).fold((0.0, 0.0), |(xy, xx), (x, y)| (xy + x * y, xx + x * x));
+    (xx > 0.0).then(|| (xy / xx).clamp(0.0, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fits_recover_the_serial_fraction_of_their_own_law() {
+        let threads = [1, 2, 4, 8, 16];
+        let amdahl: Vec<(usize, f64)> = threads.iter().map(|&p| (p, amdahl_speedup(0.1, p as f64))).collect();
+        assert!(close(amdahl_fit(&amdahl).unwrap(), 0.1));
+        let gustafson: Vec<(usize, f64)> = threads.iter().map(|&p| (p, gustafson_speedup(0.25, p as f64))).collect();
+        assert!(close(gustafson_fit(&gustafson).unwrap(), 0.25));
+        assert!(close(amdahl_speedup(0.0, 8.0), 8.0) && close(gustafson_speedup(1.0, 8.0), 1.0));
+        assert_eq!(amdahl_fit(&[(1, 1.0)]), None, "one thread says nothing about the serial part");
+        assert_eq!(amdahl_fit(&[(2, 2.5)]), Some(0.0), "superlinear: clamped");
+        // Noise around f = 0.2 at two threads (S = 1.667): a least-squares compromise.
+        let noisy = amdahl_fit(&[(2, 1.6), (2, 1.75)]).unwrap();
+        assert!((0.14..0.26).contains(&noisy), "{noisy}");
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9 * a.abs().max(1.0)

@@ -477,3 +477,57 @@ fn a_blocking_coroutine_shows_as_loop_lag_and_to_thread_removes_it() {
     assert!(lag("blocking") > 40.0, "the loop was blocked: {} ms", lag("blocking"));
     assert!(lag("to-thread") < lag("blocking") / 2.0, "to_thread: {} ms vs {} ms", lag("to-thread"), lag("blocking"));
 }
+
+#[test]
+fn scaling_runs_every_kernel_checks_it_and_fits_a_serial_fraction() {
+    let _beside = beside();
+    for spec in conlab_core::kernels::catalogue() {
+        let size = (spec.default_size / 200).max(spec.sizes.0).max(if spec.work_exponent > 1 { 48 } else { 20_000 });
+        let mut request = request("scaling", &[("kernel", json!(spec.id)), ("size", json!(size))], &[1, 2]);
+        request.repeat = 2;
+        let result = run_quietly(&request).unwrap_or_else(|e| panic!("{}: {e}", spec.id));
+        assert!(result.all_checks_passed, "{}: {:#?}", spec.id, result.cells);
+        assert_eq!(result.work_unit.as_deref(), Some(spec.unit));
+        let fitted: Vec<&str> = result.fits.iter().map(|fit| fit.variant.as_str()).collect();
+        assert_eq!(fitted, ["team", "rayon", "steal"], "{}", spec.id);
+        assert!(result.fits.iter().all(|fit| (0.0..=1.0).contains(&fit.serial_fraction) && fit.points == 1));
+    }
+}
+
+#[test]
+fn scaling_with_threads_grows_the_problem_and_fits_gustafson() {
+    let _beside = beside();
+    let params = [("kernel", json!("matmul-blocked")), ("size", json!(64)), ("growth", json!("with-threads"))];
+    let result = run_quietly(&request("scaling", &params, &[1, 2])).unwrap();
+    assert!(result.all_checks_passed, "each grown size checked against its own sequential run");
+    let size = |variant: &str, threads: usize| result.cell(variant, threads).unwrap().metrics["size"].median;
+    assert_eq!((size("team", 1), size("team", 2), size("rayon", 2)), (64.0, 81.0, 81.0), "64 · ∛2 ≈ 81: twice the flops");
+    let (one, two) = (result.cell("team", 1).unwrap(), result.cell("team", 2).unwrap());
+    let rate_ratio = two.throughput.unwrap() / one.throughput.unwrap();
+    assert!((two.speedup_vs_one_thread.unwrap() - rate_ratio).abs() < 1e-9, "scaled speedup is a ratio of rates");
+    assert!(result.fits.iter().all(|fit| fit.law == conlab_core::experiment::ScalingLaw::Gustafson));
+}
+
+#[test]
+fn scaling_rejects_a_size_outside_the_kernels_range() {
+    let _beside = beside();
+    let error = run_quietly(&request("scaling", &[("kernel", json!("matmul-naive")), ("size", json!(5000))], &[1])).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "parameter `size`: matmul-naive takes a size (matrix side n) from 1 to 2048, or 0 for its default 384; got `5000`"
+    );
+}
+
+#[test]
+fn shared_atomic_counters_scale_worse_than_private_counts() {
+    let _alone = alone();
+    let ratio = |kernel: &str| {
+        let mut request = request("scaling", &[("kernel", json!(kernel)), ("size", json!(4 << 20))], &[1, 2]);
+        request.variants = Some(vec!["team".into()]);
+        let result = run_quietly(&request).unwrap();
+        let fastest = |threads: usize| result.cell("team", threads).unwrap().summary.as_ref().unwrap().min;
+        fastest(2) / fastest(1)
+    };
+    let (atomic, local) = (ratio("histogram-atomic"), ratio("histogram-local"));
+    assert!(atomic > local, "two threads' time over one: shared atomics {atomic:.2}, private counts {local:.2}");
+}

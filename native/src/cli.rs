@@ -124,7 +124,8 @@ fn describe(id: &str) -> Result<String, String> {
             let range = match &spec.kind {
                 ParamKind::Int { min, max } => format!("{min}..={max}"),
                 ParamKind::Float { min, max } => format!("{min}..={max}"),
-                ParamKind::Choice { choices } => choices.join("|"),
+                ParamKind::Choice { details, .. } if !details.is_empty() => "see below".into(),
+                ParamKind::Choice { choices, .. } => choices.join("|"),
                 ParamKind::Bool => "true|false".into(),
             };
             let default = if spec.unit.is_empty() { spec.default.to_string() } else { format!("{} {}", spec.default, spec.unit) };
@@ -135,6 +136,17 @@ fn describe(id: &str) -> Result<String, String> {
     let (name_width, default_width, range_width) = (width(0), width(1), width(2));
     for [name, default, range, help] in &rows {
         let _ = writeln!(out, "  {name:<name_width$}  {default:<default_width$}  {range:<range_width$}  {help}");
+    }
+    for spec in &info.params {
+        if let ParamKind::Choice { choices, details } = &spec.kind {
+            if !details.is_empty() {
+                let _ = writeln!(out, "\n{} is one of:", spec.name);
+                let width = choices.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+                for (choice, detail) in choices.iter().zip(details) {
+                    let _ = writeln!(out, "  {choice:<width$}  {detail}");
+                }
+            }
+        }
     }
     let _ = writeln!(out, "\nvariants (--variant a,b):");
     for variant in &info.variants {

@@ -147,7 +147,7 @@ function paramField(spec) {
   const id = `param-${spec.name}`;
   let input;
   if (spec.type === 'choice') {
-    input = el('select', { id, name: spec.name }, ...spec.choices.map((c) => el('option', { value: c, text: c, selected: c === spec.default })));
+    input = el('select', { id, name: spec.name }, ...spec.choices.map((c, i) => el('option', { value: c, text: c, title: spec.details?.[i] ?? '', selected: c === spec.default })));
   } else if (spec.type === 'bool') {
     input = el('input', { id, name: spec.name, type: 'checkbox', checked: spec.default === true });
   } else {
@@ -236,13 +236,14 @@ function resultTable({ headers, rows }) {
   return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { text: h })))), el('tbody', {}, ...body));
 }
 
-function showResult({ result, table, chart_svg, csv, chrome_trace, timeline_svg }) {
+function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timeline_svg }) {
   $('results').hidden = false;
   const baseline = result.baseline;
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
   $('result-summary').textContent = `${result.title}. ${best ? `Best: ${best.variant} on ${best.threads} thread${best.threads === 1 ? '' : 's'}, ${times(best.speedup_vs_baseline)} vs ${baseline}. ` : ''}` +
     `${result.repeat} runs per cell after ${result.warmup} warm-up; whole run ${result.wall_seconds.toFixed(2)} s.`;
   $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped
+  $('fits').replaceChildren(...fits.map((line) => el('li', { text: line })));
   $('table').replaceChildren(resultTable(table));
   $('timeline').hidden = !timeline_svg;
   $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-core's report::timeline_svg, text XML-escaped

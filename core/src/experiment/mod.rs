@@ -38,6 +38,7 @@ mod queue_shootout;
 pub mod result;
 pub mod runner;
 mod rwlock_mix;
+mod scaling;
 mod semaphore_waves;
 mod spawn_overhead;
 mod switch_interval;
@@ -48,7 +49,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
-pub use result::{CellResult, Check, Environment, Metric, RunResult};
+pub use result::{CellResult, Check, Environment, Fit, Metric, RunResult, ScalingLaw};
 pub use runner::{run, run_experiment, Progress, RunRequest, Session};
 
 use crate::platform::{self, Instant, PlatformError};
@@ -136,6 +137,14 @@ pub trait Workload {
     /// `threads` against the platform's limit; a cell that picks its own thread count (one per
     /// task, say) checks it with `platform::check_team_size`, so the cell is marked skipped.
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError>;
+    /// What one unit of work is, when it depends on the parameters (otherwise the info's).
+    fn work_unit(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether the problem grows with the threads (Gustafson) or stays fixed (Amdahl).
+    fn scaling_law(&self) -> ScalingLaw {
+        ScalingLaw::Amdahl
+    }
 }
 
 /// One variant at one thread count, ready to run.
@@ -144,6 +153,15 @@ pub trait Cell {
     fn threads(&self) -> usize;
     /// One timed run.
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError>;
+    /// The digest this cell must produce, when its input differs from the workload's (a
+    /// problem grown with the thread count).
+    fn expected(&self) -> Option<Digest> {
+        None
+    }
+    /// Units of work in one run of this cell, when they differ from the workload's.
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A cancel request shared between the front end and the threads of a run.
@@ -336,6 +354,7 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &event_loop_throughput::EventLoopThroughput,
         &queue_shootout::QueueShootout,
         &aba::Aba,
+        &scaling::Scaling,
     ]
 }
 
@@ -372,7 +391,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling"
         );
     }
 

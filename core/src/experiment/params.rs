@@ -34,9 +34,20 @@ impl fmt::Display for Value {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ParamKind {
-    Int { min: i64, max: i64 },
-    Float { min: f64, max: f64 },
-    Choice { choices: Vec<&'static str> },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
+    Choice {
+        choices: Vec<&'static str>,
+        /// One line per choice saying what it is (empty when the names say enough).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        details: Vec<String>,
+    },
     Bool,
 }
 
@@ -45,7 +56,7 @@ impl fmt::Display for ParamKind {
         match self {
             Self::Int { min, max } => write!(f, "an integer from {min} to {max}"),
             Self::Float { min, max } => write!(f, "a number from {min} to {max}"),
-            Self::Choice { choices } => write!(f, "one of {}", choices.join(", ")),
+            Self::Choice { choices, .. } => write!(f, "one of {}", choices.join(", ")),
             Self::Bool => write!(f, "true or false"),
         }
     }
@@ -88,7 +99,22 @@ impl ParamSpec {
     }
 
     pub fn choice(name: &'static str, default: &'static str, choices: &[&'static str], help: &'static str) -> Self {
-        Self { name, kind: ParamKind::Choice { choices: choices.to_vec() }, default: Value::Text(default.into()), unit: "", help }
+        Self {
+            name,
+            kind: ParamKind::Choice { choices: choices.to_vec(), details: Vec::new() },
+            default: Value::Text(default.into()),
+            unit: "",
+            help,
+        }
+    }
+
+    /// A choice whose options each come with a line saying what they are.
+    pub fn described_choice(name: &'static str, default: &'static str, choices: &[(&'static str, String)], help: &'static str) -> Self {
+        let kind = ParamKind::Choice {
+            choices: choices.iter().map(|(id, _)| *id).collect(),
+            details: choices.iter().map(|(_, detail)| detail.clone()).collect(),
+        };
+        Self { name, kind, default: Value::Text(default.into()), unit: "", help }
     }
 
     /// Checks and converts a raw value (JSON number, bool or text such as `"640"` from a CLI
@@ -108,7 +134,7 @@ impl ParamSpec {
                 let value: f64 = text.parse().map_err(|_| invalid())?;
                 (value.is_finite() && *min <= value && value <= *max).then_some(Value::Float(value)).ok_or_else(invalid)
             }
-            ParamKind::Choice { choices } => {
+            ParamKind::Choice { choices, .. } => {
                 choices.iter().find(|c| **c == text).map(|c| Value::Text((*c).to_string())).ok_or_else(invalid)
             }
             ParamKind::Bool => match text.as_str() {

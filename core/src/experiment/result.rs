@@ -32,6 +32,9 @@ pub struct RunResult {
     pub chart_metric: Option<String>,
     pub environment: Environment,
     pub cells: Vec<CellResult>,
+    /// For each variant swept over thread counts, the serial fraction its speedups imply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fits: Vec<Fit>,
     /// Every run of every cell produced the expected digest.
     pub all_checks_passed: bool,
     /// Wall time of the whole run, set-up included.
@@ -43,6 +46,38 @@ pub struct RunResult {
 impl RunResult {
     pub fn cell(&self, variant: &str, threads: usize) -> Option<&CellResult> {
         self.cells.iter().find(|cell| cell.variant == variant && cell.threads == threads)
+    }
+}
+
+/// How the problem size relates to the thread count, and so which law explains the speedups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScalingLaw {
+    /// Fixed size (strong scaling): speedup = T(1) / T(p), bounded by 1 / f.
+    #[default]
+    Amdahl,
+    /// Size grown with the threads (weak scaling): scaled speedup = rate(p) / rate(1).
+    Gustafson,
+}
+
+/// A variant's speedups over one thread fitted to a [`ScalingLaw`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    pub variant: String,
+    pub law: ScalingLaw,
+    /// The fitted serial fraction f, in [0, 1].
+    pub serial_fraction: f64,
+    /// Cells above one thread that the fit used.
+    pub points: usize,
+}
+
+impl Fit {
+    /// The law's speedup at `threads` with the fitted f.
+    pub fn speedup(&self, threads: f64) -> f64 {
+        match self.law {
+            ScalingLaw::Amdahl => crate::stats::amdahl_speedup(self.serial_fraction, threads),
+            ScalingLaw::Gustafson => crate::stats::gustafson_speedup(self.serial_fraction, threads),
+        }
     }
 }
 

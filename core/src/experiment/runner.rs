@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::result::{CellResult, Environment, Metric, RunResult, SCHEMA_VERSION};
+use super::result::{CellResult, Environment, Fit, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
 use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
 use crate::platform::{max_team_threads, Instant};
-use crate::stats::{efficiency, speedup, Summary};
+use crate::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, Summary};
 use crate::trace::{CellTrace, Recorder, Trace};
 
 /// Allowed repeats and warm-ups.
@@ -168,7 +168,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         let start = Instant::now();
         let digest = cell.cell.run(&context)?;
         let seconds = start.elapsed().as_secs_f64();
-        if digest != expected && cell.wrong_digest.is_none() {
+        if digest != cell.cell.expected().unwrap_or(expected) && cell.wrong_digest.is_none() {
             cell.wrong_digest = Some(digest);
         }
         if !warmup {
@@ -199,12 +199,16 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
 
     let mut cells: Vec<CellResult> = live
         .iter()
-        .map(|cell| measured_cell(cell, expected, workload.work_units()))
+        .map(|cell| measured_cell(cell, expected, cell.cell.work_units().or(workload.work_units())))
         .chain(skipped.into_iter().map(|skip| CellResult::skipped(skip.variant, skip.threads, skip.why)))
         .collect();
-    if !info.fixed_duration {
+    let law = workload.scaling_law();
+    let fits = if info.fixed_duration {
+        Vec::new()
+    } else {
         add_speedups(&mut cells, info.baseline);
-    }
+        fits(&cells, &info, law)
+    };
     let all_checks_passed = cells.iter().filter_map(|cell| cell.check.as_ref()).all(|check| check.passed);
 
     Ok(RunResult {
@@ -217,11 +221,12 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         repeat: request.repeat,
         warmup: request.warmup,
         baseline: info.baseline.into(),
-        work_unit: info.work_unit.map(Into::into),
+        work_unit: workload.work_unit().or(info.work_unit).map(Into::into),
         fixed_duration: info.fixed_duration,
         chart_metric: info.chart_metric.map(Into::into),
         environment: Environment::current(),
         cells,
+        fits,
         all_checks_passed,
         wall_seconds: wall.elapsed().as_secs_f64(),
         trace: request.trace.then_some(Trace { cells: traces }),
@@ -229,6 +234,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
 }
 
 fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>) -> CellResult {
+    let expected = cell.cell.expected().unwrap_or(expected);
     let summary = Summary::of(&cell.samples);
     let throughput = summary.as_ref().zip(work_units).and_then(|(s, units)| (s.median > 0.0).then(|| units / s.median));
     let check = cell.unchecked.is_none().then(|| Check {
@@ -253,16 +259,37 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>)
 }
 
 /// Fills the speedup columns from the medians: vs the baseline variant's single run, and vs the
-/// same variant at 1 thread.
+/// same variant at 1 thread. Where cells did different amounts of work (a problem grown with
+/// the threads) the ratios are of throughputs, which for equal work are the ratios of times.
 fn add_speedups(cells: &mut [CellResult], baseline: &str) {
-    let median = |cell: &CellResult| cell.summary.as_ref().map(|s| s.median);
-    let baseline_median = cells.iter().filter(|c| c.variant == baseline).find_map(median);
+    let rate = |cell: &CellResult| cell.throughput.or_else(|| cell.summary.as_ref().and_then(|s| (s.median > 0.0).then(|| 1.0 / s.median)));
+    let baseline_rate = cells.iter().filter(|c| c.variant == baseline).find_map(rate);
     let one_thread: BTreeMap<String, f64> =
-        cells.iter().filter(|c| c.threads == 1).filter_map(|c| Some((c.variant.clone(), median(c)?))).collect();
+        cells.iter().filter(|c| c.threads == 1).filter_map(|c| Some((c.variant.clone(), rate(c)?))).collect();
     for cell in cells.iter_mut() {
-        let Some(time) = median(cell) else { continue };
-        cell.speedup_vs_baseline = baseline_median.and_then(|base| speedup(base, time));
-        cell.speedup_vs_one_thread = one_thread.get(&cell.variant).and_then(|one| speedup(*one, time));
+        let Some(rate) = rate(cell) else { continue };
+        cell.speedup_vs_baseline = baseline_rate.and_then(|base| speedup(rate, base));
+        cell.speedup_vs_one_thread = one_thread.get(&cell.variant).and_then(|one| speedup(rate, *one));
         cell.efficiency = cell.speedup_vs_one_thread.map(|s| efficiency(s, cell.threads));
     }
+}
+
+/// The serial fraction of each thread-sweeping variant measured above one thread.
+fn fits(cells: &[CellResult], info: &ExperimentInfo, law: ScalingLaw) -> Vec<Fit> {
+    info.variants
+        .iter()
+        .filter(|variant| variant.sweeps_threads && variant.unchecked.is_none())
+        .filter_map(|variant| {
+            let points: Vec<(usize, f64)> = cells
+                .iter()
+                .filter(|c| c.variant == variant.id && c.threads > 1)
+                .filter_map(|c| Some((c.threads, c.speedup_vs_one_thread?)))
+                .collect();
+            let serial_fraction = match law {
+                ScalingLaw::Amdahl => amdahl_fit(&points),
+                ScalingLaw::Gustafson => gustafson_fit(&points),
+            }?;
+            Some(Fit { variant: variant.id.into(), law, serial_fraction, points: points.len() })
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::experiment::{CellResult, RunResult};
+use crate::experiment::{CellResult, RunResult, ScalingLaw};
 
 pub mod timeline;
 pub use timeline::timeline_svg;
@@ -218,10 +218,39 @@ pub fn table(result: &RunResult) -> String {
     if !result.fixed_duration && result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
         let _ = writeln!(out, "(noisy): the median's 95% interval is wider than 10% of it — the machine was busy; use more --repeat");
     }
+    for line in fit_lines(result) {
+        let _ = writeln!(out, "{line}");
+    }
     if result.environment.profile == "debug" {
         let _ = writeln!(out, "note: a debug build — timings are not representative; build with --release");
     }
     out
+}
+
+/// One sentence per fitted variant: its serial fraction and what the law then predicts.
+pub fn fit_lines(result: &RunResult) -> Vec<String> {
+    result
+        .fits
+        .iter()
+        .map(|fit| {
+            let percent = three_digits(fit.serial_fraction * 100.0);
+            match fit.law {
+                ScalingLaw::Amdahl => {
+                    let limit = if fit.serial_fraction > 0.0 {
+                        format!("at most {}× on any number of threads", three_digits(1.0 / fit.serial_fraction))
+                    } else {
+                        "no limit in sight".into()
+                    };
+                    format!("Amdahl fit, {}: serial fraction {percent}% → {limit}", fit.variant)
+                }
+                ScalingLaw::Gustafson => format!(
+                    "Gustafson fit, {} (size grown with threads): serial fraction {percent}% → scaled speedup {}× at 64 threads",
+                    fit.variant,
+                    three_digits(fit.speedup(64.0))
+                ),
+            }
+        })
+        .collect()
 }
 
 /// CSV with one row per cell, raw numbers (seconds, units/s), for spreadsheets.
@@ -426,6 +455,25 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
             xml_escape(variant),
             path.join(" ")
         );
+        if let (true, Some(fit), Some((1.0, at_one, _))) =
+            (plot.ideal, result.fits.iter().find(|f| f.variant == *variant), line.first().copied())
+        {
+            let curve: Vec<String> = (0..=24)
+                .map(|i| 1.0 + (max_threads - 1.0) * f64::from(i) / 24.0)
+                .map(|threads| format!("{:.1},{:.1}", x(threads), y((at_one * fit.speedup(threads)).min(y_max))))
+                .collect();
+            let _ = write!(
+                svg,
+                r#"<polyline class="fit" data-variant="{}" points="{}" fill="none" stroke="{colour}" stroke-width="1.5" stroke-dasharray="2 3"><title>{} fit: serial fraction {:.1}%</title></polyline>"#,
+                xml_escape(variant),
+                curve.join(" "),
+                match fit.law {
+                    ScalingLaw::Amdahl => "Amdahl",
+                    ScalingLaw::Gustafson => "Gustafson",
+                },
+                fit.serial_fraction * 100.0
+            );
+        }
         for (threads, value, cell) in &line {
             let median = cell.summary.as_ref().map_or(0.0, |s| s.median);
             let _ = write!(
@@ -489,6 +537,7 @@ mod tests {
             work_unit: Some("tasks".into()),
             environment: Environment::current(),
             cells,
+            fits: Vec::new(),
             all_checks_passed: true,
             wall_seconds: 1.0,
             trace: None,
@@ -571,6 +620,22 @@ mod tests {
         }
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains(r#"class="ideal""#));
+    }
+
+    #[test]
+    fn fits_are_drawn_as_curves_and_told_under_the_table() {
+        let mut result = sample();
+        result.fits = vec![crate::experiment::Fit { variant: "pool".into(), law: ScalingLaw::Amdahl, serial_fraction: 0.05, points: 1 }];
+        let svg = speedup_svg(&result);
+        assert_eq!(svg.matches(r#"class="fit" data-variant="pool""#).count(), 1, "{svg}");
+        assert!(svg.contains("Amdahl fit: serial fraction 5.0%"));
+        assert!(
+            table(&result).contains("Amdahl fit, pool: serial fraction 5.00% → at most 20.0× on any number of threads"),
+            "{}",
+            table(&result)
+        );
+        result.fits[0] = crate::experiment::Fit { law: ScalingLaw::Gustafson, ..result.fits[0].clone() };
+        assert!(table(&result).contains("scaled speedup 60.9× at 64 threads"), "{}", table(&result));
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn small(id: &str) -> RunRequest {
         "event-loop-throughput" => request(id, &[("tasks", json!(2000))], &[1, 2, 3]),
         "queue-shootout" => request(id, &[("items", json!(5_000)), ("capacity", json!(64))], &[1, 2, 3]),
         "aba" => request(id, &[("cycles", json!(5_000))], &[1, 2, 3]),
+        "scaling" => request(id, &[("kernel", json!("mergesort")), ("size", json!(50_000))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }
