@@ -3,11 +3,14 @@
 //! `UnsafeCell`, so two holders at once are a reported race); a lost wake-up leaves a thread
 //! asleep forever in the futex emulation, which loom reports as a deadlock.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test --release -p conlab-core --test loom`
+//! Run: `RUSTFLAGS="--cfg loom --cfg crossbeam_loom" cargo test --release -p conlab-core --test loom`
+//! (`crossbeam_loom` puts crossbeam-epoch, which reclaims the Michael–Scott queue's nodes, under
+//! the model too)
 //! (`cargo xtask test` does).
 #![cfg(loom)]
 
 use conlab_core::ds::channel;
+use conlab_core::ds::msqueue::MsQueue;
 use conlab_core::ds::ring::Ring;
 use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::locks::mcs::McsLock;
@@ -294,6 +297,58 @@ fn ring_wraps_around_a_full_queue_in_order() {
         let taken = pop_n(&ring, 3);
         producer.join().unwrap();
         assert_eq!(taken, [1, 2, 3], "one producer's values come out in order");
+    });
+}
+
+#[test]
+fn msqueue_a_pop_racing_a_push_takes_the_value_once_or_finds_the_queue_empty() {
+    // The popped value is read through loom's cell: with a Relaxed load of `next` the pop could
+    // read it before the push's write, and loom reports the race (verified by weakening it).
+    // crossbeam-epoch runs on loom's atomics here too (`--cfg crossbeam_loom`), so the pins and
+    // the deferred free of the old sentinel are part of every explored interleaving.
+    model(2, || {
+        let queue = Arc::new(MsQueue::new());
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.pop())
+        };
+        queue.push(1u32);
+        let popped = consumer.join().unwrap();
+        let left = queue.pop();
+        assert_eq!(popped.into_iter().chain(left).collect::<Vec<_>>(), [1], "the value, exactly once");
+        assert_eq!(queue.pop(), None);
+    });
+}
+
+#[test]
+fn msqueue_two_pops_race_for_one_value() {
+    model(2, || {
+        let queue = Arc::new(MsQueue::new());
+        queue.push(7u32);
+        let thief = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.pop())
+        };
+        let mine = queue.pop();
+        let theirs = thief.join().unwrap();
+        assert_eq!(mine.into_iter().chain(theirs).collect::<Vec<_>>(), [7], "exactly one pop wins the head CAS");
+    });
+}
+
+#[test]
+fn msqueue_two_pushes_race_and_both_land_in_order_of_linking() {
+    model(2, || {
+        let queue = Arc::new(MsQueue::new());
+        let producer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.push(1u32))
+        };
+        queue.push(2);
+        producer.join().unwrap();
+        let mut taken = vec![queue.pop().unwrap(), queue.pop().unwrap()];
+        assert_eq!(queue.pop(), None);
+        taken.sort_unstable();
+        assert_eq!(taken, [1, 2], "a lagging tail is helped forward, no push is lost");
     });
 }
 

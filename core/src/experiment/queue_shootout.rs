@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::ds::channel;
+use crate::ds::msqueue::MsQueue;
 use crate::ds::ring::Ring;
 use crate::platform::{check_team_size, run_team, Instant, PlatformError};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,7 @@ impl Experiment for QueueShootout {
             variants: vec![
                 VariantSpec::fixed("ring", "our Vyukov bounded MPMC ring (ds::ring)"),
                 VariantSpec::fixed("channel", "our bounded channel on the ring (ds::channel)"),
+                VariantSpec::fixed("ms-queue", "our Michael–Scott queue, epoch-reclaimed (ds::msqueue; unbounded)"),
                 VariantSpec::fixed("crossbeam-array", "crossbeam_queue::ArrayQueue"),
                 VariantSpec::fixed("crossbeam-seg", "crossbeam_queue::SegQueue (unbounded)"),
                 VariantSpec::fixed("crossbeam-channel", "crossbeam_channel::bounded"),
@@ -120,6 +122,16 @@ impl Queue for crossbeam_queue::ArrayQueue<u64> {
     }
 }
 
+impl Queue for MsQueue<u64> {
+    fn push(&self, value: u64) -> Result<(), u64> {
+        MsQueue::push(self, value);
+        Ok(())
+    }
+    fn pop(&self) -> Option<u64> {
+        MsQueue::pop(self)
+    }
+}
+
 impl Queue for crossbeam_queue::SegQueue<u64> {
     fn push(&self, value: u64) -> Result<(), u64> {
         crossbeam_queue::SegQueue::push(self, value);
@@ -130,6 +142,8 @@ impl Queue for crossbeam_queue::SegQueue<u64> {
     }
 }
 
+// crossbeam-channel does not build under `--cfg crossbeam_loom`, which the loom run sets.
+#[cfg(not(loom))]
 impl Queue for (crossbeam_channel::Sender<u64>, crossbeam_channel::Receiver<u64>) {
     fn push(&self, value: u64) -> Result<(), u64> {
         self.0.try_send(value).map_err(crossbeam_channel::TrySendError::into_inner)
@@ -189,7 +203,9 @@ impl ShootoutCell<'_> {
             "ring" => Box::new(Ring::new(capacity)),
             "channel" => Box::new(channel::bounded(capacity)),
             "crossbeam-array" => Box::new(crossbeam_queue::ArrayQueue::new(capacity)),
+            "ms-queue" => Box::new(MsQueue::new()),
             "crossbeam-seg" => Box::new(crossbeam_queue::SegQueue::new()),
+            #[cfg(not(loom))]
             "crossbeam-channel" => Box::new(crossbeam_channel::bounded(capacity)),
             "std-mpsc" => {
                 let (sender, receiver) = std::sync::mpsc::sync_channel(capacity);

@@ -1,0 +1,143 @@
+//! A hash map with lock striping (M. Herlihy and N. Shavit, *The Art of Multiprocessor
+//! Programming*, 2008, §13.2.2 "A striped hash set"; Java's `ConcurrentHashMap` before version 8):
+//! the keys are split into S shards by hash, each shard a `HashMap` behind its own mutex.
+//!
+//! Operations on keys in different shards take different locks and run in parallel; two
+//! operations on one shard take turns, as with a single `Mutex<HashMap>` — which is the S = 1
+//! case. The shard is chosen by the hash's top bits, the shard's `HashMap` uses the same hasher
+//! for its buckets (its low bits), so the two choices are independent. Each shard's lock sits on
+//! its own cache line, so threads working on different shards do not invalidate each other's.
+//!
+//! Ordering: each operation happens entirely under its shard's lock, so operations on one key
+//! are linearisable; `len` and `snapshot` lock the shards one after another and so see no single
+//! instant of the whole map while writers run.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
+
+use crossbeam_utils::CachePadded;
+
+use crate::kernels::wordcount::Fnv;
+use crate::sync::{lock, Mutex};
+
+/// FNV-1a: deterministic, so a key's shard is the same on every run.
+type Hasher = BuildHasherDefault<Fnv>;
+
+/// One stripe: a map behind its own lock, on its own cache line.
+type Shard<K, V> = CachePadded<Mutex<HashMap<K, V, Hasher>>>;
+
+/// A concurrent map of `shards` independently locked `HashMap`s.
+pub struct StripedMap<K, V> {
+    shards: Box<[Shard<K, V>]>,
+    hasher: Hasher,
+    /// log2 of the shard count.
+    shift: u32,
+}
+
+impl<K: Hash + Eq, V> StripedMap<K, V> {
+    /// A map with `shards` stripes, rounded up to a power of two (at least 1).
+    pub fn new(shards: usize) -> Self {
+        let shards = shards.max(1).next_power_of_two();
+        Self {
+            shards: (0..shards).map(|_| CachePadded::new(Mutex::new(HashMap::default()))).collect(),
+            hasher: BuildHasherDefault::default(),
+            shift: shards.trailing_zeros(),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard holding `key`: the top bits of its hash.
+    pub fn shard_of(&self, key: &K) -> usize {
+        if self.shift == 0 {
+            0
+        } else {
+            (self.hasher.hash_one(key) >> (64 - self.shift)) as usize
+        }
+    }
+
+    /// Runs `f` on the value for `key`, inserting `V::default()` first if absent, under the
+    /// shard's lock: a read-modify-write no other thread can interleave with.
+    pub fn update<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> R
+    where
+        V: Default,
+    {
+        let mut shard = lock(&self.shards[self.shard_of(&key)]);
+        f(shard.entry(key).or_default())
+    }
+
+    /// Inserts, returning the previous value.
+    pub fn insert(&self, key: K, value: V) -> Option<V> {
+        lock(&self.shards[self.shard_of(&key)]).insert(key, value)
+    }
+
+    pub fn get(&self, key: &K) -> Option<V>
+    where
+        V: Clone,
+    {
+        lock(&self.shards[self.shard_of(key)]).get(key).cloned()
+    }
+
+    pub fn remove(&self, key: &K) -> Option<V> {
+        lock(&self.shards[self.shard_of(key)]).remove(key)
+    }
+
+    /// Entries summed shard by shard (not an atomic snapshot while writers run).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every entry, shard by shard; the map is left empty.
+    pub fn drain(&self) -> Vec<(K, V)> {
+        self.shards.iter().flat_map(|shard| std::mem::take(&mut *lock(shard))).collect()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_with_one_shard_or_many_behaves_like_a_map() {
+        for shards in [1, 3, 16] {
+            let map = StripedMap::new(shards);
+            assert_eq!(map.shard_count(), shards.next_power_of_two());
+            assert_eq!(map.insert("a", 1), None);
+            assert_eq!(map.insert("a", 2), Some(1));
+            map.update("b", |v| *v += 5);
+            assert_eq!((map.get(&"a"), map.get(&"b"), map.get(&"c")), (Some(2), Some(5), None));
+            assert_eq!(map.len(), 2);
+            assert_eq!(map.remove(&"a"), Some(2));
+            let mut left = map.drain();
+            left.sort_unstable();
+            assert_eq!(left, [("b", 5)]);
+            assert!(map.is_empty());
+        }
+    }
+
+    #[test]
+    fn keys_spread_over_the_shards() {
+        let map: StripedMap<u64, ()> = StripedMap::new(8);
+        let mut per_shard = [0usize; 8];
+        (0..8000u64).for_each(|key| per_shard[map.shard_of(&key)] += 1);
+        assert!(per_shard.iter().all(|n| (700..1300).contains(n)), "{per_shard:?}");
+    }
+
+    #[test]
+    fn concurrent_updates_are_never_lost() {
+        let map = StripedMap::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| (0..10_000u64).for_each(|i| map.update(i % 97, |count: &mut u64| *count += 1)));
+            }
+        });
+        let total: u64 = map.drain().into_iter().map(|(_, count)| count).sum();
+        assert_eq!(total, 40_000);
+    }
+}
