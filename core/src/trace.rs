@@ -103,6 +103,11 @@ pub struct Lane<'r> {
 }
 
 impl Lane<'_> {
+    /// Whether spans are being kept (so labels are worth building).
+    pub fn is_enabled(&self) -> bool {
+        self.recorder.enabled
+    }
+
     /// Runs `work` and records it as a span of `kind`. The label is only built, and the clock
     /// only read, when recording is on.
     pub fn span<R, L>(&mut self, kind: SpanKind, label: impl FnOnce() -> L, work: impl FnOnce() -> R) -> R

@@ -531,3 +531,67 @@ fn shared_atomic_counters_scale_worse_than_private_counts() {
     let (atomic, local) = (ratio("histogram-atomic"), ratio("histogram-local"));
     assert!(atomic > local, "two threads' time over one: shared atomics {atomic:.2}, private counts {local:.2}");
 }
+
+#[test]
+fn map_reduce_skew_makes_a_straggler_that_the_combiner_removes() {
+    // Reducer times are short (with the combiner, tens of µs): a preemption would make any of
+    // them a "straggler", so this runs alone and reads each side's least disturbed run.
+    let _alone = alone();
+    let run = |combiner: bool| {
+        let params = [("words", json!(200_000)), ("skew", json!(0.5)), ("combiner", json!(combiner))];
+        let mut request = request("map-reduce", &params, &[2]);
+        request.variants = Some(vec!["partitioned".into()]);
+        request.repeat = 5;
+        let result = run_quietly(&request).unwrap();
+        assert!(result.all_checks_passed);
+        let metric = |name: &str| result.cell("partitioned", 2).unwrap().metrics[name].min;
+        (metric("hot partition"), metric("straggler"))
+    };
+    let (hot, straggler) = run(false);
+    assert!(hot >= 50.0, "the hot word's pairs all hash to one partition: {hot:.1}%");
+    let (hot_combined, straggler_combined) = run(true);
+    assert!(hot_combined < 20.0, "one pair per split for the hot word: {hot_combined:.1}%");
+    assert!(straggler > 2.0 * straggler_combined, "straggler {straggler:.2}× vs {straggler_combined:.2}× with the combiner");
+}
+
+#[test]
+fn bounded_buffers_hold_their_capacity_and_the_unbounded_queue_does_not() {
+    let _beside = beside();
+    let params = [("items", json!(5_000)), ("capacity", json!(8)), ("consumers", json!(1)), ("work_ns", json!(2_000))];
+    let result = run_quietly(&request("producer-consumer", &params, &[1])).unwrap();
+    assert!(result.all_checks_passed, "every item taken exactly once");
+    let max_depth = |variant: &str| result.cell(variant, 3).unwrap().metrics["max depth"].median;
+    for bounded in ["mutex-condvar", "channel", "ring"] {
+        assert!(max_depth(bounded) <= 8.0 + 1.0, "{bounded}: {} (capacity + the consumer's item in hand)", max_depth(bounded));
+    }
+    assert!(max_depth("ms-queue") > 100.0, "no backpressure: {}", max_depth("ms-queue"));
+    let p99 = |variant: &str| result.cell(variant, 3).unwrap().metrics["latency p99"].median;
+    assert!(p99("ms-queue") > p99("channel"), "a long queue is a long wait");
+}
+
+#[test]
+fn a_pipeline_runs_at_its_slowest_stage_and_replicating_it_helps() {
+    let _beside = beside();
+    let params = [("cost_ms", json!(1.0)), ("items", json!(30)), ("factor", json!(3.0))];
+    let mut request = request("pipeline", &params, &[1]);
+    request.repeat = 2;
+    let result = run_quietly(&request).unwrap();
+    assert!(result.all_checks_passed, "every item through every stage, in order");
+    let cell = |variant: &str| result.cells.iter().find(|c| c.variant == variant).unwrap();
+    for variant in ["sequential", "pipeline", "replicated"] {
+        let (measured, predicted) = (cell(variant).throughput.unwrap(), cell(variant).metrics["predicted"].median);
+        // Sleeps never end early, so the law is an upper bound; filling and draining the pipe
+        // and waking threads cost the rest.
+        assert!(measured <= predicted * 1.02 && measured >= predicted * 0.6, "{variant}: {measured:.0} vs {predicted:.0} items/s");
+    }
+    let busy = |stage: &str| cell("pipeline").metrics[stage].median;
+    assert!(busy("stage 2 busy") > 80.0 && busy("stage 1 busy") < 50.0 && busy("stage 3 busy") < 50.0, "the others wait on stage 2");
+    assert_eq!(cell("replicated").threads, 5, "⌈3⌉ threads on the bottleneck");
+}
+
+#[test]
+fn a_bottleneck_past_the_last_stage_is_refused() {
+    let _beside = beside();
+    let error = run_quietly(&request("pipeline", &[("stages", json!(2)), ("bottleneck", json!(3))], &[1])).unwrap_err();
+    assert_eq!(error.to_string(), "parameter `bottleneck`: expected 0 (none) or a stage from 1 to 2 (`stages`), got `3`");
+}

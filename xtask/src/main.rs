@@ -201,11 +201,12 @@ fn test() -> Result {
                 .args(["--package", "conlab-web", "--all-targets", "--", "-D", "warnings"]))
         })?;
         timed("loom model checks", &mut || {
-            // Its own target dir: `--cfg loom` changes every crate's build.
+            // Its own target dir: `--cfg loom` changes every crate's build; `crossbeam_loom` puts
+            // crossbeam-epoch (the Michael–Scott queue's reclamation) on loom's atomics too.
             run(Command::new(cargo())
                 .args(["test", "--release", "--locked", "--package", "conlab-core", "--test", "loom", "--target-dir"])
                 .arg(root().join("target/loom"))
-                .env("RUSTFLAGS", "--cfg loom"))
+                .env("RUSTFLAGS", "--cfg loom --cfg crossbeam_loom"))
         })?;
         timed("wasm tests in headless Chromium", &mut || {
             run(wasm_command("cargo")
@@ -223,7 +224,7 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
-    for bench in ["locks", "sched", "aio", "ds"] {
+    for bench in ["locks", "sched", "aio", "ds", "kernels"] {
         run(Command::new(cargo()).args(["bench", "--locked", "--package", "conlab-core", "--bench", bench]))?;
     }
     setup()?;

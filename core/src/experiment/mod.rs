@@ -28,11 +28,14 @@ mod lock_contention;
 mod loop_starvation;
 mod lost_update;
 mod mandelbrot;
+mod map_reduce;
 mod models_matrix;
 mod parallel_sum;
 pub mod params;
+mod pipeline;
 mod policies;
 mod process_overhead;
+mod producer_consumer;
 mod queue_backpressure;
 mod queue_shootout;
 pub mod result;
@@ -355,6 +358,9 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &queue_shootout::QueueShootout,
         &aba::Aba,
         &scaling::Scaling,
+        &map_reduce::MapReduce,
+        &producer_consumer::ProducerConsumer,
+        &pipeline::Pipeline,
     ]
 }
 
@@ -391,7 +397,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline"
         );
     }
 

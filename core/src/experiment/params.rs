@@ -108,6 +108,11 @@ impl ParamSpec {
         }
     }
 
+    /// A yes/no switch.
+    pub fn flag(name: &'static str, default: bool, help: &'static str) -> Self {
+        Self { name, kind: ParamKind::Bool, default: Value::Bool(default), unit: "", help }
+    }
+
     /// A choice whose options each come with a line saying what they are.
     pub fn described_choice(name: &'static str, default: &'static str, choices: &[(&'static str, String)], help: &'static str) -> Self {
         let kind = ParamKind::Choice {
@@ -202,6 +207,13 @@ impl Params {
             Value::Float(value) => *value,
             Value::Int(value) => *value as f64,
             other => panic!("parameter `{name}` is {other:?}, not a number"),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        match self.get(name) {
+            Value::Bool(value) => *value,
+            other => panic!("parameter `{name}` is {other:?}, not true or false"),
         }
     }
 

@@ -55,7 +55,8 @@ impl Hasher for Fnv {
 
 type Counts<'t> = HashMap<&'t str, u64, BuildHasherDefault<Fnv>>;
 
-fn hash(word: &str) -> u64 {
+/// A word's FNV-1a hash: its partition and its share of the digest.
+pub fn hash(word: &str) -> u64 {
     let mut hasher = Fnv::default();
     hasher.write(word.as_bytes());
     hasher.finish()
@@ -97,7 +98,7 @@ impl Corpus {
     }
 
     /// The text cut into `count` splits, each ending at a word boundary.
-    fn splits(&self, count: usize) -> Vec<&str> {
+    pub fn splits(&self, count: usize) -> Vec<&str> {
         let mut splits = Vec::with_capacity(count);
         let mut rest = self.text.as_str();
         for remaining in (1..=count).rev() {
@@ -176,7 +177,8 @@ impl WordCount {
     }
 }
 
-fn words(split: &str) -> impl Iterator<Item = &str> {
+/// The words of a split.
+pub fn words(split: &str) -> impl Iterator<Item = &str> {
     split.split(' ').filter(|word| !word.is_empty())
 }
 
@@ -184,7 +186,12 @@ fn words(split: &str) -> impl Iterator<Item = &str> {
 fn reduce(buckets: &Buckets<'_>) -> u64 {
     let mut counts = Counts::default();
     buckets.iter().flatten().for_each(|(word, count)| *counts.entry(word).or_default() += count);
-    counts.iter().fold(0u64, |sum, (word, count)| sum.wrapping_add(super::mix(hash(word), *count)))
+    digest(counts.iter().map(|(word, count)| (*word, *count)))
+}
+
+/// The digest of word counts, in any order: the wrapping sum of mix(hash(word), count).
+pub fn digest<'t>(counts: impl Iterator<Item = (&'t str, u64)>) -> u64 {
+    counts.fold(0u64, |sum, (word, count)| sum.wrapping_add(super::mix(hash(word), count)))
 }
 
 impl Kernel for WordCount {

@@ -14,7 +14,7 @@
 //! - [`WorkerProcess`]: a share-nothing worker for process pools (a child process natively, a
 //!   Web Worker with its own wasm instance in browsers), and [`cpu_time`];
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
-//! - [`sleep`]: block the calling thread (never called on a page's main thread);
+//! - [`sleep`]: block the calling thread (never called on a page's main thread); [`yield_now`];
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic.
 //!
 //! The backend is chosen by `cfg` here and nowhere else; an unsupported target fails to compile
@@ -133,6 +133,12 @@ pub fn max_team_threads() -> usize {
 /// Blocks the calling thread for `duration` (in wasm: `memory.atomic.wait32` in a worker).
 pub fn sleep(duration: Duration) {
     backend::sleep(duration)
+}
+
+/// Offers the rest of the calling thread's time slice to other threads: what a spin-wait does
+/// now and then when threads outnumber cores (a CPU hint only in wasm, which cannot yield).
+pub fn yield_now() {
+    backend::yield_now()
 }
 
 /// The smallest step the clock is seen to take (browsers coarsen `performance.now()`).

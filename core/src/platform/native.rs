@@ -26,6 +26,10 @@ pub(super) fn sleep(duration: Duration) {
     std::thread::sleep(duration)
 }
 
+pub(super) fn yield_now() {
+    std::thread::yield_now()
+}
+
 pub(super) fn system() -> String {
     format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)
 }

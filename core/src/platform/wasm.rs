@@ -84,6 +84,11 @@ pub(super) fn sleep(duration: Duration) {
     std::thread::sleep(duration)
 }
 
+pub(super) fn yield_now() {
+    // A Web Worker cannot give up its time slice; the browser's OS threads are preempted anyway.
+    std::hint::spin_loop()
+}
+
 pub(super) fn system() -> String {
     global_property(&["navigator", "userAgent"]).and_then(|v| v.as_string()).unwrap_or_else(|| "unknown browser".into())
 }

@@ -53,6 +53,9 @@ pub fn small(id: &str) -> RunRequest {
         "queue-shootout" => request(id, &[("items", json!(5_000)), ("capacity", json!(64))], &[1, 2, 3]),
         "aba" => request(id, &[("cycles", json!(5_000))], &[1, 2, 3]),
         "scaling" => request(id, &[("kernel", json!("mergesort")), ("size", json!(50_000))], &[1, 2, 3]),
+        "map-reduce" => request(id, &[("words", json!(20_000)), ("partitions", json!(4))], &[1, 2, 3]),
+        "producer-consumer" => request(id, &[("items", json!(2_000)), ("capacity", json!(8))], &[1, 2, 3]),
+        "pipeline" => request(id, &[("cost_ms", json!(0.2)), ("items", json!(10))], &[1, 2, 3]),
         other => panic!("add small parameters for {other}"),
     }
 }
