@@ -13,7 +13,7 @@ use conlab_core::trace::SpanKind;
 use serde_json::json;
 
 mod common;
-use common::{request, run_quietly, small};
+use common::{request, run_quietly, small, small_kernel};
 
 /// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others
 /// share the 2 cores with each other, never with them.
@@ -482,8 +482,7 @@ fn a_blocking_coroutine_shows_as_loop_lag_and_to_thread_removes_it() {
 fn scaling_runs_every_kernel_checks_it_and_fits_a_serial_fraction() {
     let _beside = beside();
     for spec in conlab_core::kernels::catalogue() {
-        let size = (spec.default_size / 200).max(spec.sizes.0).max(if spec.work_exponent > 1 { 48 } else { 20_000 });
-        let mut request = request("scaling", &[("kernel", json!(spec.id)), ("size", json!(size))], &[1, 2]);
+        let mut request = small_kernel(spec, &[1, 2]);
         request.repeat = 2;
         let result = run_quietly(&request).unwrap_or_else(|e| panic!("{}: {e}", spec.id));
         assert!(result.all_checks_passed, "{}: {:#?}", spec.id, result.cells);

@@ -118,6 +118,19 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
     }
 }
 
+#[wasm_bindgen_test]
+async fn every_kernel_gives_its_sequential_digest_under_every_strategy_on_workers() {
+    pool().await;
+    for spec in conlab_core::kernels::catalogue() {
+        let mut request = common::small_kernel(spec, &[1, 2]);
+        request.repeat = 1;
+        let result = common::run_quietly(&request).unwrap_or_else(|e| panic!("{}: {e}", spec.id));
+        assert!(result.all_checks_passed, "{}: {:#?}", spec.id, result.cells);
+        assert!(result.cells.iter().all(|cell| cell.skipped.is_none()), "{}: {:#?}", spec.id, result.cells);
+        assert_eq!(result.cells.len(), 7, "seq, and team / rayon / steal at 1 and 2 threads");
+    }
+}
+
 /// Blocks until `count` callers have arrived (each on its own thread), or fails after 10 s.
 fn rendezvous(arrived: &AtomicUsize, count: usize) {
     arrived.fetch_add(1, Ordering::AcqRel);

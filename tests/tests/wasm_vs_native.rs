@@ -61,7 +61,9 @@ fn kernels_wasm_vs_native_side_by_side() {
         "  {:<17} {:<20} {:<20} {:<20} {:<20}",
         "kernel", "wasm/native 1 thread", "wasm/native 2 threads", "efficiency native", "efficiency wasm"
     );
-    for spec in catalogue() {
+    // CONLAB_KERNELS=a,b measures only those kernels.
+    let only = std::env::var("CONLAB_KERNELS").ok();
+    for spec in catalogue().iter().filter(|spec| only.as_deref().is_none_or(|only| only.split(',').any(|id| id == spec.id))) {
         let mut columns: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for pair in 0..PAIRS {
             // Alternate which side goes first, so neither always runs on a warmer or cooler machine.

@@ -48,7 +48,9 @@ fn clamped(index: usize, length: usize) -> impl Iterator<Item = usize> {
     (0..=2 * RADIUS).map(move |k| (index + k).saturating_sub(RADIUS).min(length - 1))
 }
 
-/// Each pixel of `row` replaced by the mean of the 2r + 1 around it.
+/// Each pixel of `row` replaced by the mean of the 2r + 1 around it (with SIMD in wasm, as
+/// natively).
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn blur_row(row: &[u16], out: &mut [u16]) {
     for (x, slot) in out.iter_mut().enumerate() {
         *slot = (clamped(x, row.len()).map(|i| u32::from(row[i])).sum::<u32>() / TAPS) as u16;
@@ -56,7 +58,8 @@ fn blur_row(row: &[u16], out: &mut [u16]) {
 }
 
 /// Row `y` of the vertical pass: the mean of rows y − r … y + r of `across`, column by column
-/// (whole rows added at a time, so the reads stream through memory).
+/// (whole rows added at a time, so the reads stream through memory; with SIMD in wasm).
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn blur_column(across: &[u16], side: usize, y: usize, sums: &mut [u32], out: &mut [u16]) {
     sums.fill(0);
     for row in clamped(y, side) {

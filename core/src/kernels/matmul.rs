@@ -56,7 +56,9 @@ impl MatMul {
         Self { n, a, b, c: vec![0.0; n * n], blocked }
     }
 
-    /// C's rows `first..first + band.len() / n`, written into `band`.
+    /// C's rows `first..first + band.len() / n`, written into `band`. In wasm with SIMD: the
+    /// blocked inner loop is two f64 lanes per instruction, as SSE2 gives it natively.
+    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
     fn band(&self, first: usize, band: &mut [f64]) {
         let (n, a, b) = (self.n, &self.a, &self.b);
         if self.blocked {

@@ -18,6 +18,12 @@ pub fn run_quietly(request: &RunRequest) -> Result<RunResult, RunError> {
     run(request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() })
 }
 
+/// `scaling` running `kernel` at a size that takes milliseconds.
+pub fn small_kernel(kernel: &conlab_core::kernels::KernelSpec, threads: &[usize]) -> RunRequest {
+    let size = (kernel.default_size / 200).max(kernel.sizes.0).max(if kernel.work_exponent > 1 { 48 } else { 20_000 });
+    request("scaling", &[("kernel", json!(kernel.id)), ("size", json!(size))], threads)
+}
+
 /// Every registered experiment, with parameters that run in well under a second.
 pub fn small(id: &str) -> RunRequest {
     match id {
