@@ -281,3 +281,34 @@ fn asyncio_experiments_run_in_the_worker_with_task_timelines() {
         browser.screenshot(&artifacts().join(format!("{experiment}.png")));
     }
 }
+
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
+fn kernels_and_patterns_run_in_the_worker_with_fitted_curves() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-patterns"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    for (experiment, params) in [
+        ("scaling", &[("kernel", "nbody"), ("size", "400")][..]),
+        ("scaling", &[("kernel", "word-count"), ("size", "100000"), ("growth", "with-threads")][..]),
+        ("map-reduce", &[("words", "100000")][..]),
+        ("producer-consumer", &[("items", "5000")][..]),
+        ("pipeline", &[("cost_ms", "0.5"), ("items", "20")][..]),
+    ] {
+        submit(&browser, experiment, params, "1,2", 2);
+        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
+        let checks = browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
+        assert!(checks.as_array().unwrap().iter().all(|c| c == "ok"), "{experiment}: {checks}");
+        if experiment == "scaling" {
+            let fits = browser.eval(
+                "return [document.querySelectorAll('#chart polyline.fit').length, [...document.querySelectorAll('#fits li')].map(li => li.textContent)];",
+            );
+            assert_eq!(fits[0], json!(3), "a fitted curve per parallel variant: {fits}");
+            let law = if params.contains(&("growth", "with-threads")) { "Gustafson fit" } else { "Amdahl fit" };
+            assert!(fits[1].as_array().unwrap().iter().all(|line| line.as_str().unwrap().starts_with(law)), "{fits}");
+        }
+        println!("browser {experiment}: {}", browser.eval("return document.getElementById('table').innerText;"));
+        browser.screenshot(&artifacts().join(format!("{experiment}-{}.png", params[0].1)));
+    }
+}
