@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use conlab_tests::browser::{artifacts, submit, submit_variants, tempdir, wait_until, Browser};
-use conlab_tests::{free_port, root, serve, Guard};
+use conlab_tests::{conlab_release, free_port, root, serve, Guard};
 use serde_json::json;
 
 #[test]
@@ -45,7 +45,7 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
     }
     let chart = browser.eval("return [document.querySelectorAll('#chart svg polyline.measured').length, document.querySelectorAll('#chart svg line.ideal').length];");
     assert_eq!(chart, json!([4, 1]), "a line per variant and the ideal line");
-    let exports = browser.eval("return [...document.querySelectorAll('#exports a')].map(a => a.download);");
+    let exports = browser.eval("return [...document.querySelectorAll('#exports a[download]')].map(a => a.download);");
     // mandelbrot's timelines are part of the lesson, so they are recorded by default.
     assert_eq!(
         exports,
@@ -311,4 +311,76 @@ fn kernels_and_patterns_run_in_the_worker_with_fitted_curves() {
         println!("browser {experiment}: {}", browser.eval("return document.getElementById('table').innerText;"));
         browser.screenshot(&artifacts().join(format!("{experiment}-{}.png", params[0].1)));
     }
+}
+
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
+fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-links"));
+    let form = "return [document.getElementById('experiment-select').value, \
+                document.querySelector('[data-param=kernel]').value, document.querySelector('[data-param=size]').value, \
+                [...document.querySelectorAll('[name=variant]:checked')].map(b => b.value).join(','), \
+                document.getElementById('threads').value, document.getElementById('link-error').textContent];";
+
+    // The catalogue: a card per experiment, grouped by topic; a card sets up its experiment.
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let cards = browser.eval("return [document.querySelectorAll('.card').length, document.querySelectorAll('.topic').length];");
+    assert_eq!(cards, json!([conlab_core::experiment::registry().len(), 8]), "cards and topics");
+    browser.eval("document.querySelector('.card[data-experiment=pipeline]').click();");
+    assert_eq!(browser.eval("return document.getElementById('experiment-select').value;"), json!("pipeline"));
+
+    // A broken link: a clear message, the defaults, a working page.
+    browser.navigate(&format!("{url}?experiment=scaling&kernel=nope&size=-5&bogus=1"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let broken = browser.eval(form);
+    assert_eq!((broken[0].as_str(), broken[1].as_str(), broken[2].as_str()), (Some("scaling"), Some("mandelbrot"), Some("0")), "{broken}");
+    let message = broken[5].as_str().unwrap();
+    assert!(message.contains("`kernel`") && message.contains("`size`") && message.contains("`bogus`"), "{message}");
+
+    // A good link restores every setting.
+    let link = "experiment=scaling&kernel=blur&size=96&variants=seq,rayon&threads=1,2&repeat=2&warmup=0";
+    browser.navigate(&format!("{url}?{link}"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    assert_eq!(browser.eval(form), json!(["scaling", "blur", "96", "seq,rayon", "1,2", ""]));
+
+    // The run: the main thread never blocks for 50 ms or more while it goes on.
+    let started = browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
+    assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{:?}", browser.status());
+    let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
+    assert_eq!(long, json!([]), "long tasks on the main thread during the run");
+    assert!(browser.eval("return location.search;").as_str().unwrap().contains("kernel=blur"), "the URL holds the run's settings");
+
+    // A reload opens the stored result from the history.
+    browser.navigate(&url);
+    wait_until(Duration::from_secs(60), "the stored result", || {
+        browser.eval("return document.querySelectorAll('#table tbody tr').length;") == json!(3)
+    });
+    assert_eq!(browser.eval("return document.querySelectorAll('#history-list li').length;"), json!(1));
+    let ready = browser.eval("return [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === 'page ready in').nextElementSibling.textContent;");
+    println!("page ready in: {ready}");
+
+    // Import the same settings measured natively: the form takes them, a run here compares.
+    let output = std::process::Command::new(conlab_release())
+        .args(["run", "scaling", "--set", "kernel=blur", "--set", "size=96", "--variant", "seq,rayon", "--threads", "1,2"])
+        .args(["--repeat", "2", "--warmup", "0", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let native = String::from_utf8(output.stdout).unwrap();
+    browser.eval(&format!(
+        "const input = document.getElementById('import-file'); const files = new DataTransfer(); \
+         files.items.add(new File([{}], 'native.json', {{ type: 'application/json' }})); \
+         input.files = files.files; input.dispatchEvent(new Event('change'));",
+        json!(native)
+    ));
+    wait_until(Duration::from_secs(10), "the comparison", || {
+        browser.eval("return document.querySelectorAll('#comparison-table tbody tr').length;") == json!(3)
+    });
+    let ratios = browser.eval("return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);");
+    assert!(ratios.as_array().unwrap().iter().all(|r| r.as_str().unwrap().ends_with('×')), "{ratios}");
+    let headers = browser.eval("return [...document.querySelectorAll('#comparison-table th')].map(h => h.textContent);");
+    assert_eq!(headers[4], json!("wasm32 (browser worker) / native"), "{headers}");
+    browser.screenshot(&artifacts().join("comparison.png"));
 }

@@ -1,5 +1,6 @@
 //! The JSON the worker hands the page, built from conlab-core's types (native-testable).
 
+use conlab_core::experiment::result::SCHEMA_VERSION;
 use conlab_core::experiment::{self, ExperimentInfo, RunRequest, RunResult};
 use conlab_core::report;
 use serde::Serialize;
@@ -42,6 +43,28 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
     }
 }
 
+/// A stored or imported result (JSON of `RunResult`) rendered as after a run.
+pub fn render(result_json: &str) -> Result<String, String> {
+    let result = parse_result(result_json)?;
+    serde_json::to_string(&finished(&result)).map_err(|e| e.to_string())
+}
+
+/// This page's result beside an imported one (`conlab run --format json`): the comparison
+/// table, or why they do not compare.
+pub fn compare(here_json: &str, there_json: &str) -> Result<String, String> {
+    let table = report::comparison(&parse_result(here_json)?, &parse_result(there_json)?)?;
+    serde_json::to_string(&table).map_err(|e| e.to_string())
+}
+
+fn parse_result(json: &str) -> Result<RunResult, String> {
+    let result: RunResult =
+        serde_json::from_str(json).map_err(|e| format!("not a conlab result (`conlab run --format json` writes one): {e}"))?;
+    if result.schema != SCHEMA_VERSION {
+        return Err(format!("a conlab result of schema {}, this lab reads schema {SCHEMA_VERSION}", result.schema));
+    }
+    Ok(result)
+}
+
 /// Parses the page's run request; a malformed one is reported like any other bad input.
 pub fn parse_request(json: &str) -> Result<RunRequest, String> {
     serde_json::from_str(json).map_err(|e| format!("malformed run request: {e}"))
@@ -78,6 +101,24 @@ mod tests {
         assert!(rows.iter().all(|row| row["cells"].as_array().unwrap().len() == headers.len() && row["check"] == "ok"));
         assert!(json["chart_svg"].as_str().unwrap().starts_with("<svg"));
         assert_eq!(json["csv"].as_str().unwrap().lines().count(), 1 + rows.len());
+    }
+
+    #[test]
+    fn stored_results_render_and_compare_and_garbage_is_named() {
+        let request = parse_request(
+            r#"{"experiment":"mandelbrot","params":{"width":32,"height":16,"max_iter":20},"threads":[1],"repeat":1,"warmup":0}"#,
+        )
+        .unwrap();
+        let cancel = experiment::CancelFlag::new();
+        let result = experiment::run(&request, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap();
+        let json = serde_json::to_string(&result).unwrap();
+        let rendered: serde_json::Value = serde_json::from_str(&render(&json).unwrap()).unwrap();
+        assert_eq!(rendered["result"]["experiment"], "mandelbrot");
+        let table: serde_json::Value = serde_json::from_str(&compare(&json, &json).unwrap()).unwrap();
+        assert!(table["rows"].as_array().unwrap().iter().all(|row| row["cells"][4] == "1.00×"));
+        assert!(render("{}").unwrap_err().starts_with("not a conlab result"));
+        let old = json.replacen(&format!("\"schema\":{SCHEMA_VERSION}"), "\"schema\":0", 1);
+        assert_eq!(render(&old).unwrap_err(), format!("a conlab result of schema 0, this lab reads schema {SCHEMA_VERSION}"));
     }
 
     #[test]

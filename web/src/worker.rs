@@ -59,6 +59,18 @@ pub fn run_experiment(request_json: &str, on_progress: &js_sys::Function) -> Res
     to_json(&crate::messages::finished(&result))
 }
 
+/// A stored or imported result rendered like a finished run ([`crate::messages::render`]).
+#[wasm_bindgen(js_name = renderResult)]
+pub fn render_result(result_json: &str) -> Result<String, JsError> {
+    crate::messages::render(result_json).map_err(|e| JsError::new(&e))
+}
+
+/// This page's result beside an imported one ([`crate::messages::compare`]).
+#[wasm_bindgen(js_name = compareResults)]
+pub fn compare_results(here_json: &str, there_json: &str) -> Result<String, JsError> {
+    crate::messages::compare(here_json, there_json).map_err(|e| JsError::new(&e))
+}
+
 /// The compiled wasm module, for `worker.js` to load into each process worker.
 #[wasm_bindgen(js_name = compiledModule)]
 pub fn wasm_module() -> JsValue {

@@ -12,7 +12,21 @@ const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
-const state = { worker: null, catalogue: null, environment: null, poolThreads: 0, memory: null, cancelAddress: 0, running: false, last: null };
+const state = { worker: null, catalogue: null, environment: null, poolThreads: 0, memory: null, cancelAddress: 0, running: false, last: null, imported: null };
+
+// Long tasks (> 50 ms) on this, the main thread: the lab promises none while a run goes on
+// (the browser e2e suite reads this list).
+const longTasks = [];
+window.conlabLongTasks = longTasks;
+try {
+  new PerformanceObserver((list) => longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, duration: e.duration }))))
+    .observe({ type: 'longtask', buffered: true });
+} catch {
+  // Not every browser reports long tasks (Firefox does not); the lab works without.
+}
+
+const HISTORY_KEY = 'conlab.history';
+const HISTORY_SIZE = 10;
 
 function setStatus(kind, text) {
   $('status').dataset.state = kind;
@@ -38,8 +52,17 @@ const handlers = {
     state.poolThreads = data.poolThreads;
     state.memory = data.memory;
     state.cancelAddress = data.cancelAddress;
+    const first = !$('experiment-select').options.length;
+    if (first) state.readyMs = Math.round(performance.now());
     showEnvironment(data.poolError);
-    if (!$('experiment-select').options.length) fillCatalogue();
+    if (first) {
+      fillCatalogue();
+      const fromLink = applyLink(location.search);
+      showHistory();
+      // Newcomers see the catalogue; a link or a returning visit goes straight to the lab.
+      $('catalogue').open = !fromLink && !storedHistory().length;
+      if (!fromLink) openLatest();
+    }
     setStatus('ready', state.poolThreads ? `ready — ${state.poolThreads} worker threads` : 'ready — single thread (see the banner)');
     setRunning(false);
   },
@@ -67,7 +90,21 @@ const handlers = {
     const finished = JSON.parse(data.finished);
     state.last = finished;
     showResult(finished);
-    setStatus('done', finished.result.all_checks_passed ? 'done — all correctness checks passed' : 'done — a correctness check FAILED');
+    if (data.stored) {
+      setStatus('ready', `ready — showing a stored result of ${finished.result.experiment}`);
+    } else {
+      remember(finished.result);
+      setStatus('done', finished.result.all_checks_passed ? 'done — all correctness checks passed' : 'done — a correctness check FAILED');
+    }
+    compareWithImported();
+  },
+  comparison(data) {
+    $('comparison').hidden = false;
+    if (data.error) {
+      $('comparison-table').replaceChildren(el('p', { class: 'error', text: data.error }));
+    } else {
+      $('comparison-table').replaceChildren(resultTable(JSON.parse(data.table)));
+    }
   },
   error(data) {
     setRunning(false);
@@ -84,6 +121,8 @@ function showEnvironment(poolError) {
     ['wasm threads', state.poolThreads ? `on — pool of ${state.poolThreads} workers` : 'off'],
     ['timer resolution', `${(env.timer_resolution_ns / 1000).toFixed(1)} µs`],
     ['build', `conlab ${env.version} (${env.profile})`],
+    ['browser', navigator.userAgent],
+    ['page ready in', `${state.readyMs} ms (the worker, wasm and its thread pool started)`],
   ];
   const list = $('env-list');
   for (const [term, value] of rows) list.append(el('dt', { text: term }), el('dd', { text: value }));
@@ -107,9 +146,32 @@ function fillCatalogue() {
     topics.get(info.topic).append(el('option', { value: info.id, text: info.title }));
   }
   select.append(...topics.values());
+  fillCards();
   select.disabled = false;
   select.onchange = () => showExperiment(select.value);
   showExperiment(select.value);
+}
+
+// The catalogue as cards, a section per topic: what each experiment teaches, one click (or
+// Enter) from its form.
+function fillCards() {
+  const topics = new Map();
+  for (const info of state.catalogue.experiments) {
+    if (!topics.has(info.topic)) topics.set(info.topic, []);
+    const card = el('button', { type: 'button', class: 'card', 'data-experiment': info.id, title: info.teaches },
+      el('strong', { text: info.title }), el('span', { class: 'card-concept', text: info.concept }), el('span', { class: 'card-teaches', text: info.teaches }));
+    card.onclick = () => {
+      if (state.running) return;
+      $('experiment-select').value = info.id;
+      showExperiment(info.id);
+      $('catalogue').open = false;
+      $('experiment').scrollIntoView({ behavior: 'smooth' });
+      $('experiment-select').focus({ preventScroll: true });
+    };
+    topics.get(info.topic).push(card);
+  }
+  $('catalogue-topics').replaceChildren(...[...topics].map(([topic, cards]) =>
+    el('section', { class: 'topic', 'data-topic': topic }, el('h3', { text: `${topic} (${cards.length})` }), el('div', { class: 'cards' }, ...cards))));
 }
 
 const current = () => state.catalogue.experiments.find((info) => info.id === $('experiment-select').value);
@@ -207,6 +269,7 @@ function run(event) {
     $('form-error').textContent = error.message;
     return;
   }
+  history.replaceState(null, '', linkFor(request));
   setRunning(true);
   setStatus('running', `running ${request.experiment}…`);
   $('progress').value = 0;
@@ -253,9 +316,172 @@ function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timelin
     download(`${stem}.svg`, 'image/svg+xml', chart_svg)];
   if (chrome_trace) links.push(download(`${stem}.trace.json`, 'application/json', JSON.stringify(chrome_trace)));
   if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg));
-  $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])));
+  $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])),
+    ' · ', el('a', { href: linkFor(requestOf(result)), text: 'link to these settings' }));
+}
+
+// ---- Permalinks: the URL holds the experiment and its settings -------------------------------
+
+function linkFor(request) {
+  const query = new URLSearchParams({ experiment: request.experiment });
+  for (const [name, value] of Object.entries(request.params)) query.set(name, String(value));
+  query.set('variants', request.variants.join(','));
+  query.set('threads', request.threads.join(','));
+  query.set('repeat', String(request.repeat));
+  query.set('warmup', String(request.warmup));
+  if (request.trace) query.set('trace', '1');
+  return `${location.pathname}?${query}`;
+}
+
+// The settings a result was run with, as a request.
+function requestOf(result) {
+  return { experiment: result.experiment, params: result.params, variants: result.variants, threads: result.threads,
+    repeat: result.repeat, warmup: result.warmup, trace: !!result.trace };
+}
+
+// Fills the form from a link's query (or an imported result's settings). Whatever does not fit
+// the experiment's schema is left at its default and listed above the form. True if the query
+// named an experiment.
+function applyLink(search) {
+  const query = new URLSearchParams(search);
+  if (!query.has('experiment')) return false;
+  applySettings(Object.fromEntries(query), 'This link');
+  return true;
+}
+
+function applySettings(settings, source) {
+  const problems = [];
+  const { experiment, variants, threads, repeat, warmup, trace, ...params } = settings;
+  const info = state.catalogue.experiments.find((i) => i.id === experiment);
+  if (!info) {
+    problems.push(`unknown experiment \`${experiment}\`; showing ${current().id}`);
+  } else {
+    $('experiment-select').value = info.id;
+    showExperiment(info.id);
+    for (const [name, raw] of Object.entries(params)) {
+      const spec = info.params.find((p) => p.name === name);
+      const input = document.querySelector(`[data-param="${CSS.escape(name)}"]`);
+      if (!spec || !input) {
+        problems.push(`parameter \`${name}\`: ${info.id} has no such parameter`);
+        continue;
+      }
+      const text = String(raw);
+      if (spec.type === 'bool') {
+        if (['true', '1', 'false', '0'].includes(text)) input.checked = text === 'true' || text === '1';
+        else problems.push(`parameter \`${name}\`: expected true or false, got \`${text}\``);
+      } else if (spec.type === 'choice') {
+        if (spec.choices.includes(text)) input.value = text;
+        else problems.push(`parameter \`${name}\`: expected ${describeKind(spec)}, got \`${text}\``);
+      } else {
+        input.value = text;
+        const problem = validateParam(spec, input);
+        if (problem) {
+          problems.push(problem);
+          input.value = spec.default;
+        }
+      }
+    }
+    if (variants != null) {
+      const wanted = String(variants).split(',').filter(Boolean);
+      const known = info.variants.map((v) => v.id);
+      const unknown = wanted.filter((v) => !known.includes(v));
+      if (unknown.length || !wanted.length) problems.push(`variant: ${info.id} has ${known.join(', ')}, got \`${variants}\``);
+      else document.querySelectorAll('input[name="variant"]').forEach((box) => { box.checked = wanted.includes(box.value); });
+    }
+    if (threads != null) $('threads').value = String(threads);
+    for (const [id, raw, min, max] of [['repeat', repeat, 1, 1000], ['warmup', warmup, 0, 100]]) {
+      if (raw == null) continue;
+      const value = Number(raw);
+      if (Number.isInteger(value) && value >= min && value <= max) $(id).value = String(value);
+      else problems.push(`parameter \`${id}\`: expected an integer from ${min} to ${max}, got \`${raw}\``);
+    }
+    if (trace != null) $('trace').checked = trace === '1' || trace === 'true' || trace === true;
+  }
+  $('link-error').textContent = problems.length ? `${source} did not fit, so defaults are used for: ${problems.join('; ')}.` : '';
+}
+
+// ---- History: the last results, kept in localStorage -----------------------------------------
+
+function storedHistory() {
+  try {
+    return JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+  } catch {
+    return [];
+  }
+}
+
+function remember(result) {
+  const { trace, ...kept } = result;
+  const entry = { experiment: result.experiment, title: result.title, when: new Date().toISOString(), result: JSON.stringify(kept) };
+  let entries = [entry, ...storedHistory()].slice(0, HISTORY_SIZE);
+  while (entries.length) {
+    try {
+      localStorage.setItem(HISTORY_KEY, JSON.stringify(entries));
+      break;
+    } catch {
+      entries = entries.slice(0, -1); // over the storage quota: drop the oldest
+    }
+  }
+  showHistory();
+}
+
+function showHistory() {
+  const items = storedHistory().map((entry, index) => el('li', {},
+    el('button', { type: 'button', 'data-history': index, text: `${entry.experiment}` }),
+    ` ${new Date(entry.when).toLocaleString()} — ${entry.title}`));
+  $('history-list').replaceChildren(...items);
+  $('history-list').querySelectorAll('button').forEach((button) => {
+    button.onclick = () => openStored(storedHistory()[Number(button.dataset.history)]);
+  });
+  $('history-section').hidden = !items.length;
+}
+
+function openStored(entry) {
+  if (!entry || state.running) return;
+  applySettings(requestToSettings(requestOf(JSON.parse(entry.result))), 'The stored result');
+  state.worker.postMessage({ type: 'render', result: entry.result });
+}
+
+function openLatest() {
+  const [latest] = storedHistory();
+  if (latest) openStored(latest);
+}
+
+function requestToSettings(request) {
+  return { experiment: request.experiment, ...request.params, variants: request.variants.join(','), threads: request.threads.join(','),
+    repeat: request.repeat, warmup: request.warmup, trace: request.trace ? '1' : '0' };
+}
+
+// ---- Import a native result and compare ------------------------------------------------------
+
+async function importFile(event) {
+  const [file] = event.target.files;
+  if (!file) return;
+  const text = await file.text();
+  let imported;
+  try {
+    imported = JSON.parse(text);
+  } catch (error) {
+    $('import-status').textContent = `${file.name} is not JSON: ${error.message}`;
+    return;
+  }
+  if (!imported || typeof imported.experiment !== 'string' || !imported.params) {
+    $('import-status').textContent = `${file.name} is not a conlab result (\`conlab run … --format json\` writes one)`;
+    return;
+  }
+  state.imported = text;
+  applySettings(requestToSettings(requestOf(imported)), 'The imported result');
+  $('import-status').textContent = `Imported ${imported.experiment} measured on ${imported.environment?.platform ?? 'another machine'}; ` +
+    'the form now holds its settings — run it here to compare.';
+  compareWithImported();
+}
+
+function compareWithImported() {
+  if (!state.imported || !state.last) return;
+  state.worker.postMessage({ type: 'compare', here: JSON.stringify(state.last.result), there: state.imported });
 }
 
 $('run-form').addEventListener('submit', run);
+$('import-file').addEventListener('change', importFile);
 $('cancel-button').addEventListener('click', cancel);
 startWorker();

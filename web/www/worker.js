@@ -5,6 +5,8 @@
 //                                                                    {type: 'result', finished} | {type: 'error', message}
 //                                                 worker → page {type: 'processes', count, startMs, error} once the
 //                                                   process workers (process-worker.js) have loaded, after 'ready'
+//   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, stored: true} | {type: 'error', message}
+//   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
 import init, * as lab from './conlab-web.js';
 
 let wasm;
@@ -68,6 +70,18 @@ self.onmessage = async ({ data }) => {
       if (self.crossOriginIsolated) startProcessWorkers();
     } catch (error) {
       postMessage({ type: 'fatal', message: String(error && error.message || error) });
+    }
+  } else if (data.type === 'render') {
+    try {
+      postMessage({ type: 'result', finished: lab.renderResult(data.result), stored: true });
+    } catch (error) {
+      postMessage({ type: 'error', message: String(error && error.message || error) });
+    }
+  } else if (data.type === 'compare') {
+    try {
+      postMessage({ type: 'comparison', table: lab.compareResults(data.here, data.there) });
+    } catch (error) {
+      postMessage({ type: 'comparison', error: String(error && error.message || error) });
     }
   } else if (data.type === 'run') {
     try {

@@ -156,6 +156,53 @@ pub fn table_data(result: &RunResult) -> Table {
     Table { headers, rows }
 }
 
+/// Two runs of the same experiment with the same parameters side by side — this browser's and
+/// an imported `conlab run --format json` — cell by cell: each side's median and their ratio.
+/// Cells only one side ran are listed with a dash. An error says why the runs do not compare.
+pub fn comparison(here: &RunResult, there: &RunResult) -> Result<Table, String> {
+    if here.experiment != there.experiment {
+        return Err(format!("the imported result is of `{}`, this one of `{}`", there.experiment, here.experiment));
+    }
+    let differing: Vec<String> = here
+        .params
+        .iter()
+        .filter(|(name, value)| there.params.get(*name) != Some(value))
+        .map(|(name, value)| {
+            format!("{name}={value} here, {} there", there.params.get(name).map_or_else(|| "unset".into(), |v| v.to_string()))
+        })
+        .collect();
+    if !differing.is_empty() {
+        return Err(format!("the parameters differ ({}): run the same parameters to compare", differing.join("; ")));
+    }
+    let label = |result: &RunResult| result.environment.platform.platform.clone();
+    let (left, right) = (label(here), label(there));
+    let headers =
+        vec!["variant".into(), "threads".into(), format!("{left} median"), format!("{right} median"), format!("{left} / {right}")];
+    let median = |cell: Option<&CellResult>| cell.and_then(|c| c.summary.as_ref()).map(|s| s.median);
+    let mut keys: Vec<(&str, usize)> = Vec::new();
+    for key in here.cells.iter().chain(&there.cells).map(|c| (c.variant.as_str(), c.threads)) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let rows = keys
+        .into_iter()
+        .map(|(variant, threads)| {
+            let (a, b) = (median(here.cell(variant, threads)), median(there.cell(variant, threads)));
+            let seconds = |m: Option<f64>| m.map_or_else(|| "–".into(), format_seconds);
+            let ratio_text = a.zip(b).map_or_else(|| "–".into(), |(a, b)| format!("{:.2}×", a / b));
+            let state = if a.is_some() && b.is_some() { CheckState::Ok } else { CheckState::Skipped };
+            TableRow {
+                variant: variant.into(),
+                threads,
+                check: state,
+                cells: vec![variant.into(), threads.to_string(), seconds(a), seconds(b), ratio_text],
+            }
+        })
+        .collect();
+    Ok(Table { headers, rows })
+}
+
 /// median, CI, min, [throughput,] vs baseline, vs 1 thread, efficiency.
 fn timing_cells(cell: &CellResult, throughput: bool) -> Vec<String> {
     let Some(summary) = &cell.summary else {
@@ -636,6 +683,29 @@ mod tests {
         );
         result.fits[0] = crate::experiment::Fit { law: ScalingLaw::Gustafson, ..result.fits[0].clone() };
         assert!(table(&result).contains("scaled speedup 60.9× at 64 threads"), "{}", table(&result));
+    }
+
+    #[test]
+    fn a_comparison_pairs_cells_and_refuses_different_runs() {
+        let here = sample();
+        let mut there = sample();
+        there.environment.platform.platform = "native".into();
+        there.cells[3] = cell("pool", 2, 0.02, 4.0);
+        there.cells.remove(1);
+        let table = comparison(&here, &there).unwrap();
+        assert_eq!(table.headers[4], format!("{} / native", here.environment.platform.platform));
+        let pool2 = table.rows.iter().find(|r| r.variant == "pool" && r.threads == 2).unwrap();
+        assert_eq!(pool2.cells[2..], ["40.0 ms", "20.0 ms", "2.00×"]);
+        let missing = table.rows.iter().find(|r| r.variant == "thread-per-task").unwrap();
+        assert_eq!((missing.check, missing.cells[3].as_str()), (CheckState::Skipped, "–"));
+        assert_eq!(table.rows.len(), 4);
+        there.params.insert("tasks".into(), crate::experiment::Value::Int(9));
+        assert_eq!(
+            comparison(&here, &there).unwrap_err(),
+            "the parameters differ (tasks=8 here, 9 there): run the same parameters to compare"
+        );
+        there.experiment = "mandelbrot".into();
+        assert!(comparison(&here, &there).unwrap_err().starts_with("the imported result is of `mandelbrot`"));
     }
 
     #[test]
