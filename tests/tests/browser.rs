@@ -308,6 +308,12 @@ fn kernels_and_patterns_run_in_the_worker_with_fitted_curves() {
             let law = if params.contains(&("growth", "with-threads")) { "Gustafson fit" } else { "Amdahl fit" };
             assert!(fits[1].as_array().unwrap().iter().all(|line| line.as_str().unwrap().starts_with(law)), "{fits}");
         }
+        if experiment == "producer-consumer" || experiment == "pipeline" {
+            // No thread sweep: bars with whiskers instead of one-point lines.
+            let bars = browser.eval("return [document.querySelectorAll('#chart rect.bar').length, document.querySelectorAll('#chart line.whisker').length];");
+            let expected = if experiment == "pipeline" { 3 } else { 4 };
+            assert_eq!(bars, json!([expected, expected]), "{experiment}");
+        }
         println!("browser {experiment}: {}", browser.eval("return document.getElementById('table').innerText;"));
         browser.screenshot(&artifacts().join(format!("{experiment}-{}.png", params[0].1)));
     }
@@ -351,6 +357,12 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
     assert_eq!(long, json!([]), "long tasks on the main thread during the run");
     assert!(browser.eval("return location.search;").as_str().unwrap().contains("kernel=blur"), "the URL holds the run's settings");
+    let png = browser.eval(
+        "const link = [...document.querySelectorAll('#exports a')].find(a => a.download === 'conlab-scaling.png'); link.click(); \
+         return new Promise((done) => { const wait = () => link.dataset.ready ? fetch(link.href).then(r => r.blob()).then(b => done([b.type, b.size])) : setTimeout(wait, 50); wait(); });",
+    );
+    assert_eq!(png[0], json!("image/png"), "{png}");
+    assert!(png[1].as_u64().unwrap() > 5_000, "a drawn chart: {png}");
 
     // A reload opens the stored result from the history.
     browser.navigate(&url);

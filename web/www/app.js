@@ -314,10 +314,40 @@ function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timelin
   const stem = `conlab-${result.experiment}`;
   const links = [download(`${stem}.json`, 'application/json', JSON.stringify(result, null, 2)), download(`${stem}.csv`, 'text/csv', csv),
     download(`${stem}.svg`, 'image/svg+xml', chart_svg)];
+  links.push(pngLink(`${stem}.png`, chart_svg));
   if (chrome_trace) links.push(download(`${stem}.trace.json`, 'application/json', JSON.stringify(chrome_trace)));
-  if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg));
+  if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg), pngLink(`${stem}.timeline.png`, timeline_svg));
   $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])),
     ' · ', el('a', { href: linkFor(requestOf(result)), text: 'link to these settings' }));
+}
+
+// A download link for an SVG as PNG, drawn on a canvas (at twice its size) when first clicked.
+function pngLink(name, svgText) {
+  const link = el('a', { href: '#', download: name, text: name });
+  link.onclick = async (event) => {
+    if (link.dataset.ready) return;
+    event.preventDefault();
+    link.href = await svgToPng(svgText);
+    link.dataset.ready = 'true';
+    link.click();
+  };
+  return link;
+}
+
+async function svgToPng(svgText) {
+  const source = URL.createObjectURL(new Blob([svgText], { type: 'image/svg+xml' }));
+  const image = new Image();
+  await new Promise((resolve, reject) => { image.onload = resolve; image.onerror = reject; image.src = source; });
+  const scale = 2;
+  const canvas = el('canvas', { width: image.naturalWidth * scale, height: image.naturalHeight * scale });
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#fff';
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.scale(scale, scale);
+  context.drawImage(image, 0, 0);
+  URL.revokeObjectURL(source);
+  const png = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+  return URL.createObjectURL(png);
 }
 
 // ---- Permalinks: the URL holds the experiment and its settings -------------------------------

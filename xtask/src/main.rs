@@ -163,7 +163,21 @@ fn wasm_command(program: &str) -> Command {
 }
 
 fn build_web() -> Result {
-    run(wasm_command("trunk").args(["build", "--release"]))
+    run(wasm_command("trunk").args(["build", "--release"]))?;
+    report_wasm_size()
+}
+
+/// Prints the release wasm's size (after wasm-opt, which trunk runs when it is on PATH).
+fn report_wasm_size() -> Result {
+    let dist = root().join("dist");
+    let entries = std::fs::read_dir(&dist).map_err(|e| format!("reading {}: {e}", dist.display()))?;
+    for path in entries.filter_map(|entry| entry.ok()).map(|entry| entry.path()) {
+        if path.extension().is_some_and(|ext| ext == "wasm") {
+            let bytes = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+            println!("xtask: web lab: {} is {:.2} MiB", path.file_name().unwrap_or_default().to_string_lossy(), bytes as f64 / (1 << 20) as f64);
+        }
+    }
+    Ok(())
 }
 
 fn lab(args: &[String]) -> Result {

@@ -372,8 +372,12 @@ struct Plot<'a> {
 }
 
 /// The chart that fits the result: the experiment's chosen metric against threads, or speedup
-/// over the baseline with the ideal line.
+/// over the baseline with the ideal line — or, when no variant ran at more than one thread
+/// count, bars with their intervals (a line through one point per variant says nothing).
 pub fn chart_svg(result: &RunResult) -> String {
+    if !sweeps_threads(result) {
+        return bar_chart(result);
+    }
     match &result.chart_metric {
         Some(metric) => {
             let unit = result.cells.iter().find_map(|c| c.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
@@ -389,6 +393,87 @@ pub fn chart_svg(result: &RunResult) -> String {
         }
         None => speedup_svg(result),
     }
+}
+
+/// Whether some variant was measured at two or more thread counts.
+fn sweeps_threads(result: &RunResult) -> bool {
+    let measured: Vec<&CellResult> = result.cells.iter().filter(|c| c.summary.is_some()).collect();
+    measured.iter().any(|a| measured.iter().any(|b| a.variant == b.variant && a.threads != b.threads))
+}
+
+/// One bar per measured cell: the chosen metric's median with its min–max whisker, or the median
+/// time per run with the 95% interval of that median.
+fn bar_chart(result: &RunResult) -> String {
+    let bars: Vec<(&CellResult, f64, f64, f64)> = result
+        .cells
+        .iter()
+        .filter_map(|cell| match &result.chart_metric {
+            Some(metric) => cell.metrics.get(metric).map(|m| (cell, m.median, m.min, m.max)),
+            None => cell.summary.as_ref().map(|s| (cell, s.median, s.median_ci.0, s.median_ci.1)),
+        })
+        .collect();
+    let (label, format): (String, &dyn Fn(f64) -> String) = match &result.chart_metric {
+        Some(metric) => {
+            let unit = bars.first().and_then(|(cell, ..)| cell.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
+            (if unit.is_empty() { format!("{metric} (whiskers: min – max)") } else { format!("{metric}, {unit} (whiskers: min – max)") }, &format_metric)
+        }
+        None => ("median time per run (whiskers: 95% interval)".to_string(), &format_seconds),
+    };
+    let (width, left, right, top, bar_height, gap) = (560.0, 150.0, 70.0, 28.0, 18.0, 8.0);
+    let height = top + bars.len() as f64 * (bar_height + gap) + 30.0;
+    let highest = bars.iter().map(|b| b.3.max(b.1)).fold(0.0, f64::max);
+    let step = tick_step(if highest > 0.0 { highest } else { 1.0 });
+    let x_max = ((highest / step).ceil() * step).max(step);
+    let x = |value: f64| left + value / x_max * (width - left - right);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="chart bars" role="img" font-family="system-ui, sans-serif" font-size="12"><title>{}: {}</title><text x="{left}" y="16">{}</text>"#,
+        xml_escape(&result.experiment),
+        xml_escape(&label),
+        xml_escape(&label)
+    );
+    let axis_y = top + bars.len() as f64 * (bar_height + gap);
+    let mut tick = 0.0;
+    while tick <= x_max + step / 2.0 {
+        let _ = write!(
+            svg,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{axis_y}" stroke="#eee"/><text x="{0:.1}" y="{1}" text-anchor="middle">{2}</text>"##,
+            x(tick),
+            axis_y + 16.0,
+            if tick == 0.0 { "0".to_string() } else { format(tick) }
+        );
+        tick += step;
+    }
+    let several_counts = bars.iter().any(|b| b.0.threads != bars[0].0.threads);
+    for (index, (cell, value, low, high)) in bars.iter().enumerate() {
+        let y = top + index as f64 * (bar_height + gap);
+        let colour = PALETTE[index % PALETTE.len()];
+        let name = if several_counts { format!("{} · {}", cell.variant, cell.threads) } else { cell.variant.clone() };
+        let middle = y + bar_height / 2.0;
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect class="bar" data-variant="{}" x="{left}" y="{y:.1}" width="{:.1}" height="{bar_height}" fill="{colour}"><title>{} · {} thread{}: {} ({} – {})</title></rect><line class="whisker" x1="{:.1}" x2="{:.1}" y1="{middle:.1}" y2="{middle:.1}" stroke="#222"/><text x="{:.1}" y="{:.1}">{}</text>"##,
+            left - 6.0,
+            middle + 4.0,
+            xml_escape(&name),
+            xml_escape(&cell.variant),
+            (x(*value) - left).max(0.5),
+            xml_escape(&cell.variant),
+            cell.threads,
+            if cell.threads == 1 { "" } else { "s" },
+            format(*value),
+            format(*low),
+            format(*high),
+            x(*low),
+            x(*high),
+            x(high.max(*value)) + 4.0,
+            middle + 4.0,
+            format(*value)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 /// Speedup over the baseline against threads, one line per variant (a variant that runs at one
@@ -706,6 +791,23 @@ mod tests {
         );
         there.experiment = "mandelbrot".into();
         assert!(comparison(&here, &there).unwrap_err().starts_with("the imported result is of `mandelbrot`"));
+    }
+
+    #[test]
+    fn without_a_thread_sweep_cells_become_bars_with_whiskers() {
+        let mut result = sample();
+        result.cells.retain(|cell| cell.threads == 1 || cell.variant == "thread-per-task");
+        let svg = chart_svg(&result);
+        assert!(svg.contains(r#"class="chart bars""#) && !svg.contains("polyline"), "{svg}");
+        assert_eq!((svg.matches(r#"class="bar""#).count(), svg.matches(r#"class="whisker""#).count()), (3, 3));
+        assert!(svg.contains("median time per run") && svg.contains("seq · 1") && svg.contains("thread-per-task · 8"), "{svg}");
+        for cell in result.cells.iter_mut() {
+            cell.metrics.insert("depth".into(), crate::experiment::Metric::of("items", &[1.0, 3.0, 2.0]).unwrap());
+        }
+        result.chart_metric = Some("depth".into());
+        let svg = chart_svg(&result);
+        assert!(svg.contains("depth, items (whiskers: min – max)") && svg.contains("(1.00 – 3.00)"), "{svg}");
+        assert!(chart_svg(&sample()).contains("polyline"), "a sweep stays a line chart");
     }
 
     #[test]
