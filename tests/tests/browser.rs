@@ -310,7 +310,9 @@ fn kernels_and_patterns_run_in_the_worker_with_fitted_curves() {
         }
         if experiment == "producer-consumer" || experiment == "pipeline" {
             // No thread sweep: bars with whiskers instead of one-point lines.
-            let bars = browser.eval("return [document.querySelectorAll('#chart rect.bar').length, document.querySelectorAll('#chart line.whisker').length];");
+            let bars = browser.eval(
+                "return [document.querySelectorAll('#chart rect.bar').length, document.querySelectorAll('#chart line.whisker').length];",
+            );
             let expected = if experiment == "pipeline" { 3 } else { 4 };
             assert_eq!(bars, json!([expected, expected]), "{experiment}");
         }
@@ -357,6 +359,22 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
     assert_eq!(long, json!([]), "long tasks on the main thread during the run");
     assert!(browser.eval("return location.search;").as_str().unwrap().contains("kernel=blur"), "the URL holds the run's settings");
+    // Zoom into the timeline: the worker redraws a window of each cell's run.
+    for _ in 0..3 {
+        let before = browser.eval("return document.getElementById('timeline-window').textContent;");
+        browser.eval("document.querySelector('[data-zoom=in]').click();");
+        wait_until(Duration::from_secs(10), "the zoomed timeline", || {
+            browser.eval("return document.getElementById('timeline-window').textContent;") != before
+        });
+    }
+    let zoomed = browser.eval("return [document.getElementById('timeline-window').textContent, document.querySelector('#timeline-chart svg text[text-anchor=end]').textContent];");
+    assert_eq!(zoomed[0], json!("showing 43.8% – 56.3% of each run"), "{zoomed}");
+    assert!(zoomed[1].as_str().unwrap().contains(" of "), "the heading names the window: {zoomed}");
+    browser.eval("document.querySelector('[data-zoom=reset]').click();");
+    wait_until(Duration::from_secs(10), "the whole timeline", || {
+        browser.eval("return document.getElementById('timeline-window').textContent;") == json!("")
+    });
+
     let png = browser.eval(
         "const link = [...document.querySelectorAll('#exports a')].find(a => a.download === 'conlab-scaling.png'); link.click(); \
          return new Promise((done) => { const wait = () => link.dataset.ready ? fetch(link.href).then(r => r.blob()).then(b => done([b.type, b.size])) : setTimeout(wait, 50); wait(); });",

@@ -3,6 +3,7 @@
 use conlab_core::experiment::result::SCHEMA_VERSION;
 use conlab_core::experiment::{self, ExperimentInfo, RunRequest, RunResult};
 use conlab_core::report;
+use conlab_core::trace::Trace;
 use serde::Serialize;
 
 /// The catalogue: every experiment's schema and the default thread sweep of this platform.
@@ -54,6 +55,12 @@ pub fn render(result_json: &str) -> Result<String, String> {
 pub fn compare(here_json: &str, there_json: &str) -> Result<String, String> {
     let table = report::comparison(&parse_result(here_json)?, &parse_result(there_json)?)?;
     serde_json::to_string(&table).map_err(|e| e.to_string())
+}
+
+/// A window (`from` < `to`, fractions of each cell's run) of a trace's timeline, as SVG.
+pub fn timeline(trace_json: &str, from: f64, to: f64) -> Result<String, String> {
+    let trace: Trace = serde_json::from_str(trace_json).map_err(|e| format!("not a conlab trace: {e}"))?;
+    Ok(report::timeline_window_svg(&trace, report::Window::new(from, to)?))
 }
 
 fn parse_result(json: &str) -> Result<RunResult, String> {
@@ -119,6 +126,15 @@ mod tests {
         assert!(render("{}").unwrap_err().starts_with("not a conlab result"));
         let old = json.replacen(&format!("\"schema\":{SCHEMA_VERSION}"), "\"schema\":0", 1);
         assert_eq!(render(&old).unwrap_err(), format!("a conlab result of schema 0, this lab reads schema {SCHEMA_VERSION}"));
+    }
+
+    #[test]
+    fn a_timeline_window_renders_and_a_bad_one_is_refused() {
+        let trace =
+            r#"{"cells":[{"variant":"seq","threads":1,"spans":[{"thread":0,"start_ns":0,"end_ns":1000,"kind":"run","label":"all"}]}]}"#;
+        assert!(timeline(trace, 0.25, 0.5).unwrap().contains("250 ns – 500 ns of 1.00 µs"));
+        assert!(timeline(trace, 0.5, 0.25).unwrap_err().starts_with("a timeline window needs"));
+        assert!(timeline("[]", 0.0, 1.0).unwrap_err().starts_with("not a conlab trace"));
     }
 
     #[test]

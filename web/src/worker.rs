@@ -71,6 +71,12 @@ pub fn compare_results(here_json: &str, there_json: &str) -> Result<String, JsEr
     crate::messages::compare(here_json, there_json).map_err(|e| JsError::new(&e))
 }
 
+/// A window of a trace's timeline ([`crate::messages::timeline`]).
+#[wasm_bindgen(js_name = timelineSvg)]
+pub fn timeline_svg(trace_json: &str, from: f64, to: f64) -> Result<String, JsError> {
+    crate::messages::timeline(trace_json, from, to).map_err(|e| JsError::new(&e))
+}
+
 /// The compiled wasm module, for `worker.js` to load into each process worker.
 #[wasm_bindgen(js_name = compiledModule)]
 pub fn wasm_module() -> JsValue {

@@ -98,6 +98,11 @@ const handlers = {
     }
     compareWithImported();
   },
+  timeline(data) {
+    state.zoom = { from: data.from, to: data.to };
+    $('timeline-chart').innerHTML = data.svg; // built by conlab-core's report::timeline_window_svg, text XML-escaped
+    $('timeline-window').textContent = data.from === 0 && data.to === 1 ? '' : `showing ${(data.from * 100).toFixed(1)}% – ${(data.to * 100).toFixed(1)}% of each run`;
+  },
   comparison(data) {
     $('comparison').hidden = false;
     if (data.error) {
@@ -310,6 +315,8 @@ function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timelin
   $('table').replaceChildren(resultTable(table));
   $('timeline').hidden = !timeline_svg;
   $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-core's report::timeline_svg, text XML-escaped
+  state.zoom = { from: 0, to: 1 };
+  $('timeline-window').textContent = '';
   const download = (name, type, text) => el('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name, text: name });
   const stem = `conlab-${result.experiment}`;
   const links = [download(`${stem}.json`, 'application/json', JSON.stringify(result, null, 2)), download(`${stem}.csv`, 'text/csv', csv),
@@ -319,6 +326,50 @@ function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timelin
   if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg), pngLink(`${stem}.timeline.png`, timeline_svg));
   $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])),
     ' · ', el('a', { href: linkFor(requestOf(result)), text: 'link to these settings' }));
+}
+
+// ---- Timeline zoom: the worker redraws a window of each cell's run, so merged spans come apart
+
+function zoomTo(from, to) {
+  const trace = state.last?.result?.trace;
+  if (!trace || state.running) return;
+  const width = Math.max(to - from, 1e-6);
+  const start = Math.min(Math.max(from, 0), 1 - width);
+  state.worker.postMessage({ type: 'timeline', trace: JSON.stringify(trace), from: start, to: Math.min(start + width, 1) });
+}
+
+// Zooms in (half the width) or out (twice) keeping the point at `at` (a fraction of the shown
+// window) where it is, or pans by a quarter of the window.
+function zoom(action, at = 0.5) {
+  const { from, to } = state.zoom ?? { from: 0, to: 1 };
+  const width = to - from;
+  const point = from + width * at;
+  const around = (newWidth) => zoomTo(point - newWidth * at, point - newWidth * at + newWidth);
+  if (action === 'in') around(width / 2);
+  else if (action === 'out') around(Math.min(width * 2, 1));
+  else if (action === 'left') zoomTo(from - width / 4, to - width / 4);
+  else if (action === 'right') zoomTo(from + width / 4, to + width / 4);
+  else zoomTo(0, 1);
+}
+
+function setUpTimelineZoom() {
+  $('timeline-controls').querySelectorAll('button').forEach((button) => { button.onclick = () => zoom(button.dataset.zoom); });
+  $('timeline-chart').addEventListener('keydown', (event) => {
+    const action = { '+': 'in', '=': 'in', '-': 'out', ArrowLeft: 'left', ArrowRight: 'right', 0: 'reset' }[event.key];
+    if (action) {
+      event.preventDefault();
+      zoom(action);
+    }
+  });
+  $('timeline-chart').addEventListener('wheel', (event) => {
+    const svg = $('timeline-chart').querySelector('svg');
+    if (!svg) return;
+    event.preventDefault();
+    // The plot spans x = 110 … 884 of the SVG's 900 units (report/timeline.rs).
+    const box = svg.getBoundingClientRect();
+    const x = ((event.clientX - box.left) / box.width) * 900;
+    zoom(event.deltaY < 0 ? 'in' : 'out', Math.min(Math.max((x - 110) / 774, 0), 1));
+  }, { passive: false });
 }
 
 // A download link for an SVG as PNG, drawn on a canvas (at twice its size) when first clicked.
@@ -513,5 +564,6 @@ function compareWithImported() {
 
 $('run-form').addEventListener('submit', run);
 $('import-file').addEventListener('change', importFile);
+setUpTimelineZoom();
 $('cancel-button').addEventListener('click', cancel);
 startWorker();

@@ -7,6 +7,7 @@
 //                                                   process workers (process-worker.js) have loaded, after 'ready'
 //   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, stored: true} | {type: 'error', message}
 //   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
+//   page → worker  {type: 'timeline', trace, from, to} worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}
 import init, * as lab from './conlab-web.js';
 
 let wasm;
@@ -74,6 +75,12 @@ self.onmessage = async ({ data }) => {
   } else if (data.type === 'render') {
     try {
       postMessage({ type: 'result', finished: lab.renderResult(data.result), stored: true });
+    } catch (error) {
+      postMessage({ type: 'error', message: String(error && error.message || error) });
+    }
+  } else if (data.type === 'timeline') {
+    try {
+      postMessage({ type: 'timeline', svg: lab.timelineSvg(data.trace, data.from, data.to), from: data.from, to: data.to });
     } catch (error) {
       postMessage({ type: 'error', message: String(error && error.message || error) });
     }

@@ -174,7 +174,11 @@ fn report_wasm_size() -> Result {
     for path in entries.filter_map(|entry| entry.ok()).map(|entry| entry.path()) {
         if path.extension().is_some_and(|ext| ext == "wasm") {
             let bytes = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
-            println!("xtask: web lab: {} is {:.2} MiB", path.file_name().unwrap_or_default().to_string_lossy(), bytes as f64 / (1 << 20) as f64);
+            println!(
+                "xtask: web lab: {} is {:.2} MiB",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                bytes as f64 / (1 << 20) as f64
+            );
         }
     }
     Ok(())

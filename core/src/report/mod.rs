@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::experiment::{CellResult, RunResult, ScalingLaw};
 
 pub mod timeline;
-pub use timeline::timeline_svg;
+pub use timeline::{timeline_svg, timeline_window_svg, Window};
 
 /// Seconds in the most readable unit: `1.23 s`, `45.6 ms`, `789 µs`, `12 ns`.
 pub fn format_seconds(seconds: f64) -> String {
@@ -415,7 +415,14 @@ fn bar_chart(result: &RunResult) -> String {
     let (label, format): (String, &dyn Fn(f64) -> String) = match &result.chart_metric {
         Some(metric) => {
             let unit = bars.first().and_then(|(cell, ..)| cell.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
-            (if unit.is_empty() { format!("{metric} (whiskers: min – max)") } else { format!("{metric}, {unit} (whiskers: min – max)") }, &format_metric)
+            (
+                if unit.is_empty() {
+                    format!("{metric} (whiskers: min – max)")
+                } else {
+                    format!("{metric}, {unit} (whiskers: min – max)")
+                },
+                &format_metric,
+            )
         }
         None => ("median time per run (whiskers: 95% interval)".to_string(), &format_seconds),
     };

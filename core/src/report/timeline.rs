@@ -5,7 +5,8 @@
 //! are merged with their neighbours of the same kind into one rectangle that says how many
 //! spans it stands for — so a trace of 100 000 tiny tasks stays a small picture without
 //! dropping any of them. Nested spans (a join that helps while it waits) are drawn on top of
-//! their parent.
+//! their parent. [`timeline_window_svg`] draws a window of every cell's time axis (zooming in:
+//! the merged spans come apart again).
 
 use std::fmt::Write;
 
@@ -34,6 +35,31 @@ const KINDS: [SpanKind; 5] = [SpanKind::Run, SpanKind::Wait, SpanKind::Idle, Spa
 
 /// The whole trace as one SVG, cells stacked top to bottom.
 pub fn timeline_svg(trace: &Trace) -> String {
+    timeline_window_svg(trace, Window::WHOLE)
+}
+
+/// A part of each cell's time axis, as fractions of its length: `from` < `to`, both in [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub from: f64,
+    pub to: f64,
+}
+
+impl Window {
+    pub const WHOLE: Window = Window { from: 0.0, to: 1.0 };
+
+    /// A window, or why the fractions do not make one.
+    pub fn new(from: f64, to: f64) -> Result<Self, String> {
+        if (0.0..1.0).contains(&from) && to > from && to <= 1.0 {
+            Ok(Self { from, to })
+        } else {
+            Err(format!("a timeline window needs 0 ≤ from < to ≤ 1, got {from} – {to}"))
+        }
+    }
+}
+
+/// The trace as one SVG showing only `window` of each cell's time axis.
+pub fn timeline_window_svg(trace: &Trace, window: Window) -> String {
     let cells: Vec<&CellTrace> = trace.cells.iter().filter(|cell| !cell.spans.is_empty()).collect();
     let lanes: Vec<Vec<usize>> = cells.iter().map(|cell| lanes_of(cell)).collect();
     let height = LEGEND_HEIGHT + lanes.iter().map(|l| CELL_GAP + l.len() as f64 * LANE_HEIGHT).sum::<f64>() + 8.0;
@@ -45,7 +71,7 @@ pub fn timeline_svg(trace: &Trace) -> String {
     legend(&mut svg);
     let mut top = LEGEND_HEIGHT;
     for (cell, lanes) in cells.iter().zip(&lanes) {
-        top = cell_block(&mut svg, cell, lanes, top);
+        top = cell_block(&mut svg, cell, lanes, top, window);
     }
     if cells.is_empty() {
         let _ = write!(svg, r#"<text x="8" y="{}">no spans were recorded</text>"#, LEGEND_HEIGHT + 14.0);
@@ -72,21 +98,33 @@ fn lanes_of(cell: &CellTrace) -> Vec<usize> {
 }
 
 /// Draws one cell's block starting at `top`; returns where the next one starts.
-fn cell_block(svg: &mut String, cell: &CellTrace, lanes: &[usize], top: f64) -> f64 {
-    let start = cell.spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-    let end = cell.spans.iter().map(|s| s.end_ns).max().unwrap_or(start).max(start + 1);
-    let span_ns = (end - start) as f64;
+fn cell_block(svg: &mut String, cell: &CellTrace, lanes: &[usize], top: f64, window: Window) -> f64 {
+    let first = cell.spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let last = cell.spans.iter().map(|s| s.end_ns).max().unwrap_or(first).max(first + 1);
+    let whole_ns = (last - first) as f64;
+    let (start, end) = (first + (whole_ns * window.from) as u64, first + (whole_ns * window.to) as u64);
+    let span_ns = (end.max(start + 1) - start) as f64;
     let plot_width = WIDTH - LABEL_WIDTH - RIGHT;
-    let x = |ns: u64| LABEL_WIDTH + (ns - start) as f64 / span_ns * plot_width;
+    // Clamped to the window: spans reaching past it end at its edges.
+    let x = |ns: u64| LABEL_WIDTH + (ns.clamp(start, end) - start) as f64 / span_ns * plot_width;
     let heading_y = top + 20.0;
+    let shown = if window == Window::WHOLE {
+        format_seconds(whole_ns / 1e9)
+    } else {
+        format!(
+            "{} – {} of {}",
+            format_seconds((start - first) as f64 / 1e9),
+            format_seconds((end - first) as f64 / 1e9),
+            format_seconds(whole_ns / 1e9)
+        )
+    };
     let _ = write!(
         svg,
-        r#"<text x="8" y="{heading_y}" font-weight="bold">{} · {} thread{}</text><text x="{}" y="{heading_y}" text-anchor="end">{}</text>"#,
+        r#"<text x="8" y="{heading_y}" font-weight="bold">{} · {} thread{}</text><text x="{}" y="{heading_y}" text-anchor="end">{shown}</text>"#,
         xml_escape(&cell.variant),
         cell.threads,
         if cell.threads == 1 { "" } else { "s" },
         WIDTH - RIGHT,
-        format_seconds(span_ns / 1e9)
     );
     let lanes_top = top + CELL_GAP - 6.0;
     for (row, thread) in lanes.iter().enumerate() {
@@ -98,7 +136,7 @@ fn cell_block(svg: &mut String, cell: &CellTrace, lanes: &[usize], top: f64) -> 
             lane_name(*thread),
             LANE_HEIGHT - 2.0
         );
-        let mut spans: Vec<&Span> = cell.spans.iter().filter(|s| s.thread == *thread).collect();
+        let mut spans: Vec<&Span> = cell.spans.iter().filter(|s| s.thread == *thread && s.end_ns >= start && s.start_ns <= end).collect();
         // Parents before the spans nested in them, so children are drawn on top.
         spans.sort_by_key(|s| (s.start_ns, std::cmp::Reverse(s.end_ns)));
         for block in merge_subpixel(&spans, &x) {
@@ -209,6 +247,19 @@ mod tests {
         }
         assert_eq!(svg.matches(r#"class="run""#).count(), 2);
         assert!(svg.contains("task &lt;stolen&gt; from worker 0 · 500 µs"), "titles are escaped and timed");
+    }
+
+    #[test]
+    fn zooming_in_shows_the_window_and_separates_merged_spans() {
+        let spans: Vec<Span> = (0..10_000u64).map(|i| span(0, i * 100, i * 100 + 60, SpanKind::Run, "task")).collect();
+        let trace = Trace { cells: vec![CellTrace { variant: "fifo".into(), threads: 1, spans }] };
+        let whole = timeline_svg(&trace);
+        let zoomed = timeline_window_svg(&trace, Window::new(0.5, 0.501).unwrap());
+        assert!(whole.matches(r#"class="run""#).count() < 10, "merged when the whole run is shown");
+        assert_eq!(zoomed.matches(r#"class="run""#).count(), 10, "1 µs of 1 ms: ten 60 ns tasks, each its own rect");
+        assert!(zoomed.contains("500 µs – 501 µs of 1000 µs"), "{zoomed}");
+        assert_eq!(Window::new(0.6, 0.5).unwrap_err(), "a timeline window needs 0 ≤ from < to ≤ 1, got 0.6 – 0.5");
+        assert!(Window::new(0.0, 1.5).is_err() && Window::new(-0.1, 0.5).is_err());
     }
 
     #[test]
