@@ -53,8 +53,10 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
             "conlab-mandelbrot.json",
             "conlab-mandelbrot.csv",
             "conlab-mandelbrot.svg",
+            "conlab-mandelbrot.png",
             "conlab-mandelbrot.trace.json",
-            "conlab-mandelbrot.timeline.svg"
+            "conlab-mandelbrot.timeline.svg",
+            "conlab-mandelbrot.timeline.png"
         ])
     );
     browser.screenshot(&artifacts().join("mandelbrot.png"));
