@@ -217,6 +217,7 @@ impl Experiment for Faulty {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: false,
+            quick: &["n=1"],
         }
     }
 
@@ -556,7 +557,8 @@ fn map_reduce_skew_makes_a_straggler_that_the_combiner_removes() {
 #[test]
 fn bounded_buffers_hold_their_capacity_and_the_unbounded_queue_does_not() {
     let _beside = beside();
-    let params = [("items", json!(5_000)), ("capacity", json!(8)), ("consumers", json!(1)), ("work_ns", json!(2_000))];
+    let params =
+        [("items", json!(5_000)), ("producers", json!(2)), ("capacity", json!(8)), ("consumers", json!(1)), ("work_ns", json!(2_000))];
     let result = run_quietly(&request("producer-consumer", &params, &[1])).unwrap();
     assert!(result.all_checks_passed, "every item taken exactly once");
     let max_depth = |variant: &str| result.cell(variant, 3).unwrap().metrics["max depth"].median;
@@ -566,6 +568,13 @@ fn bounded_buffers_hold_their_capacity_and_the_unbounded_queue_does_not() {
     assert!(max_depth("ms-queue") > 100.0, "no backpressure: {}", max_depth("ms-queue"));
     let p99 = |variant: &str| result.cell(variant, 3).unwrap().metrics["latency p99"].median;
     assert!(p99("ms-queue") > p99("channel"), "a long queue is a long wait");
+    for cell in &result.cells {
+        // Each item's latency lands in the distribution the lab plots: 2 × 5 000 per timed run.
+        let latency = &cell.latencies["item latency"];
+        assert_eq!(latency.count, 2 * 5_000 * result.repeat as u64, "{}", cell.variant);
+        let values: Vec<f64> = latency.percentiles.iter().map(|p| p.nanoseconds).collect();
+        assert!(values.windows(2).all(|pair| pair[0] <= pair[1]), "percentiles rise: {values:?}");
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ enum Command {
     /// Show an experiment's parameters, variants and what it teaches
     Describe { id: String },
     /// Run an experiment and print its measurements
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the built web lab (from `cargo xtask lab`) with COOP/COEP headers on 127.0.0.1
     Serve(crate::serve::ServeArgs),
     /// Run reference scripts with the python3 on PATH and compare CPython with conlab's model
@@ -45,6 +45,10 @@ struct RunArgs {
     /// Set a parameter, e.g. --set width=800 (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
+    /// Start from the experiment's quick preset (small sizes: well under a second); --set
+    /// still overrides
+    #[arg(long)]
+    quick: bool,
     /// Timed runs per cell
     #[arg(long, default_value_t = 5)]
     repeat: usize,
@@ -65,6 +69,12 @@ struct RunArgs {
     /// Record each cell's last run and draw every thread's timeline as SVG
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
+    /// Record each cell's last run and draw its queue depth over time as SVG
+    #[arg(long, value_name = "FILE")]
+    depth: Option<PathBuf>,
+    /// Draw the latencies the run measured (an item's wait, a lock wait…) by percentile, as SVG
+    #[arg(long, value_name = "FILE")]
+    latency: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,7 +94,7 @@ pub fn execute(cli: Cli) -> Result<(), String> {
             print!("{}", describe(&id)?);
             Ok(())
         }
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Serve(args) => crate::serve::serve(args),
         Command::CalibratePython => crate::calibrate::calibrate_python(),
         Command::PyWorker => {
@@ -154,6 +164,7 @@ fn describe(id: &str) -> Result<String, String> {
         let baseline = if variant.id == info.baseline { ", baseline" } else { "" };
         let _ = writeln!(out, "  {:<16} {} ({sweep}{baseline})", variant.id, variant.help);
     }
+    let _ = writeln!(out, "\nquick preset (--quick): {}", info.quick.join(" "));
     let threads: Vec<String> = experiment::default_threads().iter().map(|t| t.to_string()).collect();
     let _ = writeln!(out, "\ndefault --threads here: {}", threads.join(","));
     Ok(out)
@@ -176,7 +187,13 @@ fn textwrap(text: &str, width: usize) -> String {
 }
 
 fn run(args: RunArgs) -> Result<(), String> {
-    let params = parse_assignments(args.set.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    let mut params = parse_assignments(args.set.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    if args.quick {
+        let preset = experiment::find(&args.id).map_err(|e| e.to_string())?.info().quick_params();
+        for (name, value) in preset {
+            params.entry(name).or_insert(value);
+        }
+    }
     let request = RunRequest {
         experiment: args.id.clone(),
         params,
@@ -184,7 +201,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         threads: args.threads,
         repeat: args.repeat,
         warmup: args.warmup,
-        trace: args.trace.is_some() || args.timeline.is_some(),
+        trace: args.trace.is_some() || args.timeline.is_some() || args.depth.is_some(),
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} {msg:32} [{bar:30}] {pos}/{len} runs · {elapsed}")
@@ -203,7 +220,9 @@ fn run(args: RunArgs) -> Result<(), String> {
     let result = experiment::run(&request, Session { progress: &mut on_progress, cancel: &cancel });
     bar.finish_and_clear();
     let result = result.map_err(|e| e.to_string())?;
-    write_outputs(&args.format, &Outputs { out: args.out, trace: args.trace, svg: args.svg, timeline: args.timeline }, &result)?;
+    let outputs =
+        Outputs { out: args.out, trace: args.trace, svg: args.svg, timeline: args.timeline, depth: args.depth, latency: args.latency };
+    write_outputs(&args.format, &outputs, &result)?;
     if result.all_checks_passed {
         Ok(())
     } else {
@@ -217,6 +236,8 @@ struct Outputs {
     trace: Option<PathBuf>,
     svg: Option<PathBuf>,
     timeline: Option<PathBuf>,
+    depth: Option<PathBuf>,
+    latency: Option<PathBuf>,
 }
 
 fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Result<(), String> {
@@ -239,6 +260,25 @@ fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Resu
     }
     if let (Some(path), Some(recorded)) = (&outputs.timeline, &result.trace) {
         write(path, &report::timeline_svg(recorded))?;
+    }
+    if let (Some(path), Some(recorded)) = (&outputs.depth, &result.trace) {
+        let chart =
+            report::depth_svg(recorded).ok_or_else(|| format!("--depth: `{}` left no queue-depth marks to draw", result.experiment))?;
+        write(path, &chart)?;
+    }
+    if let Some(path) = &outputs.latency {
+        let charts = report::latency_svgs(result);
+        match charts.as_slice() {
+            [] => return Err(format!("--latency: `{}` measures no latency distribution to draw", result.experiment)),
+            [chart] => write(path, chart)?,
+            // Several distributions (none today): one file each, numbered after the first.
+            [first, rest @ ..] => {
+                write(path, first)?;
+                for (index, chart) in rest.iter().enumerate() {
+                    write(&path.with_extension(format!("{}.svg", index + 2)), chart)?;
+                }
+            }
+        }
     }
     Ok(())
 }

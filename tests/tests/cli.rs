@@ -65,6 +65,7 @@ fn describe_shows_parameters_with_defaults_and_ranges() {
     let column = |needle: &str| rows.iter().map(|r| r.find(needle).unwrap()).collect::<Vec<_>>();
     assert!(column("default ").windows(2).all(|w| w[0] == w[1]) && column("range ").windows(2).all(|w| w[0] == w[1]), "{text}");
     assert!(text.contains("rayon"), "{text}");
+    assert!(text.contains("quick preset (--quick): width=96 height=64 max_iter=200"), "{text}");
 }
 
 #[test]
@@ -132,6 +133,29 @@ fn run_draws_timelines_of_the_scheduler_pools() {
     for expected in ["steal · 2 threads", "fifo · 2 threads", r#"class="run""#, r#"class="steal""#, r#"class="mark""#] {
         assert!(svg.contains(expected), "{expected} missing from the timeline");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_quick_preset_runs_and_queues_draw_latency_and_depth() {
+    let _beside = beside();
+    let dir = std::env::temp_dir().join(format!("conlab-cli-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (latency, depth) = (dir.join("latency.svg"), dir.join("depth.svg"));
+    let args = ["run", "producer-consumer", "--quick", "--set", "items=3000", "--threads", "1", "--repeat", "1", "--format", "json"];
+    let output = conlab_run(&[&args[..], &["--latency", latency.to_str().unwrap(), "--depth", depth.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["params"]["capacity"], 8, "the preset's capacity");
+    assert_eq!(result["params"]["items"], 3000, "--set overrides the preset");
+    let latency = std::fs::read_to_string(latency).unwrap();
+    assert_eq!(latency.matches(r#"<polyline class="latency""#).count(), 4, "a line per queue");
+    let depth = std::fs::read_to_string(depth).unwrap();
+    assert_eq!(depth.matches(r#"<polyline class="depth""#).count(), 4, "a line per queue");
+
+    let output = conlab_run(&["run", "mandelbrot", "--quick", "--threads", "1", "--repeat", "1", "--latency", "unused.svg"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "error: --latency: `mandelbrot` measures no latency distribution to draw\n");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -39,6 +39,7 @@ impl Experiment for Aba {
             fixed_duration: false,
             chart_metric: Some("corrupted pops"),
             shows_timeline: false,
+            quick: &["cycles=5000"],
         }
     }
 

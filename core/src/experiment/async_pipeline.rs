@@ -44,6 +44,7 @@ impl Experiment for AsyncPipeline {
             fixed_duration: false,
             chart_metric: Some("loop time"),
             shows_timeline: true,
+            quick: &["clock=virtual", "items=5"],
         }
     }
 

@@ -38,6 +38,7 @@ impl Experiment for Cancellation {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["clock=real", "scale=0.005"],
         }
     }
 

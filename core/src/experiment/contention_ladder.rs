@@ -44,6 +44,7 @@ impl Experiment for ContentionLadder {
             fixed_duration: false,
             chart_metric: Some("ns per increment"),
             shows_timeline: false,
+            quick: &["increments=30001"],
         }
     }
 

@@ -35,6 +35,7 @@ impl Experiment for EventLoopThroughput {
             fixed_duration: false,
             chart_metric: Some("ns per task"),
             shows_timeline: false,
+            quick: &["tasks=2000"],
         }
     }
 

@@ -44,6 +44,7 @@ impl Experiment for ExecutorPatterns {
             fixed_duration: false,
             chart_metric: Some("first result"),
             shows_timeline: true,
+            quick: &["tasks=5", "step_ms=1"],
         }
     }
 

@@ -30,6 +30,7 @@ impl Experiment for FalseSharing {
             fixed_duration: false,
             chart_metric: Some("ns per increment"),
             shows_timeline: false,
+            quick: &["increments=20000"],
         }
     }
 

@@ -50,6 +50,7 @@ impl Experiment for ForkJoin {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["fib_n=20", "fib_cutoff=12", "wait_ms=20"],
         }
     }
 

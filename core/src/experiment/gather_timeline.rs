@@ -36,6 +36,7 @@ impl Experiment for GatherTimeline {
             fixed_duration: false,
             chart_metric: Some("loop time"),
             shows_timeline: true,
+            quick: &["clock=real", "scale=0.005"],
         }
     }
 

@@ -43,6 +43,7 @@ impl Experiment for GilConvoy {
             fixed_duration: false,
             chart_metric: Some("response p50"),
             shows_timeline: true,
+            quick: &["requests=10", "io_us=100", "switch_ms=1.0"],
         }
     }
 
@@ -122,6 +123,7 @@ impl Cell for ConvoyCell<'_> {
             context.record(name, "µs", responses.quantile(quantile) as f64 / 1e3);
         }
         context.record("response max", "µs", responses.max() as f64 / 1e3);
+        context.record_latency("I/O response", &responses);
         Ok(shared[0].load(Ordering::Relaxed) as u64)
     }
 }

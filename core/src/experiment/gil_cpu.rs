@@ -46,6 +46,7 @@ impl Experiment for GilCpu {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["iterations=20000", "switch_ms=0.2"],
         }
     }
 

@@ -41,6 +41,7 @@ impl Experiment for GilRace {
             fixed_duration: false,
             chart_metric: Some("lost updates"),
             shows_timeline: false,
+            quick: &["increments=20000"],
         }
     }
 

@@ -34,6 +34,7 @@ impl Experiment for Granularity {
             fixed_duration: false,
             chart_metric: Some("overhead/task"),
             shows_timeline: true,
+            quick: &["work_ms=2", "task_us=sweep"],
         }
     }
 

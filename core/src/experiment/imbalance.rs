@@ -34,6 +34,7 @@ impl Experiment for Imbalance {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["work_ms=4", "sizes=heavy-tailed", "tasks=16"],
         }
     }
 

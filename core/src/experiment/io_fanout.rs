@@ -36,6 +36,7 @@ impl Experiment for IoFanout {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: false,
+            quick: &["tasks=6", "latency=2.0"],
         }
     }
 

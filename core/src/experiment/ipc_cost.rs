@@ -48,6 +48,7 @@ impl Experiment for IpcCost {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: false,
+            quick: &["messages=3", "size=sweep"],
         }
     }
 

@@ -50,6 +50,7 @@ impl Experiment for LockContention {
             fixed_duration: true,
             chart_metric: Some("acquisitions"),
             shows_timeline: false,
+            quick: &["duration_ms=5"],
         }
     }
 
@@ -201,6 +202,7 @@ impl Cell for LoadCell<'_> {
         context.record("wait p50", "ns", tally.waits.quantile(0.50) as f64);
         context.record("wait p99", "ns", tally.waits.quantile(0.99) as f64);
         context.record("wait max", "ns", tally.waits.max() as f64);
+        context.record_latency("lock wait", &tally.waits);
         Ok(tally.lost)
     }
 }

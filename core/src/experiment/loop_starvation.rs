@@ -41,6 +41,7 @@ impl Experiment for LoopStarvation {
             fixed_duration: false,
             chart_metric: Some("lag max"),
             shows_timeline: true,
+            quick: &["cpu_ms=20", "heartbeat_ms=2"],
         }
     }
 
@@ -117,6 +118,7 @@ impl Cell for StarvationCell<'_> {
             context.record(name, "ms", lag.quantile(q) as f64 / 1e6);
         }
         context.record("lag max", "ms", lag.max() as f64 / 1e6);
+        context.record_latency("loop lag", &lag);
         Ok(done)
     }
 }

@@ -36,6 +36,7 @@ impl Experiment for LostUpdate {
             fixed_duration: false,
             chart_metric: Some("lost"),
             shows_timeline: false,
+            quick: &["increments=20000"],
         }
     }
 

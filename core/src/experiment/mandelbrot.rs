@@ -42,6 +42,7 @@ impl Experiment for Mandelbrot {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["width=96", "height=64", "max_iter=200"],
         }
     }
 

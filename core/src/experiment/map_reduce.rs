@@ -43,6 +43,7 @@ impl Experiment for MapReduce {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["words=20000", "partitions=4"],
         }
     }
 

@@ -46,16 +46,18 @@ mod semaphore_waves;
 mod spawn_overhead;
 mod switch_interval;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
-pub use result::{CellResult, Check, Environment, Fit, Metric, RunResult, ScalingLaw};
+pub use result::{CellResult, Check, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw};
 pub use runner::{run, run_experiment, Progress, RunRequest, Session};
 
 use crate::platform::{self, Instant, PlatformError};
+use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{lock, Arc, Mutex};
 use crate::trace::Recorder;
@@ -112,11 +114,19 @@ pub struct ExperimentInfo {
     pub chart_metric: Option<&'static str>,
     /// The per-thread timeline is part of the lesson: front ends record it unless told not to.
     pub shows_timeline: bool,
+    /// The "quick" preset: `name=value` settings (as after `--set`) that shrink the problem so
+    /// a run finishes in well under a second — a first look, a slow machine, the test suites.
+    pub quick: &'static [&'static str],
 }
 
 impl ExperimentInfo {
     pub fn variant(&self, id: &str) -> Option<&VariantSpec> {
         self.variants.iter().find(|variant| variant.id == id)
+    }
+
+    /// The quick preset's settings, unvalidated (as a front end would send them).
+    pub fn quick_params(&self) -> BTreeMap<String, serde_json::Value> {
+        params::parse_assignments(self.quick.iter().copied()).expect("quick presets are written name=value")
     }
 }
 
@@ -203,6 +213,7 @@ pub struct RunContext<'a> {
     cancel: &'a CancelFlag,
     trace: &'a Recorder,
     metrics: Mutex<Vec<(&'static str, &'static str, f64)>>,
+    latencies: Mutex<Vec<(&'static str, LogHistogram)>>,
 }
 
 /// How often long-running work looks at the cancel flag, at most.
@@ -215,7 +226,7 @@ pub const STEPS_PER_CANCEL_CHECK: u64 = 256;
 
 impl<'a> RunContext<'a> {
     pub fn new(cancel: &'a CancelFlag, trace: &'a Recorder) -> Self {
-        Self { cancel, trace, metrics: Mutex::new(Vec::new()) }
+        Self { cancel, trace, metrics: Mutex::new(Vec::new()), latencies: Mutex::new(Vec::new()) }
     }
 
     /// Records a measurement of this run (throughput, a fairness index, a percentile…); the
@@ -227,6 +238,18 @@ impl<'a> RunContext<'a> {
     /// The measurements recorded so far.
     pub fn take_metrics(&self) -> Vec<(&'static str, &'static str, f64)> {
         std::mem::take(&mut *lock(&self.metrics))
+    }
+
+    /// Records a distribution of latencies in nanoseconds (an item's time in a queue, a lock
+    /// wait…); the runner merges each name's histograms over a cell's timed runs into a
+    /// [`Latency`] of percentiles, which the lab draws as a percentile plot.
+    pub fn record_latency(&self, name: &'static str, nanoseconds: &LogHistogram) {
+        lock(&self.latencies).push((name, nanoseconds.clone()));
+    }
+
+    /// The latency distributions recorded so far.
+    pub fn take_latencies(&self) -> Vec<(&'static str, LogHistogram)> {
+        std::mem::take(&mut *lock(&self.latencies))
     }
 
     /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.
@@ -409,6 +432,10 @@ mod tests {
             assert!(!info.concept.is_empty() && !info.title.is_empty());
             assert!(info.variant(info.baseline).is_some(), "{}: baseline must be a variant", info.id);
             assert!(Params::validate(&info.params, &Default::default()).is_ok());
+            assert!(!info.quick.is_empty(), "{}: a quick preset", info.id);
+            if let Err(error) = Params::validate(&info.params, &info.quick_params()) {
+                panic!("{}: quick preset: {error}", info.id);
+            }
             for spec in &info.params {
                 assert!(spec.parse(&serde_json::to_value(&spec.default).unwrap()).is_ok(), "{}.{}", info.id, spec.name);
             }

@@ -53,6 +53,7 @@ impl Experiment for ModelsMatrix {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: false,
+            quick: &["workload=mixed", "tasks=4", "iterations=2000", "io_ms=2"],
         }
     }
 

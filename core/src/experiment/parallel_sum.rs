@@ -36,6 +36,7 @@ impl Experiment for ParallelSum {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: false,
+            quick: &["elements=300001"],
         }
     }
 

@@ -19,6 +19,18 @@ pub enum Value {
     Text(String),
 }
 
+impl Value {
+    /// The same setting, where a whole float equals the integer: JSON written by JavaScript
+    /// drops the `.0` (`2.0` comes back as `2`), so a result that went through a page must
+    /// still match the CLI's.
+    pub fn same_as(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Self::Int(i), Self::Float(x)) | (Self::Float(x), Self::Int(i)) => *i as f64 == *x,
+            _ => self == other,
+        }
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

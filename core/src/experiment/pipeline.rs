@@ -62,6 +62,7 @@ impl Experiment for Pipeline {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["cost_ms=0.2", "items=10"],
         }
     }
 

@@ -43,6 +43,7 @@ impl Experiment for ProcessOverhead {
             fixed_duration: false,
             chart_metric: Some("map, chunksize 1"),
             shows_timeline: false,
+            quick: &["tasks=50", "iterations=10", "round_trips=10"],
         }
     }
 

@@ -64,6 +64,7 @@ impl Experiment for ProducerConsumer {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["items=2000", "capacity=8"],
         }
     }
 
@@ -350,6 +351,7 @@ impl BufferCell<'_> {
         taken.iter().for_each(|t| latency.merge(&t.latency_ns));
         context.record("latency p50", "µs", latency.quantile(0.5) as f64 / 1e3);
         context.record("latency p99", "µs", latency.quantile(0.99) as f64 / 1e3);
+        context.record_latency("item latency", &latency);
         let samples: Vec<usize> = taken.iter().flat_map(|t| t.depth_samples.iter().copied()).collect();
         if !samples.is_empty() {
             context.record("max depth", "items", *samples.iter().max().unwrap_or(&0) as f64);

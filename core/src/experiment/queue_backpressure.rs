@@ -42,6 +42,7 @@ impl Experiment for QueueBackpressure {
             fixed_duration: false,
             chart_metric: Some("max depth"),
             shows_timeline: true,
+            quick: &["clock=virtual", "items=6"],
         }
     }
 

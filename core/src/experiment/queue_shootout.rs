@@ -52,6 +52,7 @@ impl Experiment for QueueShootout {
             fixed_duration: false,
             chart_metric: Some("2P2C"),
             shows_timeline: false,
+            quick: &["items=5000", "capacity=64"],
         }
     }
 

@@ -138,6 +138,9 @@ pub struct CellResult {
     /// Measurements beyond time, by name, summarised over the timed runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, Metric>,
+    /// Latency distributions by name, each merged over the cell's timed runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latencies: BTreeMap<String, Latency>,
 }
 
 impl CellResult {
@@ -156,6 +159,7 @@ impl CellResult {
             skipped: Some(why),
             unchecked: None,
             metrics: BTreeMap::new(),
+            latencies: BTreeMap::new(),
         }
     }
 }
@@ -177,5 +181,42 @@ impl Metric {
     pub fn of(unit: &str, values: &[f64]) -> Option<Self> {
         let summary = crate::stats::Summary::of(values)?;
         Some(Self { unit: unit.into(), median: summary.median, min: summary.min, max: summary.max, values: values.to_vec() })
+    }
+}
+
+/// A latency distribution: how many were measured, and the latency at each of
+/// [`Latency::PERCENTILES`] (read from a log-bucketed histogram, so within 12.5% of the
+/// exact value, and never above the largest seen).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub percentiles: Vec<Percentile>,
+}
+
+/// The latency at or below which `percent`% of the measurements fall.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Percentile {
+    pub percent: f64,
+    pub nanoseconds: f64,
+}
+
+impl Latency {
+    /// The percentiles kept: the body of the distribution and its tail, to the maximum.
+    pub const PERCENTILES: [f64; 11] = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
+
+    /// `None` when nothing was measured.
+    pub fn of(histogram: &crate::stats::LogHistogram) -> Option<Self> {
+        (histogram.count() > 0).then(|| Self {
+            count: histogram.count(),
+            percentiles: Self::PERCENTILES
+                .iter()
+                .map(|&percent| Percentile { percent, nanoseconds: histogram.quantile(percent / 100.0) as f64 })
+                .collect(),
+        })
+    }
+
+    /// The latency at `percent`, if it is one of [`Latency::PERCENTILES`].
+    pub fn at(&self, percent: f64) -> Option<f64> {
+        self.percentiles.iter().find(|p| p.percent == percent).map(|p| p.nanoseconds)
     }
 }

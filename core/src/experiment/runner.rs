@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::result::{CellResult, Environment, Fit, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
+use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
 use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
 use crate::platform::{max_team_threads, Instant};
-use crate::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, Summary};
+use crate::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
 use crate::trace::{CellTrace, Recorder, Trace};
 
 /// Allowed repeats and warm-ups.
@@ -104,6 +104,8 @@ struct LiveCell<'w> {
     wrong_digest: Option<Digest>,
     /// name → (unit, one value per timed run)
     metrics: BTreeMap<&'static str, (&'static str, Vec<f64>)>,
+    /// name → the histograms of every timed run, merged
+    latencies: BTreeMap<&'static str, LogHistogram>,
 }
 
 struct Skipped {
@@ -150,6 +152,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
                     samples: Vec::new(),
                     wrong_digest: None,
                     metrics: BTreeMap::new(),
+                    latencies: BTreeMap::new(),
                 }),
                 Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
                 Err(error) => return Err(error),
@@ -175,6 +178,9 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
             cell.samples.push(seconds);
             for (name, unit, value) in context.take_metrics() {
                 cell.metrics.entry(name).or_insert((unit, Vec::new())).1.push(value);
+            }
+            for (name, histogram) in context.take_latencies() {
+                cell.latencies.entry(name).or_default().merge(&histogram);
             }
         }
         if record {
@@ -255,6 +261,7 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>)
         skipped: None,
         unchecked: cell.unchecked.map(Into::into),
         metrics: cell.metrics.iter().filter_map(|(name, (unit, values))| Some((name.to_string(), Metric::of(unit, values)?))).collect(),
+        latencies: cell.latencies.iter().filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram)?))).collect(),
     }
 }
 

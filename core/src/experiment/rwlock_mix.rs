@@ -53,6 +53,7 @@ impl Experiment for RwlockMix {
             fixed_duration: false,
             chart_metric: Some("90% reads"),
             shows_timeline: false,
+            quick: &["operations=1000"],
         }
     }
 

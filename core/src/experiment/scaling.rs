@@ -59,6 +59,7 @@ impl Experiment for Scaling {
             fixed_duration: false,
             chart_metric: None,
             shows_timeline: true,
+            quick: &["kernel=mergesort", "size=50000"],
         }
     }
 

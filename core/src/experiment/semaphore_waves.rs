@@ -38,6 +38,7 @@ impl Experiment for SemaphoreWaves {
             fixed_duration: false,
             chart_metric: Some("loop time"),
             shows_timeline: true,
+            quick: &["clock=virtual", "tasks=7"],
         }
     }
 

@@ -50,6 +50,7 @@ impl Experiment for SwitchInterval {
             fixed_duration: false,
             chart_metric: Some("5 ms: switches"),
             shows_timeline: false,
+            quick: &["iterations=5000", "switch_ms=sweep"],
         }
     }
 
