@@ -416,3 +416,93 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     assert_eq!(headers[4], json!("wasm32 (browser worker) / native"), "{headers}");
     browser.screenshot(&artifacts().join("comparison.png"));
 }
+
+/// Whether every cell of the table is one the experiment allows: checked and right, wrong on
+/// purpose (`unchecked`), or unable to run in a browser (`skipped`, with the reason shown).
+fn table_states(browser: &Browser) -> Vec<String> {
+    let states = browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
+    states.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
+fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_and_compares() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-every"));
+    let shots = artifacts().join("every");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut topics_done = std::collections::BTreeSet::new();
+    for experiment in conlab_core::experiment::registry() {
+        let info = experiment.info();
+        // The permalink of the quick preset at 1 and 2 threads, one timed run.
+        let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));
+        browser.navigate(&format!("{url}?{link}"));
+        browser.wait_for_status(&["ready"], Duration::from_secs(60));
+        let form =
+            browser.eval("return [document.getElementById('experiment-select').value, document.getElementById('link-error').textContent];");
+        assert_eq!(form, json!([info.id, ""]), "the link restores the form");
+        if info.topic == "processes & IPC" || info.id == "gil-cpu" || info.id == "models-matrix" {
+            wait_until(Duration::from_secs(60), "the process workers", || {
+                browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
+            });
+        }
+        let started = browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
+        let state = browser.wait_for_status(&["done", "error"], Duration::from_secs(120));
+        assert_eq!(state, "done", "{}: {:?}", info.id, browser.status());
+
+        let states = table_states(&browser);
+        assert!(!states.is_empty(), "{}: a table", info.id);
+        assert!(states.iter().all(|s| ["ok", "unchecked", "skipped"].contains(&s.as_str())), "{}: {states:?}", info.id);
+        assert!(states.iter().any(|s| s != "skipped"), "{}: some cell ran here: {states:?}", info.id);
+        let drawn = browser.eval(
+            "return [document.querySelectorAll('#chart svg polyline.measured, #chart svg rect.bar').length, \
+                     document.getElementById('latency').hidden, document.querySelectorAll('#latency-chart polyline.latency').length, \
+                     document.getElementById('timeline').hidden, document.querySelectorAll('#timeline-chart rect').length];",
+        );
+        assert!(drawn[0].as_u64().unwrap() > 0, "{}: a line or bar per variant: {drawn}", info.id);
+        if !drawn[1].as_bool().unwrap() {
+            assert!(drawn[2].as_u64().unwrap() > 0, "{}: a percentile line per cell: {drawn}", info.id);
+        }
+        if info.shows_timeline {
+            assert!(!drawn[3].as_bool().unwrap() && drawn[4].as_u64().unwrap() > 0, "{}: the timeline: {drawn}", info.id);
+        }
+        let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
+        assert_eq!(long, json!([]), "{}: long tasks on the main thread during the run", info.id);
+        browser.screenshot(&shots.join(format!("{}.png", info.id)));
+        if !topics_done.insert(info.topic) {
+            continue;
+        }
+
+        // The topic's first experiment also compares with a native run of the same settings…
+        let output = std::process::Command::new(conlab_release())
+            .args(["run", info.id, "--quick", "--threads", "1,2", "--repeat", "1", "--warmup", "0", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}: {}", info.id, String::from_utf8_lossy(&output.stderr));
+        browser.eval(&format!(
+            "const input = document.getElementById('import-file'); const files = new DataTransfer(); \
+             files.items.add(new File([{}], 'native.json', {{ type: 'application/json' }})); \
+             input.files = files.files; input.dispatchEvent(new Event('change'));",
+            json!(String::from_utf8(output.stdout).unwrap())
+        ));
+        let compared = "return [document.querySelectorAll('#comparison-table tbody tr').length, document.getElementById('import-status').textContent, document.getElementById('comparison-table').textContent];";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while browser.eval(compared)[0] == json!(0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let status = browser.eval(compared);
+        assert!(status[0].as_u64().unwrap() > 0, "{}: a comparison table: {status}", info.id);
+        let ratios = browser.eval("return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);");
+        println!("browser/native {}: {ratios}", info.id);
+
+        // …and is cancelled mid-run: a thousand repetitions stop within moments.
+        browser.eval("document.getElementById('repeat').value = '1000'; document.getElementById('run-button').click();");
+        browser.wait_for_status(&["running"], Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(300));
+        let clicked = Instant::now();
+        browser.eval("document.getElementById('cancel-button').click();");
+        assert_eq!(browser.wait_for_status(&["cancelled", "error", "done"], Duration::from_secs(10)), "cancelled", "{}", info.id);
+        println!("{}: cancelled after {:?}", info.id, clicked.elapsed());
+    }
+    assert_eq!(topics_done.len(), 8, "{topics_done:?}");
+}

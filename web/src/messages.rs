@@ -30,6 +30,10 @@ pub struct Finished<'a> {
     pub chrome_trace: Option<serde_json::Value>,
     /// Every thread's timeline, when a trace was recorded.
     pub timeline_svg: Option<String>,
+    /// Queue depth over time, when the trace holds depth marks.
+    pub depth_svg: Option<String>,
+    /// A percentile plot per latency distribution the run measured.
+    pub latency_svgs: Vec<String>,
 }
 
 pub fn finished(result: &RunResult) -> Finished<'_> {
@@ -41,6 +45,8 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         csv: report::csv(result),
         chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
         timeline_svg: result.trace.as_ref().map(report::timeline_svg),
+        depth_svg: result.trace.as_ref().and_then(report::depth_svg),
+        latency_svgs: report::latency_svgs(result),
     }
 }
 

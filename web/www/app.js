@@ -87,9 +87,9 @@ const handlers = {
   },
   result(data) {
     setRunning(false);
-    const finished = JSON.parse(data.finished);
+    const finished = data.finished;
     state.last = finished;
-    showResult(finished);
+    showResult(finished, data.exports);
     if (data.stored) {
       setStatus('ready', `ready — showing a stored result of ${finished.result.experiment}`);
     } else {
@@ -188,7 +188,7 @@ function showExperiment(id) {
     el('p', { class: 'teaches', text: info.teaches }),
   );
   const params = $('param-fields');
-  params.replaceChildren(el('legend', { text: 'Parameters' }));
+  params.replaceChildren(el('legend', { text: 'Parameters' }), presetButtons(info));
   for (const spec of info.params) params.append(paramField(spec));
   const variants = $('variant-fields');
   variants.replaceChildren(el('legend', { text: 'Variants' }));
@@ -304,7 +304,7 @@ function resultTable({ headers, rows }) {
   return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { text: h })))), el('tbody', {}, ...body));
 }
 
-function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timeline_svg }) {
+function showResult({ result, traced, table, chart_svg, fits, csv, timeline_svg, depth_svg, latency_svgs }, exports) {
   $('results').hidden = false;
   const baseline = result.baseline;
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
@@ -317,25 +317,31 @@ function showResult({ result, table, chart_svg, fits, csv, chrome_trace, timelin
   $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-core's report::timeline_svg, text XML-escaped
   state.zoom = { from: 0, to: 1 };
   $('timeline-window').textContent = '';
-  const download = (name, type, text) => el('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name, text: name });
+  $('latency').hidden = latency_svgs.length === 0;
+  $('latency-chart').innerHTML = latency_svgs.join(''); // built by conlab-core's report::latency_svgs, text XML-escaped
+  $('depth').hidden = !depth_svg;
+  $('depth-chart').innerHTML = depth_svg ?? ''; // built by conlab-core's report::depth_svg, text XML-escaped
+  const blobLink = (name, blob) => el('a', { href: URL.createObjectURL(blob), download: name, text: name });
+  const download = (name, type, text) => blobLink(name, new Blob([text], { type }));
   const stem = `conlab-${result.experiment}`;
-  const links = [download(`${stem}.json`, 'application/json', JSON.stringify(result, null, 2)), download(`${stem}.csv`, 'text/csv', csv),
+  const links = [blobLink(`${stem}.json`, exports.json), download(`${stem}.csv`, 'text/csv', csv),
     download(`${stem}.svg`, 'image/svg+xml', chart_svg)];
   links.push(pngLink(`${stem}.png`, chart_svg));
-  if (chrome_trace) links.push(download(`${stem}.trace.json`, 'application/json', JSON.stringify(chrome_trace)));
+  if (exports.chromeTrace) links.push(blobLink(`${stem}.trace.json`, exports.chromeTrace));
   if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg), pngLink(`${stem}.timeline.png`, timeline_svg));
+  latency_svgs.forEach((svg, i) => links.push(download(`${stem}.latency${i ? i + 1 : ''}.svg`, 'image/svg+xml', svg)));
+  if (depth_svg) links.push(download(`${stem}.depth.svg`, 'image/svg+xml', depth_svg));
   $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])),
-    ' · ', el('a', { href: linkFor(requestOf(result)), text: 'link to these settings' }));
+    ' · ', el('a', { href: linkFor({ ...requestOf(result), trace: traced }), text: 'link to these settings' }));
 }
 
 // ---- Timeline zoom: the worker redraws a window of each cell's run, so merged spans come apart
 
 function zoomTo(from, to) {
-  const trace = state.last?.result?.trace;
-  if (!trace || state.running) return;
+  if (!state.last?.traced || state.running) return;
   const width = Math.max(to - from, 1e-6);
   const start = Math.min(Math.max(from, 0), 1 - width);
-  state.worker.postMessage({ type: 'timeline', trace: JSON.stringify(trace), from: start, to: Math.min(start + width, 1) });
+  state.worker.postMessage({ type: 'timeline', from: start, to: Math.min(start + width, 1) });
 }
 
 // Zooms in (half the width) or out (twice) keeping the point at `at` (a fraction of the shown
@@ -440,27 +446,8 @@ function applySettings(settings, source) {
     $('experiment-select').value = info.id;
     showExperiment(info.id);
     for (const [name, raw] of Object.entries(params)) {
-      const spec = info.params.find((p) => p.name === name);
-      const input = document.querySelector(`[data-param="${CSS.escape(name)}"]`);
-      if (!spec || !input) {
-        problems.push(`parameter \`${name}\`: ${info.id} has no such parameter`);
-        continue;
-      }
-      const text = String(raw);
-      if (spec.type === 'bool') {
-        if (['true', '1', 'false', '0'].includes(text)) input.checked = text === 'true' || text === '1';
-        else problems.push(`parameter \`${name}\`: expected true or false, got \`${text}\``);
-      } else if (spec.type === 'choice') {
-        if (spec.choices.includes(text)) input.value = text;
-        else problems.push(`parameter \`${name}\`: expected ${describeKind(spec)}, got \`${text}\``);
-      } else {
-        input.value = text;
-        const problem = validateParam(spec, input);
-        if (problem) {
-          problems.push(problem);
-          input.value = spec.default;
-        }
-      }
+      const problem = setParam(info, name, String(raw));
+      if (problem) problems.push(problem);
     }
     if (variants != null) {
       const wanted = String(variants).split(',').filter(Boolean);
@@ -481,6 +468,45 @@ function applySettings(settings, source) {
   $('link-error').textContent = problems.length ? `${source} did not fit, so defaults are used for: ${problems.join('; ')}.` : '';
 }
 
+// Sets a parameter's field from text (a link, a preset); the field keeps its default and the
+// problem is returned when the text does not fit the schema.
+function setParam(info, name, text) {
+  const spec = info.params.find((p) => p.name === name);
+  const input = document.querySelector(`[data-param="${CSS.escape(name)}"]`);
+  if (!spec || !input) return `parameter \`${name}\`: ${info.id} has no such parameter`;
+  if (spec.type === 'bool') {
+    if (!['true', '1', 'false', '0'].includes(text)) return `parameter \`${name}\`: expected true or false, got \`${text}\``;
+    input.checked = text === 'true' || text === '1';
+  } else if (spec.type === 'choice') {
+    if (!spec.choices.includes(text)) return `parameter \`${name}\`: expected ${describeKind(spec)}, got \`${text}\``;
+    input.value = text;
+  } else {
+    input.value = text;
+    const problem = validateParam(spec, input);
+    if (problem) {
+      input.value = spec.default;
+      return problem;
+    }
+  }
+  return null;
+}
+
+// The presets above the parameters: every default, or the experiment's quick settings (small
+// sizes, well under a second; the CLI's --quick).
+function presetButtons(info) {
+  const defaults = el('button', { type: 'button', 'data-preset': 'defaults', text: 'defaults' });
+  defaults.onclick = () => info.params.forEach((spec) => setParam(info, spec.name, String(spec.default)));
+  const quick = el('button', { type: 'button', 'data-preset': 'quick', text: 'quick', title: info.quick.join(' ') });
+  quick.onclick = () => {
+    info.params.forEach((spec) => setParam(info, spec.name, String(spec.default)));
+    for (const assignment of info.quick) {
+      const at = assignment.indexOf('=');
+      setParam(info, assignment.slice(0, at), assignment.slice(at + 1));
+    }
+  };
+  return el('p', { class: 'presets' }, 'Presets: ', defaults, ' ', quick, el('small', { text: ` — quick: ${info.quick.join(' ')}` }));
+}
+
 // ---- History: the last results, kept in localStorage -----------------------------------------
 
 function storedHistory() {
@@ -492,8 +518,8 @@ function storedHistory() {
 }
 
 function remember(result) {
-  const { trace, ...kept } = result;
-  const entry = { experiment: result.experiment, title: result.title, when: new Date().toISOString(), result: JSON.stringify(kept) };
+  // The page's result never holds the trace (the worker keeps it), so entries stay small.
+  const entry = { experiment: result.experiment, title: result.title, when: new Date().toISOString(), result: JSON.stringify(result) };
   let entries = [entry, ...storedHistory()].slice(0, HISTORY_SIZE);
   while (entries.length) {
     try {

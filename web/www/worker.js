@@ -2,15 +2,33 @@
 // page's main thread never blocks. Protocol (all payloads JSON strings from conlab-core):
 //   page → worker  {type: 'init', threads}            worker → page {type: 'ready', …} | {type: 'fatal', message}
 //   page → worker  {type: 'run', request}              worker → page {type: 'progress', progress}…, then
-//                                                                    {type: 'result', finished} | {type: 'error', message}
+//                                                                    {type: 'result', finished, exports} | {type: 'error', message}
 //                                                 worker → page {type: 'processes', count, startMs, error} once the
 //                                                   process workers (process-worker.js) have loaded, after 'ready'
-//   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, stored: true} | {type: 'error', message}
+//   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, exports, stored: true} | {type: 'error', message}
 //   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
-//   page → worker  {type: 'timeline', trace, from, to} worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}
+//   page → worker  {type: 'timeline', from, to}       worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}
+// A result reaches the page as an object without its trace (`traced` says there was one): the
+// megabytes of spans are parsed and serialised here, never on the main thread. The trace stays
+// here for the timeline's zoom; the exports that hold it come as Blobs.
 import init, * as lab from './conlab-web.js';
 
 let wasm;
+let lastTrace = null;
+
+function deliver(finishedJson, stored) {
+  const finished = JSON.parse(finishedJson);
+  const { trace, ...result } = finished.result;
+  lastTrace = trace ? JSON.stringify(trace) : null;
+  const exports = {
+    json: new Blob([JSON.stringify(finished.result, null, 2)], { type: 'application/json' }),
+    chromeTrace: finished.chrome_trace ? new Blob([JSON.stringify(finished.chrome_trace)], { type: 'application/json' }) : null,
+  };
+  delete finished.chrome_trace;
+  finished.result = result;
+  finished.traced = !!trace;
+  postMessage({ type: 'result', finished, exports, stored });
+}
 
 async function start(threads) {
   wasm = await init({ module_or_path: new URL('./conlab-web_bg.wasm', import.meta.url) });
@@ -74,13 +92,14 @@ self.onmessage = async ({ data }) => {
     }
   } else if (data.type === 'render') {
     try {
-      postMessage({ type: 'result', finished: lab.renderResult(data.result), stored: true });
+      deliver(lab.renderResult(data.result), true);
     } catch (error) {
       postMessage({ type: 'error', message: String(error && error.message || error) });
     }
   } else if (data.type === 'timeline') {
     try {
-      postMessage({ type: 'timeline', svg: lab.timelineSvg(data.trace, data.from, data.to), from: data.from, to: data.to });
+      if (!lastTrace) throw new Error('no timeline was recorded for this result');
+      postMessage({ type: 'timeline', svg: lab.timelineSvg(lastTrace, data.from, data.to), from: data.from, to: data.to });
     } catch (error) {
       postMessage({ type: 'error', message: String(error && error.message || error) });
     }
@@ -92,8 +111,7 @@ self.onmessage = async ({ data }) => {
     }
   } else if (data.type === 'run') {
     try {
-      const finished = lab.runExperiment(data.request, (progress) => postMessage({ type: 'progress', progress }));
-      postMessage({ type: 'result', finished });
+      deliver(lab.runExperiment(data.request, (progress) => postMessage({ type: 'progress', progress })), false);
     } catch (error) {
       postMessage({ type: 'error', message: String(error && error.message || error) });
     }

@@ -1,5 +1,6 @@
 //! Renders a [`RunResult`] for people: an aligned text table, CSV, an SVG speedup chart, and
-//! (in [`timeline`]) a per-thread timeline of a recorded trace.
+//! (in [`timeline`]) a per-thread timeline of a recorded trace, (in [`depth`]) queue depth
+//! over time and (in [`latency`]) latency percentile plots.
 //!
 //! Pure string building, shared by the CLI (stdout, files) and the web lab (inserted into the
 //! page), so both show the same numbers the same way.
@@ -10,7 +11,11 @@ use serde::Serialize;
 
 use crate::experiment::{CellResult, RunResult, ScalingLaw};
 
+pub mod depth;
+pub mod latency;
 pub mod timeline;
+pub use depth::depth_svg;
+pub use latency::latency_svgs;
 pub use timeline::{timeline_svg, timeline_window_svg, Window};
 
 /// Seconds in the most readable unit: `1.23 s`, `45.6 ms`, `789 µs`, `12 ns`.
@@ -166,7 +171,7 @@ pub fn comparison(here: &RunResult, there: &RunResult) -> Result<Table, String> 
     let differing: Vec<String> = here
         .params
         .iter()
-        .filter(|(name, value)| there.params.get(*name) != Some(value))
+        .filter(|(name, value)| !there.params.get(*name).is_some_and(|theirs| theirs.same_as(value)))
         .map(|(name, value)| {
             format!("{name}={value} here, {} there", there.params.get(name).map_or_else(|| "unset".into(), |v| v.to_string()))
         })
@@ -659,6 +664,7 @@ mod tests {
             skipped: None,
             unchecked: None,
             metrics: Default::default(),
+            latencies: Default::default(),
         }
     }
 
@@ -685,7 +691,7 @@ mod tests {
         }
     }
 
-    fn sample() -> RunResult {
+    pub(super) fn sample() -> RunResult {
         result(vec![
             cell("seq", 1, 0.08, 1.0),
             cell("thread-per-task", 8, 0.0105, 7.6),
@@ -791,6 +797,9 @@ mod tests {
         let missing = table.rows.iter().find(|r| r.variant == "thread-per-task").unwrap();
         assert_eq!((missing.check, missing.cells[3].as_str()), (CheckState::Skipped, "–"));
         assert_eq!(table.rows.len(), 4);
+        // A page's JSON writes the float 8.0 as 8: still the same setting.
+        there.params.insert("tasks".into(), crate::experiment::Value::Float(8.0));
+        assert!(comparison(&here, &there).is_ok());
         there.params.insert("tasks".into(), crate::experiment::Value::Int(9));
         assert_eq!(
             comparison(&here, &there).unwrap_err(),
