@@ -1,5 +1,5 @@
-//! A minimal W3C WebDriver client for chromedriver (sessions, navigation, scripts,
-//! screenshots, console) and helpers to drive the lab page.
+//! A minimal W3C WebDriver client for chromedriver and geckodriver (sessions, navigation,
+//! scripts, screenshots, Chromium's console) and helpers to drive the lab page.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,6 +11,9 @@ use crate::{free_port, root, Guard};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+/// On PATH: `cargo xtask setup` installs it with `cargo install` (Debian does not package it).
+const GECKODRIVER: &str = "geckodriver";
 
 /// A WebDriver session (W3C protocol over HTTP), deleted on drop.
 pub struct Browser {
@@ -19,18 +22,35 @@ pub struct Browser {
     _driver: Guard,
 }
 
+/// Starts a WebDriver server and opens a session with `capabilities`.
+fn session(driver: &str, port_arg: impl Fn(u16) -> String, capabilities: Value) -> Browser {
+    let port = free_port();
+    let process = Guard(
+        std::process::Command::new(driver)
+            .arg(port_arg(port))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{driver} starts (cargo xtask setup installs it): {e}")),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until(Duration::from_secs(20), "the WebDriver server to listen", || ureq::get(&format!("{base}/status")).call().is_ok());
+    let created: Value = ureq::post(&format!("{base}/session")).send_json(capabilities).expect("a session").into_json().unwrap();
+    let session = created["value"]["sessionId"].as_str().expect("session id").to_string();
+    Browser { base, session, _driver: process }
+}
+
 impl Browser {
+    /// Headless Firefox ESR through geckodriver, in a fresh profile of geckodriver's.
+    pub fn start_firefox() -> Self {
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "firefox",
+            "moz:firefoxOptions": { "binary": FIREFOX, "args": ["-headless", "--width=1280", "--height=1600"] },
+        }}});
+        session(GECKODRIVER, |port| format!("--port={port}"), capabilities)
+    }
+
     pub fn start(profile: &Path) -> Self {
-        let port = free_port();
-        let driver = Guard(
-            std::process::Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("chromedriver starts (cargo xtask setup installs it)"),
-        );
-        let base = format!("http://127.0.0.1:{port}");
-        wait_until(Duration::from_secs(20), "chromedriver to listen", || ureq::get(&format!("{base}/status")).call().is_ok());
         let args = [
             "--headless",
             "--no-sandbox",
@@ -52,9 +72,7 @@ impl Browser {
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
             "goog:loggingPrefs": { "browser": "ALL" },
         }}});
-        let created: Value = ureq::post(&format!("{base}/session")).send_json(capabilities).expect("a session").into_json().unwrap();
-        let session = created["value"]["sessionId"].as_str().expect("session id").to_string();
-        Self { base, session, _driver: driver }
+        session(CHROMEDRIVER, |port| format!("--port={port}"), capabilities)
     }
 
     fn url(&self, path: &str) -> String {
@@ -82,8 +100,12 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// The browser console (chromedriver's log endpoint; empty under geckodriver, which has none).
     pub fn console(&self) -> Vec<Value> {
-        let value: Value = ureq::post(&self.url("/se/log")).send_json(json!({ "type": "browser" })).unwrap().into_json().unwrap();
+        let Ok(response) = ureq::post(&self.url("/se/log")).send_json(json!({ "type": "browser" })) else {
+            return Vec::new();
+        };
+        let value: Value = response.into_json().unwrap_or_default();
         value["value"].as_array().cloned().unwrap_or_default()
     }
 

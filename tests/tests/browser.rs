@@ -424,6 +424,69 @@ fn table_states(browser: &Browser) -> Vec<String> {
     states.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 
+/// Opens `info`'s quick preset from its permalink at 1 and 2 threads, runs it, and checks the
+/// table, the chart (and the latency plot and timeline where the experiment has them) and that
+/// the main thread never blocked; a screenshot goes to `shots`.
+fn run_from_link(browser: &Browser, url: &str, info: &conlab_core::experiment::ExperimentInfo, shots: &std::path::Path) {
+    let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));
+    browser.navigate(&format!("{url}?{link}"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let form =
+        browser.eval("return [document.getElementById('experiment-select').value, document.getElementById('link-error').textContent];");
+    assert_eq!(form, json!([info.id, ""]), "the link restores the form");
+    if info.topic == "processes & IPC" || info.id == "gil-cpu" || info.id == "models-matrix" {
+        wait_until(Duration::from_secs(60), "the process workers", || {
+            browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
+        });
+    }
+    let started = browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
+    let state = browser.wait_for_status(&["done", "error"], Duration::from_secs(120));
+    assert_eq!(state, "done", "{}: {:?}", info.id, browser.status());
+
+    let states = table_states(browser);
+    assert!(!states.is_empty(), "{}: a table", info.id);
+    assert!(states.iter().all(|s| ["ok", "unchecked", "skipped"].contains(&s.as_str())), "{}: {states:?}", info.id);
+    assert!(states.iter().any(|s| s != "skipped"), "{}: some cell ran here: {states:?}", info.id);
+    // Sane values: no NaN or infinity anywhere, and a positive median time per timed cell.
+    let table = browser.eval(
+        "return [document.querySelector('#table thead th:nth-child(3)').textContent, \
+                 [...document.querySelectorAll('#table tbody tr')].filter(r => r.dataset.check !== 'skipped').map(r => [...r.cells].map(c => c.textContent))];",
+    );
+    let rows = table[1].as_array().unwrap();
+    let cells = rows.iter().flat_map(|row| row.as_array().unwrap().iter().map(|c| c.as_str().unwrap()));
+    assert!(cells.clone().all(|c| !c.contains("NaN") && !c.contains("inf")), "{}: {rows:?}", info.id);
+    if table[0] == json!("median") {
+        let time = |text: &str| text.split(' ').next().and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n > 0.0) && text.contains('s');
+        assert!(rows.iter().all(|row| time(row[2].as_str().unwrap())), "{}: a positive median time per cell: {rows:?}", info.id);
+    }
+    let drawn = browser.eval(
+        "return [document.querySelectorAll('#chart svg polyline.measured, #chart svg rect.bar').length, \
+                 document.getElementById('latency').hidden, document.querySelectorAll('#latency-chart polyline.latency').length, \
+                 document.getElementById('timeline').hidden, document.querySelectorAll('#timeline-chart rect').length];",
+    );
+    assert!(drawn[0].as_u64().unwrap() > 0, "{}: a line or bar per variant: {drawn}", info.id);
+    if !drawn[1].as_bool().unwrap() {
+        assert!(drawn[2].as_u64().unwrap() > 0, "{}: a percentile line per cell: {drawn}", info.id);
+    }
+    if info.shows_timeline {
+        assert!(!drawn[3].as_bool().unwrap() && drawn[4].as_u64().unwrap() > 0, "{}: the timeline: {drawn}", info.id);
+    }
+    let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
+    assert_eq!(long, json!([]), "{}: long tasks on the main thread during the run", info.id);
+    browser.screenshot(&shots.join(format!("{}.png", info.id)));
+}
+
+/// Starts a thousand repetitions and cancels them after 300 ms: the run stops within moments.
+fn cancel_mid_run(browser: &Browser, id: &str) {
+    browser.eval("document.getElementById('repeat').value = '1000'; document.getElementById('run-button').click();");
+    browser.wait_for_status(&["running"], Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let clicked = Instant::now();
+    browser.eval("document.getElementById('cancel-button').click();");
+    assert_eq!(browser.wait_for_status(&["cancelled", "error", "done"], Duration::from_secs(10)), "cancelled", "{id}");
+    println!("{id}: cancelled after {:?}", clicked.elapsed());
+}
+
 #[test]
 #[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
 fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_and_compares() {
@@ -434,41 +497,7 @@ fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_
     let mut topics_done = std::collections::BTreeSet::new();
     for experiment in conlab_core::experiment::registry() {
         let info = experiment.info();
-        // The permalink of the quick preset at 1 and 2 threads, one timed run.
-        let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));
-        browser.navigate(&format!("{url}?{link}"));
-        browser.wait_for_status(&["ready"], Duration::from_secs(60));
-        let form =
-            browser.eval("return [document.getElementById('experiment-select').value, document.getElementById('link-error').textContent];");
-        assert_eq!(form, json!([info.id, ""]), "the link restores the form");
-        if info.topic == "processes & IPC" || info.id == "gil-cpu" || info.id == "models-matrix" {
-            wait_until(Duration::from_secs(60), "the process workers", || {
-                browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
-            });
-        }
-        let started = browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
-        let state = browser.wait_for_status(&["done", "error"], Duration::from_secs(120));
-        assert_eq!(state, "done", "{}: {:?}", info.id, browser.status());
-
-        let states = table_states(&browser);
-        assert!(!states.is_empty(), "{}: a table", info.id);
-        assert!(states.iter().all(|s| ["ok", "unchecked", "skipped"].contains(&s.as_str())), "{}: {states:?}", info.id);
-        assert!(states.iter().any(|s| s != "skipped"), "{}: some cell ran here: {states:?}", info.id);
-        let drawn = browser.eval(
-            "return [document.querySelectorAll('#chart svg polyline.measured, #chart svg rect.bar').length, \
-                     document.getElementById('latency').hidden, document.querySelectorAll('#latency-chart polyline.latency').length, \
-                     document.getElementById('timeline').hidden, document.querySelectorAll('#timeline-chart rect').length];",
-        );
-        assert!(drawn[0].as_u64().unwrap() > 0, "{}: a line or bar per variant: {drawn}", info.id);
-        if !drawn[1].as_bool().unwrap() {
-            assert!(drawn[2].as_u64().unwrap() > 0, "{}: a percentile line per cell: {drawn}", info.id);
-        }
-        if info.shows_timeline {
-            assert!(!drawn[3].as_bool().unwrap() && drawn[4].as_u64().unwrap() > 0, "{}: the timeline: {drawn}", info.id);
-        }
-        let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
-        assert_eq!(long, json!([]), "{}: long tasks on the main thread during the run", info.id);
-        browser.screenshot(&shots.join(format!("{}.png", info.id)));
+        run_from_link(&browser, &url, &info, &shots);
         if !topics_done.insert(info.topic) {
             continue;
         }
@@ -495,14 +524,38 @@ fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_
         let ratios = browser.eval("return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);");
         println!("browser/native {}: {ratios}", info.id);
 
-        // …and is cancelled mid-run: a thousand repetitions stop within moments.
-        browser.eval("document.getElementById('repeat').value = '1000'; document.getElementById('run-button').click();");
-        browser.wait_for_status(&["running"], Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(300));
-        let clicked = Instant::now();
-        browser.eval("document.getElementById('cancel-button').click();");
-        assert_eq!(browser.wait_for_status(&["cancelled", "error", "done"], Duration::from_secs(10)), "cancelled", "{}", info.id);
-        println!("{}: cancelled after {:?}", info.id, clicked.elapsed());
+        // …and is cancelled mid-run.
+        cancel_mid_run(&browser, info.id);
     }
     assert_eq!(topics_done.len(), 8, "{topics_done:?}");
+}
+
+#[test]
+#[ignore = "needs Firefox ESR, geckodriver and a built lab: run by `cargo xtask test`"]
+fn firefox_runs_an_experiment_of_every_topic_on_wasm_threads() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start_firefox();
+    let shots = artifacts().join("firefox");
+    std::fs::create_dir_all(&shots).unwrap();
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let environment = browser.eval(
+        "return Object.fromEntries([...document.querySelectorAll('#env-list dt')].map(dt => [dt.textContent, dt.nextElementSibling.textContent]));",
+    );
+    assert_eq!(environment["cross-origin isolated"], json!("yes"), "{environment}");
+    assert!(environment["wasm threads"].as_str().unwrap().starts_with("on"), "{environment}");
+    println!("firefox: {environment}");
+    let mut topics = std::collections::BTreeSet::new();
+    for experiment in conlab_core::experiment::registry() {
+        let info = experiment.info();
+        if topics.insert(info.topic) {
+            run_from_link(&browser, &url, &info, &shots);
+        }
+    }
+    cancel_mid_run(&browser, "firefox");
+    assert_eq!(topics.len(), 8);
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let ready = browser.eval("return [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === 'page ready in').nextElementSibling.textContent;");
+    println!("firefox: page ready in {ready} (warm)");
 }

@@ -2,7 +2,8 @@
 //!
 //! - `setup`: installs what is missing, each step skipped when the right version is present:
 //!   the wasm nightly (with rust-src, clippy and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
-//!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root).
+//!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root);
+//!   for `test` also Firefox ESR (apt) and geckodriver (`cargo install`).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
 //! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
 //!   build, and the browser end-to-end suite.
@@ -25,13 +26,15 @@ const TRUNK_VERSION: &str = "0.22.1";
 const BINARYEN_VERSION: &str = "132.0.0";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+const GECKODRIVER_VERSION: &str = "0.37.1";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
-        Some("setup") => setup(),
+        Some("setup") => setup().and_then(|()| setup_firefox()),
         Some("lab") => lab(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(),
@@ -146,6 +149,23 @@ fn setup() -> Result {
     })
 }
 
+/// What the test suite needs beyond the lab: Firefox ESR and geckodriver (the browser suite
+/// runs the lab in Firefox too).
+fn setup_firefox() -> Result {
+    step("firefox-esr", output_of(FIREFOX, &["--version"]).is_some(), || {
+        if !is_root() {
+            return Err("run as root, or yourself: sudo apt-get update && sudo apt-get install -y firefox-esr".into());
+        }
+        run(Command::new("apt-get").arg("update").arg("-qq"))?;
+        run(Command::new("apt-get").args(["install", "-y", "-qq", "firefox-esr"]).env("DEBIAN_FRONTEND", "noninteractive"))
+    })?;
+    // Debian does not package geckodriver; it is a Rust program on crates.io.
+    let geckodriver_ready = output_of("geckodriver", &["--version"]).is_some_and(|v| v.contains(GECKODRIVER_VERSION));
+    step(&format!("geckodriver {GECKODRIVER_VERSION} (~2–4 min on 2 cores)"), geckodriver_ready, || {
+        run(Command::new(cargo()).args(["install", "--locked", "geckodriver", "--version", GECKODRIVER_VERSION]))
+    })
+}
+
 /// `program` on the wasm toolchain: `rustup run <nightly>` (which also puts the nightly first
 /// on PATH, for the cargo that trunk starts), build-std, and no environment RUSTFLAGS (they
 /// would replace the atomics and shared-memory flags of .cargo/config.toml). Not `$CARGO`: under
@@ -208,7 +228,7 @@ fn test() -> Result {
         outcome
     };
     let outcome = (|| {
-        timed("setup", &mut setup)?;
+        timed("setup", &mut || setup().and_then(|()| setup_firefox()))?;
         timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
         timed("tidy (rustfmt, clippy)", &mut || {
             run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
