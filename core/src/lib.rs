@@ -19,6 +19,7 @@ pub mod platform;
 pub mod pymodel;
 pub mod report;
 pub mod sched;
+pub mod sim;
 pub mod stats;
 pub mod sync;
 pub mod trace;

@@ -28,6 +28,12 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Run reference scripts with the python3 on PATH and compare CPython with conlab's model
     CalibratePython,
+    /// List the debugging lab's scenarios (races, deadlocks, livelocks and their fixes)
+    Scenarios,
+    /// Search a scenario's interleavings for a failure; print the first failing schedule and its steps
+    Explore(crate::explore::ExploreArgs),
+    /// Run one schedule of a scenario (letters: A is the first thread), step by step
+    Replay { scenario: String, schedule: String },
     /// A process-pool worker: jobs on stdin, replies on stdout (started by conlab itself)
     #[command(name = "__py-worker", hide = true)]
     PyWorker,
@@ -97,6 +103,18 @@ pub fn execute(cli: Cli) -> Result<(), String> {
         Command::Run(args) => run(*args),
         Command::Serve(args) => crate::serve::serve(args),
         Command::CalibratePython => crate::calibrate::calibrate_python(),
+        Command::Scenarios => {
+            print!("{}", crate::explore::list_scenarios());
+            Ok(())
+        }
+        Command::Explore(args) => {
+            print!("{}", crate::explore::explore(&args)?);
+            Ok(())
+        }
+        Command::Replay { scenario, schedule } => {
+            print!("{}", crate::explore::replay_schedule(&scenario, &schedule)?);
+            Ok(())
+        }
         Command::PyWorker => {
             conlab_core::platform::serve_as_worker(std::io::stdin().lock(), std::io::stdout().lock(), conlab_core::pymodel::process::answer)
                 .map_err(|error| format!("worker: {error}"))

@@ -7,6 +7,7 @@
 
 mod calibrate;
 mod cli;
+mod explore;
 mod serve;
 
 use std::process::ExitCode;

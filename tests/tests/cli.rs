@@ -323,3 +323,34 @@ fn models_matrix_reports_cpu_use_from_the_os() {
     assert!(cores("threads") < 1.3, "threads under the GIL use {:.2} cores", cores("threads"));
     assert!(cores("process") > 1.3, "two worker processes use {:.2} cores", cores("process"));
 }
+
+#[test]
+fn explore_finds_a_failing_schedule_and_replay_runs_it_again() {
+    let found = stdout(&conlab_run(&["explore", "abba-deadlock", "--strategy", "random", "--seed", "7"]));
+    assert!(
+        found.contains(
+            "deadlock: A (line 2) waits for lock b, held by B; B (line 2) waits for lock a, held by A — wait-for cycle A → B → A"
+        ),
+        "{found}"
+    );
+    let replay_line = found.lines().find(|l| l.starts_with("replay:")).expect("a replay command");
+    let schedule = replay_line.split_whitespace().last().unwrap();
+    let replayed = stdout(&conlab_run(&["replay", "abba-deadlock", schedule]));
+    let steps = |text: &str| text.lines().skip_while(|l| !l.starts_with("step")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(steps(&replayed), steps(&found), "the same steps");
+    assert!(replayed.contains("wait-for cycle A → B → A"));
+
+    let proof = stdout(&conlab_run(&["explore", "abba-deadlock-fixed", "--strategy", "dfs", "--bound", "3"]));
+    assert!(proof.contains("no failure in any of the 2 schedules with at most 3 preemptions"), "{proof}");
+    let listed = stdout(&conlab_run(&["scenarios"]));
+    assert!(listed.lines().any(|l| l.starts_with("polite-livelock ") && l.contains(" bug ")), "{listed}");
+
+    assert_fails_with(&["explore", "abba-deadlock", "--runs", "0"], "parameter `runs`: expected an integer from 1 to 1000000, got `0`");
+    assert_fails_with(&["replay", "abba-deadlock", "ABC"], "schedule: step 3 is `C`; this scenario's threads are A, B");
+    assert_fails_with(&["replay", "abba-deadlock", "ABA"], "schedule: step 3 is `A`, but A cannot run there (blocked on b)");
+    let unknown = conlab_run(&["explore", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8(unknown.stderr)
+        .unwrap()
+        .starts_with("error: unknown scenario `nope`; known scenarios are lost-update, lost-update-fixed,"));
+}

@@ -1,0 +1,338 @@
+//! Choosing who runs next: the strategies, one run under a strategy, and the searches that
+//! repeat runs until one fails.
+//!
+//! - **round-robin** switches at every step: one deterministic schedule.
+//! - **random** picks uniformly among the runnable threads, seeded: run i of seed s is always
+//!   the same schedule.
+//! - **PCT**, probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi & Nagarakatte,
+//!   ASPLOS 2010): random distinct priorities, the highest runnable thread runs, and at d − 1
+//!   random steps the running thread drops to the lowest priority. A bug that needs d ordering
+//!   constraints is found with probability at least 1 / (n·k^(d−1)) per run (n threads, k steps).
+//!   A thread that yields also drops to the lowest priority, so polite back-offs alternate.
+//! - **DFS**, exhaustive depth-first search with a preemption bound (CHESS: Musuvathi & Qadeer,
+//!   PLDI 2007): every schedule with at most b preemptions — switches away from a thread that
+//!   could have gone on; a switch after a yield, a block or an end is free. When it ends without
+//!   a failure, no schedule within the bound has the bug.
+//!
+//! Liveness follows Coyote's recipe (Deligiannis et al.): after `fair_after` steps every
+//! strategy but DFS turns round-robin, so a livelock shows as a state that comes back with every
+//! unfinished thread having moved.
+//!
+//! Every run yields its schedule — a letter per step, `A` for the first thread — and
+//! [`replay`] runs exactly that schedule again.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::machine::{Failure, Machine, Snapshot, Step};
+use super::program::{letter, Program};
+
+/// How the next thread is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    RoundRobin,
+    Random { seed: u64 },
+    Pct { seed: u64, depth: usize },
+    Dfs { preemption_bound: usize },
+}
+
+/// Bounds on a search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Runs (schedules, for DFS) at most.
+    pub runs: usize,
+    /// A run stops here (and counts as cut, not failed) unless a failure came first.
+    pub max_steps: usize,
+    /// Steps before round-robin takes over (not for DFS).
+    pub fair_after: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { runs: 1000, max_steps: 400, fair_after: 150 }
+    }
+}
+
+/// One run: every step, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Run {
+    pub schedule: String,
+    pub steps: Vec<Step>,
+    pub failure: Option<Failure>,
+    /// It hit `max_steps` without finishing or failing.
+    pub cut: bool,
+}
+
+/// What a search found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Search {
+    /// The first failing run, if any.
+    pub found: Option<Run>,
+    /// Runs made (the failing one included).
+    pub runs: usize,
+    /// Runs stopped at the step bound.
+    pub cut: usize,
+    /// DFS only: every schedule within the preemption bound was run.
+    pub exhausted: bool,
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): tiny, seedable, good enough to pick threads.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The thread after `last` in cyclic order among `enabled` (the first when none ran yet).
+fn round_robin(enabled: &[usize], last: Option<usize>) -> usize {
+    last.and_then(|last| enabled.iter().copied().find(|&t| t > last)).unwrap_or(enabled[0])
+}
+
+/// Runs `program`, asking `choose(machine, enabled, last)` for each step's thread.
+fn run_with(program: &Program, max_steps: usize, mut choose: impl FnMut(&Machine<'_>, &[usize], Option<usize>) -> usize) -> Run {
+    let mut machine = Machine::new(program);
+    let mut schedule = String::new();
+    let mut steps = Vec::new();
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut last = None;
+    let end = |schedule, steps, failure, cut| Run { schedule, steps, failure, cut };
+    loop {
+        if machine.all_done() {
+            return end(schedule, steps, machine.check_finally().err(), false);
+        }
+        let enabled = machine.enabled();
+        if enabled.is_empty() {
+            return end(schedule, steps, Some(machine.deadlock()), false);
+        }
+        if let Some(cycle) = fair_cycle(&machine, &mut seen, &schedule) {
+            return end(schedule, steps, Some(Failure::Livelock { cycle }), false);
+        }
+        if steps.len() >= max_steps {
+            return end(schedule, steps, None, true);
+        }
+        let thread = choose(&machine, &enabled, last);
+        schedule.push(letter(thread));
+        last = Some(thread);
+        let (step, outcome) = machine.step(thread);
+        steps.push(step);
+        if let Err(failure) = outcome {
+            return end(schedule, steps, Some(failure), false);
+        }
+    }
+}
+
+/// The schedule since this state was last seen, if it came back with every unfinished thread
+/// having taken a step in between (a cycle the scheduler could repeat forever, fairly).
+fn fair_cycle(machine: &Machine<'_>, seen: &mut BTreeMap<u64, usize>, schedule: &str) -> Option<String> {
+    let now = schedule.len();
+    let before = seen.insert(machine.state_key(), now)?;
+    let cycle = &schedule[before..now];
+    let fair = (0..machine.threads()).filter(|&t| !machine.is_done(t)).all(|t| cycle.contains(letter(t)));
+    fair.then(|| cycle.to_string())
+}
+
+/// One run under `strategy` (DFS runs its first schedule); `run` numbers runs of a search.
+fn run_once(program: &Program, strategy: Strategy, run: usize, budget: &Budget, estimated_steps: usize) -> Run {
+    let fair_after = budget.fair_after;
+    match strategy {
+        Strategy::RoundRobin | Strategy::Dfs { .. } => run_with(program, budget.max_steps, |_, enabled, last| round_robin(enabled, last)),
+        Strategy::Random { seed } => {
+            let mut rng = Rng(seed ^ (run as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let mut step = 0;
+            run_with(program, budget.max_steps, |_, enabled, last| {
+                step += 1;
+                if step > fair_after {
+                    round_robin(enabled, last)
+                } else {
+                    enabled[rng.below(enabled.len())]
+                }
+            })
+        }
+        Strategy::Pct { seed, depth } => {
+            let mut rng = Rng(seed ^ (run as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let threads = program.threads.len();
+            // Priorities above `depth`, shuffled; change point i lowers to depth - 1 - i; a yield
+            // goes below everything so far.
+            let mut priorities: Vec<i64> = (0..threads).map(|t| (depth + 1 + t) as i64).collect();
+            for i in (1..threads).rev() {
+                priorities.swap(i, rng.below(i + 1));
+            }
+            let changes: Vec<usize> = (1..depth).map(|_| 1 + rng.below(estimated_steps.max(1))).collect();
+            let mut lowest = 0;
+            let mut step = 0;
+            run_with(program, budget.max_steps, |machine, enabled, last| {
+                step += 1;
+                if let Some(last) = last {
+                    if let Some(i) = changes.iter().position(|&at| at == step - 1) {
+                        priorities[last] = (depth - 1 - i) as i64;
+                    }
+                }
+                if step > fair_after {
+                    return round_robin(enabled, last);
+                }
+                let chosen = *enabled.iter().max_by_key(|&&t| priorities[t]).expect("something is enabled");
+                if machine.is_yielding(chosen) {
+                    // A polite back-off: below every other thread, the latest lowest.
+                    lowest -= 1;
+                    priorities[chosen] = lowest;
+                }
+                chosen
+            })
+        }
+    }
+}
+
+/// Runs under `strategy` until one fails or the budget is spent.
+pub fn search(program: &Program, strategy: Strategy, budget: &Budget) -> Search {
+    if let Strategy::Dfs { preemption_bound } = strategy {
+        return dfs(program, preemption_bound, budget);
+    }
+    let runs = if strategy == Strategy::RoundRobin { 1 } else { budget.runs };
+    let estimated_steps = run_once(program, Strategy::RoundRobin, 0, budget, 0).steps.len();
+    let mut cut = 0;
+    for run in 0..runs {
+        let outcome = run_once(program, strategy, run, budget, estimated_steps);
+        cut += usize::from(outcome.cut);
+        if outcome.failure.is_some() {
+            return Search { found: Some(outcome), runs: run + 1, cut, exhausted: false };
+        }
+    }
+    Search { found: None, runs, cut, exhausted: false }
+}
+
+/// A choice point of the DFS: the threads it may pick, in order, and which one this run takes.
+struct Choice {
+    options: Vec<usize>,
+    taken: usize,
+}
+
+/// Every schedule with at most `bound` preemptions, depth first, each run replaying the
+/// choices before the deepest open one.
+fn dfs(program: &Program, bound: usize, budget: &Budget) -> Search {
+    let mut stack: Vec<Choice> = Vec::new();
+    let mut runs = 0;
+    let mut cut = 0;
+    loop {
+        let mut depth = 0;
+        let mut preemptions = 0;
+        let outcome = run_with(program, budget.max_steps, |machine, enabled, last| {
+            let options = options(machine, enabled, last, bound - preemptions);
+            if depth == stack.len() {
+                stack.push(Choice { options, taken: 0 });
+            }
+            let thread = stack[depth].options[stack[depth].taken];
+            if is_preemption(machine, last, thread) {
+                preemptions += 1;
+            }
+            depth += 1;
+            thread
+        });
+        runs += 1;
+        cut += usize::from(outcome.cut);
+        if outcome.failure.is_some() {
+            return Search { found: Some(outcome), runs, cut, exhausted: false };
+        }
+        // Backtrack: the deepest choice with an untried option takes its next one.
+        stack.truncate(depth);
+        while stack.last().is_some_and(|choice| choice.taken + 1 >= choice.options.len()) {
+            stack.pop();
+        }
+        match stack.last_mut() {
+            Some(choice) => choice.taken += 1,
+            None => return Search { found: None, runs, cut, exhausted: true },
+        }
+        if runs >= budget.runs {
+            return Search { found: None, runs, cut, exhausted: false };
+        }
+    }
+}
+
+/// Whether running `thread` after `last` preempts `last`: it could have gone on, and did not
+/// just yield.
+fn is_preemption(machine: &Machine<'_>, last: Option<usize>, thread: usize) -> bool {
+    last.is_some_and(|last| last != thread && machine.is_enabled(last) && !machine.just_yielded(last))
+}
+
+/// The DFS's options at a step: carrying on first (no preemption), then the others — those
+/// that would preempt only while the budget lasts. After a yield the others come first: that is
+/// what a yield asks for.
+fn options(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, budget_left: usize) -> Vec<usize> {
+    let carry_on = last.filter(|last| enabled.contains(last));
+    let mut options: Vec<usize> = enabled
+        .iter()
+        .copied()
+        .filter(|&thread| Some(thread) != carry_on && (budget_left > 0 || !is_preemption(machine, last, thread)))
+        .collect();
+    if let Some(last) = carry_on {
+        if machine.just_yielded(last) {
+            options.push(last);
+        } else {
+            options.insert(0, last);
+        }
+    }
+    options
+}
+
+/// Runs exactly `schedule` (letters, whitespace ignored) and stops at its end, at a failure, or
+/// with an error naming the first step that cannot run.
+pub fn replay(program: &Program, schedule: &str) -> Result<Run, String> {
+    let letters: Vec<char> = schedule.chars().filter(|c| !c.is_whitespace()).collect();
+    let threads = program.threads.len();
+    let mut machine = Machine::new(program);
+    let mut steps = Vec::new();
+    let mut seen = BTreeMap::new();
+    let mut done = String::new();
+    for (index, &name) in letters.iter().enumerate() {
+        let thread = (name as usize).wrapping_sub('A' as usize);
+        if thread >= threads {
+            return Err(format!(
+                "schedule: step {} is `{name}`; this scenario's threads are {}",
+                index + 1,
+                (0..threads).map(|t| letter(t).to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !machine.is_enabled(thread) {
+            let state = &machine.snapshot().threads[thread].state;
+            return Err(format!("schedule: step {} is `{name}`, but {name} cannot run there ({state})", index + 1));
+        }
+        if let Some(cycle) = fair_cycle(&machine, &mut seen, &done) {
+            return Ok(Run { schedule: done, steps, failure: Some(Failure::Livelock { cycle }), cut: false });
+        }
+        done.push(name);
+        let (step, outcome) = machine.step(thread);
+        steps.push(step);
+        if let Err(failure) = outcome {
+            return Ok(Run { schedule: done, steps, failure: Some(failure), cut: false });
+        }
+    }
+    let failure = if machine.all_done() {
+        machine.check_finally().err()
+    } else if machine.enabled().is_empty() {
+        Some(machine.deadlock())
+    } else {
+        fair_cycle(&machine, &mut seen, &done).map(|cycle| Failure::Livelock { cycle })
+    };
+    Ok(Run { schedule: done, steps, failure, cut: false })
+}
+
+/// The state after running `schedule` (a prefix is fine), for the step view.
+pub fn state_after(program: &Program, schedule: &str) -> Result<(Run, Snapshot), String> {
+    let run = replay(program, schedule)?;
+    let mut machine = Machine::new(program);
+    for step in &run.steps {
+        // The same steps as the replay, so the same outcome: nothing new to report.
+        let _ = machine.step((step.thread as usize) - ('A' as usize));
+    }
+    Ok((run, machine.snapshot()))
+}

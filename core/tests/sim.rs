@@ -1,0 +1,114 @@
+//! The debugging lab's searches: every strategy finds the bug of every buggy scenario within a
+//! stated budget and none in the fixed twins (DFS proves it within its preemption bound), and
+//! every schedule replays exactly.
+
+use conlab_core::sim::{replay, scenarios, search, Budget, Failure, Strategy};
+
+/// The budgets the tests hold the strategies to (and the CLI's defaults).
+const RANDOM: Strategy = Strategy::Random { seed: 1 };
+const PCT: Strategy = Strategy::Pct { seed: 1, depth: 3 };
+const DFS: Strategy = Strategy::Dfs { preemption_bound: 2 };
+
+#[test]
+fn every_strategy_finds_every_bug_within_its_budget() {
+    let budget = Budget::default();
+    for scenario in scenarios().iter().filter(|s| s.buggy) {
+        let program = scenario.program();
+        for strategy in [RANDOM, PCT, DFS] {
+            let outcome = search(&program, strategy, &budget);
+            let run = outcome.found.unwrap_or_else(|| panic!("{} under {strategy:?}: nothing in {} runs", scenario.id, outcome.runs));
+            println!("{:<22} {:<40} run {:>4}: {}", scenario.id, format!("{strategy:?}"), outcome.runs, run.failure.as_ref().unwrap());
+        }
+    }
+}
+
+#[test]
+fn no_strategy_finds_a_bug_in_a_fixed_twin_and_dfs_proves_it_within_its_bound() {
+    let budget = Budget::default();
+    for scenario in scenarios().iter().filter(|s| !s.buggy) {
+        let program = scenario.program();
+        let exhaustive = search(&program, DFS, &Budget { runs: 1_000_000, ..budget });
+        assert!(exhaustive.found.is_none(), "{}: {:?}", scenario.id, exhaustive.found);
+        assert!(exhaustive.exhausted && exhaustive.cut == 0, "{}: {} schedules, {} cut", scenario.id, exhaustive.runs, exhaustive.cut);
+        println!("{:<32} DFS: every one of {} schedules with ≤ 2 preemptions passes", scenario.id, exhaustive.runs);
+        for strategy in [RANDOM, PCT] {
+            let outcome = search(&program, strategy, &Budget { runs: 300, ..budget });
+            assert!(outcome.found.is_none(), "{} under {strategy:?}: {:?}", scenario.id, outcome.found);
+        }
+    }
+}
+
+#[test]
+fn a_found_schedule_replays_to_the_same_failure_step_by_step() {
+    for scenario in scenarios().iter().filter(|s| s.buggy) {
+        let program = scenario.program();
+        let found = search(&program, PCT, &Budget::default()).found.unwrap();
+        let again = replay(&program, &found.schedule).unwrap();
+        assert_eq!(again, found, "{}", scenario.id);
+    }
+}
+
+#[test]
+fn each_bug_is_the_kind_the_scenario_teaches() {
+    let kind = |id: &str| {
+        let scenario = scenarios().iter().find(|s| s.id == id).unwrap();
+        search(&scenario.program(), DFS, &Budget::default()).found.unwrap().failure.unwrap()
+    };
+    assert!(matches!(kind("lost-update"), Failure::DataRace { ref var, .. } if var == "counter"));
+    assert!(matches!(kind("abba-deadlock"), Failure::Deadlock { ref cycle, .. } if cycle.len() == 2));
+    assert!(matches!(kind("dining-philosophers"), Failure::Deadlock { ref cycle, .. } if cycle.len() == 3));
+    assert!(matches!(kind("two-lock-transfer"), Failure::Deadlock { ref cycle, .. } if cycle.len() == 2));
+    assert!(matches!(kind("missed-wakeup"), Failure::Assertion { .. }));
+    assert!(matches!(kind("buggy-buffer"), Failure::Deadlock { ref cycle, .. } if cycle.is_empty()));
+    assert!(matches!(kind("polite-livelock"), Failure::Livelock { .. }));
+}
+
+#[test]
+fn replay_names_the_step_that_cannot_run_and_stops_where_the_schedule_ends() {
+    let abba = conlab_core::sim::find_scenario("abba-deadlock").unwrap().program();
+    assert_eq!(replay(&abba, "ABX").unwrap_err(), "schedule: step 3 is `X`; this scenario's threads are A, B");
+    assert_eq!(replay(&abba, "AB A").unwrap_err(), "schedule: step 3 is `A`, but A cannot run there (blocked on b)");
+    let first_step = replay(&abba, "A").unwrap();
+    assert_eq!((first_step.steps.len(), &first_step.failure), (1, &None));
+    assert_eq!(first_step.steps[0].text, "a.acquire()");
+    let deadlocked = replay(&abba, "AB").unwrap();
+    assert!(matches!(deadlocked.failure, Some(Failure::Deadlock { ref cycle, .. }) if cycle == &['A', 'B']), "{deadlocked:?}");
+    let serial = replay(&abba, "AAAABBBB").unwrap();
+    assert_eq!(serial.failure, None, "one after the other is fine");
+    assert_eq!(
+        conlab_core::sim::find_scenario("nope").unwrap_err(),
+        format!("unknown scenario `nope`; known scenarios are {}", scenarios().iter().map(|s| s.id).collect::<Vec<_>>().join(", "))
+    );
+}
+
+#[test]
+fn misuse_and_races_are_reported_with_their_lines() {
+    use conlab_core::sim::program::{int, var, Op, Program, Target, Thread};
+    let program = |threads: Vec<Thread>| Program {
+        vars: vec![("x", 0)],
+        atomic: Vec::new(),
+        mutexes: vec!["m"],
+        conditions: vec!["c"],
+        semaphores: Vec::new(),
+        threads,
+        finally: None,
+    };
+    let stranger = program(vec![Thread::new("A").op(Op::Unlock("m"))]);
+    assert_eq!(replay(&stranger, "A").unwrap().failure.unwrap().to_string(), "A line 1: releases m, which it does not hold");
+    let unlocked_wait = program(vec![Thread::new("A").op(Op::Wait("c", "m"))]);
+    assert_eq!(replay(&unlocked_wait, "A").unwrap().failure.unwrap().to_string(), "A line 1: waits on c without holding m");
+    // Writes under one lock are ordered; a write outside it races with them.
+    let write = |name: &str, locked: bool| {
+        let thread = Thread::new(name);
+        let thread = if locked { thread.op(Op::Lock("m")) } else { thread };
+        let thread = thread.op(Op::Set(Target::Var("x"), var("x") + int(1)));
+        if locked {
+            thread.op(Op::Unlock("m"))
+        } else {
+            thread
+        }
+    };
+    assert_eq!(replay(&program(vec![write("A", true), write("B", true)]), "AAABBB").unwrap().failure, None);
+    let racy = replay(&program(vec![write("A", true), write("B", false)]), "AAAB").unwrap();
+    assert_eq!(racy.failure.unwrap().to_string(), "data race on x: A write (line 2) and B read (line 1) with nothing ordering them");
+}

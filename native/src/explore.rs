@@ -1,0 +1,123 @@
+//! `conlab scenarios`, `conlab explore` and `conlab replay`: the debugging lab's deterministic
+//! scheduler from the terminal.
+
+use std::fmt::Write as _;
+
+use clap::ValueEnum;
+use conlab_core::sim::{find_scenario, replay, scenarios, search, Budget, Run, Strategy};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StrategyName {
+    /// Probabilistic concurrency testing: random priorities with `--depth` − 1 change points
+    Pct,
+    /// Uniformly random among the runnable threads
+    Random,
+    /// Every schedule with at most `--bound` preemptions, depth first
+    Dfs,
+    /// A switch at every step (one schedule)
+    RoundRobin,
+}
+
+#[derive(clap::Args)]
+pub struct ExploreArgs {
+    /// The scenario (`conlab scenarios` lists them)
+    scenario: String,
+    #[arg(long, value_enum, default_value_t = StrategyName::Pct)]
+    strategy: StrategyName,
+    /// Seed of the random and PCT strategies: the same seed finds the same schedule
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs at most (schedules, for DFS)
+    #[arg(long, default_value_t = 1000)]
+    runs: usize,
+    /// PCT's bug depth d: the ordering constraints it aims to hit
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+    /// DFS's preemption bound
+    #[arg(long, default_value_t = 2)]
+    bound: usize,
+}
+
+const RUNS_RANGE: (usize, usize) = (1, 1_000_000);
+const DEPTH_RANGE: (usize, usize) = (1, 10);
+const BOUND_RANGE: (usize, usize) = (0, 10);
+
+fn check_range(name: &str, value: usize, (min, max): (usize, usize)) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("parameter `{name}`: expected an integer from {min} to {max}, got `{value}`"))
+    }
+}
+
+pub fn list_scenarios() -> String {
+    let width = scenarios().iter().map(|s| s.id.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for scenario in scenarios() {
+        let kind = if scenario.buggy { "bug" } else { "fix" };
+        let _ = writeln!(out, "{:width$}  {kind}  {}", scenario.id, scenario.title);
+    }
+    out
+}
+
+pub fn explore(args: &ExploreArgs) -> Result<String, String> {
+    let scenario = find_scenario(&args.scenario)?;
+    check_range("runs", args.runs, RUNS_RANGE)?;
+    check_range("depth", args.depth, DEPTH_RANGE)?;
+    check_range("bound", args.bound, BOUND_RANGE)?;
+    let (strategy, described) = match args.strategy {
+        StrategyName::Pct => {
+            (Strategy::Pct { seed: args.seed, depth: args.depth }, format!("PCT (depth {}, seed {})", args.depth, args.seed))
+        }
+        StrategyName::Random => (Strategy::Random { seed: args.seed }, format!("random (seed {})", args.seed)),
+        StrategyName::Dfs => (Strategy::Dfs { preemption_bound: args.bound }, format!("DFS (at most {} preemptions)", args.bound)),
+        StrategyName::RoundRobin => (Strategy::RoundRobin, "round-robin".to_string()),
+    };
+    let program = scenario.program();
+    let outcome = search(&program, strategy, &Budget { runs: args.runs, ..Budget::default() });
+    let mut out = format!("{} — {}\n{}\n\n", scenario.id, scenario.title, scenario.story);
+    match outcome.found {
+        Some(run) => {
+            let _ = writeln!(out, "{described}: found in run {} of at most {}", outcome.runs, args.runs);
+            out.push_str(&describe_run(scenario.id, &run));
+        }
+        None if outcome.exhausted => {
+            let _ = writeln!(
+                out,
+                "{described}: no failure in any of the {} schedules with at most {} preemptions — the program is correct within that bound",
+                outcome.runs, args.bound
+            );
+        }
+        None => {
+            let cut = if outcome.cut > 0 { format!(" ({} stopped at the step limit)", outcome.cut) } else { String::new() };
+            let _ = writeln!(out, "{described}: no failure in {} runs{cut}", outcome.runs);
+        }
+    }
+    Ok(out)
+}
+
+pub fn replay_schedule(scenario: &str, schedule: &str) -> Result<String, String> {
+    let scenario = find_scenario(scenario)?;
+    let run = replay(&scenario.program(), schedule)?;
+    let mut out = format!("{} — {}\n", scenario.id, scenario.title);
+    if run.failure.is_none() {
+        out.push_str("no failure on this schedule\n");
+    }
+    out.push_str(&describe_run(scenario.id, &run));
+    Ok(out)
+}
+
+/// The failure, the schedule with the command that replays it, and every step.
+fn describe_run(id: &str, run: &Run) -> String {
+    let mut out = String::new();
+    if let Some(failure) = &run.failure {
+        let _ = writeln!(out, "{failure}");
+    }
+    let _ = writeln!(out, "schedule: {}\nreplay:   conlab replay {id} {}\n", run.schedule, run.schedule);
+    let width = run.steps.iter().map(|s| s.text.chars().count()).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, "step  thread  line  {:width$}  effect", "code");
+    for (index, step) in run.steps.iter().enumerate() {
+        let _ = writeln!(out, "{:>4}  {:<6}  {:>4}  {:width$}  {}", index + 1, step.thread, step.line + 1, step.text, step.effect);
+    }
+    out
+}
