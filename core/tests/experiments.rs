@@ -603,3 +603,21 @@ fn a_bottleneck_past_the_last_stage_is_refused() {
     let error = run_quietly(&request("pipeline", &[("stages", json!(2)), ("bottleneck", json!(3))], &[1])).unwrap_err();
     assert_eq!(error.to_string(), "parameter `bottleneck`: expected 0 (none) or a stage from 1 to 2 (`stages`), got `3`");
 }
+
+#[test]
+fn a_real_abba_deadlock_is_caught_by_the_wait_for_graph_and_ordered_locks_never_deadlock() {
+    let _alone = alone();
+    let params = [("attempts", json!(10)), ("hold_us", json!(5_000)), ("stagger_us", json!(0)), ("timeout_ms", json!(5_000))];
+    let mut request = request("deadlock-watchdog", &params, &[2]);
+    request.repeat = 1;
+    request.warmup = 0;
+    let result = run_quietly(&request).unwrap();
+    let metric = |variant: &str, name: &str| result.cells.iter().find(|c| c.variant == variant).unwrap().metrics[name].median;
+    // Both hold their first lock for 5 ms from the same start: nearly every attempt deadlocks.
+    assert!(metric("abba", "deadlocks") >= 5.0, "{}", metric("abba", "deadlocks"));
+    assert_eq!(metric("abba", "timed out"), 0.0, "every deadlock found by its cycle, none by the deadline");
+    assert!(result.all_checks_passed, "ordered: every attempt of both threads ended");
+    assert_eq!(metric("ordered", "deadlocks"), 0.0);
+    let detection = &result.cells[0].latencies["deadlock detection"];
+    assert!(detection.count >= 5 && detection.at(50.0).unwrap() < 1e9, "caught within a second: {detection:?}");
+}

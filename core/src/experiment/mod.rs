@@ -11,6 +11,7 @@ mod aba;
 mod async_pipeline;
 mod cancellation;
 mod contention_ladder;
+mod deadlock_watchdog;
 mod event_loop;
 mod event_loop_throughput;
 mod executor_patterns;
@@ -384,6 +385,7 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &map_reduce::MapReduce,
         &producer_consumer::ProducerConsumer,
         &pipeline::Pipeline,
+        &deadlock_watchdog::DeadlockWatchdog,
     ]
 }
 
@@ -420,7 +422,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog"
         );
     }
 

@@ -8,12 +8,14 @@
 //! PCT, or exhaustive DFS with a preemption bound). The [`machine`] checks every state: failed
 //! assertions, deadlocks with their wait-for cycle, data races by vector clocks, livelocks as
 //! fair cycles. Every run is a schedule string (`ABBA…`, a letter per step) that replays
-//! exactly. [`scenarios`] holds the books' bugs, each with a fixed twin.
+//! exactly. [`scenarios`] holds the books' bugs, each with a fixed twin; [`watchdog`] catches a
+//! deadlock among real threads and reports its cycle instead of hanging.
 
 pub mod explore;
 pub mod machine;
 pub mod program;
 pub mod scenarios;
+pub mod watchdog;
 
 pub use explore::{replay, search, state_after, Budget, Run, Search, Strategy};
 pub use machine::{Failure, Snapshot, Step};
