@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use clap::ValueEnum;
-use conlab_core::sim::{find_scenario, replay, scenarios, search, Budget, Run, Strategy};
+use conlab_core::sim::{check_range, find_scenario, replay, scenarios, search, Budget, Run, Strategy, RUNS_RANGE};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum StrategyName {
@@ -38,18 +38,6 @@ pub struct ExploreArgs {
     bound: usize,
 }
 
-const RUNS_RANGE: (usize, usize) = (1, 1_000_000);
-const DEPTH_RANGE: (usize, usize) = (1, 10);
-const BOUND_RANGE: (usize, usize) = (0, 10);
-
-fn check_range(name: &str, value: usize, (min, max): (usize, usize)) -> Result<(), String> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("parameter `{name}`: expected an integer from {min} to {max}, got `{value}`"))
-    }
-}
-
 pub fn list_scenarios() -> String {
     let width = scenarios().iter().map(|s| s.id.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -63,16 +51,9 @@ pub fn list_scenarios() -> String {
 pub fn explore(args: &ExploreArgs) -> Result<String, String> {
     let scenario = find_scenario(&args.scenario)?;
     check_range("runs", args.runs, RUNS_RANGE)?;
-    check_range("depth", args.depth, DEPTH_RANGE)?;
-    check_range("bound", args.bound, BOUND_RANGE)?;
-    let (strategy, described) = match args.strategy {
-        StrategyName::Pct => {
-            (Strategy::Pct { seed: args.seed, depth: args.depth }, format!("PCT (depth {}, seed {})", args.depth, args.seed))
-        }
-        StrategyName::Random => (Strategy::Random { seed: args.seed }, format!("random (seed {})", args.seed)),
-        StrategyName::Dfs => (Strategy::Dfs { preemption_bound: args.bound }, format!("DFS (at most {} preemptions)", args.bound)),
-        StrategyName::RoundRobin => (Strategy::RoundRobin, "round-robin".to_string()),
-    };
+    let name = args.strategy.to_possible_value().expect("every strategy has a name");
+    let strategy = Strategy::named(name.get_name(), args.seed, args.depth, args.bound)?;
+    let described = strategy.describe();
     let program = scenario.program();
     let outcome = search(&program, strategy, &Budget { runs: args.runs, ..Budget::default() });
     let mut out = format!("{} — {}\n{}\n\n", scenario.id, scenario.title, scenario.story);

@@ -559,3 +559,69 @@ fn firefox_runs_an_experiment_of_every_topic_on_wasm_threads() {
     let ready = browser.eval("return [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === 'page ready in').nextElementSibling.textContent;");
     println!("firefox: page ready in {ready} (warm)");
 }
+
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
+fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-debugger"));
+    browser.navigate(&format!("{url}?scenario=abba-deadlock"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let schedule = || browser.eval("return document.getElementById('sim-schedule').textContent;");
+    wait_until(Duration::from_secs(10), "the threads", || {
+        browser.eval("return document.querySelectorAll('.sim-thread').length;") == json!(2)
+    });
+    let current = "return [...document.querySelectorAll('.sim-thread li.current')].map(li => li.textContent);";
+    assert_eq!(browser.eval(current), json!(["a.acquire()", "b.acquire()"]));
+
+    // By hand: A takes a (a button), B takes b (a key): the goal, a deadlock, is reached.
+    browser.eval("document.querySelector('[data-step=A]').click();");
+    wait_until(Duration::from_secs(10), "A's step", || schedule() == json!("A"));
+    browser.eval("document.getElementById('sim-threads').dispatchEvent(new KeyboardEvent('keydown', { key: 'b', bubbles: true }));");
+    wait_until(Duration::from_secs(10), "B's step", || schedule() == json!("AB"));
+    let outcome = browser.eval(
+        "const o = document.getElementById('sim-outcome'); \
+         return [o.className, o.dataset.kind, o.textContent, document.querySelectorAll('#sim-graph line.edge.cycle').length, \
+                 [...document.querySelectorAll('[data-step]')].every(b => b.disabled), \
+                 document.querySelector('#sim-shared tr[data-name=a] td').textContent];",
+    );
+    let outcome = outcome.as_array().unwrap();
+    assert_eq!(outcome[0..2], [json!("goal"), json!("deadlock")], "{outcome:?}");
+    assert!(outcome[2].as_str().unwrap().contains("wait-for cycle A → B → A"), "{outcome:?}");
+    assert_eq!(outcome[3..], [json!(2), json!(true), json!("held by A")], "{outcome:?}");
+    assert!(browser.eval("return location.search;").as_str().unwrap().contains("schedule=AB"), "the URL holds the schedule");
+    browser.screenshot(&artifacts().join("debugger-deadlock.png"));
+    browser.eval("document.getElementById('sim-undo').click();");
+    wait_until(Duration::from_secs(10), "the undo", || schedule() == json!("A"));
+    assert_eq!(browser.eval("return document.getElementById('sim-outcome').className;"), json!(""));
+
+    // A search finds the missed wake-up; the lab replays its schedule to the failed assertion.
+    browser.eval("const s = document.getElementById('sim-scenario'); s.value = 'missed-wakeup'; s.dispatchEvent(new Event('change'));");
+    browser.eval("document.getElementById('sim-strategy').value = 'pct'; document.getElementById('sim-search').click();");
+    wait_until(Duration::from_secs(20), "the search", || {
+        browser.eval("return document.getElementById('sim-next').disabled;") == json!(false)
+    });
+    let found = browser.eval("return document.getElementById('sim-search-result').textContent;");
+    assert!(found.as_str().unwrap().contains("found it in run"), "{found}");
+    browser.eval("document.getElementById('sim-next').click();");
+    wait_until(Duration::from_secs(10), "one replayed step", || schedule().as_str().is_some_and(|s| s.len() == 1));
+    browser.eval("document.getElementById('sim-play').click();");
+    wait_until(Duration::from_secs(30), "the replayed failure", || {
+        browser.eval("return document.getElementById('sim-outcome').dataset.kind;") == json!("assertion")
+    });
+    println!("debugger: {found}; outcome {}", browser.eval("return document.getElementById('sim-outcome').textContent;"));
+    browser.screenshot(&artifacts().join("debugger-missed-wakeup.png"));
+
+    // The fixed twin: DFS proves it within its bound.
+    browser
+        .eval("const s = document.getElementById('sim-scenario'); s.value = 'missed-wakeup-fixed'; s.dispatchEvent(new Event('change'));");
+    browser.eval("document.getElementById('sim-strategy').value = 'dfs'; document.getElementById('sim-search').click();");
+    wait_until(Duration::from_secs(20), "the proof", || {
+        browser.eval("return document.getElementById('sim-search-result').textContent;").as_str().unwrap().contains("every one of the")
+    });
+    // A bad link names the scenario and the page still works.
+    browser.navigate(&format!("{url}?scenario=nope"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let error = browser.eval("return document.getElementById('sim-error').textContent;");
+    assert_eq!(error, json!("unknown scenario `nope`; showing lost-update"));
+}

@@ -13,4 +13,5 @@
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
 
+pub mod debugger;
 pub mod messages;

@@ -77,6 +77,24 @@ pub fn timeline_svg(trace_json: &str, from: f64, to: f64) -> Result<String, JsEr
     crate::messages::timeline(trace_json, from, to).map_err(|e| JsError::new(&e))
 }
 
+/// The debugging lab's scenarios with their listings ([`crate::debugger::scenarios`]).
+#[wasm_bindgen(js_name = simScenarios)]
+pub fn sim_scenarios() -> Result<String, JsError> {
+    crate::debugger::scenarios().map_err(|e| JsError::new(&e))
+}
+
+/// The state after a schedule ([`crate::debugger::state`]).
+#[wasm_bindgen(js_name = simState)]
+pub fn sim_state(scenario: &str, schedule: &str) -> Result<String, JsError> {
+    crate::debugger::state(scenario, schedule).map_err(|e| JsError::new(&e))
+}
+
+/// A search for a failing schedule ([`crate::debugger::search`]).
+#[wasm_bindgen(js_name = simSearch)]
+pub fn sim_search(scenario: &str, strategy: &str, seed: u32, runs: usize, depth: usize, bound: usize) -> Result<String, JsError> {
+    crate::debugger::search(scenario, strategy, u64::from(seed), runs, depth, bound).map_err(|e| JsError::new(&e))
+}
+
 /// The compiled wasm module, for `worker.js` to load into each process worker.
 #[wasm_bindgen(js_name = compiledModule)]
 pub fn wasm_module() -> JsValue {

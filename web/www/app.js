@@ -57,7 +57,8 @@ const handlers = {
     showEnvironment(data.poolError);
     if (first) {
       fillCatalogue();
-      const fromLink = applyLink(location.search);
+      setUpDebugger(JSON.parse(data.scenarios));
+      const fromLink = applyLink(location.search) || openDebuggerLink(location.search);
       showHistory();
       // Newcomers see the catalogue; a link or a returning visit goes straight to the lab.
       $('catalogue').open = !fromLink && !storedHistory().length;
@@ -102,6 +103,12 @@ const handlers = {
     state.zoom = { from: data.from, to: data.to };
     $('timeline-chart').innerHTML = data.svg; // built by conlab-core's report::timeline_window_svg, text XML-escaped
     $('timeline-window').textContent = data.from === 0 && data.to === 1 ? '' : `showing ${(data.from * 100).toFixed(1)}% – ${(data.to * 100).toFixed(1)}% of each run`;
+  },
+  'sim-state'(data) {
+    showSimState(data);
+  },
+  'sim-search'(data) {
+    showSimSearch(data);
   },
   comparison(data) {
     $('comparison').hidden = false;
@@ -586,6 +593,141 @@ async function importFile(event) {
 function compareWithImported() {
   if (!state.imported || !state.last) return;
   state.worker.postMessage({ type: 'compare', here: JSON.stringify(state.last.result), there: state.imported });
+}
+
+// ---- Debugging lab: the step mode over conlab-core's deterministic scheduler (sim) ------------
+
+const sim = { scenarios: [], schedule: '', found: null, playing: null, notice: null };
+
+const currentScenario = () => sim.scenarios.find((s) => s.id === $('sim-scenario').value);
+
+function setUpDebugger(scenarios) {
+  sim.scenarios = scenarios;
+  const select = $('sim-scenario');
+  select.replaceChildren(...scenarios.map((s) => el('option', { value: s.id, text: `${s.id} — ${s.title}` })));
+  select.onchange = () => openScenario(select.value, '');
+  $('sim-reset').onclick = () => simGo('');
+  $('sim-undo').onclick = () => simGo(sim.schedule.slice(0, -1));
+  $('sim-search').onclick = simSearch;
+  $('sim-next').onclick = simNext;
+  $('sim-play').onclick = simPlay;
+  $('sim-threads').addEventListener('keydown', (event) => {
+    const letter = event.key.toUpperCase();
+    if (/^[A-Z]$/.test(letter) && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      simGo(sim.schedule + letter);
+    }
+  });
+  openScenario(scenarios[0].id, '');
+}
+
+// `?scenario=abba-deadlock&schedule=AB` opens the step mode there.
+function openDebuggerLink(search) {
+  const query = new URLSearchParams(search);
+  const id = query.get('scenario');
+  if (!id) return false;
+  if (!sim.scenarios.some((s) => s.id === id)) {
+    // Shown with the state that is on its way (the first scenario's).
+    sim.notice = `unknown scenario \`${id}\`; showing ${sim.scenarios[0].id}`;
+    return false;
+  }
+  openScenario(id, (query.get('schedule') || '').toUpperCase());
+  $('debugger').scrollIntoView();
+  return true;
+}
+
+function openScenario(id, schedule) {
+  $('sim-scenario').value = id;
+  const scenario = currentScenario();
+  const twin = scenario.twin ? ` Its ${scenario.buggy ? 'fix' : 'buggy twin'}: ${scenario.twin}.` : '';
+  $('sim-story').textContent = `${scenario.buggy ? 'Bug' : 'Fix'}: ${scenario.story}${twin}`;
+  sim.found = null;
+  $('sim-search-result').textContent = '';
+  simGo(schedule);
+}
+
+function simGo(schedule) {
+  state.worker.postMessage({ type: 'sim-state', scenario: $('sim-scenario').value, schedule });
+}
+
+function showSimState(data) {
+  if (data.error) {
+    $('sim-error').textContent = data.error;
+    stopPlaying();
+    return;
+  }
+  $('sim-error').textContent = sim.notice ?? '';
+  sim.notice = null;
+  const { run, snapshot, failure, wait_for_svg } = JSON.parse(data.state);
+  sim.schedule = run.schedule;
+  $('sim-schedule').textContent = run.schedule || '(no steps yet)';
+  const scenario = currentScenario();
+  const last = run.steps[run.steps.length - 1];
+  $('sim-threads').replaceChildren(...scenario.listing.threads.map((thread, index) => {
+    const now = snapshot.threads[index];
+    const lines = thread.lines.map((text, line) => el('li', {
+      class: [line === now.line ? 'current' : '', last && last.thread === thread.letter && last.line === line ? 'last' : ''].join(' ').trim(),
+      text,
+    }));
+    const registers = Object.entries(now.registers).map(([name, value]) => `${name} = ${value}`).join(', ');
+    const step = el('button', { type: 'button', 'data-step': thread.letter, disabled: !now.enabled || !!failure,
+      text: `run ${thread.letter}` });
+    step.onclick = () => simGo(sim.schedule + thread.letter);
+    return el('div', { class: 'sim-thread', 'data-thread': thread.letter, 'data-state': now.state },
+      el('h3', { text: thread.name === String(thread.letter) ? thread.name : `${thread.letter} — ${thread.name}` }),
+      el('p', { class: 'sim-state', text: now.state + (registers ? ` · ${registers}` : '') }),
+      el('ol', { start: 1 }, ...lines), step);
+  }));
+  const rows = [
+    ...Object.entries(snapshot.vars).map(([name, value]) => [name, String(value)]),
+    ...Object.entries(snapshot.locks).map(([name, holder]) => [name, holder ? `held by ${holder}` : 'free']),
+    ...Object.entries(snapshot.semaphores).map(([name, permits]) => [name, `${permits} permits`]),
+  ];
+  $('sim-shared').replaceChildren(el('table', {}, el('caption', { text: 'shared state' }),
+    el('tbody', {}, ...rows.map(([name, value]) => el('tr', { 'data-name': name }, el('th', { text: name }), el('td', { text: value }))))));
+  const finished = snapshot.threads.every((t) => t.line == null);
+  const outcome = $('sim-outcome');
+  outcome.className = failure ? 'goal' : finished ? 'finished' : '';
+  outcome.dataset.kind = run.failure?.kind ?? (finished ? 'finished' : '');
+  outcome.textContent = failure ? `Goal reached — ${failure}` : finished ? 'Every thread finished and every check holds.' : '';
+  $('sim-graph').innerHTML = wait_for_svg ?? ''; // built by conlab-core's report::wait_for_svg, text XML-escaped
+  const canReplay = sim.found && sim.found.startsWith(sim.schedule) && sim.found.length > sim.schedule.length;
+  $('sim-next').disabled = !canReplay;
+  $('sim-play').disabled = !canReplay;
+  if (!canReplay) stopPlaying();
+  const query = new URLSearchParams({ scenario: scenario.id, schedule: sim.schedule });
+  if (new URLSearchParams(location.search).has('scenario') || sim.schedule) history.replaceState(null, '', `${location.pathname}?${query}`);
+}
+
+function simSearch() {
+  $('sim-search-result').textContent = 'searching…';
+  state.worker.postMessage({ type: 'sim-search', scenario: $('sim-scenario').value, strategy: $('sim-strategy').value,
+    seed: Math.floor(Math.random() * 1e9), runs: 1000, depth: 3, bound: 2 });
+}
+
+function showSimSearch(data) {
+  if (data.error) {
+    $('sim-search-result').textContent = data.error;
+    return;
+  }
+  const found = JSON.parse(data.found);
+  $('sim-search-result').textContent = found.summary + (found.schedule ? ` Schedule ${found.schedule}: replay it below.` : '');
+  sim.found = found.schedule;
+  if (found.schedule) simGo('');
+}
+
+function simNext() {
+  if (sim.found && sim.found.length > sim.schedule.length) simGo(sim.found.slice(0, sim.schedule.length + 1));
+}
+
+function simPlay() {
+  stopPlaying();
+  sim.playing = setInterval(simNext, 250);
+}
+
+function stopPlaying() {
+  if (sim.playing) clearInterval(sim.playing);
+  sim.playing = null;
 }
 
 $('run-form').addEventListener('submit', run);

@@ -8,6 +8,10 @@
 //   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, exports, stored: true} | {type: 'error', message}
 //   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
 //   page → worker  {type: 'timeline', from, to}       worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}
+//   page → worker  {type: 'sim-state', scenario, schedule}   worker → page {type: 'sim-state', state} | {type: 'sim-state', error}
+//   page → worker  {type: 'sim-search', scenario, strategy, seed, runs, depth, bound}
+//                                                     worker → page {type: 'sim-search', found} | {type: 'sim-search', error}
+//   ('ready' carries the debugging lab's scenarios: `scenarios`)
 // A result reaches the page as an object without its trace (`traced` says there was one): the
 // megabytes of spans are parsed and serialised here, never on the main thread. The trace stays
 // here for the timeline's zoom; the exports that hold it come as Blobs.
@@ -48,6 +52,7 @@ async function start(threads) {
   postMessage({
     type: 'ready',
     catalogue: lab.catalogue(),
+    scenarios: lab.simScenarios(),
     environment: lab.environment(),
     poolThreads,
     poolError,
@@ -102,6 +107,18 @@ self.onmessage = async ({ data }) => {
       postMessage({ type: 'timeline', svg: lab.timelineSvg(lastTrace, data.from, data.to), from: data.from, to: data.to });
     } catch (error) {
       postMessage({ type: 'error', message: String(error && error.message || error) });
+    }
+  } else if (data.type === 'sim-state') {
+    try {
+      postMessage({ type: 'sim-state', state: lab.simState(data.scenario, data.schedule) });
+    } catch (error) {
+      postMessage({ type: 'sim-state', error: String(error && error.message || error), schedule: data.schedule });
+    }
+  } else if (data.type === 'sim-search') {
+    try {
+      postMessage({ type: 'sim-search', found: lab.simSearch(data.scenario, data.strategy, data.seed, data.runs, data.depth, data.bound) });
+    } catch (error) {
+      postMessage({ type: 'sim-search', error: String(error && error.message || error) });
     }
   } else if (data.type === 'compare') {
     try {

@@ -1,6 +1,7 @@
 //! Renders a [`RunResult`] for people: an aligned text table, CSV, an SVG speedup chart, and
 //! (in [`timeline`]) a per-thread timeline of a recorded trace, (in [`depth`]) queue depth
-//! over time and (in [`latency`]) latency percentile plots.
+//! over time, (in [`latency`]) latency percentile plots and (in [`wait_for`]) a deadlock's
+//! wait-for graph.
 //!
 //! Pure string building, shared by the CLI (stdout, files) and the web lab (inserted into the
 //! page), so both show the same numbers the same way.
@@ -14,9 +15,11 @@ use crate::experiment::{CellResult, RunResult, ScalingLaw};
 pub mod depth;
 pub mod latency;
 pub mod timeline;
+pub mod wait_for;
 pub use depth::depth_svg;
 pub use latency::latency_svgs;
 pub use timeline::{timeline_svg, timeline_window_svg, Window};
+pub use wait_for::wait_for_svg;
 
 /// Seconds in the most readable unit: `1.23 s`, `45.6 ms`, `789 µs`, `12 ns`.
 pub fn format_seconds(seconds: f64) -> String {

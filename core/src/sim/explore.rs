@@ -37,6 +37,44 @@ pub enum Strategy {
     Dfs { preemption_bound: usize },
 }
 
+/// The allowed ranges of a search's settings (the CLI and the page check them alike).
+pub const RUNS_RANGE: (usize, usize) = (1, 1_000_000);
+pub const DEPTH_RANGE: (usize, usize) = (1, 10);
+pub const BOUND_RANGE: (usize, usize) = (0, 10);
+
+/// `Err` naming `name` and its range unless `value` is inside.
+pub fn check_range(name: &str, value: usize, (min, max): (usize, usize)) -> Result<usize, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("parameter `{name}`: expected an integer from {min} to {max}, got `{value}`"))
+    }
+}
+
+impl Strategy {
+    /// The strategy called `name` (`pct`, `random`, `dfs`, `round-robin`) with its settings,
+    /// checked: an error names the parameter and what it allows.
+    pub fn named(name: &str, seed: u64, depth: usize, bound: usize) -> Result<Strategy, String> {
+        match name {
+            "pct" => Ok(Strategy::Pct { seed, depth: check_range("depth", depth, DEPTH_RANGE)? }),
+            "random" => Ok(Strategy::Random { seed }),
+            "dfs" => Ok(Strategy::Dfs { preemption_bound: check_range("bound", bound, BOUND_RANGE)? }),
+            "round-robin" => Ok(Strategy::RoundRobin),
+            other => Err(format!("parameter `strategy`: expected one of pct, random, dfs, round-robin, got `{other}`")),
+        }
+    }
+
+    /// A few words for reports: `PCT (depth 3, seed 1)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Strategy::Pct { seed, depth } => format!("PCT (depth {depth}, seed {seed})"),
+            Strategy::Random { seed } => format!("random (seed {seed})"),
+            Strategy::Dfs { preemption_bound } => format!("DFS (at most {preemption_bound} preemptions)"),
+            Strategy::RoundRobin => "round-robin".into(),
+        }
+    }
+}
+
 /// Bounds on a search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {

@@ -1,0 +1,97 @@
+//! The debugging lab's JSON: scenarios with their listings, the state after a schedule, and
+//! searches — conlab-core's `sim` as the page's step mode shows it (native-testable).
+
+use conlab_core::report::wait_for_svg;
+use conlab_core::sim::{self, check_range, find_scenario, Budget, Listing, Run, Scenario, Snapshot, Strategy, RUNS_RANGE};
+use serde::Serialize;
+
+/// A scenario and its program's listing, for the scenario picker and the thread columns.
+#[derive(Serialize)]
+struct ScenarioView<'a> {
+    #[serde(flatten)]
+    scenario: &'a Scenario,
+    listing: Listing,
+}
+
+pub fn scenarios() -> Result<String, String> {
+    let views: Vec<ScenarioView<'_>> =
+        sim::scenarios().iter().map(|scenario| ScenarioView { scenario, listing: scenario.program().listing() }).collect();
+    serde_json::to_string(&views).map_err(|e| e.to_string())
+}
+
+/// Where a schedule leads: its steps, every thread's line and state, the shared state, and
+/// the failure reached (in words, and the wait-for graph when it is a deadlock).
+#[derive(Serialize)]
+struct State {
+    run: Run,
+    snapshot: Snapshot,
+    failure: Option<String>,
+    wait_for_svg: Option<String>,
+}
+
+pub fn state(scenario: &str, schedule: &str) -> Result<String, String> {
+    let scenario = find_scenario(scenario)?;
+    let (run, snapshot) = sim::state_after(&scenario.program(), schedule)?;
+    let failure = run.failure.as_ref().map(ToString::to_string);
+    let wait_for_svg = run.failure.as_ref().and_then(wait_for_svg);
+    serde_json::to_string(&State { run, snapshot, failure, wait_for_svg }).map_err(|e| e.to_string())
+}
+
+/// A search's outcome in the page's words.
+#[derive(Serialize)]
+struct Found {
+    strategy: String,
+    runs: usize,
+    exhausted: bool,
+    /// The failing schedule, for the page to replay step by step.
+    schedule: Option<String>,
+    summary: String,
+}
+
+pub fn search(scenario: &str, strategy: &str, seed: u64, runs: usize, depth: usize, bound: usize) -> Result<String, String> {
+    let scenario = find_scenario(scenario)?;
+    let runs = check_range("runs", runs, RUNS_RANGE)?;
+    let strategy = Strategy::named(strategy, seed, depth, bound)?;
+    let outcome = sim::search(&scenario.program(), strategy, &Budget { runs, ..Budget::default() });
+    let described = strategy.describe();
+    let summary = match (&outcome.found, outcome.exhausted) {
+        (Some(run), _) => {
+            format!("{described} found it in run {}: {}", outcome.runs, run.failure.as_ref().map_or_else(String::new, ToString::to_string))
+        }
+        (None, true) => format!("{described}: every one of the {} schedules passes — correct within that bound", outcome.runs),
+        (None, false) => format!("{described}: no failure in {} runs", outcome.runs),
+    };
+    let found = Found {
+        strategy: described,
+        runs: outcome.runs,
+        exhausted: outcome.exhausted,
+        schedule: outcome.found.map(|run| run.schedule),
+        summary,
+    };
+    serde_json::to_string(&found).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_mode_sees_listings_states_and_searches() {
+        let all: serde_json::Value = serde_json::from_str(&scenarios().unwrap()).unwrap();
+        assert_eq!(all[0]["id"], "lost-update");
+        assert_eq!(all[0]["listing"]["threads"][0]["lines"][0], "tmp = counter");
+        let deadlocked: serde_json::Value = serde_json::from_str(&state("abba-deadlock", "AB").unwrap()).unwrap();
+        assert_eq!(deadlocked["snapshot"]["locks"]["a"], "A");
+        assert!(deadlocked["failure"].as_str().unwrap().starts_with("deadlock:"));
+        assert!(deadlocked["wait_for_svg"].as_str().unwrap().contains("edge cycle"));
+        assert_eq!(state("abba-deadlock", "ABA").unwrap_err(), "schedule: step 3 is `A`, but A cannot run there (blocked on b)");
+        let found: serde_json::Value = serde_json::from_str(&search("missed-wakeup", "pct", 1, 1000, 3, 2).unwrap()).unwrap();
+        assert!(found["schedule"].as_str().is_some_and(|s| !s.is_empty()), "{found}");
+        let proof: serde_json::Value = serde_json::from_str(&search("abba-deadlock-fixed", "dfs", 1, 1000, 3, 2).unwrap()).unwrap();
+        assert_eq!((proof["exhausted"].as_bool(), proof["schedule"].as_str()), (Some(true), None));
+        assert_eq!(
+            search("abba-deadlock", "bfs", 1, 10, 3, 2).unwrap_err(),
+            "parameter `strategy`: expected one of pct, random, dfs, round-robin, got `bfs`"
+        );
+    }
+}
