@@ -519,20 +519,6 @@ fn scaling_rejects_a_size_outside_the_kernels_range() {
 }
 
 #[test]
-fn shared_atomic_counters_scale_worse_than_private_counts() {
-    let _alone = alone();
-    let ratio = |kernel: &str| {
-        let mut request = request("scaling", &[("kernel", json!(kernel)), ("size", json!(4 << 20))], &[1, 2]);
-        request.variants = Some(vec!["team".into()]);
-        let result = run_quietly(&request).unwrap();
-        let fastest = |threads: usize| result.cell("team", threads).unwrap().summary.as_ref().unwrap().min;
-        fastest(2) / fastest(1)
-    };
-    let (atomic, local) = (ratio("histogram-atomic"), ratio("histogram-local"));
-    assert!(atomic > local, "two threads' time over one: shared atomics {atomic:.2}, private counts {local:.2}");
-}
-
-#[test]
 fn map_reduce_skew_makes_a_straggler_that_the_combiner_removes() {
     // Reducer times are short (with the combiner, tens of µs): a preemption would make any of
     // them a "straggler", so this runs alone and reads each side's least disturbed run.
