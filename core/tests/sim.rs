@@ -55,6 +55,8 @@ fn each_bug_is_the_kind_the_scenario_teaches() {
         search(&scenario.program(), DFS, &Budget::default()).found.unwrap().failure.unwrap()
     };
     assert!(matches!(kind("lost-update"), Failure::DataRace { ref var, .. } if var == "counter"));
+    assert!(matches!(kind("flag-lock"), Failure::MutualExclusion { ref threads } if threads == &['A', 'B']));
+    assert!(matches!(kind("check-then-act"), Failure::Final { .. }), "atomic steps: no data race, still wrong");
     assert!(matches!(kind("abba-deadlock"), Failure::Deadlock { ref cycle, .. } if cycle.len() == 2));
     assert!(matches!(kind("dining-philosophers"), Failure::Deadlock { ref cycle, .. } if cycle.len() == 3));
     assert!(matches!(kind("two-lock-transfer"), Failure::Deadlock { ref cycle, .. } if cycle.len() == 2));

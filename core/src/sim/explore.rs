@@ -257,14 +257,37 @@ struct Choice {
 
 /// Every schedule with at most `bound` preemptions, depth first, each run replaying the
 /// choices before the deepest open one.
+///
+/// Iterative context bounding (Musuvathi & Qadeer 2007): bound 0 first, then 1, … — a bug
+/// that needs few preemptions is found before the many schedules that spend their preemptions
+/// deep in a long run. `runs` counts every run; a proof reports the last pass's schedules.
 fn dfs(program: &Program, bound: usize, budget: &Budget) -> Search {
+    let mut runs = 0;
+    let mut cut = 0;
+    for pass_bound in 0..=bound {
+        let pass = dfs_pass(program, pass_bound, budget.runs - runs, budget.max_steps);
+        runs += pass.runs;
+        cut += pass.cut;
+        if pass.found.is_some() || !pass.exhausted || pass_bound == bound {
+            let runs = if pass.exhausted && pass.found.is_none() { pass.runs } else { runs };
+            return Search { found: pass.found, runs, cut: if pass.exhausted { pass.cut } else { cut }, exhausted: pass.exhausted };
+        }
+        if runs >= budget.runs {
+            break;
+        }
+    }
+    Search { found: None, runs, cut, exhausted: false }
+}
+
+/// One depth-first pass over the schedules with at most `bound` preemptions.
+fn dfs_pass(program: &Program, bound: usize, max_runs: usize, max_steps: usize) -> Search {
     let mut stack: Vec<Choice> = Vec::new();
     let mut runs = 0;
     let mut cut = 0;
     loop {
         let mut depth = 0;
         let mut preemptions = 0;
-        let outcome = run_with(program, budget.max_steps, |machine, enabled, last| {
+        let outcome = run_with(program, max_steps, |machine, enabled, last| {
             let options = options(machine, enabled, last, bound - preemptions);
             if depth == stack.len() {
                 stack.push(Choice { options, taken: 0 });
@@ -290,7 +313,7 @@ fn dfs(program: &Program, bound: usize, budget: &Budget) -> Search {
             Some(choice) => choice.taken += 1,
             None => return Search { found: None, runs, cut, exhausted: true },
         }
-        if runs >= budget.runs {
+        if runs >= max_runs {
             return Search { found: None, runs, cut, exhausted: false };
         }
     }
@@ -303,8 +326,9 @@ fn is_preemption(machine: &Machine<'_>, last: Option<usize>, thread: usize) -> b
 }
 
 /// The DFS's options at a step: carrying on first (no preemption), then the others — those
-/// that would preempt only while the budget lasts. After a yield the others come first: that is
-/// what a yield asks for.
+/// that would preempt only while the budget lasts. After a yield the others go instead, when
+/// there are any: that is what a yield asks for (and a spin-wait that yields cannot spin on
+/// while the thread it waits for could run — CHESS's fairness for yields).
 fn options(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, budget_left: usize) -> Vec<usize> {
     let carry_on = last.filter(|last| enabled.contains(last));
     let mut options: Vec<usize> = enabled
@@ -313,10 +337,10 @@ fn options(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, budget
         .filter(|&thread| Some(thread) != carry_on && (budget_left > 0 || !is_preemption(machine, last, thread)))
         .collect();
     if let Some(last) = carry_on {
-        if machine.just_yielded(last) {
-            options.push(last);
-        } else {
+        if !machine.just_yielded(last) {
             options.insert(0, last);
+        } else if options.is_empty() {
+            options.push(last);
         }
     }
     options

@@ -50,6 +50,10 @@ pub enum Failure {
         first: Access,
         second: Access,
     },
+    /// A thread entered the critical section while others were inside.
+    MutualExclusion {
+        threads: Vec<char>,
+    },
     Misuse {
         thread: char,
         line: usize,
@@ -118,6 +122,10 @@ impl fmt::Display for Failure {
                 )
             }
             Failure::Misuse { thread, line, message } => write!(f, "{thread} line {}: {message}", line + 1),
+            Failure::MutualExclusion { threads } => {
+                let names: Vec<String> = threads.iter().map(char::to_string).collect();
+                write!(f, "mutual exclusion violated: {} are in the critical section at once", names.join(" and "))
+            }
         }
     }
 }
@@ -167,6 +175,8 @@ pub struct Machine<'p> {
     history: BTreeMap<&'static str, History>,
     /// Whether each thread's last step was a `Yield`.
     yielded: Vec<bool>,
+    /// Whether each thread is inside its critical section.
+    inside: Vec<bool>,
 }
 
 impl<'p> Machine<'p> {
@@ -192,6 +202,7 @@ impl<'p> Machine<'p> {
             sync_clocks: BTreeMap::new(),
             history: BTreeMap::new(),
             yielded: vec![false; threads],
+            inside: vec![false; threads],
         };
         for thread in 0..threads {
             machine.finish_if_past_end(thread);
@@ -257,6 +268,7 @@ impl<'p> Machine<'p> {
         self.owners.hash(&mut hasher);
         self.waiters.hash(&mut hasher);
         self.permits.hash(&mut hasher);
+        self.inside.hash(&mut hasher);
         hasher.finish()
     }
 
@@ -367,6 +379,18 @@ impl<'p> Machine<'p> {
                 format!("{semaphore} → {}", self.permits[semaphore])
             }
             Op::Yield => String::new(),
+            Op::Enter => {
+                self.inside[thread] = true;
+                let threads: Vec<char> = (0..self.threads()).filter(|&t| self.inside[t]).map(letter).collect();
+                if threads.len() > 1 {
+                    return Err(Failure::MutualExclusion { threads });
+                }
+                "inside".into()
+            }
+            Op::Leave => {
+                self.inside[thread] = false;
+                "outside".into()
+            }
             Op::JumpIf(condition, label) => {
                 let taken = self.eval(thread, condition)? != 0;
                 if taken {
@@ -450,6 +474,13 @@ impl<'p> Machine<'p> {
     /// another thread does not happen before it.
     fn access(&mut self, thread: usize, name: &'static str, write: bool) -> Result<(), Failure> {
         if self.program.atomic.contains(&name) {
+            // Sequentially consistent atomics synchronise: a write releases, a read acquires.
+            if write {
+                self.publish(thread, name);
+            } else {
+                let released = self.sync_clocks.get(name).cloned().unwrap_or_default();
+                self.clocks[thread].join(&released);
+            }
             return Ok(());
         }
         let line = self.lines[thread];

@@ -130,6 +130,11 @@ pub enum Op {
     Release(&'static str),
     /// Gives the others a turn (`time.sleep(0)`, a polite back-off): a switch here is free.
     Yield,
+    /// Marks the start of the critical section: two threads inside at once is a failure (the
+    /// goal of the scenarios about broken locks).
+    Enter,
+    /// Marks its end.
+    Leave,
     /// Jumps to the label when the condition is non-zero.
     JumpIf(Expr, &'static str),
     Jump(&'static str),
@@ -149,6 +154,8 @@ impl fmt::Display for Op {
             Op::Acquire(semaphore) => write!(f, "{semaphore}.acquire()"),
             Op::Release(semaphore) => write!(f, "{semaphore}.release()"),
             Op::Yield => write!(f, "time.sleep(0)  # back off"),
+            Op::Enter => write!(f, "# ── critical section ──"),
+            Op::Leave => write!(f, "# ── end of critical section ──"),
             Op::JumpIf(condition, label) => write!(f, "if {condition}: goto {label}"),
             Op::Jump(label) => write!(f, "goto {label}"),
             Op::Assert(condition, _) => write!(f, "assert {condition}"),

@@ -49,9 +49,25 @@ pub fn find_scenario(id: &str) -> Result<&'static Scenario, String> {
     })
 }
 
-static SCENARIOS: [Scenario; 17] = [
+static SCENARIOS: [Scenario; 19] = [
     scenario("lost-update", "Lost update: counter += 1 from two threads", "Each thread reads the counter, then writes back one more: if both read before either writes, one increment is lost and the total is 1, not 2.", true, "lost-update-fixed", lost_update),
     scenario("lost-update-fixed", "Lost update, fixed with a lock", "The read and the write happen under one lock, so the second thread reads what the first wrote.", false, "lost-update", lost_update_fixed),
+    scenario(
+        "flag-lock",
+        "A lock made of a flag: while flag: sleep(0); flag = True",
+        "Each thread waits until the flag is down, then raises it and goes in. Both can see it down before either raises it — and then both are in the critical section.",
+        true,
+        "flag-lock-fixed",
+        flag_lock,
+    ),
+    scenario(
+        "flag-lock-fixed",
+        "A real lock instead of the flag",
+        "acquire() checks and takes the lock in one indivisible step, so only one thread is ever inside.",
+        false,
+        "flag-lock",
+        flag_lock_fixed,
+    ),
     scenario("check-then-act", "Check-then-act: two withdrawals from one balance", "Both threads check that 10 is there, then both take it: the check was true when made and false when acted on, and the balance goes negative. Every read and write here is atomic — no data race — and the program is still wrong: atomicity of the steps is not atomicity of the action.", true, "check-then-act-fixed", check_then_act),
     scenario("check-then-act-fixed", "Check-then-act, fixed: check and act under one lock", "The check and the withdrawal are one critical section, so the second thread sees the first's withdrawal.", false, "check-then-act", check_then_act_fixed),
     scenario("abba-deadlock", "ABBA deadlock: two locks taken in opposite orders", "A holds a and wants b; B holds b and wants a. Neither lets go: the wait-for graph has the cycle A → B → A.", true, "abba-deadlock-fixed", abba),
@@ -112,6 +128,41 @@ fn lost_update_fixed() -> Program {
         finally: Some((var("counter").eq(int(2)), "counter == 2 after two increments")),
         ..program(&[("counter", 0)], &["lock"], vec![increment("A", true), increment("B", true)])
     }
+}
+
+/// Waits for the flag to drop, raises it, and runs a critical section (an increment).
+fn flagged(name: &str) -> Thread {
+    Thread::new(name)
+        .label("spin")
+        .op(set_reg("up", var("flag")))
+        .op(Op::JumpIf(!reg("up"), "take"))
+        .op(Op::Yield)
+        .op(Op::Jump("spin"))
+        .label("take")
+        .op(set_var("flag", int(1)))
+        .op(Op::Enter)
+        .op(set_var("counter", var("counter") + int(1)))
+        .op(Op::Leave)
+        .op(set_var("flag", int(0)))
+}
+
+fn flag_lock() -> Program {
+    // Every access is atomic, so no data race hides the point: the gap between seeing the flag
+    // down and raising it lets both threads into the critical section.
+    Program { atomic: vec!["flag", "counter"], ..program(&[("flag", 0), ("counter", 0)], &[], vec![flagged("A"), flagged("B")]) }
+}
+
+fn locked_section(name: &str) -> Thread {
+    Thread::new(name)
+        .op(Op::Lock("lock"))
+        .op(Op::Enter)
+        .op(set_var("counter", var("counter") + int(1)))
+        .op(Op::Leave)
+        .op(Op::Unlock("lock"))
+}
+
+fn flag_lock_fixed() -> Program {
+    program(&[("counter", 0)], &["lock"], vec![locked_section("A"), locked_section("B")])
 }
 
 fn withdraw(name: &str, locked: bool) -> Thread {
