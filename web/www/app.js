@@ -53,7 +53,10 @@ const handlers = {
     state.memory = data.memory;
     state.cancelAddress = data.cancelAddress;
     const first = !$('experiment-select').options.length;
-    if (first) state.readyMs = Math.round(performance.now());
+    if (first) {
+      state.readyMs = Math.round(performance.now());
+      state.startup = data.startup;
+    }
     showEnvironment(data.poolError);
     if (first) {
       fillCatalogue();
@@ -134,7 +137,7 @@ function showEnvironment(poolError) {
     ['timer resolution', `${(env.timer_resolution_ns / 1000).toFixed(1)} µs`],
     ['build', `conlab ${env.version} (${env.profile})`],
     ['browser', navigator.userAgent],
-    ['page ready in', `${state.readyMs} ms (the worker, wasm and its thread pool started)`],
+    ['page ready in', `${state.readyMs} ms (the worker, wasm and its thread pool started: wasm ${Math.round(state.startup.wasmMs)} ms, pool ${Math.round(state.startup.poolMs)} ms)`],
   ];
   const list = $('env-list');
   for (const [term, value] of rows) list.append(el('dt', { text: term }), el('dd', { text: value }));

@@ -35,7 +35,9 @@ function deliver(finishedJson, stored) {
 }
 
 async function start(threads) {
+  const began = performance.now();
   wasm = await init({ module_or_path: new URL('./conlab-web_bg.wasm', import.meta.url) });
+  const wasmMs = performance.now() - began;
   let poolThreads = 0;
   let poolError = null;
   if (self.crossOriginIsolated) {
@@ -59,6 +61,8 @@ async function start(threads) {
     // The shared memory lets the page set the cancel flag while a run blocks this worker.
     memory: self.crossOriginIsolated ? wasm.memory : null,
     cancelAddress: lab.cancelFlagAddress(),
+    // Where start-up time goes: compiling and instantiating the module, then the pool.
+    startup: { wasmMs, poolMs: performance.now() - began - wasmMs },
   });
 }
 
