@@ -16,6 +16,7 @@ pub mod experiment;
 pub mod kernels;
 pub mod locks;
 pub mod platform;
+pub mod prims;
 pub mod pymodel;
 pub mod report;
 pub mod sched;

@@ -392,3 +392,42 @@ fn channel_blocks_both_ways_without_losing_a_wake_up() {
         assert_eq!(got, [1, 2, 3]);
     });
 }
+
+#[test]
+fn rlock_reenters_for_its_owner_excludes_others_and_never_loses_a_wake_up() {
+    use conlab_core::prims::RLock;
+    model(2, || {
+        let rlock = Arc::new(RLock::new());
+        let data = Arc::new(UnsafeCell::new(0usize));
+        let add = |rlock: &RLock, data: &UnsafeCell<usize>| {
+            assert!(rlock.acquire(None) && rlock.acquire(None));
+            // SAFETY: the RLock is held (twice) by this thread: no other thread touches `data`.
+            data.with_mut(|value| unsafe { *value += 1 });
+            rlock.release().unwrap();
+            rlock.release().unwrap();
+        };
+        let (other_lock, other_data) = (Arc::clone(&rlock), Arc::clone(&data));
+        let other = thread::spawn(move || add(&other_lock, &other_data));
+        add(&rlock, &data);
+        other.join().unwrap();
+        // SAFETY: both threads are done; this is the only access left.
+        assert_eq!(data.with(|value| unsafe { *value }), 2);
+    });
+}
+
+#[test]
+fn bounded_queue_hands_every_item_over_once_under_backpressure() {
+    use conlab_core::prims::{Order, Queue};
+    model(2, || {
+        let queue = Arc::new(Queue::new(1, Order::Fifo));
+        let producer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                queue.put(1, None).unwrap();
+                queue.put(2, None).unwrap();
+            })
+        };
+        assert_eq!((queue.get(None), queue.get(None)), (Ok(1), Ok(2)));
+        producer.join().unwrap();
+    });
+}
