@@ -40,9 +40,25 @@ function startWorker() {
   // One more worker than cores: a FIFO pool of k workers also occupies its caller's thread.
   const threads = isolated ? Math.max((navigator.hardwareConcurrency || 1) + 1, 8) : 0;
   state.worker = new Worker('./worker.js', { type: 'module' });
-  state.worker.onmessage = ({ data }) => handlers[data.type](data);
+  state.worker.onmessage = ({ data }) => {
+    if (data.type === 'ready' || data.type === 'fatal') clearTimeout(state.startWatchdog);
+    handlers[data.type](data);
+  };
   state.worker.onerror = (event) => setStatus('error', `the worker failed: ${event.message || 'could not load worker.js'}`);
   state.worker.postMessage({ type: 'init', threads });
+  // Now and then a browser never finishes starting a worker pool (seen in Firefox right after a
+  // navigation): the page does not hang on it — it starts the worker again, twice at most.
+  clearTimeout(state.startWatchdog);
+  state.startWatchdog = setTimeout(() => {
+    state.worker.terminate();
+    state.startAttempts = (state.startAttempts || 0) + 1;
+    if (state.startAttempts > 2) {
+      setStatus('error', 'the worker did not start in three tries of 15 s; reload the page');
+      return;
+    }
+    setStatus('loading', `the worker did not start in 15 s; starting it again (try ${state.startAttempts + 1} of 3)…`);
+    startWorker();
+  }, 15000);
 }
 
 const handlers = {
