@@ -99,14 +99,19 @@ mod tests {
         assert_eq!(json["default_threads"][0], 1);
     }
 
-    #[test]
-    fn a_finished_run_carries_the_cli_table_chart_and_csv() {
-        let request = parse_request(
-            r#"{"experiment":"mandelbrot","params":{"width":32,"height":16,"max_iter":20},"threads":[1,2],"repeat":2,"warmup":0}"#,
-        )
+    /// A tiny mandelbrot run at `threads` (JSON list), `repeat` times.
+    fn small_mandelbrot(threads: &str, repeat: usize) -> RunResult {
+        let request = parse_request(&format!(
+            r#"{{"experiment":"mandelbrot","params":{{"width":32,"height":16,"max_iter":20}},"threads":{threads},"repeat":{repeat},"warmup":0}}"#
+        ))
         .unwrap();
         let cancel = experiment::CancelFlag::new();
-        let result = experiment::run(&request, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap();
+        experiment::run(&request, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap()
+    }
+
+    #[test]
+    fn a_finished_run_carries_the_cli_table_chart_and_csv() {
+        let result = small_mandelbrot("[1,2]", 2);
         let json = serde_json::to_value(finished(&result)).unwrap();
         let headers = json["table"]["headers"].as_array().unwrap();
         let rows = json["table"]["rows"].as_array().unwrap();
@@ -118,12 +123,7 @@ mod tests {
 
     #[test]
     fn stored_results_render_and_compare_and_garbage_is_named() {
-        let request = parse_request(
-            r#"{"experiment":"mandelbrot","params":{"width":32,"height":16,"max_iter":20},"threads":[1],"repeat":1,"warmup":0}"#,
-        )
-        .unwrap();
-        let cancel = experiment::CancelFlag::new();
-        let result = experiment::run(&request, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap();
+        let result = small_mandelbrot("[1]", 1);
         let json = serde_json::to_string(&result).unwrap();
         let rendered: serde_json::Value = serde_json::from_str(&render(&json).unwrap()).unwrap();
         assert_eq!(rendered["result"]["experiment"], "mandelbrot");

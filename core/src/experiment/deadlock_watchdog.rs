@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::kernels::spin::Spinner;
 use crate::platform::{run_team, yield_now, Instant};
 use crate::sim::watchdog::{Stuck, TrackedMutex, WaitForGraph};
 use crate::stats::LogHistogram;
@@ -64,8 +65,9 @@ impl Experiment for DeadlockWatchdog {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Attempts {
             attempts: params.count("attempts"),
-            hold: Duration::from_micros(params.int("hold_us") as u64),
-            stagger: Duration::from_micros(params.int("stagger_us") as u64),
+            hold_ns: params.int("hold_us") as f64 * 1e3,
+            stagger_ns: params.int("stagger_us") as f64 * 1e3,
+            spinner: Spinner::calibrate(),
             timeout: Duration::from_millis(params.int("timeout_ms") as u64),
         }))
     }
@@ -73,8 +75,10 @@ impl Experiment for DeadlockWatchdog {
 
 struct Attempts {
     attempts: usize,
-    hold: Duration,
-    stagger: Duration,
+    hold_ns: f64,
+    stagger_ns: f64,
+    /// Busy waits of a set length (the browser's clock is too coarse to time microseconds).
+    spinner: Spinner,
     timeout: Duration,
 }
 
@@ -115,7 +119,7 @@ impl Cell for AttemptsCell<'_> {
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        let Attempts { attempts, hold, stagger, timeout } = *self.work;
+        let Attempts { attempts, hold_ns, stagger_ns, spinner, timeout } = *self.work;
         let graph = WaitForGraph::new(timeout);
         let (a, b) = (graph.mutex("a"), graph.mutex("b"));
         let arrived = AtomicUsize::new(0);
@@ -133,10 +137,10 @@ impl Cell for AttemptsCell<'_> {
                     return;
                 }
                 if member.index == 1 {
-                    spin_for(stagger);
+                    spinner.spin(stagger_ns);
                 }
                 let (first, second) = if self.reversed && member.index == 1 { (&b, &a) } else { (&a, &b) };
-                attempt_once(first, second, member.index, hold, &tally);
+                attempt_once(first, second, member.index, || spinner.spin(hold_ns), &tally);
             }
         })?;
         context.check_cancel()?;
@@ -153,9 +157,9 @@ impl Cell for AttemptsCell<'_> {
 }
 
 /// One attempt by thread `me`: first lock, hold, second lock, release.
-fn attempt_once(first: &TrackedMutex<'_>, second: &TrackedMutex<'_>, me: usize, hold: Duration, tally: &Mutex<Tally>) {
+fn attempt_once(first: &TrackedMutex<'_>, second: &TrackedMutex<'_>, me: usize, hold: impl FnOnce(), tally: &Mutex<Tally>) {
     let outcome = first.lock(me).and_then(|held| {
-        spin_for(hold);
+        hold();
         let reached = Instant::now();
         let inner = second.lock(me).map(drop);
         drop(held);
@@ -170,17 +174,6 @@ fn attempt_once(first: &TrackedMutex<'_>, second: &TrackedMutex<'_>, me: usize, 
         Ok(()) => {}
         Err(Stuck::Deadlock(_)) => tally.deadlocks += 1,
         Err(Stuck::TimedOut { .. }) => tally.timeouts += 1,
-    }
-}
-
-/// Busy for `duration` (a sleep would hand the core away and change the race).
-fn spin_for(duration: Duration) {
-    if duration.is_zero() {
-        return;
-    }
-    let start = Instant::now();
-    while start.elapsed() < duration {
-        std::hint::spin_loop();
     }
 }
 

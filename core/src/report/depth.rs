@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{format_metric, format_seconds, tick_step, xml_escape, PALETTE};
+use super::{format_metric, format_seconds, horizontal_grid, tick_step, xml_escape, PALETTE};
 use crate::trace::{CellTrace, SpanKind, Trace};
 
 /// (seconds since the cell's start, depth) for each depth mark of `cell`, in time order.
@@ -42,19 +42,7 @@ pub fn depth_svg(trace: &Trace) -> Option<String> {
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="chart depth" role="img" font-family="system-ui, sans-serif" font-size="12"><title>queue depth over time</title>"#
     );
-    let mut tick = 0.0;
-    while tick <= y_max + step / 2.0 {
-        let _ = write!(
-            svg,
-            r##"<line x1="{left}" x2="{}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            width - right,
-            left - 6.0,
-            y(tick) + 4.0,
-            format_metric(tick),
-            y0 = y(tick)
-        );
-        tick += step;
-    }
+    horizontal_grid(&mut svg, (left, width - right), (y_max, step), y, format_metric);
     let _ = write!(
         svg,
         r#"<text x="{left}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{}</text><text x="{:.1}" y="{}" text-anchor="middle">time in the run</text><text transform="translate(12 {:.1}) rotate(-90)" text-anchor="middle">queue depth (items)</text>"#,

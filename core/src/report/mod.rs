@@ -506,6 +506,29 @@ pub fn speedup_svg(result: &RunResult) -> String {
 }
 
 /// A step of 1, 2 or 5 × 10^k giving about five ticks up to `max`.
+/// Grid lines across `left..right` at every `step` from 0 to `y_max`, each labelled at the left
+/// (`y` maps a value to its pixel row).
+fn horizontal_grid(
+    svg: &mut String,
+    (left, right): (f64, f64),
+    (y_max, step): (f64, f64),
+    y: impl Fn(f64) -> f64,
+    label: impl Fn(f64) -> String,
+) {
+    let mut tick = 0.0;
+    while tick <= y_max + step / 2.0 {
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{right}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left - 6.0,
+            y(tick) + 4.0,
+            label(tick),
+            y0 = y(tick)
+        );
+        tick += step;
+    }
+}
+
 fn tick_step(max: f64) -> f64 {
     let rough = (max / 5.0).max(f64::MIN_POSITIVE);
     let magnitude = 10f64.powf(rough.log10().floor());
@@ -548,19 +571,7 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
         width - left - right,
         height - top - bottom
     );
-    let mut tick = 0.0;
-    while tick <= y_max + step / 2.0 {
-        let _ = write!(
-            svg,
-            r##"<line x1="{left}" x2="{}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            width - right,
-            left - 6.0,
-            y(tick) + 4.0,
-            (plot.format)(tick),
-            y0 = y(tick)
-        );
-        tick += step;
-    }
+    horizontal_grid(&mut svg, (left, width - right), (y_max, step), y, plot.format);
     let mut labelled: Vec<usize> =
         result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).chain(result.threads.iter().copied()).collect();
     labelled.sort_unstable();

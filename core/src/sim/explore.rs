@@ -349,6 +349,16 @@ fn options(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, budget
 /// Runs exactly `schedule` (letters, whitespace ignored) and stops at its end, at a failure, or
 /// with an error naming the first step that cannot run.
 pub fn replay(program: &Program, schedule: &str) -> Result<Run, String> {
+    replay_to(program, schedule).map(|(run, _)| run)
+}
+
+/// The state after running `schedule` (a prefix is fine), for the step view.
+pub fn state_after(program: &Program, schedule: &str) -> Result<(Run, Snapshot), String> {
+    replay_to(program, schedule).map(|(run, machine)| (run, machine.snapshot()))
+}
+
+/// [`replay`], also handing back the machine where the run stopped.
+fn replay_to<'p>(program: &'p Program, schedule: &str) -> Result<(Run, Machine<'p>), String> {
     let letters: Vec<char> = schedule.chars().filter(|c| !c.is_whitespace()).collect();
     let threads = program.threads.len();
     let mut machine = Machine::new(program);
@@ -369,13 +379,13 @@ pub fn replay(program: &Program, schedule: &str) -> Result<Run, String> {
             return Err(format!("schedule: step {} is `{name}`, but {name} cannot run there ({state})", index + 1));
         }
         if let Some(cycle) = fair_cycle(&machine, &mut seen, &done) {
-            return Ok(Run { schedule: done, steps, failure: Some(Failure::Livelock { cycle }), cut: false });
+            return Ok((Run { schedule: done, steps, failure: Some(Failure::Livelock { cycle }), cut: false }, machine));
         }
         done.push(name);
         let (step, outcome) = machine.step(thread);
         steps.push(step);
         if let Err(failure) = outcome {
-            return Ok(Run { schedule: done, steps, failure: Some(failure), cut: false });
+            return Ok((Run { schedule: done, steps, failure: Some(failure), cut: false }, machine));
         }
     }
     let failure = if machine.all_done() {
@@ -385,16 +395,5 @@ pub fn replay(program: &Program, schedule: &str) -> Result<Run, String> {
     } else {
         fair_cycle(&machine, &mut seen, &done).map(|cycle| Failure::Livelock { cycle })
     };
-    Ok(Run { schedule: done, steps, failure, cut: false })
-}
-
-/// The state after running `schedule` (a prefix is fine), for the step view.
-pub fn state_after(program: &Program, schedule: &str) -> Result<(Run, Snapshot), String> {
-    let run = replay(program, schedule)?;
-    let mut machine = Machine::new(program);
-    for step in &run.steps {
-        // The same steps as the replay, so the same outcome: nothing new to report.
-        let _ = machine.step((step.thread as usize) - ('A' as usize));
-    }
-    Ok((run, machine.snapshot()))
+    Ok((Run { schedule: done, steps, failure, cut: false }, machine))
 }
