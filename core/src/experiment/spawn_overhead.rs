@@ -40,7 +40,7 @@ impl Experiment for SpawnOverhead {
             fixed_duration: false,
             chart_metric: Some("ns per task"),
             shows_timeline: true,
-            quick: &["tasks=200"],
+            quick: &["tasks=5000"],
         }
     }
 
