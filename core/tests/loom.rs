@@ -431,3 +431,39 @@ fn bounded_queue_hands_every_item_over_once_under_backpressure() {
         producer.join().unwrap();
     });
 }
+
+#[test]
+fn plain_lock_excludes_and_hands_over_on_release() {
+    use conlab_core::prims::Lock;
+    model(2, || {
+        let plain = Arc::new(Lock::new());
+        let data = Arc::new(UnsafeCell::new(0usize));
+        let add = |plain: &Lock, data: &UnsafeCell<usize>| {
+            assert!(plain.acquire(None));
+            // SAFETY: the lock is held by this thread: no other thread touches `data`.
+            data.with_mut(|value| unsafe { *value += 1 });
+            plain.release().unwrap();
+        };
+        let (other_lock, other_data) = (Arc::clone(&plain), Arc::clone(&data));
+        let other = thread::spawn(move || add(&other_lock, &other_data));
+        add(&plain, &data);
+        other.join().unwrap();
+        // SAFETY: both threads are done; this is the only access left.
+        assert_eq!(data.with(|value| unsafe { *value }), 2);
+        assert!(!plain.locked());
+    });
+}
+
+#[test]
+fn event_set_wakes_a_waiter_in_every_interleaving() {
+    use conlab_core::prims::Event;
+    model(2, || {
+        let event = Arc::new(Event::new());
+        let setter = {
+            let event = Arc::clone(&event);
+            thread::spawn(move || event.set())
+        };
+        assert!(event.wait(None), "a set before, during or after the wait: never a lost wake-up");
+        setter.join().unwrap();
+    });
+}

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conlab_core::platform::{run_team, Instant};
-use conlab_core::prims::{Barrier, BoundedSemaphore, Condition, Event, Order, PrimError, Queue, RLock, Semaphore};
+use conlab_core::prims::{Barrier, BoundedSemaphore, Condition, Event, Lock, Order, PrimError, Queue, RLock, Semaphore};
 
 const SHORT: Option<Duration> = Some(Duration::from_millis(20));
 
@@ -23,6 +23,18 @@ fn an_rlock_is_reentrant_for_its_owner_and_refuses_everyone_else() {
     .unwrap();
     assert_eq!((rlock.release(), rlock.release(), rlock.depth()), (Ok(()), Ok(()), 0));
     assert_eq!(rlock.release(), Err(PrimError::NotOwner), "released once too often");
+}
+
+#[test]
+fn a_plain_lock_self_deadlocks_its_holder_until_the_timeout_and_any_thread_may_release_it() {
+    let plain = Lock::new();
+    assert_eq!(plain.release(), Err(PrimError::Unlocked));
+    assert!(plain.acquire(None) && plain.locked());
+    let asked = Instant::now();
+    assert!(!plain.acquire(SHORT), "the holder waits for itself: a timeout, not a second acquisition");
+    assert!(asked.elapsed() >= Duration::from_millis(20));
+    run_team(1, |_| assert_eq!(plain.release(), Ok(()), "no owner: another thread may release it")).unwrap();
+    assert!(!plain.locked() && plain.acquire(SHORT));
 }
 
 #[test]
@@ -67,6 +79,31 @@ fn an_event_releases_every_waiter_at_once_and_times_out_while_clear() {
     assert!(event.is_set() && event.wait(None));
     event.clear();
     assert!(!event.is_set());
+}
+
+#[test]
+fn an_event_pulse_releases_the_threads_already_waiting_and_no_later_one() {
+    let event = Event::new();
+    let (waiting, released) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    run_team(4, |member| {
+        if member.index == 0 {
+            while waiting.load(Ordering::SeqCst) < 3 {
+                std::thread::yield_now();
+            }
+            // Past the count, each is a lock and a condvar wait away from sleeping.
+            std::thread::sleep(Duration::from_millis(50));
+            event.set();
+            event.clear();
+        } else {
+            waiting.fetch_add(1, Ordering::SeqCst);
+            if event.wait(Some(Duration::from_secs(10))) {
+                released.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(released.load(Ordering::SeqCst), 3, "set() then clear() still releases everyone who was waiting");
+    assert!(!event.wait(SHORT), "a thread arriving after the clear misses the pulse");
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub struct Finished<'a> {
     pub chart_svg: String,
     /// The fitted serial fractions, one sentence each (as under the CLI's table).
     pub fits: Vec<String>,
+    /// What the runs reported in words (a misuse caught), one line per finding, by cell.
+    pub findings: Vec<String>,
     pub csv: String,
     pub chrome_trace: Option<serde_json::Value>,
     /// Every thread's timeline, when a trace was recorded.
@@ -42,6 +44,7 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         table: report::table_data(result),
         chart_svg: report::chart_svg(result),
         fits: report::fit_lines(result),
+        findings: report::finding_lines(result),
         csv: report::csv(result),
         chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
         timeline_svg: result.trace.as_ref().map(report::timeline_svg),

@@ -330,7 +330,7 @@ function resultTable({ headers, rows }) {
   return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { text: h })))), el('tbody', {}, ...body));
 }
 
-function showResult({ result, traced, table, chart_svg, fits, csv, timeline_svg, depth_svg, latency_svgs }, exports) {
+function showResult({ result, traced, table, chart_svg, fits, findings, csv, timeline_svg, depth_svg, latency_svgs }, exports) {
   $('results').hidden = false;
   const baseline = result.baseline;
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
@@ -339,6 +339,8 @@ function showResult({ result, traced, table, chart_svg, fits, csv, timeline_svg,
   $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped
   $('fits').replaceChildren(...fits.map((line) => el('li', { text: line })));
   $('table').replaceChildren(resultTable(table));
+  $('findings').hidden = findings.length === 0;
+  $('findings-list').replaceChildren(...findings.map((line) => el('li', { text: line })));
   $('timeline').hidden = !timeline_svg;
   $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-core's report::timeline_svg, text XML-escaped
   state.zoom = { from: 0, to: 1 };

@@ -35,6 +35,9 @@ mod parallel_sum;
 pub mod params;
 mod pipeline;
 mod policies;
+mod prim_gallery;
+mod prim_rlock;
+mod prim_semaphore;
 mod process_overhead;
 mod producer_consumer;
 mod queue_backpressure;
@@ -215,6 +218,7 @@ pub struct RunContext<'a> {
     trace: &'a Recorder,
     metrics: Mutex<Vec<(&'static str, &'static str, f64)>>,
     latencies: Mutex<Vec<(&'static str, LogHistogram)>>,
+    findings: Mutex<Vec<String>>,
 }
 
 /// How often long-running work looks at the cancel flag, at most.
@@ -227,7 +231,7 @@ pub const STEPS_PER_CANCEL_CHECK: u64 = 256;
 
 impl<'a> RunContext<'a> {
     pub fn new(cancel: &'a CancelFlag, trace: &'a Recorder) -> Self {
-        Self { cancel, trace, metrics: Mutex::new(Vec::new()), latencies: Mutex::new(Vec::new()) }
+        Self { cancel, trace, metrics: Mutex::new(Vec::new()), latencies: Mutex::new(Vec::new()), findings: Mutex::new(Vec::new()) }
     }
 
     /// Records a measurement of this run (throughput, a fairness index, a percentile…); the
@@ -251,6 +255,17 @@ impl<'a> RunContext<'a> {
     /// The latency distributions recorded so far.
     pub fn take_latencies(&self) -> Vec<(&'static str, LogHistogram)> {
         std::mem::take(&mut *lock(&self.latencies))
+    }
+
+    /// Reports in one sentence something the run saw that numbers do not say — which thread
+    /// deadlocked on what, the error a misuse raised; the runner keeps each distinct sentence.
+    pub fn report(&self, finding: impl Into<String>) {
+        lock(&self.findings).push(finding.into());
+    }
+
+    /// The findings reported so far.
+    pub fn take_findings(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.findings))
     }
 
     /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.
@@ -386,6 +401,8 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &producer_consumer::ProducerConsumer,
         &pipeline::Pipeline,
         &deadlock_watchdog::DeadlockWatchdog,
+        &prim_rlock::PrimRlock,
+        &prim_semaphore::PrimSemaphore,
     ]
 }
 

@@ -141,6 +141,10 @@ pub struct CellResult {
     /// Latency distributions by name, each merged over the cell's timed runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latencies: BTreeMap<String, Latency>,
+    /// What the runs reported in words — a misuse caught (a self-deadlock, a broken barrier,
+    /// a lost wake-up), who did what — each distinct sentence once, in the order first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
 }
 
 impl CellResult {
@@ -160,6 +164,7 @@ impl CellResult {
             unchecked: None,
             metrics: BTreeMap::new(),
             latencies: BTreeMap::new(),
+            findings: Vec::new(),
         }
     }
 }

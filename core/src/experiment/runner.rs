@@ -106,7 +106,12 @@ struct LiveCell<'w> {
     metrics: BTreeMap<&'static str, (&'static str, Vec<f64>)>,
     /// name → the histograms of every timed run, merged
     latencies: BTreeMap<&'static str, LogHistogram>,
+    /// Distinct findings, first seen first, at most [`MAX_FINDINGS`].
+    findings: Vec<String>,
 }
+
+/// Findings kept per cell: a misuse reported on every run is one sentence, not a wall of them.
+const MAX_FINDINGS: usize = 8;
 
 struct Skipped {
     variant: &'static str,
@@ -153,6 +158,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
                     wrong_digest: None,
                     metrics: BTreeMap::new(),
                     latencies: BTreeMap::new(),
+                    findings: Vec::new(),
                 }),
                 Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
                 Err(error) => return Err(error),
@@ -181,6 +187,11 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
             }
             for (name, histogram) in context.take_latencies() {
                 cell.latencies.entry(name).or_default().merge(&histogram);
+            }
+            for finding in context.take_findings() {
+                if cell.findings.len() < MAX_FINDINGS && !cell.findings.contains(&finding) {
+                    cell.findings.push(finding);
+                }
             }
         }
         if record {
@@ -262,6 +273,7 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>)
         unchecked: cell.unchecked.map(Into::into),
         metrics: cell.metrics.iter().filter_map(|(name, (unit, values))| Some((name.to_string(), Metric::of(unit, values)?))).collect(),
         latencies: cell.latencies.iter().filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram)?))).collect(),
+        findings: cell.findings.clone(),
     }
 }
 

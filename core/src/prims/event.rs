@@ -1,5 +1,16 @@
 //! `threading.Event`: a flag threads wait for. `set` raises it and releases every waiter at
 //! once; `clear` lowers it; `wait` returns at once while it is up.
+//!
+//! As in CPython, a thread waiting when `set` is called is released even if `clear` follows
+//! before it runs again: each `set` starts a new generation, and a waiter leaves when the flag
+//! is up *or* the generation it slept in has ended. Only a thread that starts waiting after the
+//! `clear` misses the pulse — the misuse `prim-event` shows.
+//!
+//! | flag  | generation | a waiter that started in generation g             |
+//! |-------|------------|---------------------------------------------------|
+//! | up    | any        | returns at once                                   |
+//! | down  | g          | sleeps                                            |
+//! | down  | > g        | returns (a `set` happened while it slept)         |
 
 use std::time::Duration;
 
@@ -7,8 +18,15 @@ use super::wait_until;
 use crate::sync::{lock, Condvar, Mutex};
 
 #[derive(Default)]
+struct Flag {
+    up: bool,
+    /// How many times `set` was called.
+    generation: u64,
+}
+
+#[derive(Default)]
 pub struct Event {
-    flag: Mutex<bool>,
+    flag: Mutex<Flag>,
     changed: Condvar,
 }
 
@@ -18,20 +36,25 @@ impl Event {
     }
 
     pub fn set(&self) {
-        *lock(&self.flag) = true;
+        let mut flag = lock(&self.flag);
+        flag.up = true;
+        flag.generation += 1;
+        drop(flag);
         self.changed.notify_all();
     }
 
     pub fn clear(&self) {
-        *lock(&self.flag) = false;
+        lock(&self.flag).up = false;
     }
 
     pub fn is_set(&self) -> bool {
-        *lock(&self.flag)
+        lock(&self.flag).up
     }
 
-    /// Waits for the flag; `false` when `timeout` passed with it still down.
+    /// Waits for the flag (or a `set` while waiting); `false` when `timeout` passed first.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        wait_until(&self.changed, lock(&self.flag), timeout, |flag| *flag).1
+        let flag = lock(&self.flag);
+        let generation = flag.generation;
+        wait_until(&self.changed, flag, timeout, |flag| flag.up || flag.generation != generation).1
     }
 }

@@ -1,4 +1,4 @@
-//! Python's `threading` primitives for real (blocking) threads — `RLock`, `Semaphore` and
+//! Python's `threading` primitives for real (blocking) threads — `Lock`, `RLock`, `Semaphore` and
 //! `BoundedSemaphore`, `Event`, `Condition`, `Barrier` — and `queue.Queue` with its LIFO and
 //! priority variants: the thread-side twins of [`crate::aio::prims`].
 //!
@@ -19,6 +19,7 @@ use crate::sync::{Condvar, MutexGuard};
 mod barrier;
 mod condition;
 mod event;
+mod lock;
 mod queue;
 mod rlock;
 mod semaphore;
@@ -26,6 +27,7 @@ mod semaphore;
 pub use barrier::Barrier;
 pub use condition::{Condition, ConditionGuard};
 pub use event::Event;
+pub use lock::Lock;
 pub use queue::{Order, Queue};
 pub use rlock::RLock;
 pub use semaphore::{BoundedSemaphore, Semaphore};
@@ -33,6 +35,8 @@ pub use semaphore::{BoundedSemaphore, Semaphore};
 /// Misuse and the outcomes Python raises as exceptions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrimError {
+    /// `Lock.release()` on an unlocked lock (`RuntimeError`).
+    Unlocked,
     /// `RLock.release()` by a thread that does not hold it (`RuntimeError`).
     NotOwner,
     /// A `BoundedSemaphore` released more often than acquired (`ValueError`).
@@ -50,6 +54,7 @@ pub enum PrimError {
 impl fmt::Display for PrimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            PrimError::Unlocked => "release unlocked lock (RuntimeError)",
             PrimError::NotOwner => "cannot release un-acquired lock (RuntimeError)",
             PrimError::OverReleased => "Semaphore released too many times (ValueError)",
             PrimError::BrokenBarrier => "the barrier is broken (BrokenBarrierError)",

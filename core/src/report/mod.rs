@@ -273,13 +273,25 @@ pub fn table(result: &RunResult) -> String {
     if !result.fixed_duration && result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
         let _ = writeln!(out, "(noisy): the median's 95% interval is wider than 10% of it — the machine was busy; use more --repeat");
     }
-    for line in fit_lines(result) {
+    for line in fit_lines(result).into_iter().chain(finding_lines(result)) {
         let _ = writeln!(out, "{line}");
     }
     if result.environment.profile == "debug" {
         let _ = writeln!(out, "note: a debug build — timings are not representative; build with --release");
     }
     out
+}
+
+/// Each cell's findings, prefixed with the cell: `lock · 2 threads: thread 1 …`.
+pub fn finding_lines(result: &RunResult) -> Vec<String> {
+    result
+        .cells
+        .iter()
+        .flat_map(|cell| {
+            let threads = if cell.threads == 1 { "1 thread".to_string() } else { format!("{} threads", cell.threads) };
+            cell.findings.iter().map(move |finding| format!("{} · {threads}: {finding}", cell.variant))
+        })
+        .collect()
 }
 
 /// One sentence per fitted variant: its serial fraction and what the law then predicts.
@@ -679,6 +691,7 @@ mod tests {
             unchecked: None,
             metrics: Default::default(),
             latencies: Default::default(),
+            findings: Vec::new(),
         }
     }
 
@@ -755,6 +768,17 @@ mod tests {
         let csv = csv(&result);
         assert!(csv.lines().next().unwrap().ends_with(",unchecked,lost (updates)"));
         assert!(csv.lines().nth(2).unwrap().ends_with(",racy by design,20"), "{csv}");
+    }
+
+    #[test]
+    fn findings_follow_the_table_named_by_their_cell() {
+        let mut result = sample();
+        result.cells[1].findings = vec!["thread 0 deadlocked on itself".into(), "and stopped".into()];
+        assert_eq!(
+            finding_lines(&result),
+            ["thread-per-task · 8 threads: thread 0 deadlocked on itself", "thread-per-task · 8 threads: and stopped"]
+        );
+        assert!(table(&result).contains("\nthread-per-task · 8 threads: and stopped\n"), "{}", table(&result));
     }
 
     #[test]
