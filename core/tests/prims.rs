@@ -206,6 +206,9 @@ fn queues_apply_backpressure_order_items_and_join_waits_for_task_done() {
     full.put(1, None).unwrap();
     assert_eq!(full.put(2, SHORT), Err(PrimError::Full));
     assert!(!full.join(SHORT), "an item not yet done");
+    assert_eq!((full.get(None), full.unfinished()), (Ok(1), 1), "taken is not done");
+    full.task_done().unwrap();
+    assert!(full.unfinished() == 0 && full.join(SHORT));
 
     for (order, expected) in [(Order::Fifo, [3, 1, 2]), (Order::Lifo, [2, 1, 3]), (Order::Priority, [1, 2, 3])] {
         let queue = Queue::new(0, order);

@@ -337,7 +337,7 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let cards = browser.eval("return [document.querySelectorAll('.card').length, document.querySelectorAll('.topic').length];");
-    assert_eq!(cards, json!([conlab_core::experiment::registry().len(), 9]), "cards and topics");
+    assert_eq!(cards, json!([conlab_core::experiment::registry().len(), 10]), "cards and topics");
     browser.eval("document.querySelector('.card[data-experiment=pipeline]').click();");
     assert_eq!(browser.eval("return document.getElementById('experiment-select').value;"), json!("pipeline"));
 
@@ -527,7 +527,7 @@ fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_
         // …and is cancelled mid-run.
         cancel_mid_run(&browser, info.id);
     }
-    assert_eq!(topics_done.len(), 9, "{topics_done:?}");
+    assert_eq!(topics_done.len(), 10, "{topics_done:?}");
 }
 
 #[test]
@@ -553,7 +553,7 @@ fn firefox_runs_an_experiment_of_every_topic_on_wasm_threads() {
         }
     }
     cancel_mid_run(&browser, "firefox");
-    assert_eq!(topics.len(), 9);
+    assert_eq!(topics.len(), 10);
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let ready = browser.eval("return [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === 'page ready in').nextElementSibling.textContent;");

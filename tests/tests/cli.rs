@@ -185,11 +185,11 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
     );
     assert_fails_with(
         &["describe", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog",
+        "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
     );
 }
 

@@ -35,9 +35,14 @@ mod parallel_sum;
 pub mod params;
 mod pipeline;
 mod policies;
+mod prim_barrier;
+mod prim_condition;
+mod prim_event;
 mod prim_gallery;
+mod prim_queue;
 mod prim_rlock;
 mod prim_semaphore;
+mod prim_thread_local;
 mod process_overhead;
 mod producer_consumer;
 mod queue_backpressure;
@@ -403,6 +408,11 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
         &deadlock_watchdog::DeadlockWatchdog,
         &prim_rlock::PrimRlock,
         &prim_semaphore::PrimSemaphore,
+        &prim_event::PrimEvent,
+        &prim_condition::PrimCondition,
+        &prim_barrier::PrimBarrier,
+        &prim_queue::PrimQueue,
+        &prim_thread_local::PrimThreadLocal,
     ]
 }
 
@@ -439,7 +449,7 @@ mod tests {
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(
             error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog"
+            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local"
         );
     }
 

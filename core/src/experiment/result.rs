@@ -141,10 +141,17 @@ pub struct CellResult {
     /// Latency distributions by name, each merged over the cell's timed runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latencies: BTreeMap<String, Latency>,
-    /// What the runs reported in words — a misuse caught (a self-deadlock, a broken barrier,
-    /// a lost wake-up), who did what — each distinct sentence once, in the order first seen.
+    /// What a run reported in words — a misuse caught (a self-deadlock, a broken barrier, a
+    /// lost wake-up), who did what: the sentences of the first timed run that reported any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
+    /// How many of the timed runs reported findings.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub finding_runs: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 impl CellResult {
@@ -165,6 +172,7 @@ impl CellResult {
             metrics: BTreeMap::new(),
             latencies: BTreeMap::new(),
             findings: Vec::new(),
+            finding_runs: 0,
         }
     }
 }

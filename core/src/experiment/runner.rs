@@ -106,11 +106,13 @@ struct LiveCell<'w> {
     metrics: BTreeMap<&'static str, (&'static str, Vec<f64>)>,
     /// name → the histograms of every timed run, merged
     latencies: BTreeMap<&'static str, LogHistogram>,
-    /// Distinct findings, first seen first, at most [`MAX_FINDINGS`].
+    /// The first reporting run's findings, at most [`MAX_FINDINGS`] distinct ones.
     findings: Vec<String>,
+    /// Timed runs that reported findings.
+    finding_runs: usize,
 }
 
-/// Findings kept per cell: a misuse reported on every run is one sentence, not a wall of them.
+/// Findings kept per cell: one run's account, not a wall of sentences.
 const MAX_FINDINGS: usize = 8;
 
 struct Skipped {
@@ -159,6 +161,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
                     metrics: BTreeMap::new(),
                     latencies: BTreeMap::new(),
                     findings: Vec::new(),
+                    finding_runs: 0,
                 }),
                 Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
                 Err(error) => return Err(error),
@@ -188,9 +191,15 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
             for (name, histogram) in context.take_latencies() {
                 cell.latencies.entry(name).or_default().merge(&histogram);
             }
-            for finding in context.take_findings() {
-                if cell.findings.len() < MAX_FINDINGS && !cell.findings.contains(&finding) {
-                    cell.findings.push(finding);
+            let findings = context.take_findings();
+            if !findings.is_empty() {
+                cell.finding_runs += 1;
+                if cell.findings.is_empty() {
+                    for finding in findings {
+                        if cell.findings.len() < MAX_FINDINGS && !cell.findings.contains(&finding) {
+                            cell.findings.push(finding);
+                        }
+                    }
                 }
             }
         }
@@ -274,6 +283,7 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>)
         metrics: cell.metrics.iter().filter_map(|(name, (unit, values))| Some((name.to_string(), Metric::of(unit, values)?))).collect(),
         latencies: cell.latencies.iter().filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram)?))).collect(),
         findings: cell.findings.clone(),
+        finding_runs: cell.finding_runs,
     }
 }
 

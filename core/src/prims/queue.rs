@@ -130,6 +130,11 @@ impl<T: Ord> Queue<T> {
         wait_until(&self.all_done, lock(&self.state), timeout, |state| state.unfinished == 0).1
     }
 
+    /// Items put and not yet marked done (Python's `unfinished_tasks`).
+    pub fn unfinished(&self) -> usize {
+        lock(&self.state).unfinished
+    }
+
     pub fn qsize(&self) -> usize {
         lock(&self.state).items.len()
     }

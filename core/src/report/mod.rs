@@ -282,14 +282,19 @@ pub fn table(result: &RunResult) -> String {
     out
 }
 
-/// Each cell's findings, prefixed with the cell: `lock · 2 threads: thread 1 …`.
+/// Each cell's findings, prefixed with the cell and, over several runs, how many reported
+/// (the sentences are the first such run's): `lock · 2 threads [5/5 runs]: worker 1 …`.
 pub fn finding_lines(result: &RunResult) -> Vec<String> {
     result
         .cells
         .iter()
         .flat_map(|cell| {
             let threads = if cell.threads == 1 { "1 thread".to_string() } else { format!("{} threads", cell.threads) };
-            cell.findings.iter().map(move |finding| format!("{} · {threads}: {finding}", cell.variant))
+            let runs = match cell.samples.len() {
+                0 | 1 => String::new(),
+                runs => format!(" [{}/{runs} runs]", cell.finding_runs),
+            };
+            cell.findings.iter().map(move |finding| format!("{} · {threads}{runs}: {finding}", cell.variant))
         })
         .collect()
 }
@@ -692,6 +697,7 @@ mod tests {
             metrics: Default::default(),
             latencies: Default::default(),
             findings: Vec::new(),
+            finding_runs: 0,
         }
     }
 
@@ -774,11 +780,10 @@ mod tests {
     fn findings_follow_the_table_named_by_their_cell() {
         let mut result = sample();
         result.cells[1].findings = vec!["thread 0 deadlocked on itself".into(), "and stopped".into()];
-        assert_eq!(
-            finding_lines(&result),
-            ["thread-per-task · 8 threads: thread 0 deadlocked on itself", "thread-per-task · 8 threads: and stopped"]
-        );
-        assert!(table(&result).contains("\nthread-per-task · 8 threads: and stopped\n"), "{}", table(&result));
+        result.cells[1].finding_runs = 2;
+        let prefix = "thread-per-task · 8 threads [2/3 runs]";
+        assert_eq!(finding_lines(&result), [format!("{prefix}: thread 0 deadlocked on itself"), format!("{prefix}: and stopped")]);
+        assert!(table(&result).contains(&format!("\n{prefix}: and stopped\n")), "{}", table(&result));
     }
 
     #[test]

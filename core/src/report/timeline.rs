@@ -27,7 +27,7 @@ fn style(kind: SpanKind) -> (&'static str, &'static str) {
         SpanKind::Wait => ("#f58518", "waiting (lock, child, I/O)"),
         SpanKind::Idle => ("#c7c7c7", "idle / parked"),
         SpanKind::Steal => ("#e45756", "looking for work / stealing"),
-        SpanKind::Mark => ("#222222", "event (submit, GIL drop request)"),
+        SpanKind::Mark => ("#222222", "event (submit, wake-up, notify, GIL drop request)"),
     }
 }
 
