@@ -32,7 +32,7 @@ impl Experiment for PrimEvent {
             params: vec![
                 ParamSpec::int("waiters", 4, 1, 15, "threads", "threads waiting for the event"),
                 ParamSpec::float("setup_ms", 10.0, 0.0, 10_000.0, "ms", "how long thread 0 prepares before set()"),
-                ParamSpec::float("poll_ms", 5.0, 0.1, 1_000.0, "ms", "the poll variant's sleep between looks at the flag"),
+                ParamSpec::float("poll_ms", 4.0, 0.1, 1_000.0, "ms", "the poll variant's sleep between looks at the flag"),
                 ParamSpec::float("late_ms", 2.0, 0.0, 1_000.0, "ms", "pulse: how long after the clear() the last waiter arrives"),
                 timeout_param(),
             ],
