@@ -390,8 +390,9 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
         browser.eval("return document.querySelectorAll('#table tbody tr').length;") == json!(3)
     });
     assert_eq!(browser.eval("return document.querySelectorAll('#history-list li').length;"), json!(1));
-    let ready = browser.eval("return [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === 'page ready in').nextElementSibling.textContent;");
-    println!("page ready in: {ready}");
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let ready = browser.eval(STARTUP_TIMES);
+    println!("page ready in: {}; threads ready in: {}", ready[0], ready[1]);
 
     // Import the same settings measured natively: the form takes them, a run here compares.
     let output = std::process::Command::new(conlab_release())
@@ -427,6 +428,10 @@ fn table_states(browser: &Browser) -> Vec<String> {
 /// Opens `info`'s quick preset from its permalink at 1 and 2 threads, runs it, and checks the
 /// table, the chart (and the latency plot and timeline where the experiment has them) and that
 /// the main thread never blocked; a screenshot goes to `shots`.
+/// The environment panel's start-up lines: page ready (interactive), threads ready (Run).
+const STARTUP_TIMES: &str = "const value = (term) => [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === term).nextElementSibling.textContent; \
+                             return [value('page ready in'), value('threads ready in')];";
+
 fn run_from_link(browser: &Browser, url: &str, info: &conlab_core::experiment::ExperimentInfo, shots: &std::path::Path) {
     let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));
     browser.navigate(&format!("{url}?{link}"));
@@ -470,6 +475,22 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_core::experiment::E
     }
     if info.shows_timeline {
         assert!(!drawn[3].as_bool().unwrap() && drawn[4].as_u64().unwrap() > 0, "{}: the timeline: {drawn}", info.id);
+    }
+    // A misuse that always ends in a report says so under the table, named by its cell.
+    let misuse = match info.id {
+        "prim-rlock" => Some("lock · "),
+        "prim-semaphore" => Some("leaky · "),
+        "prim-event" => Some("pulse · "),
+        "prim-barrier" => Some("missing-party · "),
+        "prim-queue" => Some("no-task-done · "),
+        _ => None,
+    };
+    if let Some(cell) = misuse {
+        let findings = browser.eval(
+            "return document.getElementById('findings').hidden ? [] : [...document.querySelectorAll('#findings-list li')].map(li => li.textContent);",
+        );
+        let listed = findings.as_array().unwrap().iter().filter_map(|f| f.as_str());
+        assert!(listed.clone().any(|f| f.starts_with(cell)), "{}: the {cell}misuse reported: {findings}", info.id);
     }
     let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
     assert_eq!(long, json!([]), "{}: long tasks on the main thread during the run", info.id);
@@ -556,8 +577,8 @@ fn firefox_runs_an_experiment_of_every_topic_on_wasm_threads() {
     assert_eq!(topics.len(), 10);
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
-    let ready = browser.eval("return [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === 'page ready in').nextElementSibling.textContent;");
-    println!("firefox: page ready in {ready} (warm)");
+    let ready = browser.eval(STARTUP_TIMES);
+    println!("firefox (warm): page ready in {}; threads ready in {}", ready[0], ready[1]);
 }
 
 #[test]

@@ -6,15 +6,19 @@ use conlab_core::report;
 use conlab_core::trace::Trace;
 use serde::Serialize;
 
-/// The catalogue: every experiment's schema and the default thread sweep of this platform.
+/// The catalogue: every experiment's schema and the default thread sweep of this platform with
+/// a pool of `pool_threads` (the one being started, so the page's forms need not wait for it).
 #[derive(Serialize)]
 pub struct Catalogue {
     pub experiments: Vec<ExperimentInfo>,
     pub default_threads: Vec<usize>,
 }
 
-pub fn catalogue() -> Catalogue {
-    Catalogue { experiments: experiment::registry().iter().map(|e| e.info()).collect(), default_threads: experiment::default_threads() }
+pub fn catalogue(pool_threads: usize) -> Catalogue {
+    Catalogue {
+        experiments: experiment::registry().iter().map(|e| e.info()).collect(),
+        default_threads: experiment::default_threads_up_to(pool_threads),
+    }
 }
 
 /// A finished run as the page shows it: the result plus its rendered chart and CSV.
@@ -92,7 +96,7 @@ mod tests {
 
     #[test]
     fn catalogue_lists_every_experiment_with_its_schema() {
-        let json = serde_json::to_value(catalogue()).unwrap();
+        let json = serde_json::to_value(catalogue(1)).unwrap();
         let ids: Vec<_> = json["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
         let registered: Vec<_> = experiment::registry().iter().map(|e| e.info().id.to_string()).collect();
         assert_eq!(ids, registered);

@@ -24,10 +24,10 @@ pub fn pool_started(threads: usize) {
     platform::register_worker_pool(threads);
 }
 
-/// [`crate::messages::Catalogue`] as JSON.
+/// [`crate::messages::Catalogue`] for a pool of `pool_threads` workers, as JSON.
 #[wasm_bindgen]
-pub fn catalogue() -> Result<String, JsError> {
-    to_json(&crate::messages::catalogue())
+pub fn catalogue(pool_threads: usize) -> Result<String, JsError> {
+    to_json(&crate::messages::catalogue(pool_threads))
 }
 
 /// The environment block of a result, as JSON.

@@ -12,7 +12,7 @@ const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
-const state = { worker: null, catalogue: null, environment: null, poolThreads: 0, memory: null, cancelAddress: 0, running: false, last: null, imported: null };
+const state = { worker: null, catalogue: null, environment: null, poolThreads: 0, threadsReady: false, memory: null, cancelAddress: 0, running: false, last: null, imported: null };
 
 // Long tasks (> 50 ms) on this, the main thread: the lab promises none while a run goes on
 // (the browser e2e suite reads this list).
@@ -39,6 +39,7 @@ function startWorker() {
   // workers sleep, and a run uses exactly the threads it asks for.
   // One more worker than cores: a FIFO pool of k workers also occupies its caller's thread.
   const threads = isolated ? Math.max((navigator.hardwareConcurrency || 1) + 1, 8) : 0;
+  state.threadsReady = false;
   state.worker = new Worker('./worker.js', { type: 'module' });
   state.worker.onmessage = ({ data }) => {
     if (data.type === 'ready' || data.type === 'fatal') clearTimeout(state.startWatchdog);
@@ -62,19 +63,14 @@ function startWorker() {
 }
 
 const handlers = {
-  ready(data) {
+  // wasm runs: the catalogue, forms, stored results and the debugging lab work; Run waits for
+  // the thread pool ('ready'). The forms assume the pool the worker is starting.
+  loaded(data) {
     state.catalogue = JSON.parse(data.catalogue);
     state.environment = JSON.parse(data.environment);
-    state.poolThreads = data.poolThreads;
-    state.memory = data.memory;
-    state.cancelAddress = data.cancelAddress;
-    const first = !$('experiment-select').options.length;
-    if (first) {
-      state.readyMs = Math.round(performance.now());
-      state.startup = data.startup;
-    }
-    showEnvironment(data.poolError);
-    if (first) {
+    if (!$('experiment-select').options.length) {
+      state.interactiveMs = Math.round(performance.now());
+      state.poolThreads = data.threads;
       fillCatalogue();
       setUpDebugger(JSON.parse(data.scenarios));
       const fromLink = applyLink(location.search) || openDebuggerLink(location.search);
@@ -83,6 +79,21 @@ const handlers = {
       $('catalogue').open = !fromLink && !storedHistory().length;
       if (!fromLink) openLatest();
     }
+    if (data.threads) setStatus('loading', `starting ${data.threads} worker threads…`);
+    setRunning(false);
+  },
+  ready(data) {
+    state.environment = JSON.parse(data.environment);
+    state.poolThreads = data.poolThreads;
+    state.memory = data.memory;
+    state.cancelAddress = data.cancelAddress;
+    if (state.readyMs === undefined) {
+      state.readyMs = Math.round(performance.now());
+      state.startup = data.startup;
+      showEnvironment(data.poolError);
+    }
+    fitThreadsToPool();
+    state.threadsReady = true;
     setStatus('ready', state.poolThreads ? `ready — ${state.poolThreads} worker threads` : 'ready — single thread (see the banner)');
     setRunning(false);
   },
@@ -111,7 +122,9 @@ const handlers = {
     state.last = finished;
     showResult(finished, data.exports);
     if (data.stored) {
-      setStatus('ready', `ready — showing a stored result of ${finished.result.experiment}`);
+      const shown = `showing a stored result of ${finished.result.experiment}`;
+      if (state.threadsReady) setStatus('ready', `ready — ${shown}`);
+      else setStatus('loading', state.poolThreads ? `${shown}; starting ${state.poolThreads} worker threads…` : shown);
     } else {
       remember(finished.result);
       setStatus('done', finished.result.all_checks_passed ? 'done — all correctness checks passed' : 'done — a correctness check FAILED');
@@ -153,7 +166,8 @@ function showEnvironment(poolError) {
     ['timer resolution', `${(env.timer_resolution_ns / 1000).toFixed(1)} µs`],
     ['build', `conlab ${env.version} (${env.profile})`],
     ['browser', navigator.userAgent],
-    ['page ready in', `${state.readyMs} ms (the worker, wasm and its thread pool started: wasm ${Math.round(state.startup.wasmMs)} ms, pool ${Math.round(state.startup.poolMs)} ms)`],
+    ['page ready in', `${state.interactiveMs} ms (the worker started and its wasm in ${Math.round(state.startup.wasmMs)} ms: catalogue, forms, debugging lab)`],
+    ['threads ready in', `${state.readyMs} ms (the pool of worker threads in ${Math.round(state.startup.poolMs)} ms: Run)`],
   ];
   const list = $('env-list');
   for (const [term, value] of rows) list.append(el('dt', { text: term }), el('dd', { text: value }));
@@ -282,9 +296,16 @@ function buildRequest() {
   };
 }
 
+// A pool smaller than the forms assumed (it failed to start): thread counts it cannot run go.
+function fitThreadsToPool() {
+  const maxThreads = Math.max(state.poolThreads, 1);
+  const threads = $('threads').value.split(',').map((t) => Number(t.trim())).filter((t) => t <= maxThreads);
+  if (threads.length === 0 || threads.length < $('threads').value.split(',').length) $('threads').value = (threads.length ? threads : [1]).join(',');
+}
+
 function setRunning(running) {
   state.running = running;
-  $('run-button').disabled = running || !state.catalogue;
+  $('run-button').disabled = running || !state.threadsReady;
   $('cancel-button').disabled = !running;
   $('experiment-select').disabled = running || !state.catalogue;
   if (!running) $('progress-text').textContent = '';
@@ -292,6 +313,7 @@ function setRunning(running) {
 
 function run(event) {
   event.preventDefault();
+  if (state.running || !state.threadsReady) return;
   $('form-error').textContent = '';
   let request;
   try {
@@ -333,7 +355,7 @@ function resultTable({ headers, rows }) {
 function showResult({ result, traced, table, chart_svg, fits, findings, csv, timeline_svg, depth_svg, latency_svgs }, exports) {
   $('results').hidden = false;
   const baseline = result.baseline;
-  const best = result.cells.filter((c) => c.speedup_vs_baseline != null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
+  const best = result.cells.filter((c) => c.speedup_vs_baseline != null && c.unchecked == null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
   $('result-summary').textContent = `${result.title}. ${best ? `Best: ${best.variant} on ${best.threads} thread${best.threads === 1 ? '' : 's'}, ${times(best.speedup_vs_baseline)} vs ${baseline}. ` : ''}` +
     `${result.repeat} runs per cell after ${result.warmup} warm-up; whole run ${result.wall_seconds.toFixed(2)} s.`;
   $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped

@@ -1,6 +1,9 @@
 // The experiment worker: owns the wasm instance and the rayon pool; runs experiments so the
 // page's main thread never blocks. Protocol (all payloads JSON strings from conlab-core):
-//   page → worker  {type: 'init', threads}            worker → page {type: 'ready', …} | {type: 'fatal', message}
+//   page → worker  {type: 'init', threads}            worker → page {type: 'loaded', …} once wasm runs (the page is
+//                                                                    usable: catalogue, forms, the debugging lab),
+//                                                                    then {type: 'ready', …} once the thread pool runs
+//                                                                    | {type: 'fatal', message}
 //   page → worker  {type: 'run', request}              worker → page {type: 'progress', progress}…, then
 //                                                                    {type: 'result', finished, exports} | {type: 'error', message}
 //                                                 worker → page {type: 'processes', count, startMs, error} once the
@@ -38,6 +41,15 @@ async function start(threads) {
   const began = performance.now();
   wasm = await init({ module_or_path: new URL('./conlab-web_bg.wasm', import.meta.url) });
   const wasmMs = performance.now() - began;
+  // Everything but a run works now: the page need not wait for the pool (its workers start
+  // slowly in some browsers — ~0.6 s for 8 in Firefox).
+  postMessage({
+    type: 'loaded',
+    catalogue: lab.catalogue(self.crossOriginIsolated ? threads : 1),
+    scenarios: lab.simScenarios(),
+    environment: lab.environment(),
+    threads: self.crossOriginIsolated ? threads : 0,
+  });
   let poolThreads = 0;
   let poolError = null;
   if (self.crossOriginIsolated) {
@@ -53,8 +65,6 @@ async function start(threads) {
   }
   postMessage({
     type: 'ready',
-    catalogue: lab.catalogue(),
-    scenarios: lab.simScenarios(),
     environment: lab.environment(),
     poolThreads,
     poolError,

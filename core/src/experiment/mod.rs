@@ -426,7 +426,12 @@ pub fn find(id: &str) -> Result<&'static dyn Experiment, RunError> {
 
 /// The default thread sweep: 1, 2, 4, … up to the hardware threads, which are always included.
 pub fn default_threads() -> Vec<usize> {
-    let limit = platform::hardware_threads().min(platform::max_team_threads());
+    default_threads_up_to(platform::max_team_threads())
+}
+
+/// The default thread sweep for a team limit of `team_threads` (a worker pool still starting).
+pub fn default_threads_up_to(team_threads: usize) -> Vec<usize> {
+    let limit = platform::hardware_threads().min(team_threads).max(1);
     let mut threads: Vec<usize> = std::iter::successors(Some(1usize), |t| t.checked_mul(2)).take_while(|t| *t <= limit).collect();
     if threads.last() != Some(&limit) {
         threads.push(limit);
