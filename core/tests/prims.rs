@@ -217,3 +217,45 @@ fn queues_apply_backpressure_order_items_and_join_waits_for_task_done() {
         assert_eq!(out, expected, "{order:?}");
     }
 }
+
+#[test]
+fn locks_and_events_hold_up_under_stress() {
+    use std::sync::atomic::AtomicU64;
+    const ROUNDS: u64 = 5_000;
+    // A read-then-write counter: only mutual exclusion keeps every increment.
+    let bump = |counter: &AtomicU64| counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    let (rlock, plain) = (RLock::new(), Lock::new());
+    let (under_rlock, under_lock) = (AtomicU64::new(0), AtomicU64::new(0));
+    run_team(4, |_| {
+        for _ in 0..ROUNDS {
+            assert!(rlock.acquire(None) && rlock.acquire(None) && rlock.acquire(None));
+            bump(&under_rlock);
+            (0..3).for_each(|_| rlock.release().unwrap());
+            assert!(plain.acquire(None));
+            bump(&under_lock);
+            plain.release().unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!((under_rlock.into_inner(), under_lock.into_inner()), (4 * ROUNDS, 4 * ROUNDS));
+    assert_eq!((rlock.depth(), plain.locked()), (0, false));
+
+    // 500 rounds of set → every waiter wakes → clear: no wake-up lost.
+    let (event, rounds, woken) = (Event::new(), Barrier::new(4), AtomicUsize::new(0));
+    run_team(4, |member| {
+        for _ in 0..500 {
+            rounds.wait(Some(Duration::from_secs(30))).unwrap();
+            if member.index == 0 {
+                event.set();
+            } else if event.wait(Some(Duration::from_secs(30))) {
+                woken.fetch_add(1, Ordering::SeqCst);
+            }
+            rounds.wait(Some(Duration::from_secs(30))).unwrap();
+            if member.index == 0 {
+                event.clear();
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(woken.load(Ordering::SeqCst), 3 * 500);
+}

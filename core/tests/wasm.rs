@@ -182,3 +182,90 @@ async fn both_pools_run_tasks_on_two_workers_at_once() {
     assert_eq!((a, b), (Some(0), Some(1)));
     assert_eq!(stats.total().steals, 1);
 }
+
+#[wasm_bindgen_test]
+async fn threading_primitives_keep_their_contracts_across_web_workers() {
+    use conlab_core::prims::{Barrier, BoundedSemaphore, Condition, Event, Lock, Order, PrimError, Queue, RLock, Semaphore};
+    pool().await;
+    let short = Some(Duration::from_millis(20));
+
+    // Lock: its holder's second acquire times out (a self-deadlock, not a hang); RLock: the owner
+    // re-enters, another worker may neither take nor release it.
+    let (plain, rlock) = (Lock::new(), RLock::new());
+    assert!(plain.acquire(None) && !plain.acquire(short));
+    assert!(rlock.acquire(None) && rlock.acquire(None));
+    run_team(2, |member| {
+        if member.index == 1 {
+            assert!(!rlock.acquire(short));
+            assert_eq!(rlock.release(), Err(PrimError::NotOwner));
+            assert_eq!(plain.release(), Ok(()), "a Lock has no owner");
+        }
+    })
+    .unwrap();
+
+    // Semaphore(2) over 6 workers: never more than 2 inside; a bounded one refuses an extra release.
+    let (semaphore, inside, most) = (Semaphore::new(2), AtomicUsize::new(0), AtomicUsize::new(0));
+    run_team(6, |_| {
+        for _ in 0..50 {
+            assert!(semaphore.acquire(Some(Duration::from_secs(10))));
+            most.fetch_max(inside.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            inside.fetch_sub(1, Ordering::SeqCst);
+            semaphore.release(1);
+        }
+    })
+    .unwrap();
+    assert!(most.load(Ordering::SeqCst) <= 2);
+    assert_eq!(BoundedSemaphore::new(1).release(), Err(PrimError::OverReleased));
+
+    // Event: one set() releases every waiter; Barrier: 4 workers × 3 phases, the action once each.
+    let (event, released) = (Event::new(), AtomicUsize::new(0));
+    let actions = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&actions);
+    let barrier = Barrier::with_action(4, move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    run_team(4, |member| {
+        if member.index == 0 {
+            platform::sleep(Duration::from_millis(5));
+            event.set();
+        } else if event.wait(Some(Duration::from_secs(10))) {
+            released.fetch_add(1, Ordering::SeqCst);
+        }
+        for _ in 0..3 {
+            barrier.wait(Some(Duration::from_secs(10))).unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!((released.load(Ordering::SeqCst), actions.load(Ordering::SeqCst)), (3, 3));
+
+    // Condition and a bounded Queue hand 3 × 200 items from producers to consumers, each once.
+    let (buffer, queue) = (Condition::new(Vec::<usize>::new()), Queue::new(2, Order::Fifo));
+    let (from_condition, from_queue) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    run_team(6, |member| {
+        if member.index < 3 {
+            for item in 0..200 {
+                buffer.lock().push(item);
+                buffer.notify();
+                queue.put(item, Some(Duration::from_secs(10))).unwrap();
+            }
+        } else {
+            for _ in 0..200 {
+                let mut items = buffer.lock();
+                assert!(items.wait_for(Some(Duration::from_secs(10)), |items| !items.is_empty()));
+                from_condition.fetch_add(items.pop().unwrap() + 1, Ordering::SeqCst);
+                drop(items);
+                from_queue.fetch_add(queue.get(Some(Duration::from_secs(10))).unwrap() + 1, Ordering::SeqCst);
+                queue.task_done().unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let expected = 3 * (200 * 201 / 2);
+    assert_eq!((from_condition.load(Ordering::SeqCst), from_queue.load(Ordering::SeqCst)), (expected, expected));
+    assert!(queue.join(short) && queue.qsize() == 0);
+    for (order, first) in [(Order::Lifo, 3), (Order::Priority, 1)] {
+        let queue = Queue::new(0, order);
+        [2, 1, 3].into_iter().for_each(|i| queue.put(i, None).unwrap());
+        assert_eq!(queue.get(None), Ok(first), "{order:?}");
+    }
+}
