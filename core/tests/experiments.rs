@@ -607,3 +607,75 @@ fn a_real_abba_deadlock_is_caught_by_the_wait_for_graph_and_ordered_locks_never_
     let detection = &result.cells[0].latencies["deadlock detection"];
     assert!(detection.count >= 5 && detection.at(50.0).unwrap() < 1e9, "caught within a second: {detection:?}");
 }
+
+/// An experiment whose run takes no time worth measuring: a few additions.
+struct Trivial;
+struct TrivialWorkload;
+struct TrivialCell(u64);
+
+impl Experiment for Trivial {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "trivial",
+            title: "test double",
+            topic: "tests",
+            concept: "none",
+            teaches: "nothing",
+            params: vec![],
+            variants: vec![VariantSpec::fixed("add", "")],
+            baseline: "add",
+            work_unit: None,
+            fixed_duration: false,
+            chart_metric: None,
+            shows_timeline: false,
+            quick: &[],
+        }
+    }
+
+    fn prepare(&self, _: &Params) -> Result<Box<dyn Workload>, RunError> {
+        Ok(Box::new(TrivialWorkload))
+    }
+}
+
+impl Workload for TrivialWorkload {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+    fn expected(&self) -> Digest {
+        3
+    }
+    fn cell(&self, _: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(TrivialCell(0)))
+    }
+}
+
+impl Cell for TrivialCell {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        self.0 += 1;
+        context.record("runs so far", "", self.0 as f64);
+        Ok(std::hint::black_box(1u64) + 2)
+    }
+}
+
+#[test]
+fn runs_too_short_for_the_clock_are_timed_in_batches_and_reported_per_run() {
+    let request = RunRequest { experiment: "trivial".into(), threads: Some(vec![1]), repeat: 5, warmup: 0, ..Default::default() };
+    let result = run_experiment(&Trivial, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
+    let cell = &result.cells[0];
+    assert!(cell.runs_per_sample > 1, "a few additions are far below 100 ticks of any clock: {cell:?}");
+    assert!(cell.samples.iter().all(|s| *s > 0.0), "every sample a real time per run: {:?}", cell.samples);
+    assert!(cell.check.as_ref().unwrap().passed, "every run of every batch checked");
+    // One value per sample — the mean over its batch — rising with the runs really made.
+    let runs = &cell.metrics["runs so far"];
+    assert_eq!(runs.values.len(), 5);
+    assert!(
+        runs.values.windows(2).all(|w| w[1] > w[0]) && runs.values[4] > cell.runs_per_sample as f64,
+        "{:?} ×{}",
+        runs.values,
+        cell.runs_per_sample
+    );
+    assert!(conlab_core::report::table(&result).contains("(batched)"));
+}

@@ -148,10 +148,22 @@ pub struct CellResult {
     /// How many of the timed runs reported findings.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub finding_runs: usize,
+    /// Runs timed together per sample, when one run is too short for the clock (each sample,
+    /// metric and the median are still per run).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub runs_per_sample: usize,
 }
 
 fn is_zero(count: &usize) -> bool {
     *count == 0
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(count: &usize) -> bool {
+    *count == 1
 }
 
 impl CellResult {
@@ -173,6 +185,7 @@ impl CellResult {
             latencies: BTreeMap::new(),
             findings: Vec::new(),
             finding_runs: 0,
+            runs_per_sample: 1,
         }
     }
 }

@@ -5,20 +5,32 @@
 //! cell always follows the same neighbour. On a shared, noisy machine (speed drifts ±20% within
 //! 100 ms) drift then lands on all cells alike instead of on whichever ran last. Every run's
 //! digest is checked; the trace, when asked for, records each cell's last run only.
+//!
+//! A sample lasts at least [`TICKS_PER_SAMPLE`] ticks of the clock: a cell whose run is shorter
+//! (a browser rounds `performance.now()` to 5–100 µs) is timed several runs at a time — the
+//! batch grows whenever a sample comes out short, never shrinks — and each sample is the
+//! batch's time per run.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
 use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
-use crate::platform::{max_team_threads, Instant};
+use crate::platform::{max_team_threads, timer_resolution, Instant};
 use crate::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
 use crate::trace::{CellTrace, Recorder, Trace};
 
 /// Allowed repeats and warm-ups.
 pub const REPEAT_RANGE: (usize, usize) = (1, 1000);
 pub const WARMUP_RANGE: (usize, usize) = (0, 100);
+
+/// A sample spans at least this many clock ticks, so rounding to a tick costs it at most 1%.
+pub const TICKS_PER_SAMPLE: u32 = 100;
+
+/// The most runs timed together as one sample.
+const MAX_RUNS_PER_SAMPLE: usize = 1 << 20;
 
 /// What to run, as a front end received it (unvalidated).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +122,8 @@ struct LiveCell<'w> {
     findings: Vec<String>,
     /// Timed runs that reported findings.
     finding_runs: usize,
+    /// Runs timed together per sample (grown by [`timed_sample`]).
+    runs_per_sample: usize,
 }
 
 /// Findings kept per cell: one run's account, not a wall of sentences.
@@ -162,6 +176,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
                     latencies: BTreeMap::new(),
                     findings: Vec::new(),
                     finding_runs: 0,
+                    runs_per_sample: 1,
                 }),
                 Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
                 Err(error) => return Err(error),
@@ -169,6 +184,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         }
     }
 
+    let shortest_sample = timer_resolution() * TICKS_PER_SAMPLE;
     let total = live.len() * (request.warmup + request.repeat);
     let mut done = 0;
     let mut traces = Vec::new();
@@ -177,15 +193,10 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         let recorder = Recorder::new(record);
         let context = RunContext::new(session.cancel, &recorder);
         context.check_cancel()?;
-        let start = Instant::now();
-        let digest = cell.cell.run(&context)?;
-        let seconds = start.elapsed().as_secs_f64();
-        if digest != cell.cell.expected().unwrap_or(expected) && cell.wrong_digest.is_none() {
-            cell.wrong_digest = Some(digest);
-        }
+        let elapsed = timed_sample(cell, &context, expected, shortest_sample)?;
         if !warmup {
-            cell.samples.push(seconds);
-            for (name, unit, value) in context.take_metrics() {
+            cell.samples.push(elapsed.as_secs_f64() / cell.runs_per_sample as f64);
+            for (name, unit, value) in mean_per_name(context.take_metrics()) {
                 cell.metrics.entry(name).or_insert((unit, Vec::new())).1.push(value);
             }
             for (name, histogram) in context.take_latencies() {
@@ -259,6 +270,48 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
     })
 }
 
+/// Runs the cell `runs` times back to back, checking every run's digest; the time they took.
+fn time_runs(cell: &mut LiveCell<'_>, context: &RunContext, runs: usize, expected: Digest) -> Result<Duration, RunError> {
+    let expected = cell.cell.expected().unwrap_or(expected);
+    let start = Instant::now();
+    for _ in 0..runs {
+        let digest = cell.cell.run(context)?;
+        if digest != expected && cell.wrong_digest.is_none() {
+            cell.wrong_digest = Some(digest);
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Times a batch of the cell's runs per sample; while a batch lasts less than `shortest` (and
+/// is not yet the largest) the batch grows and is timed again. The time of the batch kept.
+fn timed_sample(cell: &mut LiveCell<'_>, context: &RunContext, expected: Digest, shortest: Duration) -> Result<Duration, RunError> {
+    let mut elapsed = time_runs(cell, context, cell.runs_per_sample, expected)?;
+    while elapsed < shortest && cell.runs_per_sample < MAX_RUNS_PER_SAMPLE {
+        // Aim 20% past the target from what the batch read; a batch that read 0 grows tenfold.
+        let factor = if elapsed.is_zero() { 10.0 } else { (1.2 * shortest.as_secs_f64() / elapsed.as_secs_f64()).clamp(2.0, 10.0) };
+        cell.runs_per_sample = ((cell.runs_per_sample as f64 * factor).ceil() as usize).min(MAX_RUNS_PER_SAMPLE);
+        context.check_cancel()?;
+        elapsed = time_runs(cell, context, cell.runs_per_sample, expected)?;
+    }
+    Ok(elapsed)
+}
+
+/// A batch's measurements, one per run, as one value per name: their mean, in first-seen order.
+fn mean_per_name(metrics: Vec<(&'static str, &'static str, f64)>) -> Vec<(&'static str, &'static str, f64)> {
+    let mut sums: Vec<(&'static str, &'static str, f64, usize)> = Vec::new();
+    for (name, unit, value) in metrics {
+        match sums.iter_mut().find(|(seen, ..)| *seen == name) {
+            Some((_, _, sum, count)) => {
+                *sum += value;
+                *count += 1;
+            }
+            None => sums.push((name, unit, value, 1)),
+        }
+    }
+    sums.into_iter().map(|(name, unit, sum, count)| (name, unit, sum / count as f64)).collect()
+}
+
 fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>) -> CellResult {
     let expected = cell.cell.expected().unwrap_or(expected);
     let summary = Summary::of(&cell.samples);
@@ -284,6 +337,7 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>)
         latencies: cell.latencies.iter().filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram)?))).collect(),
         findings: cell.findings.clone(),
         finding_runs: cell.finding_runs,
+        runs_per_sample: cell.runs_per_sample,
     }
 }
 

@@ -276,6 +276,20 @@ pub fn table(result: &RunResult) -> String {
     for line in fit_lines(result).into_iter().chain(finding_lines(result)) {
         let _ = writeln!(out, "{line}");
     }
+    let batched: Vec<String> = result
+        .cells
+        .iter()
+        .filter(|c| c.runs_per_sample > 1)
+        .map(|c| format!("{} · {} ×{}", c.variant, c.threads, c.runs_per_sample))
+        .collect();
+    if !batched.is_empty() {
+        let resolution = format_seconds(result.environment.platform.timer_resolution_ns as f64 / 1e9);
+        let _ = writeln!(
+            out,
+            "(batched): one run lasts under 100 ticks of this clock ({resolution}), so these cells were timed several runs per sample, times per run: {}",
+            batched.join(", ")
+        );
+    }
     if result.environment.profile == "debug" {
         let _ = writeln!(out, "note: a debug build — timings are not representative; build with --release");
     }
@@ -698,6 +712,7 @@ mod tests {
             latencies: Default::default(),
             findings: Vec::new(),
             finding_runs: 0,
+            runs_per_sample: 1,
         }
     }
 
