@@ -35,7 +35,7 @@ impl Experiment for PrimCondition {
                 ParamSpec::int("consumers", 3, 1, 15, "threads", "consumer threads"),
                 ParamSpec::int("items", 20, 1, 100_000, "", "items the producer makes"),
                 ParamSpec::float("produce_ms", 2.0, 0.0, 1_000.0, "ms", "time to make one item"),
-                ParamSpec::float("gap_ms", 0.5, 0.0, 100.0, "ms", "check-outside: time between the unlocked check and the wait"),
+                ParamSpec::float("gap_ms", 2.5, 0.0, 100.0, "ms", "check-outside: time between the unlocked check and the wait"),
                 timeout_param(),
             ],
             variants: vec![

@@ -112,25 +112,26 @@ fn request_id(worker: usize, request: usize) -> u64 {
 }
 
 impl RequestsCell<'_> {
-    /// Stores `id`, works, reads back what is there now.
-    fn handle(&self, id: u64, shared: &AtomicU64, locked: &Mutex<u64>) -> u64 {
+    /// Stores `id`, works, reads back what is there now — and, holding a lock, when it got it.
+    fn handle(&self, id: u64, shared: &AtomicU64, locked: &Mutex<u64>) -> (u64, Option<Instant>) {
         let work = || self.requests.spinner.spin(self.requests.work_ns);
         match self.storage {
             Storage::ThreadLocal => {
                 CURRENT_REQUEST.with(|current| current.set(id));
                 work();
-                CURRENT_REQUEST.with(LocalCell::get)
+                (CURRENT_REQUEST.with(LocalCell::get), None)
             }
             Storage::Global => {
                 shared.store(id, Ordering::Relaxed);
                 work();
-                shared.load(Ordering::Relaxed)
+                (shared.load(Ordering::Relaxed), None)
             }
             Storage::GlobalLocked => {
                 let mut current = lock(locked);
+                let got = Instant::now();
                 *current = id;
                 work();
-                *current
+                (*current, Some(got))
             }
         }
     }
@@ -151,13 +152,19 @@ impl Cell for RequestsCell<'_> {
                 Storage::GlobalLocked => "request (holding the lock)",
                 _ => "request",
             };
-            let finished = context.repeat(self.requests.requests as u64, |request| {
+            // A cancel ends the requests early; `check_cancel` below reports it.
+            context.repeat(self.requests.requests as u64, |request| {
                 let id = request_id(member.index, request as usize);
                 let traced = lane.is_enabled() && (request as usize) < TRACED;
                 let started = Instant::now();
-                let read = self.handle(id, &shared, &locked);
+                let (read, got_lock) = self.handle(id, &shared, &locked);
                 if traced {
-                    lane.record(SpanKind::Run, label, started, Instant::now());
+                    let end = Instant::now();
+                    if let Some(got) = got_lock {
+                        lane.record(SpanKind::Wait, "lock.acquire()", started, got);
+                        lane.record(SpanKind::Mark, "woke: lock.acquire() → the lock", got, got);
+                    }
+                    lane.record(SpanKind::Run, label, got_lock.unwrap_or(started), end);
                 }
                 if read == id {
                     right.fetch_add(1, Ordering::Relaxed);
@@ -166,7 +173,6 @@ impl Cell for RequestsCell<'_> {
                     lock(&first_wrong).get_or_insert((id, read));
                 }
             });
-            let _ = finished; // a cancel is seen below
         })?;
         context.check_cancel()?;
         let wrong = wrong.load(Ordering::Relaxed);
