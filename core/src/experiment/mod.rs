@@ -416,6 +416,18 @@ pub fn registry() -> &'static [&'static dyn Experiment] {
     ]
 }
 
+/// Runs `body` on a team of `threads` (as [`platform::run_team`]); once every member has
+/// finished, the first error a member returned (a cancel, a wait that timed out) fails the run.
+fn run_members(threads: usize, body: impl Fn(platform::TeamMember) -> Result<(), RunError> + Sync) -> Result<(), RunError> {
+    let failure = Mutex::new(None);
+    platform::run_team(threads, |member| {
+        if let Err(error) = body(member) {
+            lock(&failure).get_or_insert(error);
+        }
+    })?;
+    failure.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
+}
+
 /// The experiment with this id, or an error listing the known ids.
 pub fn find(id: &str) -> Result<&'static dyn Experiment, RunError> {
     registry().iter().copied().find(|experiment| experiment.info().id == id).ok_or_else(|| RunError::UnknownExperiment {

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use crate::ds::channel::{self, Receiver, Sender};
 use crate::kernels::spin::Spinner;
-use crate::platform::{check_team_size, run_team, Instant};
+use crate::platform::{check_team_size, Instant};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{lock, Mutex};
 use crate::trace::{Lane, SpanKind};
@@ -176,20 +178,13 @@ impl Cell for StagesCell<'_> {
         drop(links);
         let busy: Vec<AtomicU64> = per_stage.iter().map(|_| AtomicU64::new(0)).collect();
         let digest = AtomicU64::new(0);
-        let failure = Mutex::new(None);
         let start = Instant::now();
-        run_team(roles.len(), |member| {
+        run_members(roles.len(), |member| {
             let stage = roles[member.index];
             let (input, output) = lock(&ends[member.index]).take().expect("each member takes its ends once");
-            let outcome = self.stage_loop(stage, member.index, input, output, context, &busy[stage], &digest);
-            if let Err(error) = outcome {
-                lock(&failure).get_or_insert(error);
-            }
+            self.stage_loop(stage, member.index, input, output, context, &busy[stage], &digest)
         })?;
         let wall = start.elapsed().as_secs_f64();
-        if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
         for (stage, threads) in per_stage.iter().enumerate() {
             let seconds = busy[stage].load(Ordering::Relaxed) as f64 / 1e9;
             context.record(BUSY[stage], "%", 100.0 * seconds / (wall * *threads as f64));

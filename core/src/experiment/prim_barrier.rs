@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, TOPIC};
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::platform::{run_team, Instant};
+use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::platform::Instant;
 use crate::prims::{Barrier, PrimError};
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -219,16 +219,10 @@ impl Cell for PhasesCell<'_> {
             broken: AtomicUsize::new(0),
             stuck_ns: Mutex::new(LogHistogram::default()),
         };
-        let failure = Mutex::new(None);
-        run_team(self.threads, |member| {
+        run_members(self.threads, |member| {
             let mut lane = context.trace().lane(member.index);
-            if let Err(error) = self.worker(member.index, &shared, &mut lane, context) {
-                lock(&failure).get_or_insert(error);
-            }
+            self.worker(member.index, &shared, &mut lane, context)
         })?;
-        if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
         if self.sync != Meeting::None {
             context.record("barrier actions", "phases", actions.load(Ordering::Relaxed) as f64);
         }

@@ -6,11 +6,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work, TOPIC};
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::platform::{run_team, Instant};
+use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::platform::Instant;
 use crate::prims::Condition;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::sync::{lock, Mutex};
 use crate::trace::{Lane, SpanKind};
 
 pub struct PrimCondition;
@@ -250,21 +249,14 @@ impl Cell for BufferCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let cond = Condition::new(Items::new());
         let tally = Tally::default();
-        let failure = Mutex::new(None);
-        run_team(self.threads, |member| {
+        run_members(self.threads, |member| {
             let mut lane = context.trace().lane(member.index);
-            let done = if member.index == 0 {
+            if member.index == 0 {
                 self.produce(&cond, &mut lane, context)
             } else {
                 self.consume(member.index, &cond, &tally, &mut lane, context)
-            };
-            if let Err(error) = done {
-                lock(&failure).get_or_insert(error);
             }
         })?;
-        if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
         let consumed = tally.consumed.load(Ordering::Relaxed);
         context.record("consumed", "items", consumed as f64);
         match self.style {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work, TOPIC};
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::platform::{run_team, Instant};
+use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::platform::Instant;
 use crate::prims::Event;
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -205,21 +205,14 @@ impl Cell for StartCell<'_> {
             polls: AtomicUsize::new(0),
             woken_after_ns: Mutex::new(LogHistogram::default()),
         };
-        let failure = Mutex::new(None);
-        run_team(self.threads, |member| {
+        run_members(self.threads, |member| {
             let mut lane = context.trace().lane(member.index);
-            let done = if member.index == 0 {
+            if member.index == 0 {
                 self.signal(&shared, &mut lane, context)
             } else {
                 self.wait(member.index, &shared, &mut lane, context)
-            };
-            if let Err(error) = done {
-                lock(&failure).get_or_insert(error);
             }
         })?;
-        if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
         let woken = shared.woken_after_ns.into_inner().unwrap_or_else(|p| p.into_inner());
         let released = shared.released.load(Ordering::Relaxed);
         context.record("released", "waiters", released as f64);

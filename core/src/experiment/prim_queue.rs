@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work, TOPIC};
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::platform::{run_team, Instant};
+use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::platform::Instant;
 use crate::prims::{Order, PrimError, Queue};
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::sync::{lock, Mutex};
 use crate::trace::{Lane, SpanKind};
 
 pub struct PrimQueue;
@@ -209,21 +208,14 @@ impl Cell for LineCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let queue = Queue::new(self.maxsize, Order::Fifo);
         let tally = Tally::default();
-        let failure = Mutex::new(None);
-        run_team(self.threads, |member| {
+        run_members(self.threads, |member| {
             let mut lane = context.trace().lane(member.index);
-            let done = if member.index == 0 {
+            if member.index == 0 {
                 self.produce(&queue, &tally, &mut lane, context)
             } else {
                 self.consume(&queue, &tally, &mut lane, context)
-            };
-            if let Err(error) = done {
-                lock(&failure).get_or_insert(error);
             }
         })?;
-        if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
         context.record("max depth", "items", tally.deepest.load(Ordering::Relaxed) as f64);
         context.record("producer blocked", "ms", tally.producer_blocked_ns.load(Ordering::Relaxed) as f64 / 1e6);
         context.record("join() waited", "ms", tally.join_ns.load(Ordering::Relaxed) as f64 / 1e6);

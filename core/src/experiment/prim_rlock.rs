@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work, TOPIC};
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::platform::run_team;
+use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::prims::{Lock, RLock};
 use crate::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use crate::sync::{lock, Mutex};
 use crate::trace::Lane;
 
 pub struct PrimRlock;
@@ -176,13 +174,12 @@ impl Cell for BankCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let accounts = Accounts { from: AtomicI64::new(0), to: AtomicI64::new(0), deepest: AtomicUsize::new(0) };
         let (done, stuck) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let outcome = Mutex::new(Ok(()));
-        run_team(self.threads, |member| {
+        run_members(self.threads, |member| {
             let mut lane = context.trace().lane(member.index);
             for _ in 0..self.bank.transfers {
-                match self.transfer(&accounts, &mut lane, context) {
-                    Ok(Ok(())) => done.fetch_add(1, Ordering::Relaxed),
-                    Ok(Err(SelfDeadlock)) => {
+                match self.transfer(&accounts, &mut lane, context)? {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(SelfDeadlock) => {
                         stuck.fetch_add(1, Ordering::Relaxed);
                         context.report(format!(
                             "worker {}: withdraw() called lock.acquire() on the Lock its own transfer() held and waited for \
@@ -191,16 +188,12 @@ impl Cell for BankCell<'_> {
                             member.index,
                             self.bank.timeout.as_millis()
                         ));
-                        return;
-                    }
-                    Err(error) => {
-                        *lock(&outcome) = Err(error);
-                        return;
+                        return Ok(());
                     }
                 };
             }
+            Ok(())
         })?;
-        outcome.into_inner().unwrap_or_else(|p| p.into_inner())?;
         let (from, to) = (accounts.from.load(Ordering::Relaxed), accounts.to.load(Ordering::Relaxed));
         let transfers = done.load(Ordering::Relaxed);
         context.record("transfers done", "", transfers as f64);

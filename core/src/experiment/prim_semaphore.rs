@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work, TOPIC};
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
-use crate::platform::run_team;
+use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::prims::{BoundedSemaphore, PrimError, Semaphore};
 use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::{lock, Mutex};
 use crate::trace::{Lane, SpanKind};
 
 pub struct PrimSemaphore;
@@ -81,20 +79,13 @@ impl Workload for Connections {
     }
 
     fn cell(&self, variant: &str, _threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        let kind = match variant {
-            "none" => LimitKind::None,
-            "leaky" => LimitKind::Plain,
-            _ => LimitKind::Bounded,
+        let limit: fn(usize) -> Limit = match variant {
+            "none" => |_| Limit::None,
+            "leaky" => |permits| Limit::Plain(Semaphore::new(permits)),
+            _ => |permits| Limit::Bounded(BoundedSemaphore::new(permits)),
         };
-        Ok(Box::new(ConnectionsCell { work: self, threads: team(self.workers)?, kind, leaks: variant.starts_with("leaky") }))
+        Ok(Box::new(ConnectionsCell { work: self, threads: team(self.workers)?, limit, leaks: variant.starts_with("leaky") }))
     }
-}
-
-#[derive(Clone, Copy)]
-enum LimitKind {
-    None,
-    Plain,
-    Bounded,
 }
 
 /// A fresh semaphore for each run (a leaked permit must not carry over to the next).
@@ -105,14 +96,6 @@ enum Limit {
 }
 
 impl Limit {
-    fn new(kind: LimitKind, permits: usize) -> Self {
-        match kind {
-            LimitKind::None => Limit::None,
-            LimitKind::Plain => Limit::Plain(Semaphore::new(permits)),
-            LimitKind::Bounded => Limit::Bounded(BoundedSemaphore::new(permits)),
-        }
-    }
-
     fn acquire(&self, timeout: Option<Duration>) -> bool {
         match self {
             Limit::None => true,
@@ -144,7 +127,8 @@ impl Limit {
 struct ConnectionsCell<'a> {
     work: &'a Connections,
     threads: usize,
-    kind: LimitKind,
+    /// Makes the variant's semaphore, fresh for each run.
+    limit: fn(usize) -> Limit,
     /// Worker 0's second connection takes the error path that releases twice.
     leaks: bool,
 }
@@ -222,27 +206,18 @@ impl Cell for ConnectionsCell<'_> {
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        let (limit, in_flight) = (Limit::new(self.kind, self.work.limit), InFlight::default());
+        let (limit, in_flight) = ((self.limit)(self.work.limit), InFlight::default());
         let made = AtomicUsize::new(0);
-        let failure = Mutex::new(None);
-        run_team(self.threads, |member| {
+        run_members(self.threads, |member| {
             let mut lane = context.trace().lane(member.index);
             for request in 0..self.work.requests {
-                match self.connect((&limit, &in_flight), member.index, request, &mut lane, context) {
-                    Ok(true) => {
-                        made.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(false) => return,
-                    Err(error) => {
-                        lock(&failure).get_or_insert(error);
-                        return;
-                    }
+                if !self.connect((&limit, &in_flight), member.index, request, &mut lane, context)? {
+                    break;
                 }
+                made.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(())
         })?;
-        if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
         context.record("max in flight", "connections", in_flight.most.load(Ordering::SeqCst) as f64);
         if let Some(left) = limit.value() {
             context.record("permits at the end", "", left as f64);
