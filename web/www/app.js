@@ -299,8 +299,9 @@ function buildRequest() {
 // A pool smaller than the forms assumed (it failed to start): thread counts it cannot run go.
 function fitThreadsToPool() {
   const maxThreads = Math.max(state.poolThreads, 1);
-  const threads = $('threads').value.split(',').map((t) => Number(t.trim())).filter((t) => t <= maxThreads);
-  if (threads.length === 0 || threads.length < $('threads').value.split(',').length) $('threads').value = (threads.length ? threads : [1]).join(',');
+  const asked = $('threads').value.split(',').map((t) => Number(t.trim()));
+  const runnable = asked.filter((t) => t <= maxThreads);
+  if (runnable.length < asked.length) $('threads').value = (runnable.length ? runnable : [1]).join(',');
 }
 
 function setRunning(running) {
