@@ -1,5 +1,10 @@
 """gil-race in CPython: `counter += 1` from N threads, plain and with a call between the load
-and the store. Prints the updates lost in each (expected − counted)."""
+and the store (`x = counter; f(); counter = x + 1`), for each thread count given.
+
+Usage: python3 gil_race.py INCREMENTS REPEAT THREADS...
+Prints one JSON object: per thread count, the fraction of all increments lost (expected −
+counted, over expected) in each of REPEAT runs, plain and with the call.
+"""
 import json
 import sys
 import threading
@@ -25,7 +30,7 @@ def with_call(n):
         counter = x + 1
 
 
-def lost(body, threads, n):
+def lost_fraction(body, threads, n):
     global counter
     counter = 0
     pool = [threading.Thread(target=body, args=(n,)) for _ in range(threads)]
@@ -33,12 +38,18 @@ def lost(body, threads, n):
         t.start()
     for t in pool:
         t.join()
-    return threads * n - counter
+    return (threads * n - counter) / (threads * n)
 
 
 def main():
-    n, threads = int(sys.argv[1]), int(sys.argv[2])
-    print(json.dumps({"plain_lost": lost(plain, threads, n), "call_lost": lost(with_call, threads, n)}))
+    n, repeat = int(sys.argv[1]), int(sys.argv[2])
+    out = {}
+    for threads in map(int, sys.argv[3:]):
+        out[str(threads)] = {
+            "plain": [lost_fraction(plain, threads, n) for _ in range(repeat)],
+            "call": [lost_fraction(with_call, threads, n) for _ in range(repeat)],
+        }
+    print(json.dumps(out))
 
 
 main()

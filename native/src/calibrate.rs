@@ -1,9 +1,9 @@
 //! `conlab calibrate-python`: the model against the real interpreter.
 //!
 //! Runs the reference scripts in `native/python/` (embedded in the binary) with the `python3` on
-//! PATH, runs the matching conlab experiments with the same sizes, and prints both side by side
-//! with their ratio — plus the `op_ns` that would make the model's bytecode as fast as this
-//! machine's CPython.
+//! PATH; fits the model's pace (`op_ns`) to this machine's CPython by running the model's loop
+//! until its time per iteration meets CPython's, and shows that fit measured; then runs the
+//! matching conlab experiments at that pace with the same sizes and prints both side by side.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -17,13 +17,20 @@ const GIL_RACE: &str = include_str!("../python/gil_race.py");
 const IO_FANOUT: &str = include_str!("../python/io_fanout.py");
 
 const ITERATIONS: u64 = 2_000_000;
+/// Increments per thread in the race: ~75 ms of CPython's read-call-write loop, some 15 tenures
+/// of the default 5 ms switch interval on 2 threads.
 const INCREMENTS: u64 = 1_000_000;
+/// Runs of each race, on both sides: one run's lost fraction swings ±0.1 with where its few
+/// switches happen to land; the mean of five is steady to a few hundredths.
+const RACE_RUNS: usize = 5;
+const RACE_THREADS: [usize; 2] = [2, 4];
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
-/// Bytecode instructions per iteration of the model's loops.
+/// Bytecode instructions per iteration of the model's loop (`total = total + 1`).
 const MODEL_OPS_PER_ITERATION: f64 = 5.0;
-/// The experiments' default `op_ns`.
-const DEFAULT_OP_NS: f64 = 5.0;
+/// The fit stops once the model's pace is this close to CPython's.
+const FIT_TOLERANCE: f64 = 0.03;
+const FIT_STEPS: usize = 5;
 
 /// Runs a reference script (fed on stdin) and parses the JSON line it prints.
 fn python(script: &str, args: &[String]) -> Result<Value, String> {
@@ -43,32 +50,76 @@ fn python(script: &str, args: &[String]) -> Result<Value, String> {
     serde_json::from_slice(&output.stdout).map_err(|e| format!("unexpected output from python3: {e}"))
 }
 
-fn model(id: &str, params: Value, variants: &[&str], threads: &[usize]) -> Result<RunResult, String> {
+fn model(id: &str, params: Value, variants: &[&str], threads: &[usize], repeat: usize) -> Result<RunResult, String> {
     let request = RunRequest {
         experiment: id.into(),
         params: serde_json::from_value(params).expect("an object"),
         variants: Some(variants.iter().map(|v| v.to_string()).collect()),
         threads: Some(threads.to_vec()),
-        repeat: 3,
+        repeat,
         warmup: 1,
         trace: false,
     };
     experiment::run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).map_err(|e| e.to_string())
 }
 
+/// A cell's fastest run, as CPython's side is timed (the best of its repetitions).
+fn fastest(result: &RunResult, variant: &str, threads: usize) -> f64 {
+    result.cell(variant, threads).and_then(|c| c.summary.as_ref()).map_or(f64::NAN, |s| s.min)
+}
+
 fn median(result: &RunResult, variant: &str, threads: usize) -> f64 {
     result.cell(variant, threads).and_then(|c| c.summary.as_ref()).map_or(f64::NAN, |s| s.median)
 }
 
-fn metric(result: &RunResult, variant: &str, threads: usize, name: &str) -> f64 {
-    result.cell(variant, threads).and_then(|c| c.metrics.get(name)).map_or(f64::NAN, |m| m.median)
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 fn number(value: &Value, key: &str) -> Result<f64, String> {
     value[key].as_f64().ok_or_else(|| format!("python3 printed no `{key}`"))
 }
 
-/// One comparison row: what, CPython's figure, the model's, as text, and their ratio.
+/// The lost fractions of a race script's runs: `race[threads][kind]`.
+fn race_fractions(race: &Value, threads: usize, kind: &str) -> Result<Vec<f64>, String> {
+    race[threads.to_string()][kind]
+        .as_array()
+        .and_then(|runs| runs.iter().map(Value::as_f64).collect())
+        .ok_or_else(|| format!("python3 printed no `{kind}` runs for {threads} threads"))
+}
+
+/// The model's fastest ns per loop iteration at `op_ns`.
+fn model_pace(op_ns: f64) -> Result<f64, String> {
+    let run = model("gil-cpu", json!({ "iterations": ITERATIONS, "op_ns": op_ns }), &["seq"], &[1], 3)?;
+    Ok(fastest(&run, "seq", 1) / ITERATIONS as f64 * 1e9)
+}
+
+/// The `op_ns` at which the model's loop runs at `target` ns per iteration, and the pace
+/// measured there. The pace grows with `op_ns` but not along a line (the interpreter's own
+/// dispatch runs alongside the busy work and sets a floor), so this searches: a first guess,
+/// then secant steps on measured points.
+fn fit_op_ns(target: f64) -> Result<(f64, f64), String> {
+    let mut points = vec![];
+    let mut op_ns = target / MODEL_OPS_PER_ITERATION;
+    for _ in 0..FIT_STEPS {
+        let pace = model_pace(op_ns)?;
+        eprintln!("  op_ns={op_ns:.2}: {pace:.1} ns per iteration (CPython: {target:.1})");
+        points.push((op_ns, pace));
+        if (pace / target - 1.0).abs() <= FIT_TOLERANCE {
+            break;
+        }
+        op_ns = match points.as_slice() {
+            [.., (x0, y0), (x1, y1)] if (y1 - y0).abs() > 1e-9 => x1 + (target - y1) * (x1 - x0) / (y1 - y0),
+            // One point: scale it.
+            _ => op_ns * target / pace,
+        }
+        .clamp(0.0, 1000.0);
+    }
+    let best = points.iter().min_by(|a, b| (a.1 - target).abs().total_cmp(&(b.1 - target).abs())).expect("measured");
+    Ok(*best)
+}
+
+/// One comparison row: what, CPython's figure, the model's, as text, and how they compare.
 struct Row(String, String, String, String);
 
 fn ratio(model: f64, cpython: f64) -> String {
@@ -77,36 +128,52 @@ fn ratio(model: f64, cpython: f64) -> String {
     } else if cpython == 0.0 {
         "–".into()
     } else {
-        format!("{:.2}", model / cpython)
+        format!("{:.2}×", model / cpython)
     }
+}
+
+fn fraction_row(what: String, cpython: f64, model: f64) -> Row {
+    Row(what, format!("{cpython:.2}"), format!("{model:.2}"), format!("{:+.2}", model - cpython))
 }
 
 pub fn calibrate_python() -> Result<(), String> {
     let threads = 2;
+    eprintln!("CPython: the loop alone and on {threads} threads, the races, the I/O fan-out…");
     let cpu = python(GIL_CPU, &[ITERATIONS.to_string(), threads.to_string(), "3".into()])?;
     let version = cpu["version"].as_str().unwrap_or("?").to_string();
     let switch_ms = number(&cpu, "switch_interval_s")? * 1e3;
-    let race = python(GIL_RACE, &[INCREMENTS.to_string(), threads.to_string()])?;
+    let mut race_args = vec![INCREMENTS.to_string(), RACE_RUNS.to_string()];
+    race_args.extend(RACE_THREADS.iter().map(usize::to_string));
+    let race = python(GIL_RACE, &race_args)?;
     let io = python(IO_FANOUT, &[TASKS.to_string(), (LATENCY_MS / 1e3).to_string()])?;
-
-    eprintln!("CPython done; running the model (gil-cpu, gil-race, io-fanout)…");
-    let gil_cpu = model("gil-cpu", json!({ "iterations": ITERATIONS, "switch_ms": switch_ms }), &["seq", "gil"], &[threads])?;
-    let gil_race = model("gil-race", json!({ "increments": INCREMENTS, "switch_ms": switch_ms }), &["gil", "gil-call"], &[threads])?;
-    let io_fanout = model("io-fanout", json!({ "tasks": TASKS, "latency": LATENCY_MS }), &["seq", "thread-per-task"], &[1])?;
-
     let cpy_iteration = number(&cpu, "ns_per_iteration")?;
-    let model_iteration = median(&gil_cpu, "seq", 1) / ITERATIONS as f64 * 1e9;
+
+    eprintln!("The model: fitting op_ns to CPython's {cpy_iteration:.1} ns per iteration…");
+    let (op_ns, model_iteration) = fit_op_ns(cpy_iteration)?;
+    eprintln!("The model at op_ns={op_ns:.2}: gil-cpu, gil-race, io-fanout…");
+    let gil_cpu =
+        model("gil-cpu", json!({ "iterations": ITERATIONS, "switch_ms": switch_ms, "op_ns": op_ns }), &["seq", "gil"], &[threads], 3)?;
+    let gil_race = model(
+        "gil-race",
+        json!({ "increments": INCREMENTS, "switch_ms": switch_ms, "op_ns": op_ns }),
+        &["gil", "gil-call"],
+        &RACE_THREADS,
+        RACE_RUNS,
+    )?;
+    let io_fanout = model("io-fanout", json!({ "tasks": TASKS, "latency": LATENCY_MS }), &["seq", "thread-per-task"], &[1], 3)?;
+
     let cpy_speedup = number(&cpu, "seq_s")? / number(&cpu, "threads_s")?;
-    let model_speedup = median(&gil_cpu, "seq", 1) / median(&gil_cpu, "gil", threads);
-    let (cpy_plain, cpy_call) = (number(&race, "plain_lost")?, number(&race, "call_lost")?);
-    let (model_plain, model_call) =
-        (metric(&gil_race, "gil", threads, "lost updates"), metric(&gil_race, "gil-call", threads, "lost updates"));
+    let model_speedup = fastest(&gil_cpu, "seq", 1) / fastest(&gil_cpu, "gil", threads);
+    let model_lost = |variant: &str, threads: usize| -> f64 {
+        let lost = gil_race.cell(variant, threads).and_then(|c| c.metrics.get("lost updates")).map_or(f64::NAN, |m| mean(&m.values));
+        lost / (threads as f64 * INCREMENTS as f64)
+    };
     let (cpy_seq, cpy_threads) = (number(&io, "seq_s")?, number(&io, "threads_s")?);
     let (model_seq, model_threads) = (median(&io_fanout, "seq", 1), median(&io_fanout, "thread-per-task", TASKS as usize));
 
-    let rows = [
+    let mut rows = vec![
         Row(
-            "gil-cpu: ns per loop iteration".into(),
+            format!("gil-cpu: ns per loop iteration (op_ns={op_ns:.2})"),
             format!("{cpy_iteration:.1}"),
             format!("{model_iteration:.1}"),
             ratio(model_iteration, cpy_iteration),
@@ -117,18 +184,20 @@ pub fn calibrate_python() -> Result<(), String> {
             format!("{model_speedup:.2}×"),
             ratio(model_speedup, cpy_speedup),
         ),
-        Row(
-            format!("gil-race: lost, counter += 1 ({threads}×{INCREMENTS})"),
-            format_metric(cpy_plain),
-            format_metric(model_plain),
-            ratio(model_plain, cpy_plain),
-        ),
-        Row(
-            "gil-race: lost, a call between load and store".into(),
-            format_metric(cpy_call),
-            format_metric(model_call),
-            ratio(model_call, cpy_call),
-        ),
+    ];
+    for threads in RACE_THREADS {
+        let plain = mean(&race_fractions(&race, threads, "plain")?);
+        rows.push(fraction_row(format!("gil-race: lost fraction, counter += 1, {threads} threads"), plain, model_lost("gil", threads)));
+    }
+    for threads in RACE_THREADS {
+        let call = mean(&race_fractions(&race, threads, "call")?);
+        rows.push(fraction_row(
+            format!("gil-race: lost fraction, x = counter; f(); counter = x + 1, {threads} threads"),
+            call,
+            model_lost("gil-call", threads),
+        ));
+    }
+    rows.extend([
         Row(
             format!("io-fanout: {TASKS} × {LATENCY_MS} ms, sequential"),
             format_seconds(cpy_seq),
@@ -141,26 +210,20 @@ pub fn calibrate_python() -> Result<(), String> {
             format_seconds(model_threads),
             ratio(model_threads, cpy_threads),
         ),
-    ];
+    ]);
+
     let cpython = format!("CPython {version}");
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    println!("{:<width$}  {cpython:>14}  {:>10}  {:>15}", "quantity", "model", "model / CPython");
-    for Row(what, cpy, model, ratio) in &rows {
-        println!("{what:<width$}  {cpy:>14}  {model:>10}  {ratio:>15}");
+    println!("{:<width$}  {cpython:>14}  {:>10}  {:>16}", "quantity", "model", "model vs CPython");
+    for Row(what, cpy, model, compared) in &rows {
+        println!("{what:<width$}  {cpy:>14}  {model:>10}  {compared:>16}");
     }
-    // The model's loop costs a + b·op_ns per iteration (a: our interpreter's own dispatch); two
-    // points give the line, and the op_ns at which it meets CPython's figure.
-    let bare = model("gil-cpu", json!({ "iterations": ITERATIONS, "op_ns": 0.0 }), &["seq"], &[1])?;
-    let base = median(&bare, "seq", 1) / ITERATIONS as f64 * 1e9;
-    let slope = (model_iteration - base) / DEFAULT_OP_NS;
     println!(
-        "\nThe model's loop: {base:.1} ns per iteration of interpreter overhead + {slope:.2} ns per unit of op_ns \
-         ({MODEL_OPS_PER_ITERATION} instructions; default op_ns {DEFAULT_OP_NS})."
+        "\nLost fractions are the mean of {RACE_RUNS} runs of {} increments per thread, at CPython's switch interval ({} ms); \
+         the last column is their difference.",
+        format_metric(INCREMENTS as f64),
+        format_metric(switch_ms)
     );
-    if cpy_iteration > base && slope > 0.0 {
-        println!("This machine's CPython matches --set op_ns={:.1}.", (cpy_iteration - base) / slope);
-    } else {
-        println!("This machine's CPython runs the loop faster than the model's bare interpreter: use --set op_ns=0.");
-    }
+    println!("This machine's CPython runs the loop at the model's pace with --set op_ns={op_ns:.2} (measured above).");
     Ok(())
 }

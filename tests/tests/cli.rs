@@ -225,9 +225,11 @@ fn serve_without_a_built_lab_says_how_to_build_it() {
 }
 
 #[test]
-fn calibrate_python_compares_cpython_with_the_model() {
+fn calibrate_python_fits_the_pace_and_lands_on_cpythons_lost_fractions() {
     let _alone = alone();
     if std::process::Command::new("python3").arg("--version").output().is_err() {
+        // On a developer's machine without Python the comparison cannot run; in CI it must.
+        assert!(std::env::var("CI").is_err(), "CI needs python3 on PATH (cargo xtask setup installs it)");
         eprintln!("python3 is not on PATH: calibrate-python cannot run here");
         return;
     }
@@ -235,24 +237,42 @@ fn calibrate_python_compares_cpython_with_the_model() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = stdout(&output);
     assert!(text.starts_with("quantity") && text.contains("CPython 3."), "{text}");
-    let plain_race = text.lines().find(|l| l.starts_with("gil-race: lost, counter += 1")).expect("the race row");
-    assert!(plain_race.trim_end().ends_with("equal"), "CPython and the model both lose nothing: {plain_race}");
-    assert!(text.contains("matches --set op_ns=") || text.contains("use --set op_ns=0"), "{text}");
+    // Each row: the quantity, then CPython's figure, the model's, and how they compare.
+    let row = |start: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no `{start}` row: {text}"));
+        line.split("  ").map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect()
+    };
+    // The fit is measured, not assumed: the model runs at CPython's pace.
+    let pace = row("gil-cpu: ns per loop iteration");
+    let (cpython, model): (f64, f64) = (pace[1].parse().unwrap(), pace[2].parse().unwrap());
+    assert!((model / cpython - 1.0).abs() <= 0.1, "model {model} ns vs CPython {cpython} ns per iteration: {text}");
+    for threads in [2, 4] {
+        let plain = row(&format!("gil-race: lost fraction, counter += 1, {threads} threads"));
+        assert_eq!((plain[1].as_str(), plain[2].as_str()), ("0.00", "0.00"), "no switch between load and store: {text}");
+        let call = row(&format!("gil-race: lost fraction, x = counter; f(); counter = x + 1, {threads} threads"));
+        let (cpython, model): (f64, f64) = (call[1].parse().unwrap(), call[2].parse().unwrap());
+        assert!(cpython > 0.1, "CPython 3.11 loses a share of the increments when a call sits in the window: {text}");
+        assert!((model - cpython).abs() <= 0.10, "{threads} threads: model loses {model}, CPython {cpython}: {text}");
+    }
+    assert!(text.contains("--set op_ns="), "{text}");
 }
 
 #[test]
-fn a_process_pool_runs_cpu_bound_python_in_parallel_where_threads_cannot() {
+fn a_process_pool_and_free_threading_run_cpu_bound_python_in_parallel_where_gil_threads_cannot() {
     let _alone = alone();
     // The law the books state: under the GIL threads do not speed up CPU-bound Python, worker
-    // processes (each with its own GIL) do — here real OS processes re-executing conlab.
-    let output = conlab_run(&["run", "gil-cpu", "--variant", "gil,process", "--threads", "1,2", "--repeat", "5", "--format", "json"]);
+    // processes (each with its own GIL) do — here real OS processes re-executing conlab — and so
+    // do free-threaded threads, whose loops share nothing.
+    let output =
+        conlab_run(&["run", "gil-cpu", "--variant", "gil,free-threaded,process", "--threads", "1,2", "--repeat", "6", "--format", "json"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
     assert!(result.all_checks_passed, "every process counted its share");
     // Each side's fastest run: load elsewhere slows runs down, never speeds them up.
     let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
     let speedup = |variant: &str| fastest(variant, 1) / fastest(variant, 2);
-    assert!(speedup("process") > 1.5, "process pool speedup {:.2} at 2 workers", speedup("process"));
+    assert!(speedup("process") >= 1.6, "process pool speedup {:.2} at 2 workers", speedup("process"));
+    assert!(speedup("free-threaded") >= 1.6, "free-threaded speedup {:.2} at 2 threads", speedup("free-threaded"));
     assert!(speedup("gil") < 1.3, "GIL speedup {:.2} at 2 threads", speedup("gil"));
     assert!(result.cell("process", 2).unwrap().metrics.contains_key("process start"));
 }

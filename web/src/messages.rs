@@ -1,6 +1,8 @@
 //! The JSON the worker hands the page, built from conlab-core's types (native-testable).
 
 use conlab_core::experiment::result::SCHEMA_VERSION;
+#[cfg(test)]
+use conlab_core::experiment::DEFAULT_REPEAT;
 use conlab_core::experiment::{self, ExperimentInfo, RunRequest, RunResult};
 use conlab_core::report;
 use conlab_core::trace::Trace;
@@ -12,12 +14,15 @@ use serde::Serialize;
 pub struct Catalogue {
     pub experiments: Vec<ExperimentInfo>,
     pub default_threads: Vec<usize>,
+    /// Timed runs per cell unless asked otherwise (the CLI's `--repeat` default).
+    pub default_repeat: usize,
 }
 
 pub fn catalogue(pool_threads: usize) -> Catalogue {
     Catalogue {
         experiments: experiment::registry().iter().map(|e| e.info()).collect(),
         default_threads: experiment::default_threads_up_to(pool_threads),
+        default_repeat: experiment::DEFAULT_REPEAT,
     }
 }
 
@@ -30,6 +35,8 @@ pub struct Finished<'a> {
     pub chart_svg: String,
     /// The fitted serial fractions, one sentence each (as under the CLI's table).
     pub fits: Vec<String>,
+    /// The table's footnotes (noise, what the intervals cover, batched cells), as the CLI's.
+    pub notes: Vec<String>,
     /// What the runs reported in words (a misuse caught), one line per finding, by cell.
     pub findings: Vec<String>,
     pub csv: String,
@@ -48,6 +55,7 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         table: report::table_data(result),
         chart_svg: report::chart_svg(result),
         fits: report::fit_lines(result),
+        notes: report::notes(result),
         findings: report::finding_lines(result),
         csv: report::csv(result),
         chrome_trace: result.trace.as_ref().map(|trace| trace.to_chrome_json()),
@@ -104,6 +112,7 @@ mod tests {
         let width = &json["experiments"][0]["params"][0];
         assert_eq!((width["name"].as_str(), width["type"].as_str(), width["min"].as_i64()), (Some("width"), Some("int"), Some(16)));
         assert_eq!(json["default_threads"][0], 1);
+        assert_eq!(json["default_repeat"], DEFAULT_REPEAT, "the page's form starts from the CLI's default");
     }
 
     /// A tiny mandelbrot run at `threads` (JSON list), `repeat` times.
@@ -153,7 +162,7 @@ mod tests {
     #[test]
     fn requests_parse_with_defaults_and_reject_garbage() {
         let request = parse_request(r#"{"experiment":"mandelbrot","threads":[1,2]}"#).unwrap();
-        assert_eq!((request.repeat, request.warmup, request.threads), (5, 1, Some(vec![1, 2])));
+        assert_eq!((request.repeat, request.warmup, request.threads), (DEFAULT_REPEAT, 1, Some(vec![1, 2])));
         assert!(parse_request("{").unwrap_err().starts_with("malformed run request"));
     }
 }

@@ -71,6 +71,7 @@ const handlers = {
     if (!$('experiment-select').options.length) {
       state.interactiveMs = Math.round(performance.now());
       state.poolThreads = data.threads;
+      $('repeat').value = String(state.catalogue.default_repeat);
       fillCatalogue();
       setUpDebugger(JSON.parse(data.scenarios));
       const fromLink = applyLink(location.search) || openDebuggerLink(location.search);
@@ -353,7 +354,7 @@ function resultTable({ headers, rows }) {
   return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { text: h })))), el('tbody', {}, ...body));
 }
 
-function showResult({ result, traced, table, chart_svg, fits, findings, csv, timeline_svg, depth_svg, latency_svgs }, exports) {
+function showResult({ result, traced, table, chart_svg, fits, notes, findings, csv, timeline_svg, depth_svg, latency_svgs }, exports) {
   $('results').hidden = false;
   const baseline = result.baseline;
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null && c.unchecked == null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
@@ -362,6 +363,7 @@ function showResult({ result, traced, table, chart_svg, fits, findings, csv, tim
   $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped
   $('fits').replaceChildren(...fits.map((line) => el('li', { text: line })));
   $('table').replaceChildren(resultTable(table));
+  $('notes').replaceChildren(...notes.map((line) => el('li', { text: line })));
   $('findings').hidden = findings.length === 0;
   $('findings-list').replaceChildren(...findings.map((line) => el('li', { text: line })));
   $('timeline').hidden = !timeline_svg;

@@ -2,7 +2,8 @@
 //!
 //! - `setup`: installs what is missing, each step skipped when the right version is present:
 //!   the wasm nightly (with rust-src, clippy and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
-//!   exact version, trunk, wasm-opt (npm `binaryen`), Chromium and chromedriver (apt, as root);
+//!   exact version, trunk, wasm-opt (npm `binaryen`), python3 and Chromium with chromedriver
+//!   (apt, as root);
 //!   for `test` also Firefox ESR (apt) and geckodriver (`cargo install`).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
 //! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
@@ -138,6 +139,15 @@ fn setup() -> Result {
     if output_of("wasm-opt", &["--version"]).is_some_and(|v| !v.contains(&format!("version {major}"))) {
         return Err(format!("another wasm-opt comes first on PATH (Debian's binaryen corrupts threaded modules); put npm's binaryen@{BINARYEN_VERSION} first"));
     }
+
+    // `conlab calibrate-python` and its test compare the model with the real interpreter.
+    step("python3", output_of("python3", &["--version"]).is_some(), || {
+        if !is_root() {
+            return Err("run as root, or yourself: sudo apt-get update && sudo apt-get install -y python3".into());
+        }
+        run(Command::new("apt-get").arg("update").arg("-qq"))?;
+        run(Command::new("apt-get").args(["install", "-y", "-qq", "python3"]).env("DEBIAN_FRONTEND", "noninteractive"))
+    })?;
 
     let browser_ready = output_of(CHROMIUM, &["--version"]).is_some() && output_of(CHROMEDRIVER, &["--version"]).is_some();
     step("chromium and chromedriver", browser_ready, || {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
 use crate::platform::{run_team, yield_now, Instant};
 use crate::sim::watchdog::{Stuck, TrackedMutex, WaitForGraph};
@@ -149,7 +149,7 @@ impl Cell for AttemptsCell<'_> {
         context.record("deadlock rate", "%", 100.0 * tally.deadlocks as f64 / attempts as f64);
         context.record("timed out", "", tally.timeouts as f64);
         if tally.detection_ns.count() > 0 {
-            context.record("detected in (p50)", "µs", tally.detection_ns.quantile(0.5) as f64 / 1e3);
+            context.record_time("detected in (p50)", TimeUnit::Microseconds, tally.detection_ns.quantile(0.5) as f64);
             context.record_latency("deadlock detection", &tally.detection_ns);
         }
         Ok(tally.ended)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
 use crate::platform::{check_team_size, run_team};
 use crate::pymodel::gil::Gil;
@@ -32,7 +32,7 @@ impl Experiment for GilConvoy {
                 ParamSpec::int("requests", 100, 1, 100_000, "requests", "I/O requests the I/O thread serves"),
                 ParamSpec::int("io_us", 200, 1, 1_000_000, "µs", "how long each request's I/O blocks"),
                 ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
-                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
+                ParamSpec::op_ns(),
             ],
             variants: vec![
                 VariantSpec::sweep("gil", "the I/O thread and threads − 1 CPU-bound threads under the GIL"),
@@ -120,9 +120,9 @@ impl Cell for ConvoyCell<'_> {
         context.check_cancel()?;
         let responses = responses.into_inner().unwrap_or_else(|p| p.into_inner());
         for (name, quantile) in [("response p50", 0.5), ("response p99", 0.99)] {
-            context.record(name, "µs", responses.quantile(quantile) as f64 / 1e3);
+            context.record_time(name, TimeUnit::Microseconds, responses.quantile(quantile) as f64);
         }
-        context.record("response max", "µs", responses.max() as f64 / 1e3);
+        context.record_time("response max", TimeUnit::Microseconds, responses.max() as f64);
         context.record_latency("I/O response", &responses);
         Ok(shared[0].load(Ordering::Relaxed) as u64)
     }

@@ -22,15 +22,18 @@ impl Experiment for GilCpu {
             title: "The GIL: CPU-bound threads vs one thread",
             topic: "threads & GIL",
             concept: "the GIL (global interpreter lock)",
-            teaches: "A CPU-bound Python loop split over N threads: under the GIL only the holder runs bytecode, so N \
-                      threads take as long as one thread doing all the work — or longer, because every switch interval \
-                      (5 ms) a waiting thread asks the holder to drop the GIL and the handover costs. Free-threaded Python \
-                      (PEP 703, no GIL) scales with the cores, at a per-instruction cost (`ft_overhead`). The model runs a \
-                      tiny bytecode on real threads at CPython's pace (`op_ns` per instruction); the timeline shows who \
-                      holds the GIL and who waits. `native` is the same loop as plain Rust: the interpreter's cost.",
+            teaches: "A CPU-bound Python loop (`total = total + 1` on a local, the result returned) split over N \
+                      threads: under the GIL only the holder runs bytecode, so N threads take as long as one thread doing \
+                      all the work — or longer, because every switch interval (5 ms) a waiting thread asks the holder to \
+                      drop the GIL and the handover costs. Free-threaded Python (PEP 703, no GIL) scales with the cores, \
+                      at a per-instruction cost (`ft_overhead`), and so does a process pool, after starting its \
+                      processes. The model runs a tiny bytecode on real threads at CPython's pace (`op_ns` per \
+                      instruction); each thread's loop works on its own locals, as a CPython frame's do, so nothing is \
+                      shared while it runs. The timeline shows who holds the GIL and who waits. `native` is the same \
+                      loop as plain Rust: the interpreter's cost.",
             params: vec![
                 ParamSpec::int("iterations", 2_000_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
-                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
+                ParamSpec::op_ns(),
                 ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
                 ParamSpec::float("ft_overhead", 0.1, 0.0, 5.0, "×", "extra cost per instruction when free-threaded (0.1 = 10%)"),
             ],
@@ -123,12 +126,11 @@ impl Cell for LoopCell<'_> {
         };
         let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
         let threads = self.threads;
-        let program =
-            |thread| Program::increment_var_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
+        let program = |thread| Program::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
         let team = interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
         if self.variant != "free-threaded" {
-            context.record("GIL switches", "per run", gil.switches() as f64);
+            context.record("GIL handovers", "per run", gil.handovers() as f64);
             context.record("drop requests", "per run", gil.drop_requests() as f64);
             let waited_ns: u64 = team.stats.iter().map(|stats| stats.gil_wait_ns).sum();
             context.record("GIL wait", "ms/thread", waited_ns as f64 / 1e6 / threads as f64);

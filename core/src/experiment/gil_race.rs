@@ -19,14 +19,17 @@ impl Experiment for GilRace {
             topic: "threads & GIL",
             concept: "race conditions under the GIL",
             teaches: "The books' lost-update listing prints the right total under CPython 3.10+ — not because `+=` is \
-                      atomic, but because the interpreter only hands the GIL over at eval-breaker points (loop back-edges \
-                      and calls), and there is none between the load and the store of `counter += 1`. Put a function call \
-                      between them (`x = counter; f(); counter = x + 1`) and a switch can land in the window: updates are \
-                      lost. Without the GIL (free-threaded Python) the plain loop loses updates too. `lost updates` is \
-                      expected − counted; expected is 0 only for `gil`.",
+                      atomic, but because the interpreter only hands the GIL over at eval-breaker points (a loop's \
+                      back-edge and a Python function's first instruction, `RESUME`), and there is none between the load \
+                      and the store of `counter += 1`. Put a call between them (`x = counter; f(); counter = x + 1`) and \
+                      a drop request can land inside `f`: the thread sleeps holding a stale `x` while the others run a \
+                      whole switch interval, then stores `x + 1` over all their work — CPython 3.11 loses about a \
+                      quarter of the increments that way on 2 threads and half on 4 (`conlab calibrate-python` measures \
+                      both against this model). Without the GIL (free-threaded Python) the plain loop loses updates too. \
+                      `lost updates` is expected − counted; expected is 0 only for `gil`.",
             params: vec![
                 ParamSpec::int("increments", 200_000, 1, 100_000_000, "per thread", "increments each thread performs"),
-                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
+                ParamSpec::op_ns(),
                 ParamSpec::float("switch_ms", 0.2, 0.01, 1000.0, "ms", "the switch interval (short: more switches, more chances)"),
             ],
             variants: vec![

@@ -1,6 +1,6 @@
 //! `lock-contention`: every lock under the same load — throughput, fairness, wait times.
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
 use crate::kernels::spin::Spinner;
 use crate::locks::{Lock, LockKind, Mutex, WithLock, REGIMES};
 use crate::platform::{run_team, Instant};
@@ -199,9 +199,9 @@ impl Cell for LoadCell<'_> {
         // The spread behind the index: the least and the most served thread.
         context.record("per thread min", "acq", shares.iter().copied().fold(f64::INFINITY, f64::min));
         context.record("per thread max", "acq", shares.iter().copied().fold(0.0, f64::max));
-        context.record("wait p50", "ns", tally.waits.quantile(0.50) as f64);
-        context.record("wait p99", "ns", tally.waits.quantile(0.99) as f64);
-        context.record("wait max", "ns", tally.waits.max() as f64);
+        context.record_time("wait p50", TimeUnit::Nanoseconds, tally.waits.quantile(0.50) as f64);
+        context.record_time("wait p99", TimeUnit::Nanoseconds, tally.waits.quantile(0.99) as f64);
+        context.record_time("wait max", TimeUnit::Nanoseconds, tally.waits.max() as f64);
         context.record_latency("lock wait", &tally.waits);
         Ok(tally.lost)
     }

@@ -5,7 +5,7 @@ use std::cell::Cell as Flag;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
 use crate::aio::{monitor_lag, sleep, spawn, to_thread, yield_now, EventLoop, RealClock};
 use crate::kernels::spin::Spinner;
 
@@ -115,9 +115,9 @@ impl Cell for StarvationCell<'_> {
         let outcome = EventLoop::new(RealClock::new(), tracing).run_with_threads(1, main, context.trace(), &keep_going)?;
         let (done, lag) = outcome?;
         for (name, q) in [("lag p50", 0.5), ("lag p99", 0.99)] {
-            context.record(name, "ms", lag.quantile(q) as f64 / 1e6);
+            context.record_time(name, TimeUnit::Milliseconds, lag.quantile(q) as f64);
         }
-        context.record("lag max", "ms", lag.max() as f64 / 1e6);
+        context.record_time("lag max", TimeUnit::Milliseconds, lag.max() as f64);
         context.record_latency("loop lag", &lag);
         Ok(done)
     }

@@ -63,7 +63,7 @@ use serde::Serialize;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
 pub use result::{CellResult, Check, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw};
-pub use runner::{run, run_experiment, Progress, RunRequest, Session};
+pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT};
 
 use crate::platform::{self, Instant, PlatformError};
 use crate::stats::LogHistogram;
@@ -221,9 +221,46 @@ impl CancelFlag {
 pub struct RunContext<'a> {
     cancel: &'a CancelFlag,
     trace: &'a Recorder,
-    metrics: Mutex<Vec<(&'static str, &'static str, f64)>>,
+    metrics: Mutex<Vec<Measurement>>,
     latencies: Mutex<Vec<(&'static str, LogHistogram)>>,
     findings: Mutex<Vec<String>>,
+}
+
+/// One value a run recorded with [`RunContext::record`] or [`RunContext::record_time`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub value: f64,
+    /// Set for a time read off the clock: the unit `value` is in.
+    pub timed_in: Option<TimeUnit>,
+}
+
+/// The units a measured time is shown in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    Nanoseconds,
+    Microseconds,
+    Milliseconds,
+}
+
+impl TimeUnit {
+    pub fn label(self) -> &'static str {
+        match self {
+            TimeUnit::Nanoseconds => "ns",
+            TimeUnit::Microseconds => "µs",
+            TimeUnit::Milliseconds => "ms",
+        }
+    }
+
+    /// Nanoseconds in one of this unit.
+    pub fn nanoseconds(self) -> f64 {
+        match self {
+            TimeUnit::Nanoseconds => 1.0,
+            TimeUnit::Microseconds => 1e3,
+            TimeUnit::Milliseconds => 1e6,
+        }
+    }
 }
 
 /// How often long-running work looks at the cancel flag, at most.
@@ -239,14 +276,21 @@ impl<'a> RunContext<'a> {
         Self { cancel, trace, metrics: Mutex::new(Vec::new()), latencies: Mutex::new(Vec::new()), findings: Mutex::new(Vec::new()) }
     }
 
-    /// Records a measurement of this run (throughput, a fairness index, a percentile…); the
-    /// runner summarises each name over a cell's timed runs.
+    /// Records a measurement of this run (throughput, a fairness index, a count…); the runner
+    /// summarises each name over a cell's timed runs.
     pub fn record(&self, name: &'static str, unit: &'static str, value: f64) {
-        lock(&self.metrics).push((name, unit, value));
+        lock(&self.metrics).push(Measurement { name, unit, value, timed_in: None });
+    }
+
+    /// Records a time this run read off the clock (a wait, a latency percentile), shown in
+    /// `unit`. The runner flags a median shorter than two ticks of the clock as unresolved, so
+    /// a browser's 5 µs clock never prints a wait as a measured 0.
+    pub fn record_time(&self, name: &'static str, unit: TimeUnit, nanoseconds: f64) {
+        lock(&self.metrics).push(Measurement { name, unit: unit.label(), value: nanoseconds / unit.nanoseconds(), timed_in: Some(unit) });
     }
 
     /// The measurements recorded so far.
-    pub fn take_metrics(&self) -> Vec<(&'static str, &'static str, f64)> {
+    pub fn take_metrics(&self) -> Vec<Measurement> {
         std::mem::take(&mut *lock(&self.metrics))
     }
 

@@ -38,7 +38,7 @@ impl Experiment for ModelsMatrix {
                 ParamSpec::int("tasks", 8, 1, 256, "tasks", "tasks in the batch, spread over the workers"),
                 ParamSpec::int("iterations", 250_000, 0, 100_000_000, "per task", "Python loop iterations of a CPU-bound task"),
                 ParamSpec::int("io_ms", 20, 0, 10_000, "ms", "blocking I/O of an I/O-bound task"),
-                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction"),
+                ParamSpec::op_ns(),
             ],
             variants: vec![
                 VariantSpec::fixed("seq", "one Python thread runs every task"),

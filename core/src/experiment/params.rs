@@ -110,6 +110,18 @@ impl ParamSpec {
         Self { name, kind: ParamKind::Float { min, max }, default: Value::Float(default), unit, help }
     }
 
+    /// The Python model's pace, `op_ns` (the same parameter in every Python experiment).
+    pub fn op_ns() -> Self {
+        Self::float(
+            "op_ns",
+            crate::pymodel::DEFAULT_OP_NS,
+            0.0,
+            1000.0,
+            "ns",
+            "time each bytecode instruction of the Python model takes (`conlab calibrate-python` fits it to your CPython)",
+        )
+    }
+
     pub fn choice(name: &'static str, default: &'static str, choices: &[&'static str], help: &'static str) -> Self {
         Self {
             name,

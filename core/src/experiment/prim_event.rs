@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work, TOPIC};
-use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+};
 use crate::platform::Instant;
 use crate::prims::Event;
 use crate::stats::LogHistogram;
@@ -218,8 +220,8 @@ impl Cell for StartCell<'_> {
         context.record("released", "waiters", released as f64);
         context.record("missed", "waiters", (self.start.waiters - released) as f64);
         if woken.count() > 0 {
-            context.record("woken after set() (p50)", "µs", woken.quantile(0.5) as f64 / 1e3);
-            context.record("woken after set() (max)", "µs", woken.max() as f64 / 1e3);
+            context.record_time("woken after set() (p50)", TimeUnit::Microseconds, woken.quantile(0.5) as f64);
+            context.record_time("woken after set() (max)", TimeUnit::Microseconds, woken.max() as f64);
             context.record_latency("woken after set()", &woken);
         }
         if self.signal == Signal::Poll {

@@ -32,7 +32,7 @@ impl Experiment for ProcessOverhead {
                 ParamSpec::int("tasks", 1000, 1, 1_000_000, "tasks", "tasks per map"),
                 ParamSpec::int("iterations", 100, 0, 10_000_000, "per task", "Python loop iterations of each task"),
                 ParamSpec::int("round_trips", 200, 1, 1_000_000, "round trips", "empty tasks sent one at a time"),
-                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction"),
+                ParamSpec::op_ns(),
             ],
             variants: vec![
                 VariantSpec::sweep("threads", "a ThreadPoolExecutor of N workers (FifoPool)"),

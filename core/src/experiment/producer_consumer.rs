@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
 use crate::ds::channel::{self, Receiver, Sender};
 use crate::ds::msqueue::MsQueue;
 use crate::ds::ring::Ring;
@@ -349,8 +349,8 @@ impl BufferCell<'_> {
     fn record(&self, context: &RunContext, taken: &[Taken], producer_waits: Duration) {
         let mut latency = LogHistogram::default();
         taken.iter().for_each(|t| latency.merge(&t.latency_ns));
-        context.record("latency p50", "µs", latency.quantile(0.5) as f64 / 1e3);
-        context.record("latency p99", "µs", latency.quantile(0.99) as f64 / 1e3);
+        context.record_time("latency p50", TimeUnit::Microseconds, latency.quantile(0.5) as f64);
+        context.record_time("latency p99", TimeUnit::Microseconds, latency.quantile(0.99) as f64);
         context.record_latency("item latency", &latency);
         let samples: Vec<usize> = taken.iter().flat_map(|t| t.depth_samples.iter().copied()).collect();
         if !samples.is_empty() {

@@ -200,13 +200,33 @@ pub struct Metric {
     /// One value per timed run, in the order measured (repetition i of every cell ran close
     /// in time: ratios between cells are best taken per repetition).
     pub values: Vec<f64>,
+    /// Set when the metric is a time read off the clock and its median is shorter than two
+    /// ticks of that clock: this many ns. The reading then only says "less than this" — a
+    /// browser's 5 µs clock reads most short waits as 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below_clock_resolution_ns: Option<f64>,
 }
 
 impl Metric {
     /// Summarises `values` (at least one).
     pub fn of(unit: &str, values: &[f64]) -> Option<Self> {
         let summary = crate::stats::Summary::of(values)?;
-        Some(Self { unit: unit.into(), median: summary.median, min: summary.min, max: summary.max, values: values.to_vec() })
+        Some(Self {
+            unit: unit.into(),
+            median: summary.median,
+            min: summary.min,
+            max: summary.max,
+            values: values.to_vec(),
+            below_clock_resolution_ns: None,
+        })
+    }
+
+    /// [`Metric::of`] for times in `unit` measured on a clock whose shortest readable time
+    /// (two ticks) is `floor_ns`.
+    pub fn of_time(unit: super::TimeUnit, values: &[f64], floor_ns: f64) -> Option<Self> {
+        let mut metric = Self::of(unit.label(), values)?;
+        metric.below_clock_resolution_ns = (metric.median * unit.nanoseconds() < floor_ns).then_some(floor_ns);
+        Some(metric)
     }
 }
 
@@ -217,6 +237,9 @@ impl Metric {
 pub struct Latency {
     pub count: u64,
     pub percentiles: Vec<Percentile>,
+    /// Two ticks of the clock that measured them, in ns: shorter latencies are not resolved.
+    #[serde(default)]
+    pub clock_resolution_ns: f64,
 }
 
 /// The latency at or below which `percent`% of the measurements fall.
@@ -224,20 +247,32 @@ pub struct Latency {
 pub struct Percentile {
     pub percent: f64,
     pub nanoseconds: f64,
+    /// Shorter than two ticks of the clock: the reading only says "less than
+    /// [`Latency::clock_resolution_ns`]".
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub below_clock_resolution: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
 }
 
 impl Latency {
     /// The percentiles kept: the body of the distribution and its tail, to the maximum.
     pub const PERCENTILES: [f64; 11] = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
 
-    /// `None` when nothing was measured.
-    pub fn of(histogram: &crate::stats::LogHistogram) -> Option<Self> {
+    /// `None` when nothing was measured; `floor_ns` is two ticks of the clock that measured it.
+    pub fn of(histogram: &crate::stats::LogHistogram, floor_ns: f64) -> Option<Self> {
         (histogram.count() > 0).then(|| Self {
             count: histogram.count(),
             percentiles: Self::PERCENTILES
                 .iter()
-                .map(|&percent| Percentile { percent, nanoseconds: histogram.quantile(percent / 100.0) as f64 })
+                .map(|&percent| {
+                    let nanoseconds = histogram.quantile(percent / 100.0) as f64;
+                    Percentile { percent, nanoseconds, below_clock_resolution: nanoseconds < floor_ns }
+                })
                 .collect(),
+            clock_resolution_ns: floor_ns,
         })
     }
 

@@ -17,13 +17,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
-use super::{default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError};
+use super::{
+    default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, Params, RunContext, RunError, TimeUnit,
+};
 use crate::platform::{max_team_threads, timer_resolution, Instant};
 use crate::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
 use crate::trace::{CellTrace, Recorder, Trace};
 
 /// Allowed repeats and warm-ups.
 pub const REPEAT_RANGE: (usize, usize) = (1, 1000);
+
+/// Timed runs per cell unless asked otherwise: the fewest whose median interval reaches 95%
+/// (six runs: [min, max] holds the true median with 96.875% confidence; five: 93.75%).
+pub const DEFAULT_REPEAT: usize = 6;
 pub const WARMUP_RANGE: (usize, usize) = (0, 100);
 
 /// A sample spans at least this many clock ticks, so rounding to a tick costs it at most 1%.
@@ -49,7 +55,15 @@ pub struct RunRequest {
 
 impl Default for RunRequest {
     fn default() -> Self {
-        Self { experiment: String::new(), params: BTreeMap::new(), variants: None, threads: None, repeat: 5, warmup: 1, trace: false }
+        Self {
+            experiment: String::new(),
+            params: BTreeMap::new(),
+            variants: None,
+            threads: None,
+            repeat: DEFAULT_REPEAT,
+            warmup: 1,
+            trace: false,
+        }
     }
 }
 
@@ -114,8 +128,8 @@ struct LiveCell<'w> {
     cell: Box<dyn Cell + 'w>,
     samples: Vec<f64>,
     wrong_digest: Option<Digest>,
-    /// name → (unit, one value per timed run)
-    metrics: BTreeMap<&'static str, (&'static str, Vec<f64>)>,
+    /// name → (unit, one value per timed run, the time unit if it is a time off the clock)
+    metrics: BTreeMap<&'static str, (&'static str, Vec<f64>, Option<TimeUnit>)>,
     /// name → the histograms of every timed run, merged
     latencies: BTreeMap<&'static str, LogHistogram>,
     /// The first reporting run's findings, at most [`MAX_FINDINGS`] distinct ones.
@@ -184,7 +198,8 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         }
     }
 
-    let shortest_sample = timer_resolution() * TICKS_PER_SAMPLE;
+    let tick = timer_resolution();
+    let shortest_sample = tick * TICKS_PER_SAMPLE;
     let total = live.len() * (request.warmup + request.repeat);
     let mut done = 0;
     let mut traces = Vec::new();
@@ -196,8 +211,8 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         let elapsed = timed_sample(cell, &context, expected, shortest_sample)?;
         if !warmup {
             cell.samples.push(elapsed.as_secs_f64() / cell.runs_per_sample as f64);
-            for (name, unit, value) in mean_per_name(context.take_metrics()) {
-                cell.metrics.entry(name).or_insert((unit, Vec::new())).1.push(value);
+            for Measurement { name, unit, value, timed_in } in mean_per_name(context.take_metrics()) {
+                cell.metrics.entry(name).or_insert((unit, Vec::new(), timed_in)).1.push(value);
             }
             for (name, histogram) in context.take_latencies() {
                 cell.latencies.entry(name).or_default().merge(&histogram);
@@ -236,7 +251,7 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
 
     let mut cells: Vec<CellResult> = live
         .iter()
-        .map(|cell| measured_cell(cell, expected, cell.cell.work_units().or(workload.work_units())))
+        .map(|cell| measured_cell(cell, expected, cell.cell.work_units().or(workload.work_units()), 2.0 * tick.as_nanos() as f64))
         .chain(skipped.into_iter().map(|skip| CellResult::skipped(skip.variant, skip.threads, skip.why)))
         .collect();
     let law = workload.scaling_law();
@@ -298,21 +313,22 @@ fn timed_sample(cell: &mut LiveCell<'_>, context: &RunContext, expected: Digest,
 }
 
 /// A batch's measurements, one per run, as one value per name: their mean, in first-seen order.
-fn mean_per_name(metrics: Vec<(&'static str, &'static str, f64)>) -> Vec<(&'static str, &'static str, f64)> {
-    let mut sums: Vec<(&'static str, &'static str, f64, usize)> = Vec::new();
-    for (name, unit, value) in metrics {
-        match sums.iter_mut().find(|(seen, ..)| *seen == name) {
-            Some((_, _, sum, count)) => {
-                *sum += value;
+fn mean_per_name(measurements: Vec<Measurement>) -> Vec<Measurement> {
+    let mut sums: Vec<(Measurement, usize)> = Vec::new();
+    for measurement in measurements {
+        match sums.iter_mut().find(|(seen, _)| seen.name == measurement.name) {
+            Some((sum, count)) => {
+                sum.value += measurement.value;
                 *count += 1;
             }
-            None => sums.push((name, unit, value, 1)),
+            None => sums.push((measurement, 1)),
         }
     }
-    sums.into_iter().map(|(name, unit, sum, count)| (name, unit, sum / count as f64)).collect()
+    sums.into_iter().map(|(sum, count)| Measurement { value: sum.value / count as f64, ..sum }).collect()
 }
 
-fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>) -> CellResult {
+/// `clock_floor_ns`: two ticks of the clock, the shortest time it resolves.
+fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>, clock_floor_ns: f64) -> CellResult {
     let expected = cell.cell.expected().unwrap_or(expected);
     let summary = Summary::of(&cell.samples);
     let throughput = summary.as_ref().zip(work_units).and_then(|(s, units)| (s.median > 0.0).then(|| units / s.median));
@@ -333,8 +349,22 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>)
         check,
         skipped: None,
         unchecked: cell.unchecked.map(Into::into),
-        metrics: cell.metrics.iter().filter_map(|(name, (unit, values))| Some((name.to_string(), Metric::of(unit, values)?))).collect(),
-        latencies: cell.latencies.iter().filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram)?))).collect(),
+        metrics: cell
+            .metrics
+            .iter()
+            .filter_map(|(name, (unit, values, timed_in))| {
+                let metric = match timed_in {
+                    Some(time_unit) => Metric::of_time(*time_unit, values, clock_floor_ns),
+                    None => Metric::of(unit, values),
+                };
+                Some((name.to_string(), metric?))
+            })
+            .collect(),
+        latencies: cell
+            .latencies
+            .iter()
+            .filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram, clock_floor_ns)?)))
+            .collect(),
         findings: cell.findings.clone(),
         finding_runs: cell.finding_runs,
         runs_per_sample: cell.runs_per_sample,

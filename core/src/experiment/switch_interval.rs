@@ -13,12 +13,12 @@ pub struct SwitchInterval;
 
 /// Intervals a sweep visits, with the names of their two metrics.
 const INTERVALS: [(&str, f64, &str, &str); 6] = [
-    ("0.1", 0.1, "0.1 ms: time", "0.1 ms: switches"),
-    ("0.5", 0.5, "0.5 ms: time", "0.5 ms: switches"),
-    ("1", 1.0, "1 ms: time", "1 ms: switches"),
-    ("5", 5.0, "5 ms: time", "5 ms: switches"),
-    ("10", 10.0, "10 ms: time", "10 ms: switches"),
-    ("50", 50.0, "50 ms: time", "50 ms: switches"),
+    ("0.1", 0.1, "0.1 ms: time", "0.1 ms: handovers"),
+    ("0.5", 0.5, "0.5 ms: time", "0.5 ms: handovers"),
+    ("1", 1.0, "1 ms: time", "1 ms: handovers"),
+    ("5", 5.0, "5 ms: time", "5 ms: handovers"),
+    ("10", 10.0, "10 ms: time", "10 ms: handovers"),
+    ("50", 50.0, "50 ms: time", "50 ms: handovers"),
 ];
 
 impl Experiment for SwitchInterval {
@@ -33,7 +33,7 @@ impl Experiment for SwitchInterval {
                       handovers (each one a wake-up of a sleeping thread, tens of µs) and a slower run; a long one means \
                       few switches but long stretches where the other threads — and any I/O thread — wait. Each run \
                       sweeps the interval from 0.1 ms to 50 ms (CPython's default is 5 ms); the columns give the run time \
-                      and the number of switches at each. One thread never switches: compare.",
+                      and the GIL handovers at each (the GIL passing from one thread to another). One thread never hands it over: compare.",
             params: vec![
                 ParamSpec::int("iterations", 1_000_000, 1, 100_000_000, "per thread", "loop iterations each thread runs"),
                 ParamSpec::choice(
@@ -42,13 +42,13 @@ impl Experiment for SwitchInterval {
                     &["sweep", "0.1", "0.5", "1", "5", "10", "50"],
                     "switch interval in ms: every one, or one",
                 ),
-                ParamSpec::float("op_ns", 5.0, 0.0, 1000.0, "ns", "busy work added to each bytecode instruction, on top of the interpreter's own ~4 ns (`conlab calibrate-python` fits it to your CPython)"),
+                ParamSpec::op_ns(),
             ],
             variants: vec![VariantSpec::sweep("gil", "CPU-bound Python threads under the GIL")],
             baseline: "gil",
             work_unit: None,
             fixed_duration: false,
-            chart_metric: Some("5 ms: switches"),
+            chart_metric: Some("5 ms: handovers"),
             shows_timeline: false,
             quick: &["iterations=5000", "switch_ms=sweep"],
         }
@@ -70,7 +70,7 @@ impl Experiment for SwitchInterval {
 }
 
 struct Sweep {
-    /// (interval in ms, time metric, switches metric)
+    /// (interval in ms, time metric, handovers metric)
     intervals: Vec<(f64, &'static str, &'static str)>,
     iterations: i64,
     op_ns: f64,
@@ -110,12 +110,11 @@ impl Cell for SweepCell<'_> {
             let gil = Arc::new(Gil::new(Duration::from_secs_f64(ms / 1e3)));
             let interpreter = Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: sweep.op_ns, spinner: sweep.spinner };
             let start = context.now();
-            let program = |thread| Program::increment_var_loop(thread, sweep.iterations);
+            let program = |thread| Program::counting_loop(thread, sweep.iterations);
             let team = interpreter.run_team(self.threads, self.threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
             context.check_cancel()?;
             context.record(time_metric, "ms", start.elapsed().as_secs_f64() * 1e3);
-            // The first take of each thread is not a switch.
-            context.record(switch_metric, "per run", gil.switches().saturating_sub(self.threads as u64) as f64);
+            context.record(switch_metric, "per run", gil.handovers() as f64);
             total += team.values.iter().map(|v| *v as u64).sum::<u64>() / self.threads as u64;
         }
         Ok(total)

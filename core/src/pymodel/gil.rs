@@ -17,6 +17,7 @@
 //! Memory ordering: taking and dropping go through the mutex, so everything a holder wrote is
 //! visible to the next holder; `drop_request` is a relaxed hint re-checked under the mutex.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::platform::Instant;
@@ -31,9 +32,15 @@ struct State {
     locked: bool,
     /// Thread that holds (or last held) the GIL.
     holder: Option<usize>,
-    /// Incremented by every take: a waiter only requests a drop if no switch happened while it
+    /// Incremented by every take: a waiter only requests a drop if no take happened while it
     /// waited.
-    switches: u64,
+    takes: u64,
+    /// Takes by another thread than the last holder: the GIL changing hands.
+    handovers: u64,
+    /// Threads waiting for the GIL, in the order they (re)started waiting.
+    queue: VecDeque<usize>,
+    /// The waiter the last drop signalled, until it wakes.
+    signalled: Option<usize>,
 }
 
 /// The global interpreter lock.
@@ -80,9 +87,10 @@ impl Gil {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Takes of the GIL so far.
-    pub fn switches(&self) -> u64 {
-        lock(&self.state).switches
+    /// Times the GIL passed from one thread to another (CPython's `switch_number`): a take by
+    /// the last holder, or the very first take, is not one.
+    pub fn handovers(&self) -> u64 {
+        lock(&self.state).handovers
     }
 
     /// Blocks until `thread` holds the GIL, asking the holder to drop it every switch interval.
@@ -92,10 +100,24 @@ impl Gil {
         let mut first_request = None;
         let mut state = lock(&self.state);
         while state.locked {
-            let seen = state.switches;
-            let (next, timeout) = self.released.wait_timeout(state, self.interval).unwrap_or_else(|p| p.into_inner());
-            state = next;
-            if timeout.timed_out() && state.locked && state.switches == seen {
+            // One `COND_TIMED_WAIT` of CPython's loop: joins the back of the queue, wakes when a
+            // drop signals it or when the interval is up.
+            let seen = state.takes;
+            let deadline = Instant::now().plus(self.interval);
+            state.queue.push_back(thread);
+            let timed_out = loop {
+                let left = deadline.duration_since(Instant::now());
+                if left.is_zero() {
+                    break true;
+                }
+                state = self.released.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+                if state.signalled == Some(thread) {
+                    state.signalled = None;
+                    break false;
+                }
+            };
+            state.queue.retain(|&waiter| waiter != thread);
+            if timed_out && state.locked && state.takes == seen {
                 self.drop_request.store(true, Ordering::Relaxed);
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 requests += 1;
@@ -103,8 +125,11 @@ impl Gil {
             }
         }
         state.locked = true;
+        if state.holder.is_some_and(|last| last != thread) {
+            state.handovers += 1;
+        }
         state.holder = Some(thread);
-        state.switches += 1;
+        state.takes += 1;
         // A request was for the previous holder; it is served.
         self.drop_request.store(false, Ordering::Relaxed);
         drop(state);
@@ -116,10 +141,16 @@ impl Gil {
     pub fn drop_gil(&self, thread: usize) {
         let mut state = lock(&self.state);
         state.locked = false;
-        self.released.notify_one();
+        // `COND_SIGNAL`: the longest waiter wakes (a futex or glibc condvar wakes waiters about
+        // in the order they began waiting; std's condvar promises no order, so the queue
+        // keeps it).
+        state.signalled = state.queue.pop_front();
+        if state.signalled.is_some() {
+            self.released.notify_all();
+        }
         if self.drop_request.load(Ordering::Relaxed) {
-            let taken_at = state.switches;
-            while state.switches == taken_at && state.holder == Some(thread) {
+            let taken_at = state.takes;
+            while state.takes == taken_at && state.holder == Some(thread) {
                 state = self.switched.wait(state).unwrap_or_else(|p| p.into_inner());
             }
         }

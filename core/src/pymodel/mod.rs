@@ -2,20 +2,30 @@
 //! under CPython's GIL ([`gil`]) or free-threaded (PEP 703, no GIL).
 //!
 //! The instruction set has what the books' examples need: shared and local variables, `Add`,
-//! `Call` and loop back-edges (the interpreter's *eval-breaker* points, where CPython 3.10+
-//! checks for a GIL drop request), blocking I/O and a native no-GIL section (both release the
-//! GIL, like `time.sleep` or a C extension). Our dispatch costs ~4 ns per instruction, about
-//! CPython 3.11's pace; each instruction can also busy-work for a calibrated number of
-//! nanoseconds (`op_ns`, fitted to the local CPython by `conlab calibrate-python`); free-threaded mode multiplies that cost by an overhead
-//! factor (free-threaded CPython 3.13 ran single-threaded code ~10–40% slower; 3.14 ~5–10%).
+//! calls, and the interpreter's *eval-breaker* points where CPython 3.11 checks for a GIL drop
+//! request — a function's `RESUME` and a loop's back-edge — blocking I/O and a native no-GIL
+//! section (both release the GIL, like `time.sleep` or a C extension). Programs follow
+//! CPython 3.11's bytecode instruction for instruction (a few of its instructions are one
+//! here), so a drop request lands between two breakers where it would in CPython.
+//!
+//! Each instruction takes `op_ns` nanoseconds ([`Spinner`] busy work, which the interpreter's
+//! own ~3 ns of dispatch runs alongside; below ~4 ns the dispatch sets the pace).
+//! `conlab calibrate-python` fits `op_ns` so the model's loop runs at this machine's CPython's
+//! pace. Free-threaded mode multiplies it by `1 + overhead` (free-threaded CPython 3.13 ran
+//! single-threaded code ~10–40% slower; 3.14 ~5–10%).
 //!
 //! Shared variables are `AtomicI64`s loaded and stored separately (relaxed), so `x = x + 1`
 //! from two threads can lose updates exactly when the interpreter lets another thread in
-//! between the load and the store: never under the GIL unless a breaker (a call) sits between
-//! them, always possible free-threaded.
+//! between the load and the store: never under the GIL unless a breaker (a call's `RESUME`)
+//! sits between them, always possible free-threaded. Locals are the thread's own, as a
+//! CPython frame's are: a loop over locals shares nothing.
 
 pub mod gil;
 pub mod process;
+
+/// The experiments' default `op_ns`: CPython 3.11's pace on a recent x86-64 core, where its
+/// `for _ in range(n): total = total + 1` takes ~32 ns an iteration (5 instructions here).
+pub const DEFAULT_OP_NS: f64 = 6.5;
 
 use std::time::Duration;
 
@@ -40,8 +50,14 @@ pub enum Op {
     StoreLocal(usize),
     /// Pop two, push their sum (`BINARY_OP +`).
     Add,
-    /// Call function i of the program: an eval-breaker point.
+    /// Drop the top of the stack (`POP_TOP`; `RETURN_VALUE`, whose value nobody uses here).
+    Pop,
+    /// Call function i of the program (`LOAD_GLOBAL f; PRECALL; CALL`, as one instruction). Not
+    /// itself an eval-breaker point: the callee's [`Op::Resume`] is.
     Call(usize),
+    /// A function's first instruction (`RESUME`): an eval-breaker point, where CPython 3.11
+    /// checks for a GIL drop request on entering a Python function.
+    Resume,
     /// `local[counter] -= 1`; jump to `to` while it stays > 0 (and `keep_going` holds): a loop
     /// back-edge, an eval-breaker point.
     LoopBack {
@@ -87,21 +103,30 @@ impl Program {
     }
 
     /// The same loop with a function call between the load and the store:
-    /// `x = counter; f(); counter = x + 1`.
+    /// `x = counter; f(); counter = x + 1` with `def f(): pass`, instruction for instruction
+    /// as CPython 3.11 compiles it (three of its instructions are one here: `LOAD_GLOBAL f;
+    /// PRECALL; CALL` is [`Op::Call`], `JUMP_BACKWARD; FOR_ITER; STORE_FAST _` is
+    /// [`Op::LoopBack`]). Of the loop's 12 instructions, 4 run between the back-edge's check
+    /// and `f`'s `RESUME`: a drop request that arrives at a random moment is honoured inside
+    /// the window between the load and the store about a third of the time.
     pub fn increment_loop_with_call(n: i64) -> Self {
         Self {
             code: vec![
                 Op::Const(n),
                 Op::StoreLocal(0),
                 Op::LoadShared(0),
+                Op::StoreLocal(1),
                 Op::Call(0),
+                Op::Pop,
+                Op::LoadLocal(1),
                 Op::Const(1),
                 Op::Add,
                 Op::StoreShared(0),
                 Op::LoopBack { counter: 0, to: 2 },
             ],
-            functions: vec![vec![]],
-            locals: 1,
+            // RESUME; LOAD_CONST None; RETURN_VALUE
+            functions: vec![vec![Op::Resume, Op::Const(0), Op::Pop]],
+            locals: 2,
         }
     }
 
@@ -114,10 +139,31 @@ impl Program {
         program
     }
 
-    /// One task of a workload: blocking I/O of `io_us` µs (none if 0), then `counter += 1`
-    /// `n` times on shared variable `var` (none if `n` is 0).
+    /// The books' CPU-bound function, the way its Python is written:
+    /// `total = 0; for _ in range(n): total = total + 1` on a *local*, then the result added to
+    /// shared variable `var` once (`results[var] += total`). Threads running it share nothing
+    /// while they loop, as CPython's frames do not: free-threaded, it scales.
+    pub fn counting_loop(var: usize, n: i64) -> Self {
+        let mut code = Vec::new();
+        if n > 0 {
+            code.extend([
+                Op::Const(n),
+                Op::StoreLocal(0),
+                Op::LoadLocal(1),
+                Op::Const(1),
+                Op::Add,
+                Op::StoreLocal(1),
+                Op::LoopBack { counter: 0, to: 2 },
+            ]);
+        }
+        code.extend([Op::LoadShared(var), Op::LoadLocal(1), Op::Add, Op::StoreShared(var)]);
+        Self { code, functions: Vec::new(), locals: 2 }
+    }
+
+    /// One task of a workload: blocking I/O of `io_us` µs (none if 0), then the
+    /// [`counting_loop`](Self::counting_loop) of `n` iterations into shared variable `var`.
     pub fn task(var: usize, n: i64, io_us: u32) -> Self {
-        let mut program = if n > 0 { Self::increment_var_loop(var, n) } else { Self { locals: 1, ..Self::default() } };
+        let mut program = Self::counting_loop(var, n);
         if io_us > 0 {
             program.code.insert(0, Op::Io(io_us));
             for op in &mut program.code {
@@ -313,10 +359,17 @@ impl Interpreter {
                     let (b, a) = (stack.pop().unwrap_or(0), stack.pop().unwrap_or(0));
                     stack.push(a.wrapping_add(b));
                 }
+                Op::Pop => {
+                    stack.pop();
+                }
                 Op::Call(f) => {
-                    self.breaker(held, stats, recorder);
                     let body = &program.functions[f];
                     self.exec(body, program, shared, locals, stack, op_ns, held, stats, recorder, keep_going);
+                    // The callee's RETURN_VALUE pushes its result.
+                    stack.push(0);
+                }
+                Op::Resume => {
+                    self.breaker(held, stats, recorder);
                 }
                 Op::LoopBack { counter, to } => {
                     locals[counter] -= 1;

@@ -30,7 +30,12 @@ fn latency_svg(result: &RunResult, name: &str) -> String {
     let series: Vec<(String, &Latency)> =
         result.cells.iter().filter_map(|cell| Some((format!("{} · {}", cell.variant, cell.threads), cell.latencies.get(name)?))).collect();
     let values = || series.iter().flat_map(|(_, latency)| latency.percentiles.iter().map(|p| p.nanoseconds));
-    let lowest = values().filter(|&ns| ns > 0.0).fold(f64::INFINITY, f64::min).min(1e9);
+    // Two ticks of the coarsest clock that measured a line, when a line falls below it: there
+    // nothing was resolved, and the chart shows that band.
+    let unresolved = series.iter().any(|(_, latency)| latency.percentiles.iter().any(|p| p.below_clock_resolution));
+    let floor = if unresolved { series.iter().map(|(_, latency)| latency.clock_resolution_ns).fold(0.0, f64::max) } else { 0.0 };
+    // A decade under the floor, so the band has room.
+    let lowest = values().chain([floor / 10.0]).filter(|&ns| ns > 0.0).fold(f64::INFINITY, f64::min).min(1e9);
     let highest = values().fold(1.0, f64::max);
     let (low_decade, high_decade) = (lowest.log10().floor(), highest.log10().ceil().max(lowest.log10().floor() + 1.0));
     let (width, height, left, right, top, bottom) = (560.0, 280.0, 64.0, 150.0, 24.0, 40.0);
@@ -59,6 +64,20 @@ fn latency_svg(result: &RunResult, name: &str) -> String {
         );
         decade += 1.0;
     }
+    if unresolved {
+        // The clock's blind spot, shaded: a line inside it reads "less than this", not a value.
+        let _ = write!(
+            svg,
+            r##"<rect class="clock-resolution" x="{left}" y="{:.1}" width="{}" height="{:.1}" fill="#f2f2f2"><title>below the clock's resolution (two ticks, {}): latencies here were not measured, only known to be shorter</title></rect><text x="{}" y="{:.1}" fill="#777" font-size="11">&lt; {} (clock resolution)</text>"##,
+            y(floor),
+            width - left - right,
+            height - bottom - y(floor),
+            format_seconds(floor / 1e9),
+            left + 6.0,
+            (y(floor) + 13.0).min(height - bottom - 3.0),
+            format_seconds(floor / 1e9)
+        );
+    }
     for (percent, label) in [(50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%"), (100.0, "max")] {
         let _ = write!(
             svg,
@@ -81,11 +100,13 @@ fn latency_svg(result: &RunResult, name: &str) -> String {
         let summary = [50.0, 99.0, 100.0]
             .iter()
             .filter_map(|&percent| {
-                Some(format!(
-                    "{} {}",
-                    if percent == 100.0 { "max".into() } else { format!("p{percent}") },
-                    format_seconds(latency.at(percent)? / 1e9)
-                ))
+                let at = latency.percentiles.iter().find(|p| p.percent == percent)?;
+                let reading = if at.below_clock_resolution {
+                    format!("< {} (clock resolution)", format_seconds(latency.clock_resolution_ns / 1e9))
+                } else {
+                    format_seconds(at.nanoseconds / 1e9)
+                };
+                Some(format!("{} {reading}", if percent == 100.0 { "max".into() } else { format!("p{percent}") }))
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -128,7 +149,7 @@ mod tests {
     fn a_line_per_cell_that_recorded_the_latency() {
         let mut histogram = LogHistogram::default();
         (1..=1000).for_each(|ns| histogram.record(ns * 1000));
-        let latency = Latency::of(&histogram).unwrap();
+        let latency = Latency::of(&histogram, 20.0).unwrap();
         assert_eq!(latency.count, 1000);
         assert_eq!(latency.at(100.0), Some(1e6), "the maximum is exact");
         let p50 = latency.at(50.0).unwrap();
@@ -142,5 +163,24 @@ mod tests {
         assert_eq!(charts.len(), 1);
         assert_eq!(charts[0].matches(r#"<polyline class="latency""#).count(), 2);
         assert!(charts[0].contains("item latency by percentile") && charts[0].contains("1000 measured"), "{}", charts[0]);
+        assert!(!charts[0].contains("clock-resolution"), "a 20 ns clock resolves every microsecond latency");
+    }
+
+    #[test]
+    fn latencies_under_two_clock_ticks_read_as_less_than_the_resolution_never_as_zero() {
+        // A browser's 5 µs clock: most waits read 0, a few one tick.
+        let mut histogram = LogHistogram::default();
+        (0..90).for_each(|_| histogram.record(0));
+        (0..10).for_each(|_| histogram.record(5_000));
+        let latency = Latency::of(&histogram, 10_000.0).unwrap();
+        assert!(latency.percentiles.iter().all(|p| p.below_clock_resolution), "{latency:?}");
+        let json = serde_json::to_value(&latency).unwrap();
+        assert_eq!(json["percentiles"][3]["below_clock_resolution"], true, "the flag is in the JSON");
+
+        let mut result = super::super::tests::sample();
+        result.cells[0].latencies.insert("lock wait".into(), latency);
+        let chart = &latency_svgs(&result)[0];
+        assert!(chart.contains(r#"class="clock-resolution""#) && chart.contains("&lt; 10.0 µs (clock resolution)"), "{chart}");
+        assert!(chart.contains("p50 < 10.0 µs (clock resolution)") && !chart.contains("p50 0 ns"), "{chart}");
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::experiment::{CellResult, RunResult, ScalingLaw};
+use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw};
 
 pub mod depth;
 pub mod latency;
@@ -94,6 +94,15 @@ pub fn format_metric(value: f64) -> String {
     }
 }
 
+/// A metric's median as a person reads it: "< 10.0 µs (clock resolution)" for a time shorter
+/// than the clock resolves, never a measured 0.
+pub fn metric_text(metric: &Metric) -> String {
+    match metric.below_clock_resolution_ns {
+        Some(floor) => format!("< {} (clock resolution)", format_seconds(floor / 1e9)),
+        None => format_metric(metric.median),
+    }
+}
+
 /// A result as rows of text: what the CLI prints aligned and the web lab renders as HTML, so
 /// both show the same columns and the same formatting.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -140,8 +149,13 @@ pub fn table_data(result: &RunResult) -> Table {
     let timed = !result.fixed_duration;
     let throughput = result.work_unit.as_ref().filter(|_| timed);
     let mut headers = vec!["variant".to_string(), "threads".into()];
+    let levels = interval_levels(result);
     if timed {
-        headers.extend(["median".into(), "95% CI of median".into(), "min".into()]);
+        let interval = match levels.as_slice() {
+            [level] => format!("{} CI of median", percent_level(*level)),
+            _ => "CI of median (level)".into(),
+        };
+        headers.extend(["median".into(), interval, "min".into()]);
         headers.extend(throughput.map(|unit| format!("{unit}/s")));
         headers.extend([format!("vs {}", result.baseline), "vs 1 thread".into(), "efficiency".into()]);
     }
@@ -153,9 +167,9 @@ pub fn table_data(result: &RunResult) -> Table {
         .map(|cell| {
             let mut cells = vec![cell.variant.clone(), cell.threads.to_string()];
             if timed {
-                cells.extend(timing_cells(cell, throughput.is_some()));
+                cells.extend(timing_cells(cell, throughput.is_some(), levels.len() > 1));
             }
-            cells.extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), |m| format_metric(m.median))));
+            cells.extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), metric_text)));
             let (state, text) = check(cell);
             cells.push(text);
             TableRow { variant: cell.variant.clone(), threads: cell.threads, check: state, cells }
@@ -211,14 +225,35 @@ pub fn comparison(here: &RunResult, there: &RunResult) -> Result<Table, String> 
     Ok(Table { headers, rows })
 }
 
-/// median, CI, min, [throughput,] vs baseline, vs 1 thread, efficiency.
-fn timing_cells(cell: &CellResult, throughput: bool) -> Vec<String> {
+/// The distinct confidence levels of the measured cells' median intervals (one, when every cell
+/// ran as often), in increasing order.
+fn interval_levels(result: &RunResult) -> Vec<f64> {
+    let mut levels: Vec<f64> = result.cells.iter().filter_map(|c| c.summary.as_ref()).map(|s| s.median_ci_level).collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    levels
+}
+
+/// An interval's confidence level as a person reads it: `96.9%`, or `no` for one run (whose
+/// "interval" is the run itself).
+fn percent_level(level: f64) -> String {
+    if level > 0.0 {
+        format!("{}%", (level * 1000.0).floor() / 10.0)
+    } else {
+        "no".into()
+    }
+}
+
+/// median, CI, min, [throughput,] vs baseline, vs 1 thread, efficiency; `level` adds the
+/// interval's confidence level to it (when cells differ in it).
+fn timing_cells(cell: &CellResult, throughput: bool, level: bool) -> Vec<String> {
     let Some(summary) = &cell.summary else {
         return vec!["–".to_string(); 6 + usize::from(throughput)];
     };
+    let interval = format!("{} – {}", format_seconds(summary.median_ci.0), format_seconds(summary.median_ci.1));
     let mut cells = vec![
         format!("{}{}", format_seconds(summary.median), if summary.noisy { " (noisy)" } else { "" }),
-        format!("{} – {}", format_seconds(summary.median_ci.0), format_seconds(summary.median_ci.1)),
+        if level { format!("{interval} ({})", percent_level(summary.median_ci_level)) } else { interval },
         format_seconds(summary.min),
     ];
     if throughput {
@@ -270,12 +305,20 @@ pub fn table(result: &RunResult) -> String {
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
     }
-    if !result.fixed_duration && result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
-        let _ = writeln!(out, "(noisy): the median's 95% interval is wider than 10% of it — the machine was busy; use more --repeat");
-    }
-    for line in fit_lines(result).into_iter().chain(finding_lines(result)) {
+    for line in notes(result).into_iter().chain(fit_lines(result)).chain(finding_lines(result)) {
         let _ = writeln!(out, "{line}");
     }
+    out
+}
+
+/// The footnotes under a result's table, as the CLI prints them and the page lists them: noise,
+/// what the intervals really cover, batched cells, a debug build.
+pub fn notes(result: &RunResult) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !result.fixed_duration && result.cells.iter().any(|c| c.summary.as_ref().is_some_and(|s| s.noisy)) {
+        notes.push("(noisy): the median's confidence interval is wider than 10% of it — the machine was busy; use more --repeat".into());
+    }
+    notes.extend(interval_note(result));
     let batched: Vec<String> = result
         .cells
         .iter()
@@ -284,16 +327,33 @@ pub fn table(result: &RunResult) -> String {
         .collect();
     if !batched.is_empty() {
         let resolution = format_seconds(result.environment.platform.timer_resolution_ns as f64 / 1e9);
-        let _ = writeln!(
-            out,
+        notes.push(format!(
             "(batched): one run lasts under 100 ticks of this clock ({resolution}), so these cells were timed several runs per sample, times per run: {}",
             batched.join(", ")
-        );
+        ));
     }
     if result.environment.profile == "debug" {
-        let _ = writeln!(out, "note: a debug build — timings are not representative; build with --release");
+        notes.push("note: a debug build — timings are not representative; build with --release".into());
     }
-    out
+    notes
+}
+
+/// What the intervals cover when fewer runs than a 95% interval needs were made: said, not
+/// hidden behind a "95%" label.
+fn interval_note(result: &RunResult) -> Option<String> {
+    let lowest = result.cells.iter().filter_map(|c| c.summary.as_ref()).min_by(|a, b| a.median_ci_level.total_cmp(&b.median_ci_level))?;
+    if result.fixed_duration || lowest.median_ci_level >= 0.95 {
+        return None;
+    }
+    Some(if lowest.n == 1 {
+        "(interval): one run per cell gives no interval; use --repeat 6 or more for a 95% one".to_string()
+    } else {
+        format!(
+            "(interval): with {} runs a cell's interval is min – max, which holds the true median with {} confidence, not 95%; --repeat 6 or more reaches 95%",
+            lowest.n,
+            percent_level(lowest.median_ci_level)
+        )
+    })
 }
 
 /// Each cell's findings, prefixed with the cell and, over several runs, how many reported
@@ -408,6 +468,13 @@ struct Plot<'a> {
     format: &'a dyn Fn(f64) -> String,
     /// Draw the ideal linear speedup (y = threads).
     ideal: bool,
+    /// A cell's value is a time the clock could not resolve: how it reads instead.
+    unresolved: &'a dyn Fn(&CellResult) -> Option<String>,
+}
+
+/// `cell`'s `metric`, as text, when it is a time below the clock's resolution.
+fn unresolved_metric(cell: &CellResult, metric: &str) -> Option<String> {
+    cell.metrics.get(metric).filter(|m| m.below_clock_resolution_ns.is_some()).map(metric_text)
 }
 
 /// The chart that fits the result: the experiment's chosen metric against threads, or speedup
@@ -427,6 +494,7 @@ pub fn chart_svg(result: &RunResult) -> String {
                     label: if unit.is_empty() { metric.clone() } else { format!("{metric} ({unit})") },
                     format: &format_metric,
                     ideal: false,
+                    unresolved: &|cell| unresolved_metric(cell, metric),
                 },
             )
         }
@@ -441,7 +509,7 @@ fn sweeps_threads(result: &RunResult) -> bool {
 }
 
 /// One bar per measured cell: the chosen metric's median with its min–max whisker, or the median
-/// time per run with the 95% interval of that median.
+/// time per run with that median's confidence interval (its level in the label).
 fn bar_chart(result: &RunResult) -> String {
     let bars: Vec<(&CellResult, f64, f64, f64)> = result
         .cells
@@ -451,6 +519,9 @@ fn bar_chart(result: &RunResult) -> String {
             None => cell.summary.as_ref().map(|s| (cell, s.median, s.median_ci.0, s.median_ci.1)),
         })
         .collect();
+    let value_text = |cell: &CellResult, value: f64, format: &dyn Fn(f64) -> String| {
+        result.chart_metric.as_deref().and_then(|metric| unresolved_metric(cell, metric)).unwrap_or_else(|| format(value))
+    };
     let (label, format): (String, &dyn Fn(f64) -> String) = match &result.chart_metric {
         Some(metric) => {
             let unit = bars.first().and_then(|(cell, ..)| cell.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
@@ -463,7 +534,13 @@ fn bar_chart(result: &RunResult) -> String {
                 &format_metric,
             )
         }
-        None => ("median time per run (whiskers: 95% interval)".to_string(), &format_seconds),
+        None => {
+            let level = match interval_levels(result).as_slice() {
+                [level] => format!("{} interval", percent_level(*level)),
+                _ => "interval, levels in the table".into(),
+            };
+            (format!("median time per run (whiskers: its {level})"), &format_seconds)
+        }
     };
     let (width, left, right, top, bar_height, gap) = (560.0, 150.0, 70.0, 28.0, 18.0, 8.0);
     let height = top + bars.len() as f64 * (bar_height + gap) + 30.0;
@@ -508,14 +585,14 @@ fn bar_chart(result: &RunResult) -> String {
             xml_escape(&cell.variant),
             cell.threads,
             if cell.threads == 1 { "" } else { "s" },
-            format(*value),
+            xml_escape(&value_text(cell, *value, format)),
             format(*low),
             format(*high),
             x(*low),
             x(*high),
             x(high.max(*value)) + 4.0,
             middle + 4.0,
-            format(*value)
+            xml_escape(&value_text(cell, *value, format))
         );
     }
     svg.push_str("</svg>");
@@ -532,6 +609,7 @@ pub fn speedup_svg(result: &RunResult) -> String {
             label: format!("speedup vs {}", result.baseline),
             format: &|v| format!("{v:.2}×"),
             ideal: true,
+            unresolved: &|_| None,
         },
     )
 }
@@ -665,13 +743,18 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
         }
         for (threads, value, cell) in &line {
             let median = cell.summary.as_ref().map_or(0.0, |s| s.median);
+            // A reading the clock could not resolve is drawn hollow and says so.
+            let (fill, text) = match (plot.unresolved)(cell) {
+                Some(text) => ("#fff", text),
+                None => (colour, (plot.format)(*value)),
+            };
             let _ = write!(
                 svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"><title>{} · {threads} threads: {} ({} per run)</title></circle>"#,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{fill}" stroke="{colour}" stroke-width="1.5"><title>{} · {threads} threads: {} ({} per run)</title></circle>"#,
                 x(*threads),
                 y(*value),
                 xml_escape(variant),
-                (plot.format)(*value),
+                xml_escape(&text),
                 format_seconds(median)
             );
         }
@@ -692,7 +775,7 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::{Check, Environment};
+    use crate::experiment::{Check, Environment, DEFAULT_REPEAT};
     use crate::stats::Summary;
 
     fn cell(variant: &str, threads: usize, seconds: f64, speedup: f64) -> CellResult {
@@ -756,6 +839,37 @@ mod tests {
         assert_eq!(format_seconds(12e-9), "12.0 ns");
         assert_eq!(format_rate(3.05e9), "3.05 G");
         assert_eq!(format_rate(99.0), "99.0");
+    }
+
+    #[test]
+    fn the_interval_header_states_its_real_level() {
+        let with_runs = |runs: usize| {
+            let mut result = sample();
+            for cell in result.cells.iter_mut() {
+                let samples: Vec<f64> = (0..runs).map(|i| 0.08 + 0.0001 * i as f64).collect();
+                cell.summary = Summary::of(&samples);
+                cell.samples = samples;
+            }
+            result
+        };
+        // The sample's 3 runs: min – max covers the true median with 75% confidence.
+        assert_eq!(table_data(&sample()).headers[3], "75% CI of median");
+        assert!(
+            notes(&sample()).iter().any(|n| n.contains("with 3 runs") && n.contains("75% confidence, not 95%")),
+            "{:?}",
+            notes(&sample())
+        );
+        let five = with_runs(5);
+        assert_eq!(table_data(&five).headers[3], "93.7% CI of median", "1 − 2/32, rounded down");
+        let six = with_runs(DEFAULT_REPEAT);
+        assert_eq!(table_data(&six).headers[3], "96.8% CI of median", "the default repeat makes the headline at least 95%");
+        assert!(notes(&six).iter().all(|n| !n.starts_with("(interval)")), "{:?}", notes(&six));
+        // Cells that ran a different number of times say their own level.
+        let mut mixed = six;
+        mixed.cells[0].summary = Summary::of(&[0.08, 0.09, 0.1]);
+        let table = table_data(&mixed);
+        assert_eq!(table.headers[3], "CI of median (level)");
+        assert!(table.rows[0].cells[3].ends_with("(75%)") && table.rows[1].cells[3].ends_with("(96.8%)"), "{:?}", table.rows);
     }
 
     #[test]
@@ -896,6 +1010,35 @@ mod tests {
         assert!(svg.contains("4.00 M") && svg.contains(">0<"), "ticks from 0 in SI units: {svg}");
         assert_eq!(tick_step(7.3), 2.0);
         assert_eq!(tick_step(0.9), 0.2);
+    }
+
+    #[test]
+    fn waits_shorter_than_two_clock_ticks_read_as_the_resolution_not_as_zero() {
+        use crate::experiment::{Metric, TimeUnit};
+        // A browser clock ticking every 5 µs: a p50 of 0 ns and a p99 of one tick.
+        let floor = 10_000.0;
+        let p50 = Metric::of_time(TimeUnit::Nanoseconds, &[0.0, 0.0, 0.0], floor).unwrap();
+        let p99 = Metric::of_time(TimeUnit::Nanoseconds, &[5_000.0, 5_000.0, 10_000.0], floor).unwrap();
+        let resolved = Metric::of_time(TimeUnit::Microseconds, &[40.0, 50.0, 60.0], floor).unwrap();
+        assert_eq!(
+            (p50.below_clock_resolution_ns, p99.below_clock_resolution_ns, resolved.below_clock_resolution_ns),
+            (Some(floor), Some(floor), None)
+        );
+        assert_eq!(serde_json::to_value(&p50).unwrap()["below_clock_resolution_ns"], 10_000.0, "the flag is in the JSON");
+        let mut result = sample();
+        for cell in result.cells.iter_mut() {
+            cell.metrics.insert("wait p50".into(), p50.clone());
+            cell.metrics.insert("wait p99".into(), resolved.clone());
+        }
+        let table = table(&result);
+        assert!(table.contains("< 10.0 µs (clock resolution)") && table.contains("50.0"), "{table}");
+        assert!(
+            !table.lines().skip(2).any(|line| line.split("  ").any(|field| field.trim() == "0")),
+            "no wait reads as a measured 0: {table}"
+        );
+        result.chart_metric = Some("wait p50".into());
+        let svg = chart_svg(&result);
+        assert!(svg.contains("&lt; 10.0 µs (clock resolution)") && svg.contains(r##"fill="#fff""##), "hollow, and says so: {svg}");
     }
 
     #[test]
