@@ -450,6 +450,22 @@ fn io_bound_threads_overlap_their_waits_even_under_the_gil() {
 }
 
 #[test]
+fn asyncio_to_thread_gains_nothing_for_cpu_bound_python_under_the_gil() {
+    let _alone = alone();
+    // The loop's thread and the to_thread workers are Python threads of one GIL: handing the
+    // computing to two workers leaves it as slow as computing on the loop (fastest runs).
+    let params = [("workload", json!("cpu-bound")), ("tasks", json!(4)), ("iterations", json!(300_000))];
+    let mut request = request("models-matrix", &params, &[2]);
+    request.repeat = 5;
+    request.variants = Some(vec!["asyncio".into(), "asyncio-to-thread".into(), "free-threaded".into()]);
+    let result = run_quietly(&request).unwrap();
+    let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
+    let gain = fastest("asyncio", 1) / fastest("asyncio-to-thread", 2);
+    assert!(gain < 1.3, "asyncio.to_thread on 2 workers ran {gain:.2}× the loop's speed");
+    assert!(fastest("asyncio", 1) / fastest("free-threaded", 2) > 1.5, "free-threaded threads do scale");
+}
+
+#[test]
 fn asyncio_experiments_reproduce_the_books_timelines_exactly_on_the_virtual_clock() {
     let _beside = beside();
     let virtual_run = |id: &str, params: &[(&str, serde_json::Value)]| {
@@ -490,14 +506,27 @@ fn asyncio_experiments_reproduce_the_books_timelines_exactly_on_the_virtual_cloc
 }
 
 #[test]
-fn a_blocking_coroutine_shows_as_loop_lag_and_to_thread_removes_it() {
+fn a_blocking_coroutine_lags_the_loop_and_to_thread_helps_only_without_the_gil() {
     let _alone = alone();
-    let mut request = request("loop-starvation", &[("cpu_ms", json!(100)), ("heartbeat_ms", json!(5))], &[1]);
-    request.repeat = 2;
+    let switch_ms = 5.0;
+    let params = [("cpu_ms", json!(100)), ("heartbeat_ms", json!(10)), ("switch_ms", json!(switch_ms))];
+    let mut request = request("loop-starvation", &params, &[1]);
+    request.repeat = 3;
+    // The process variant needs the conlab binary: the CLI suite runs it.
+    request.variants = Some(["blocking", "chunked", "to-thread", "to-thread-free-threaded"].map(String::from).to_vec());
     let result = run_quietly(&request).unwrap();
-    let lag = |variant: &str| result.cell(variant, 1).unwrap().metrics["lag max"].median;
-    assert!(lag("blocking") > 40.0, "the loop was blocked: {} ms", lag("blocking"));
-    assert!(lag("to-thread") < lag("blocking") / 2.0, "to_thread: {} ms vs {} ms", lag("to-thread"), lag("blocking"));
+    let lag = |variant: &str, name: &str| result.cell(variant, 1).unwrap().metrics[name].median;
+    assert!(lag("blocking", "lag max") > 40.0, "the loop was blocked: {} ms", lag("blocking", "lag max"));
+    // Each wake-up of the loop waits for the GIL the offloaded bytecode holds: a switch interval.
+    let gil = lag("to-thread", "lag p50");
+    assert!(
+        (0.5 * switch_ms..=2.0 * switch_ms).contains(&gil),
+        "to_thread under the GIL: lag p50 {gil} ms, switch interval {switch_ms} ms"
+    );
+    let free = lag("to-thread-free-threaded", "lag p50");
+    assert!(free < 0.5 * switch_ms, "free-threaded to_thread: lag p50 {free} ms");
+    // A slice runs, then the heartbeat that fell due during it queues behind the next slice.
+    assert!(lag("chunked", "lag max") <= 2.0 * 5.0 + 5.0, "chunked: lag max {} ms", lag("chunked", "lag max"));
 }
 
 #[test]

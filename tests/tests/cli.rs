@@ -278,6 +278,30 @@ fn a_process_pool_and_free_threading_run_cpu_bound_python_in_parallel_where_gil_
 }
 
 #[test]
+fn an_event_loop_awaiting_a_worker_process_stays_on_time() {
+    let _alone = alone();
+    // The work in a real OS process: the loop holds its own GIL, uncontended, and wakes on time
+    // (beside it, to_thread under the GIL waits a switch interval at every wake-up).
+    let output = conlab_run(&[
+        "run",
+        "loop-starvation",
+        "--variant",
+        "to-thread,to-process",
+        "--set",
+        "cpu_ms=100",
+        "--repeat",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(result.all_checks_passed, "the worker process counted all the work");
+    let p50 = |variant: &str| result.cell(variant, 1).unwrap().metrics["lag p50"].median;
+    assert!(p50("to-process") < 2.5, "to a process: lag p50 {} ms", p50("to-process"));
+    assert!(p50("to-thread") >= 2.5, "to a thread under the GIL: lag p50 {} ms", p50("to-thread"));
+}
+
+#[test]
 fn worker_processes_get_data_by_copy_or_shared_memory_and_report_their_overheads() {
     let _alone = alone();
     let run = |args: &[&str]| -> conlab_core::experiment::RunResult {

@@ -8,6 +8,7 @@ use super::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunCont
 use crate::aio::{self, EventLoop, RealClock};
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, run_team, RayonPool};
+use crate::pymodel::event_loop::GilClock;
 use crate::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use crate::pymodel::process::{Job, ProcessPool};
 use crate::pymodel::{Interpreter, Mode, Program};
@@ -28,7 +29,8 @@ impl Experiment for ModelsMatrix {
                       pool scales (minus its start-up and copying); for I/O-bound work, threads are as good as processes \
                       and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then computing) sit in \
                       between. asyncio overlaps every task's I/O on one thread (no pool size to pick) but computes one task at \
-                      a time. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
+                      a time, and handing the computing to `asyncio.to_thread` does not change that under the GIL: the \
+                      loop's thread is a Python thread too, and the workers take turns with it. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
                       Pick the workload, sweep the workers; each task is the same in every model. `CPU use` is the \
                       CPU time the run burnt (this process and its worker processes, from the OS) per second of wall \
                       time, in cores: the GIL holds threads to about one, I/O-bound work to almost none. Browsers \
@@ -45,7 +47,8 @@ impl Experiment for ModelsMatrix {
                 VariantSpec::sweep("threads", "a pool of N Python threads under the GIL"),
                 VariantSpec::sweep("free-threaded", "a pool of N Python threads, no GIL"),
                 VariantSpec::sweep("process", "a pool of N worker processes (start-up included)"),
-                VariantSpec::fixed("asyncio", "one event loop: every task a coroutine, its I/O awaited"),
+                VariantSpec::fixed("asyncio", "one event loop: every task a coroutine, its I/O awaited, its computing on the loop"),
+                VariantSpec::sweep("asyncio-to-thread", "one event loop; each task's computing handed to asyncio.to_thread on N threads"),
                 VariantSpec::sweep("rayon", "the same tasks as plain Rust on rayon with N threads"),
             ],
             baseline: "seq",
@@ -96,28 +99,49 @@ impl Workload for Batch {
 }
 
 impl Batch {
-    /// asyncio: every task a coroutine on one loop (real clock); its I/O is an awaited sleep, its
-    /// computing runs on the loop's thread and holds everything else up meanwhile.
-    fn on_event_loop(&self, context: &RunContext) -> Result<u64, RunError> {
-        let interpreter =
-            Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns: self.op_ns, spinner: self.spinner };
+    /// asyncio: every task a coroutine on one loop (real clock) whose thread is a Python thread
+    /// holding the GIL; a task's I/O is an awaited sleep. Its computing runs on the loop's
+    /// thread (`to_threads` = 0), holding everything else up meanwhile, or is handed to
+    /// `to_thread` on a pool of `to_threads` workers — which under the GIL take turns with the
+    /// loop for it.
+    fn on_event_loop(&self, context: &RunContext, to_threads: usize) -> Result<u64, RunError> {
+        const LOOP_THREAD: usize = 0;
+        let gil = Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL));
+        let interpreter = Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: self.op_ns, spinner: self.spinner };
         let (iterations, io) = (self.iterations, Duration::from_micros(u64::from(self.io_us)));
         let tasks = self.tasks;
         let main = async move {
             let handles = (0..tasks)
-                .map(|_| {
+                .map(|task| {
                     let interpreter = interpreter.clone();
                     aio::spawn(async move {
                         aio::sleep(io).await?;
+                        let program = Program::task(0, iterations, 0);
                         let counter = [AtomicI64::new(0)];
-                        interpreter.run(&Program::task(0, iterations, 0), &counter, 0, &Recorder::new(false), &|| true);
+                        if to_threads == 0 {
+                            interpreter.run_holding_gil(&program, &counter, LOOP_THREAD, &Recorder::new(false), &|| true);
+                        } else {
+                            // Python thread ids after the loop's: one per task.
+                            let counted = aio::to_thread(move || {
+                                let counter = [AtomicI64::new(0)];
+                                interpreter.run(&program, &counter, 1 + task, &Recorder::new(false), &|| true);
+                                counter[0].load(Ordering::Relaxed)
+                            });
+                            counter[0].store(counted.await?, Ordering::Relaxed);
+                        }
                         Ok(counter[0].load(Ordering::Relaxed) as u64)
                     })
                 })
                 .collect();
             Ok(aio::gather(handles).await?.iter().sum())
         };
-        Ok(EventLoop::new(RealClock::new(), false).run(main, context.trace(), &|| context.check_cancel().is_ok())?)
+        let event_loop = EventLoop::new(GilClock::new(RealClock::new(), gil, LOOP_THREAD), false);
+        let keep_going = || context.check_cancel().is_ok();
+        Ok(if to_threads == 0 {
+            event_loop.run(main, context.trace(), &keep_going)
+        } else {
+            event_loop.run_with_threads(to_threads, main, context.trace(), &keep_going)?
+        }?)
     }
 }
 
@@ -142,7 +166,8 @@ impl Cell for BatchCell<'_> {
                 let job = Job::Task { iterations: batch.iterations, io_us: batch.io_us, op_ns: batch.op_ns, spinner: batch.spinner };
                 pool.map(&vec![job; batch.tasks], 1)?.iter().map(|reply| reply.value as u64).sum()
             }
-            ("asyncio", _) => batch.on_event_loop(context)?,
+            ("asyncio", _) => batch.on_event_loop(context, 0)?,
+            ("asyncio-to-thread", _) => batch.on_event_loop(context, self.workers)?,
             (_, Some(rayon)) => {
                 use rayon::prelude::*;
                 let counted = AtomicU64::new(0);

@@ -12,6 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
@@ -79,6 +80,19 @@ impl WorkerProcess {
             .and_then(|()| write_frame(input, payload))
             .and_then(|()| input.flush());
         written.map_err(broken)
+    }
+
+    /// Whether a reply (or the worker's exit) is waiting, so [`WorkerProcess::receive`] would
+    /// not block: for a caller that must not block, an event loop polling.
+    pub fn reply_ready(&mut self) -> bool {
+        if !self.output.buffer().is_empty() {
+            return true;
+        }
+        let mut pending = libc::pollfd { fd: self.output.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call (an fd this process owns, open
+        // while `self` lives); a zero timeout returns at once.
+        let ready = unsafe { libc::poll(&mut pending, 1, 0) };
+        ready != 0
     }
 
     /// The next reply, in order.
@@ -211,7 +225,6 @@ impl Mapping {
     }
 
     fn map(file: &File, len: usize, writable: bool) -> io::Result<Self> {
-        use std::os::fd::AsRawFd;
         if len == 0 {
             return Err(io::Error::other("a shared region needs at least 1 byte"));
         }

@@ -172,6 +172,12 @@ impl WorkerProcess {
         self.post(&request, &transfer)
     }
 
+    /// Whether a reply is waiting in the mailbox, so [`WorkerProcess::receive`] would not block:
+    /// for a caller that must not block, an event loop polling.
+    pub fn reply_ready(&mut self) -> bool {
+        self.mailbox.words[0].load(Ordering::Acquire) != EMPTY
+    }
+
     /// The next reply, in order.
     pub fn receive(&mut self) -> Result<Vec<u8>, PlatformError> {
         self.receive_within(REPLY_TIMEOUT)

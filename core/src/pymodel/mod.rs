@@ -20,6 +20,7 @@
 //! sits between them, always possible free-threaded. Locals are the thread's own, as a
 //! CPython frame's are: a loop over locals shares nothing.
 
+pub mod event_loop;
 pub mod gil;
 pub mod process;
 
@@ -250,6 +251,32 @@ impl Interpreter {
         recorder: &Recorder,
         keep_going: &dyn Fn() -> bool,
     ) -> ThreadStats {
+        self.run_from(program, shared, thread, recorder, keep_going, false)
+    }
+
+    /// [`Interpreter::run`] for a thread that already holds the GIL and keeps it afterwards —
+    /// an event loop's thread running a coroutine's bytecode ([`event_loop::GilClock`]). At
+    /// breakers it still hands the GIL over when another thread asks.
+    pub fn run_holding_gil(
+        &self,
+        program: &Program,
+        shared: &[AtomicI64],
+        thread: usize,
+        recorder: &Recorder,
+        keep_going: &dyn Fn() -> bool,
+    ) -> ThreadStats {
+        self.run_from(program, shared, thread, recorder, keep_going, true)
+    }
+
+    fn run_from(
+        &self,
+        program: &Program,
+        shared: &[AtomicI64],
+        thread: usize,
+        recorder: &Recorder,
+        keep_going: &dyn Fn() -> bool,
+        holding: bool,
+    ) -> ThreadStats {
         let mut stats = ThreadStats::default();
         let gil = match &self.mode {
             Mode::Gil(gil) => Some(&**gil),
@@ -260,11 +287,15 @@ impl Interpreter {
             Mode::FreeThreaded { overhead } => self.op_ns * (1.0 + overhead),
         };
         let mut held = Held { gil, thread, since: Instant::now() };
-        self.acquire(&mut held, &mut stats, recorder);
+        if !holding {
+            self.acquire(&mut held, &mut stats, recorder);
+        }
         let mut locals = vec![0i64; program.locals.max(1)];
         let mut stack: Vec<i64> = Vec::with_capacity(8);
         self.exec(&program.code, program, shared, &mut locals, &mut stack, op_ns, &mut held, &mut stats, recorder, keep_going);
-        self.release(&held, recorder);
+        if !holding {
+            self.release(&held, recorder);
+        }
         stats
     }
 

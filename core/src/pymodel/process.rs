@@ -128,6 +128,17 @@ impl ProcessPool {
         self.collect(worker)
     }
 
+    /// `executor.submit`, for a caller that must not block (an event loop): sends `jobs` to
+    /// worker `worker`; [`ProcessPool::replied`] says when [`ProcessPool::collect`] has them.
+    pub fn submit(&mut self, worker: usize, jobs: &[Job]) -> Result<(), PlatformError> {
+        self.send(worker, jobs, &[])
+    }
+
+    /// Whether worker `worker`'s next replies are in.
+    pub fn replied(&mut self, worker: usize) -> bool {
+        self.workers[worker].reply_ready()
+    }
+
     /// `Pool.map`: the jobs in chunks of `chunksize` (≥ 1), chunk i to worker i mod k, each
     /// worker kept [`WINDOW`] chunks ahead; the replies in job order.
     pub fn map(&mut self, jobs: &[Job], chunksize: usize) -> Result<Vec<Reply>, PlatformError> {
@@ -157,7 +168,8 @@ impl ProcessPool {
         self.workers[worker].send(&message, payload, self.delivery)
     }
 
-    fn collect(&mut self, worker: usize) -> Result<Vec<Reply>, PlatformError> {
+    /// Worker `worker`'s replies to its oldest message not yet collected (waits for them).
+    pub fn collect(&mut self, worker: usize) -> Result<Vec<Reply>, PlatformError> {
         let bytes = self.workers[worker].receive()?;
         let answer: Answer =
             serde_json::from_slice(&bytes).map_err(|e| PlatformError::Unavailable(format!("a worker replied nonsense: {e}")))?;
