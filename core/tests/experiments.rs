@@ -660,6 +660,8 @@ fn a_real_abba_deadlock_is_caught_by_the_wait_for_graph_and_ordered_locks_never_
 
 /// An experiment whose run takes no time worth measuring: a few additions.
 struct Trivial;
+/// Runs of [`Trivial`] made, warm-up and discarded batches included.
+static TRIVIAL_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 struct TrivialWorkload;
 struct TrivialCell(u64);
 
@@ -705,7 +707,12 @@ impl Cell for TrivialCell {
     }
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         self.0 += 1;
+        TRIVIAL_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         context.record("runs so far", "", self.0 as f64);
+        let mut number = conlab_core::stats::LogHistogram::default();
+        number.record(self.0);
+        context.record_latency("run number", &number);
+        context.report(format!("run {}", self.0));
         Ok(std::hint::black_box(1u64) + 2)
     }
 }
@@ -728,4 +735,10 @@ fn runs_too_short_for_the_clock_are_timed_in_batches_and_reported_per_run() {
         cell.runs_per_sample
     );
     assert!(conlab_core::report::table(&result).contains("(batched)"));
+    // Batches too short to time were thrown away, and what their runs recorded with them: the
+    // latencies kept are fewer than the runs made.
+    let made = TRIVIAL_RUNS.load(std::sync::atomic::Ordering::Relaxed);
+    let kept = cell.latencies["run number"].count;
+    assert!(kept < made, "{kept} runs' latencies kept of {made} made: a discarded batch's were kept");
+    assert_eq!(cell.finding_runs, 5, "one reporting sample per timed batch");
 }

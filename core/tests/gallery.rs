@@ -52,6 +52,13 @@ fn waits_wake(result: &RunResult, variant: &str) {
     }
 }
 
+/// The number just before `suffix` in `text` (a finding's measured figure).
+fn number_before(text: &str, suffix: &str) -> f64 {
+    let head = &text[..text.find(suffix).unwrap_or_else(|| panic!("no `{suffix}` in: {text}"))];
+    let start = head.rfind(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(0, |i| i + 1);
+    head[start..].parse().unwrap_or_else(|_| panic!("no number before `{suffix}` in: {text}"))
+}
+
 #[test]
 fn rlock_reenters_where_a_plain_lock_deadlocks_its_own_holder_until_the_timeout() {
     let result = traced("prim-rlock", &[("transfers", json!(5)), ("hold_ms", json!(0.2)), ("timeout_ms", json!(30))]);
@@ -62,7 +69,11 @@ fn rlock_reenters_where_a_plain_lock_deadlocks_its_own_holder_until_the_timeout(
     let lock = cell(&result, "lock");
     assert!(lock.summary.as_ref().unwrap().min >= 2.0 * 0.030, "each worker waited out its timeout");
     assert_eq!(lock.findings.len(), 2, "{:?}", lock.findings);
-    assert!(lock.findings.iter().all(|f| f.contains("self-deadlock") && f.contains("30 ms")), "{:?}", lock.findings);
+    // What the run saw: how long each holder really waited for itself (its 30 ms timeout, or more).
+    for finding in &lock.findings {
+        let waited = number_before(finding, " ms for itself");
+        assert!(finding.contains("self-deadlock") && (30.0..200.0).contains(&waited), "{finding}");
+    }
     assert_eq!(lock.finding_runs, 3);
     waits_wake(&result, "lock");
     waits_wake(&result, "rlock");
@@ -79,6 +90,12 @@ fn a_semaphore_caps_connections_at_k_and_an_extra_release_raises_the_cap() {
     assert!(values(&result, "leaky-bounded", "permits at the end").iter().all(|p| *p <= 2.0), "never above k");
     let bounded = &cell(&result, "leaky-bounded").findings;
     assert!(bounded.iter().any(|f| f.contains("ValueError")), "{bounded:?}");
+    // The leak's finding says what the first run measured: its permits and its peak.
+    let leaky = cell(&result, "leaky");
+    let finding = &leaky.findings[0];
+    assert!(finding.contains("ended the run with 3 permits where it began with 2"), "{finding}");
+    let peak = leaky.metrics["max in flight"].values[0];
+    assert!(finding.contains(&format!("(at most {peak} in the whole run)")), "{finding} vs a measured peak of {peak}");
     waits_wake(&result, "bounded");
 }
 
@@ -133,7 +150,14 @@ fn a_barrier_keeps_phases_apart_and_breaks_when_a_party_never_comes() {
     assert!(values(&result, "missing-party", "BrokenBarrierError").iter().all(|b| *b == 3.0), "all the others");
     assert!(values(&result, "missing-party", "stuck in the barrier (max)").iter().all(|ms| *ms >= 40.0), "until the timeout");
     assert!(values(&result, "abort", "stuck in the barrier (max)").iter().all(|ms| *ms < 40.0), "abort() tells them at once");
-    assert!(cell(&result, "missing-party").findings[0].contains("never reached barrier.wait()"));
+    // The findings give the stuck time the runs measured, not the timeout they were set.
+    let missing = cell(&result, "missing-party");
+    assert!(missing.findings[0].contains("never reached barrier.wait()"));
+    let stuck = number_before(&missing.findings[0], " ms, until a timeout");
+    assert!((stuck - missing.metrics["stuck in the barrier (max)"].values[0]).abs() < 1.0, "{}", missing.findings[0]);
+    let abort = cell(&result, "abort");
+    let stuck = number_before(&abort.findings[0], " ms in the barrier");
+    assert!(stuck < 40.0 && (stuck - abort.metrics["stuck in the barrier (max)"].values[0]).abs() < 0.01, "{}", abort.findings[0]);
     waits_wake(&result, "barrier");
     let marks = labels(&result, "barrier", SpanKind::Mark);
     assert_eq!(marks.iter().filter(|m| m.contains("last to arrive")).count(), 4, "one last arrival per phase");
@@ -159,7 +183,8 @@ fn a_bounded_queue_pushes_back_and_join_waits_for_every_task_done() {
     assert!(values(&result, "unbounded", "producer blocked").iter().all(|ms| *ms == 0.0));
     assert!(values(&result, "no-task-done", "join() waited").iter().all(|ms| *ms >= 40.0));
     assert!(
-        cell(&result, "no-task-done").findings[0].contains("20 of 20 tasks never marked done"),
+        cell(&result, "no-task-done").findings[0].contains("20 of the 20 tasks put never marked done")
+            && number_before(&cell(&result, "no-task-done").findings[0], " ms (its timeout)") >= 40.0,
         "{:?}",
         cell(&result, "no-task-done").findings
     );

@@ -317,6 +317,12 @@ impl<'a> RunContext<'a> {
         std::mem::take(&mut *lock(&self.findings))
     }
 
+    /// Forgets everything recorded so far — measurements, latencies, findings, spans: the runner
+    /// throws away a batch of runs too short to time, and what they recorded with it.
+    pub fn discard_recorded(&self) {
+        drop((self.take_metrics(), self.take_latencies(), self.take_findings(), self.trace.take()));
+    }
+
     /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.
     pub fn check_cancel(&self) -> Result<(), RunError> {
         if self.cancel.is_cancelled() {

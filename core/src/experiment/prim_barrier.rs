@@ -243,16 +243,17 @@ impl PhasesCell<'_> {
         context.record("stuck in the barrier (max)", "ms", stuck as f64 / 1e6);
         let failing = work.workers - 1;
         let phase = work.failing_phase();
+        let stuck_ms = stuck as f64 / 1e6;
         context.report(if self.sync == Meeting::Abort {
             format!(
                 "worker {failing} raised in phase {phase} and called barrier.abort(): the {broken} others got \
-                 BrokenBarrierError as soon as they reached the barrier, instead of waiting out a timeout"
+                 BrokenBarrierError after at most {stuck_ms:.2} ms in the barrier, instead of waiting out a timeout"
             )
         } else {
             format!(
-                "worker {failing} raised in phase {phase} and never reached barrier.wait(): the others waited until one's \
-                 {} ms timeout broke the barrier, and all {broken} got BrokenBarrierError (forever, with no timeout)",
-                work.timeout.as_millis()
+                "worker {failing} raised in phase {phase} and never reached barrier.wait(): the others waited up to \
+                 {stuck_ms:.0} ms, until a timeout broke the barrier, and all {broken} got BrokenBarrierError (forever, with \
+                 no timeout)"
             )
         });
     }

@@ -151,14 +151,16 @@ impl StartCell<'_> {
                     context.sleep(Duration::from_micros(100))?;
                 }
                 work(context, lane, || "arriving late", self.start.late)?;
+                let asked = Instant::now();
+                let late_ns = asked.nanos_since_epoch().saturating_sub(shared.set_at.load(Ordering::SeqCst));
                 let released = blocking(lane, "ready.wait()", || shared.event.wait(Some(self.start.timeout)), |r| r.to_string());
                 if !released {
                     context.report(format!(
-                        "waiter {me} called wait() {} ms after set(); clear(): it missed the pulse and slept until its \
-                         {} ms timeout (the waiters already waiting were released). Keep the flag set, or wait on a \
+                        "waiter {me} called wait() {:.1} ms after set(); clear(): it missed the pulse and slept {:.0} ms, \
+                         until its timeout (the waiters already waiting were released). Keep the flag set, or wait on a \
                          Condition for real state.",
-                        self.start.late.as_secs_f64() * 1e3,
-                        self.start.timeout.as_millis()
+                        late_ns as f64 / 1e6,
+                        asked.elapsed().as_secs_f64() * 1e3
                     ));
                 }
                 released

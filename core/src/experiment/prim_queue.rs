@@ -149,12 +149,13 @@ impl LineCell<'_> {
             || patiently(context, self.line.timeout, |slice| queue.join(Some(slice)).then_some(())),
             |joined| if matches!(joined, Ok(Some(()))) { "all tasks done".into() } else { "timed out".into() },
         )?;
-        tally.join_ns.store(asked.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let waited = asked.elapsed();
+        tally.join_ns.store(waited.as_nanos() as u64, Ordering::Relaxed);
         if joined.is_none() {
             context.report(format!(
-                "q.join() timed out after {} ms with {} of {} tasks never marked done: every get() needs its \
-                 task_done(), or join() waits forever",
-                self.line.timeout.as_millis(),
+                "q.join() gave up after waiting {:.0} ms (its timeout) with {} of the {} tasks put never marked done: \
+                 every get() needs its task_done(), or join() waits forever",
+                waited.as_secs_f64() * 1e3,
                 queue.unfinished(),
                 self.line.items
             ));

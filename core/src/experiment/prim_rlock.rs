@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work, TOPIC};
 use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::platform::Instant;
 use crate::prims::{Lock, RLock};
 use crate::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use crate::trace::Lane;
@@ -117,7 +118,8 @@ impl Accounts {
 }
 
 /// Why a worker stopped early.
-struct SelfDeadlock;
+/// How long the holder's second acquire waited for itself before its timeout.
+struct SelfDeadlock(Duration);
 
 impl BankCell<'_> {
     /// One `transfer()`: the outer acquire, the nested ones the variant makes, the held time.
@@ -155,12 +157,14 @@ impl BankCell<'_> {
                 if !blocking(lane, "lock.acquire() in transfer()", || lock.acquire(behind), |got| got.to_string()) {
                     return Err(RunError::Failed("a Lock wait outlasted every worker's timeout".into()));
                 }
+                let asked = Instant::now();
                 let nested = blocking(lane, "lock.acquire() in withdraw()", || lock.acquire(timeout), |got| got.to_string());
+                let waited = asked.elapsed();
                 lock.release().expect("held");
                 if nested {
                     return Err(RunError::Failed("a plain Lock was acquired twice by its holder".into()));
                 }
-                Ok(Err(SelfDeadlock))
+                Ok(Err(SelfDeadlock(waited)))
             }
         }
     }
@@ -179,14 +183,14 @@ impl Cell for BankCell<'_> {
             for _ in 0..self.bank.transfers {
                 match self.transfer(&accounts, &mut lane, context)? {
                     Ok(()) => done.fetch_add(1, Ordering::Relaxed),
-                    Err(SelfDeadlock) => {
+                    Err(SelfDeadlock(waited)) => {
                         stuck.fetch_add(1, Ordering::Relaxed);
                         context.report(format!(
-                            "worker {}: withdraw() called lock.acquire() on the Lock its own transfer() held and waited for \
-                             itself until the {} ms timeout — a self-deadlock (forever without a timeout). An RLock \
+                            "worker {}: withdraw() called lock.acquire() on the Lock its own transfer() held and waited \
+                             {:.0} ms for itself, until its timeout — a self-deadlock (forever without a timeout). An RLock \
                              counts its owner's acquisitions instead.",
                             member.index,
-                            self.bank.timeout.as_millis()
+                            waited.as_secs_f64() * 1e3
                         ));
                         return Ok(());
                     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work, TOPIC};
 use super::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use crate::prims::{BoundedSemaphore, PrimError, Semaphore};
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::trace::{Lane, SpanKind};
 
 pub struct PrimSemaphore;
@@ -133,11 +133,15 @@ struct ConnectionsCell<'a> {
     leaks: bool,
 }
 
-/// Connections open now, and the most ever open at once.
+/// Connections open now, the most ever open at once, and the most once a permit was released
+/// twice.
 #[derive(Default)]
 struct InFlight {
     now: AtomicUsize,
     most: AtomicUsize,
+    /// Set when worker 0's error path released a second time.
+    leaked: AtomicBool,
+    most_after_leak: AtomicUsize,
 }
 
 impl ConnectionsCell<'_> {
@@ -167,6 +171,9 @@ impl ConnectionsCell<'_> {
         }
         let open = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
         in_flight.most.fetch_max(open, Ordering::SeqCst);
+        if in_flight.leaked.load(Ordering::SeqCst) {
+            in_flight.most_after_leak.fetch_max(open, Ordering::SeqCst);
+        }
         let held = work(context, lane, || format!("connection {request} ({open} open)"), self.work.hold);
         in_flight.now.fetch_sub(1, Ordering::SeqCst);
         let mut released = limit.release();
@@ -174,14 +181,10 @@ impl ConnectionsCell<'_> {
             let now = context.now();
             lane.record(SpanKind::Mark, "release() again, in an error path", now, now);
             released = limit.release();
-            context.report(match limit {
-                Limit::Plain(_) => format!(
-                    "worker 0 released its permit twice (an error path's extra release()): the Semaphore silently \
-                     gained a permit and now admits {} at once",
-                    self.work.limit + 1
-                ),
-                _ => "worker 0 released its permit twice (an error path's extra release())".into(),
-            });
+            in_flight.leaked.store(released.is_ok(), Ordering::SeqCst);
+            if released.is_err() {
+                context.report("worker 0 released its permit twice (an error path's extra release())");
+            }
         }
         if let Err(error) = released {
             let unmade = match self.work.requests - request - 1 {
@@ -218,9 +221,19 @@ impl Cell for ConnectionsCell<'_> {
             }
             Ok(())
         })?;
-        context.record("max in flight", "connections", in_flight.most.load(Ordering::SeqCst) as f64);
+        let most = in_flight.most.load(Ordering::SeqCst);
+        context.record("max in flight", "connections", most as f64);
         if let Some(left) = limit.value() {
             context.record("permits at the end", "", left as f64);
+            if in_flight.leaked.load(Ordering::SeqCst) {
+                context.report(format!(
+                    "worker 0 released its permit twice (an error path's extra release()) and the Semaphore took it \
+                     silently: it ended the run with {left} permits where it began with {}, and after the extra release up to {} \
+                     connections were open at once (at most {most} in the whole run)",
+                    self.work.limit,
+                    in_flight.most_after_leak.load(Ordering::SeqCst)
+                ));
+            }
         }
         Ok(made.load(Ordering::Relaxed) as u64)
     }

@@ -299,7 +299,8 @@ fn time_runs(cell: &mut LiveCell<'_>, context: &RunContext, runs: usize, expecte
 }
 
 /// Times a batch of the cell's runs per sample; while a batch lasts less than `shortest` (and
-/// is not yet the largest) the batch grows and is timed again. The time of the batch kept.
+/// is not yet the largest) the batch grows and is timed again, and what the short batch
+/// recorded is thrown away with it. The time of the batch kept.
 fn timed_sample(cell: &mut LiveCell<'_>, context: &RunContext, expected: Digest, shortest: Duration) -> Result<Duration, RunError> {
     let mut elapsed = time_runs(cell, context, cell.runs_per_sample, expected)?;
     while elapsed < shortest && cell.runs_per_sample < MAX_RUNS_PER_SAMPLE {
@@ -307,6 +308,8 @@ fn timed_sample(cell: &mut LiveCell<'_>, context: &RunContext, expected: Digest,
         let factor = if elapsed.is_zero() { 10.0 } else { (1.2 * shortest.as_secs_f64() / elapsed.as_secs_f64()).clamp(2.0, 10.0) };
         cell.runs_per_sample = ((cell.runs_per_sample as f64 * factor).ceil() as usize).min(MAX_RUNS_PER_SAMPLE);
         context.check_cancel()?;
+        // Only the timed batch's measurements belong to the sample.
+        context.discard_recorded();
         elapsed = time_runs(cell, context, cell.runs_per_sample, expected)?;
     }
     Ok(elapsed)
