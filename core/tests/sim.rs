@@ -114,3 +114,48 @@ fn misuse_and_races_are_reported_with_their_lines() {
     let racy = replay(&program(vec![write("A", true), write("B", false)]), "AAAB").unwrap();
     assert_eq!(racy.failure.unwrap().to_string(), "data race on x: A write (line 2) and B read (line 1) with nothing ordering them");
 }
+
+/// A bug that only shows when a thread carries on past its own yield: A yields, then raises
+/// `x`; B asserts that `x` is still down. Switching at the yield hides it.
+fn reachable_past_a_yield() -> conlab_core::sim::Program {
+    use conlab_core::sim::program::{int, var, Op, Target, Thread};
+    conlab_core::sim::Program {
+        vars: vec![("x", 0)],
+        atomic: vec!["x"],
+        mutexes: Vec::new(),
+        conditions: Vec::new(),
+        semaphores: Vec::new(),
+        threads: vec![
+            Thread::new("A").op(Op::Yield).op(Op::Set(Target::Var("x"), int(1))),
+            Thread::new("B").op(Op::Assert(var("x").eq(int(0)), "x is still 0")),
+        ],
+        finally: None,
+    }
+}
+
+#[test]
+fn dfs_also_runs_a_thread_on_past_its_yield_and_counts_that_against_the_bound() {
+    let program = reachable_past_a_yield();
+    // The failing schedule exists: A yields, A goes on, B asserts.
+    assert!(replay(&program, "AAB").unwrap().failure.is_some());
+    let found = search(&program, Strategy::Dfs { preemption_bound: 1 }, &Budget::default());
+    assert_eq!(found.found.as_ref().map(|run| run.schedule.as_str()), Some("AAB"), "{found:?}");
+    // Ignoring the yield is a deviation from the default schedule: with no budget, it is not
+    // taken — and the search does not claim a proof it did not run.
+    let none = search(&program, Strategy::Dfs { preemption_bound: 0 }, &Budget::default());
+    assert!(none.found.is_none() && none.proves(), "within the bound of 0 every schedule passes: {none:?}");
+    assert!(none.verdict("DFS", 400).ends_with("correct within that bound"));
+}
+
+#[test]
+fn a_search_whose_runs_were_cut_at_the_step_cap_is_no_proof() {
+    // A fixed twin, with a step cap too short for its runs to finish.
+    let scenario = scenarios().iter().find(|s| s.id == "dining-philosophers-fixed").unwrap();
+    let short = Budget { max_steps: 5, runs: 1_000_000, ..Budget::default() };
+    let outcome = search(&scenario.program(), DFS, &short);
+    assert!(outcome.exhausted && outcome.cut > 0 && outcome.found.is_none(), "{outcome:?}");
+    assert!(!outcome.proves());
+    let verdict = outcome.verdict(&DFS.describe(), short.max_steps);
+    assert!(verdict.contains("at the 5-step cap") && verdict.contains("not a proof"), "{verdict}");
+    assert!(!verdict.contains("correct within that bound"), "{verdict}");
+}

@@ -55,24 +55,12 @@ pub fn explore(args: &ExploreArgs) -> Result<String, String> {
     let strategy = Strategy::named(name.get_name(), args.seed, args.depth, args.bound)?;
     let described = strategy.describe();
     let program = scenario.program();
-    let outcome = search(&program, strategy, &Budget { runs: args.runs, ..Budget::default() });
+    let budget = Budget { runs: args.runs, ..Budget::default() };
+    let outcome = search(&program, strategy, &budget);
     let mut out = format!("{} — {}\n{}\n\n", scenario.id, scenario.title, scenario.story);
-    match outcome.found {
-        Some(run) => {
-            let _ = writeln!(out, "{described}: found in run {} of at most {}", outcome.runs, args.runs);
-            out.push_str(&describe_run(scenario.id, &run));
-        }
-        None if outcome.exhausted => {
-            let _ = writeln!(
-                out,
-                "{described}: no failure in any of the {} schedules with at most {} preemptions — the program is correct within that bound",
-                outcome.runs, args.bound
-            );
-        }
-        None => {
-            let cut = if outcome.cut > 0 { format!(" ({} stopped at the step limit)", outcome.cut) } else { String::new() };
-            let _ = writeln!(out, "{described}: no failure in {} runs{cut}", outcome.runs);
-        }
+    let _ = writeln!(out, "{}", outcome.verdict(&described, budget.max_steps));
+    if let Some(run) = &outcome.found {
+        out.push_str(&describe_run(scenario.id, run));
     }
     Ok(out)
 }

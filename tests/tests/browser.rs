@@ -623,7 +623,7 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
         browser.eval("return document.getElementById('sim-next').disabled;") == json!(false)
     });
     let found = browser.eval("return document.getElementById('sim-search-result').textContent;");
-    assert!(found.as_str().unwrap().contains("found it in run"), "{found}");
+    assert!(found.as_str().unwrap().contains(": found in run"), "{found}");
     browser.eval("document.getElementById('sim-next').click();");
     wait_until(Duration::from_secs(10), "one replayed step", || schedule().as_str().is_some_and(|s| s.len() == 1));
     browser.eval("document.getElementById('sim-play').click();");

@@ -42,7 +42,8 @@ pub fn state(scenario: &str, schedule: &str) -> Result<String, String> {
 struct Found {
     strategy: String,
     runs: usize,
-    exhausted: bool,
+    /// Every schedule within the bound ran to its end and passed.
+    proves: bool,
     /// The failing schedule, for the page to replay step by step.
     schedule: Option<String>,
     summary: String,
@@ -52,19 +53,13 @@ pub fn search(scenario: &str, strategy: &str, seed: u64, runs: usize, depth: usi
     let scenario = find_scenario(scenario)?;
     let runs = check_range("runs", runs, RUNS_RANGE)?;
     let strategy = Strategy::named(strategy, seed, depth, bound)?;
-    let outcome = sim::search(&scenario.program(), strategy, &Budget { runs, ..Budget::default() });
-    let described = strategy.describe();
-    let summary = match (&outcome.found, outcome.exhausted) {
-        (Some(run), _) => {
-            format!("{described} found it in run {}: {}", outcome.runs, run.failure.as_ref().map_or_else(String::new, ToString::to_string))
-        }
-        (None, true) => format!("{described}: every one of the {} schedules passes — correct within that bound", outcome.runs),
-        (None, false) => format!("{described}: no failure in {} runs", outcome.runs),
-    };
+    let budget = Budget { runs, ..Budget::default() };
+    let outcome = sim::search(&scenario.program(), strategy, &budget);
+    let summary = outcome.verdict(&strategy.describe(), budget.max_steps);
     let found = Found {
-        strategy: described,
+        strategy: strategy.describe(),
         runs: outcome.runs,
-        exhausted: outcome.exhausted,
+        proves: outcome.proves(),
         schedule: outcome.found.map(|run| run.schedule),
         summary,
     };
@@ -88,7 +83,8 @@ mod tests {
         let found: serde_json::Value = serde_json::from_str(&search("missed-wakeup", "pct", 1, 1000, 3, 2).unwrap()).unwrap();
         assert!(found["schedule"].as_str().is_some_and(|s| !s.is_empty()), "{found}");
         let proof: serde_json::Value = serde_json::from_str(&search("abba-deadlock-fixed", "dfs", 1, 1000, 3, 2).unwrap()).unwrap();
-        assert_eq!((proof["exhausted"].as_bool(), proof["schedule"].as_str()), (Some(true), None));
+        assert_eq!((proof["proves"].as_bool(), proof["schedule"].as_str()), (Some(true), None));
+        assert!(proof["summary"].as_str().unwrap().ends_with("correct within that bound"), "{proof}");
         assert_eq!(
             search("abba-deadlock", "bfs", 1, 10, 3, 2).unwrap_err(),
             "parameter `strategy`: expected one of pct, random, dfs, round-robin, got `bfs`"

@@ -10,9 +10,12 @@
 //!   constraints is found with probability at least 1 / (n·k^(d−1)) per run (n threads, k steps).
 //!   A thread that yields also drops to the lowest priority, so polite back-offs alternate.
 //! - **DFS**, exhaustive depth-first search with a preemption bound (CHESS: Musuvathi & Qadeer,
-//!   PLDI 2007): every schedule with at most b preemptions — switches away from a thread that
-//!   could have gone on; a switch after a yield, a block or an end is free. When it ends without
-//!   a failure, no schedule within the bound has the bug.
+//!   PLDI 2007): every schedule with at most b *deviations* from the default of letting the
+//!   running thread go on — a preemption (switching away from a thread that could have gone
+//!   on) or carrying a thread on past its own yield while another could run (a yield asks for
+//!   a switch; ignoring it is the scheduler's choice, and costs one). A switch after a yield, a
+//!   block or an end is free. When every such schedule ran to its end without a failure — none
+//!   cut at the step cap — no schedule within the bound has the bug ([`Search::proves`]).
 //!
 //! Liveness follows Coyote's recipe (Deligiannis et al.): after `fair_after` steps every
 //! strategy but DFS turns round-robin, so a livelock shows as a state that comes back with every
@@ -69,7 +72,9 @@ impl Strategy {
         match self {
             Strategy::Pct { seed, depth } => format!("PCT (depth {depth}, seed {seed})"),
             Strategy::Random { seed } => format!("random (seed {seed})"),
-            Strategy::Dfs { preemption_bound } => format!("DFS (at most {preemption_bound} preemptions)"),
+            Strategy::Dfs { preemption_bound } => {
+                format!("DFS (at most {preemption_bound} preemptions; carrying on past a yield counts as one)")
+            }
             Strategy::RoundRobin => "round-robin".into(),
         }
     }
@@ -111,8 +116,43 @@ pub struct Search {
     pub runs: usize,
     /// Runs stopped at the step bound.
     pub cut: usize,
-    /// DFS only: every schedule within the preemption bound was run.
+    /// DFS only: every schedule within the preemption bound was run (to its end, or to the
+    /// step cap: see `cut`).
     pub exhausted: bool,
+}
+
+impl Search {
+    /// Whether the search is a proof: DFS ran every schedule within its bound, each to its end,
+    /// and none failed. A run cut at the step cap might have failed later, so any cut run
+    /// leaves it a search, not a proof.
+    pub fn proves(&self) -> bool {
+        self.exhausted && self.cut == 0 && self.found.is_none()
+    }
+
+    /// What the search showed, in one sentence (`described`: the strategy, [`Strategy::describe`];
+    /// `max_steps`: the step cap it ran under) — the CLI's and the page's words.
+    pub fn verdict(&self, described: &str, max_steps: usize) -> String {
+        let cut = |what: &str| format!("{} of them {what} at the {max_steps}-step cap before finishing", self.cut);
+        match &self.found {
+            Some(run) => {
+                let failure = run.failure.as_ref().map_or_else(String::new, ToString::to_string);
+                format!("{described}: found in run {}: {failure}", self.runs)
+            }
+            None if self.proves() => {
+                format!(
+                    "{described}: every one of the {} schedules within the bound ran to its end and passes — correct within that bound",
+                    self.runs
+                )
+            }
+            None if self.exhausted => format!(
+                "{described}: no failure in the {} schedules within the bound, but {} — not a proof: a cut run might fail later",
+                self.runs,
+                cut("stopped")
+            ),
+            None if self.cut > 0 => format!("{described}: no failure in {} runs ({})", self.runs, cut("stopped")),
+            None => format!("{described}: no failure in {} runs", self.runs),
+        }
+    }
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014): tiny, seedable, good enough to pick threads.
@@ -293,7 +333,7 @@ fn dfs_pass(program: &Program, bound: usize, max_runs: usize, max_steps: usize) 
                 stack.push(Choice { options, taken: 0 });
             }
             let thread = stack[depth].options[stack[depth].taken];
-            if is_preemption(machine, last, thread) {
+            if deviates(machine, enabled, last, thread) {
                 preemptions += 1;
             }
             depth += 1;
@@ -319,29 +359,27 @@ fn dfs_pass(program: &Program, bound: usize, max_runs: usize, max_steps: usize) 
     }
 }
 
-/// Whether running `thread` after `last` preempts `last`: it could have gone on, and did not
-/// just yield.
-fn is_preemption(machine: &Machine<'_>, last: Option<usize>, thread: usize) -> bool {
-    last.is_some_and(|last| last != thread && machine.is_enabled(last) && !machine.just_yielded(last))
+/// Whether running `thread` after `last` deviates from the default — letting the running
+/// thread go on, or switching when it yields: a preemption (`last` could have gone on, did not
+/// just yield, and another runs) or a yield ignored (`last` just yielded, another could run,
+/// and `last` goes on). Each costs one unit of the DFS's bound.
+fn deviates(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, thread: usize) -> bool {
+    let Some(last) = last else { return false };
+    if last == thread {
+        machine.just_yielded(last) && enabled.iter().any(|&other| other != last)
+    } else {
+        machine.is_enabled(last) && !machine.just_yielded(last)
+    }
 }
 
-/// The DFS's options at a step: carrying on first (no preemption), then the others — those
-/// that would preempt only while the budget lasts. After a yield the others go instead, when
-/// there are any: that is what a yield asks for (and a spin-wait that yields cannot spin on
-/// while the thread it waits for could run — CHESS's fairness for yields).
+/// The DFS's options at a step: the free ones first — carrying on, or after a yield the others
+/// — then, while the budget lasts, the deviations ([`deviates`]).
 fn options(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, budget_left: usize) -> Vec<usize> {
     let carry_on = last.filter(|last| enabled.contains(last));
-    let mut options: Vec<usize> = enabled
-        .iter()
-        .copied()
-        .filter(|&thread| Some(thread) != carry_on && (budget_left > 0 || !is_preemption(machine, last, thread)))
-        .collect();
-    if let Some(last) = carry_on {
-        if !machine.just_yielded(last) {
-            options.insert(0, last);
-        } else if options.is_empty() {
-            options.push(last);
-        }
+    let order = carry_on.into_iter().chain(enabled.iter().copied().filter(|&thread| Some(thread) != carry_on));
+    let (deviations, mut options): (Vec<usize>, Vec<usize>) = order.partition(|&thread| deviates(machine, enabled, last, thread));
+    if budget_left > 0 {
+        options.extend(deviations);
     }
     options
 }
