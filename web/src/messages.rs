@@ -71,6 +71,34 @@ pub fn render(result_json: &str) -> Result<String, String> {
     serde_json::to_string(&finished(&result)).map_err(|e| e.to_string())
 }
 
+/// An imported result (`conlab run --format json`), checked: the settings it ran with, for the
+/// page's form, and where it was measured.
+#[derive(Serialize)]
+pub struct Imported<'a> {
+    pub experiment: &'a str,
+    pub params: &'a std::collections::BTreeMap<String, experiment::Value>,
+    pub variants: &'a [String],
+    pub threads: &'a [usize],
+    pub repeat: usize,
+    pub warmup: usize,
+    pub platform: &'a str,
+}
+
+/// [`Imported`] as JSON, or what is wrong with the file — in words the page shows as they are.
+pub fn imported(result_json: &str) -> Result<String, String> {
+    let result = parse_result(result_json)?;
+    let imported = Imported {
+        experiment: &result.experiment,
+        params: &result.params,
+        variants: &result.variants,
+        threads: &result.threads,
+        repeat: result.repeat,
+        warmup: result.warmup,
+        platform: &result.environment.platform.platform,
+    };
+    serde_json::to_string(&imported).map_err(|e| e.to_string())
+}
+
 /// This page's result beside an imported one (`conlab run --format json`): the comparison
 /// table, or why they do not compare.
 pub fn compare(here_json: &str, there_json: &str) -> Result<String, String> {
@@ -157,6 +185,20 @@ mod tests {
         assert!(timeline(trace, 0.25, 0.5).unwrap().contains("250 ns – 500 ns of 1.00 µs"));
         assert!(timeline(trace, 0.5, 0.25).unwrap_err().starts_with("a timeline window needs"));
         assert!(timeline("[]", 0.0, 1.0).unwrap_err().starts_with("not a conlab trace"));
+    }
+
+    #[test]
+    fn an_import_names_what_is_wrong_with_the_file() {
+        let good = serde_json::to_string(&small_mandelbrot("[1,2]", 1)).unwrap();
+        let settings: serde_json::Value = serde_json::from_str(&imported(&good).unwrap()).unwrap();
+        assert_eq!((settings["experiment"].as_str(), &settings["threads"]), (Some("mandelbrot"), &serde_json::json!([1, 2])));
+        let mut damaged: serde_json::Value = serde_json::from_str(&good).unwrap();
+        damaged.as_object_mut().unwrap().remove("variants");
+        let error = imported(&damaged.to_string()).unwrap_err();
+        assert!(error.starts_with("not a conlab result") && error.contains("missing field `variants`"), "{error}");
+        assert!(imported("[]").unwrap_err().starts_with("not a conlab result"));
+        // A stored result damaged the same way is refused by the same check.
+        assert!(render(&damaged.to_string()).unwrap_err().contains("missing field `variants`"));
     }
 
     #[test]

@@ -65,6 +65,13 @@ pub fn render_result(result_json: &str) -> Result<String, JsError> {
     crate::messages::render(result_json).map_err(|e| JsError::new(&e))
 }
 
+/// An imported result checked: its settings and platform, or an Error saying what is wrong
+/// ([`crate::messages::imported`]).
+#[wasm_bindgen(js_name = importResult)]
+pub fn import_result(result_json: &str) -> Result<String, JsError> {
+    crate::messages::imported(result_json).map_err(|e| JsError::new(&e))
+}
+
 /// This page's result beside an imported one ([`crate::messages::compare`]).
 #[wasm_bindgen(js_name = compareResults)]
 pub fn compare_results(here_json: &str, there_json: &str) -> Result<String, JsError> {

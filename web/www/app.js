@@ -109,6 +109,20 @@ const handlers = {
   fatal(data) {
     setStatus('error', `the lab could not start: ${data.message}`);
   },
+  waiting(data) {
+    $('progress-text').textContent = `waiting for ${data.what}…`;
+  },
+  imported(data) {
+    if (data.error) {
+      $('import-status').textContent = `${data.name} cannot be imported: ${data.error}`;
+      return;
+    }
+    state.imported = data.text;
+    applySettings(requestToSettings(data), 'The imported result');
+    $('import-status').textContent = `Imported ${data.experiment} measured on ${data.platform}; ` +
+      'the form now holds its settings — run it here to compare.';
+    compareWithImported();
+  },
   progress(data) {
     const progress = JSON.parse(data.progress);
     $('progress').max = Math.max(progress.total, 1);
@@ -121,6 +135,8 @@ const handlers = {
     setRunning(false);
     const finished = data.finished;
     state.last = finished;
+    // A stored result was checked by conlab-core before it got here: its settings fill the form.
+    if (data.stored) applySettings(requestToSettings(requestOf(finished.result)), 'The stored result');
     showResult(finished, data.exports);
     if (data.stored) {
       const shown = `showing a stored result of ${finished.result.experiment}`;
@@ -152,6 +168,12 @@ const handlers = {
     }
   },
   error(data) {
+    if (data.stored) {
+      // A stored result that no longer reads: said where the history is; the page goes on.
+      $('history-status').textContent = `A stored result could not be opened: ${data.message}`;
+      if (state.threadsReady) setStatus('ready', 'ready');
+      return;
+    }
     setRunning(false);
     $('form-error').textContent = data.message;
     setStatus(data.message === 'cancelled' ? 'cancelled' : 'error', data.message === 'cancelled' ? 'cancelled' : 'the run failed');
@@ -562,9 +584,11 @@ function presetButtons(info) {
 
 // ---- History: the last results, kept in localStorage -----------------------------------------
 
+// The stored entries that are entries at all (what is in them is checked when one is opened).
 function storedHistory() {
   try {
-    return JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+    const entries = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+    return Array.isArray(entries) ? entries.filter((entry) => entry && typeof entry === 'object') : [];
   } catch {
     return [];
   }
@@ -588,7 +612,7 @@ function remember(result) {
 function showHistory() {
   const items = storedHistory().map((entry, index) => el('li', {},
     el('button', { type: 'button', 'data-history': index, text: `${entry.experiment}` }),
-    ` ${new Date(entry.when).toLocaleString()} — ${entry.title}`));
+    ` ${new Date(entry.when).toLocaleString()} — ${entry.title ?? ''}`));
   $('history-list').replaceChildren(...items);
   $('history-list').querySelectorAll('button').forEach((button) => {
     button.onclick = () => openStored(storedHistory()[Number(button.dataset.history)]);
@@ -598,8 +622,8 @@ function showHistory() {
 
 function openStored(entry) {
   if (!entry || state.running) return;
-  applySettings(requestToSettings(requestOf(JSON.parse(entry.result))), 'The stored result');
-  state.worker.postMessage({ type: 'render', result: entry.result });
+  $('history-status').textContent = '';
+  state.worker.postMessage({ type: 'render', result: String(entry.result) });
 }
 
 function openLatest() {
@@ -614,26 +638,12 @@ function requestToSettings(request) {
 
 // ---- Import a native result and compare ------------------------------------------------------
 
+// conlab-core checks the file (in the worker) and answers with its settings or what is wrong.
 async function importFile(event) {
   const [file] = event.target.files;
   if (!file) return;
-  const text = await file.text();
-  let imported;
-  try {
-    imported = JSON.parse(text);
-  } catch (error) {
-    $('import-status').textContent = `${file.name} is not JSON: ${error.message}`;
-    return;
-  }
-  if (!imported || typeof imported.experiment !== 'string' || !imported.params) {
-    $('import-status').textContent = `${file.name} is not a conlab result (\`conlab run … --format json\` writes one)`;
-    return;
-  }
-  state.imported = text;
-  applySettings(requestToSettings(requestOf(imported)), 'The imported result');
-  $('import-status').textContent = `Imported ${imported.experiment} measured on ${imported.environment?.platform ?? 'another machine'}; ` +
-    'the form now holds its settings — run it here to compare.';
-  compareWithImported();
+  $('import-status').textContent = `reading ${file.name}…`;
+  state.worker.postMessage({ type: 'import', name: file.name, text: await file.text() });
 }
 
 function compareWithImported() {

@@ -7,8 +7,12 @@
 //   page → worker  {type: 'run', request}              worker → page {type: 'progress', progress}…, then
 //                                                                    {type: 'result', finished, exports} | {type: 'error', message}
 //                                                 worker → page {type: 'processes', count, startMs, error} once the
-//                                                   process workers (process-worker.js) have loaded, after 'ready'
-//   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, exports, stored: true} | {type: 'error', message}
+//                                                   process workers (process-worker.js) have loaded, after 'ready';
+//                                                   a run asked for before that waits for them: {type: 'waiting', what}
+//   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, exports, stored: true}
+//                                                                    | {type: 'error', message, stored: true}
+//   page → worker  {type: 'import', name, text}       worker → page {type: 'imported', name, text, settings, platform}
+//                                                                    | {type: 'imported', name, error}
 //   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
 //   page → worker  {type: 'timeline', from, to}       worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}
 //   page → worker  {type: 'sim-state', scenario, schedule}   worker → page {type: 'sim-state', state} | {type: 'sim-state', error}
@@ -22,6 +26,9 @@ import init, * as lab from './conlab-web.js';
 
 let wasm;
 let lastTrace = null;
+// Settles once the process workers are registered (or failed to load); null where there are none.
+let processWorkers = null;
+let processWorkersLoaded = false;
 
 function deliver(finishedJson, stored) {
   const finished = JSON.parse(finishedJson);
@@ -98,14 +105,30 @@ async function startProcessWorkers() {
     postMessage({ type: 'processes', count, startMs: performance.now() - started, error: null });
   } catch (error) {
     postMessage({ type: 'processes', count: 0, startMs: 0, error: String(error && error.message || error) });
+  } finally {
+    processWorkersLoaded = true;
   }
+}
+
+// A run asked for while the process workers still load waits for them, so every variant runs
+// ('ready' comes with the thread pool, before them). A cancel while waiting ends it there: the
+// page sets the flag in shared memory, and runExperiment would reset it. Whether to go on.
+async function waitForProcessWorkers() {
+  if (!processWorkers || processWorkersLoaded) return true;
+  postMessage({ type: 'waiting', what: 'the process workers to load' });
+  await processWorkers;
+  if (Atomics.load(new Uint8Array(wasm.memory.buffer), lab.cancelFlagAddress()) === 1) {
+    postMessage({ type: 'error', message: 'cancelled' });
+    return false;
+  }
+  return true;
 }
 
 self.onmessage = async ({ data }) => {
   if (data.type === 'init') {
     try {
       await start(data.threads);
-      if (self.crossOriginIsolated) startProcessWorkers();
+      if (self.crossOriginIsolated) processWorkers = startProcessWorkers();
     } catch (error) {
       postMessage({ type: 'fatal', message: String(error && error.message || error) });
     }
@@ -113,7 +136,13 @@ self.onmessage = async ({ data }) => {
     try {
       deliver(lab.renderResult(data.result), true);
     } catch (error) {
-      postMessage({ type: 'error', message: String(error && error.message || error) });
+      postMessage({ type: 'error', message: String(error && error.message || error), stored: true });
+    }
+  } else if (data.type === 'import') {
+    try {
+      postMessage({ type: 'imported', name: data.name, text: data.text, ...JSON.parse(lab.importResult(data.text)) });
+    } catch (error) {
+      postMessage({ type: 'imported', name: data.name, error: String(error && error.message || error) });
     }
   } else if (data.type === 'timeline') {
     try {
@@ -141,6 +170,7 @@ self.onmessage = async ({ data }) => {
       postMessage({ type: 'comparison', error: String(error && error.message || error) });
     }
   } else if (data.type === 'run') {
+    if (!(await waitForProcessWorkers())) return;
     try {
       deliver(lab.runExperiment(data.request, (progress) => postMessage({ type: 'progress', progress })), false);
     } catch (error) {

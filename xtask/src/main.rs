@@ -257,8 +257,9 @@ fn test() -> Result {
                 .env("RUSTFLAGS", "--cfg loom --cfg crossbeam_loom"))
         })?;
         timed("wasm tests in headless Chromium", &mut || {
+            // Release, as the lab runs: timing laws (spins, speedups) hold for optimised wasm.
             run(wasm_command("cargo")
-                .args(["test", "--locked", "--package", "conlab-core", "--test", "wasm", "--target", "wasm32-unknown-unknown"])
+                .args(["test", "--release", "--locked", "--package", "conlab-core", "--test", "wasm", "--target", "wasm32-unknown-unknown"])
                 .env("CHROMEDRIVER", CHROMEDRIVER)
                 .env("WASM_BINDGEN_USE_BROWSER", "1")
                 .env("WASM_BINDGEN_TEST_TIMEOUT", "120")

@@ -57,10 +57,10 @@ const PROBE_NS: f64 = 10.0;
 const FRACTION_BITS: u32 = 16;
 const FRACTION: f64 = (1u64 << FRACTION_BITS) as f64;
 
-/// Times `f` (which does `units` units of work) three times; the fastest time per unit, in ns
+/// Times `f` (which does `units` units of work) `tries` times; the fastest time per unit, in ns
 /// (the fastest, so that a preemption does not skew it).
-fn fastest_ns_per_unit(units: u64, mut f: impl FnMut()) -> f64 {
-    (0..3)
+fn fastest_ns_per_unit(units: u64, tries: usize, mut f: impl FnMut()) -> f64 {
+    (0..tries)
         .map(|_| {
             let start = Instant::now();
             f();
@@ -70,19 +70,26 @@ fn fastest_ns_per_unit(units: u64, mut f: impl FnMut()) -> f64 {
         / units as f64
 }
 
+/// Calibration's timings are short and many: a browser compiles wasm in tiers and swaps in
+/// the optimised code only when a function is entered again (no on-stack replacement), so the
+/// first tries run baseline code at half speed and the fastest of a dozen is the optimised
+/// code's. Each try spans hundreds of ticks of a browser's 5 µs clock.
+const CALIBRATION_TRIES: usize = 12;
+
 impl Spinner {
-    /// Measures the loop's rate over ~5 ms, then what a short spin costs beyond its iterations
-    /// over 200 000 spins of [`PROBE_NS`] (best of three each).
+    /// Measures the loop's rate (the fastest of [`CALIBRATION_TRIES`] tries of ~1 ms), then
+    /// what a short spin costs beyond its iterations (the fastest of as many tries of 50 000
+    /// spins of [`PROBE_NS`]): ~15 ms in all.
     pub fn calibrate() -> Self {
-        const ITERATIONS: u64 = 2_000_000;
-        const CALLS: u64 = 200_000;
-        let ns_per_iteration = fastest_ns_per_unit(ITERATIONS, || {
+        const ITERATIONS: u64 = 500_000;
+        const CALLS: u64 = 50_000;
+        let ns_per_iteration = fastest_ns_per_unit(ITERATIONS, CALIBRATION_TRIES, || {
             spin_iterations(1, ITERATIONS);
         });
         let uncorrected = Self { iterations_per_ns: 1.0 / ns_per_iteration, call_ns: 0.0 };
         // Short spins as they are used, a loop of calls: what they take beyond the asked time
         // is a call's own cost.
-        let probe = fastest_ns_per_unit(CALLS, || (0..CALLS).for_each(|_| uncorrected.spin(black_box(PROBE_NS))));
+        let probe = fastest_ns_per_unit(CALLS, CALIBRATION_TRIES, || (0..CALLS).for_each(|_| uncorrected.spin(black_box(PROBE_NS))));
         Self { iterations_per_ns: 1.0 / ns_per_iteration, call_ns: (probe - PROBE_NS).max(0.0) }
     }
 
@@ -129,10 +136,10 @@ fn spin_iterations(mut x: u64, iterations: u64) -> u64 {
 mod tests {
     use super::*;
 
-    /// Time per call of `calls` spins of `nanos`, the fastest of five tries (noise only ever
-    /// adds time to a spin; the fastest try is the spin itself).
+    /// Time per call of `calls` spins of `nanos`, the fastest of 15 tries (noise only ever adds
+    /// time to a spin; the fastest try is the spin itself).
     fn delivered_ns(spinner: Spinner, nanos: f64, calls: u64) -> f64 {
-        (0..5).map(|_| fastest_ns_per_unit(calls, || (0..calls).for_each(|_| spinner.spin(black_box(nanos))))).fold(f64::INFINITY, f64::min)
+        fastest_ns_per_unit(calls, 15, || (0..calls).for_each(|_| spinner.spin(black_box(nanos))))
     }
 
     #[test]
