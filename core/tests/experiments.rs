@@ -429,7 +429,9 @@ fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
 #[test]
 fn shorter_switch_intervals_switch_more_and_convoys_wait_for_the_interval() {
     let _alone = alone();
-    let mut sweep = request("switch-interval", &[("iterations", json!(100_000)), ("switch_ms", json!("sweep"))], &[2]);
+    // ~25 ms of loop per interval: a thread woken on this virtual machine may take a few ms to
+    // run again, which would leave a shorter run only a handover or two at any interval.
+    let mut sweep = request("switch-interval", &[("iterations", json!(400_000)), ("switch_ms", json!("sweep"))], &[2]);
     sweep.repeat = 1;
     let result = run_quietly(&sweep).unwrap();
     let metrics = &result.cell("gil", 2).unwrap().metrics;
@@ -470,7 +472,8 @@ fn asyncio_to_thread_gains_nothing_for_cpu_bound_python_under_the_gil() {
     let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
     let gain = fastest("asyncio", 1) / fastest("asyncio-to-thread", 2);
     assert!(gain < 1.3, "asyncio.to_thread on 2 workers ran {gain:.2}× the loop's speed");
-    assert!(fastest("asyncio", 1) / fastest("free-threaded", 2) > 1.5, "free-threaded threads do scale");
+    let free = fastest("asyncio-to-thread", 2) / fastest("free-threaded", 2);
+    assert!(free > 1.4, "free-threaded threads do scale: {free:.2}× asyncio.to_thread's speed on 2 workers");
 }
 
 #[test]
