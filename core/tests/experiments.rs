@@ -393,19 +393,26 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one_and_free_threaded_
     // N = 2 stays near 1 (< 1.3 even on a noisy machine); free-threaded threads share nothing
     // while they loop (their totals are locals, as in the Python), so two cores run two loops.
     // At the default pace (the one a shared counter's cache line would slow most); ~30 ms runs,
-    // 1 and 2 threads interleaved, so load from other tests hits both alike.
+    // 1 and 2 threads interleaved. Each side's fastest run (load elsewhere slows runs, never
+    // speeds them up); a noisy stretch can hold a whole run back, so up to three runs are made
+    // and the law must show in one — threads sharing a cache line show it in none (1.35× here).
     let params = [("iterations", json!(1_000_000)), ("switch_ms", json!(1.0))];
     let mut request = request("gil-cpu", &params, &[1, 2]);
     request.repeat = 7;
     request.variants = Some(vec!["gil".into(), "free-threaded".into()]);
-    let result = run_quietly(&request).unwrap();
-    // Each side's fastest run: a burst of load elsewhere can slow runs down, never speed them up,
-    // so the ratio of minimums is the law's most robust reading.
-    let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
-    let speedup = |variant: &str| fastest(variant, 1) / fastest(variant, 2);
-    assert!(speedup("gil") < 1.3, "GIL speedup {:.2} at 2 threads (fastest runs)", speedup("gil"));
-    assert!(speedup("free-threaded") >= 1.6, "free-threaded speedup {:.2} at 2 threads (fastest runs)", speedup("free-threaded"));
-    assert!(result.cell("gil", 2).unwrap().metrics["drop requests"].median >= 1.0, "the threads took turns");
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let result = run_quietly(&request).unwrap();
+        let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
+        let speedup = |variant: &str| fastest(variant, 1) / fastest(variant, 2);
+        assert!(result.cell("gil", 2).unwrap().metrics["drop requests"].median >= 1.0, "the threads took turns");
+        rounds.push((speedup("gil"), speedup("free-threaded")));
+        if speedup("free-threaded") >= 1.6 {
+            break;
+        }
+    }
+    assert!(rounds.iter().any(|&(_, free)| free >= 1.6), "free-threaded speedups at 2 threads (fastest runs): {rounds:?}");
+    assert!(rounds.iter().all(|&(gil, _)| gil < 1.3), "GIL speedups at 2 threads (fastest runs): {rounds:?}");
 }
 
 #[test]
