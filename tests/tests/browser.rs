@@ -403,12 +403,7 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
         .unwrap();
     assert!(output.status.success());
     let native = String::from_utf8(output.stdout).unwrap();
-    browser.eval(&format!(
-        "const input = document.getElementById('import-file'); const files = new DataTransfer(); \
-         files.items.add(new File([{}], 'native.json', {{ type: 'application/json' }})); \
-         input.files = files.files; input.dispatchEvent(new Event('change'));",
-        json!(native)
-    ));
+    import_file(&browser, "native.json", &native);
     wait_until(Duration::from_secs(10), "the comparison", || {
         browser.eval("return document.querySelectorAll('#comparison-table tbody tr').length;") == json!(3)
     });
@@ -417,6 +412,17 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     let headers = browser.eval("return [...document.querySelectorAll('#comparison-table th')].map(h => h.textContent);");
     assert_eq!(headers[4], json!("wasm32 (browser worker) / native"), "{headers}");
     browser.screenshot(&artifacts().join("comparison.png"));
+}
+
+/// Chooses `text` as the file `name` in the page's import field, as a person would.
+fn import_file(browser: &Browser, name: &str, text: &str) {
+    browser.eval(&format!(
+        "const input = document.getElementById('import-file'); const files = new DataTransfer(); \
+         files.items.add(new File([{}], {}, {{ type: 'application/json' }})); \
+         input.files = files.files; input.dispatchEvent(new Event('change'));",
+        json!(text),
+        json!(name)
+    ));
 }
 
 /// The last result's JSON export, parsed (the page keeps no result in a global).
@@ -516,12 +522,7 @@ fn a_damaged_import_or_stored_result_is_named_and_the_page_goes_on() {
     let mut damaged: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     damaged.as_object_mut().unwrap().remove("variants");
     let damaged = damaged.to_string();
-    browser.eval(&format!(
-        "const input = document.getElementById('import-file'); const files = new DataTransfer(); \
-         files.items.add(new File([{}], 'cut.json', {{ type: 'application/json' }})); \
-         input.files = files.files; input.dispatchEvent(new Event('change'));",
-        json!(damaged)
-    ));
+    import_file(&browser, "cut.json", &damaged);
     wait_until(Duration::from_secs(10), "the import's verdict", || {
         browser.eval("return document.getElementById('import-status').textContent;").as_str().unwrap().contains("cannot be imported")
     });

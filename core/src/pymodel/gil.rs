@@ -8,6 +8,12 @@
 //! switching* the dropping thread waits until some other thread has taken the GIL, so it
 //! cannot immediately take it back (the convoy problem of the old GIL, Beazley 2009/2010).
 //!
+//! Which waiter a drop wakes decides how many tenures pass before a thread that was switched
+//! out runs again (and so how much work a stale read overwrites in `gil-race`): CPython's
+//! `COND_SIGNAL` wakes, on Linux, about the longest waiter, and each timed wait that ends joins
+//! the back again. std's condvar promises no order, so waiters queue explicitly and a drop
+//! signals the front of the queue.
+//!
 //! | state | meaning |
 //! |---|---|
 //! | `locked = false` | free: the next `take` gets it at once |
