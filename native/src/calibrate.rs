@@ -21,8 +21,9 @@ const ITERATIONS: u64 = 2_000_000;
 /// of the default 5 ms switch interval on 2 threads.
 const INCREMENTS: u64 = 1_000_000;
 /// Runs of each race, on both sides: one run's lost fraction swings ±0.1 with where its few
-/// switches happen to land; the mean of five is steady to a few hundredths.
-const RACE_RUNS: usize = 5;
+/// switches happen to land (measured: a standard deviation of 0.065 for CPython on 2 threads),
+/// and now and then a run lands far off; the median of ten is steady to a few hundredths.
+const RACE_RUNS: usize = 10;
 const RACE_THREADS: [usize; 2] = [2, 4];
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
@@ -72,8 +73,17 @@ fn median(result: &RunResult, variant: &str, threads: usize) -> f64 {
     result.cell(variant, threads).and_then(|c| c.summary.as_ref()).map_or(f64::NAN, |s| s.median)
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
+/// The middle value (the mean of the middle two): one run whose few switches landed unusually
+/// does not move it.
+fn middle(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 fn number(value: &Value, key: &str) -> Result<f64, String> {
@@ -165,7 +175,7 @@ pub fn calibrate_python() -> Result<(), String> {
     let cpy_speedup = number(&cpu, "seq_s")? / number(&cpu, "threads_s")?;
     let model_speedup = fastest(&gil_cpu, "seq", 1) / fastest(&gil_cpu, "gil", threads);
     let model_lost = |variant: &str, threads: usize| -> f64 {
-        let lost = gil_race.cell(variant, threads).and_then(|c| c.metrics.get("lost updates")).map_or(f64::NAN, |m| mean(&m.values));
+        let lost = gil_race.cell(variant, threads).and_then(|c| c.metrics.get("lost updates")).map_or(f64::NAN, |m| middle(&m.values));
         lost / (threads as f64 * INCREMENTS as f64)
     };
     let (cpy_seq, cpy_threads) = (number(&io, "seq_s")?, number(&io, "threads_s")?);
@@ -186,11 +196,11 @@ pub fn calibrate_python() -> Result<(), String> {
         ),
     ];
     for threads in RACE_THREADS {
-        let plain = mean(&race_fractions(&race, threads, "plain")?);
+        let plain = middle(&race_fractions(&race, threads, "plain")?);
         rows.push(fraction_row(format!("gil-race: lost fraction, counter += 1, {threads} threads"), plain, model_lost("gil", threads)));
     }
     for threads in RACE_THREADS {
-        let call = mean(&race_fractions(&race, threads, "call")?);
+        let call = middle(&race_fractions(&race, threads, "call")?);
         rows.push(fraction_row(
             format!("gil-race: lost fraction, x = counter; f(); counter = x + 1, {threads} threads"),
             call,
@@ -219,7 +229,7 @@ pub fn calibrate_python() -> Result<(), String> {
         println!("{what:<width$}  {cpy:>14}  {model:>10}  {compared:>16}");
     }
     println!(
-        "\nLost fractions are the mean of {RACE_RUNS} runs of {} increments per thread, at CPython's switch interval ({} ms); \
+        "\nLost fractions are the median of {RACE_RUNS} runs of {} increments per thread, at CPython's switch interval ({} ms); \
          the last column is their difference.",
         format_metric(INCREMENTS as f64),
         format_metric(switch_ms)
