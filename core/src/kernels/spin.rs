@@ -17,7 +17,7 @@
 //!   spin (error diffusion, in fixed point), so 5 ns spins average 5 ns when an iteration
 //!   takes 1.6;
 //! - what a short spin costs beyond its iterations (`call_ns`, measured as the overshoot of
-//!   10 ns spins) is taken off what it spins.
+//!   50 ns spins) is taken off what it spins.
 //!
 //! A spin shorter than that cost (~3 ns here) cannot be delivered: it costs the call.
 
@@ -50,8 +50,10 @@ thread_local! {
     static STATE: SpinState = const { SpinState { carry: Cell::new(0), chain: Cell::new(1) } };
 }
 
-/// The short spin whose overshoot calibration measures as a call's own cost.
-const PROBE_NS: f64 = 10.0;
+/// The short spin whose overshoot calibration measures as a call's own cost: long enough to be
+/// out of V8's regime of very short loops (see `core/tests/wasm.rs`), short enough that a call's
+/// cost shows.
+const PROBE_NS: f64 = 50.0;
 
 /// Fixed-point scale of the carried fraction: 16 bits.
 const FRACTION_BITS: u32 = 16;
@@ -78,11 +80,11 @@ const CALIBRATION_TRIES: usize = 12;
 
 impl Spinner {
     /// Measures the loop's rate (the fastest of [`CALIBRATION_TRIES`] tries of ~1 ms), then
-    /// what a short spin costs beyond its iterations (the fastest of as many tries of 50 000
-    /// spins of [`PROBE_NS`]): ~15 ms in all.
+    /// what a short spin costs beyond its iterations (the fastest of as many tries of 20 000
+    /// spins of [`PROBE_NS`]): ~25 ms in all.
     pub fn calibrate() -> Self {
         const ITERATIONS: u64 = 500_000;
-        const CALLS: u64 = 50_000;
+        const CALLS: u64 = 20_000;
         let ns_per_iteration = fastest_ns_per_unit(ITERATIONS, CALIBRATION_TRIES, || {
             spin_iterations(1, ITERATIONS);
         });
