@@ -19,9 +19,7 @@ use crate::pymodel::gil::Gil;
 use crate::pymodel::process::{Job, ProcessPool};
 use crate::pymodel::{Interpreter, Mode, Program};
 use crate::stats::LogHistogram;
-use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
-use crate::trace::Recorder;
 
 pub struct LoopStarvation;
 
@@ -143,13 +141,14 @@ impl Cell for StarvationCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let work = self.starvation;
         let gil = Arc::new(Gil::new(work.switch));
-        let (offload, mode) = match self.variant.as_str() {
-            "chunked" => (Offload::Inline { sliced: true }, Mode::Gil(Arc::clone(&gil))),
-            "to-thread" => (Offload::Thread, Mode::Gil(Arc::clone(&gil))),
-            "to-thread-free-threaded" => (Offload::Thread, Mode::FreeThreaded { overhead: 0.0 }),
-            "to-process" => (Offload::Process, Mode::Gil(Arc::clone(&gil))),
-            _ => (Offload::Inline { sliced: false }, Mode::Gil(Arc::clone(&gil))),
+        let offload = match self.variant.as_str() {
+            "chunked" => Offload::Inline { sliced: true },
+            "to-thread" | "to-thread-free-threaded" => Offload::Thread,
+            "to-process" => Offload::Process,
+            _ => Offload::Inline { sliced: false },
         };
+        let mode =
+            if self.variant == "to-thread-free-threaded" { Mode::FreeThreaded { overhead: 0.0 } } else { Mode::Gil(Arc::clone(&gil)) };
         let interpreter = Interpreter { mode: mode.clone(), op_ns: work.op_ns, spinner: work.spinner };
         let pool = if offload == Offload::Process { Some(ProcessPool::start(1)?) } else { None };
         let main = self.main(interpreter, offload, pool);
@@ -194,16 +193,17 @@ impl StarvationCell<'_> {
             // Let the heartbeat start beating first.
             sleep(heartbeat * 2).await?;
             let done = match offload {
-                Offload::Inline { sliced: false } => count_holding_gil(&interpreter, iterations),
+                Offload::Inline { sliced: false } => interpreter.result_holding_gil(&Program::counting_loop(0, iterations), LOOP_THREAD),
                 Offload::Inline { sliced: true } => {
                     let mut done = 0;
                     while done < iterations {
-                        done += count_holding_gil(&interpreter, slice.min(iterations - done).max(1));
+                        let part = Program::counting_loop(0, slice.min(iterations - done).max(1));
+                        done += interpreter.result_holding_gil(&part, LOOP_THREAD);
                         yield_now().await?;
                     }
                     done
                 }
-                Offload::Thread => to_thread(move || count(&interpreter, WORKER_THREAD, iterations)).await?,
+                Offload::Thread => to_thread(move || interpreter.result(&Program::counting_loop(0, iterations), WORKER_THREAD)).await?,
                 Offload::Process => in_process(pool.expect("started for to-process"), job).await?,
             };
             sleep(heartbeat * 2).await?;
@@ -211,21 +211,6 @@ impl StarvationCell<'_> {
             Ok((done as u64, lag.await?))
         }
     }
-}
-
-/// The counting loop of `iterations` as Python thread `thread`, which takes the GIL for it; its
-/// count.
-fn count(interpreter: &Interpreter, thread: usize, iterations: i64) -> i64 {
-    let total = [AtomicI64::new(0)];
-    interpreter.run(&Program::counting_loop(0, iterations), &total, thread, &Recorder::new(false), &|| true);
-    total[0].load(Ordering::Relaxed)
-}
-
-/// The counting loop run by the loop's own thread, which holds the GIL already.
-fn count_holding_gil(interpreter: &Interpreter, iterations: i64) -> i64 {
-    let total = [AtomicI64::new(0)];
-    interpreter.run_holding_gil(&Program::counting_loop(0, iterations), &total, LOOP_THREAD, &Recorder::new(false), &|| true);
-    total[0].load(Ordering::Relaxed)
 }
 
 /// The work in worker process 0 of `pool`; the loop polls for the reply between its other

@@ -14,7 +14,6 @@ use crate::pymodel::process::{Job, ProcessPool};
 use crate::pymodel::{Interpreter, Mode, Program};
 use crate::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::sync::Arc;
-use crate::trace::Recorder;
 
 pub struct ModelsMatrix;
 
@@ -30,7 +29,8 @@ impl Experiment for ModelsMatrix {
                       and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then computing) sit in \
                       between. asyncio overlaps every task's I/O on one thread (no pool size to pick) but computes one task at \
                       a time, and handing the computing to `asyncio.to_thread` does not change that under the GIL: the \
-                      loop's thread is a Python thread too, and the workers take turns with it. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter costs. \
+                      loop's thread is a Python thread too, and the workers take turns with it. Free-threaded Python \
+                      scales both, and plain Rust on rayon shows what the interpreter costs. \
                       Pick the workload, sweep the workers; each task is the same in every model. `CPU use` is the \
                       CPU time the run burnt (this process and its worker processes, from the OS) per second of wall \
                       time, in cores: the GIL holds threads to about one, I/O-bound work to almost none. Browsers \
@@ -117,19 +117,13 @@ impl Batch {
                     aio::spawn(async move {
                         aio::sleep(io).await?;
                         let program = Program::task(0, iterations, 0);
-                        let counter = [AtomicI64::new(0)];
-                        if to_threads == 0 {
-                            interpreter.run_holding_gil(&program, &counter, LOOP_THREAD, &Recorder::new(false), &|| true);
+                        let counted = if to_threads == 0 {
+                            interpreter.result_holding_gil(&program, LOOP_THREAD)
                         } else {
                             // Python thread ids after the loop's: one per task.
-                            let counted = aio::to_thread(move || {
-                                let counter = [AtomicI64::new(0)];
-                                interpreter.run(&program, &counter, 1 + task, &Recorder::new(false), &|| true);
-                                counter[0].load(Ordering::Relaxed)
-                            });
-                            counter[0].store(counted.await?, Ordering::Relaxed);
-                        }
-                        Ok(counter[0].load(Ordering::Relaxed) as u64)
+                            aio::to_thread(move || interpreter.result(&program, 1 + task)).await?
+                        };
+                        Ok(counted as u64)
                     })
                 })
                 .collect();

@@ -254,18 +254,23 @@ impl Interpreter {
         self.run_from(program, shared, thread, recorder, keep_going, false)
     }
 
-    /// [`Interpreter::run`] for a thread that already holds the GIL and keeps it afterwards —
+    /// What `program` leaves in its one shared variable — a Python function's return value —
+    /// when Python thread `thread` runs it to the end, untraced.
+    pub fn result(&self, program: &Program, thread: usize) -> i64 {
+        self.result_from(program, thread, false)
+    }
+
+    /// [`Interpreter::result`] for a thread that already holds the GIL and keeps it afterwards —
     /// an event loop's thread running a coroutine's bytecode ([`event_loop::GilClock`]). At
     /// breakers it still hands the GIL over when another thread asks.
-    pub fn run_holding_gil(
-        &self,
-        program: &Program,
-        shared: &[AtomicI64],
-        thread: usize,
-        recorder: &Recorder,
-        keep_going: &dyn Fn() -> bool,
-    ) -> ThreadStats {
-        self.run_from(program, shared, thread, recorder, keep_going, true)
+    pub fn result_holding_gil(&self, program: &Program, thread: usize) -> i64 {
+        self.result_from(program, thread, true)
+    }
+
+    fn result_from(&self, program: &Program, thread: usize, holding: bool) -> i64 {
+        let result = [AtomicI64::new(0)];
+        self.run_from(program, &result, thread, &Recorder::new(false), &|| true, holding);
+        result[0].load(Ordering::Relaxed)
     }
 
     fn run_from(

@@ -18,9 +18,7 @@ use super::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use super::{Interpreter, Mode, Program};
 use crate::kernels::spin::Spinner;
 use crate::platform::{Delivery, Instant, PlatformError, WorkerProcess};
-use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::Arc;
-use crate::trace::Recorder;
 
 /// A call sent to a worker (what `pool.map(f, args)` pickles).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,9 +60,7 @@ impl Job {
         let value = match *self {
             Job::Task { iterations, io_us, op_ns, spinner } => {
                 let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
-                let counter = [AtomicI64::new(0)];
-                interpreter.run(&Program::task(0, iterations, io_us), &counter, 0, &Recorder::new(false), &|| true);
-                counter[0].load(Ordering::Relaxed)
+                interpreter.result(&Program::task(0, iterations, io_us), 0)
             }
             Job::SumPayload => byte_sum(payload),
             Job::SumShared { len } => {

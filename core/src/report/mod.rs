@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw};
+use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw, DEFAULT_REPEAT};
 
 pub mod depth;
 pub mod latency;
@@ -234,7 +234,7 @@ fn interval_levels(result: &RunResult) -> Vec<f64> {
     levels
 }
 
-/// An interval's confidence level as a person reads it: `96.9%`, or `no` for one run (whose
+/// An interval's confidence level as a person reads it, rounded down: `96.8%`, or `no` for one run (whose
 /// "interval" is the run itself).
 fn percent_level(level: f64) -> String {
     if level > 0.0 {
@@ -346,10 +346,10 @@ fn interval_note(result: &RunResult) -> Option<String> {
         return None;
     }
     Some(if lowest.n == 1 {
-        "(interval): one run per cell gives no interval; use --repeat 6 or more for a 95% one".to_string()
+        format!("(interval): one run per cell gives no interval; use --repeat {DEFAULT_REPEAT} or more for a 95% one")
     } else {
         format!(
-            "(interval): with {} runs a cell's interval is min – max, which holds the true median with {} confidence, not 95%; --repeat 6 or more reaches 95%",
+            "(interval): with {} runs a cell's interval is min – max, which holds the true median with {} confidence, not 95%; --repeat {DEFAULT_REPEAT} or more reaches 95%",
             lowest.n,
             percent_level(lowest.median_ci_level)
         )
@@ -775,7 +775,7 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::{Check, Environment, DEFAULT_REPEAT};
+    use crate::experiment::{Check, Environment};
     use crate::stats::Summary;
 
     fn cell(variant: &str, threads: usize, seconds: f64, speedup: f64) -> CellResult {
