@@ -457,27 +457,30 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
     // workers, GIL threads do not (fastest runs: V8 compiling in the background, a busy
     // browser, anything else only slows runs down). A browser session's noise can hold a whole
     // run back, so up to three runs are made and the law must show in one of them; a model
-    // whose threads share a cache line, say, shows in none (1.0–1.35× here).
-    let mut rounds = Vec::new();
-    for _ in 0..3 {
-        submit_variants(&browser, "gil-cpu", &[("iterations", "2000000")], &["gil", "free-threaded", "process"], "1,2", 8);
-        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{:?}", browser.status());
-        let result = exported_result(&browser);
-        let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
-        let speedup = |variant: &str| fastest(variant, 1) / fastest(variant, 2);
-        rounds.push((speedup("gil"), speedup("free-threaded"), speedup("process")));
-        println!(
-            "browser gil-cpu at 2 workers: gil {:.2}×, free-threaded {:.2}×, process {:.2}×",
-            rounds.last().unwrap().0,
-            rounds.last().unwrap().1,
-            rounds.last().unwrap().2
-        );
-        if rounds.last().is_some_and(|&(_, free, process)| free >= 1.6 && process >= 1.6) {
-            break;
+    // whose threads share a cache line, say, shows in none (1.0–1.35× here). Threads and
+    // processes are measured in runs of their own: right after a process cell the worker
+    // processes' background work (V8 compiling their instances) can take a core from the next
+    // cell, and a free-threaded cell then reads 1.3× in every run.
+    let speedups_at_two = |variants: &[&str], shows: &dyn Fn(&[f64]) -> bool| {
+        let mut rounds: Vec<Vec<f64>> = Vec::new();
+        for _ in 0..3 {
+            submit_variants(&browser, "gil-cpu", &[("iterations", "2000000")], variants, "1,2", 8);
+            assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{:?}", browser.status());
+            let result = exported_result(&browser);
+            let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
+            rounds.push(variants.iter().map(|variant| fastest(variant, 1) / fastest(variant, 2)).collect());
+            println!("browser gil-cpu at 2 workers: {variants:?} {:.2?}", rounds.last().unwrap());
+            if shows(rounds.last().unwrap()) {
+                break;
+            }
         }
-    }
-    assert!(rounds.iter().any(|&(_, free, process)| free >= 1.6 && process >= 1.6), "free-threaded and process speedups: {rounds:?}");
-    assert!(rounds.iter().all(|&(gil, ..)| gil < 1.3), "GIL speedups: {rounds:?}");
+        rounds
+    };
+    let threads = speedups_at_two(&["gil", "free-threaded"], &|s| s[1] >= 1.6);
+    assert!(threads.iter().any(|s| s[1] >= 1.6), "free-threaded speedups: {threads:?}");
+    assert!(threads.iter().all(|s| s[0] < 1.3), "GIL speedups: {threads:?}");
+    let processes = speedups_at_two(&["process"], &|s| s[0] >= 1.6);
+    assert!(processes.iter().any(|s| s[0] >= 1.6), "process speedups: {processes:?}");
 
     // asyncio's loop is a Python thread: to_thread under the GIL lags a switch interval.
     let variants = ["to-thread", "to-thread-free-threaded", "to-process"];
