@@ -146,15 +146,25 @@ mod tests {
 
     #[test]
     fn spins_deliver_the_asked_time_on_average_from_5_ns_to_10_us() {
-        // Calibrations on a busy machine can read slow; the best of a few is the machine's.
-        let spinner = (0..3).map(|_| Spinner::calibrate()).max_by(|a, b| a.iterations_per_ns.total_cmp(&b.iterations_per_ns)).unwrap();
-        assert!(spinner.call_ns < 5.0, "a call alone costs {} ns: 5 ns spins cannot be delivered", spinner.call_ns);
-        for asked in [5.0, 7.5, 10.0, 12.0, 17.5, 50.0, 100.0, 1_000.0, 10_000.0] {
-            let calls = (2_000_000.0 / asked) as u64;
-            let delivered = delivered_ns(spinner, asked, calls);
-            let error = delivered / asked - 1.0;
-            assert!(error.abs() <= 0.10, "asked {asked} ns per spin, delivered {delivered:.2} ns ({:+.1}%)", error * 100.0);
+        // Other tests run beside this one on the 2 cores: a calibration can read slow, or a
+        // measurement fall into a busy stretch. So up to three attempts, each calibrating afresh;
+        // in one, every spin from 5 ns to 10 µs must be within 10% (the old spinner, truncating
+        // and timing a loop through memory, delivered ~40% of a 100 ns ask).
+        let mut misses = Vec::new();
+        for _ in 0..3 {
+            let spinner = (0..3).map(|_| Spinner::calibrate()).max_by(|a, b| a.iterations_per_ns.total_cmp(&b.iterations_per_ns)).unwrap();
+            assert!(spinner.call_ns < 5.0, "a call alone costs {} ns: 5 ns spins cannot be delivered", spinner.call_ns);
+            let miss = [5.0, 7.5, 10.0, 12.0, 17.5, 50.0, 100.0, 1_000.0, 10_000.0].into_iter().find_map(|asked| {
+                let delivered = delivered_ns(spinner, asked, (2_000_000.0 / asked) as u64);
+                let error = delivered / asked - 1.0;
+                (error.abs() > 0.10).then(|| format!("asked {asked} ns per spin, delivered {delivered:.2} ns ({:+.1}%)", error * 100.0))
+            });
+            match miss {
+                None => return,
+                Some(miss) => misses.push(miss),
+            }
         }
+        panic!("in none of three attempts did every spin deliver its time within 10%: {misses:?}");
     }
 
     #[test]
