@@ -270,40 +270,53 @@ async fn threading_primitives_keep_their_contracts_across_web_workers() {
     }
 }
 
+/// Time per spin of `calls` spins of `asked` ns. Not inlined: V8 swaps optimised code in only
+/// when a function is entered again (no on-stack replacement), so each try enters it afresh.
+#[inline(never)]
+fn spins_ns(spinner: conlab_core::kernels::spin::Spinner, asked: f64, calls: u64) -> f64 {
+    let start = Instant::now();
+    (0..calls).for_each(|_| spinner.spin(std::hint::black_box(asked)));
+    start.elapsed().as_nanos() as f64 / calls as f64
+}
+
 #[wasm_bindgen_test]
 async fn busy_spins_deliver_the_asked_time_on_workers() {
     use conlab_core::kernels::spin::Spinner;
-    use std::hint::black_box;
     pool().await;
-    // The browser's clock ticks every 5 µs: each measurement spans ~2 ms of spins (400 ticks).
-    let spinner = Spinner::calibrate();
-    let delivered = |asked: f64| {
-        let calls = (2_000_000.0 / asked) as u64;
-        (0..8)
-            .map(|_| {
-                let start = Instant::now();
-                (0..calls).for_each(|_| spinner.spin(black_box(asked)));
-                start.elapsed().as_nanos() as f64 / calls as f64
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
-    // The measuring loop itself must be optimised code: V8 swaps it in when `delivered` is
-    // entered again (no on-stack replacement), so a first call only warms it.
-    delivered(1_000.0);
-    // From 1 µs up, within 10% as natively. Shorter spins in V8 depend on how the calling loop
-    // was compiled — a call costs a few ns a native core overlaps with the busy chain, a loop of
-    // a few iterations pays V8's loop checks and a mispredicted exit —: never short, but up to
-    // ~3× long in a tight loop (measured here over several sessions: 5 → 5–14 ns, 10 → 11–22,
-    // 17.5 → 24–34, 50 → 50–58). The Python model's pace, measured end to end in the page,
-    // stays CPython's (gil-cpu's loop at 31–41 ns an iteration).
-    for asked in [5.0, 10.0, 17.5, 25.0, 50.0, 100.0] {
-        let got = delivered(asked);
-        assert!(got >= 0.9 * asked && got <= 3.0 * asked + 5.0, "asked {asked} ns per spin, delivered {got:.2} ns ({spinner:?})");
+    // The browser's clock ticks every 5 µs: each measurement spans ~2 ms of spins (400 ticks),
+    // the fastest of 8.
+    let delivered =
+        |spinner, asked: f64| (0..8).map(|_| spins_ns(spinner, asked, (2_000_000.0 / asked) as u64)).fold(f64::INFINITY, f64::min);
+    // Up to three attempts, each calibrating afresh (as natively): in one, every spin from 1 µs
+    // up is within 10%, and shorter ones within 20% — a call's own cost, calibrated to within
+    // a nanosecond, is a fifth of a 5 ns spin (measured here over several sessions, optimised:
+    // 5 → 4.2–5.2 ns, 50 → 47–51, 1 000 → 945–1 007).
+    let mut misses = Vec::new();
+    for _ in 0..3 {
+        let spinner = Spinner::calibrate();
+        // The measuring loop must be optimised code, which a worker's compiler delivers after
+        // a varying number of runs (`platform::CODE_WARMS_UP`, as the lab's runner does): warm
+        // it until two rounds in a row gain nothing, pausing so the compiler threads get a core.
+        let mut fastest = delivered(spinner, 5.0);
+        let mut steady = 0;
+        for _ in 0..12 {
+            platform::sleep(Duration::from_millis(10));
+            let now = delivered(spinner, 5.0);
+            steady = if now < 0.95 * fastest { 0 } else { steady + 1 };
+            fastest = fastest.min(now);
+            if steady == 2 {
+                break;
+            }
+        }
+        let table: Vec<(f64, f64)> =
+            [5.0, 10.0, 17.5, 25.0, 50.0, 100.0, 1_000.0, 10_000.0].into_iter().map(|asked| (asked, delivered(spinner, asked))).collect();
+        let within = |&(asked, got): &(f64, f64)| (got / asked - 1.0).abs() <= if asked < 1_000.0 { 0.20 } else { 0.10 };
+        if table.iter().all(within) {
+            return;
+        }
+        misses.push(format!("{table:.2?} ({spinner:?})"));
     }
-    for asked in [1_000.0, 10_000.0] {
-        let got = delivered(asked);
-        assert!((got / asked - 1.0).abs() <= 0.10, "asked {asked} ns per spin, delivered {got:.2} ns ({spinner:?})");
-    }
+    panic!("in none of three attempts did every spin deliver its time (asked, delivered ns): {misses:?}");
 }
 
 #[wasm_bindgen_test]

@@ -20,7 +20,7 @@ use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, Sc
 use super::{
     default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, Params, RunContext, RunError, TimeUnit,
 };
-use crate::platform::{max_team_threads, timer_resolution, Instant};
+use crate::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
 use crate::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
 use crate::trace::{CellTrace, Recorder, Trace};
 
@@ -37,6 +37,14 @@ pub const TICKS_PER_SAMPLE: u32 = 100;
 
 /// The most runs timed together as one sample.
 const MAX_RUNS_PER_SAMPLE: usize = 1 << 20;
+
+/// Where code warms up ([`CODE_WARMS_UP`]): warm-up runs go on until this many in a row gain
+/// nothing, …
+const STEADY_RUNS: usize = 2;
+/// … but no more than this many beyond the asked warm-ups …
+const MAX_EXTRA_WARMUPS: usize = 12;
+/// … each after this pause, in which a compiler thread can have a core.
+const COMPILER_PAUSE: Duration = Duration::from_millis(10);
 
 /// What to run, as a front end received it (unvalidated).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,7 +211,8 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
     let total = live.len() * (request.warmup + request.repeat);
     let mut done = 0;
     let mut traces = Vec::new();
-    let mut measure = |cell: &mut LiveCell<'_>, warmup: bool, record: bool| -> Result<(), RunError> {
+    // One run (or batch) of `cell`, `done` runs into the whole; its time per run.
+    let mut measure = |cell: &mut LiveCell<'_>, done: usize, warmup: bool, record: bool| -> Result<Duration, RunError> {
         (session.progress)(&Progress { done, total, variant: cell.variant.into(), threads: cell.cell.threads(), warmup });
         let recorder = Recorder::new(record);
         let context = RunContext::new(session.cancel, &recorder);
@@ -232,19 +241,24 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
         if record {
             traces.push(CellTrace { variant: cell.variant.into(), threads: cell.cell.threads(), spans: recorder.take() });
         }
-        done += 1;
-        Ok(())
+        Ok(elapsed / cell.runs_per_sample as u32)
     };
     for cell in &mut live {
+        let mut fastest = Duration::MAX;
         for _ in 0..request.warmup {
-            measure(cell, true, false)?;
+            fastest = fastest.min(measure(cell, done, true, false)?);
+            done += 1;
+        }
+        if CODE_WARMS_UP && request.warmup > 0 {
+            warm_until_steady(|| measure(cell, done, true, false), fastest)?;
         }
     }
     for repetition in 0..request.repeat {
         let last = repetition + 1 == request.repeat;
         let count = live.len();
         for offset in 0..count {
-            measure(&mut live[(repetition + offset) % count], false, last && request.trace)?;
+            measure(&mut live[(repetition + offset) % count], done, false, last && request.trace)?;
+            done += 1;
         }
     }
     (session.progress)(&Progress { done: total, total, variant: String::new(), threads: 0, warmup: false });
@@ -301,6 +315,28 @@ fn time_runs(cell: &mut LiveCell<'_>, context: &RunContext, runs: usize, expecte
 /// Times a batch of the cell's runs per sample; while a batch lasts less than `shortest` (and
 /// is not yet the largest) the batch grows and is timed again, and what the short batch
 /// recorded is thrown away with it. The time of the batch kept.
+/// Extra warm-up runs for code that speeds up over its first runs ([`CODE_WARMS_UP`]): runs
+/// `run` until [`STEADY_RUNS`] in a row are no more than 5% faster than the fastest so far
+/// (each after a short pause that leaves a core to the browser's compiler threads), at most
+/// [`MAX_EXTRA_WARMUPS`] times.
+fn warm_until_steady(mut run: impl FnMut() -> Result<Duration, RunError>, mut fastest: Duration) -> Result<(), RunError> {
+    let mut steady = 0;
+    for _ in 0..MAX_EXTRA_WARMUPS {
+        sleep(COMPILER_PAUSE);
+        let elapsed = run()?;
+        if elapsed.as_secs_f64() < 0.95 * fastest.as_secs_f64() {
+            steady = 0;
+        } else {
+            steady += 1;
+            if steady == STEADY_RUNS {
+                break;
+            }
+        }
+        fastest = fastest.min(elapsed);
+    }
+    Ok(())
+}
+
 fn timed_sample(cell: &mut LiveCell<'_>, context: &RunContext, expected: Digest, shortest: Duration) -> Result<Duration, RunError> {
     let mut elapsed = time_runs(cell, context, cell.runs_per_sample, expected)?;
     while elapsed < shortest && cell.runs_per_sample < MAX_RUNS_PER_SAMPLE {
@@ -408,4 +444,37 @@ fn fits(cells: &[CellResult], info: &ExperimentInfo, law: ScalingLaw) -> Vec<Fit
             Some(Fit { variant: variant.id.into(), law, serial_fraction, points: points.len() })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `warm_until_steady` over `times` (ms), the asked warm-up having read `first`; how
+    /// many extra runs it made.
+    fn extra_runs(first: u64, times: &[u64]) -> usize {
+        let mut runs = 0;
+        warm_until_steady(
+            || {
+                runs += 1;
+                Ok(Duration::from_millis(times[(runs - 1).min(times.len() - 1)]))
+            },
+            Duration::from_millis(first),
+        )
+        .unwrap();
+        runs
+    }
+
+    #[test]
+    fn warm_up_goes_on_while_runs_get_faster_and_stops_when_two_gain_nothing() {
+        // A worker's code tiering up: 100 → 60 → 40 ms, then steady.
+        assert_eq!(extra_runs(100, &[60, 40, 39, 41]), 4);
+        // Already steady: two runs that gain nothing.
+        assert_eq!(extra_runs(40, &[40, 42]), 2);
+        // A gain resets the count.
+        assert_eq!(extra_runs(100, &[99, 90, 90, 80, 80, 80]), 6);
+        // Never steady: capped.
+        let ever_faster: Vec<u64> = (0..40).map(|i| 1_000_000 >> i.min(19)).collect();
+        assert_eq!(extra_runs(2_000_000, &ever_faster), MAX_EXTRA_WARMUPS);
+    }
 }

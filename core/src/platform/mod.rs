@@ -130,6 +130,13 @@ pub fn max_team_threads() -> usize {
     backend::max_team_threads()
 }
 
+/// Whether code speeds up over its first runs on every thread: a browser compiles wasm in
+/// tiers, per worker, and swaps the optimised code in only when a function is entered again
+/// (no on-stack replacement), so a worker's first runs of a hot loop take up to twice as long
+/// — for a varying number of runs, as its compiler threads get a core. Natively the code is
+/// compiled ahead of time.
+pub const CODE_WARMS_UP: bool = backend::CODE_WARMS_UP;
+
 /// Blocks the calling thread for `duration` (in wasm: `memory.atomic.wait32` in a worker).
 pub fn sleep(duration: Duration) {
     backend::sleep(duration)

@@ -9,6 +9,8 @@ pub(super) const PLATFORM_NAME: &str = "native";
 pub(super) const TEAM_LIMIT_REASON: &str = "conlab caps native teams at 512 OS threads";
 const MAX_TEAM: usize = 512;
 
+pub(super) const CODE_WARMS_UP: bool = false;
+
 pub(super) fn since_epoch() -> Duration {
     static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
     EPOCH.get_or_init(std::time::Instant::now).elapsed()

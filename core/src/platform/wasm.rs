@@ -61,6 +61,8 @@ fn absolute_ms() -> f64 {
     origin + performance_now()
 }
 
+pub(super) const CODE_WARMS_UP: bool = true;
+
 pub(super) fn since_epoch() -> Duration {
     static EPOCH_MS_BITS: AtomicU64 = AtomicU64::new(0);
     let now = absolute_ms();
