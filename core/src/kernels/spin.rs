@@ -60,11 +60,8 @@ const FRACTION_BITS: u32 = 16;
 const FRACTION: f64 = (1u64 << FRACTION_BITS) as f64;
 
 /// Times `f` (which does `units` units of work) `tries` times; the fastest time per unit, in ns
-/// (the fastest, so that a preemption does not skew it). `f` is called through a pointer, so
-/// each try enters its code afresh: a browser swaps optimised code in only at a function's
-/// entry.
+/// (the fastest, so that a preemption does not skew it).
 fn fastest_ns_per_unit(units: u64, tries: usize, mut f: impl FnMut()) -> f64 {
-    let f: &mut dyn FnMut() = black_box(&mut f);
     (0..tries)
         .map(|_| {
             let start = Instant::now();
