@@ -8,8 +8,8 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use conlab_core::experiment::{self, CancelFlag, RunRequest, RunResult, Session};
-use conlab_core::report::{format_metric, format_seconds};
+use conlab_lab::experiment::{self, CancelFlag, RunRequest, RunResult, Session};
+use conlab_lab::report::{format_metric, format_seconds};
 use serde_json::{json, Value};
 
 const GIL_CPU: &str = include_str!("../python/gil_cpu.py");

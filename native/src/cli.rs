@@ -1,12 +1,12 @@
-//! The commands, over conlab-core's registry and report renderers.
+//! The commands, over conlab-lab's registry and report renderers.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use conlab_core::experiment::params::parse_assignments;
-use conlab_core::experiment::{self, CancelFlag, ParamKind, Progress, RunRequest, RunResult, Session};
-use conlab_core::report;
+use conlab_lab::experiment::params::parse_assignments;
+use conlab_lab::experiment::{self, CancelFlag, ParamKind, Progress, RunRequest, RunResult, Session};
+use conlab_lab::report;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -56,7 +56,7 @@ struct RunArgs {
     #[arg(long)]
     quick: bool,
     /// Timed runs per cell (the default, 6, is the fewest whose median interval reaches 95%)
-    #[arg(long, default_value_t = conlab_core::experiment::DEFAULT_REPEAT)]
+    #[arg(long, default_value_t = conlab_lab::experiment::DEFAULT_REPEAT)]
     repeat: usize,
     /// Untimed warm-up runs per cell
     #[arg(long, default_value_t = 1)]

@@ -338,7 +338,7 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let cards = browser.eval("return [document.querySelectorAll('.card').length, document.querySelectorAll('.topic').length];");
-    assert_eq!(cards, json!([conlab_core::experiment::registry().len(), 10]), "cards and topics");
+    assert_eq!(cards, json!([conlab_lab::experiment::registry().len(), 10]), "cards and topics");
     browser.eval("document.querySelector('.card[data-experiment=pipeline]').click();");
     assert_eq!(browser.eval("return document.getElementById('experiment-select').value;"), json!("pipeline"));
 
@@ -426,7 +426,7 @@ fn import_file(browser: &Browser, name: &str, text: &str) {
 }
 
 /// The last result's JSON export, parsed (the page keeps no result in a global).
-fn exported_result(browser: &Browser) -> conlab_core::experiment::RunResult {
+fn exported_result(browser: &Browser) -> conlab_lab::experiment::RunResult {
     let json = browser.eval(
         "const link = [...document.querySelectorAll('#exports a')].find(a => a.download.endsWith('.json') && !a.download.endsWith('.trace.json')); \
          return fetch(link.href).then(r => r.text());",
@@ -562,7 +562,7 @@ fn table_states(browser: &Browser) -> Vec<String> {
 const STARTUP_TIMES: &str = "const value = (term) => [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === term).nextElementSibling.textContent; \
                              return [value('page ready in'), value('threads ready in')];";
 
-fn run_from_link(browser: &Browser, url: &str, info: &conlab_core::experiment::ExperimentInfo, shots: &std::path::Path) {
+fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::ExperimentInfo, shots: &std::path::Path) {
     let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));
     browser.navigate(&format!("{url}?{link}"));
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
@@ -646,7 +646,7 @@ fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_
     let shots = artifacts().join("every");
     std::fs::create_dir_all(&shots).unwrap();
     let mut topics_done = std::collections::BTreeSet::new();
-    for experiment in conlab_core::experiment::registry() {
+    for experiment in conlab_lab::experiment::registry() {
         let info = experiment.info();
         run_from_link(&browser, &url, &info, &shots);
         if !topics_done.insert(info.topic) {
@@ -697,7 +697,7 @@ fn firefox_runs_an_experiment_of_every_topic_on_wasm_threads() {
     assert!(environment["wasm threads"].as_str().unwrap().starts_with("on"), "{environment}");
     println!("firefox: {environment}");
     let mut topics = std::collections::BTreeSet::new();
-    for experiment in conlab_core::experiment::registry() {
+    for experiment in conlab_lab::experiment::registry() {
         let info = experiment.info();
         if topics.insert(info.topic) {
             run_from_link(&browser, &url, &info, &shots);

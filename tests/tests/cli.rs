@@ -50,7 +50,7 @@ const SMALL_MANDELBROT: &[&str] = &[
 #[test]
 fn list_names_every_experiment() {
     let text = stdout(&conlab_run(&["list"]));
-    for experiment in conlab_core::experiment::registry() {
+    for experiment in conlab_lab::experiment::registry() {
         assert!(text.contains(experiment.info().id), "{text}");
     }
 }
@@ -84,7 +84,7 @@ fn run_json_parses_back_with_every_cell_checked() {
     assert_eq!(cells, expected.map(|(v, t)| (v.to_string(), t)));
     assert!(json["cells"].as_array().unwrap().iter().all(|c| c["samples"].as_array().unwrap().len() == 2 && c["check"]["passed"] == true));
     assert_eq!(json["params"]["width"], 64);
-    let result: conlab_core::experiment::RunResult = serde_json::from_value(json).unwrap();
+    let result: conlab_lab::experiment::RunResult = serde_json::from_value(json).unwrap();
     assert!(result.cell("rayon", 2).unwrap().speedup_vs_one_thread.is_some());
 }
 
@@ -303,7 +303,7 @@ fn a_process_pool_and_free_threading_run_cpu_bound_python_in_parallel_where_gil_
             "json",
         ]);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+        let result: conlab_lab::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
         assert!(result.all_checks_passed, "every process counted its share");
         assert!(result.cell("process", 2).unwrap().metrics.contains_key("process start"));
         let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
@@ -338,7 +338,7 @@ fn an_event_loop_awaiting_a_worker_process_stays_on_time() {
         "--format",
         "json",
     ]);
-    let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+    let result: conlab_lab::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
     assert!(result.all_checks_passed, "the worker process counted all the work");
     let p50 = |variant: &str| result.cell(variant, 1).unwrap().metrics["lag p50"].median;
     assert!(p50("to-process") < 2.5, "to a process: lag p50 {} ms", p50("to-process"));
@@ -348,7 +348,7 @@ fn an_event_loop_awaiting_a_worker_process_stays_on_time() {
 #[test]
 fn worker_processes_get_data_by_copy_or_shared_memory_and_report_their_overheads() {
     let _alone = alone();
-    let run = |args: &[&str]| -> conlab_core::experiment::RunResult {
+    let run = |args: &[&str]| -> conlab_lab::experiment::RunResult {
         let output = conlab_run(args);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_str(&stdout(&output)).unwrap()
@@ -404,7 +404,7 @@ fn models_matrix_reports_cpu_use_from_the_os() {
         "json",
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let result: conlab_core::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+    let result: conlab_lab::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
     let cores = |variant: &str| result.cell(variant, 2).unwrap().metrics["CPU use"].median;
     // The GIL lets one thread compute at a time; two processes compute at once (their CPU time
     // is counted once they have exited).

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use conlab_core::experiment::RunResult;
+use conlab_lab::experiment::RunResult;
 use conlab_core::kernels::catalogue;
 use conlab_core::stats::Summary;
 use conlab_tests::browser::{submit_variants, tempdir, Browser};

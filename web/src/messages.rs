@@ -1,10 +1,10 @@
-//! The JSON the worker hands the page, built from conlab-core's types (native-testable).
+//! The JSON the worker hands the page, built from conlab-lab's types (native-testable).
 
-use conlab_core::experiment::result::SCHEMA_VERSION;
+use conlab_lab::experiment::result::SCHEMA_VERSION;
 #[cfg(test)]
-use conlab_core::experiment::DEFAULT_REPEAT;
-use conlab_core::experiment::{self, ExperimentInfo, RunRequest, RunResult};
-use conlab_core::report;
+use conlab_lab::experiment::DEFAULT_REPEAT;
+use conlab_lab::experiment::{self, ExperimentInfo, RunRequest, RunResult};
+use conlab_lab::report;
 use conlab_core::trace::Trace;
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use conlab_core::experiment::{self, CancelFlag, Environment, Progress, Session};
+use conlab_lab::experiment::{self, CancelFlag, Environment, Progress, Session};
 use conlab_core::platform;
 use wasm_bindgen::prelude::*;
 

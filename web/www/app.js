@@ -135,7 +135,7 @@ const handlers = {
     setRunning(false);
     const finished = data.finished;
     state.last = finished;
-    // A stored result was checked by conlab-core before it got here: its settings fill the form.
+    // A stored result was checked by conlab-lab before it got here: its settings fill the form.
     if (data.stored) applySettings(requestToSettings(requestOf(finished.result)), 'The stored result');
     showResult(finished, data.exports);
     if (data.stored) {
@@ -150,7 +150,7 @@ const handlers = {
   },
   timeline(data) {
     state.zoom = { from: data.from, to: data.to };
-    $('timeline-chart').innerHTML = data.svg; // built by conlab-core's report::timeline_window_svg, text XML-escaped
+    $('timeline-chart').innerHTML = data.svg; // built by conlab-lab's report::timeline_window_svg, text XML-escaped
     $('timeline-window').textContent = data.from === 0 && data.to === 1 ? '' : `showing ${(data.from * 100).toFixed(1)}% – ${(data.to * 100).toFixed(1)}% of each run`;
   },
   'sim-state'(data) {
@@ -288,7 +288,7 @@ function paramField(spec) {
   return el('label', { for: id, title: spec.help }, `${spec.name} `, input, spec.unit ? ` ${spec.unit}` : '', el('small', { text: ` — ${spec.help}` }));
 }
 
-// The same rule and wording as conlab-core's ParamSpec::parse, so the page and CLI agree.
+// The same rule and wording as conlab-lab's ParamSpec::parse, so the page and CLI agree.
 function validateParam(spec, input) {
   if (spec.type === 'bool' || spec.type === 'choice') return null;
   const text = input.value.trim();
@@ -369,7 +369,7 @@ function cancel() {
 
 const times = (x) => (x == null ? '–' : `${x.toFixed(2)}×`);
 
-// The table comes from conlab-core's report::table_data: the CLI's columns and formatting.
+// The table comes from conlab-lab's report::table_data: the CLI's columns and formatting.
 function resultTable({ headers, rows }) {
   const body = rows.map((row) => el('tr', { 'data-variant': row.variant, 'data-threads': row.threads, 'data-check': row.check },
     ...row.cells.map((text) => el('td', { text }))));
@@ -382,20 +382,20 @@ function showResult({ result, traced, table, chart_svg, fits, notes, findings, c
   const best = result.cells.filter((c) => c.speedup_vs_baseline != null && c.unchecked == null).sort((a, b) => b.speedup_vs_baseline - a.speedup_vs_baseline)[0];
   $('result-summary').textContent = `${result.title}. ${best ? `Best: ${best.variant} on ${best.threads} thread${best.threads === 1 ? '' : 's'}, ${times(best.speedup_vs_baseline)} vs ${baseline}. ` : ''}` +
     `${result.repeat} runs per cell after ${result.warmup} warm-up; whole run ${result.wall_seconds.toFixed(2)} s.`;
-  $('chart').innerHTML = chart_svg; // built by conlab-core's report::chart_svg, text XML-escaped
+  $('chart').innerHTML = chart_svg; // built by conlab-lab's report::chart_svg, text XML-escaped
   $('fits').replaceChildren(...fits.map((line) => el('li', { text: line })));
   $('table').replaceChildren(resultTable(table));
   $('notes').replaceChildren(...notes.map((line) => el('li', { text: line })));
   $('findings').hidden = findings.length === 0;
   $('findings-list').replaceChildren(...findings.map((line) => el('li', { text: line })));
   $('timeline').hidden = !timeline_svg;
-  $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-core's report::timeline_svg, text XML-escaped
+  $('timeline-chart').innerHTML = timeline_svg ?? ''; // built by conlab-lab's report::timeline_svg, text XML-escaped
   state.zoom = { from: 0, to: 1 };
   $('timeline-window').textContent = '';
   $('latency').hidden = latency_svgs.length === 0;
-  $('latency-chart').innerHTML = latency_svgs.join(''); // built by conlab-core's report::latency_svgs, text XML-escaped
+  $('latency-chart').innerHTML = latency_svgs.join(''); // built by conlab-lab's report::latency_svgs, text XML-escaped
   $('depth').hidden = !depth_svg;
-  $('depth-chart').innerHTML = depth_svg ?? ''; // built by conlab-core's report::depth_svg, text XML-escaped
+  $('depth-chart').innerHTML = depth_svg ?? ''; // built by conlab-lab's report::depth_svg, text XML-escaped
   const blobLink = (name, blob) => el('a', { href: URL.createObjectURL(blob), download: name, text: name });
   const download = (name, type, text) => blobLink(name, new Blob([text], { type }));
   const stem = `conlab-${result.experiment}`;
@@ -638,7 +638,7 @@ function requestToSettings(request) {
 
 // ---- Import a native result and compare ------------------------------------------------------
 
-// conlab-core checks the file (in the worker) and answers with its settings or what is wrong.
+// conlab-lab checks the file (in the worker) and answers with its settings or what is wrong.
 async function importFile(event) {
   const [file] = event.target.files;
   if (!file) return;
@@ -746,7 +746,7 @@ function showSimState(data) {
   outcome.className = failure ? 'goal' : finished ? 'finished' : '';
   outcome.dataset.kind = run.failure?.kind ?? (finished ? 'finished' : '');
   outcome.textContent = failure ? `Goal reached — ${failure}` : finished ? 'Every thread finished and every check holds.' : '';
-  $('sim-graph').innerHTML = wait_for_svg ?? ''; // built by conlab-core's report::wait_for_svg, text XML-escaped
+  $('sim-graph').innerHTML = wait_for_svg ?? ''; // built by conlab-lab's report::wait_for_svg, text XML-escaped
   const canReplay = sim.found && sim.found.startsWith(sim.schedule) && sim.found.length > sim.schedule.length;
   $('sim-next').disabled = !canReplay;
   $('sim-play').disabled = !canReplay;

@@ -1,5 +1,5 @@
 // The experiment worker: owns the wasm instance and the rayon pool; runs experiments so the
-// page's main thread never blocks. Protocol (all payloads JSON strings from conlab-core):
+// page's main thread never blocks. Protocol (all payloads JSON strings from conlab-lab):
 //   page → worker  {type: 'init', threads}            worker → page {type: 'loaded', …} once wasm runs (the page is
 //                                                                    usable: catalogue, forms, the debugging lab),
 //                                                                    then {type: 'ready', …} once the thread pool runs

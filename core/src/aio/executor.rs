@@ -298,7 +298,7 @@ impl Waiting {
     fn label(&self) -> Cow<'static, str> {
         match self {
             Self::On(what) => Cow::Borrowed(what),
-            Self::Sleep(duration) => Cow::Owned(format!("sleep {}", crate::report::format_seconds(duration.as_secs_f64()))),
+            Self::Sleep(duration) => Cow::Owned(format!("sleep {}", crate::units::format_seconds(duration.as_secs_f64()))),
             Self::Task(verb, task) => Cow::Owned(format!("{verb} {}", task.header().name())),
         }
     }

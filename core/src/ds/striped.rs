@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 
 use crossbeam_utils::CachePadded;
 
-use crate::kernels::wordcount::Fnv;
+use crate::hash::Fnv;
 use crate::sync::{lock, Mutex};
 
 /// FNV-1a: deterministic, so a key's shard is the same on every run.

@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::hash::Fnv;
+
 use super::{splitmix64, Kernel, KernelSpec, Par};
 use crate::platform::{Instant, PlatformError};
 
@@ -37,21 +39,6 @@ pub const SPEC: KernelSpec = KernelSpec {
     build: |words, seed| Box::new(WordCount { corpus: Corpus::generate(words, 0.2, seed), partitions: PARTITIONS, combiner: false }),
 };
 
-/// FNV-1a as a `Hasher`: deterministic (partitions and digests must not change between runs,
-/// as they would with std's randomly keyed SipHash) and quick on short words.
-#[derive(Default)]
-pub struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let start = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        self.0 = bytes.iter().fold(start, |h, byte| (h ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3));
-    }
-}
 
 type Counts<'t> = HashMap<&'t str, u64, BuildHasherDefault<Fnv>>;
 

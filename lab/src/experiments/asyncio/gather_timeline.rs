@@ -1,0 +1,114 @@
+//! `gather-timeline`: awaiting coroutines one after another vs running them as tasks at once.
+
+use super::event_loop::{clock_params, DemoClock};
+use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use conlab_core::aio::{gather, sleep, spawn_named, AioResult, TaskGroup};
+
+pub struct GatherTimeline;
+
+impl Experiment for GatherTimeline {
+    fn info(&self) -> ExperimentInfo {
+        let mut params = vec![ParamSpec::choice(
+            "sleeps",
+            "2.0,1.5,2.5",
+            &["2.0,1.5,2.5", "1,1,1,1", "0.5,3.0", "3,2,1"],
+            "each coroutine's sleep, in book seconds",
+        )];
+        params.extend(clock_params());
+        ExperimentInfo {
+            id: "gather-timeline",
+            title: "await one by one vs gather: where asyncio's speed comes from",
+            topic: super::NAME,
+            concept: "await vs asyncio.gather / create_task / TaskGroup",
+            teaches: "`await coro()` runs a coroutine to the end before the next line starts: three sleeps of 2.0, 1.5 and \
+                      2.5 s take 6.0 s. Wrapped in tasks (`gather`, or a `TaskGroup`) they sleep at the same time, and \
+                      the total is the longest, 2.5 s — nothing runs in parallel, the loop just waits for all the timers \
+                      at once. The timeline shows each task's sleep; `loop time` is in the book's seconds (the real \
+                      clock replays them at `scale`, the virtual clock exactly and instantly).",
+            params,
+            variants: vec![
+                VariantSpec::fixed("sequential", "await each coroutine in turn"),
+                VariantSpec::fixed("gather", "asyncio.gather over tasks"),
+                VariantSpec::fixed("taskgroup", "async with asyncio.TaskGroup()"),
+            ],
+            baseline: "sequential",
+            work_unit: None,
+            fixed_duration: false,
+            chart_metric: Some("loop time"),
+            shows_timeline: true,
+            quick: &["clock=real", "scale=0.005"],
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let sleeps = params.text("sleeps").split(',').map(|s| s.trim().parse().expect("a preset of numbers")).collect();
+        Ok(Box::new(Sleeps { sleeps, clock: DemoClock::from(params) }))
+    }
+}
+
+struct Sleeps {
+    /// Book seconds.
+    sleeps: Vec<f64>,
+    clock: DemoClock,
+}
+
+impl Workload for Sleeps {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// Every coroutine finished.
+    fn expected(&self) -> Digest {
+        self.sleeps.len() as u64
+    }
+
+    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(SleepsCell { sleeps: self, variant: variant.to_string() }))
+    }
+}
+
+struct SleepsCell<'a> {
+    sleeps: &'a Sleeps,
+    variant: String,
+}
+
+/// The book's coroutine: sleep, then return.
+async fn fetch(duration: std::time::Duration) -> AioResult<u64> {
+    sleep(duration).await.map(|()| 1)
+}
+
+impl Cell for SleepsCell<'_> {
+    fn threads(&self) -> usize {
+        1
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let clock = self.sleeps.clock;
+        let durations: Vec<_> = self.sleeps.sleeps.iter().map(|&s| clock.secs(s)).collect();
+        let variant = self.variant.clone();
+        clock.run(context, 0, async move {
+            let named = |(i, d): (usize, &std::time::Duration)| {
+                (format!("fetch {} ({})", i + 1, crate::report::format_seconds(d.as_secs_f64())), *d)
+            };
+            match variant.as_str() {
+                "sequential" => {
+                    let mut done = 0;
+                    for duration in &durations {
+                        done += fetch(*duration).await?;
+                    }
+                    Ok(done)
+                }
+                "gather" => {
+                    let tasks = durations.iter().enumerate().map(named).map(|(name, d)| spawn_named(name, fetch(d))).collect();
+                    Ok(gather(tasks).await?.iter().sum())
+                }
+                _ => TaskGroup::run(|tg| async move {
+                    let tasks: Vec<_> = durations.iter().enumerate().map(named).map(|(name, d)| tg.spawn_named(name, fetch(d))).collect();
+                    Ok(tasks)
+                })
+                .await
+                .map(|mut tasks| tasks.iter_mut().filter_map(|t| t.take_result()).filter_map(Result::ok).sum()),
+            }
+        })
+    }
+}

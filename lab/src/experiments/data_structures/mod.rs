@@ -1,0 +1,17 @@
+//! data structures: Concurrent queues and stacks side by side, and the ABA problem.
+
+use crate::experiment::Experiment;
+
+mod queue_shootout;
+mod aba;
+mod producer_consumer;
+
+/// The topic's name, as the catalogue groups it.
+pub const NAME: &str = "data structures";
+
+/// The topic's experiments, in catalogue order.
+pub const EXPERIMENTS: &[&dyn Experiment] = &[
+    &queue_shootout::QueueShootout,
+    &aba::Aba,
+    &producer_consumer::ProducerConsumer,
+];

@@ -1,0 +1,13 @@
+//! debugging: Deadlocks found and broken by a watchdog.
+
+use crate::experiment::Experiment;
+
+mod deadlock_watchdog;
+
+/// The topic's name, as the catalogue groups it.
+pub const NAME: &str = "debugging";
+
+/// The topic's experiments, in catalogue order.
+pub const EXPERIMENTS: &[&dyn Experiment] = &[
+    &deadlock_watchdog::DeadlockWatchdog,
+];

@@ -1,0 +1,242 @@
+//! `rwlock-mix`: shared data read and written through a mutex, reader-writer locks and a
+//! seqlock, at a chosen share of reads.
+
+use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use conlab_core::kernels::spin::Spinner;
+use conlab_core::kernels::splitmix64;
+use conlab_core::locks::parking::ParkingMutex;
+use conlab_core::locks::rwlock::RwLock;
+use conlab_core::locks::seqlock::SeqLock;
+use conlab_core::locks::Mutex;
+use conlab_core::platform::{run_team, Instant};
+use conlab_core::sync::atomic::{AtomicU64, Ordering};
+use conlab_core::sync::cell::UnsafeCell;
+
+pub struct RwlockMix;
+
+/// Words of shared data; a writer sets them all to one value, so a reader seeing two values saw
+/// a torn write.
+const WORDS: usize = 4;
+
+impl Experiment for RwlockMix {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "rwlock-mix",
+            title: "Readers and writers: mutex vs rwlock vs seqlock",
+            topic: super::NAME,
+            concept: "reader-writer locks; optimistic reads",
+            teaches: "When most accesses only read, a mutex needlessly serialises the readers; a reader-writer lock lets \
+                      them in together and makes writers wait for the readers to drain; a seqlock never blocks anyone for a \
+                      read — readers copy the data and retry if a write overlapped. Each run sweeps the share of reads from \
+                      0% to 100%: at 100% the rwlock and seqlock scale with threads while the mutex does not; as writes grow \
+                      the rwlock's bookkeeping costs more than it saves. Every read checks that it saw one whole write (torn \
+                      reads must be 0).",
+            params: vec![
+                ParamSpec::choice(
+                    "reads",
+                    "sweep",
+                    &["sweep", "0", "50", "90", "99", "100"],
+                    "share of operations that only read, in %: every one of them, or one",
+                ),
+                ParamSpec::int("operations", 20_000, 100, 50_000_000, "per thread", "reads and writes each thread performs at each share"),
+                ParamSpec::float("section_ns", 100.0, 0.0, 100_000.0, "ns", "work done with the data in each operation"),
+            ],
+            variants: vec![
+                VariantSpec::sweep("mutex", "our parking mutex around reads and writes"),
+                VariantSpec::sweep("rwlock", "our writer-preferring reader-writer lock"),
+                VariantSpec::sweep("seqlock", "our seqlock: readers copy and retry, then work on the copy"),
+                VariantSpec::sweep("std-rwlock", "std::sync::RwLock"),
+                VariantSpec::sweep("parking_lot-rwlock", "parking_lot::RwLock"),
+            ],
+            baseline: "mutex",
+            work_unit: None,
+            fixed_duration: false,
+            chart_metric: Some("90% reads"),
+            shows_timeline: false,
+            quick: &["operations=1000"],
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let reads = params.text("reads");
+        Ok(Box::new(Mix {
+            shares: SHARES.iter().copied().filter(|(percent, _)| reads == "sweep" || percent.to_string() == reads).collect(),
+            operations: params.int("operations") as u64,
+            section_ns: params.float("section_ns"),
+            spinner: Spinner::calibrate(),
+        }))
+    }
+}
+
+/// The shares of reads a sweep visits, with the name of the metric each one reports.
+const SHARES: [(u64, &str); 5] = [(0, "0% reads"), (50, "50% reads"), (90, "90% reads"), (99, "99% reads"), (100, "100% reads")];
+
+struct Mix {
+    shares: Vec<(u64, &'static str)>,
+    operations: u64,
+    section_ns: f64,
+    spinner: Spinner,
+}
+
+/// Data behind one of the locks under test.
+trait Shared: Default + Sync {
+    /// Reads all words, calling `work` where a user of this lock would work with the data.
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS];
+    fn write(&self, value: u64, work: &dyn Fn());
+}
+
+impl Shared for Mutex<ParkingMutex, [u64; WORDS]> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        self.with(|data| {
+            work();
+            *data
+        })
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        self.with(|data| {
+            work();
+            *data = [value; WORDS];
+        })
+    }
+}
+
+#[derive(Default)]
+struct RwShared {
+    lock: RwLock,
+    data: UnsafeCell<[u64; WORDS]>,
+}
+
+// SAFETY: `data` is written only under the write lock and read only under a read lock.
+unsafe impl Sync for RwShared {}
+
+impl Shared for RwShared {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        self.lock.read(|| {
+            work();
+            // SAFETY: a read lock is held, so no writer is inside.
+            self.data.with(|data| unsafe { *data })
+        })
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        self.lock.write(|| {
+            work();
+            // SAFETY: the write lock is held.
+            self.data.with_mut(|data| unsafe { *data = [value; WORDS] })
+        })
+    }
+}
+
+impl Shared for SeqLock<WORDS> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        let snapshot = SeqLock::read(self);
+        work();
+        snapshot
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        SeqLock::write(self, |words| {
+            work();
+            *words = [value; WORDS];
+        })
+    }
+}
+
+impl Shared for std::sync::RwLock<[u64; WORDS]> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        let data = self.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work();
+        *data
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        let mut data = std::sync::RwLock::write(self).unwrap_or_else(|poisoned| poisoned.into_inner());
+        work();
+        *data = [value; WORDS];
+    }
+}
+
+impl Shared for parking_lot::RwLock<[u64; WORDS]> {
+    fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
+        let data = parking_lot::RwLock::read(self);
+        work();
+        *data
+    }
+    fn write(&self, value: u64, work: &dyn Fn()) {
+        let mut data = parking_lot::RwLock::write(self);
+        work();
+        *data = [value; WORDS];
+    }
+}
+
+impl Workload for Mix {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// The digest is the number of torn reads.
+    fn expected(&self) -> Digest {
+        0
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(MixCell { mix: self, variant: variant.to_string(), threads }))
+    }
+}
+
+struct MixCell<'a> {
+    mix: &'a Mix,
+    variant: String,
+    threads: usize,
+}
+
+impl MixCell<'_> {
+    /// Runs the mix on `S` at every share of reads, recording operations per second for each;
+    /// returns the torn reads.
+    fn run_on<S: Shared>(&self, context: &RunContext) -> Result<u64, RunError> {
+        let mut torn = 0;
+        for &(read_percent, metric) in &self.mix.shares {
+            let started = Instant::now();
+            torn += self.run_share::<S>(read_percent, context)?;
+            let operations = self.mix.operations * self.threads as u64;
+            context.record(metric, "ops/s", operations as f64 / started.elapsed().as_secs_f64());
+        }
+        Ok(torn)
+    }
+
+    fn run_share<S: Shared>(&self, read_percent: u64, context: &RunContext) -> Result<u64, RunError> {
+        let Mix { operations, section_ns, spinner, .. } = *self.mix;
+        let shared = S::default();
+        let torn = AtomicU64::new(0);
+        let work = move || spinner.spin(section_ns);
+        run_team(self.threads, |member| {
+            let mut state = member.index as u64;
+            context.repeat(operations, |operation| {
+                if splitmix64(&mut state) % 100 < read_percent {
+                    let words = shared.read(&work);
+                    if words.iter().any(|w| *w != words[0]) {
+                        torn.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else {
+                    shared.write((operation << 8) | member.index as u64, &work);
+                }
+            });
+        })?;
+        Ok(torn.into_inner())
+    }
+}
+
+impl Cell for MixCell<'_> {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let torn = match self.variant.as_str() {
+            "mutex" => self.run_on::<Mutex<ParkingMutex, [u64; WORDS]>>(context),
+            "rwlock" => self.run_on::<RwShared>(context),
+            "seqlock" => self.run_on::<SeqLock<WORDS>>(context),
+            "std-rwlock" => self.run_on::<std::sync::RwLock<[u64; WORDS]>>(context),
+            _ => self.run_on::<parking_lot::RwLock<[u64; WORDS]>>(context),
+        }?;
+        context.check_cancel()?;
+        Ok(torn)
+    }
+}

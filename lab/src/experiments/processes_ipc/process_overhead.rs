@@ -1,0 +1,168 @@
+//! `process-overhead`: what a process pool costs next to a thread pool — starting it, one round
+//! trip per task, and `map` at several chunk sizes (the books' `chunksize=1` trap).
+
+use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use conlab_core::kernels::spin::Spinner;
+use conlab_core::platform::{Instant, PlatformError};
+use conlab_core::pymodel::process::{Job, ProcessPool};
+use conlab_core::sched::fifo::FifoPool;
+
+pub struct ProcessOverhead;
+
+/// Chunk sizes `map` is timed at (`None`: `Pool.map`'s default, ⌈tasks / (4 · workers)⌉).
+const CHUNKSIZES: [(Option<usize>, &str); 4] =
+    [(Some(1), "map, chunksize 1"), (Some(10), "map, chunksize 10"), (Some(100), "map, chunksize 100"), (None, "map, chunksize auto")];
+
+impl Experiment for ProcessOverhead {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "process-overhead",
+            title: "What a process pool costs: start-up, round trips, chunk size",
+            topic: super::NAME,
+            concept: "ProcessPoolExecutor vs ThreadPoolExecutor; Pool.map chunksize",
+            teaches: "A process pool pays before it computes: starting each worker (a new process that loads the \
+                      interpreter — natively milliseconds), then every task is a message each way (serialise, copy, \
+                      wake the other side, deserialise) where a thread pool passes a pointer. With tiny tasks that \
+                      overhead is the whole cost: `map` with chunksize 1 sends one message per task, while larger \
+                      chunks amortise it — the reason `Pool.map` picks ⌈tasks / 4·workers⌉ by default and \
+                      `ProcessPoolExecutor.map`'s default of 1 is a trap. In browsers the Web Worker \"processes\" are \
+                      started when the lab loads (a worker only starts while its creator's event loop runs, and a run \
+                      blocks it), so start-up there is the hand-shake with a fresh wasm instance's worker.",
+            params: vec![
+                ParamSpec::int("tasks", 1000, 1, 1_000_000, "tasks", "tasks per map"),
+                ParamSpec::int("iterations", 100, 0, 10_000_000, "per task", "Python loop iterations of each task"),
+                ParamSpec::int("round_trips", 200, 1, 1_000_000, "round trips", "empty tasks sent one at a time"),
+                ParamSpec::op_ns(),
+            ],
+            variants: vec![
+                VariantSpec::sweep("threads", "a ThreadPoolExecutor of N workers (FifoPool)"),
+                VariantSpec::sweep("processes", "a process pool of N workers (start-up included in its time)"),
+            ],
+            baseline: "threads",
+            work_unit: Some("tasks"),
+            fixed_duration: false,
+            chart_metric: Some("map, chunksize 1"),
+            shows_timeline: false,
+            quick: &["tasks=50", "iterations=10", "round_trips=10"],
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let task = |iterations| Job::Task { iterations, io_us: 0, op_ns: params.float("op_ns"), spinner: Spinner::calibrate() };
+        Ok(Box::new(Overhead {
+            tasks: vec![task(params.int("iterations")); params.count("tasks")],
+            empty: task(0),
+            round_trips: params.count("round_trips"),
+        }))
+    }
+}
+
+struct Overhead {
+    tasks: Vec<Job>,
+    /// The task of a round trip: it does nothing.
+    empty: Job,
+    round_trips: usize,
+}
+
+impl Workload for Overhead {
+    fn work_units(&self) -> Option<f64> {
+        Some((self.tasks.len() * CHUNKSIZES.len()) as f64)
+    }
+
+    /// Every map's counts.
+    fn expected(&self) -> Digest {
+        let per_task = match self.tasks.first() {
+            Some(Job::Task { iterations, .. }) => *iterations as u64,
+            _ => 0,
+        };
+        per_task * (self.tasks.len() * CHUNKSIZES.len()) as u64
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        match variant {
+            "threads" => FifoPool::check(threads)?,
+            _ => ProcessPool::check()?,
+        }
+        Ok(Box::new(OverheadCell { overhead: self, processes: variant == "processes", workers: threads }))
+    }
+}
+
+struct OverheadCell<'a> {
+    overhead: &'a Overhead,
+    processes: bool,
+    workers: usize,
+}
+
+impl OverheadCell<'_> {
+    fn chunksize(&self, chosen: Option<usize>) -> usize {
+        chosen.unwrap_or_else(|| self.overhead.tasks.len().div_ceil(4 * self.workers))
+    }
+
+    fn with_threads(&self, context: &RunContext, start: Instant) -> Result<u64, RunError> {
+        let Overhead { tasks, empty, round_trips } = self.overhead;
+        let run = |job: &Job| job.run(&[], &[]).map_or(0, |reply| reply.value);
+        FifoPool::run(self.workers, context.trace(), |pool| {
+            let futures: Vec<_> = (0..self.workers).filter_map(|_| pool.submit(|| run(empty)).ok()).collect();
+            futures.iter().for_each(|future| _ = future.result(None));
+            context.record("start-up", "ms", start.elapsed().as_secs_f64() * 1e3);
+            time_round_trips(context, *round_trips, || pool.submit(|| run(empty)).map_err(broken)?.result(None).map(drop).map_err(broken))?;
+            let mut total = 0;
+            for (chosen, metric) in CHUNKSIZES {
+                context.check_cancel()?;
+                let start = Instant::now();
+                let results = pool.map(run, tasks.iter(), self.chunksize(chosen)).map_err(broken)?;
+                total += results.map(|value| value.map(|v| v as u64)).sum::<Result<u64, _>>().map_err(broken)?;
+                context.record(metric, "ms", start.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(total)
+        })?
+    }
+
+    fn with_processes(&self, context: &RunContext, start: Instant) -> Result<u64, RunError> {
+        let Overhead { tasks, empty, round_trips } = self.overhead;
+        let mut pool = ProcessPool::start(self.workers)?;
+        for worker in 0..self.workers {
+            pool.call(worker, std::slice::from_ref(empty), &[])?;
+        }
+        context.record("start-up", "ms", start.elapsed().as_secs_f64() * 1e3);
+        time_round_trips(context, *round_trips, || Ok(pool.call(0, std::slice::from_ref(empty), &[]).map(drop)?))?;
+        let mut total = 0;
+        for (chosen, metric) in CHUNKSIZES {
+            context.check_cancel()?;
+            let start = Instant::now();
+            total += pool.map(tasks, self.chunksize(chosen))?.iter().map(|reply| reply.value as u64).sum::<u64>();
+            context.record(metric, "ms", start.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(total)
+    }
+}
+
+/// Sends `count` empty tasks one after another, each awaited before the next; records the mean.
+fn time_round_trips(context: &RunContext, count: usize, mut one: impl FnMut() -> Result<(), RunError>) -> Result<(), RunError> {
+    let start = Instant::now();
+    for _ in 0..count {
+        one()?;
+    }
+    context.record("round trip", "µs", start.elapsed().as_secs_f64() * 1e6 / count as f64);
+    context.check_cancel()
+}
+
+/// A thread pool that fails (it cannot: it is open and its tasks do not raise) fails the run.
+fn broken(error: impl std::fmt::Display) -> RunError {
+    RunError::Platform(PlatformError::Unavailable(format!("the thread pool failed: {error}")))
+}
+
+impl Cell for OverheadCell<'_> {
+    fn threads(&self) -> usize {
+        self.workers
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let start = Instant::now();
+        if self.processes {
+            self.with_processes(context, start)
+        } else {
+            self.with_threads(context, start)
+        }
+    }
+}

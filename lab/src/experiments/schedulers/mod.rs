@@ -1,0 +1,22 @@
+//! schedulers: Who runs the work: static splits, queues, work stealing, fork-join, executors.
+
+use crate::experiment::Experiment;
+
+pub(crate) mod policies;
+mod granularity;
+mod imbalance;
+mod fork_join;
+mod executor_patterns;
+mod spawn_overhead;
+
+/// The topic's name, as the catalogue groups it.
+pub const NAME: &str = "schedulers";
+
+/// The topic's experiments, in catalogue order.
+pub const EXPERIMENTS: &[&dyn Experiment] = &[
+    &granularity::Granularity,
+    &imbalance::Imbalance,
+    &fork_join::ForkJoin,
+    &executor_patterns::ExecutorPatterns,
+    &spawn_overhead::SpawnOverhead,
+];

@@ -1,0 +1,170 @@
+//! `gil-cpu`: the books' central demo — N threads each running a CPU-bound Python loop, under
+//! CPython's GIL and free-threaded, against one thread doing all of it and plain Rust.
+
+use std::time::Duration;
+
+use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use conlab_core::kernels::spin::Spinner;
+use conlab_core::platform::Instant;
+use conlab_core::pymodel::gil::Gil;
+use conlab_core::pymodel::process::{Job, ProcessPool};
+use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::sched::partition;
+use conlab_core::sync::Arc;
+use conlab_core::trace::SpanKind;
+
+pub struct GilCpu;
+
+impl Experiment for GilCpu {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "gil-cpu",
+            title: "The GIL: CPU-bound threads vs one thread",
+            topic: super::NAME,
+            concept: "the GIL (global interpreter lock)",
+            teaches: "A CPU-bound Python loop (`total = total + 1` on a local, the result returned) split over N \
+                      threads: under the GIL only the holder runs bytecode, so N threads take as long as one thread doing \
+                      all the work — or longer, because every switch interval (5 ms) a waiting thread asks the holder to \
+                      drop the GIL and the handover costs. Free-threaded Python (PEP 703, no GIL) scales with the cores, \
+                      at a per-instruction cost (`ft_overhead`), and so does a process pool, after starting its \
+                      processes. The model runs a tiny bytecode on real threads at CPython's pace (`op_ns` per \
+                      instruction); each thread's loop works on its own locals, as a CPython frame's do, so nothing is \
+                      shared while it runs. The timeline shows who holds the GIL and who waits. `native` is the same \
+                      loop as plain Rust: the interpreter's cost.",
+            params: vec![
+                ParamSpec::int("iterations", 2_000_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
+                ParamSpec::op_ns(),
+                ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
+                ParamSpec::float("ft_overhead", 0.1, 0.0, 5.0, "×", "extra cost per instruction when free-threaded (0.1 = 10%)"),
+            ],
+            variants: vec![
+                VariantSpec::fixed("seq", "one Python thread runs every iteration"),
+                VariantSpec::sweep("gil", "N Python threads, each a share of the loop, under the GIL"),
+                VariantSpec::sweep("free-threaded", "N Python threads, no GIL (PEP 703)"),
+                VariantSpec::sweep("process", "a pool of N worker processes (multiprocessing), each with its own GIL; start-up included"),
+                VariantSpec::fixed("native", "the same loop in plain Rust, one thread"),
+            ],
+            baseline: "seq",
+            work_unit: Some("iterations"),
+            fixed_duration: false,
+            chart_metric: None,
+            shows_timeline: true,
+            quick: &["iterations=20000", "switch_ms=0.2"],
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        Ok(Box::new(Loop {
+            iterations: params.int("iterations") as u64,
+            op_ns: params.float("op_ns"),
+            switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
+            overhead: params.float("ft_overhead"),
+            spinner: Spinner::calibrate(),
+        }))
+    }
+}
+
+struct Loop {
+    iterations: u64,
+    op_ns: f64,
+    switch: Duration,
+    overhead: f64,
+    spinner: Spinner,
+}
+
+impl Workload for Loop {
+    fn work_units(&self) -> Option<f64> {
+        Some(self.iterations as f64)
+    }
+
+    fn expected(&self) -> Digest {
+        self.iterations
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        let threads = if matches!(variant, "seq" | "native") { 1 } else { threads };
+        if variant == "process" {
+            // Fail while setting up (marking the cell skipped) where processes cannot start.
+            ProcessPool::check()?;
+        }
+        Ok(Box::new(LoopCell { work: self, variant: variant.to_string(), threads }))
+    }
+}
+
+struct LoopCell<'a> {
+    work: &'a Loop,
+    variant: String,
+    threads: usize,
+}
+
+impl Cell for LoopCell<'_> {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let work = self.work;
+        if self.variant == "native" {
+            let mut total = 0u64;
+            context.trace().lane(0).span(
+                SpanKind::Run,
+                || "plain Rust loop",
+                || {
+                    context.repeat(work.iterations, |_| total = std::hint::black_box(total + 1));
+                },
+            );
+            context.check_cancel()?;
+            return Ok(total);
+        }
+        if self.variant == "process" {
+            return self.run_processes(context);
+        }
+        let gil = Arc::new(Gil::new(work.switch));
+        let mode = match self.variant.as_str() {
+            "free-threaded" => Mode::FreeThreaded { overhead: work.overhead },
+            _ => Mode::Gil(Arc::clone(&gil)),
+        };
+        let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
+        let threads = self.threads;
+        let program = |thread| Program::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
+        let team = interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
+        context.check_cancel()?;
+        if self.variant != "free-threaded" {
+            context.record("GIL handovers", "per run", gil.handovers() as f64);
+            context.record("drop requests", "per run", gil.drop_requests() as f64);
+            let waited_ns: u64 = team.stats.iter().map(|stats| stats.gil_wait_ns).sum();
+            context.record("GIL wait", "ms/thread", waited_ns as f64 / 1e6 / threads as f64);
+        }
+        Ok(team.values.iter().map(|v| *v as u64).sum())
+    }
+}
+
+impl LoopCell<'_> {
+    /// `Pool(N).map(loop, shares)`: start the processes, send each its share, collect.
+    fn run_processes(&self, context: &RunContext) -> Result<Digest, RunError> {
+        let work = self.work;
+        let start = Instant::now();
+        let mut pool = ProcessPool::start(self.threads)?;
+        let started = Instant::now();
+        context.record("process start", "ms", started.duration_since(start).as_secs_f64() * 1e3);
+        let jobs: Vec<Job> = (0..self.threads)
+            .map(|index| Job::Task {
+                iterations: partition::block(work.iterations as usize, self.threads, index).len() as i64,
+                io_us: 0,
+                op_ns: work.op_ns,
+                spinner: work.spinner,
+            })
+            .collect();
+        let replies = pool.map(&jobs, 1)?;
+        let end = Instant::now();
+        let trace = context.trace();
+        trace.record_at(0, SpanKind::Wait, "parent: waiting for the pool's replies", started, end);
+        for (index, reply) in replies.iter().enumerate() {
+            // A process has its own clock: its busy time is placed to end with the last reply.
+            let busy_from = end.duration_since(started).saturating_sub(Duration::from_nanos(reply.busy_ns));
+            trace.record_at(index + 1, SpanKind::Run, format!("worker process {index} (busy time)"), started.plus(busy_from), end);
+        }
+        context.check_cancel()?;
+        Ok(replies.iter().map(|reply| reply.value as u64).sum())
+    }
+}

@@ -1,0 +1,31 @@
+//! Shared by the native and wasm suites: requests with parameters small enough for tests.
+
+use conlab_lab::experiment::{run, CancelFlag, RunError, RunRequest, RunResult, Session};
+use serde_json::json;
+
+pub fn request(id: &str, params: &[(&str, serde_json::Value)], threads: &[usize]) -> RunRequest {
+    RunRequest {
+        experiment: id.into(),
+        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        threads: Some(threads.to_vec()),
+        repeat: 3,
+        warmup: 1,
+        ..RunRequest::default()
+    }
+}
+
+pub fn run_quietly(request: &RunRequest) -> Result<RunResult, RunError> {
+    run(request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() })
+}
+
+/// `scaling` running `kernel` at a size that takes milliseconds.
+pub fn small_kernel(kernel: &conlab_core::kernels::KernelSpec, threads: &[usize]) -> RunRequest {
+    let size = (kernel.default_size / 200).max(kernel.sizes.0).max(if kernel.work_exponent > 1 { 48 } else { 20_000 });
+    request("scaling", &[("kernel", json!(kernel.id)), ("size", json!(size))], threads)
+}
+
+/// Every registered experiment, with parameters that run in well under a second.
+pub fn small(id: &str) -> RunRequest {
+    let info = conlab_lab::experiment::find(id).unwrap_or_else(|e| panic!("{e}")).info();
+    RunRequest { params: info.quick_params(), ..request(id, &[], &[1, 2, 3]) }
+}
