@@ -9,10 +9,10 @@
 //!
 //! `cargo bench -p conlab-core --bench locks` (or `cargo xtask bench`).
 
-use conlab_lab::experiment::{run, CancelFlag, RunRequest, RunResult, Session};
 use conlab_core::locks::{LockKind, REGIMES};
 use conlab_core::platform::hardware_threads;
 use conlab_core::stats::Summary;
+use conlab_lab::experiment::{run, CancelFlag, RunRequest, RunResult, Session};
 use serde_json::json;
 
 const REPEAT: usize = 15;

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use conlab_core::trace::SpanKind;
 use conlab_lab::experiment::{
     self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress, RunContext, RunError,
     RunRequest, RunResult, Session, VariantSpec, Workload,
 };
-use conlab_core::trace::SpanKind;
 use serde_json::json;
 
 mod common;

@@ -2,8 +2,8 @@
 //! its misuse ends in a finding within the timeout, and every blocking wait and wake-up is on
 //! the timeline.
 
-use conlab_lab::experiment::{run, CancelFlag, CellResult, RunRequest, RunResult, Session};
 use conlab_core::trace::SpanKind;
+use conlab_lab::experiment::{run, CancelFlag, CellResult, RunRequest, RunResult, Session};
 use serde_json::json;
 
 /// These tests count what threads did at the same time: one at a time, so they have the cores.

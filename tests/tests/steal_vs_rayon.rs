@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use conlab_lab::experiment::RunResult;
 use conlab_core::stats::Summary;
+use conlab_lab::experiment::RunResult;
 use conlab_tests::browser::{submit_variants, tempdir, Browser};
 use conlab_tests::{conlab_release, root, serve};
 

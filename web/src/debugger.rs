@@ -1,8 +1,8 @@
 //! The debugging lab's JSON: scenarios with their listings, the state after a schedule, and
 //! searches — conlab-core's `sim` as the page's step mode shows it (native-testable).
 
-use conlab_lab::report::wait_for_svg;
 use conlab_core::sim::{self, check_range, find_scenario, Budget, Listing, Run, Scenario, Snapshot, Strategy, RUNS_RANGE};
+use conlab_lab::report::wait_for_svg;
 use serde::Serialize;
 
 /// A scenario and its program's listing, for the scenario picker and the thread columns.

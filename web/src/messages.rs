@@ -1,11 +1,11 @@
 //! The JSON the worker hands the page, built from conlab-lab's types (native-testable).
 
+use conlab_core::trace::Trace;
 use conlab_lab::experiment::result::SCHEMA_VERSION;
 #[cfg(test)]
 use conlab_lab::experiment::DEFAULT_REPEAT;
 use conlab_lab::experiment::{self, ExperimentInfo, RunRequest, RunResult};
 use conlab_lab::report;
-use conlab_core::trace::Trace;
 use serde::Serialize;
 
 /// The catalogue: every experiment's schema and the default thread sweep of this platform with

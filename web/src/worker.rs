@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use conlab_lab::experiment::{self, CancelFlag, Environment, Progress, Session};
 use conlab_core::platform;
+use conlab_lab::experiment::{self, CancelFlag, Environment, Progress, Session};
 use wasm_bindgen::prelude::*;
 
 pub use wasm_bindgen_rayon::init_thread_pool;

@@ -274,7 +274,9 @@ fn test() -> Result {
 
 fn bench() -> Result {
     // The event loop against tokio (core); the others time the lab's experiments (lab).
-    for (package, bench) in [("conlab-lab", "locks"), ("conlab-lab", "sched"), ("conlab-core", "aio"), ("conlab-lab", "ds"), ("conlab-lab", "kernels")] {
+    for (package, bench) in
+        [("conlab-lab", "locks"), ("conlab-lab", "sched"), ("conlab-core", "aio"), ("conlab-lab", "ds"), ("conlab-lab", "kernels")]
+    {
         run(Command::new(cargo()).args(["bench", "--locked", "--package", package, "--bench", bench]))?;
     }
     setup()?;

@@ -39,7 +39,6 @@ pub const SPEC: KernelSpec = KernelSpec {
     build: |words, seed| Box::new(WordCount { corpus: Corpus::generate(words, 0.2, seed), partitions: PARTITIONS, combiner: false }),
 };
 
-
 type Counts<'t> = HashMap<&'t str, u64, BuildHasherDefault<Fnv>>;
 
 /// A word's FNV-1a hash: its partition and its share of the digest.

@@ -2,8 +2,8 @@
 //! per-repetition ratios (median and range). Each benchmark uses its own part of it.
 #![allow(dead_code)]
 
-use conlab_lab::experiment::{run, CancelFlag, CellResult, RunRequest, RunResult, Session};
 use conlab_core::stats::Summary;
+use conlab_lab::experiment::{run, CancelFlag, CellResult, RunRequest, RunResult, Session};
 use serde_json::Value;
 
 pub const REPEAT: usize = 21;

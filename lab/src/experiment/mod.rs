@@ -428,10 +428,21 @@ mod tests {
         assert_eq!(ids.len(), unique.len());
         assert_eq!(find("mandelbrot").unwrap().info().id, "mandelbrot");
         let error = find("nope").err().unwrap().to_string();
-        assert_eq!(
-            error,
-            "unknown experiment `nope`; known experiments are mandelbrot, io-fanout, parallel-sum, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, queue-shootout, aba, scaling, map-reduce, producer-consumer, pipeline, deadlock-watchdog, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local"
-        );
+        assert_eq!(error, format!("unknown experiment `nope`; known experiments are {}", ids.join(", ")));
+        assert!(error.contains("mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout"), "topic by topic: {error}");
+    }
+
+    #[test]
+    fn the_catalogue_lists_each_topic_once_with_all_its_experiments_together() {
+        let topics: Vec<_> = registry().iter().map(|e| e.info().topic).collect();
+        let mut seen: Vec<&str> = Vec::new();
+        for topic in topics {
+            if seen.last() != Some(&topic) {
+                assert!(!seen.contains(&topic), "topic `{topic}` appears in two places of the catalogue");
+                seen.push(topic);
+            }
+        }
+        assert_eq!(seen.len(), 10, "{seen:?}");
     }
 
     #[test]

@@ -4,16 +4,16 @@
 
 use crate::experiment::Experiment;
 
-pub(crate) mod kernels_patterns;
-pub(crate) mod threads_io;
-pub(crate) mod locks_atomics;
-pub(crate) mod schedulers;
-pub(crate) mod threads_gil;
-pub(crate) mod processes_ipc;
 pub(crate) mod asyncio;
 pub(crate) mod data_structures;
 pub(crate) mod debugging;
+pub(crate) mod kernels_patterns;
+pub(crate) mod locks_atomics;
+pub(crate) mod processes_ipc;
+pub(crate) mod schedulers;
 pub(crate) mod threading_prims;
+pub(crate) mod threads_gil;
+pub(crate) mod threads_io;
 
 /// Every topic's experiments, in catalogue order.
 const TOPICS: &[&[&dyn Experiment]] = &[

@@ -21,9 +21,8 @@ pub use latency::latency_svgs;
 pub use timeline::{timeline_svg, timeline_window_svg, Window};
 pub use wait_for::wait_for_svg;
 
-pub use conlab_core::units::{format_rate, format_seconds};
 use conlab_core::units::three_digits;
-
+pub use conlab_core::units::{format_rate, format_seconds};
 
 fn ratio(value: Option<f64>, suffix: &str) -> String {
     value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}{suffix}"))

@@ -11,7 +11,9 @@ use std::cell::Cell as Flag;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+};
 use conlab_core::aio::{monitor_lag, sleep, spawn, to_thread, yield_now, AioError, AioResult, EventLoop, RealClock};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::event_loop::GilClock;

@@ -2,14 +2,14 @@
 
 use crate::experiment::Experiment;
 
-pub(crate) mod event_loop;
-mod gather_timeline;
-mod semaphore_waves;
-mod queue_backpressure;
-mod loop_starvation;
-mod cancellation;
 mod async_pipeline;
+mod cancellation;
+pub(crate) mod event_loop;
 mod event_loop_throughput;
+mod gather_timeline;
+mod loop_starvation;
+mod queue_backpressure;
+mod semaphore_waves;
 
 /// The topic's name, as the catalogue groups it.
 pub const NAME: &str = "asyncio";

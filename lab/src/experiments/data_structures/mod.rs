@@ -2,16 +2,12 @@
 
 use crate::experiment::Experiment;
 
-mod queue_shootout;
 mod aba;
 mod producer_consumer;
+mod queue_shootout;
 
 /// The topic's name, as the catalogue groups it.
 pub const NAME: &str = "data structures";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[
-    &queue_shootout::QueueShootout,
-    &aba::Aba,
-    &producer_consumer::ProducerConsumer,
-];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[&queue_shootout::QueueShootout, &aba::Aba, &producer_consumer::ProducerConsumer];

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+};
 use conlab_core::ds::channel::{self, Receiver, Sender};
 use conlab_core::ds::msqueue::MsQueue;
 use conlab_core::ds::ring::Ring;

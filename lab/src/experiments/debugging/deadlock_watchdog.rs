@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{run_team, yield_now, Instant};
 use conlab_core::sim::watchdog::{Stuck, TrackedMutex, WaitForGraph};

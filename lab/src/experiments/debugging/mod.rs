@@ -8,6 +8,4 @@ mod deadlock_watchdog;
 pub const NAME: &str = "debugging";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[
-    &deadlock_watchdog::DeadlockWatchdog,
-];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[&deadlock_watchdog::DeadlockWatchdog];

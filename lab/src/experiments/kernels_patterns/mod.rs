@@ -3,19 +3,14 @@
 use crate::experiment::Experiment;
 
 mod mandelbrot;
-mod parallel_sum;
-mod scaling;
 mod map_reduce;
+mod parallel_sum;
 mod pipeline;
+mod scaling;
 
 /// The topic's name, as the catalogue groups it.
 pub const NAME: &str = "kernels & patterns";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[
-    &mandelbrot::Mandelbrot,
-    &parallel_sum::ParallelSum,
-    &scaling::Scaling,
-    &map_reduce::MapReduce,
-    &pipeline::Pipeline,
-];
+pub const EXPERIMENTS: &[&dyn Experiment] =
+    &[&mandelbrot::Mandelbrot, &parallel_sum::ParallelSum, &scaling::Scaling, &map_reduce::MapReduce, &pipeline::Pipeline];

@@ -1,6 +1,8 @@
 //! `lock-contention`: every lock under the same load — throughput, fairness, wait times.
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::locks::{Lock, LockKind, Mutex, WithLock, REGIMES};
 use conlab_core::platform::{run_team, Instant};

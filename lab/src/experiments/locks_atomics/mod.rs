@@ -2,10 +2,10 @@
 
 use crate::experiment::Experiment;
 
-mod lost_update;
-mod lock_contention;
 mod contention_ladder;
 mod false_sharing;
+mod lock_contention;
+mod lost_update;
 mod rwlock_mix;
 
 /// The topic's name, as the catalogue groups it.

@@ -9,7 +9,4 @@ mod process_overhead;
 pub const NAME: &str = "processes & IPC";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[
-    &ipc_cost::IpcCost,
-    &process_overhead::ProcessOverhead,
-];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[&ipc_cost::IpcCost, &process_overhead::ProcessOverhead];

@@ -2,11 +2,11 @@
 
 use crate::experiment::Experiment;
 
-pub(crate) mod policies;
+mod executor_patterns;
+mod fork_join;
 mod granularity;
 mod imbalance;
-mod fork_join;
-mod executor_patterns;
+pub(crate) mod policies;
 mod spawn_overhead;
 
 /// The topic's name, as the catalogue groups it.

@@ -2,13 +2,13 @@
 
 use crate::experiment::Experiment;
 
+mod prim_barrier;
+mod prim_condition;
+mod prim_event;
 pub(crate) mod prim_gallery;
+mod prim_queue;
 mod prim_rlock;
 mod prim_semaphore;
-mod prim_event;
-mod prim_condition;
-mod prim_barrier;
-mod prim_queue;
 mod prim_thread_local;
 
 /// The topic's name, as the catalogue groups it.

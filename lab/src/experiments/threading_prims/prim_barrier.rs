@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param};
-use crate::experiment::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Barrier, PrimError};
 use conlab_core::stats::LogHistogram;

@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
-use crate::experiment::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::Instant;
 use conlab_core::prims::Condition;
 use conlab_core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

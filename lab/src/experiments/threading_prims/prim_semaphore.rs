@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work};
-use crate::experiment::{run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::prims::{BoundedSemaphore, PrimError, Semaphore};
 use conlab_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use conlab_core::trace::{Lane, SpanKind};

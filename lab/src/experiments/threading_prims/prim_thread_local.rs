@@ -3,7 +3,7 @@
 
 use std::cell::Cell as LocalCell;
 
-use super::prim_gallery::{team};
+use super::prim_gallery::team;
 use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{run_team, Instant};

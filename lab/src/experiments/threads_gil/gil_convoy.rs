@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{check_team_size, run_team};
 use conlab_core::pymodel::gil::Gil;

@@ -8,6 +8,4 @@ mod io_fanout;
 pub const NAME: &str = "threads & I/O";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[
-    &io_fanout::IoFanout,
-];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[&io_fanout::IoFanout];
