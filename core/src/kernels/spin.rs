@@ -51,7 +51,7 @@ thread_local! {
 }
 
 /// The short spin whose overshoot calibration measures as a call's own cost: long enough to be
-/// out of V8's regime of very short loops (see `core/tests/wasm.rs`), short enough that a call's
+/// out of V8's regime of very short loops (see `lab/tests/wasm.rs`), short enough that a call's
 /// cost shows.
 const PROBE_NS: f64 = 50.0;
 
