@@ -56,8 +56,11 @@ impl VariantSpec {
     }
 }
 
-/// What an experiment is, for catalogues, forms and `conlab describe`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What an experiment is, for catalogues, forms and `conlab describe`. An experiment writes the
+/// fields that say what it is and what differs from the defaults, then
+/// `..ExperimentInfo::default()`: no work unit, times (not metrics) as the result, speedup as the
+/// chart, no timeline by default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ExperimentInfo {
     pub id: &'static str,
     pub title: &'static str,
@@ -450,7 +453,8 @@ mod tests {
         for experiment in registry() {
             let info = experiment.info();
             assert!(info.teaches.len() > 80, "{}: teach something", info.id);
-            assert!(!info.concept.is_empty() && !info.title.is_empty());
+            assert!(!info.id.is_empty() && !info.concept.is_empty() && !info.title.is_empty() && !info.topic.is_empty(), "{}", info.id);
+            assert!(!info.variants.is_empty(), "{}: variants", info.id);
             assert!(info.variant(info.baseline).is_some(), "{}: baseline must be a variant", info.id);
             assert!(Params::validate(&info.params, &Default::default()).is_ok());
             assert!(!info.quick.is_empty(), "{}: a quick preset", info.id);

@@ -41,10 +41,10 @@ impl Experiment for AsyncPipeline {
             ],
             baseline: "chain",
             work_unit: Some("items"),
-            fixed_duration: false,
             chart_metric: Some("loop time"),
             shows_timeline: true,
             quick: &["clock=virtual", "items=5"],
+            ..ExperimentInfo::default()
         }
     }
 

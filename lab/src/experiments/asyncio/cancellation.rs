@@ -34,11 +34,9 @@ impl Experiment for Cancellation {
                 VariantSpec::fixed("taskgroup", "three workers in a TaskGroup, one fails at a third"),
             ],
             baseline: "cancel",
-            work_unit: None,
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["clock=real", "scale=0.005"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -32,10 +32,9 @@ impl Experiment for EventLoopThroughput {
             ],
             baseline: "spawn",
             work_unit: Some("tasks"),
-            fixed_duration: false,
             chart_metric: Some("ns per task"),
-            shows_timeline: false,
             quick: &["tasks=2000"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -32,11 +32,10 @@ impl Experiment for GatherTimeline {
                 VariantSpec::fixed("taskgroup", "async with asyncio.TaskGroup()"),
             ],
             baseline: "sequential",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("loop time"),
             shows_timeline: true,
             quick: &["clock=real", "scale=0.005"],
+            ..ExperimentInfo::default()
         }
     }
 

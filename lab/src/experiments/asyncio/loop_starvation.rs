@@ -67,11 +67,10 @@ impl Experiment for LoopStarvation {
                 VariantSpec::fixed("to-process", "await loop.run_in_executor(ProcessPoolExecutor(), work)"),
             ],
             baseline: "blocking",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("lag max"),
             shows_timeline: true,
             quick: &["cpu_ms=20", "heartbeat_ms=2", "switch_ms=1"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -38,11 +38,10 @@ impl Experiment for QueueBackpressure {
             params,
             variants: vec![VariantSpec::fixed("bounded", "Queue(maxsize)"), VariantSpec::fixed("unbounded", "Queue() — no limit")],
             baseline: "unbounded",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("max depth"),
             shows_timeline: true,
             quick: &["clock=virtual", "items=6"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -34,11 +34,10 @@ impl Experiment for SemaphoreWaves {
                 VariantSpec::fixed("unlimited", "no semaphore: every task at once"),
             ],
             baseline: "unlimited",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("loop time"),
             shows_timeline: true,
             quick: &["clock=virtual", "tasks=7"],
+            ..ExperimentInfo::default()
         }
     }
 

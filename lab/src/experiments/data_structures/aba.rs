@@ -35,11 +35,9 @@ impl Experiment for Aba {
                 VariantSpec::sweep("tagged", "head = index + a counter bumped by every CAS"),
             ],
             baseline: "tagged",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("corrupted pops"),
-            shows_timeline: false,
             quick: &["cycles=5000"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -63,10 +63,9 @@ impl Experiment for ProducerConsumer {
             ],
             baseline: "mutex-condvar",
             work_unit: Some("items"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["items=2000", "capacity=8"],
+            ..ExperimentInfo::default()
         }
     }
 

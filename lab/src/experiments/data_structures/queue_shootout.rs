@@ -48,11 +48,9 @@ impl Experiment for QueueShootout {
                 VariantSpec::fixed("std-mpsc", "std::sync::mpsc::sync_channel (one consumer only)"),
             ],
             baseline: "mutex-vecdeque",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("2P2C"),
-            shows_timeline: false,
             quick: &["items=5000", "capacity=64"],
+            ..ExperimentInfo::default()
         }
     }
 

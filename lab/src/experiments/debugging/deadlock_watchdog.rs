@@ -57,10 +57,9 @@ impl Experiment for DeadlockWatchdog {
             ],
             baseline: "ordered",
             work_unit: Some("attempts"),
-            fixed_duration: false,
             chart_metric: Some("deadlocks"),
-            shows_timeline: false,
             quick: &["attempts=40", "hold_us=20"],
+            ..ExperimentInfo::default()
         }
     }
 

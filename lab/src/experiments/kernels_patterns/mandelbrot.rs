@@ -39,10 +39,9 @@ impl Experiment for Mandelbrot {
             ],
             baseline: "seq",
             work_unit: Some("pixels"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["width=96", "height=64", "max_iter=200"],
+            ..ExperimentInfo::default()
         }
     }
 

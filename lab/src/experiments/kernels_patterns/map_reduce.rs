@@ -40,10 +40,9 @@ impl Experiment for MapReduce {
             ],
             baseline: "seq",
             work_unit: Some("words"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["words=20000", "partitions=4"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -33,10 +33,8 @@ impl Experiment for ParallelSum {
             ],
             baseline: "seq",
             work_unit: Some("elements"),
-            fixed_duration: false,
-            chart_metric: None,
-            shows_timeline: false,
             quick: &["elements=300001"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -61,10 +61,9 @@ impl Experiment for Pipeline {
             ],
             baseline: "sequential",
             work_unit: Some("items"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["cost_ms=0.2", "items=10"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -56,10 +56,9 @@ impl Experiment for Scaling {
             ],
             baseline: "seq",
             work_unit: Some("units"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["kernel=mergesort", "size=50000"],
+            ..ExperimentInfo::default()
         }
     }
 

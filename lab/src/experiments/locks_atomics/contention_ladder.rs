@@ -41,10 +41,9 @@ impl Experiment for ContentionLadder {
             ],
             baseline: "single",
             work_unit: Some("increments"),
-            fixed_duration: false,
             chart_metric: Some("ns per increment"),
-            shows_timeline: false,
             quick: &["increments=30001"],
+            ..ExperimentInfo::default()
         }
     }
 

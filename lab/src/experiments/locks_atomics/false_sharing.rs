@@ -26,11 +26,9 @@ impl Experiment for FalseSharing {
                 VariantSpec::sweep("padded", "each counter in its own cache line (CachePadded)"),
             ],
             baseline: "padded",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("ns per increment"),
-            shows_timeline: false,
             quick: &["increments=20000"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -48,11 +48,10 @@ impl Experiment for LockContention {
             ],
             variants: LockKind::ALL.iter().map(|kind| VariantSpec::sweep(kind.name(), lock_help(*kind))).collect(),
             baseline: "std",
-            work_unit: None,
             fixed_duration: true,
             chart_metric: Some("acquisitions"),
-            shows_timeline: false,
             quick: &["duration_ms=5"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -32,11 +32,9 @@ impl Experiment for LostUpdate {
                 VariantSpec::sweep("mutex", "std::sync::Mutex around the increment"),
             ],
             baseline: "fetch-add",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("lost"),
-            shows_timeline: false,
             quick: &["increments=20000"],
+            ..ExperimentInfo::default()
         }
     }
 

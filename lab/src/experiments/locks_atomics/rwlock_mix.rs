@@ -49,11 +49,9 @@ impl Experiment for RwlockMix {
                 VariantSpec::sweep("parking_lot-rwlock", "parking_lot::RwLock"),
             ],
             baseline: "mutex",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("90% reads"),
-            shows_timeline: false,
             quick: &["operations=1000"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -44,11 +44,8 @@ impl Experiment for IpcCost {
                 VariantSpec::fixed("shared", "a worker process reads shared memory written once (/dev/shm / SharedArrayBuffer)"),
             ],
             baseline: "thread",
-            work_unit: None,
-            fixed_duration: false,
-            chart_metric: None,
-            shows_timeline: false,
             quick: &["messages=3", "size=sweep"],
+            ..ExperimentInfo::default()
         }
     }
 

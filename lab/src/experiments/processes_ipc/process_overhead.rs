@@ -40,10 +40,9 @@ impl Experiment for ProcessOverhead {
             ],
             baseline: "threads",
             work_unit: Some("tasks"),
-            fixed_duration: false,
             chart_metric: Some("map, chunksize 1"),
-            shows_timeline: false,
             quick: &["tasks=50", "iterations=10", "round_trips=10"],
+            ..ExperimentInfo::default()
         }
     }
 

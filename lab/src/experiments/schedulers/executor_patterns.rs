@@ -40,11 +40,10 @@ impl Experiment for ExecutorPatterns {
                 VariantSpec::sweep("first-exception", "one task raises; wait(FIRST_EXCEPTION)"),
             ],
             baseline: "as-completed",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("first result"),
             shows_timeline: true,
             quick: &["tasks=5", "step_ms=1"],
+            ..ExperimentInfo::default()
         }
     }
 

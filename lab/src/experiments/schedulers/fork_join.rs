@@ -46,11 +46,9 @@ impl Experiment for ForkJoin {
                 VariantSpec::sweep("fifo", "FifoPool: submit both halves, block on their futures").unchecked(FIFO_UNCHECKED),
             ],
             baseline: "seq",
-            work_unit: None,
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["fib_n=20", "fib_cutoff=12", "wait_ms=20"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -30,11 +30,10 @@ impl Experiment for Granularity {
             ],
             variants: policies::variants(),
             baseline: "seq",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("overhead/task"),
             shows_timeline: true,
             quick: &["work_ms=2", "task_us=sweep"],
+            ..ExperimentInfo::default()
         }
     }
 

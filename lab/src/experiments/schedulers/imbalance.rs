@@ -30,11 +30,9 @@ impl Experiment for Imbalance {
             ],
             variants: policies::variants(),
             baseline: "seq",
-            work_unit: None,
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["work_ms=4", "sizes=heavy-tailed", "tasks=16"],
+            ..ExperimentInfo::default()
         }
     }
 

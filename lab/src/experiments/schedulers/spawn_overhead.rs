@@ -37,10 +37,10 @@ impl Experiment for SpawnOverhead {
             ],
             baseline: "thread",
             work_unit: Some("tasks"),
-            fixed_duration: false,
             chart_metric: Some("ns per task"),
             shows_timeline: true,
             quick: &["tasks=5000"],
+            ..ExperimentInfo::default()
         }
     }
 

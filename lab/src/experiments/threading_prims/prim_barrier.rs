@@ -49,11 +49,9 @@ impl Experiment for PrimBarrier {
                     .unchecked("breaks the barrier on purpose: abort() tells the others at once"),
             ],
             baseline: "barrier",
-            work_unit: None,
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["phases=3", "work_ms=1", "timeout_ms=50"],
+            ..ExperimentInfo::default()
         }
     }
 

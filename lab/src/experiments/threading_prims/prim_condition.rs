@@ -48,10 +48,9 @@ impl Experiment for PrimCondition {
             ],
             baseline: "while",
             work_unit: Some("items"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["items=10", "produce_ms=1", "timeout_ms=50"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -45,11 +45,10 @@ impl Experiment for PrimEvent {
                     .unchecked("misses the event on purpose: the late waiter times out and is reported"),
             ],
             baseline: "event",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("woken after set() (max)"),
             shows_timeline: true,
             quick: &["setup_ms=3", "poll_ms=2", "timeout_ms=50"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -49,10 +49,10 @@ impl Experiment for PrimQueue {
             ],
             baseline: "bounded",
             work_unit: Some("items"),
-            fixed_duration: false,
             chart_metric: Some("max depth"),
             shows_timeline: true,
             quick: &["items=16", "consume_ms=1", "produce_ms=0.2", "timeout_ms=50"],
+            ..ExperimentInfo::default()
         }
     }
 

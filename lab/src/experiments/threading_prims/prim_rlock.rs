@@ -42,10 +42,9 @@ impl Experiment for PrimRlock {
             ],
             baseline: "rlock",
             work_unit: Some("transfers"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["transfers=5", "hold_ms=0.2", "timeout_ms=50"],
+            ..ExperimentInfo::default()
         }
     }
 

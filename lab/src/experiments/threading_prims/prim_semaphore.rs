@@ -45,10 +45,10 @@ impl Experiment for PrimSemaphore {
             ],
             baseline: "none",
             work_unit: Some("connections"),
-            fixed_duration: false,
             chart_metric: Some("max in flight"),
             shows_timeline: true,
             quick: &["workers=4", "requests=3", "hold_ms=2"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -48,10 +48,9 @@ impl Experiment for PrimThreadLocal {
             ],
             baseline: "thread-local",
             work_unit: Some("requests"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["requests=50", "work_us=10"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -42,10 +42,10 @@ impl Experiment for GilConvoy {
             ],
             baseline: "gil",
             work_unit: Some("requests"),
-            fixed_duration: false,
             chart_metric: Some("response p50"),
             shows_timeline: true,
             quick: &["requests=10", "io_us=100", "switch_ms=1.0"],
+            ..ExperimentInfo::default()
         }
     }
 

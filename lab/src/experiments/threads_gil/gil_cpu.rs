@@ -46,10 +46,9 @@ impl Experiment for GilCpu {
             ],
             baseline: "seq",
             work_unit: Some("iterations"),
-            fixed_duration: false,
-            chart_metric: None,
             shows_timeline: true,
             quick: &["iterations=20000", "switch_ms=0.2"],
+            ..ExperimentInfo::default()
         }
     }
 

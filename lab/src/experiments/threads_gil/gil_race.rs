@@ -40,11 +40,9 @@ impl Experiment for GilRace {
                     .unchecked("without a GIL the load and the store of two threads interleave: updates are lost on purpose"),
             ],
             baseline: "gil",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("lost updates"),
-            shows_timeline: false,
             quick: &["increments=20000"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -53,10 +53,8 @@ impl Experiment for ModelsMatrix {
             ],
             baseline: "seq",
             work_unit: Some("tasks"),
-            fixed_duration: false,
-            chart_metric: None,
-            shows_timeline: false,
             quick: &["workload=mixed", "tasks=4", "iterations=2000", "io_ms=2"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -46,11 +46,9 @@ impl Experiment for SwitchInterval {
             ],
             variants: vec![VariantSpec::sweep("gil", "CPU-bound Python threads under the GIL")],
             baseline: "gil",
-            work_unit: None,
-            fixed_duration: false,
             chart_metric: Some("5 ms: handovers"),
-            shows_timeline: false,
             quick: &["iterations=5000", "switch_ms=sweep"],
+            ..ExperimentInfo::default()
         }
     }
 

@@ -33,10 +33,8 @@ impl Experiment for IoFanout {
             ],
             baseline: "seq",
             work_unit: Some("tasks"),
-            fixed_duration: false,
-            chart_metric: None,
-            shows_timeline: false,
             quick: &["tasks=6", "latency=2.0"],
+            ..ExperimentInfo::default()
         }
     }
 
