@@ -1,5 +1,5 @@
 //! Waiting on several tasks: `gather`, `wait`, `as_completed`, `wait_for`, `shield`. Each
-//! watches its tasks through one shared [`Progress`], so a wake-up costs O(1) however many
+//! watches its tasks through one shared [`WatchedTasks`], so a wake-up costs O(1) however many
 //! tasks there are.
 
 use std::future::{poll_fn, Future};
@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::executor::{cancel_point, sleep, spawn, waiting_on, JoinHandle, Progress, Waiting};
+use super::executor::{cancel_point, sleep, spawn, waiting_on, JoinHandle, Waiting, WatchedTasks};
 use super::{AioError, AioResult};
 
 /// `asyncio.gather(*tasks)`: every result in order; the first exception raised (in the order the
@@ -29,7 +29,7 @@ pub async fn gather_settled<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec
 /// Waits until every task has finished — or, with `fail_fast`, until one fails (its index);
 /// cancelling the wait cancels the tasks.
 async fn all_finished<T>(handles: &[JoinHandle<T>], fail_fast: bool) -> AioResult<Option<usize>> {
-    let progress = Progress::watch(handles);
+    let progress = WatchedTasks::watch(handles);
     poll_fn(|cx| {
         if let Err(cancelled) = cancel_point() {
             handles.iter().for_each(|h| _ = h.cancel());
@@ -70,7 +70,7 @@ pub struct Waited {
 /// `asyncio.wait(tasks, timeout, return_when)`: returns (done, pending) without cancelling or
 /// taking results; a timeout just returns what is done by then.
 pub async fn wait<T>(handles: &[JoinHandle<T>], return_when: ReturnWhen, timeout: Option<Duration>) -> AioResult<Waited> {
-    let progress = Progress::watch(handles);
+    let progress = WatchedTasks::watch(handles);
     let mut timer = timeout.map(sleep);
     poll_fn(|cx| {
         cancel_point()?;
@@ -95,14 +95,14 @@ pub async fn wait<T>(handles: &[JoinHandle<T>], return_when: ReturnWhen, timeout
 /// `asyncio.as_completed(tasks, timeout)`: each task's index and outcome in the order they
 /// finish; after the timeout, `Err(TimedOut)`.
 pub fn as_completed<T>(handles: Vec<JoinHandle<T>>, timeout: Option<Duration>) -> AsCompleted<T> {
-    let progress = Progress::watch(&handles);
+    let progress = WatchedTasks::watch(&handles);
     AsCompleted { left: handles.len(), handles, progress, timer: timeout.map(sleep) }
 }
 
 /// The iterator of [`as_completed`]: `next().await` until `None`.
 pub struct AsCompleted<T> {
     handles: Vec<JoinHandle<T>>,
-    progress: Rc<Progress>,
+    progress: Rc<WatchedTasks>,
     left: usize,
     timer: Option<super::executor::Sleep>,
 }

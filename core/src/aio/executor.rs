@@ -49,8 +49,8 @@ pub(super) struct Header {
     pub(super) joiners: RefCell<Vec<Waker>>,
     /// Collective waits watching this task: (their progress, this task's index there). Almost
     /// always one (a gather), kept without allocating; `more_watchers` holds the rest.
-    watcher: RefCell<Option<(Rc<Progress>, usize)>>,
-    more_watchers: RefCell<Vec<(Rc<Progress>, usize)>>,
+    watcher: RefCell<Option<(Rc<WatchedTasks>, usize)>>,
+    more_watchers: RefCell<Vec<(Rc<WatchedTasks>, usize)>>,
     /// What the task waits on, and since when if tracing.
     waiting: RefCell<Option<(Waiting, Duration)>>,
 }
@@ -556,7 +556,7 @@ impl Inner {
 /// groups wait on, updated by each task as it finishes (O(1) per task, however many are
 /// watched).
 #[derive(Default)]
-pub(super) struct Progress {
+pub(super) struct WatchedTasks {
     /// Indices of the watched tasks in the order they finished, not yet consumed.
     finished: RefCell<VecDeque<usize>>,
     count: Cell<usize>,
@@ -565,7 +565,7 @@ pub(super) struct Progress {
     waker: RefCell<Option<Waker>>,
 }
 
-impl Progress {
+impl WatchedTasks {
     /// Starts watching `handles` (index = position).
     pub(super) fn watch<'h, T: 'h>(handles: impl IntoIterator<Item = &'h JoinHandle<T>>) -> Rc<Self> {
         let progress = Rc::new(Self::default());

@@ -7,7 +7,7 @@ use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::Poll;
 
-use super::executor::{cancel_point, current_task, spawn_task, waiting_on, JoinHandle, Progress, TaskRef, Waiting};
+use super::executor::{cancel_point, current_task, spawn_task, waiting_on, JoinHandle, TaskRef, Waiting, WatchedTasks};
 use super::{AioError, AioResult};
 
 struct Group {
@@ -15,7 +15,7 @@ struct Group {
     parent: TaskRef,
     children: RefCell<Vec<TaskRef>>,
     /// How many children have finished.
-    progress: Rc<Progress>,
+    progress: Rc<WatchedTasks>,
     errors: RefCell<Vec<AioError>>,
     /// A failure has cancelled everything.
     aborting: Cell<bool>,

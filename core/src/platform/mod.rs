@@ -259,7 +259,7 @@ pub fn spawn_and_join(body: impl FnOnce() + Send + 'static) -> Result<(), Platfo
 /// is shared: [`RayonPool::install`] parks the surplus workers on a gate for the duration of the
 /// call, so exactly `threads` of them take rayon jobs.
 pub struct RayonPool {
-    inner: backend::RayonPool,
+    inner: backend::RayonBackend,
     threads: usize,
 }
 
@@ -267,7 +267,7 @@ impl RayonPool {
     /// A pool of `threads` workers, or an error naming the platform's limit.
     pub fn new(threads: usize) -> Result<Self, PlatformError> {
         check_team_size(threads)?;
-        Ok(Self { inner: backend::RayonPool::new(threads)?, threads })
+        Ok(Self { inner: backend::RayonBackend::new(threads)?, threads })
     }
 
     pub fn threads(&self) -> usize {

@@ -71,9 +71,9 @@ pub(super) fn spawn_and_join(body: Box<dyn FnOnce() + Send>) -> Result<(), Platf
     handle.join().map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload)))
 }
 
-pub(super) struct RayonPool(rayon::ThreadPool);
+pub(super) struct RayonBackend(rayon::ThreadPool);
 
-impl RayonPool {
+impl RayonBackend {
     pub(super) fn new(threads: usize) -> Result<Self, PlatformError> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

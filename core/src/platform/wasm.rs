@@ -127,11 +127,11 @@ pub(super) fn spawn_and_join(_: Box<dyn FnOnce() + Send>) -> Result<(), Platform
     ))
 }
 
-pub(super) struct RayonPool {
+pub(super) struct RayonBackend {
     threads: usize,
 }
 
-impl RayonPool {
+impl RayonBackend {
     pub(super) fn new(threads: usize) -> Result<Self, PlatformError> {
         if !pool_started() {
             return Err(PlatformError::Unavailable(

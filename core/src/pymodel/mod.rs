@@ -40,7 +40,7 @@ use gil::Gil;
 
 /// One bytecode instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub enum Instruction {
     /// Push a constant.
     Const(i64),
     /// Push shared variable i (`LOAD_GLOBAL`).
@@ -54,7 +54,7 @@ pub enum Op {
     /// Drop the top of the stack (`POP_TOP`; `RETURN_VALUE`, whose value nobody uses here).
     Pop,
     /// Call function i of the program (`LOAD_GLOBAL f; PRECALL; CALL`, as one instruction). Not
-    /// itself an eval-breaker point: the callee's [`Op::Resume`] is.
+    /// itself an eval-breaker point: the callee's [`Instruction::Resume`] is.
     Call(usize),
     /// A function's first instruction (`RESUME`): an eval-breaker point, where CPython 3.11
     /// checks for a GIL drop request on entering a Python function.
@@ -73,14 +73,14 @@ pub enum Op {
 
 /// Code plus the functions it calls (each a straight-line body).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Program {
-    pub code: Vec<Op>,
-    pub functions: Vec<Vec<Op>>,
+pub struct Bytecode {
+    pub code: Vec<Instruction>,
+    pub functions: Vec<Vec<Instruction>>,
     /// Locals a frame needs.
     pub locals: usize,
 }
 
-impl Program {
+impl Bytecode {
     /// `for _ in range(n): shared[0] = shared[0] + 1` — `counter += 1` in a loop.
     pub fn increment_loop(n: i64) -> Self {
         Self::increment_var_loop(0, n)
@@ -90,13 +90,13 @@ impl Program {
     pub fn increment_var_loop(var: usize, n: i64) -> Self {
         Self {
             code: vec![
-                Op::Const(n),
-                Op::StoreLocal(0),
-                Op::LoadShared(var),
-                Op::Const(1),
-                Op::Add,
-                Op::StoreShared(var),
-                Op::LoopBack { counter: 0, to: 2 },
+                Instruction::Const(n),
+                Instruction::StoreLocal(0),
+                Instruction::LoadShared(var),
+                Instruction::Const(1),
+                Instruction::Add,
+                Instruction::StoreShared(var),
+                Instruction::LoopBack { counter: 0, to: 2 },
             ],
             functions: Vec::new(),
             locals: 1,
@@ -106,27 +106,27 @@ impl Program {
     /// The same loop with a function call between the load and the store:
     /// `x = counter; f(); counter = x + 1` with `def f(): pass`, instruction for instruction
     /// as CPython 3.11 compiles it (three of its instructions are one here: `LOAD_GLOBAL f;
-    /// PRECALL; CALL` is [`Op::Call`], `JUMP_BACKWARD; FOR_ITER; STORE_FAST _` is
-    /// [`Op::LoopBack`]). Of the loop's 12 instructions, 4 run between the back-edge's check
+    /// PRECALL; CALL` is [`Instruction::Call`], `JUMP_BACKWARD; FOR_ITER; STORE_FAST _` is
+    /// [`Instruction::LoopBack`]). Of the loop's 12 instructions, 4 run between the back-edge's check
     /// and `f`'s `RESUME`: a drop request that arrives at a random moment is honoured inside
     /// the window between the load and the store about a third of the time.
     pub fn increment_loop_with_call(n: i64) -> Self {
         Self {
             code: vec![
-                Op::Const(n),
-                Op::StoreLocal(0),
-                Op::LoadShared(0),
-                Op::StoreLocal(1),
-                Op::Call(0),
-                Op::Pop,
-                Op::LoadLocal(1),
-                Op::Const(1),
-                Op::Add,
-                Op::StoreShared(0),
-                Op::LoopBack { counter: 0, to: 2 },
+                Instruction::Const(n),
+                Instruction::StoreLocal(0),
+                Instruction::LoadShared(0),
+                Instruction::StoreLocal(1),
+                Instruction::Call(0),
+                Instruction::Pop,
+                Instruction::LoadLocal(1),
+                Instruction::Const(1),
+                Instruction::Add,
+                Instruction::StoreShared(0),
+                Instruction::LoopBack { counter: 0, to: 2 },
             ],
             // RESUME; LOAD_CONST None; RETURN_VALUE
-            functions: vec![vec![Op::Resume, Op::Const(0), Op::Pop]],
+            functions: vec![vec![Instruction::Resume, Instruction::Const(0), Instruction::Pop]],
             locals: 2,
         }
     }
@@ -136,7 +136,7 @@ impl Program {
     pub fn io_loop(var: usize, n: i64, io_us: u32) -> Self {
         let mut program = Self::increment_var_loop(var, n);
         // At the loop's head, where the back-edge jumps.
-        program.code.insert(2, Op::Io(io_us));
+        program.code.insert(2, Instruction::Io(io_us));
         program
     }
 
@@ -148,16 +148,16 @@ impl Program {
         let mut code = Vec::new();
         if n > 0 {
             code.extend([
-                Op::Const(n),
-                Op::StoreLocal(0),
-                Op::LoadLocal(1),
-                Op::Const(1),
-                Op::Add,
-                Op::StoreLocal(1),
-                Op::LoopBack { counter: 0, to: 2 },
+                Instruction::Const(n),
+                Instruction::StoreLocal(0),
+                Instruction::LoadLocal(1),
+                Instruction::Const(1),
+                Instruction::Add,
+                Instruction::StoreLocal(1),
+                Instruction::LoopBack { counter: 0, to: 2 },
             ]);
         }
-        code.extend([Op::LoadShared(var), Op::LoadLocal(1), Op::Add, Op::StoreShared(var)]);
+        code.extend([Instruction::LoadShared(var), Instruction::LoadLocal(1), Instruction::Add, Instruction::StoreShared(var)]);
         Self { code, functions: Vec::new(), locals: 2 }
     }
 
@@ -166,9 +166,9 @@ impl Program {
     pub fn task(var: usize, n: i64, io_us: u32) -> Self {
         let mut program = Self::counting_loop(var, n);
         if io_us > 0 {
-            program.code.insert(0, Op::Io(io_us));
+            program.code.insert(0, Instruction::Io(io_us));
             for op in &mut program.code {
-                if let Op::LoopBack { to, .. } = op {
+                if let Instruction::LoopBack { to, .. } = op {
                     *to += 1;
                 }
             }
@@ -180,13 +180,13 @@ impl Program {
     pub fn cpu_loop(n: i64) -> Self {
         Self {
             code: vec![
-                Op::Const(n),
-                Op::StoreLocal(0),
-                Op::LoadLocal(1),
-                Op::Const(1),
-                Op::Add,
-                Op::StoreLocal(1),
-                Op::LoopBack { counter: 0, to: 2 },
+                Instruction::Const(n),
+                Instruction::StoreLocal(0),
+                Instruction::LoadLocal(1),
+                Instruction::Const(1),
+                Instruction::Add,
+                Instruction::StoreLocal(1),
+                Instruction::LoopBack { counter: 0, to: 2 },
             ],
             functions: Vec::new(),
             locals: 2,
@@ -245,7 +245,7 @@ impl Interpreter {
     /// on `recorder` (lane = thread). `keep_going` is polled at back-edges (cancellation).
     pub fn run(
         &self,
-        program: &Program,
+        program: &Bytecode,
         shared: &[AtomicI64],
         thread: usize,
         recorder: &Recorder,
@@ -256,18 +256,18 @@ impl Interpreter {
 
     /// What `program` leaves in its one shared variable — a Python function's return value —
     /// when Python thread `thread` runs it to the end, untraced.
-    pub fn result(&self, program: &Program, thread: usize) -> i64 {
+    pub fn result(&self, program: &Bytecode, thread: usize) -> i64 {
         self.result_from(program, thread, false)
     }
 
     /// [`Interpreter::result`] for a thread that already holds the GIL and keeps it afterwards —
     /// an event loop's thread running a coroutine's bytecode ([`event_loop::GilClock`]). At
     /// breakers it still hands the GIL over when another thread asks.
-    pub fn result_holding_gil(&self, program: &Program, thread: usize) -> i64 {
+    pub fn result_holding_gil(&self, program: &Bytecode, thread: usize) -> i64 {
         self.result_from(program, thread, true)
     }
 
-    fn result_from(&self, program: &Program, thread: usize, holding: bool) -> i64 {
+    fn result_from(&self, program: &Bytecode, thread: usize, holding: bool) -> i64 {
         let result = [AtomicI64::new(0)];
         self.run_from(program, &result, thread, &Recorder::new(false), &|| true, holding);
         result[0].load(Ordering::Relaxed)
@@ -275,7 +275,7 @@ impl Interpreter {
 
     fn run_from(
         &self,
-        program: &Program,
+        program: &Bytecode,
         shared: &[AtomicI64],
         thread: usize,
         recorder: &Recorder,
@@ -310,7 +310,7 @@ impl Interpreter {
         &self,
         threads: usize,
         vars: usize,
-        program: impl Fn(usize) -> Program + Sync,
+        program: impl Fn(usize) -> Bytecode + Sync,
         recorder: &Recorder,
         keep_going: &(dyn Fn() -> bool + Sync),
     ) -> Result<TeamRun, PlatformError> {
@@ -369,8 +369,8 @@ impl Interpreter {
     #[allow(clippy::too_many_arguments)]
     fn exec(
         &self,
-        code: &[Op],
-        program: &Program,
+        code: &[Instruction],
+        program: &Bytecode,
         shared: &[AtomicI64],
         locals: &mut [i64],
         stack: &mut Vec<i64>,
@@ -386,28 +386,28 @@ impl Interpreter {
             self.spinner.spin(op_ns);
             pc += 1;
             match op {
-                Op::Const(value) => stack.push(value),
-                Op::LoadShared(i) => stack.push(shared[i].load(Ordering::Relaxed)),
-                Op::StoreShared(i) => shared[i].store(stack.pop().unwrap_or(0), Ordering::Relaxed),
-                Op::LoadLocal(i) => stack.push(locals[i]),
-                Op::StoreLocal(i) => locals[i] = stack.pop().unwrap_or(0),
-                Op::Add => {
+                Instruction::Const(value) => stack.push(value),
+                Instruction::LoadShared(i) => stack.push(shared[i].load(Ordering::Relaxed)),
+                Instruction::StoreShared(i) => shared[i].store(stack.pop().unwrap_or(0), Ordering::Relaxed),
+                Instruction::LoadLocal(i) => stack.push(locals[i]),
+                Instruction::StoreLocal(i) => locals[i] = stack.pop().unwrap_or(0),
+                Instruction::Add => {
                     let (b, a) = (stack.pop().unwrap_or(0), stack.pop().unwrap_or(0));
                     stack.push(a.wrapping_add(b));
                 }
-                Op::Pop => {
+                Instruction::Pop => {
                     stack.pop();
                 }
-                Op::Call(f) => {
+                Instruction::Call(f) => {
                     let body = &program.functions[f];
                     self.exec(body, program, shared, locals, stack, op_ns, held, stats, recorder, keep_going);
                     // The callee's RETURN_VALUE pushes its result.
                     stack.push(0);
                 }
-                Op::Resume => {
+                Instruction::Resume => {
                     self.breaker(held, stats, recorder);
                 }
-                Op::LoopBack { counter, to } => {
+                Instruction::LoopBack { counter, to } => {
                     locals[counter] -= 1;
                     if locals[counter] > 0 {
                         if !keep_going() {
@@ -417,7 +417,7 @@ impl Interpreter {
                     }
                     self.breaker(held, stats, recorder);
                 }
-                Op::Io(micros) => {
+                Instruction::Io(micros) => {
                     self.release(held, recorder);
                     let start = Instant::now();
                     platform::sleep(Duration::from_micros(u64::from(micros)));
@@ -425,7 +425,7 @@ impl Interpreter {
                     let waited = self.acquire(held, stats, recorder);
                     stats.io_response_ns.record(waited);
                 }
-                Op::Nogil(micros) => {
+                Instruction::Nogil(micros) => {
                     self.release(held, recorder);
                     let start = Instant::now();
                     self.spinner.spin(f64::from(micros) * 1e3);
@@ -451,23 +451,23 @@ mod tests {
     }
 
     /// Runs `program` on `threads` threads; returns the shared counter.
-    fn run(interpreter: &Interpreter, program: &Program, threads: usize) -> i64 {
+    fn run(interpreter: &Interpreter, program: &Bytecode, threads: usize) -> i64 {
         interpreter.run_team(threads, 1, |_| program.clone(), &Recorder::new(false), &|| true).unwrap().values[0]
     }
 
     #[test]
     fn a_task_does_its_io_then_its_loop() {
         let interpreter = interpreter(gil());
-        assert_eq!(run(&interpreter, &Program::task(0, 50, 100), 1), 50);
-        assert_eq!(run(&interpreter, &Program::task(0, 0, 100), 1), 0);
-        assert_eq!(run(&interpreter, &Program::task(0, 50, 0), 1), 50);
+        assert_eq!(run(&interpreter, &Bytecode::task(0, 50, 100), 1), 50);
+        assert_eq!(run(&interpreter, &Bytecode::task(0, 0, 100), 1), 0);
+        assert_eq!(run(&interpreter, &Bytecode::task(0, 50, 0), 1), 50);
     }
 
     #[test]
     fn one_thread_counts_exactly_in_every_mode() {
         for mode in [gil(), Mode::FreeThreaded { overhead: 0.0 }] {
-            assert_eq!(run(&interpreter(mode.clone()), &Program::increment_loop(1000), 1), 1000);
-            assert_eq!(run(&interpreter(mode), &Program::increment_loop_with_call(1000), 1), 1000);
+            assert_eq!(run(&interpreter(mode.clone()), &Bytecode::increment_loop(1000), 1), 1000);
+            assert_eq!(run(&interpreter(mode), &Bytecode::increment_loop_with_call(1000), 1), 1000);
         }
     }
 
@@ -482,7 +482,7 @@ mod tests {
     fn under_the_gil_counter_plus_equals_one_loses_nothing() {
         // No breaker between the load and the store: the GIL changes hands only at the back-edge.
         let (gil, interpreter) = paced_gil();
-        assert_eq!(run(&interpreter, &Program::increment_loop(300_000), 2), 600_000);
+        assert_eq!(run(&interpreter, &Bytecode::increment_loop(300_000), 2), 600_000);
         assert!(gil.drop_requests() > 0, "the threads did take turns");
     }
 
@@ -491,7 +491,7 @@ mod tests {
         // Forced switches at the call land between the load and the store: the other thread's
         // increments in between are overwritten.
         let (_, interpreter) = paced_gil();
-        let counted = run(&interpreter, &Program::increment_loop_with_call(300_000), 2);
+        let counted = run(&interpreter, &Bytecode::increment_loop_with_call(300_000), 2);
         assert!(counted < 600_000, "no update lost in {counted}");
     }
 
@@ -502,7 +502,7 @@ mod tests {
         let recorder = Recorder::new(true);
         let shared = [AtomicI64::new(0)];
         run_team(2, |member| {
-            interpreter.run(&Program::cpu_loop(400_000), &shared, member.index, &recorder, &|| true);
+            interpreter.run(&Bytecode::cpu_loop(400_000), &shared, member.index, &recorder, &|| true);
         })
         .unwrap();
         assert!(gil.drop_requests() >= 1, "the waiter had to ask");
@@ -518,10 +518,10 @@ mod tests {
 
     #[test]
     fn io_and_native_sections_release_the_gil() {
-        for op in [Op::Io(20_000), Op::Nogil(20_000)] {
+        for op in [Instruction::Io(20_000), Instruction::Nogil(20_000)] {
             let interpreter = interpreter(gil());
             let recorder = Recorder::new(true);
-            let program = Program { code: vec![op], functions: vec![], locals: 0 };
+            let program = Bytecode { code: vec![op], functions: vec![], locals: 0 };
             run_team(2, |member| {
                 interpreter.run(&program, &[], member.index, &recorder, &|| true);
             })

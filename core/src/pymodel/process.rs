@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
-use super::{Interpreter, Mode, Program};
+use super::{Bytecode, Interpreter, Mode};
 use crate::kernels::spin::Spinner;
 use crate::platform::{Delivery, Instant, PlatformError, WorkerProcess};
 use crate::sync::Arc;
@@ -60,7 +60,7 @@ impl Job {
         let value = match *self {
             Job::Task { iterations, io_us, op_ns, spinner } => {
                 let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
-                interpreter.result(&Program::task(0, iterations, io_us), 0)
+                interpreter.result(&Bytecode::task(0, iterations, io_us), 0)
             }
             Job::SumPayload => byte_sum(payload),
             Job::SumShared { len } => {

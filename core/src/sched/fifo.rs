@@ -1,7 +1,7 @@
 //! `FifoPool`: Python's `concurrent.futures.ThreadPoolExecutor`, on real threads.
 //!
 //! k workers take jobs from one shared FIFO queue (a `Mutex<VecDeque>` and a `Condvar`, like
-//! CPython's `queue.SimpleQueue` under the executor). `submit` returns a [`Future`] with
+//! CPython's `queue.SimpleQueue` under the executor). `submit` returns a [`PoolFuture`] with
 //! Python's semantics:
 //!
 //! | state | `cancel()` | `done()` | `result()` |
@@ -100,7 +100,7 @@ enum Status {
     Finished,
 }
 
-type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
+type Callback<T> = Box<dyn FnOnce(&PoolFuture<T>) + Send>;
 
 struct FutureInner<T> {
     status: Status,
@@ -117,19 +117,19 @@ struct FutureState<T> {
 }
 
 /// The eventual result of a submitted task (clones share it).
-pub struct Future<T> {
+pub struct PoolFuture<T> {
     state: Arc<FutureState<T>>,
 }
 
-impl<T> Clone for Future<T> {
+impl<T> Clone for PoolFuture<T> {
     fn clone(&self) -> Self {
         Self { state: Arc::clone(&self.state) }
     }
 }
 
-impl<T> fmt::Debug for Future<T> {
+impl<T> fmt::Debug for PoolFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Future(task {}, {:?})", self.state.id, lock(&self.state.inner).status)
+        write!(f, "PoolFuture(task {}, {:?})", self.state.id, lock(&self.state.inner).status)
     }
 }
 
@@ -168,7 +168,7 @@ fn wait_while<'a, S>(
     }
 }
 
-impl<T> Future<T> {
+impl<T> PoolFuture<T> {
     fn new(id: usize) -> Self {
         Self {
             state: Arc::new(FutureState {
@@ -248,7 +248,7 @@ impl<T> Future<T> {
     }
 
     /// Runs `callback(future)` when the future is done — at once, here, if it already is.
-    pub fn add_done_callback(&self, callback: impl FnOnce(&Future<T>) + Send + 'static) {
+    pub fn add_done_callback(&self, callback: impl FnOnce(&PoolFuture<T>) + Send + 'static) {
         let mut inner = lock(&self.state.inner);
         if matches!(inner.status, Status::Finished | Status::Cancelled) {
             drop(inner);
@@ -290,7 +290,7 @@ impl<T> Future<T> {
     }
 }
 
-impl<T: Clone> Future<T> {
+impl<T: Clone> PoolFuture<T> {
     /// The task's value, waiting up to `timeout` (`None`: forever).
     pub fn result(&self, timeout: Option<Duration>) -> Result<T, FutureError> {
         self.settled(timeout, |outcome| outcome.clone())?.map_err(FutureError::Failed)
@@ -311,7 +311,7 @@ impl Waiter {
     }
 
     /// Registers on every future; already-done ones are noted at once.
-    fn register<T>(futures: &[Future<T>]) -> Arc<Self> {
+    fn register<T>(futures: &[PoolFuture<T>]) -> Arc<Self> {
         let waiter = Arc::new(Waiter { done: Mutex::new(VecDeque::new()), changed: Condvar::new() });
         for (index, future) in futures.iter().enumerate() {
             let mut inner = lock(&future.state.inner);
@@ -326,7 +326,7 @@ impl Waiter {
         waiter
     }
 
-    fn unregister<T>(this: &Arc<Self>, futures: &[Future<T>]) {
+    fn unregister<T>(this: &Arc<Self>, futures: &[PoolFuture<T>]) {
         for future in futures {
             lock(&future.state.inner).waiters.retain(|(waiter, _)| !Arc::ptr_eq(waiter, this));
         }
@@ -350,7 +350,7 @@ pub struct Waited {
 }
 
 /// Blocks until `return_when` holds for `futures` or `timeout` passes.
-pub fn wait<T>(futures: &[Future<T>], return_when: ReturnWhen, timeout: Option<Duration>) -> Waited {
+pub fn wait<T>(futures: &[PoolFuture<T>], return_when: ReturnWhen, timeout: Option<Duration>) -> Waited {
     let waiter = Waiter::register(futures);
     let done = lock(&waiter.done);
     let (done, _) = wait_while(done, &waiter.changed, deadline_after(timeout), |done| match return_when {
@@ -366,12 +366,12 @@ pub fn wait<T>(futures: &[Future<T>], return_when: ReturnWhen, timeout: Option<D
 }
 
 /// The futures in the order they complete; after `timeout`, one `Err(Timeout)` ends it.
-pub fn as_completed<T>(futures: &[Future<T>], timeout: Option<Duration>) -> AsCompleted<'_, T> {
+pub fn as_completed<T>(futures: &[PoolFuture<T>], timeout: Option<Duration>) -> AsCompleted<'_, T> {
     AsCompleted { futures, waiter: Waiter::register(futures), deadline: deadline_after(timeout), yielded: 0, timed_out: false }
 }
 
 pub struct AsCompleted<'a, T> {
-    futures: &'a [Future<T>],
+    futures: &'a [PoolFuture<T>],
     waiter: Arc<Waiter>,
     deadline: Option<Instant>,
     yielded: usize,
@@ -379,7 +379,7 @@ pub struct AsCompleted<'a, T> {
 }
 
 impl<'a, T> Iterator for AsCompleted<'a, T> {
-    type Item = Result<&'a Future<T>, FutureError>;
+    type Item = Result<&'a PoolFuture<T>, FutureError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.yielded == self.futures.len() || self.timed_out {
@@ -507,7 +507,7 @@ impl<'scope> FifoPool<'scope, '_> {
     }
 
     /// Schedules `task`; its future resolves to the value it returns.
-    pub fn submit<T: Send + 'static>(&self, task: impl FnOnce() -> T + Send + 'scope) -> Result<Future<T>, ExecutorError> {
+    pub fn submit<T: Send + 'static>(&self, task: impl FnOnce() -> T + Send + 'scope) -> Result<PoolFuture<T>, ExecutorError> {
         self.submit_fallible(move || Ok(task()))
     }
 
@@ -515,13 +515,13 @@ impl<'scope> FifoPool<'scope, '_> {
     pub fn submit_fallible<T: Send + 'static>(
         &self,
         task: impl FnOnce() -> Result<T, String> + Send + 'scope,
-    ) -> Result<Future<T>, ExecutorError> {
+    ) -> Result<PoolFuture<T>, ExecutorError> {
         let mut queue = lock(&self.queue);
         if queue.shutdown {
             return Err(ExecutorError::Shutdown);
         }
         let id = self.submitted.fetch_add(1, Ordering::Relaxed);
-        let future = Future::new(id);
+        let future = PoolFuture::new(id);
         let handle = future.clone();
         let run: JobFn<'scope> = Box::new(move |action| match action {
             JobAction::Cancel => {
@@ -643,7 +643,7 @@ impl<'scope> FifoPool<'scope, '_> {
 
 /// The results of [`FifoPool::map`], in input order.
 pub struct MapResults<U> {
-    futures: VecDeque<Future<Vec<U>>>,
+    futures: VecDeque<PoolFuture<Vec<U>>>,
     current: std::vec::IntoIter<U>,
 }
 
@@ -856,7 +856,7 @@ mod tests {
                 platform::sleep(Duration::from_millis(1));
             }
             pool.shutdown(false, true);
-            assert!(queued.iter().all(Future::cancelled));
+            assert!(queued.iter().all(PoolFuture::cancelled));
             assert_eq!(pool.submit(|| 0).err(), Some(ExecutorError::Shutdown));
             gate.open();
             assert!(first.wait(LONG));

@@ -19,7 +19,7 @@ use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::event_loop::GilClock;
 use conlab_core::pymodel::gil::Gil;
 use conlab_core::pymodel::process::{Job, ProcessPool};
-use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
 use conlab_core::stats::LogHistogram;
 use conlab_core::sync::Arc;
 
@@ -194,17 +194,17 @@ impl StarvationCell<'_> {
             // Let the heartbeat start beating first.
             sleep(heartbeat * 2).await?;
             let done = match offload {
-                Offload::Inline { sliced: false } => interpreter.result_holding_gil(&Program::counting_loop(0, iterations), LOOP_THREAD),
+                Offload::Inline { sliced: false } => interpreter.result_holding_gil(&Bytecode::counting_loop(0, iterations), LOOP_THREAD),
                 Offload::Inline { sliced: true } => {
                     let mut done = 0;
                     while done < iterations {
-                        let part = Program::counting_loop(0, slice.min(iterations - done).max(1));
+                        let part = Bytecode::counting_loop(0, slice.min(iterations - done).max(1));
                         done += interpreter.result_holding_gil(&part, LOOP_THREAD);
                         yield_now().await?;
                     }
                     done
                 }
-                Offload::Thread => to_thread(move || interpreter.result(&Program::counting_loop(0, iterations), WORKER_THREAD)).await?,
+                Offload::Thread => to_thread(move || interpreter.result(&Bytecode::counting_loop(0, iterations), WORKER_THREAD)).await?,
                 Offload::Process => in_process(pool.expect("started for to-process"), job).await?,
             };
             sleep(heartbeat * 2).await?;

@@ -204,7 +204,7 @@ impl Blocking<'_> {
 
     /// Waits for a child (a wait span on the waiting worker's lane); a timeout abandons the
     /// whole run.
-    fn child<T: Clone>(&self, pool: &FifoPool<'_, '_>, future: &conlab_core::sched::fifo::Future<Option<T>>) -> Option<T> {
+    fn child<T: Clone>(&self, pool: &FifoPool<'_, '_>, future: &conlab_core::sched::fifo::PoolFuture<Option<T>>) -> Option<T> {
         let start = Instant::now();
         let outcome = future.result(Some(self.wait));
         let lane = pool.current_worker().unwrap_or(0);

@@ -9,7 +9,7 @@ use crate::experiment::{
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{check_team_size, run_team};
 use conlab_core::pymodel::gil::Gil;
-use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
 use conlab_core::stats::LogHistogram;
 use conlab_core::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use conlab_core::sync::{lock, Arc, Mutex};
@@ -109,14 +109,14 @@ impl Cell for ConvoyCell<'_> {
                 while cpu_started.load(Ordering::Acquire) < member.size - 1 && context.check_cancel().is_ok() {
                     std::hint::spin_loop();
                 }
-                let program = Program::io_loop(0, convoy.requests, convoy.io_us);
+                let program = Bytecode::io_loop(0, convoy.requests, convoy.io_us);
                 let stats = interpreter.run(&program, &shared, 0, context.trace(), &|| context.check_cancel().is_ok());
                 served.store(true, Ordering::Relaxed);
                 lock(&responses).merge(&stats.io_response_ns);
             } else {
                 // CPU-bound until the I/O thread is done.
                 cpu_started.fetch_add(1, Ordering::Release);
-                interpreter.run(&Program::cpu_loop(i64::MAX), &shared, member.index, context.trace(), &going);
+                interpreter.run(&Bytecode::cpu_loop(i64::MAX), &shared, member.index, context.trace(), &going);
             }
         })?;
         context.check_cancel()?;

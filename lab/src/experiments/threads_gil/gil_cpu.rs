@@ -8,7 +8,7 @@ use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::Instant;
 use conlab_core::pymodel::gil::Gil;
 use conlab_core::pymodel::process::{Job, ProcessPool};
-use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
 use conlab_core::sched::partition;
 use conlab_core::sync::Arc;
 use conlab_core::trace::SpanKind;
@@ -125,7 +125,7 @@ impl Cell for LoopCell<'_> {
         };
         let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
         let threads = self.threads;
-        let program = |thread| Program::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
+        let program = |thread| Bytecode::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
         let team = interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
         if self.variant != "free-threaded" {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::gil::Gil;
-use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
 use conlab_core::sync::Arc;
 
 pub struct GilRace;
@@ -104,8 +104,8 @@ impl Cell for RaceCell<'_> {
             _ => Mode::Gil(Arc::new(Gil::new(race.switch))),
         };
         let program = match self.variant.as_str() {
-            "gil-call" => Program::increment_loop_with_call(race.increments),
-            _ => Program::increment_loop(race.increments),
+            "gil-call" => Bytecode::increment_loop_with_call(race.increments),
+            _ => Bytecode::increment_loop(race.increments),
         };
         let interpreter = Interpreter { mode, op_ns: race.op_ns, spinner: race.spinner };
         let team = interpreter.run_team(self.threads, 1, |_| program.clone(), context.trace(), &|| context.check_cancel().is_ok())?;

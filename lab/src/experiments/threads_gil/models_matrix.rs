@@ -11,7 +11,7 @@ use conlab_core::platform::{self, run_team, RayonPool};
 use conlab_core::pymodel::event_loop::GilClock;
 use conlab_core::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use conlab_core::pymodel::process::{Job, ProcessPool};
-use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
 use conlab_core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use conlab_core::sync::Arc;
 
@@ -114,7 +114,7 @@ impl Batch {
                     let interpreter = interpreter.clone();
                     aio::spawn(async move {
                         aio::sleep(io).await?;
-                        let program = Program::task(0, iterations, 0);
+                        let program = Bytecode::task(0, iterations, 0);
                         let counted = if to_threads == 0 {
                             interpreter.result_holding_gil(&program, LOOP_THREAD)
                         } else {
@@ -187,7 +187,7 @@ impl Cell for BatchCell<'_> {
                 run_team(workers, |member| {
                     // Worker w takes tasks w, w + N, …: the pool's fair share, in order.
                     for _ in (member.index..batch.tasks).step_by(workers) {
-                        let program = Program::task(member.index, batch.iterations, batch.io_us);
+                        let program = Bytecode::task(member.index, batch.iterations, batch.io_us);
                         interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
                     }
                 })?;

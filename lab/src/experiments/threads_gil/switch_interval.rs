@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::gil::Gil;
-use conlab_core::pymodel::{Interpreter, Mode, Program};
+use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
 use conlab_core::sync::Arc;
 
 pub struct SwitchInterval;
@@ -108,7 +108,7 @@ impl Cell for SweepCell<'_> {
             let gil = Arc::new(Gil::new(Duration::from_secs_f64(ms / 1e3)));
             let interpreter = Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: sweep.op_ns, spinner: sweep.spinner };
             let start = context.now();
-            let program = |thread| Program::counting_loop(thread, sweep.iterations);
+            let program = |thread| Bytecode::counting_loop(thread, sweep.iterations);
             let team = interpreter.run_team(self.threads, self.threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
             context.check_cancel()?;
             context.record(time_metric, "ms", start.elapsed().as_secs_f64() * 1e3);
