@@ -17,8 +17,8 @@
 // tokio and python3 are native-only; on wasm32 (linted there) the benchmark is empty.
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
+    use conlab_core::platform::Instant;
     use std::process::Command;
-    use std::time::Instant;
 
     use conlab_core::aio::{gather, spawn, yield_now, AioResult, EventLoop, VirtualClock};
     use conlab_core::stats::Summary;

@@ -46,6 +46,13 @@ pub mod cell {
 }
 
 /// One iteration of a spin-wait: a CPU hint natively, a scheduling point under loom.
+/// `thread_local!`: std's, or loom's under `cfg(loom)` (a value per thread of each model
+/// execution). Written `static NAME: T = init;` — loom's takes no `const { }` initialiser.
+#[cfg(loom)]
+pub use loom::thread_local;
+#[cfg(not(loom))]
+pub use std::thread_local;
+
 #[inline]
 pub fn spin_yield() {
     #[cfg(loom)]

@@ -410,7 +410,7 @@ fn the_run_stops_when_asked_from_outside() {
 
 #[test]
 fn the_real_clock_sleeps_for_real_and_to_thread_keeps_the_loop_responsive() {
-    let start = std::time::Instant::now();
+    let start = conlab_core::platform::Instant::now();
     let outcome = EventLoop::new(RealClock::new(), false).run_with_threads(
         2,
         async {
@@ -418,7 +418,7 @@ fn the_real_clock_sleeps_for_real_and_to_thread_keeps_the_loop_responsive() {
             let lag = spawn(monitor_lag(Duration::from_millis(5), Rc::clone(&stop)));
             // Blocking work on a thread: the heartbeat keeps beating meanwhile.
             let value = to_thread(|| {
-                std::thread::sleep(Duration::from_millis(100));
+                conlab_core::platform::sleep(Duration::from_millis(100));
                 42
             })
             .await?;

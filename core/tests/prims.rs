@@ -68,7 +68,7 @@ fn an_event_releases_every_waiter_at_once_and_times_out_while_clear() {
     let released = AtomicUsize::new(0);
     run_team(4, |member| {
         if member.index == 0 {
-            std::thread::sleep(Duration::from_millis(10));
+            conlab_core::platform::sleep(Duration::from_millis(10));
             event.set();
         } else if event.wait(Some(Duration::from_secs(10))) {
             released.fetch_add(1, Ordering::SeqCst);
@@ -91,7 +91,7 @@ fn an_event_pulse_releases_the_threads_already_waiting_and_no_later_one() {
                 std::thread::yield_now();
             }
             // Past the count, each is a lock and a condvar wait away from sleeping.
-            std::thread::sleep(Duration::from_millis(50));
+            conlab_core::platform::sleep(Duration::from_millis(50));
             event.set();
             event.clear();
         } else {
@@ -167,7 +167,7 @@ fn a_barrier_separates_phases_runs_its_action_and_breaks_on_abort_or_timeout() {
     let outcomes = std::sync::Mutex::new(Vec::new());
     run_team(3, |member| {
         if member.index == 2 {
-            std::thread::sleep(Duration::from_millis(10));
+            conlab_core::platform::sleep(Duration::from_millis(10));
             aborted.abort();
         } else {
             outcomes.lock().unwrap().push(aborted.wait(Some(Duration::from_secs(10))));

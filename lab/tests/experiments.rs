@@ -13,7 +13,7 @@ use conlab_lab::experiment::{
 use serde_json::json;
 
 mod common;
-use common::{request, run_quietly, small, small_kernel};
+use common::{cancel_after, request, run_quietly, small, small_kernel};
 
 /// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others
 /// share the 2 cores with each other, never with them.
@@ -153,12 +153,8 @@ fn cancelling_mid_run_stops_quickly_with_cancelled() {
     let mut runs = 0;
     let mut request = request("io-fanout", &[("tasks", json!(4)), ("latency", json!(1000.0))], &[1, 2]);
     request.repeat = 50;
-    let started = std::time::Instant::now();
-    let canceller = cancel.clone();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(150));
-        canceller.cancel();
-    });
+    let started = conlab_core::platform::Instant::now();
+    let watchdog = cancel_after(&cancel, Duration::from_millis(150));
     let outcome = run(&request, Session { progress: &mut |_| runs += 1, cancel: &cancel });
     watchdog.join().unwrap();
     assert_eq!(outcome.unwrap_err(), RunError::Cancelled);
@@ -283,14 +279,10 @@ fn every_experiment_stops_soon_after_a_cancel_at_its_defaults() {
     for experiment in experiment::registry() {
         let id = experiment.info().id;
         let cancel = CancelFlag::new();
-        let canceller = cancel.clone();
-        let watchdog = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            canceller.cancel();
-        });
+        let watchdog = cancel_after(&cancel, Duration::from_millis(100));
         let mut request = RunRequest { experiment: id.into(), repeat: 1000, threads: Some(vec![1, 2]), ..RunRequest::default() };
         request.warmup = 0;
-        let started = std::time::Instant::now();
+        let started = conlab_core::platform::Instant::now();
         let outcome = run(&request, Session { progress: &mut |_| {}, cancel: &cancel });
         watchdog.join().unwrap();
         assert_eq!(outcome.err(), Some(RunError::Cancelled), "{id}");

@@ -1,6 +1,7 @@
 //! The web lab end to end in headless Chromium: build output served by `conlab serve`, driven
 //! through chromedriver's W3C WebDriver API. Needs `dist/` (trunk) and Chromium; `cargo xtask
 //! test` provides both and runs this suite with `--ignored`.
+#![allow(clippy::disallowed_methods, reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers")]
 
 use std::time::{Duration, Instant};
 

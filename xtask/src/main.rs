@@ -16,6 +16,10 @@
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
 //! nightly is selected per command through `rustup run` and build-std through
 //! `CARGO_UNSTABLE_BUILD_STD` — never for native builds.
+#![allow(clippy::disallowed_methods, reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers")]
+
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

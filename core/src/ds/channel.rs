@@ -222,6 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "a native unit test: the producer owns its sender and drops it")]
     fn items_arrive_in_order_and_recv_ends_when_senders_leave() {
         let (sender, receiver) = bounded(2);
         let producer = std::thread::spawn(move || (0..1000).for_each(|i| sender.send(i).unwrap()));

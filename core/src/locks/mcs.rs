@@ -53,15 +53,16 @@ impl Default for McsLock {
 /// The node a holder keeps until it unlocks.
 pub struct McsToken(NonNull<Node>);
 
-#[cfg(not(loom))]
+/// Each thread keeps the nodes it has used for its next acquisitions (under loom too, so the
+/// model checks a recycled node's reset).
 mod nodes {
     use std::cell::RefCell;
 
     use super::Node;
 
-    thread_local! {
+    crate::sync::thread_local! {
         #[allow(clippy::vec_box, reason = "a node's address must not move: other threads hold pointers to it")]
-        static FREE: RefCell<Vec<Box<Node>>> = const { RefCell::new(Vec::new()) };
+        static FREE: RefCell<Vec<Box<Node>>> = RefCell::new(Vec::new());
     }
 
     pub fn take() -> Box<Node> {
@@ -71,19 +72,6 @@ mod nodes {
     pub fn give_back(node: Box<Node>) {
         // During thread teardown the list may be gone: then the node is simply freed.
         let _ = FREE.try_with(|free| free.borrow_mut().push(node));
-    }
-}
-
-#[cfg(loom)]
-mod nodes {
-    use super::Node;
-
-    pub fn take() -> Box<Node> {
-        Box::default()
-    }
-
-    pub fn give_back(node: Box<Node>) {
-        drop(node)
     }
 }
 

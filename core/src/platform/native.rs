@@ -1,5 +1,7 @@
 //! Native backend: std threads and `std::time::Instant`.
 
+#![allow(clippy::disallowed_methods, reason = "the platform layer is the one door to std's clock, threads and sleep")]
+
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -99,12 +99,7 @@ pub(crate) fn wait_until<'a, T>(
 /// A small number that names the calling thread while it lives (the address of a
 /// thread-local), for owner checks.
 pub(crate) fn thread_token() -> usize {
-    #[cfg(not(loom))]
-    std::thread_local! {
-        static TOKEN: u8 = const { 0 };
-    }
-    #[cfg(loom)]
-    loom::thread_local! {
+    crate::sync::thread_local! {
         static TOKEN: u8 = 0;
     }
     TOKEN.with(|token| std::ptr::from_ref(token) as usize)
