@@ -62,6 +62,7 @@ mod nodes {
 
     crate::sync::thread_local! {
         #[allow(clippy::vec_box, reason = "a node's address must not move: other threads hold pointers to it")]
+        #[allow(clippy::missing_const_for_thread_local, reason = "loom's thread_local! takes no const initialiser")]
         static FREE: RefCell<Vec<Box<Node>>> = RefCell::new(Vec::new());
     }
 

@@ -100,6 +100,7 @@ pub(crate) fn wait_until<'a, T>(
 /// thread-local), for owner checks.
 pub(crate) fn thread_token() -> usize {
     crate::sync::thread_local! {
+        #[allow(clippy::missing_const_for_thread_local, reason = "loom's thread_local! takes no const initialiser")]
         static TOKEN: u8 = 0;
     }
     TOKEN.with(|token| std::ptr::from_ref(token) as usize)
