@@ -13,7 +13,7 @@ use conlab_lab::experiment::{
 use serde_json::json;
 
 mod common;
-use common::{cancel_after, request, run_quietly, small, small_kernel};
+use common::{request, run_quietly, small, small_kernel};
 
 /// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others
 /// share the 2 cores with each other, never with them.
@@ -25,6 +25,17 @@ fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
 
 fn beside() -> std::sync::RwLockReadGuard<'static, ()> {
     CORES.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Presses Cancel on `cancel` after `delay`, from an OS thread of its own — the user, outside
+/// the run. (In the browser the page cancels through shared memory.)
+#[allow(clippy::disallowed_methods, reason = "a native test's stand-in for the user needs an OS thread of its own")]
+fn cancel_after(cancel: &CancelFlag, delay: std::time::Duration) -> std::thread::JoinHandle<()> {
+    let cancel = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        cancel.cancel();
+    })
 }
 
 /// Variants that run on worker processes.

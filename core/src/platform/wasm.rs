@@ -5,6 +5,8 @@
 //! here runs in dedicated workers, where `memory.atomic.wait32` (std's `Condvar`, `sleep`) is
 //! allowed; a page's main thread must never call into it.
 
+#![allow(clippy::disallowed_methods, reason = "the platform layer is the one door to std's clock, threads and sleep")]
+
 use std::cell::Cell;
 use std::time::Duration;
 

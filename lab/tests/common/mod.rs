@@ -29,15 +29,3 @@ pub fn small(id: &str) -> RunRequest {
     let info = conlab_lab::experiment::find(id).unwrap_or_else(|e| panic!("{e}")).info();
     RunRequest { params: info.quick_params(), ..request(id, &[], &[1, 2, 3]) }
 }
-
-/// Presses Cancel on `cancel` after `delay`, from an OS thread of its own — the user, outside
-/// the run. Native only: in the browser the page cancels through shared memory.
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::disallowed_methods, reason = "a native test's stand-in for the user needs an OS thread of its own")]
-pub fn cancel_after(cancel: &CancelFlag, delay: std::time::Duration) -> std::thread::JoinHandle<()> {
-    let cancel = cancel.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(delay);
-        cancel.cancel();
-    })
-}
