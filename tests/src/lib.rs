@@ -1,4 +1,4 @@
-//! Helpers shared by the end-to-end suites in `tests/tests/`: the workspace's paths, the
+//! Helpers shared by the end-to-end suites in `tests/tests/end_to_end/`: the workspace's paths, the
 //! `conlab` binary (built on first use), and child processes that are killed when dropped.
 #![allow(clippy::disallowed_methods, reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers")]
 

@@ -291,10 +291,12 @@ fn bench() -> Result {
 
 /// A suite of `tests/` that drives Chromium: `#[ignore]`d in plain `cargo test`, run here with
 /// the built lab present. One Chromium at a time: on 2 cores, parallel browsers distort timings.
+/// Runs the `#[ignore]`d tests of one module of the end-to-end binary (`browser`, a benchmark).
 fn run_browser_suite(suite: &str) -> Result {
-    run(Command::new(cargo()).args(["test", "--locked", "--package", "conlab-tests", "--test", suite, "--"]).args([
+    run(Command::new(cargo()).args(["test", "--locked", "--package", "conlab-tests", "--test", "end_to_end", "--"]).args([
         "--ignored",
         "--nocapture",
         "--test-threads=1",
+        &format!("{suite}::"),
     ]))
 }

@@ -6,11 +6,9 @@ use conlab_core::trace::SpanKind;
 use conlab_lab::experiment::{run, CancelFlag, CellResult, RunRequest, RunResult, Session};
 use serde_json::json;
 
-/// These tests count what threads did at the same time: one at a time, so they have the cores.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn traced(id: &str, params: &[(&str, serde_json::Value)]) -> RunResult {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // These tests count what threads did at the same time: alone, so they have the cores.
+    let _alone = crate::alone();
     let request = RunRequest {
         experiment: id.into(),
         params: params.iter().map(|(name, value)| (name.to_string(), value.clone())).collect(),

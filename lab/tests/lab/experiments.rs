@@ -12,20 +12,8 @@ use conlab_lab::experiment::{
 };
 use serde_json::json;
 
-mod common;
-use common::{request, run_quietly, small, small_kernel};
-
-/// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others
-/// share the 2 cores with each other, never with them.
-static CORES: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
-    CORES.write().unwrap_or_else(|p| p.into_inner())
-}
-
-fn beside() -> std::sync::RwLockReadGuard<'static, ()> {
-    CORES.read().unwrap_or_else(|p| p.into_inner())
-}
+use crate::common::{request, run_quietly, small, small_kernel};
+use crate::{alone, beside};
 
 /// Presses Cancel on `cancel` after `delay`, from an OS thread of its own — the user, outside
 /// the run. (In the browser the page cancels through shared memory.)
