@@ -18,4 +18,3 @@ pub(crate) fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
 pub(crate) fn beside() -> std::sync::RwLockReadGuard<'static, ()> {
     CORES.read().unwrap_or_else(|p| p.into_inner())
 }
-
