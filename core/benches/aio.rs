@@ -53,7 +53,9 @@ mod native {
             }
             Ok(done)
         };
-        let done = EventLoop::new(VirtualClock::new(), false).run(main, &Recorder::new(false), &|| true).expect("the loop runs");
+        let done = EventLoop::new(VirtualClock::new(), false)
+            .run(main, &Recorder::new(false), &|| true)
+            .expect("the loop runs");
         assert_eq!(done, TASKS as u64);
         start.elapsed().as_nanos() as f64 / TASKS as f64
     }

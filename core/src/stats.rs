@@ -41,7 +41,8 @@ impl Summary {
         let n = sorted.len();
         let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
         let mean = sorted.iter().sum::<f64>() / n as f64;
-        let stddev = if n > 1 { (sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+        let stddev =
+            if n > 1 { (sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
         let (lo_rank, hi_rank, median_ci_level) = median_ci_ranks(n);
         let median_ci = (sorted[lo_rank], sorted[hi_rank]);
         let half_width = if n > 1 { student_t_975(n - 1) * stddev / (n as f64).sqrt() } else { 0.0 };
@@ -97,8 +98,8 @@ fn binomial_half_pmf(n: usize) -> Vec<f64> {
 /// The 97.5% quantile of Student's t with `df` degrees of freedom.
 pub fn student_t_975(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101,
-        2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
     ];
     match df {
         0 => f64::INFINITY,
@@ -156,7 +157,8 @@ pub fn gustafson_fit(points: &[(usize, f64)]) -> Option<f64> {
 
 /// The slope of y = f·x by least squares over points with x > 0, clamped to [0, 1].
 fn fit_through_origin(points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
-    let (xy, xx) = points.filter(|(x, y)| *x > 0.0 && y.is_finite()).fold((0.0, 0.0), |(xy, xx), (x, y)| (xy + x * y, xx + x * x));
+    let (xy, xx) =
+        points.filter(|(x, y)| *x > 0.0 && y.is_finite()).fold((0.0, 0.0), |(xy, xx), (x, y)| (xy + x * y, xx + x * x));
     (xx > 0.0).then(|| (xy / xx).clamp(0.0, 1.0))
 }
 

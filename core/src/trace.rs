@@ -80,7 +80,14 @@ impl Recorder {
 
     /// Records one span for `thread` straight into the shared list (a lock per call): for
     /// rare events on threads without a [`Lane`] at hand, such as submissions to a pool.
-    pub fn record_at(&self, thread: usize, kind: SpanKind, label: impl Into<Cow<'static, str>>, start: Instant, end: Instant) {
+    pub fn record_at(
+        &self,
+        thread: usize,
+        kind: SpanKind,
+        label: impl Into<Cow<'static, str>>,
+        start: Instant,
+        end: Instant,
+    ) {
         if self.enabled {
             let (start_ns, end_ns) = (start.nanos_since_epoch(), end.nanos_since_epoch());
             lock(&self.spans).push(Span { thread, start_ns, end_ns, kind, label: label.into() });
@@ -214,7 +221,8 @@ mod tests {
 
     #[test]
     fn chrome_export_has_process_names_and_complete_events() {
-        let span = |thread, start_ns, end_ns| Span { thread, start_ns, end_ns, kind: SpanKind::Run, label: "rows".into() };
+        let span =
+            |thread, start_ns, end_ns| Span { thread, start_ns, end_ns, kind: SpanKind::Run, label: "rows".into() };
         let trace = Trace {
             cells: vec![CellTrace {
                 variant: "team".into(),

@@ -210,7 +210,8 @@ fn sleep_never_loses_the_wake_up_for_published_work() {
                 thread::spawn(move || loop {
                     let available = items.load(Ordering::SeqCst);
                     if available > 0 {
-                        if items.compare_exchange(available, available - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        if items.compare_exchange(available, available - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                        {
                             return;
                         }
                         continue;

@@ -20,6 +20,12 @@ fn main() {
     for shape in ["1P1C", "2P2C", "3P1C"] {
         ratio_line(&format!("MPMC ring, {shape}"), &result, "ring", "crossbeam-array", ns_per_op(&result, shape));
         ratio_line(&format!("channel, {shape}"), &result, "channel", "crossbeam-channel", ns_per_op(&result, shape));
-        ratio_line(&format!("unbounded MPMC queue, {shape}"), &result, "ms-queue", "crossbeam-seg", ns_per_op(&result, shape));
+        ratio_line(
+            &format!("unbounded MPMC queue, {shape}"),
+            &result,
+            "ms-queue",
+            "crossbeam-seg",
+            ns_per_op(&result, shape),
+        );
     }
 }

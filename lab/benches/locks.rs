@@ -27,7 +27,8 @@ fn measure(regime: &str, threads: usize, kinds: &[LockKind]) -> RunResult {
         warmup: 1,
         trace: false,
     };
-    let result = run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");
+    let result =
+        run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");
     assert!(result.all_checks_passed, "a lock lost increments");
     result
 }
@@ -39,8 +40,9 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
 }
 
 fn report(label: &str, result: &RunResult) {
-    let rates =
-        |variant: &str| result.cells.iter().find(|c| c.variant == variant).expect("measured").metrics["acquisitions"].values.clone();
+    let rates = |variant: &str| {
+        result.cells.iter().find(|c| c.variant == variant).expect("measured").metrics["acquisitions"].values.clone()
+    };
     let std_rates = rates("std");
     println!("\n{label} — {} threads; std: {:.1} M acquisitions/s", result.threads[0], spread(&std_rates).0 / 1e6);
     for cell in &result.cells {
@@ -53,9 +55,15 @@ fn report(label: &str, result: &RunResult) {
 
 fn main() {
     let cores = hardware_threads().max(2);
-    println!("lock benchmark: {REPEAT} interleaved repetitions of 30 ms per lock; {} hardware threads", hardware_threads());
+    println!(
+        "lock benchmark: {REPEAT} interleaved repetitions of 30 ms per lock; {} hardware threads",
+        hardware_threads()
+    );
     for regime in REGIMES {
-        report(&format!("regime {}", regime.name), &measure(regime.name, cores, &[LockKind::Parking, LockKind::Std, LockKind::ParkingLot]));
+        report(
+            &format!("regime {}", regime.name),
+            &measure(regime.name, cores, &[LockKind::Parking, LockKind::Std, LockKind::ParkingLot]),
+        );
     }
     // Spinning waiters burn the CPU a preempted holder needs; FIFO spinlocks hand the lock to
     // threads that are not running.

@@ -30,7 +30,10 @@ fn idle_cpu(window: Duration, idle: impl FnOnce(Duration)) -> Option<f64> {
 
 fn main() {
     let threads = hardware_threads().max(2);
-    println!("scheduler benchmark: {REPEAT} interleaved repetitions per comparison; {} hardware threads", hardware_threads());
+    println!(
+        "scheduler benchmark: {REPEAT} interleaved repetitions per comparison; {} hardware threads",
+        hardware_threads()
+    );
 
     println!("\nStealPool vs rayon (time ratio, < 1: ours faster):");
     let fib = measure("fork-join", &[("problem", json!("fib"))], &["steal", "rayon"], threads);
@@ -41,9 +44,22 @@ fn main() {
     ratio_line("mandelbrot 640×400, rows", &mandelbrot, "steal", "rayon", times(&mandelbrot));
 
     println!("\nFifoPool vs StealPool on tiny tasks (ratio of ns per task, > 1: the FIFO queue costs more):");
-    let spawn = measure("spawn-overhead", &[("tasks", json!(100_000))], &["fifo-submit", "steal-spawn", "steal-join"], threads);
-    ratio_line("100k empty tasks: submit vs spawn", &spawn, "fifo-submit", "steal-spawn", metric(&spawn, "ns per task", "ns/task"));
-    ratio_line("100k empty tasks: submit vs join", &spawn, "fifo-submit", "steal-join", metric(&spawn, "ns per task", "ns/task"));
+    let spawn =
+        measure("spawn-overhead", &[("tasks", json!(100_000))], &["fifo-submit", "steal-spawn", "steal-join"], threads);
+    ratio_line(
+        "100k empty tasks: submit vs spawn",
+        &spawn,
+        "fifo-submit",
+        "steal-spawn",
+        metric(&spawn, "ns per task", "ns/task"),
+    );
+    ratio_line(
+        "100k empty tasks: submit vs join",
+        &spawn,
+        "fifo-submit",
+        "steal-join",
+        metric(&spawn, "ns per task", "ns/task"),
+    );
     let grain = measure("granularity", &[("task_us", json!("1")), ("work_ms", json!(50))], &["fifo", "steal"], threads);
     ratio_line("50k tasks of 1 µs", &grain, "fifo", "steal", times(&grain));
 
@@ -61,7 +77,11 @@ fn main() {
     };
     match (ours, theirs) {
         (Some(ours), Some(theirs)) => {
-            println!("  StealPool, {workers} workers: {:.1}% of a core;  rayon, {workers} workers: {:.1}%", ours * 100.0, theirs * 100.0)
+            println!(
+                "  StealPool, {workers} workers: {:.1}% of a core;  rayon, {workers} workers: {:.1}%",
+                ours * 100.0,
+                theirs * 100.0
+            )
         }
         _ => println!("  (needs /proc/self/stat: Linux only)"),
     }

@@ -112,8 +112,13 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
         // A thread per task is impossible in a browser; process pools need the Web Worker
         // processes the lab's worker.js starts (the browser e2e suite runs them), absent here.
         let process_backed = ["process", "processes", "copy", "transfer", "shared", "to-process"];
-        let may_skip = |variant: &str| (id == "spawn-overhead" && variant == "thread") || process_backed.contains(&variant);
-        assert!(result.cells.iter().all(|cell| cell.skipped.is_none() || may_skip(&cell.variant)), "{id}: {:#?}", result.cells);
+        let may_skip =
+            |variant: &str| (id == "spawn-overhead" && variant == "thread") || process_backed.contains(&variant);
+        assert!(
+            result.cells.iter().all(|cell| cell.skipped.is_none() || may_skip(&cell.variant)),
+            "{id}: {:#?}",
+            result.cells
+        );
         assert_eq!(result.environment.platform.platform, "wasm32 (browser worker)");
     }
 }
@@ -136,7 +141,11 @@ fn rendezvous(arrived: &AtomicUsize, count: usize) {
     arrived.fetch_add(1, Ordering::AcqRel);
     let start = Instant::now();
     while arrived.load(Ordering::Acquire) < count {
-        assert!(start.elapsed() < Duration::from_secs(10), "only {} of {count} tasks ever ran at once", arrived.load(Ordering::Acquire));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "only {} of {count} tasks ever ran at once",
+            arrived.load(Ordering::Acquire)
+        );
         std::hint::spin_loop();
     }
 }
@@ -185,7 +194,9 @@ async fn both_pools_run_tasks_on_two_workers_at_once() {
 
 #[wasm_bindgen_test]
 async fn threading_primitives_keep_their_contracts_across_web_workers() {
-    use conlab_core::prims::{Barrier, BoundedSemaphore, Condition, Event, Lock, Order, PrimError, Queue, RLock, Semaphore};
+    use conlab_core::prims::{
+        Barrier, BoundedSemaphore, Condition, Event, Lock, Order, PrimError, Queue, RLock, Semaphore,
+    };
     pool().await;
     let short = Some(Duration::from_millis(20));
 
@@ -285,8 +296,9 @@ async fn busy_spins_deliver_the_asked_time_on_workers() {
     pool().await;
     // The browser's clock ticks every 5 µs: each measurement spans ~2 ms of spins (400 ticks),
     // the fastest of 8.
-    let delivered =
-        |spinner, asked: f64| (0..8).map(|_| spins_ns(spinner, asked, (2_000_000.0 / asked) as u64)).fold(f64::INFINITY, f64::min);
+    let delivered = |spinner, asked: f64| {
+        (0..8).map(|_| spins_ns(spinner, asked, (2_000_000.0 / asked) as u64)).fold(f64::INFINITY, f64::min)
+    };
     // Up to three attempts, each calibrating afresh (as natively): in one, every spin from 1 µs
     // up is within 10%, and shorter ones within 20% — a call's own cost, calibrated to within
     // a nanosecond, is a fifth of a 5 ns spin (measured here over several sessions, optimised:
@@ -308,9 +320,12 @@ async fn busy_spins_deliver_the_asked_time_on_workers() {
                 break;
             }
         }
-        let table: Vec<(f64, f64)> =
-            [5.0, 10.0, 17.5, 25.0, 50.0, 100.0, 1_000.0, 10_000.0].into_iter().map(|asked| (asked, delivered(spinner, asked))).collect();
-        let within = |&(asked, got): &(f64, f64)| (got / asked - 1.0).abs() <= if asked < 1_000.0 { 0.20 } else { 0.10 };
+        let table: Vec<(f64, f64)> = [5.0, 10.0, 17.5, 25.0, 50.0, 100.0, 1_000.0, 10_000.0]
+            .into_iter()
+            .map(|asked| (asked, delivered(spinner, asked)))
+            .collect();
+        let within =
+            |&(asked, got): &(f64, f64)| (got / asked - 1.0).abs() <= if asked < 1_000.0 { 0.20 } else { 0.10 };
         if table.iter().all(within) {
             return;
         }

@@ -161,8 +161,13 @@ pub fn calibrate_python() -> Result<(), String> {
     eprintln!("The model: fitting op_ns to CPython's {cpy_iteration:.1} ns per iteration…");
     let (op_ns, model_iteration) = fit_op_ns(cpy_iteration)?;
     eprintln!("The model at op_ns={op_ns:.2}: gil-cpu, gil-race, io-fanout…");
-    let gil_cpu =
-        model("gil-cpu", json!({ "iterations": ITERATIONS, "switch_ms": switch_ms, "op_ns": op_ns }), &["seq", "gil"], &[threads], 3)?;
+    let gil_cpu = model(
+        "gil-cpu",
+        json!({ "iterations": ITERATIONS, "switch_ms": switch_ms, "op_ns": op_ns }),
+        &["seq", "gil"],
+        &[threads],
+        3,
+    )?;
     let gil_race = model(
         "gil-race",
         json!({ "increments": INCREMENTS, "switch_ms": switch_ms, "op_ns": op_ns }),
@@ -170,16 +175,21 @@ pub fn calibrate_python() -> Result<(), String> {
         &RACE_THREADS,
         RACE_RUNS,
     )?;
-    let io_fanout = model("io-fanout", json!({ "tasks": TASKS, "latency": LATENCY_MS }), &["seq", "thread-per-task"], &[1], 3)?;
+    let io_fanout =
+        model("io-fanout", json!({ "tasks": TASKS, "latency": LATENCY_MS }), &["seq", "thread-per-task"], &[1], 3)?;
 
     let cpy_speedup = number(&cpu, "seq_s")? / number(&cpu, "threads_s")?;
     let model_speedup = fastest(&gil_cpu, "seq", 1) / fastest(&gil_cpu, "gil", threads);
     let model_lost = |variant: &str, threads: usize| -> f64 {
-        let lost = gil_race.cell(variant, threads).and_then(|c| c.metrics.get("lost updates")).map_or(f64::NAN, |m| middle(&m.values));
+        let lost = gil_race
+            .cell(variant, threads)
+            .and_then(|c| c.metrics.get("lost updates"))
+            .map_or(f64::NAN, |m| middle(&m.values));
         lost / (threads as f64 * INCREMENTS as f64)
     };
     let (cpy_seq, cpy_threads) = (number(&io, "seq_s")?, number(&io, "threads_s")?);
-    let (model_seq, model_threads) = (median(&io_fanout, "seq", 1), median(&io_fanout, "thread-per-task", TASKS as usize));
+    let (model_seq, model_threads) =
+        (median(&io_fanout, "seq", 1), median(&io_fanout, "thread-per-task", TASKS as usize));
 
     let mut rows = vec![
         Row(
@@ -197,7 +207,11 @@ pub fn calibrate_python() -> Result<(), String> {
     ];
     for threads in RACE_THREADS {
         let plain = middle(&race_fractions(&race, threads, "plain")?);
-        rows.push(fraction_row(format!("gil-race: lost fraction, counter += 1, {threads} threads"), plain, model_lost("gil", threads)));
+        rows.push(fraction_row(
+            format!("gil-race: lost fraction, counter += 1, {threads} threads"),
+            plain,
+            model_lost("gil", threads),
+        ));
     }
     for threads in RACE_THREADS {
         let call = middle(&race_fractions(&race, threads, "call")?);
@@ -229,8 +243,8 @@ pub fn calibrate_python() -> Result<(), String> {
         println!("{what:<width$}  {cpy:>14}  {model:>10}  {compared:>16}");
     }
     println!(
-        "\nLost fractions are the median of {RACE_RUNS} runs of {} increments per thread, at CPython's switch interval ({} ms); \
-         the last column is their difference.",
+        "\nLost fractions are the median of {RACE_RUNS} runs of {} increments per thread, at CPython's switch interval \
+         ({} ms); the last column is their difference.",
         format_metric(INCREMENTS as f64),
         format_metric(switch_ms)
     );

@@ -10,7 +10,11 @@ use conlab_lab::report;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "conlab", version, about = "The concurrency lab: run concurrency experiments on real threads and see what happens")]
+#[command(
+    name = "conlab",
+    version,
+    about = "The concurrency lab: run concurrency experiments on real threads and see what happens"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,10 +119,12 @@ pub fn execute(cli: Cli) -> Result<(), String> {
             print!("{}", crate::explore::replay_schedule(&scenario, &schedule)?);
             Ok(())
         }
-        Command::PyWorker => {
-            conlab_core::platform::serve_as_worker(std::io::stdin().lock(), std::io::stdout().lock(), conlab_core::pymodel::process::answer)
-                .map_err(|error| format!("worker: {error}"))
-        }
+        Command::PyWorker => conlab_core::platform::serve_as_worker(
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            conlab_core::pymodel::process::answer,
+        )
+        .map_err(|error| format!("worker: {error}")),
     }
 }
 
@@ -156,7 +162,8 @@ fn describe(id: &str) -> Result<String, String> {
                 ParamKind::Choice { choices, .. } => choices.join("|"),
                 ParamKind::Bool => "true|false".into(),
             };
-            let default = if spec.unit.is_empty() { spec.default.to_string() } else { format!("{} {}", spec.default, spec.unit) };
+            let default =
+                if spec.unit.is_empty() { spec.default.to_string() } else { format!("{} {}", spec.default, spec.unit) };
             [spec.name.to_string(), format!("default {default}"), format!("range {range}"), spec.help.to_string()]
         })
         .collect();
@@ -238,8 +245,14 @@ fn run(args: RunArgs) -> Result<(), String> {
     let result = experiment::run(&request, Session { progress: &mut on_progress, cancel: &cancel });
     bar.finish_and_clear();
     let result = result.map_err(|e| e.to_string())?;
-    let outputs =
-        Outputs { out: args.out, trace: args.trace, svg: args.svg, timeline: args.timeline, depth: args.depth, latency: args.latency };
+    let outputs = Outputs {
+        out: args.out,
+        trace: args.trace,
+        svg: args.svg,
+        timeline: args.timeline,
+        depth: args.depth,
+        latency: args.latency,
+    };
     write_outputs(&args.format, &outputs, &result)?;
     if result.all_checks_passed {
         Ok(())
@@ -264,8 +277,9 @@ fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Resu
         Format::Json => serde_json::to_string_pretty(result).map_err(|e| e.to_string())? + "\n",
         Format::Csv => report::csv(result),
     };
-    let write =
-        |path: &PathBuf, contents: &str| std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()));
+    let write = |path: &PathBuf, contents: &str| {
+        std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
     match &outputs.out {
         Some(path) => write(path, &text)?,
         None => print!("{text}"),
@@ -280,8 +294,8 @@ fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Resu
         write(path, &report::timeline_svg(recorded))?;
     }
     if let (Some(path), Some(recorded)) = (&outputs.depth, &result.trace) {
-        let chart =
-            report::depth_svg(recorded).ok_or_else(|| format!("--depth: `{}` left no queue-depth marks to draw", result.experiment))?;
+        let chart = report::depth_svg(recorded)
+            .ok_or_else(|| format!("--depth: `{}` left no queue-depth marks to draw", result.experiment))?;
         write(path, &chart)?;
     }
     if let Some(path) = &outputs.latency {

@@ -86,7 +86,15 @@ fn describe_run(id: &str, run: &Run) -> String {
     let width = run.steps.iter().map(|s| s.text.chars().count()).max().unwrap_or(4).max(4);
     let _ = writeln!(out, "step  thread  line  {:width$}  effect", "code");
     for (index, step) in run.steps.iter().enumerate() {
-        let _ = writeln!(out, "{:>4}  {:<6}  {:>4}  {:width$}  {}", index + 1, step.thread, step.line + 1, step.text, step.effect);
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<6}  {:>4}  {:width$}  {}",
+            index + 1,
+            step.thread,
+            step.line + 1,
+            step.text,
+            step.effect
+        );
     }
     out
 }

@@ -33,9 +33,13 @@ fn default_dir() -> PathBuf {
 pub fn serve(args: ServeArgs) -> Result<(), String> {
     let dir = args.dir.unwrap_or_else(default_dir);
     if !dir.join("index.html").is_file() {
-        return Err(format!("no built web lab in {} (index.html missing); build it with `cargo xtask lab`", dir.display()));
+        return Err(format!(
+            "no built web lab in {} (index.html missing); build it with `cargo xtask lab`",
+            dir.display()
+        ));
     }
-    let server = Server::http(("127.0.0.1", args.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    let server =
+        Server::http(("127.0.0.1", args.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     let port = server.server_addr().to_ip().map(|addr| addr.port()).unwrap_or(args.port);
     let url = format!("http://127.0.0.1:{port}/");
     println!("serving {} at {url}  (Ctrl-C to stop)", dir.display());

@@ -34,8 +34,11 @@ fn session(driver: &str, port_arg: impl Fn(u16) -> String, capabilities: Value) 
             .unwrap_or_else(|e| panic!("{driver} starts (cargo xtask setup installs it): {e}")),
     );
     let base = format!("http://127.0.0.1:{port}");
-    wait_until(Duration::from_secs(20), "the WebDriver server to listen", || ureq::get(&format!("{base}/status")).call().is_ok());
-    let created: Value = ureq::post(&format!("{base}/session")).send_json(capabilities).expect("a session").into_json().unwrap();
+    wait_until(Duration::from_secs(20), "the WebDriver server to listen", || {
+        ureq::get(&format!("{base}/status")).call().is_ok()
+    });
+    let created: Value =
+        ureq::post(&format!("{base}/session")).send_json(capabilities).expect("a session").into_json().unwrap();
     let session = created["value"]["sessionId"].as_str().expect("session id").to_string();
     Browser { base, session, _driver: process }
 }
@@ -88,7 +91,9 @@ impl Browser {
         let response = ureq::post(&self.url("/execute/sync")).send_json(json!({ "script": body, "args": [] }));
         match response {
             Ok(response) => response.into_json::<Value>().unwrap()["value"].clone(),
-            Err(ureq::Error::Status(_, response)) => panic!("script failed: {}\n{body}", response.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(_, response)) => {
+                panic!("script failed: {}\n{body}", response.into_string().unwrap_or_default())
+            }
             Err(error) => panic!("webdriver: {error}"),
         }
     }
@@ -122,7 +127,11 @@ impl Browser {
             if states.contains(&state.as_str()) {
                 return state;
             }
-            assert!(start.elapsed() < timeout, "status still {state:?} ({text}) after {timeout:?}; console: {:#?}", self.console());
+            assert!(
+                start.elapsed() < timeout,
+                "status still {state:?} ({text}) after {timeout:?}; console: {:#?}",
+                self.console()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -152,7 +161,14 @@ pub fn submit(browser: &Browser, experiment: &str, params: &[(&str, &str)], thre
 }
 
 /// [`submit`] with only `variants` ticked (all when empty).
-pub fn submit_variants(browser: &Browser, experiment: &str, params: &[(&str, &str)], variants: &[&str], threads: &str, repeat: u32) {
+pub fn submit_variants(
+    browser: &Browser,
+    experiment: &str,
+    params: &[(&str, &str)],
+    variants: &[&str],
+    threads: &str,
+    repeat: u32,
+) {
     let params: serde_json::Map<String, Value> = params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     browser.eval(&format!(
         r#"const select = document.getElementById('experiment-select');

@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end suites in `tests/tests/end_to_end/`: the workspace's paths, the
 //! `conlab` binary (built on first use), and child processes that are killed when dropped.
-#![allow(clippy::disallowed_methods, reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -59,7 +62,11 @@ pub fn serve(dir: &Path) -> (Guard, String) {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("conlab serve prints its URL");
-    let url = line.split_whitespace().find(|word| word.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_string();
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
     (Guard(child), url)
 }
 

@@ -1,7 +1,9 @@
 //! The debugging lab's JSON: scenarios with their listings, the state after a schedule, and
 //! searches — conlab-core's `sim` as the page's step mode shows it (native-testable).
 
-use conlab_core::sim::{self, check_range, find_scenario, Budget, Listing, Run, Scenario, Snapshot, Strategy, RUNS_RANGE};
+use conlab_core::sim::{
+    self, check_range, find_scenario, Budget, Listing, Run, Scenario, Snapshot, Strategy, RUNS_RANGE,
+};
 use conlab_lab::report::wait_for_svg;
 use serde::Serialize;
 
@@ -14,8 +16,10 @@ struct ScenarioView<'a> {
 }
 
 pub fn scenarios() -> Result<String, String> {
-    let views: Vec<ScenarioView<'_>> =
-        sim::scenarios().iter().map(|scenario| ScenarioView { scenario, listing: scenario.program().listing() }).collect();
+    let views: Vec<ScenarioView<'_>> = sim::scenarios()
+        .iter()
+        .map(|scenario| ScenarioView { scenario, listing: scenario.program().listing() })
+        .collect();
     serde_json::to_string(&views).map_err(|e| e.to_string())
 }
 
@@ -49,7 +53,14 @@ struct Found {
     summary: String,
 }
 
-pub fn search(scenario: &str, strategy: &str, seed: u64, runs: usize, depth: usize, bound: usize) -> Result<String, String> {
+pub fn search(
+    scenario: &str,
+    strategy: &str,
+    seed: u64,
+    runs: usize,
+    depth: usize,
+    bound: usize,
+) -> Result<String, String> {
     let scenario = find_scenario(scenario)?;
     let runs = check_range("runs", runs, RUNS_RANGE)?;
     let strategy = Strategy::named(strategy, seed, depth, bound)?;
@@ -79,10 +90,15 @@ mod tests {
         assert_eq!(deadlocked["snapshot"]["locks"]["a"], "A");
         assert!(deadlocked["failure"].as_str().unwrap().starts_with("deadlock:"));
         assert!(deadlocked["wait_for_svg"].as_str().unwrap().contains("edge cycle"));
-        assert_eq!(state("abba-deadlock", "ABA").unwrap_err(), "schedule: step 3 is `A`, but A cannot run there (blocked on b)");
-        let found: serde_json::Value = serde_json::from_str(&search("missed-wakeup", "pct", 1, 1000, 3, 2).unwrap()).unwrap();
+        assert_eq!(
+            state("abba-deadlock", "ABA").unwrap_err(),
+            "schedule: step 3 is `A`, but A cannot run there (blocked on b)"
+        );
+        let found: serde_json::Value =
+            serde_json::from_str(&search("missed-wakeup", "pct", 1, 1000, 3, 2).unwrap()).unwrap();
         assert!(found["schedule"].as_str().is_some_and(|s| !s.is_empty()), "{found}");
-        let proof: serde_json::Value = serde_json::from_str(&search("abba-deadlock-fixed", "dfs", 1, 1000, 3, 2).unwrap()).unwrap();
+        let proof: serde_json::Value =
+            serde_json::from_str(&search("abba-deadlock-fixed", "dfs", 1, 1000, 3, 2).unwrap()).unwrap();
         assert_eq!((proof["proves"].as_bool(), proof["schedule"].as_str()), (Some(true), None));
         assert!(proof["summary"].as_str().unwrap().ends_with("correct within that bound"), "{proof}");
         assert_eq!(

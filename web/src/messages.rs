@@ -113,8 +113,8 @@ pub fn timeline(trace_json: &str, from: f64, to: f64) -> Result<String, String> 
 }
 
 fn parse_result(json: &str) -> Result<RunResult, String> {
-    let result: RunResult =
-        serde_json::from_str(json).map_err(|e| format!("not a conlab result (`conlab run --format json` writes one): {e}"))?;
+    let result: RunResult = serde_json::from_str(json)
+        .map_err(|e| format!("not a conlab result (`conlab run --format json` writes one): {e}"))?;
     if result.schema != SCHEMA_VERSION {
         return Err(format!("a conlab result of schema {}, this lab reads schema {SCHEMA_VERSION}", result.schema));
     }
@@ -133,12 +133,16 @@ mod tests {
     #[test]
     fn catalogue_lists_every_experiment_with_its_schema() {
         let json = serde_json::to_value(catalogue(1)).unwrap();
-        let ids: Vec<_> = json["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+        let ids: Vec<_> =
+            json["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
         let registered: Vec<_> = experiment::registry().iter().map(|e| e.info().id.to_string()).collect();
         assert_eq!(ids, registered);
         assert_eq!(ids[0], "mandelbrot");
         let width = &json["experiments"][0]["params"][0];
-        assert_eq!((width["name"].as_str(), width["type"].as_str(), width["min"].as_i64()), (Some("width"), Some("int"), Some(16)));
+        assert_eq!(
+            (width["name"].as_str(), width["type"].as_str(), width["min"].as_i64()),
+            (Some("width"), Some("int"), Some(16))
+        );
         assert_eq!(json["default_threads"][0], 1);
         assert_eq!(json["default_repeat"], DEFAULT_REPEAT, "the page's form starts from the CLI's default");
     }
@@ -175,13 +179,15 @@ mod tests {
         assert!(table["rows"].as_array().unwrap().iter().all(|row| row["cells"][4] == "1.00×"));
         assert!(render("{}").unwrap_err().starts_with("not a conlab result"));
         let old = json.replacen(&format!("\"schema\":{SCHEMA_VERSION}"), "\"schema\":0", 1);
-        assert_eq!(render(&old).unwrap_err(), format!("a conlab result of schema 0, this lab reads schema {SCHEMA_VERSION}"));
+        assert_eq!(
+            render(&old).unwrap_err(),
+            format!("a conlab result of schema 0, this lab reads schema {SCHEMA_VERSION}")
+        );
     }
 
     #[test]
     fn a_timeline_window_renders_and_a_bad_one_is_refused() {
-        let trace =
-            r#"{"cells":[{"variant":"seq","threads":1,"spans":[{"thread":0,"start_ns":0,"end_ns":1000,"kind":"run","label":"all"}]}]}"#;
+        let trace = r#"{"cells":[{"variant":"seq","threads":1,"spans":[{"thread":0,"start_ns":0,"end_ns":1000,"kind":"run","label":"all"}]}]}"#;
         assert!(timeline(trace, 0.25, 0.5).unwrap().contains("250 ns – 500 ns of 1.00 µs"));
         assert!(timeline(trace, 0.5, 0.25).unwrap_err().starts_with("a timeline window needs"));
         assert!(timeline("[]", 0.0, 1.0).unwrap_err().starts_with("not a conlab trace"));
@@ -191,7 +197,10 @@ mod tests {
     fn an_import_names_what_is_wrong_with_the_file() {
         let good = serde_json::to_string(&small_mandelbrot("[1,2]", 1)).unwrap();
         let settings: serde_json::Value = serde_json::from_str(&imported(&good).unwrap()).unwrap();
-        assert_eq!((settings["experiment"].as_str(), &settings["threads"]), (Some("mandelbrot"), &serde_json::json!([1, 2])));
+        assert_eq!(
+            (settings["experiment"].as_str(), &settings["threads"]),
+            (Some("mandelbrot"), &serde_json::json!([1, 2]))
+        );
         let mut damaged: serde_json::Value = serde_json::from_str(&good).unwrap();
         damaged.as_object_mut().unwrap().remove("variants");
         let error = imported(&damaged.to_string()).unwrap_err();

@@ -55,7 +55,8 @@ pub fn run_experiment(request_json: &str, on_progress: &js_sys::Function) -> Res
             let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&json));
         }
     };
-    let result = experiment::run(&request, Session { progress: &mut report, cancel }).map_err(|e| JsError::new(&e.to_string()))?;
+    let result = experiment::run(&request, Session { progress: &mut report, cancel })
+        .map_err(|e| JsError::new(&e.to_string()))?;
     to_json(&crate::messages::finished(&result))
 }
 
@@ -98,7 +99,14 @@ pub fn sim_state(scenario: &str, schedule: &str) -> Result<String, JsError> {
 
 /// A search for a failing schedule ([`crate::debugger::search`]).
 #[wasm_bindgen(js_name = simSearch)]
-pub fn sim_search(scenario: &str, strategy: &str, seed: u32, runs: usize, depth: usize, bound: usize) -> Result<String, JsError> {
+pub fn sim_search(
+    scenario: &str,
+    strategy: &str,
+    seed: u32,
+    runs: usize,
+    depth: usize,
+    bound: usize,
+) -> Result<String, JsError> {
     crate::debugger::search(scenario, strategy, u64::from(seed), runs, depth, bound).map_err(|e| JsError::new(&e))
 }
 

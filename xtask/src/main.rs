@@ -16,7 +16,10 @@
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
 //! nightly is selected per command through `rustup run` and build-std through
 //! `CARGO_UNSTABLE_BUILD_STD` — never for native builds.
-#![allow(clippy::disallowed_methods, reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers"
+)]
 
 #[cfg(test)]
 mod tidy;
@@ -65,12 +68,17 @@ fn cargo() -> String {
 /// Runs a command in the workspace root, echoing it; fails with its name if it fails.
 fn run(command: &mut Command) -> Result {
     eprintln!("xtask: $ {}", describe(command));
-    let status = command.current_dir(root()).status().map_err(|e| format!("cannot start `{}`: {e}", describe(command)))?;
+    let status =
+        command.current_dir(root()).status().map_err(|e| format!("cannot start `{}`: {e}", describe(command)))?;
     status.success().then_some(()).ok_or_else(|| format!("`{}` failed ({status})", describe(command)))
 }
 
 fn describe(command: &Command) -> String {
-    std::iter::once(command.get_program()).chain(command.get_args()).map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The first line a command prints, or None if it cannot run.
@@ -93,7 +101,8 @@ fn step(name: &str, present: bool, install: impl FnOnce() -> Result) -> Result {
 }
 
 fn lockfile_version(package: &str) -> Result<String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let lock =
+        std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == format!("name = \"{package}\"") {
@@ -112,19 +121,29 @@ fn is_root() -> bool {
 fn setup() -> Result {
     let nightly_ready = {
         // Both lists are empty (the command fails) when the toolchain is not installed.
-        let targets = output_of("rustup", &["target", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
-        let components = output_of("rustup", &["component", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
+        let targets =
+            output_of("rustup", &["target", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
+        let components =
+            output_of("rustup", &["component", "list", "--installed", "--toolchain", WASM_NIGHTLY]).unwrap_or_default();
         targets.contains("wasm32-unknown-unknown") && components.contains("rust-src") && components.contains("clippy")
     };
     step(&format!("{WASM_NIGHTLY} with rust-src, clippy and wasm32"), nightly_ready, || {
-        run(Command::new("rustup").args(["toolchain", "install", WASM_NIGHTLY, "--profile", "minimal", "--no-self-update"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            WASM_NIGHTLY,
+            "--profile",
+            "minimal",
+            "--no-self-update",
+        ]))?;
         // Explicit and idempotent: `toolchain install` need not add these to an existing toolchain.
         run(Command::new("rustup").args(["component", "add", "--toolchain", WASM_NIGHTLY, "rust-src", "clippy"]))?;
         run(Command::new("rustup").args(["target", "add", "--toolchain", WASM_NIGHTLY, "wasm32-unknown-unknown"]))
     })?;
 
     let bindgen = lockfile_version("wasm-bindgen")?;
-    let bindgen_ready = output_of("wasm-bindgen", &["--version"]).is_some_and(|v| v == format!("wasm-bindgen {bindgen}"))
+    let bindgen_ready = output_of("wasm-bindgen", &["--version"])
+        .is_some_and(|v| v == format!("wasm-bindgen {bindgen}"))
         && output_of("wasm-bindgen-test-runner", &["--version"]).is_some();
     step(&format!("wasm-bindgen-cli {bindgen}"), bindgen_ready, || {
         run(Command::new(cargo()).args(["install", "--locked", "wasm-bindgen-cli", "--version", &bindgen]))
@@ -132,7 +151,13 @@ fn setup() -> Result {
 
     let trunk_ready = output_of("trunk", &["--version"]).is_some_and(|v| v == format!("trunk {TRUNK_VERSION}"));
     step(&format!("trunk {TRUNK_VERSION} (~16 min on 2 cores)"), trunk_ready, || {
-        run(Command::new(cargo()).env("RUSTUP_TOOLCHAIN", WASM_NIGHTLY).args(["install", "--locked", "trunk", "--version", TRUNK_VERSION]))
+        run(Command::new(cargo()).env("RUSTUP_TOOLCHAIN", WASM_NIGHTLY).args([
+            "install",
+            "--locked",
+            "trunk",
+            "--version",
+            TRUNK_VERSION,
+        ]))
     })?;
 
     let major = BINARYEN_VERSION.split('.').next().unwrap_or_default();
@@ -153,13 +178,19 @@ fn setup() -> Result {
         run(Command::new("apt-get").args(["install", "-y", "-qq", "python3"]).env("DEBIAN_FRONTEND", "noninteractive"))
     })?;
 
-    let browser_ready = output_of(CHROMIUM, &["--version"]).is_some() && output_of(CHROMEDRIVER, &["--version"]).is_some();
+    let browser_ready =
+        output_of(CHROMIUM, &["--version"]).is_some() && output_of(CHROMEDRIVER, &["--version"]).is_some();
     step("chromium and chromedriver", browser_ready, || {
         if !is_root() {
-            return Err("run as root, or yourself: sudo apt-get update && sudo apt-get install -y chromium chromium-driver".into());
+            return Err(
+                "run as root, or yourself: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"
+                    .into(),
+            );
         }
         run(Command::new("apt-get").arg("update").arg("-qq"))?;
-        run(Command::new("apt-get").args(["install", "-y", "-qq", "chromium", "chromium-driver"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
     })
 }
 
@@ -171,7 +202,9 @@ fn setup_firefox() -> Result {
             return Err("run as root, or yourself: sudo apt-get update && sudo apt-get install -y firefox-esr".into());
         }
         run(Command::new("apt-get").arg("update").arg("-qq"))?;
-        run(Command::new("apt-get").args(["install", "-y", "-qq", "firefox-esr"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "firefox-esr"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
     })?;
     // Debian does not package geckodriver; it is a Rust program on crates.io.
     let geckodriver_ready = output_of("geckodriver", &["--version"]).is_some_and(|v| v.contains(GECKODRIVER_VERSION));
@@ -228,7 +261,9 @@ fn lab(args: &[String]) -> Result {
     build_web()?;
     run(Command::new(cargo()).args(["build", "--release", "--package", "conlab"]))?;
     eprintln!("xtask: the lab is built; open the URL below (tested in Chromium)");
-    run(Command::new(root().join("target/release/conlab")).args(["serve", "--port", &port, "--dir"]).arg(root().join("dist")))
+    run(Command::new(root().join("target/release/conlab"))
+        .args(["serve", "--port", &port, "--dir"])
+        .arg(root().join("dist")))
 }
 
 fn test() -> Result {
@@ -238,7 +273,11 @@ fn test() -> Result {
         let start = Instant::now();
         eprintln!("\nxtask: ==== {name} ====");
         let outcome = work();
-        timings.push(format!("{name}: {:.0} s{}", start.elapsed().as_secs_f64(), if outcome.is_ok() { "" } else { " (FAILED)" }));
+        timings.push(format!(
+            "{name}: {:.0} s{}",
+            start.elapsed().as_secs_f64(),
+            if outcome.is_ok() { "" } else { " (FAILED)" }
+        ));
         outcome
     };
     let outcome = (|| {
@@ -246,7 +285,15 @@ fn test() -> Result {
         timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
         timed("tidy (rustfmt, clippy)", &mut || {
             run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
-            run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+            run(Command::new(cargo()).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
             // The wasm-only code (platform/wasm.rs, the web crate's exports) is linted on its target.
             run(wasm_command("cargo")
                 .args(["clippy", "--locked", "--target", "wasm32-unknown-unknown", "--package", "conlab-core"])
@@ -263,7 +310,17 @@ fn test() -> Result {
         timed("wasm tests in headless Chromium", &mut || {
             // Release, as the lab runs: timing laws (spins, speedups) hold for optimised wasm.
             run(wasm_command("cargo")
-                .args(["test", "--release", "--locked", "--package", "conlab-lab", "--test", "wasm", "--target", "wasm32-unknown-unknown"])
+                .args([
+                    "test",
+                    "--release",
+                    "--locked",
+                    "--package",
+                    "conlab-lab",
+                    "--test",
+                    "wasm",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                ])
                 .env("CHROMEDRIVER", CHROMEDRIVER)
                 .env("WASM_BINDGEN_USE_BROWSER", "1")
                 .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
@@ -278,9 +335,13 @@ fn test() -> Result {
 
 fn bench() -> Result {
     // The event loop against tokio (core); the others time the lab's experiments (lab).
-    for (package, bench) in
-        [("conlab-lab", "locks"), ("conlab-lab", "sched"), ("conlab-core", "aio"), ("conlab-lab", "ds"), ("conlab-lab", "kernels")]
-    {
+    for (package, bench) in [
+        ("conlab-lab", "locks"),
+        ("conlab-lab", "sched"),
+        ("conlab-core", "aio"),
+        ("conlab-lab", "ds"),
+        ("conlab-lab", "kernels"),
+    ] {
         run(Command::new(cargo()).args(["bench", "--locked", "--package", package, "--bench", bench]))?;
     }
     setup()?;
@@ -293,10 +354,7 @@ fn bench() -> Result {
 /// the built lab present. One Chromium at a time: on 2 cores, parallel browsers distort timings.
 /// Runs the `#[ignore]`d tests of one module of the end-to-end binary (`browser`, a benchmark).
 fn run_browser_suite(suite: &str) -> Result {
-    run(Command::new(cargo()).args(["test", "--locked", "--package", "conlab-tests", "--test", "end_to_end", "--"]).args([
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-        &format!("{suite}::"),
-    ]))
+    run(Command::new(cargo())
+        .args(["test", "--locked", "--package", "conlab-tests", "--test", "end_to_end", "--"])
+        .args(["--ignored", "--nocapture", "--test-threads=1", &format!("{suite}::")]))
 }

@@ -59,7 +59,11 @@ fn atomics_locks_and_loom_enter_through_the_sync_shim() {
         },
         &["core/src/sync.rs", "core/src/platform/"],
     );
-    assert!(found.is_empty(), "atomics, locks and loom's switch go through `crate::sync` / `conlab_core::sync`:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "atomics, locks and loom's switch go through `crate::sync` / `conlab_core::sync`:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -69,9 +73,16 @@ fn the_lab_room_holds_every_experiment_in_a_topic_folder() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if path.is_dir() {
-            let topic = fs::read_to_string(path.join("mod.rs")).unwrap_or_else(|_| panic!("topic folder `{name}` has no mod.rs"));
-            assert!(topic.contains("pub const NAME: &str = "), "`{name}/mod.rs` names its topic once (`pub const NAME`)");
-            assert!(topic.contains("pub const EXPERIMENTS: &[&dyn Experiment]"), "`{name}/mod.rs` lists its experiments");
+            let topic = fs::read_to_string(path.join("mod.rs"))
+                .unwrap_or_else(|_| panic!("topic folder `{name}` has no mod.rs"));
+            assert!(
+                topic.contains("pub const NAME: &str = "),
+                "`{name}/mod.rs` names its topic once (`pub const NAME`)"
+            );
+            assert!(
+                topic.contains("pub const EXPERIMENTS: &[&dyn Experiment]"),
+                "`{name}/mod.rs` lists its experiments"
+            );
         } else {
             assert_eq!(name, "mod.rs", "lab/src/experiments/ holds topic folders only, not `{name}`");
         }

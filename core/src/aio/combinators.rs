@@ -69,7 +69,11 @@ pub struct Waited {
 
 /// `asyncio.wait(tasks, timeout, return_when)`: returns (done, pending) without cancelling or
 /// taking results; a timeout just returns what is done by then.
-pub async fn wait<T>(handles: &[JoinHandle<T>], return_when: ReturnWhen, timeout: Option<Duration>) -> AioResult<Waited> {
+pub async fn wait<T>(
+    handles: &[JoinHandle<T>],
+    return_when: ReturnWhen,
+    timeout: Option<Duration>,
+) -> AioResult<Waited> {
     let progress = WatchedTasks::watch(handles);
     let mut timer = timeout.map(sleep);
     poll_fn(|cx| {
@@ -134,7 +138,10 @@ impl<T> AsCompleted<T> {
 /// `asyncio.wait_for(future, timeout)` (and `async with asyncio.timeout(…)`): runs `future` as
 /// a task; on timeout cancels it, waits until it has handled the cancellation, and raises
 /// `TimedOut` — unless the task swallowed the cancellation and returned anyway.
-pub async fn wait_for<T: 'static>(future: impl Future<Output = AioResult<T>> + 'static, timeout: Duration) -> AioResult<T> {
+pub async fn wait_for<T: 'static>(
+    future: impl Future<Output = AioResult<T>> + 'static,
+    timeout: Duration,
+) -> AioResult<T> {
     let mut task = spawn(future);
     let mut timer = sleep(timeout);
     let timed_out = poll_fn(|cx| {

@@ -298,7 +298,9 @@ impl Waiting {
     fn label(&self) -> Cow<'static, str> {
         match self {
             Self::On(what) => Cow::Borrowed(what),
-            Self::Sleep(duration) => Cow::Owned(format!("sleep {}", crate::units::format_seconds(duration.as_secs_f64()))),
+            Self::Sleep(duration) => {
+                Cow::Owned(format!("sleep {}", crate::units::format_seconds(duration.as_secs_f64())))
+            }
             Self::Task(verb, task) => Cow::Owned(format!("{verb} {}", task.header().name())),
         }
     }
@@ -407,7 +409,13 @@ impl EventLoop {
         LOCAL_REMOTE.with(|remote| remote.set(std::ptr::null()));
         LOCAL_WAKES.with_borrow_mut(Vec::clear);
         for span in self.inner.spans.borrow_mut().drain(..) {
-            recorder.record_at(TASK_LANE + span.serial as usize, span.kind, span.label, origin.plus(span.start), origin.plus(span.end));
+            recorder.record_at(
+                TASK_LANE + span.serial as usize,
+                span.kind,
+                span.label,
+                origin.plus(span.start),
+                origin.plus(span.end),
+            );
         }
         result
     }
@@ -537,7 +545,8 @@ impl Inner {
             .flatten()
             .map(|task| {
                 let header = task.header();
-                let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
+                let what =
+                    header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
                 format!("{} waits on {what}", header.name())
             })
             .collect();
@@ -679,7 +688,9 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.done() {
-            return Poll::Ready(this.take_result().unwrap_or_else(|| Err(AioError::Raised("the result was already taken".into()))));
+            return Poll::Ready(
+                this.take_result().unwrap_or_else(|| Err(AioError::Raised("the result was already taken".into()))),
+            );
         }
         if let Err(cancelled) = cancel_point() {
             this.cancel();
@@ -697,11 +708,17 @@ pub fn spawn<T: 'static>(future: impl Future<Output = AioResult<T>> + 'static) -
 }
 
 /// [`spawn`] with a name (`create_task(…, name=…)`).
-pub fn spawn_named<T: 'static>(name: impl Into<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+pub fn spawn_named<T: 'static>(
+    name: impl Into<String>,
+    future: impl Future<Output = AioResult<T>> + 'static,
+) -> JoinHandle<T> {
     spawn_task(Some(name.into()), future)
 }
 
-pub(super) fn spawn_task<T: 'static>(name: Option<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+pub(super) fn spawn_task<T: 'static>(
+    name: Option<String>,
+    future: impl Future<Output = AioResult<T>> + 'static,
+) -> JoinHandle<T> {
     with_loop(|inner| {
         let serial = inner.next_serial.replace(inner.next_serial.get() + 1);
         let id = inner.free.borrow_mut().pop().unwrap_or_else(|| {
@@ -799,7 +816,8 @@ pub fn yield_now() -> Sleep {
 /// [`EventLoop::run_with_threads`]) while the loop goes on. Cancelling the awaiting task
 /// abandons the result; the thread still finishes `f`.
 pub async fn to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AioResult<T> {
-    let Some((jobs, remote)) = with_loop(|inner| inner.jobs.clone().map(|jobs| (jobs, WakeArc::clone(&inner.remote)))) else {
+    let Some((jobs, remote)) = with_loop(|inner| inner.jobs.clone().map(|jobs| (jobs, WakeArc::clone(&inner.remote))))
+    else {
         return Err(AioError::Raised("to_thread needs a loop started with EventLoop::run_with_threads".into()));
     };
     let slot: WakeArc<Mutex<(Option<T>, Option<Waker>)>> = WakeArc::default();

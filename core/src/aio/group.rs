@@ -97,11 +97,19 @@ impl TaskGroup {
     }
 
     /// [`TaskGroup::spawn`] with a name.
-    pub fn spawn_named<T: 'static>(&self, name: impl Into<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+    pub fn spawn_named<T: 'static>(
+        &self,
+        name: impl Into<String>,
+        future: impl Future<Output = AioResult<T>> + 'static,
+    ) -> JoinHandle<T> {
         self.spawn_task(Some(name.into()), future)
     }
 
-    fn spawn_task<T: 'static>(&self, name: Option<String>, future: impl Future<Output = AioResult<T>> + 'static) -> JoinHandle<T> {
+    fn spawn_task<T: 'static>(
+        &self,
+        name: Option<String>,
+        future: impl Future<Output = AioResult<T>> + 'static,
+    ) -> JoinHandle<T> {
         let group = Rc::clone(&self.group);
         let handle = spawn_task(name, async move {
             let outcome = future.await;

@@ -377,8 +377,11 @@ impl<T> Queue<T> {
 
     /// Marks one gotten item as processed; more calls than items is a `ValueError`.
     pub fn task_done(&self) -> AioResult<()> {
-        let unfinished =
-            self.unfinished.get().checked_sub(1).ok_or_else(|| AioError::Raised("ValueError: task_done() called too many times".into()))?;
+        let unfinished = self
+            .unfinished
+            .get()
+            .checked_sub(1)
+            .ok_or_else(|| AioError::Raised("ValueError: task_done() called too many times".into()))?;
         self.unfinished.set(unfinished);
         if unfinished == 0 {
             self.finished.set();

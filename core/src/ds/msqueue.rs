@@ -73,7 +73,8 @@ impl<T> MsQueue<T> {
     /// Appends `value`.
     pub fn push(&self, value: T) {
         let guard = &epoch::pin();
-        let node = Owned::new(Node { value: UnsafeCell::new(MaybeUninit::new(value)), next: Atomic::null() }).into_shared(guard);
+        let node = Owned::new(Node { value: UnsafeCell::new(MaybeUninit::new(value)), next: Atomic::null() })
+            .into_shared(guard);
         loop {
             let tail = self.tail.load(Acquire, guard);
             // SAFETY: `tail` is never null (there is always a sentinel) and, loaded while pinned,
@@ -168,7 +169,10 @@ mod tests {
         assert!(queue.is_empty() && queue.pop().is_none());
         (0..5).for_each(|i| queue.push(i));
         assert!(!queue.is_empty());
-        assert_eq!((0..6).map(|_| queue.pop()).collect::<Vec<_>>(), [Some(0), Some(1), Some(2), Some(3), Some(4), None]);
+        assert_eq!(
+            (0..6).map(|_| queue.pop()).collect::<Vec<_>>(),
+            [Some(0), Some(1), Some(2), Some(3), Some(4), None]
+        );
     }
 
     #[test]

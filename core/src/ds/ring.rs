@@ -50,8 +50,15 @@ impl<T> Ring<T> {
     /// A queue for at least `capacity` values (rounded up to a power of two, at least 2).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2).next_power_of_two();
-        let slots = (0..capacity).map(|i| Slot { seq: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) }).collect();
-        Self { slots, mask: capacity - 1, tail: CachePadded::new(AtomicUsize::new(0)), head: CachePadded::new(AtomicUsize::new(0)) }
+        let slots = (0..capacity)
+            .map(|i| Slot { seq: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) })
+            .collect();
+        Self {
+            slots,
+            mask: capacity - 1,
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicUsize::new(0)),
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -65,7 +72,12 @@ impl<T> Ring<T> {
             let slot = &self.slots[pos & self.mask];
             let seq = slot.seq.load(Ordering::Acquire);
             match seq.wrapping_sub(pos) as isize {
-                0 => match self.tail.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
+                0 => match self.tail.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => {
                         // SAFETY: winning ticket `pos` while `seq == pos` makes this thread the
                         // slot's only user until it publishes `seq = pos + 1` below.
@@ -91,7 +103,12 @@ impl<T> Ring<T> {
             let slot = &self.slots[pos & self.mask];
             let seq = slot.seq.load(Ordering::Acquire);
             match seq.wrapping_sub(pos.wrapping_add(1)) as isize {
-                0 => match self.head.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
+                0 => match self.head.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => {
                         // SAFETY: `seq == pos + 1` (read with Acquire) means the producer of
                         // this lap has written the value; winning ticket `pos` makes this thread

@@ -63,7 +63,8 @@ impl IndexStack {
         let mut old = self.head.load(Ordering::Relaxed);
         loop {
             self.next[node as usize].store(index(old), Ordering::Relaxed);
-            match self.head.compare_exchange_weak(old, self.successor(old, node), Ordering::Release, Ordering::Relaxed) {
+            match self.head.compare_exchange_weak(old, self.successor(old, node), Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(current) => {
                     old = current;
@@ -84,7 +85,8 @@ impl IndexStack {
             }
             let next = self.next[top as usize].load(Ordering::Relaxed);
             between();
-            match self.head.compare_exchange_weak(old, self.successor(old, next), Ordering::Acquire, Ordering::Acquire) {
+            match self.head.compare_exchange_weak(old, self.successor(old, next), Ordering::Acquire, Ordering::Acquire)
+            {
                 Ok(_) => return Some(top),
                 Err(current) => {
                     old = current;

@@ -105,7 +105,9 @@ mod tests {
         let side = 21;
         for (y, x) in [(0, 0), (3, 17), (10, 10), (20, 5)] {
             let sum: u32 = clamped(y, side)
-                .map(|row| clamped(x, side).map(|column| u32::from(blur.image[row * side + column])).sum::<u32>() / TAPS)
+                .map(|row| {
+                    clamped(x, side).map(|column| u32::from(blur.image[row * side + column])).sum::<u32>() / TAPS
+                })
                 .sum();
             assert_eq!(u32::from(blur.output[y * side + x]), sum / TAPS, "pixel ({x}, {y})");
         }

@@ -87,7 +87,8 @@ mod tests {
         for (y, out) in next.chunks_mut(side).enumerate() {
             step_row(&grid, side, y, out);
         }
-        let alive: Vec<(usize, usize)> = (0..side * side).filter(|i| next[*i] == 1).map(|i| (i / side, i % side)).collect();
+        let alive: Vec<(usize, usize)> =
+            (0..side * side).filter(|i| next[*i] == 1).map(|i| (i / side, i % side)).collect();
         assert_eq!(alive, [(1, 2), (2, 2), (3, 2), (5, 5), (5, 6), (6, 5), (6, 6)]);
     }
 }

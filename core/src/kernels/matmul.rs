@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn a_known_product() {
-        let mut product = MatMul { n: 2, a: vec![1.0, 2.0, 3.0, 4.0], b: vec![5.0, 6.0, 7.0, 8.0], c: vec![0.0; 4], blocked: false };
+        let mut product =
+            MatMul { n: 2, a: vec![1.0, 2.0, 3.0, 4.0], b: vec![5.0, 6.0, 7.0, 8.0], c: vec![0.0; 4], blocked: false };
         Par::reference(|par| product.run(par)).unwrap();
         assert_eq!(product.c, [19.0, 22.0, 43.0, 50.0]);
     }

@@ -83,11 +83,20 @@ pub fn catalogue() -> &'static [KernelSpec] {
 /// An order-sensitive digest of `values` computed in parallel: the wrapping sum over i of
 /// a SplitMix64 finaliser of (i, word(values\[i\])), so the sum's order does not matter but
 /// every position does.
-pub fn digest_par<T: Sync>(par: &Par<'_, '_>, values: &[T], word: impl Fn(&T) -> u64 + Sync) -> Result<u64, PlatformError> {
+pub fn digest_par<T: Sync>(
+    par: &Par<'_, '_>,
+    values: &[T],
+    word: impl Fn(&T) -> u64 + Sync,
+) -> Result<u64, PlatformError> {
     par.map_reduce(
         values.len(),
         1 << 16,
-        |range| values[range.clone()].iter().zip(range).fold(0u64, |sum, (value, i)| sum.wrapping_add(mix(i as u64, word(value)))),
+        |range| {
+            values[range.clone()]
+                .iter()
+                .zip(range)
+                .fold(0u64, |sum, (value, i)| sum.wrapping_add(mix(i as u64, word(value))))
+        },
         u64::wrapping_add,
     )
 }
@@ -136,11 +145,13 @@ mod catalogue_tests {
             assert!(kernel.work() > 0.0, "{}", spec.id);
             for threads in [1, 3] {
                 let team = kernel.run(&Par::new(Strategy::Team(threads), &keep_going, &trace)).unwrap();
-                let rayon =
-                    RayonPool::new(threads).unwrap().install(|| kernel.run(&Par::new(Strategy::Rayon, &keep_going, &trace)).unwrap());
-                let (steal, _) =
-                    StealPool::run(threads, &trace, |pool| kernel.run(&Par::new(Strategy::Steal(pool), &keep_going, &trace)).unwrap())
-                        .unwrap();
+                let rayon = RayonPool::new(threads)
+                    .unwrap()
+                    .install(|| kernel.run(&Par::new(Strategy::Rayon, &keep_going, &trace)).unwrap());
+                let (steal, _) = StealPool::run(threads, &trace, |pool| {
+                    kernel.run(&Par::new(Strategy::Steal(pool), &keep_going, &trace)).unwrap()
+                })
+                .unwrap();
                 assert_eq!([team, rayon, steal], [expected; 3], "{} at {threads} threads", spec.id);
             }
         }

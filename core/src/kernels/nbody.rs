@@ -74,14 +74,18 @@ impl Kernel for NBody {
                     *slot = acceleration(bodies, index * BAND + offset);
                 }
             })?;
-            for ((body, velocity), acceleration) in self.bodies.iter_mut().zip(&mut self.velocities).zip(&self.accelerations) {
+            for ((body, velocity), acceleration) in
+                self.bodies.iter_mut().zip(&mut self.velocities).zip(&self.accelerations)
+            {
                 for axis in 0..3 {
                     velocity[axis] += acceleration[axis] * DT;
                     body[axis] += velocity[axis] * DT;
                 }
             }
         }
-        super::digest_par(par, &self.bodies, |[x, y, z, _]| x.to_bits() ^ y.to_bits().rotate_left(21) ^ z.to_bits().rotate_left(42))
+        super::digest_par(par, &self.bodies, |[x, y, z, _]| {
+            x.to_bits() ^ y.to_bits().rotate_left(21) ^ z.to_bits().rotate_left(42)
+        })
     }
 }
 

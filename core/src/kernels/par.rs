@@ -90,8 +90,14 @@ impl<'p, 's> Par<'p, 's> {
     }
 
     /// Runs `work(i, &mut parts[i])` for every part.
-    pub fn for_each_mut<P: Send>(&self, parts: &mut [P], work: impl Fn(usize, &mut P) + Sync) -> Result<(), PlatformError> {
-        let run = |member: usize, index: usize, part: &mut P| self.run_part(member, || format!("part {index}"), || work(index, part));
+    pub fn for_each_mut<P: Send>(
+        &self,
+        parts: &mut [P],
+        work: impl Fn(usize, &mut P) + Sync,
+    ) -> Result<(), PlatformError> {
+        let run = |member: usize, index: usize, part: &mut P| {
+            self.run_part(member, || format!("part {index}"), || work(index, part))
+        };
         match self.strategy {
             Strategy::Seq => parts.iter_mut().enumerate().for_each(|(index, part)| run(0, index, part)),
             Strategy::Rayon => halve(&Rayon, parts, 0, &run),
@@ -125,8 +131,9 @@ impl<'p, 's> Par<'p, 's> {
         combine: impl Fn(R, R) -> R + Sync,
     ) -> Result<R, PlatformError> {
         let grain = grain.max(1);
-        let mut pieces: Vec<(Range<usize>, R)> =
-            (0..items.div_ceil(grain).max(1)).map(|i| (i * grain..((i + 1) * grain).min(items), R::default())).collect();
+        let mut pieces: Vec<(Range<usize>, R)> = (0..items.div_ceil(grain).max(1))
+            .map(|i| (i * grain..((i + 1) * grain).min(items), R::default()))
+            .collect();
         self.for_each_mut(&mut pieces, |_, (range, result)| *result = map(range.clone()))?;
         Ok(pieces.into_iter().map(|(_, result)| result).reduce(combine).unwrap_or_default())
     }
@@ -166,7 +173,12 @@ impl ForkJoin for Par<'_, '_> {
 
 /// Splits `parts` in halves with `forker.join` down to single parts (recursive bisection, as
 /// rayon's `par_iter` does).
-fn halve<F: ForkJoin, P: Send>(forker: &F, parts: &mut [P], first: usize, run: &(impl Fn(usize, usize, &mut P) + Sync)) {
+fn halve<F: ForkJoin, P: Send>(
+    forker: &F,
+    parts: &mut [P],
+    first: usize,
+    run: &(impl Fn(usize, usize, &mut P) + Sync),
+) {
     match parts {
         [] => {}
         [part] => run(0, first, part),

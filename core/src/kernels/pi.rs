@@ -48,7 +48,12 @@ impl MonteCarloPi {
 
     pub fn count_hits(&self, par: &Par<'_, '_>) -> Result<u64, PlatformError> {
         let blocks = self.samples.div_ceil(BLOCK);
-        par.map_reduce(blocks, 1, |range| range.map(|block| self.hits(block, BLOCK.min(self.samples - block * BLOCK))).sum(), |a, b| a + b)
+        par.map_reduce(
+            blocks,
+            1,
+            |range| range.map(|block| self.hits(block, BLOCK.min(self.samples - block * BLOCK))).sum(),
+            |a, b| a + b,
+        )
     }
 }
 

@@ -55,7 +55,9 @@ impl Kernel for Scan {
         } else {
             let input = &self.input;
             let mut blocks: Vec<(&mut [u64], u64)> = self.output.chunks_mut(BLOCK).map(|block| (block, 0)).collect();
-            par.for_each_mut(&mut blocks, |index, (block, total)| *total = scan_into(&input[index * BLOCK..][..block.len()], block, 0))?;
+            par.for_each_mut(&mut blocks, |index, (block, total)| {
+                *total = scan_into(&input[index * BLOCK..][..block.len()], block, 0)
+            })?;
             let mut offset = 0u64;
             for (_, total) in &mut blocks {
                 (*total, offset) = (offset, offset.wrapping_add(*total));

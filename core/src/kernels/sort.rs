@@ -70,7 +70,9 @@ impl Kernel for Sort {
         self.keys.copy_from_slice(&self.input);
         match (self.algorithm, par.strategy) {
             (Algorithm::Merge, _) => merge_sort(par, &mut self.keys, &mut self.scratch)?,
-            (Algorithm::Quick, Strategy::Team(threads)) => sample_sort(par, threads, &mut self.keys, &mut self.scratch)?,
+            (Algorithm::Quick, Strategy::Team(threads)) => {
+                sample_sort(par, threads, &mut self.keys, &mut self.scratch)?
+            }
             (Algorithm::Quick, _) => quicksort_par(par, &mut self.keys, CUTOFF),
         }
         super::digest_par(par, &self.keys, |key| u64::from(*key))
@@ -174,7 +176,8 @@ mod tests {
         let mut sort = Sort::new(50_000, 9, Algorithm::Quick);
         sort.run(&par).unwrap();
         assert_eq!(sort.keys, sorted(50_000, 9));
-        let mut same = Sort { input: vec![7; 1000], keys: vec![0; 1000], scratch: vec![0; 1000], algorithm: Algorithm::Quick };
+        let mut same =
+            Sort { input: vec![7; 1000], keys: vec![0; 1000], scratch: vec![0; 1000], algorithm: Algorithm::Quick };
         same.run(&par).unwrap();
         assert_eq!(same.keys, vec![7; 1000]);
     }

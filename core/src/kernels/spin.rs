@@ -91,7 +91,9 @@ impl Spinner {
         let uncorrected = Self { iterations_per_ns: 1.0 / ns_per_iteration, call_ns: 0.0 };
         // Short spins as they are used, a loop of calls: what they take beyond the asked time
         // is a call's own cost.
-        let probe = fastest_ns_per_unit(CALLS, CALIBRATION_TRIES, || (0..CALLS).for_each(|_| uncorrected.spin(black_box(PROBE_NS))));
+        let probe = fastest_ns_per_unit(CALLS, CALIBRATION_TRIES, || {
+            (0..CALLS).for_each(|_| uncorrected.spin(black_box(PROBE_NS)))
+        });
         Self { iterations_per_ns: 1.0 / ns_per_iteration, call_ns: (probe - PROBE_NS).max(0.0) }
     }
 
@@ -152,12 +154,16 @@ mod tests {
         // and timing a loop through memory, delivered ~40% of a 100 ns ask).
         let mut misses = Vec::new();
         for _ in 0..3 {
-            let spinner = (0..3).map(|_| Spinner::calibrate()).max_by(|a, b| a.iterations_per_ns.total_cmp(&b.iterations_per_ns)).unwrap();
+            let spinner = (0..3)
+                .map(|_| Spinner::calibrate())
+                .max_by(|a, b| a.iterations_per_ns.total_cmp(&b.iterations_per_ns))
+                .unwrap();
             assert!(spinner.call_ns < 5.0, "a call alone costs {} ns: 5 ns spins cannot be delivered", spinner.call_ns);
             let miss = [5.0, 7.5, 10.0, 12.0, 17.5, 50.0, 100.0, 1_000.0, 10_000.0].into_iter().find_map(|asked| {
                 let delivered = delivered_ns(spinner, asked, (2_000_000.0 / asked) as u64);
                 let error = delivered / asked - 1.0;
-                (error.abs() > 0.10).then(|| format!("asked {asked} ns per spin, delivered {delivered:.2} ns ({:+.1}%)", error * 100.0))
+                (error.abs() > 0.10)
+                    .then(|| format!("asked {asked} ns per spin, delivered {delivered:.2} ns ({:+.1}%)", error * 100.0))
             });
             match miss {
                 None => return,

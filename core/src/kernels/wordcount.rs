@@ -36,7 +36,9 @@ pub const SPEC: KernelSpec = KernelSpec {
     default_size: 2 << 20,
     sizes: (1, 1 << 26),
     work_exponent: 1,
-    build: |words, seed| Box::new(WordCount { corpus: Corpus::generate(words, 0.2, seed), partitions: PARTITIONS, combiner: false }),
+    build: |words, seed| {
+        Box::new(WordCount { corpus: Corpus::generate(words, 0.2, seed), partitions: PARTITIONS, combiner: false })
+    },
 };
 
 type Counts<'t> = HashMap<&'t str, u64, BuildHasherDefault<Fnv>>;
@@ -123,12 +125,14 @@ impl WordCount {
         let partitions = self.partitions;
         let mut times = PhaseTimes::default();
         let start = Instant::now();
-        let mut maps: Vec<(&str, Buckets<'_>)> = self.corpus.splits(SPLITS).into_iter().map(|split| (split, Vec::new())).collect();
+        let mut maps: Vec<(&str, Buckets<'_>)> =
+            self.corpus.splits(SPLITS).into_iter().map(|split| (split, Vec::new())).collect();
         par.for_each_mut(&mut maps, |_, (split, buckets)| *buckets = self.map(split))?;
         let mapped = Instant::now();
         times.map = mapped.duration_since(start).as_secs_f64();
 
-        let mut reduces: Vec<(Buckets<'_>, u64, f64)> = (0..partitions).map(|_| (Vec::with_capacity(SPLITS), 0, 0.0)).collect();
+        let mut reduces: Vec<(Buckets<'_>, u64, f64)> =
+            (0..partitions).map(|_| (Vec::with_capacity(SPLITS), 0, 0.0)).collect();
         for (_, buckets) in maps {
             for (partition, bucket) in buckets.into_iter().enumerate() {
                 reduces[partition].0.push(bucket);
@@ -201,12 +205,16 @@ mod tests {
         let mut plain = Counts::default();
         corpus.text.split(' ').for_each(|word| *plain.entry(word).or_default() += 1);
         assert!((plain[HOT_WORD] as f64 / 20_000.0 - 0.3).abs() < 0.02);
-        let expected = plain.iter().fold(0u64, |sum, (word, count)| sum.wrapping_add(crate::kernels::mix(hash(word), *count)));
+        let expected =
+            plain.iter().fold(0u64, |sum, (word, count)| sum.wrapping_add(crate::kernels::mix(hash(word), *count)));
         let mut count = WordCount { corpus, partitions: 7, combiner: false };
         let (digest, times) = Par::reference(|par| count.count(par)).unwrap();
         assert_eq!(digest, expected);
         assert_eq!(times.pairs.iter().sum::<usize>(), 20_000);
-        assert!(*times.pairs.iter().max().unwrap() as f64 >= 0.3 * 20_000.0 * 0.9, "the hot word's partition is the biggest");
+        assert!(
+            *times.pairs.iter().max().unwrap() as f64 >= 0.3 * 20_000.0 * 0.9,
+            "the hot word's partition is the biggest"
+        );
         count.combiner = true;
         let (digest, times) = Par::reference(|par| count.count(par)).unwrap();
         assert_eq!(digest, expected);

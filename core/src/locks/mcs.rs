@@ -122,7 +122,8 @@ unsafe impl RawLock for McsLock {
         let mine = unsafe { node.as_ref() };
         let mut successor = mine.next.load(Ordering::Acquire);
         if successor.is_null() {
-            if self.tail.compare_exchange(node.as_ptr(), ptr::null_mut(), Ordering::Release, Ordering::Relaxed).is_ok() {
+            if self.tail.compare_exchange(node.as_ptr(), ptr::null_mut(), Ordering::Release, Ordering::Relaxed).is_ok()
+            {
                 // SAFETY: nobody swapped in behind us, so nobody else will touch the node.
                 nodes::give_back(unsafe { Box::from_raw(node.as_ptr()) });
                 return;

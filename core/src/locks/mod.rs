@@ -174,7 +174,8 @@ pub trait WithLock {
 }
 
 impl LockKind {
-    pub const ALL: [LockKind; 7] = [Self::Tas, Self::Ttas, Self::Ticket, Self::Mcs, Self::Parking, Self::Std, Self::ParkingLot];
+    pub const ALL: [LockKind; 7] =
+        [Self::Tas, Self::Ttas, Self::Ticket, Self::Mcs, Self::Parking, Self::Std, Self::ParkingLot];
 
     pub fn name(self) -> &'static str {
         struct Name;

@@ -33,7 +33,11 @@ pub struct SeqLock<const N: usize> {
 
 impl<const N: usize> Default for SeqLock<N> {
     fn default() -> Self {
-        Self { seq: AtomicU32::new(0), words: std::array::from_fn(|_| AtomicU64::new(0)), writers: ParkingMutex::default() }
+        Self {
+            seq: AtomicU32::new(0),
+            words: std::array::from_fn(|_| AtomicU64::new(0)),
+            writers: ParkingMutex::default(),
+        }
     }
 }
 

@@ -42,7 +42,10 @@ unsafe impl RawLock for TicketLock {
     fn try_lock(&self) -> Option<()> {
         let serving = self.serving.load(Ordering::Acquire);
         // Take the ticket only if it would be served at once.
-        self.next.compare_exchange(serving, serving.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed).ok().map(drop)
+        self.next
+            .compare_exchange(serving, serving.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(drop)
     }
 
     unsafe fn unlock(&self, _: ()) {

@@ -346,7 +346,8 @@ mod tests {
     fn rayon_pool_uses_exactly_its_threads() {
         use rayon::prelude::*;
         let pool = RayonPool::new(2).unwrap();
-        let max_index = pool.install(|| (0..10_000).into_par_iter().map(|_| rayon::current_thread_index().unwrap()).max());
+        let max_index =
+            pool.install(|| (0..10_000).into_par_iter().map(|_| rayon::current_thread_index().unwrap()).max());
         assert!(max_index.unwrap() < 2);
         assert_eq!(pool.install(rayon::current_num_threads), 2);
     }

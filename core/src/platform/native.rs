@@ -53,7 +53,8 @@ pub(super) fn run_team(threads: usize, body: &(dyn Fn(TeamMember) + Sync)) -> Re
                     .spawn_scoped(scope, move || body(TeamMember { index, size: threads }))
             })
             .collect();
-        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(TeamMember { index: 0, size: threads })));
+        let first =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(TeamMember { index: 0, size: threads })));
         let mut outcome = first.map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload)));
         for handle in handles {
             let joined = match handle {

@@ -34,7 +34,9 @@ pub fn set_worker_executable(path: PathBuf, args: Vec<String>) {
 
 fn registered_worker() -> Result<&'static (PathBuf, Vec<String>), PlatformError> {
     WORKER.get().ok_or_else(|| {
-        PlatformError::Unavailable("process pools re-execute the `conlab` binary, which did not register itself here".into())
+        PlatformError::Unavailable(
+            "process pools re-execute the `conlab` binary, which did not register itself here".into(),
+        )
     })
 }
 
@@ -233,7 +235,8 @@ impl Mapping {
         let protection = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         // SAFETY: a fresh mapping chosen by the kernel (null hint) of a file we hold open; it
         // aliases no Rust object. The result is checked before use.
-        let address = unsafe { libc::mmap(std::ptr::null_mut(), len, protection, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        let address =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, protection, libc::MAP_SHARED, file.as_raw_fd(), 0) };
         if address == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -267,9 +270,9 @@ impl Drop for Mapping {
 pub(super) fn check_delivery(delivery: Delivery) -> Result<(), PlatformError> {
     match delivery {
         Delivery::Copy => Ok(()),
-        Delivery::Transfer => {
-            Err(PlatformError::Unavailable("a pipe always copies; only browsers transfer buffers (postMessage's transfer list)".into()))
-        }
+        Delivery::Transfer => Err(PlatformError::Unavailable(
+            "a pipe always copies; only browsers transfer buffers (postMessage's transfer list)".into(),
+        )),
     }
 }
 

@@ -104,7 +104,10 @@ struct Mailbox {
 
 impl Mailbox {
     fn new(capacity: usize) -> Box<Self> {
-        Box::new(Self { words: [AtomicU32::new(EMPTY), AtomicU32::new(0)], data: (0..capacity).map(|_| AtomicU8::new(0)).collect() })
+        Box::new(Self {
+            words: [AtomicU32::new(EMPTY), AtomicU32::new(0)],
+            data: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
+        })
     }
 }
 
@@ -123,8 +126,8 @@ impl WorkerProcess {
     pub fn check() -> Result<(), PlatformError> {
         if SLOTS.with_borrow(Vec::is_empty) {
             return Err(unavailable(
-                "no Web Worker processes here: the lab starts them after loading (only on a cross-origin isolated page, \
-                 and only in its experiment worker)",
+                "no Web Worker processes here: the lab starts them after loading (only on a cross-origin isolated \
+                 page, and only in its experiment worker)",
             ));
         }
         Ok(())
@@ -136,11 +139,18 @@ impl WorkerProcess {
         let claimed = SLOTS.with_borrow_mut(|slots| {
             let count = slots.len();
             let (slot, free) = slots.iter_mut().enumerate().find(|(_, slot)| slot.free).ok_or_else(|| {
-                unavailable(format!("all {count} Web Worker processes are in use (the lab starts that many when it loads)"))
+                unavailable(format!(
+                    "all {count} Web Worker processes are in use (the lab starts that many when it loads)"
+                ))
             })?;
             free.free = false;
             let mailbox = free.mailbox.take().unwrap_or_else(|| Mailbox::new(MAILBOX_BYTES));
-            Ok::<_, PlatformError>((slot, free.worker.clone().unchecked_into::<WebWorker>(), free.memory.clone(), mailbox))
+            Ok::<_, PlatformError>((
+                slot,
+                free.worker.clone().unchecked_into::<WebWorker>(),
+                free.memory.clone(),
+                mailbox,
+            ))
         })?;
         let (slot, worker, memory, mailbox) = claimed;
         let mut process = Self { slot, worker, memory, mailbox, outstanding: 0 };
@@ -189,14 +199,18 @@ impl WorkerProcess {
     pub fn share(&mut self, bytes: &[u8]) -> Result<(), PlatformError> {
         self.post(&message("share", &[("len", JsValue::from(bytes.len() as u32))]), &JsValue::UNDEFINED)?;
         let reply = self.receive()?;
-        let address = u32::from_le_bytes(reply.try_into().map_err(|_| unavailable("a worker sent no address for the shared region"))?);
+        let address = u32::from_le_bytes(
+            reply.try_into().map_err(|_| unavailable("a worker sent no address for the shared region"))?,
+        );
         let buffer = self.memory.buffer();
         Uint8Array::new_with_byte_offset_and_length(&buffer, address, bytes.len() as u32).copy_from(bytes);
         Ok(())
     }
 
     fn post(&mut self, message: &JsValue, transfer: &JsValue) -> Result<(), PlatformError> {
-        self.worker.post_message(message, transfer).map_err(|error| js_failure("postMessage to a worker process failed", error))?;
+        self.worker
+            .post_message(message, transfer)
+            .map_err(|error| js_failure("postMessage to a worker process failed", error))?;
         self.outstanding += 1;
         Ok(())
     }
@@ -207,7 +221,10 @@ impl WorkerProcess {
         loop {
             match state.load(Ordering::Acquire) {
                 EMPTY if Instant::now() >= deadline => {
-                    return Err(unavailable(format!("a Web Worker process did not answer within {} s", timeout.as_secs())))
+                    return Err(unavailable(format!(
+                        "a Web Worker process did not answer within {} s",
+                        timeout.as_secs()
+                    )))
                 }
                 EMPTY => {
                     // SAFETY: `state` lives in this instance's shared linear memory for as long as
@@ -216,7 +233,8 @@ impl WorkerProcess {
                 }
                 outcome => {
                     let length = (len.load(Ordering::Relaxed) as usize).min(MAILBOX_BYTES);
-                    let bytes: Vec<u8> = self.mailbox.data[..length].iter().map(|b| b.load(Ordering::Relaxed)).collect();
+                    let bytes: Vec<u8> =
+                        self.mailbox.data[..length].iter().map(|b| b.load(Ordering::Relaxed)).collect();
                     state.store(EMPTY, Ordering::Release);
                     // SAFETY: as above; notify only names the address.
                     unsafe { memory_atomic_notify(state.as_ptr().cast::<i32>(), 1) };
@@ -259,8 +277,9 @@ impl Drop for WorkerProcess {
 /// `{type, ...fields}` as a JavaScript object.
 fn message(kind: &str, fields: &[(&str, JsValue)]) -> JsValue {
     let object = Object::new();
-    let set =
-        |key: &str, value: &JsValue| Reflect::set(&object, &JsValue::from_str(key), value).expect("setting a plain object's property");
+    let set = |key: &str, value: &JsValue| {
+        Reflect::set(&object, &JsValue::from_str(key), value).expect("setting a plain object's property")
+    };
     set("type", &JsValue::from_str(kind));
     for (key, value) in fields {
         set(key, value);

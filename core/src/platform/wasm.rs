@@ -19,7 +19,8 @@ use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Condvar, Mutex};
 
 pub(super) const PLATFORM_NAME: &str = "wasm32 (browser worker)";
-pub(super) const TEAM_LIMIT_REASON: &str = "a team runs on the page's worker pool; without cross-origin isolation there is no pool";
+pub(super) const TEAM_LIMIT_REASON: &str =
+    "a team runs on the page's worker pool; without cross-origin isolation there is no pool";
 
 #[wasm_bindgen]
 extern "C" {
@@ -123,8 +124,8 @@ pub(super) fn run_team(threads: usize, body: &(dyn Fn(TeamMember) + Sync)) -> Re
 
 pub(super) fn spawn_and_join(_: Box<dyn FnOnce() + Send>) -> Result<(), PlatformError> {
     Err(PlatformError::Unavailable(
-        "a browser cannot start a thread and wait for it: a Web Worker only starts once its creator returns to its event \
-         loop, which is why conlab starts its worker pool up front"
+        "a browser cannot start a thread and wait for it: a Web Worker only starts once its creator returns to its \
+         event loop, which is why conlab starts its worker pool up front"
             .into(),
     ))
 }

@@ -58,7 +58,8 @@ impl Barrier {
             return Ok(index);
         }
         let generation = phase.generation;
-        let (mut phase, passed) = wait_until(&self.changed, phase, timeout, |phase| phase.broken || phase.generation != generation);
+        let (mut phase, passed) =
+            wait_until(&self.changed, phase, timeout, |phase| phase.broken || phase.generation != generation);
         if phase.generation != generation {
             return Ok(index);
         }

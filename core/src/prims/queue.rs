@@ -86,7 +86,8 @@ impl<T: Ord> Queue<T> {
     /// Adds an item, waiting while the queue is full; [`PrimError::Full`] when `timeout` passed.
     pub fn put(&self, item: T, timeout: Option<Duration>) -> Result<(), PrimError> {
         let maxsize = self.maxsize;
-        let (mut state, room) = wait_until(&self.not_full, lock(&self.state), timeout, |state| maxsize == 0 || state.items.len() < maxsize);
+        let (mut state, room) =
+            wait_until(&self.not_full, lock(&self.state), timeout, |state| maxsize == 0 || state.items.len() < maxsize);
         if !room {
             return Err(PrimError::Full);
         }

@@ -33,7 +33,8 @@ impl RLock {
     pub fn acquire(&self, timeout: Option<Duration>) -> bool {
         let me = thread_token();
         let guard = lock(&self.state);
-        let (mut state, got) = wait_until(&self.released, guard, timeout, |state| state.owner.is_none() || state.owner == Some(me));
+        let (mut state, got) =
+            wait_until(&self.released, guard, timeout, |state| state.owner.is_none() || state.owner == Some(me));
         if got {
             state.owner = Some(me);
             state.count += 1;

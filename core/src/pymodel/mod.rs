@@ -157,7 +157,12 @@ impl Bytecode {
                 Instruction::LoopBack { counter: 0, to: 2 },
             ]);
         }
-        code.extend([Instruction::LoadShared(var), Instruction::LoadLocal(1), Instruction::Add, Instruction::StoreShared(var)]);
+        code.extend([
+            Instruction::LoadShared(var),
+            Instruction::LoadLocal(1),
+            Instruction::Add,
+            Instruction::StoreShared(var),
+        ]);
         Self { code, functions: Vec::new(), locals: 2 }
     }
 
@@ -297,7 +302,18 @@ impl Interpreter {
         }
         let mut locals = vec![0i64; program.locals.max(1)];
         let mut stack: Vec<i64> = Vec::with_capacity(8);
-        self.exec(&program.code, program, shared, &mut locals, &mut stack, op_ns, &mut held, &mut stats, recorder, keep_going);
+        self.exec(
+            &program.code,
+            program,
+            shared,
+            &mut locals,
+            &mut stack,
+            op_ns,
+            &mut held,
+            &mut stats,
+            recorder,
+            keep_going,
+        );
         if !holding {
             self.release(&held, recorder);
         }
@@ -336,11 +352,18 @@ impl Interpreter {
             waited = now.duration_since(taken.waited_from).as_nanos() as u64;
             stats.gil_wait_ns += waited;
             if now.duration_since(taken.waited_from) > Duration::from_micros(1) {
-                let label = if taken.requests > 0 { "waiting for the GIL (asked for a drop)" } else { "waiting for the GIL" };
+                let label =
+                    if taken.requests > 0 { "waiting for the GIL (asked for a drop)" } else { "waiting for the GIL" };
                 recorder.record_at(held.thread, SpanKind::Wait, label, taken.waited_from, now);
             }
             if let (Some(asked), true) = (taken.first_request, recorder.is_enabled()) {
-                recorder.record_at(GIL_LANE, SpanKind::Mark, format!("thread {} asks for a drop", held.thread), asked, asked);
+                recorder.record_at(
+                    GIL_LANE,
+                    SpanKind::Mark,
+                    format!("thread {} asks for a drop", held.thread),
+                    asked,
+                    asked,
+                );
             }
             held.since = now;
         }
@@ -421,7 +444,13 @@ impl Interpreter {
                     self.release(held, recorder);
                     let start = Instant::now();
                     platform::sleep(Duration::from_micros(u64::from(micros)));
-                    recorder.record_at(held.thread, SpanKind::Wait, "blocking I/O (GIL released)", start, Instant::now());
+                    recorder.record_at(
+                        held.thread,
+                        SpanKind::Wait,
+                        "blocking I/O (GIL released)",
+                        start,
+                        Instant::now(),
+                    );
                     let waited = self.acquire(held, stats, recorder);
                     stats.io_response_ns.record(waited);
                 }

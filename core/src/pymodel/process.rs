@@ -59,12 +59,14 @@ impl Job {
         let start = Instant::now();
         let value = match *self {
             Job::Task { iterations, io_us, op_ns, spinner } => {
-                let interpreter = Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
+                let interpreter =
+                    Interpreter { mode: Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL))), op_ns, spinner };
                 interpreter.result(&Bytecode::task(0, iterations, io_us), 0)
             }
             Job::SumPayload => byte_sum(payload),
             Job::SumShared { len } => {
-                let bytes = shared.get(..len).ok_or_else(|| format!("{len} bytes asked for, {} shared", shared.len()))?;
+                let bytes =
+                    shared.get(..len).ok_or_else(|| format!("{len} bytes asked for, {} shared", shared.len()))?;
                 byte_sum(bytes)
             }
         };
@@ -167,8 +169,8 @@ impl ProcessPool {
     /// Worker `worker`'s replies to its oldest message not yet collected (waits for them).
     pub fn collect(&mut self, worker: usize) -> Result<Vec<Reply>, PlatformError> {
         let bytes = self.workers[worker].receive()?;
-        let answer: Answer =
-            serde_json::from_slice(&bytes).map_err(|e| PlatformError::Unavailable(format!("a worker replied nonsense: {e}")))?;
+        let answer: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| PlatformError::Unavailable(format!("a worker replied nonsense: {e}")))?;
         answer.map_err(|error| PlatformError::Unavailable(format!("a worker process failed: {error}")))
     }
 }
@@ -186,7 +188,8 @@ mod tests {
         let spinner = Spinner::calibrate();
         let task = |iterations| Job::Task { iterations, io_us: 10, op_ns: 0.0, spinner };
         let message = serde_json::to_vec(&[task(100), task(7), Job::SumPayload, Job::SumShared { len: 2 }]).unwrap();
-        let values: Vec<i64> = replies(&answer(&message, &[1, 2, 3], &[10, 20, 30])).unwrap().iter().map(|r| r.value).collect();
+        let values: Vec<i64> =
+            replies(&answer(&message, &[1, 2, 3], &[10, 20, 30])).unwrap().iter().map(|r| r.value).collect();
         assert_eq!(values, [100, 7, 6, 30]);
     }
 

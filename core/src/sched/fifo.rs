@@ -173,7 +173,12 @@ impl<T> PoolFuture<T> {
         Self {
             state: Arc::new(FutureState {
                 id,
-                inner: Mutex::new(FutureInner { status: Status::Pending, outcome: None, callbacks: Vec::new(), waiters: Vec::new() }),
+                inner: Mutex::new(FutureInner {
+                    status: Status::Pending,
+                    outcome: None,
+                    callbacks: Vec::new(),
+                    waiters: Vec::new(),
+                }),
                 changed: Condvar::new(),
             }),
         }
@@ -269,7 +274,11 @@ impl<T> PoolFuture<T> {
     }
 
     /// Waits for the outcome (up to `timeout`) and reads it with `read`.
-    fn settled<R>(&self, timeout: Option<Duration>, read: impl FnOnce(&mut Result<T, TaskError>) -> R) -> Result<R, FutureError> {
+    fn settled<R>(
+        &self,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&mut Result<T, TaskError>) -> R,
+    ) -> Result<R, FutureError> {
         let inner = lock(&self.state.inner);
         let (mut inner, done) = wait_while(inner, &self.state.changed, deadline_after(timeout), |inner| {
             matches!(inner.status, Status::Finished | Status::Cancelled)
@@ -285,7 +294,9 @@ impl<T> PoolFuture<T> {
 
     /// Moves the value out, for a future no one else reads (`map`'s own).
     fn take(self) -> Result<T, FutureError> {
-        let error = self.settled(None, |outcome| std::mem::replace(outcome, Err(TaskError::Raised("result already taken".into()))))?;
+        let error = self.settled(None, |outcome| {
+            std::mem::replace(outcome, Err(TaskError::Raised("result already taken".into())))
+        })?;
         error.map_err(FutureError::Failed)
     }
 }
@@ -367,7 +378,13 @@ pub fn wait<T>(futures: &[PoolFuture<T>], return_when: ReturnWhen, timeout: Opti
 
 /// The futures in the order they complete; after `timeout`, one `Err(Timeout)` ends it.
 pub fn as_completed<T>(futures: &[PoolFuture<T>], timeout: Option<Duration>) -> AsCompleted<'_, T> {
-    AsCompleted { futures, waiter: Waiter::register(futures), deadline: deadline_after(timeout), yielded: 0, timed_out: false }
+    AsCompleted {
+        futures,
+        waiter: Waiter::register(futures),
+        deadline: deadline_after(timeout),
+        yielded: 0,
+        timed_out: false,
+    }
 }
 
 pub struct AsCompleted<'a, T> {
@@ -507,7 +524,10 @@ impl<'scope> FifoPool<'scope, '_> {
     }
 
     /// Schedules `task`; its future resolves to the value it returns.
-    pub fn submit<T: Send + 'static>(&self, task: impl FnOnce() -> T + Send + 'scope) -> Result<PoolFuture<T>, ExecutorError> {
+    pub fn submit<T: Send + 'static>(
+        &self,
+        task: impl FnOnce() -> T + Send + 'scope,
+    ) -> Result<PoolFuture<T>, ExecutorError> {
         self.submit_fallible(move || Ok(task()))
     }
 
@@ -551,7 +571,13 @@ impl<'scope> FifoPool<'scope, '_> {
         self.work.notify_one();
         if self.recorder.is_enabled() {
             let now = Instant::now();
-            self.recorder.record_at(self.current_worker().unwrap_or(0), SpanKind::Mark, format!("submit task {id}"), now, now);
+            self.recorder.record_at(
+                self.current_worker().unwrap_or(0),
+                SpanKind::Mark,
+                format!("submit task {id}"),
+                now,
+                now,
+            );
         }
         Ok(future)
     }
@@ -892,7 +918,10 @@ mod tests {
     fn under_stress_every_task_runs_exactly_once() {
         let counts: Vec<AtomicUsize> = (0..20_000).map(|_| AtomicUsize::new(0)).collect();
         pool(4, |pool| {
-            let futures: Vec<_> = counts.iter().map(|count| pool.submit(move || count.fetch_add(1, Ordering::Relaxed)).unwrap()).collect();
+            let futures: Vec<_> = counts
+                .iter()
+                .map(|count| pool.submit(move || count.fetch_add(1, Ordering::Relaxed)).unwrap())
+                .collect();
             assert_eq!(wait(&futures, ReturnWhen::AllCompleted, None).not_done, Vec::<usize>::new());
         });
         assert!(counts.iter().all(|count| count.load(Ordering::Relaxed) == 1));
@@ -902,12 +931,15 @@ mod tests {
     fn the_trace_shows_submissions_tasks_and_idle_workers() {
         let recorder = Recorder::new(true);
         FifoPool::run(2, &recorder, |pool| {
-            let futures: Vec<_> = (0..4).map(|i| pool.submit(move || platform::sleep(Duration::from_millis(1 + i))).unwrap()).collect();
+            let futures: Vec<_> =
+                (0..4).map(|i| pool.submit(move || platform::sleep(Duration::from_millis(1 + i))).unwrap()).collect();
             wait(&futures, ReturnWhen::AllCompleted, None);
         })
         .unwrap();
         let spans = recorder.take();
-        let count = |kind, thread: Option<usize>| spans.iter().filter(|s| s.kind == kind && thread.is_none_or(|t| s.thread == t)).count();
+        let count = |kind, thread: Option<usize>| {
+            spans.iter().filter(|s| s.kind == kind && thread.is_none_or(|t| s.thread == t)).count()
+        };
         assert_eq!(count(SpanKind::Mark, Some(0)), 4, "submissions on the caller's lane");
         assert_eq!(count(SpanKind::Run, None), 4);
         assert!(spans.iter().filter(|s| s.kind == SpanKind::Run).all(|s| s.thread >= 1 && s.thread <= 2));

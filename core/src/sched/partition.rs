@@ -17,7 +17,12 @@ pub fn block(items: usize, threads: usize, index: usize) -> Range<usize> {
 
 /// Runs `work(range)` for each thread's [`block`] of `0..items` on a team of `threads`, each
 /// block recorded as one span on its thread's lane.
-pub fn run_blocks(threads: usize, items: usize, recorder: &Recorder, work: impl Fn(Range<usize>) + Sync) -> Result<(), PlatformError> {
+pub fn run_blocks(
+    threads: usize,
+    items: usize,
+    recorder: &Recorder,
+    work: impl Fn(Range<usize>) + Sync,
+) -> Result<(), PlatformError> {
     platform::run_team(threads, |member| {
         let range = block(items, threads, member.index);
         let start = Instant::now();

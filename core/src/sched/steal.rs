@@ -141,7 +141,8 @@ impl StealPool<'_> {
     ) -> Result<(R, PoolStats), PlatformError> {
         platform::check_team_size(threads)?;
         let (owners, stealers): (Vec<_>, Vec<_>) = (0..threads).map(|_| deque::deque()).unzip();
-        let owners: Vec<Mutex<Option<deque::Worker<JobRef>>>> = owners.into_iter().map(|o| Mutex::new(Some(o))).collect();
+        let owners: Vec<Mutex<Option<deque::Worker<JobRef>>>> =
+            owners.into_iter().map(|o| Mutex::new(Some(o))).collect();
         let shared = Shared {
             stealers,
             injector: Mutex::new(VecDeque::new()),
@@ -277,7 +278,8 @@ impl<'t> WorkerThread<'t> {
         // outlives the `enter` call during which any code can observe the pointer; the lifetime
         // is shortened to the borrow of `shared`, which that worker references.
         let worker = unsafe { &*(current as *const WorkerThread<'a>) };
-        std::ptr::eq(worker.shared as *const Shared<'_> as *const (), shared as *const Shared<'_> as *const ()).then_some(worker)
+        std::ptr::eq(worker.shared as *const Shared<'_> as *const (), shared as *const Shared<'_> as *const ())
+            .then_some(worker)
     }
 
     fn count(&self, update: impl FnOnce(&mut WorkerStats)) {
@@ -543,7 +545,10 @@ unsafe fn run_heap_job<'scope, F: FnOnce(&Scope<'scope>) + Send + 'scope>(data: 
 
 /// # Safety
 /// As [`run_heap_job`].
-unsafe fn execute_heap_job<'scope, F: FnOnce(&Scope<'scope>) + Send + 'scope>(data: *const (), worker: &WorkerThread<'_>) {
+unsafe fn execute_heap_job<'scope, F: FnOnce(&Scope<'scope>) + Send + 'scope>(
+    data: *const (),
+    worker: &WorkerThread<'_>,
+) {
     // SAFETY: forwarded from the caller.
     if let Some(owner) = unsafe { run_heap_job::<'scope, F>(data) } {
         worker.shared.sleep.wake(owner);
@@ -626,13 +631,16 @@ mod tests {
     fn a_panic_in_either_half_reaches_the_joiner_after_both_finished() {
         let other_finished = AtomicBool::new(false);
         let outcome = StealPool::run(2, &Recorder::new(false), |pool| {
-            panic::catch_unwind(AssertUnwindSafe(|| pool.join(|| panic!("left fails"), || other_finished.store(true, Ordering::Release))))
-                .map_err(|payload| platform::panic_message(payload.as_ref()))
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                pool.join(|| panic!("left fails"), || other_finished.store(true, Ordering::Release))
+            }))
+            .map_err(|payload| platform::panic_message(payload.as_ref()))
         });
         assert_eq!(outcome.unwrap().0, Err("left fails".to_string()));
         assert!(other_finished.into_inner());
         let scoped = StealPool::run(2, &Recorder::new(false), |pool| {
-            panic::catch_unwind(AssertUnwindSafe(|| pool.scope(|scope| scope.spawn(|_| panic!("spawned fails"))))).is_err()
+            panic::catch_unwind(AssertUnwindSafe(|| pool.scope(|scope| scope.spawn(|_| panic!("spawned fails")))))
+                .is_err()
         });
         assert!(scoped.unwrap().0);
     }

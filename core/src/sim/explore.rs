@@ -178,7 +178,11 @@ fn round_robin(enabled: &[usize], last: Option<usize>) -> usize {
 }
 
 /// Runs `program`, asking `choose(machine, enabled, last)` for each step's thread.
-fn run_with(program: &Program, max_steps: usize, mut choose: impl FnMut(&Machine<'_>, &[usize], Option<usize>) -> usize) -> Run {
+fn run_with(
+    program: &Program,
+    max_steps: usize,
+    mut choose: impl FnMut(&Machine<'_>, &[usize], Option<usize>) -> usize,
+) -> Run {
     let mut machine = Machine::new(program);
     let mut schedule = String::new();
     let mut steps = Vec::new();
@@ -224,7 +228,9 @@ fn fair_cycle(machine: &Machine<'_>, seen: &mut BTreeMap<u64, usize>, schedule: 
 fn run_once(program: &Program, strategy: Strategy, run: usize, budget: &Budget, estimated_steps: usize) -> Run {
     let fair_after = budget.fair_after;
     match strategy {
-        Strategy::RoundRobin | Strategy::Dfs { .. } => run_with(program, budget.max_steps, |_, enabled, last| round_robin(enabled, last)),
+        Strategy::RoundRobin | Strategy::Dfs { .. } => {
+            run_with(program, budget.max_steps, |_, enabled, last| round_robin(enabled, last))
+        }
         Strategy::Random { seed } => {
             let mut rng = Rng(seed ^ (run as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
             let mut step = 0;
@@ -310,7 +316,12 @@ fn dfs(program: &Program, bound: usize, budget: &Budget) -> Search {
         cut += pass.cut;
         if pass.found.is_some() || !pass.exhausted || pass_bound == bound {
             let runs = if pass.exhausted && pass.found.is_none() { pass.runs } else { runs };
-            return Search { found: pass.found, runs, cut: if pass.exhausted { pass.cut } else { cut }, exhausted: pass.exhausted };
+            return Search {
+                found: pass.found,
+                runs,
+                cut: if pass.exhausted { pass.cut } else { cut },
+                exhausted: pass.exhausted,
+            };
         }
         if runs >= budget.runs {
             break;
@@ -377,7 +388,8 @@ fn deviates(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, threa
 fn options(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, budget_left: usize) -> Vec<usize> {
     let carry_on = last.filter(|last| enabled.contains(last));
     let order = carry_on.into_iter().chain(enabled.iter().copied().filter(|&thread| Some(thread) != carry_on));
-    let (deviations, mut options): (Vec<usize>, Vec<usize>) = order.partition(|&thread| deviates(machine, enabled, last, thread));
+    let (deviations, mut options): (Vec<usize>, Vec<usize>) =
+        order.partition(|&thread| deviates(machine, enabled, last, thread));
     if budget_left > 0 {
         options.extend(deviations);
     }
@@ -417,7 +429,10 @@ fn replay_to<'p>(program: &'p Program, schedule: &str) -> Result<(Run, Machine<'
             return Err(format!("schedule: step {} is `{name}`, but {name} cannot run there ({state})", index + 1));
         }
         if let Some(cycle) = fair_cycle(&machine, &mut seen, &done) {
-            return Ok((Run { schedule: done, steps, failure: Some(Failure::Livelock { cycle }), cut: false }, machine));
+            return Ok((
+                Run { schedule: done, steps, failure: Some(Failure::Livelock { cycle }), cut: false },
+                machine,
+            ));
         }
         done.push(name);
         let (step, outcome) = machine.step(thread);

@@ -82,7 +82,9 @@ pub struct Access {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Assertion { thread, line, message } => write!(f, "assertion failed in {thread} line {}: {message}", line + 1),
+            Failure::Assertion { thread, line, message } => {
+                write!(f, "assertion failed in {thread} line {}: {message}", line + 1)
+            }
             Failure::Final { message } => write!(f, "final check failed: {message}"),
             Failure::Deadlock { blocked, cycle } => {
                 write!(f, "deadlock: ")?;
@@ -359,7 +361,8 @@ impl<'p> Machine<'p> {
                 woken.map_or_else(|| "nobody waiting".into(), |t| format!("wakes {}", letter(t)))
             }
             Op::NotifyAll(condition) => {
-                let woken: Vec<usize> = self.waiters.get_mut(condition).expect("declared condition").drain(..).collect();
+                let woken: Vec<usize> =
+                    self.waiters.get_mut(condition).expect("declared condition").drain(..).collect();
                 woken.iter().for_each(|&t| self.wake(t));
                 if woken.is_empty() {
                     "nobody waiting".into()
@@ -498,7 +501,9 @@ impl<'p> Machine<'p> {
             }
         }
         if write {
-            if let Some((&reader, &(_, at))) = history.reads.iter().find(|(&reader, &(epoch, _))| unordered(reader, epoch)) {
+            if let Some((&reader, &(_, at))) =
+                history.reads.iter().find(|(&reader, &(epoch, _))| unordered(reader, epoch))
+            {
                 return Err(race(reader, at, false));
             }
             history.write = Some((thread, clock.0[thread], line));
@@ -512,7 +517,9 @@ impl<'p> Machine<'p> {
     /// The final check, once every thread is done.
     pub fn check_finally(&self) -> Result<(), Failure> {
         match &self.program.finally {
-            Some((condition, message)) if self.value(0, condition) == 0 => Err(Failure::Final { message: message.to_string() }),
+            Some((condition, message)) if self.value(0, condition) == 0 => {
+                Err(Failure::Final { message: message.to_string() })
+            }
             _ => Ok(()),
         }
     }
@@ -533,7 +540,12 @@ impl<'p> Machine<'p> {
                 (Status::Ready, Some(Op::Acquire(semaphore))) => format!("semaphore {semaphore} (at 0)"),
                 (Status::Ready, _) => continue,
             };
-            blocked.push(Blocked { thread: letter(thread), line: self.lines[thread], waits_for, holder: holder_of[thread].map(letter) });
+            blocked.push(Blocked {
+                thread: letter(thread),
+                line: self.lines[thread],
+                waits_for,
+                holder: holder_of[thread].map(letter),
+            });
         }
         Failure::Deadlock { blocked, cycle: wait_for_cycle(&holder_of).into_iter().map(letter).collect() }
     }

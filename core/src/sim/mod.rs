@@ -17,7 +17,9 @@ pub mod program;
 pub mod scenarios;
 pub mod watchdog;
 
-pub use explore::{check_range, replay, search, state_after, Budget, Run, Search, Strategy, BOUND_RANGE, DEPTH_RANGE, RUNS_RANGE};
+pub use explore::{
+    check_range, replay, search, state_after, Budget, Run, Search, Strategy, BOUND_RANGE, DEPTH_RANGE, RUNS_RANGE,
+};
 pub use machine::{Failure, Snapshot, Step};
 pub use program::{Listing, Program};
 pub use scenarios::{find_scenario, scenarios, Scenario};

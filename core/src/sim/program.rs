@@ -200,7 +200,8 @@ impl Thread {
             .iter()
             .enumerate()
             .map(|(line, op)| {
-                let labels: Vec<&str> = self.labels.iter().filter(|(_, &at)| at == line).map(|(name, _)| *name).collect();
+                let labels: Vec<&str> =
+                    self.labels.iter().filter(|(_, &at)| at == line).map(|(name, _)| *name).collect();
                 if labels.is_empty() {
                     op.to_string()
                 } else {
@@ -249,7 +250,11 @@ impl Program {
                 .threads
                 .iter()
                 .enumerate()
-                .map(|(index, thread)| ThreadListing { name: thread.name.clone(), letter: letter(index), lines: thread.listing() })
+                .map(|(index, thread)| ThreadListing {
+                    name: thread.name.clone(),
+                    letter: letter(index),
+                    lines: thread.listing(),
+                })
                 .collect(),
             finally: self.finally.as_ref().map(|(condition, _)| format!("assert {condition}")),
         }

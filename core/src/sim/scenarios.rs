@@ -45,7 +45,10 @@ pub fn scenarios() -> &'static [Scenario] {
 /// The scenario called `id`, or an error listing them all.
 pub fn find_scenario(id: &str) -> Result<&'static Scenario, String> {
     SCENARIOS.iter().find(|s| s.id == id).ok_or_else(|| {
-        format!("unknown scenario `{id}`; known scenarios are {}", SCENARIOS.iter().map(|s| s.id).collect::<Vec<_>>().join(", "))
+        format!(
+            "unknown scenario `{id}`; known scenarios are {}",
+            SCENARIOS.iter().map(|s| s.id).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
@@ -149,7 +152,10 @@ fn flagged(name: &str) -> Thread {
 fn flag_lock() -> Program {
     // Every access is atomic, so no data race hides the point: the gap between seeing the flag
     // down and raising it lets both threads into the critical section.
-    Program { atomic: vec!["flag", "counter"], ..program(&[("flag", 0), ("counter", 0)], &[], vec![flagged("A"), flagged("B")]) }
+    Program {
+        atomic: vec!["flag", "counter"],
+        ..program(&[("flag", 0), ("counter", 0)], &[], vec![flagged("A"), flagged("B")])
+    }
 }
 
 fn locked_section(name: &str) -> Thread {
@@ -195,7 +201,10 @@ fn check_then_act() -> Program {
 }
 
 fn check_then_act_fixed() -> Program {
-    Program { finally: balance_check(), ..program(&[("balance", 10)], &["lock"], vec![withdraw("A", true), withdraw("B", true)]) }
+    Program {
+        finally: balance_check(),
+        ..program(&[("balance", 10)], &["lock"], vec![withdraw("A", true), withdraw("B", true)])
+    }
 }
 
 fn both(name: &str, first: &'static str, second: &'static str) -> Thread {
@@ -265,7 +274,11 @@ fn consumer(name: &str, recheck: bool) -> Thread {
 fn producer_of_two() -> Thread {
     let mut thread = Thread::new("producer");
     for _ in 0..2 {
-        thread = thread.op(Op::Lock("lock")).op(set_var("items", var("items") + int(1))).op(Op::NotifyAll("ready")).op(Op::Unlock("lock"));
+        thread = thread
+            .op(Op::Lock("lock"))
+            .op(set_var("items", var("items") + int(1)))
+            .op(Op::NotifyAll("ready"))
+            .op(Op::Unlock("lock"));
     }
     thread
 }
@@ -273,7 +286,11 @@ fn producer_of_two() -> Thread {
 fn wakeups(recheck: bool) -> Program {
     Program {
         conditions: vec!["ready"],
-        ..program(&[("items", 0)], &["lock"], vec![consumer("consumer 1", recheck), consumer("consumer 2", recheck), producer_of_two()])
+        ..program(
+            &[("items", 0)],
+            &["lock"],
+            vec![consumer("consumer 1", recheck), consumer("consumer 2", recheck), producer_of_two()],
+        )
     }
 }
 
@@ -364,9 +381,15 @@ fn accounts(threads: Vec<Thread>) -> Program {
 }
 
 fn transfer() -> Program {
-    accounts(vec![transfer_thread("x → y", "x", "y", ["x_lock", "y_lock"]), transfer_thread("y → x", "y", "x", ["y_lock", "x_lock"])])
+    accounts(vec![
+        transfer_thread("x → y", "x", "y", ["x_lock", "y_lock"]),
+        transfer_thread("y → x", "y", "x", ["y_lock", "x_lock"]),
+    ])
 }
 
 fn transfer_fixed() -> Program {
-    accounts(vec![transfer_thread("x → y", "x", "y", ["x_lock", "y_lock"]), transfer_thread("y → x", "y", "x", ["x_lock", "y_lock"])])
+    accounts(vec![
+        transfer_thread("x → y", "x", "y", ["x_lock", "y_lock"]),
+        transfer_thread("y → x", "y", "x", ["x_lock", "y_lock"]),
+    ])
 }

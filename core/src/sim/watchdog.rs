@@ -33,7 +33,8 @@ impl fmt::Display for Stuck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Stuck::Deadlock(cycle) => {
-                let edges: Vec<String> = cycle.iter().map(|(thread, name)| format!("thread {thread} waits for {name}")).collect();
+                let edges: Vec<String> =
+                    cycle.iter().map(|(thread, name)| format!("thread {thread} waits for {name}")).collect();
                 write!(f, "deadlock: {} (each held by the next)", edges.join(", "))
             }
             Stuck::TimedOut { after } => write!(f, "gave up after {after:?} (the watchdog's deadline)"),
@@ -100,7 +101,12 @@ impl WaitForGraph {
 
     /// A lock recorded in this graph.
     pub fn mutex(&self, name: &'static str) -> TrackedMutex<'_> {
-        TrackedMutex { graph: self, id: self.next_id.fetch_add(1, Ordering::Relaxed), name, holder: AtomicUsize::new(FREE) }
+        TrackedMutex {
+            graph: self,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            name,
+            holder: AtomicUsize::new(FREE),
+        }
     }
 
     /// The first deadlock's cycle, if there was one.
@@ -193,7 +199,10 @@ mod tests {
         let mut cycle = graph.deadlock().unwrap();
         cycle.sort();
         assert_eq!(cycle, [(0, "b"), (1, "a")]);
-        assert_eq!(Stuck::Deadlock(cycle).to_string(), "deadlock: thread 0 waits for b, thread 1 waits for a (each held by the next)");
+        assert_eq!(
+            Stuck::Deadlock(cycle).to_string(),
+            "deadlock: thread 0 waits for b, thread 1 waits for a (each held by the next)"
+        );
     }
 
     #[test]

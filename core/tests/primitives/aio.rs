@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use conlab_core::aio::prims::{Barrier, Condition, Event, Lock, Queue, Semaphore};
 use conlab_core::aio::{
-    as_completed, gather, gather_settled, monitor_lag, now, shield, sleep, spawn, spawn_named, to_thread, wait, wait_for, yield_now,
-    AioError, AioResult, EventLoop, RealClock, ReturnWhen, TaskGroup, VirtualClock,
+    as_completed, gather, gather_settled, monitor_lag, now, shield, sleep, spawn, spawn_named, to_thread, wait,
+    wait_for, yield_now, AioError, AioResult, EventLoop, RealClock, ReturnWhen, TaskGroup, VirtualClock,
 };
 use conlab_core::trace::{lane_name, Recorder, SpanKind, TASK_LANE};
 
@@ -115,7 +115,8 @@ fn wait_returns_done_and_pending_without_cancelling() {
 #[test]
 fn as_completed_yields_in_finishing_order_then_times_out() {
     let order = run_virtual(async {
-        let tasks: Vec<_> = [3.0, 1.0, 2.0, 10.0].map(|s| spawn(async move { sleep(secs(s)).await.map(|()| s) })).into();
+        let tasks: Vec<_> =
+            [3.0, 1.0, 2.0, 10.0].map(|s| spawn(async move { sleep(secs(s)).await.map(|()| s) })).into();
         let mut completed = as_completed(tasks, Some(secs(5.0)));
         let mut order = Vec::new();
         while let Some(next) = completed.next().await {
@@ -293,7 +294,10 @@ fn a_bounded_queue_applies_backpressure_and_join_waits_for_task_done() {
         queue.put_nowait(1)?;
         Ok((queue.put_nowait(2), queue.get_nowait(), queue.get_nowait()))
     });
-    assert_eq!(nowait, Ok((Err(AioError::Raised("QueueFull".into())), Ok(1), Err(AioError::Raised("QueueEmpty".into())))));
+    assert_eq!(
+        nowait,
+        Ok((Err(AioError::Raised("QueueFull".into())), Ok(1), Err(AioError::Raised("QueueEmpty".into()))))
+    );
 }
 
 #[test]
@@ -382,7 +386,10 @@ fn a_bounded_semaphore_refuses_to_overflow() {
         std::mem::forget(permit);
         Ok((semaphore.release(), semaphore.release()))
     });
-    assert_eq!(outcome, Ok((Ok(()), Err(AioError::Raised("ValueError: BoundedSemaphore released too many times".into())))));
+    assert_eq!(
+        outcome,
+        Ok((Ok(()), Err(AioError::Raised("ValueError: BoundedSemaphore released too many times".into()))))
+    );
 }
 
 #[test]
@@ -404,7 +411,11 @@ fn the_run_stops_when_asked_from_outside() {
         polls.set(polls.get() + 1);
         polls.get() < 3
     };
-    let outcome = EventLoop::new(RealClock::new(), false).run(async { sleep(secs(60.0)).await }, &Recorder::new(false), &keep_going);
+    let outcome = EventLoop::new(RealClock::new(), false).run(
+        async { sleep(secs(60.0)).await },
+        &Recorder::new(false),
+        &keep_going,
+    );
     assert_eq!(outcome, Err(AioError::Stopped));
 }
 

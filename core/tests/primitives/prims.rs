@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conlab_core::platform::{run_team, Instant};
-use conlab_core::prims::{Barrier, BoundedSemaphore, Condition, Event, Lock, Order, PrimError, Queue, RLock, Semaphore};
+use conlab_core::prims::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, Order, PrimError, Queue, RLock, Semaphore,
+};
 
 const SHORT: Option<Duration> = Some(Duration::from_millis(20));
 
@@ -150,7 +152,10 @@ fn a_barrier_separates_phases_runs_its_action_and_breaks_on_abort_or_timeout() {
         for phase in 0..50 {
             phase_done.fetch_add(1, Ordering::SeqCst);
             barrier.wait(None).unwrap();
-            assert!(phase_done.load(Ordering::SeqCst) >= 3 * (phase + 1), "nobody starts a phase before all finished the last");
+            assert!(
+                phase_done.load(Ordering::SeqCst) >= 3 * (phase + 1),
+                "nobody starts a phase before all finished the last"
+            );
             barrier.wait(None).unwrap();
         }
     })

@@ -16,8 +16,16 @@ fn every_strategy_finds_every_bug_within_its_budget() {
         let program = scenario.program();
         for strategy in [RANDOM, PCT, DFS] {
             let outcome = search(&program, strategy, &budget);
-            let run = outcome.found.unwrap_or_else(|| panic!("{} under {strategy:?}: nothing in {} runs", scenario.id, outcome.runs));
-            println!("{:<22} {:<40} run {:>4}: {}", scenario.id, format!("{strategy:?}"), outcome.runs, run.failure.as_ref().unwrap());
+            let run = outcome
+                .found
+                .unwrap_or_else(|| panic!("{} under {strategy:?}: nothing in {} runs", scenario.id, outcome.runs));
+            println!(
+                "{:<22} {:<40} run {:>4}: {}",
+                scenario.id,
+                format!("{strategy:?}"),
+                outcome.runs,
+                run.failure.as_ref().unwrap()
+            );
         }
     }
 }
@@ -29,7 +37,13 @@ fn no_strategy_finds_a_bug_in_a_fixed_twin_and_dfs_proves_it_within_its_bound() 
         let program = scenario.program();
         let exhaustive = search(&program, DFS, &Budget { runs: 1_000_000, ..budget });
         assert!(exhaustive.found.is_none(), "{}: {:?}", scenario.id, exhaustive.found);
-        assert!(exhaustive.exhausted && exhaustive.cut == 0, "{}: {} schedules, {} cut", scenario.id, exhaustive.runs, exhaustive.cut);
+        assert!(
+            exhaustive.exhausted && exhaustive.cut == 0,
+            "{}: {} schedules, {} cut",
+            scenario.id,
+            exhaustive.runs,
+            exhaustive.cut
+        );
         println!("{:<32} DFS: every one of {} schedules with ≤ 2 preemptions passes", scenario.id, exhaustive.runs);
         for strategy in [RANDOM, PCT] {
             let outcome = search(&program, strategy, &Budget { runs: 300, ..budget });
@@ -74,12 +88,18 @@ fn replay_names_the_step_that_cannot_run_and_stops_where_the_schedule_ends() {
     assert_eq!((first_step.steps.len(), &first_step.failure), (1, &None));
     assert_eq!(first_step.steps[0].text, "a.acquire()");
     let deadlocked = replay(&abba, "AB").unwrap();
-    assert!(matches!(deadlocked.failure, Some(Failure::Deadlock { ref cycle, .. }) if cycle == &['A', 'B']), "{deadlocked:?}");
+    assert!(
+        matches!(deadlocked.failure, Some(Failure::Deadlock { ref cycle, .. }) if cycle == &['A', 'B']),
+        "{deadlocked:?}"
+    );
     let serial = replay(&abba, "AAAABBBB").unwrap();
     assert_eq!(serial.failure, None, "one after the other is fine");
     assert_eq!(
         conlab_core::sim::find_scenario("nope").unwrap_err(),
-        format!("unknown scenario `nope`; known scenarios are {}", scenarios().iter().map(|s| s.id).collect::<Vec<_>>().join(", "))
+        format!(
+            "unknown scenario `nope`; known scenarios are {}",
+            scenarios().iter().map(|s| s.id).collect::<Vec<_>>().join(", ")
+        )
     );
 }
 
@@ -96,9 +116,15 @@ fn misuse_and_races_are_reported_with_their_lines() {
         finally: None,
     };
     let stranger = program(vec![Thread::new("A").op(Op::Unlock("m"))]);
-    assert_eq!(replay(&stranger, "A").unwrap().failure.unwrap().to_string(), "A line 1: releases m, which it does not hold");
+    assert_eq!(
+        replay(&stranger, "A").unwrap().failure.unwrap().to_string(),
+        "A line 1: releases m, which it does not hold"
+    );
     let unlocked_wait = program(vec![Thread::new("A").op(Op::Wait("c", "m"))]);
-    assert_eq!(replay(&unlocked_wait, "A").unwrap().failure.unwrap().to_string(), "A line 1: waits on c without holding m");
+    assert_eq!(
+        replay(&unlocked_wait, "A").unwrap().failure.unwrap().to_string(),
+        "A line 1: waits on c without holding m"
+    );
     // Writes under one lock are ordered; a write outside it races with them.
     let write = |name: &str, locked: bool| {
         let thread = Thread::new(name);
@@ -112,7 +138,10 @@ fn misuse_and_races_are_reported_with_their_lines() {
     };
     assert_eq!(replay(&program(vec![write("A", true), write("B", true)]), "AAABBB").unwrap().failure, None);
     let racy = replay(&program(vec![write("A", true), write("B", false)]), "AAAB").unwrap();
-    assert_eq!(racy.failure.unwrap().to_string(), "data race on x: A write (line 2) and B read (line 1) with nothing ordering them");
+    assert_eq!(
+        racy.failure.unwrap().to_string(),
+        "data race on x: A write (line 2) and B read (line 1) with nothing ordering them"
+    );
 }
 
 /// A bug that only shows when a thread carries on past its own yield: A yields, then raises

@@ -18,7 +18,8 @@ pub fn measure(experiment: &str, params: &[(&str, Value)], variants: &[&str], th
         warmup: 2,
         trace: false,
     };
-    let result = run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");
+    let result =
+        run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");
     assert!(result.all_checks_passed, "{experiment}: a variant computed a wrong result");
     result
 }
@@ -61,5 +62,8 @@ pub fn metric<'r>(result: &'r RunResult, name: &'r str, unit: &'static str) -> V
 
 /// Time per operation in ns, from a throughput metric in millions per second.
 pub fn ns_per_op<'r>(result: &'r RunResult, name: &'r str) -> Values<'r> {
-    (Box::new(move |variant| cell(result, variant).metrics[name].values.iter().map(|mops| 1e3 / mops).collect()), "ns/op")
+    (
+        Box::new(move |variant| cell(result, variant).metrics[name].values.iter().map(|mops| 1e3 / mops).collect()),
+        "ns/op",
+    )
 }

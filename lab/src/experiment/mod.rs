@@ -232,7 +232,13 @@ pub const STEPS_PER_CANCEL_CHECK: u64 = 256;
 
 impl<'a> RunContext<'a> {
     pub fn new(cancel: &'a CancelFlag, trace: &'a Recorder) -> Self {
-        Self { cancel, trace, metrics: Mutex::new(Vec::new()), latencies: Mutex::new(Vec::new()), findings: Mutex::new(Vec::new()) }
+        Self {
+            cancel,
+            trace,
+            metrics: Mutex::new(Vec::new()),
+            latencies: Mutex::new(Vec::new()),
+            findings: Mutex::new(Vec::new()),
+        }
     }
 
     /// Records a measurement of this run (throughput, a fairness index, a count…); the runner
@@ -245,7 +251,12 @@ impl<'a> RunContext<'a> {
     /// `unit`. The runner flags a median shorter than two ticks of the clock as unresolved, so
     /// a browser's 5 µs clock never prints a wait as a measured 0.
     pub fn record_time(&self, name: &'static str, unit: TimeUnit, nanoseconds: f64) {
-        lock(&self.metrics).push(Measurement { name, unit: unit.label(), value: nanoseconds / unit.nanoseconds(), timed_in: Some(unit) });
+        lock(&self.metrics).push(Measurement {
+            name,
+            unit: unit.label(),
+            value: nanoseconds / unit.nanoseconds(),
+            timed_in: Some(unit),
+        });
     }
 
     /// The measurements recorded so far.
@@ -313,7 +324,8 @@ impl<'a> RunContext<'a> {
 
     /// Sleeps like blocking I/O would, waking every [`CANCEL_POLL`] to honour cancellation.
     pub fn sleep(&self, duration: Duration) -> Result<(), RunError> {
-        let end = Instant::now().nanos_since_epoch().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let end =
+            Instant::now().nanos_since_epoch().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
         loop {
             self.check_cancel()?;
             let now = Instant::now().nanos_since_epoch();
@@ -385,7 +397,10 @@ pub fn registry() -> Vec<&'static dyn Experiment> {
 
 /// Runs `body` on a team of `threads` (as [`platform::run_team`]); once every member has
 /// finished, the first error a member returned (a cancel, a wait that timed out) fails the run.
-pub(crate) fn run_members(threads: usize, body: impl Fn(platform::TeamMember) -> Result<(), RunError> + Sync) -> Result<(), RunError> {
+pub(crate) fn run_members(
+    threads: usize,
+    body: impl Fn(platform::TeamMember) -> Result<(), RunError> + Sync,
+) -> Result<(), RunError> {
     let failure = Mutex::new(None);
     platform::run_team(threads, |member| {
         if let Err(error) = body(member) {
@@ -397,9 +412,11 @@ pub(crate) fn run_members(threads: usize, body: impl Fn(platform::TeamMember) ->
 
 /// The experiment with this id, or an error listing the known ids.
 pub fn find(id: &str) -> Result<&'static dyn Experiment, RunError> {
-    registry().iter().copied().find(|experiment| experiment.info().id == id).ok_or_else(|| RunError::UnknownExperiment {
-        id: id.to_string(),
-        known: registry().iter().map(|experiment| experiment.info().id).collect(),
+    registry().iter().copied().find(|experiment| experiment.info().id == id).ok_or_else(|| {
+        RunError::UnknownExperiment {
+            id: id.to_string(),
+            known: registry().iter().map(|experiment| experiment.info().id).collect(),
+        }
     })
 }
 
@@ -411,7 +428,8 @@ pub fn default_threads() -> Vec<usize> {
 /// The default thread sweep for a team limit of `team_threads` (a worker pool still starting).
 pub fn default_threads_up_to(team_threads: usize) -> Vec<usize> {
     let limit = platform::hardware_threads().min(team_threads).max(1);
-    let mut threads: Vec<usize> = std::iter::successors(Some(1usize), |t| t.checked_mul(2)).take_while(|t| *t <= limit).collect();
+    let mut threads: Vec<usize> =
+        std::iter::successors(Some(1usize), |t| t.checked_mul(2)).take_while(|t| *t <= limit).collect();
     if threads.last() != Some(&limit) {
         threads.push(limit);
     }
@@ -432,7 +450,10 @@ mod tests {
         assert_eq!(find("mandelbrot").unwrap().info().id, "mandelbrot");
         let error = find("nope").err().unwrap().to_string();
         assert_eq!(error, format!("unknown experiment `nope`; known experiments are {}", ids.join(", ")));
-        assert!(error.contains("mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout"), "topic by topic: {error}");
+        assert!(
+            error.contains("mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout"),
+            "topic by topic: {error}"
+        );
     }
 
     #[test]
@@ -453,7 +474,11 @@ mod tests {
         for experiment in registry() {
             let info = experiment.info();
             assert!(info.teaches.len() > 80, "{}: teach something", info.id);
-            assert!(!info.id.is_empty() && !info.concept.is_empty() && !info.title.is_empty() && !info.topic.is_empty(), "{}", info.id);
+            assert!(
+                !info.id.is_empty() && !info.concept.is_empty() && !info.title.is_empty() && !info.topic.is_empty(),
+                "{}",
+                info.id
+            );
             assert!(!info.variants.is_empty(), "{}: variants", info.id);
             assert!(info.variant(info.baseline).is_some(), "{}: baseline must be a variant", info.id);
             assert!(Params::validate(&info.params, &Default::default()).is_ok());

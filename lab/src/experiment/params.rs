@@ -138,7 +138,12 @@ impl ParamSpec {
     }
 
     /// A choice whose options each come with a line saying what they are.
-    pub fn described_choice(name: &'static str, default: &'static str, choices: &[(&'static str, String)], help: &'static str) -> Self {
+    pub fn described_choice(
+        name: &'static str,
+        default: &'static str,
+        choices: &[(&'static str, String)],
+        help: &'static str,
+    ) -> Self {
         let kind = ParamKind::Choice {
             choices: choices.iter().map(|(id, _)| *id).collect(),
             details: choices.iter().map(|(_, detail)| detail.clone()).collect(),
@@ -153,7 +158,8 @@ impl ParamSpec {
             serde_json::Value::String(s) => s.trim().to_string(),
             other => other.to_string(),
         };
-        let invalid = || ParamError { param: self.name.to_string(), message: format!("expected {}, got `{text}`", self.kind) };
+        let invalid =
+            || ParamError { param: self.name.to_string(), message: format!("expected {}, got `{text}`", self.kind) };
         match &self.kind {
             ParamKind::Int { min, max } => {
                 let value: i64 = text.parse().map_err(|_| invalid())?;
@@ -250,11 +256,15 @@ impl Params {
 }
 
 /// Splits CLI `name=value` assignments into raw values.
-pub fn parse_assignments<'a>(assignments: impl IntoIterator<Item = &'a str>) -> Result<BTreeMap<String, serde_json::Value>, ParamError> {
+pub fn parse_assignments<'a>(
+    assignments: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeMap<String, serde_json::Value>, ParamError> {
     assignments
         .into_iter()
         .map(|assignment| match assignment.split_once('=') {
-            Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), serde_json::Value::String(value.to_string()))),
+            Some((name, value)) if !name.trim().is_empty() => {
+                Ok((name.trim().to_string(), serde_json::Value::String(value.to_string())))
+            }
             _ => Err(ParamError { param: assignment.to_string(), message: "expected name=value".into() }),
         })
         .collect()
@@ -304,7 +314,10 @@ mod tests {
     #[test]
     fn unknown_parameters_list_the_known_ones() {
         let error = Params::validate(&specs(), &raw(&[("colour", json!(1))])).unwrap_err();
-        assert_eq!(error.to_string(), "parameter `colour`: unknown parameter; known parameters are width, latency, shape");
+        assert_eq!(
+            error.to_string(),
+            "parameter `colour`: unknown parameter; known parameters are width, latency, shape"
+        );
     }
 
     #[test]

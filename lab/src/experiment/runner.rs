@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
 use super::{
-    default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, Params, RunContext, RunError, TimeUnit,
+    default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, Params,
+    RunContext, RunError, TimeUnit,
 };
 use conlab_core::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
 use conlab_core::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
@@ -92,7 +93,10 @@ pub struct Session<'a> {
 }
 
 fn range_error(param: &str, value: usize, (min, max): (usize, usize)) -> RunError {
-    RunError::Param(super::ParamError { param: param.into(), message: format!("expected an integer from {min} to {max}, got `{value}`") })
+    RunError::Param(super::ParamError {
+        param: param.into(),
+        message: format!("expected an integer from {min} to {max}, got `{value}`"),
+    })
 }
 
 fn validated_variants(info: &ExperimentInfo, requested: Option<&Vec<String>>) -> Result<Vec<&'static str>, RunError> {
@@ -100,7 +104,10 @@ fn validated_variants(info: &ExperimentInfo, requested: Option<&Vec<String>>) ->
         return Ok(info.variants.iter().map(|variant| variant.id).collect());
     };
     if requested.is_empty() {
-        return Err(RunError::Param(super::ParamError { param: "variant".into(), message: "choose at least one variant".into() }));
+        return Err(RunError::Param(super::ParamError {
+            param: "variant".into(),
+            message: "choose at least one variant".into(),
+        }));
     }
     requested
         .iter()
@@ -120,7 +127,10 @@ fn validated_threads(requested: Option<&Vec<usize>>) -> Result<Vec<usize>, RunEr
     let mut threads = requested.cloned().unwrap_or_else(default_threads);
     let max = max_team_threads();
     if threads.is_empty() {
-        return Err(RunError::Param(super::ParamError { param: "threads".into(), message: "choose at least one thread count".into() }));
+        return Err(RunError::Param(super::ParamError {
+            param: "threads".into(),
+            message: "choose at least one thread count".into(),
+        }));
     }
     if let Some(bad) = threads.iter().find(|t| **t == 0 || **t > max) {
         return Err(range_error("threads", *bad, (1, max)));
@@ -163,7 +173,11 @@ pub fn run(request: &RunRequest, session: Session<'_>) -> Result<RunResult, RunE
 }
 
 /// Validates `request` against `experiment`, runs it and summarises the measurements.
-pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session: Session<'_>) -> Result<RunResult, RunError> {
+pub fn run_experiment(
+    experiment: &dyn Experiment,
+    request: &RunRequest,
+    session: Session<'_>,
+) -> Result<RunResult, RunError> {
     let wall = Instant::now();
     let info = experiment.info();
     let params = Params::validate(&info.params, &request.params)?;
@@ -200,7 +214,9 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
                     finding_runs: 0,
                     runs_per_sample: 1,
                 }),
-                Err(RunError::Platform(error)) => skipped.push(Skipped { variant, threads: count, why: error.to_string() }),
+                Err(RunError::Platform(error)) => {
+                    skipped.push(Skipped { variant, threads: count, why: error.to_string() })
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -212,37 +228,48 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
     let mut done = 0;
     let mut traces = Vec::new();
     // One run (or batch) of `cell`, `done` runs into the whole; its time per run.
-    let mut measure = |cell: &mut LiveCell<'_>, done: usize, warmup: bool, record: bool| -> Result<Duration, RunError> {
-        (session.progress)(&Progress { done, total, variant: cell.variant.into(), threads: cell.cell.threads(), warmup });
-        let recorder = Recorder::new(record);
-        let context = RunContext::new(session.cancel, &recorder);
-        context.check_cancel()?;
-        let elapsed = timed_sample(cell, &context, expected, shortest_sample)?;
-        if !warmup {
-            cell.samples.push(elapsed.as_secs_f64() / cell.runs_per_sample as f64);
-            for Measurement { name, unit, value, timed_in } in mean_per_name(context.take_metrics()) {
-                cell.metrics.entry(name).or_insert((unit, Vec::new(), timed_in)).1.push(value);
-            }
-            for (name, histogram) in context.take_latencies() {
-                cell.latencies.entry(name).or_default().merge(&histogram);
-            }
-            let findings = context.take_findings();
-            if !findings.is_empty() {
-                cell.finding_runs += 1;
-                if cell.findings.is_empty() {
-                    for finding in findings {
-                        if cell.findings.len() < MAX_FINDINGS && !cell.findings.contains(&finding) {
-                            cell.findings.push(finding);
+    let mut measure =
+        |cell: &mut LiveCell<'_>, done: usize, warmup: bool, record: bool| -> Result<Duration, RunError> {
+            (session.progress)(&Progress {
+                done,
+                total,
+                variant: cell.variant.into(),
+                threads: cell.cell.threads(),
+                warmup,
+            });
+            let recorder = Recorder::new(record);
+            let context = RunContext::new(session.cancel, &recorder);
+            context.check_cancel()?;
+            let elapsed = timed_sample(cell, &context, expected, shortest_sample)?;
+            if !warmup {
+                cell.samples.push(elapsed.as_secs_f64() / cell.runs_per_sample as f64);
+                for Measurement { name, unit, value, timed_in } in mean_per_name(context.take_metrics()) {
+                    cell.metrics.entry(name).or_insert((unit, Vec::new(), timed_in)).1.push(value);
+                }
+                for (name, histogram) in context.take_latencies() {
+                    cell.latencies.entry(name).or_default().merge(&histogram);
+                }
+                let findings = context.take_findings();
+                if !findings.is_empty() {
+                    cell.finding_runs += 1;
+                    if cell.findings.is_empty() {
+                        for finding in findings {
+                            if cell.findings.len() < MAX_FINDINGS && !cell.findings.contains(&finding) {
+                                cell.findings.push(finding);
+                            }
                         }
                     }
                 }
             }
-        }
-        if record {
-            traces.push(CellTrace { variant: cell.variant.into(), threads: cell.cell.threads(), spans: recorder.take() });
-        }
-        Ok(elapsed / cell.runs_per_sample as u32)
-    };
+            if record {
+                traces.push(CellTrace {
+                    variant: cell.variant.into(),
+                    threads: cell.cell.threads(),
+                    spans: recorder.take(),
+                });
+            }
+            Ok(elapsed / cell.runs_per_sample as u32)
+        };
     for cell in &mut live {
         let mut fastest = Duration::MAX;
         for _ in 0..request.warmup {
@@ -265,7 +292,14 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
 
     let mut cells: Vec<CellResult> = live
         .iter()
-        .map(|cell| measured_cell(cell, expected, cell.cell.work_units().or(workload.work_units()), 2.0 * tick.as_nanos() as f64))
+        .map(|cell| {
+            measured_cell(
+                cell,
+                expected,
+                cell.cell.work_units().or(workload.work_units()),
+                2.0 * tick.as_nanos() as f64,
+            )
+        })
         .chain(skipped.into_iter().map(|skip| CellResult::skipped(skip.variant, skip.threads, skip.why)))
         .collect();
     let law = workload.scaling_law();
@@ -300,7 +334,12 @@ pub fn run_experiment(experiment: &dyn Experiment, request: &RunRequest, session
 }
 
 /// Runs the cell `runs` times back to back, checking every run's digest; the time they took.
-fn time_runs(cell: &mut LiveCell<'_>, context: &RunContext, runs: usize, expected: Digest) -> Result<Duration, RunError> {
+fn time_runs(
+    cell: &mut LiveCell<'_>,
+    context: &RunContext,
+    runs: usize,
+    expected: Digest,
+) -> Result<Duration, RunError> {
     let expected = cell.cell.expected().unwrap_or(expected);
     let start = Instant::now();
     for _ in 0..runs {
@@ -319,7 +358,10 @@ fn time_runs(cell: &mut LiveCell<'_>, context: &RunContext, runs: usize, expecte
 /// `run` until [`STEADY_RUNS`] in a row are no more than 5% faster than the fastest so far
 /// (each after a short pause that leaves a core to the browser's compiler threads), at most
 /// [`MAX_EXTRA_WARMUPS`] times.
-fn warm_until_steady(mut run: impl FnMut() -> Result<Duration, RunError>, mut fastest: Duration) -> Result<(), RunError> {
+fn warm_until_steady(
+    mut run: impl FnMut() -> Result<Duration, RunError>,
+    mut fastest: Duration,
+) -> Result<(), RunError> {
     let mut steady = 0;
     for _ in 0..MAX_EXTRA_WARMUPS {
         sleep(COMPILER_PAUSE);
@@ -337,11 +379,20 @@ fn warm_until_steady(mut run: impl FnMut() -> Result<Duration, RunError>, mut fa
     Ok(())
 }
 
-fn timed_sample(cell: &mut LiveCell<'_>, context: &RunContext, expected: Digest, shortest: Duration) -> Result<Duration, RunError> {
+fn timed_sample(
+    cell: &mut LiveCell<'_>,
+    context: &RunContext,
+    expected: Digest,
+    shortest: Duration,
+) -> Result<Duration, RunError> {
     let mut elapsed = time_runs(cell, context, cell.runs_per_sample, expected)?;
     while elapsed < shortest && cell.runs_per_sample < MAX_RUNS_PER_SAMPLE {
         // Aim 20% past the target from what the batch read; a batch that read 0 grows tenfold.
-        let factor = if elapsed.is_zero() { 10.0 } else { (1.2 * shortest.as_secs_f64() / elapsed.as_secs_f64()).clamp(2.0, 10.0) };
+        let factor = if elapsed.is_zero() {
+            10.0
+        } else {
+            (1.2 * shortest.as_secs_f64() / elapsed.as_secs_f64()).clamp(2.0, 10.0)
+        };
         cell.runs_per_sample = ((cell.runs_per_sample as f64 * factor).ceil() as usize).min(MAX_RUNS_PER_SAMPLE);
         context.check_cancel()?;
         // Only the timed batch's measurements belong to the sample.
@@ -414,7 +465,9 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>,
 /// same variant at 1 thread. Where cells did different amounts of work (a problem grown with
 /// the threads) the ratios are of throughputs, which for equal work are the ratios of times.
 fn add_speedups(cells: &mut [CellResult], baseline: &str) {
-    let rate = |cell: &CellResult| cell.throughput.or_else(|| cell.summary.as_ref().and_then(|s| (s.median > 0.0).then(|| 1.0 / s.median)));
+    let rate = |cell: &CellResult| {
+        cell.throughput.or_else(|| cell.summary.as_ref().and_then(|s| (s.median > 0.0).then(|| 1.0 / s.median)))
+    };
     let baseline_rate = cells.iter().filter(|c| c.variant == baseline).find_map(rate);
     let one_thread: BTreeMap<String, f64> =
         cells.iter().filter(|c| c.threads == 1).filter_map(|c| Some((c.variant.clone(), rate(c)?))).collect();

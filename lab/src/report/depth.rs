@@ -31,7 +31,8 @@ pub fn depth_svg(trace: &Trace) -> Option<String> {
         return None;
     }
     let (width, height, left, right, top, bottom) = (560.0, 260.0, 56.0, 150.0, 16.0, 40.0);
-    let last_time = series.iter().flat_map(|(_, p)| p.iter().map(|(t, _)| *t)).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    let last_time =
+        series.iter().flat_map(|(_, p)| p.iter().map(|(t, _)| *t)).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     let highest = series.iter().flat_map(|(_, p)| p.iter().map(|(_, d)| *d)).fold(0.0, f64::max).max(1.0);
     let step = tick_step(highest);
     let y_max = (highest / step).ceil() * step;
@@ -109,7 +110,8 @@ mod tests {
                 mark(4_000, "queue depth 2"),
             ],
         };
-        let sampled = CellTrace { variant: "ring".into(), threads: 4, spans: vec![mark(0, "depth 0"), mark(5_000, "depth 64")] };
+        let sampled =
+            CellTrace { variant: "ring".into(), threads: 4, spans: vec![mark(0, "depth 0"), mark(5_000, "depth 64")] };
         let silent = CellTrace { variant: "seq".into(), threads: 1, spans: vec![mark(0, "depth 9")] };
         assert_eq!(depth_series(&bounded), [(0.0, 1.0), (1e-6, 3.0), (3e-6, 2.0)]);
         let svg = depth_svg(&Trace { cells: vec![bounded, sampled, silent.clone()] }).unwrap();

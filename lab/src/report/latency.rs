@@ -27,13 +27,20 @@ pub fn latency_svgs(result: &RunResult) -> Vec<String> {
 
 /// The percentile plot of the latencies called `name`.
 fn latency_svg(result: &RunResult, name: &str) -> String {
-    let series: Vec<(String, &Latency)> =
-        result.cells.iter().filter_map(|cell| Some((format!("{} · {}", cell.variant, cell.threads), cell.latencies.get(name)?))).collect();
+    let series: Vec<(String, &Latency)> = result
+        .cells
+        .iter()
+        .filter_map(|cell| Some((format!("{} · {}", cell.variant, cell.threads), cell.latencies.get(name)?)))
+        .collect();
     let values = || series.iter().flat_map(|(_, latency)| latency.percentiles.iter().map(|p| p.nanoseconds));
     // Two ticks of the coarsest clock that measured a line, when a line falls below it: there
     // nothing was resolved, and the chart shows that band.
     let unresolved = series.iter().any(|(_, latency)| latency.percentiles.iter().any(|p| p.below_clock_resolution));
-    let floor = if unresolved { series.iter().map(|(_, latency)| latency.clock_resolution_ns).fold(0.0, f64::max) } else { 0.0 };
+    let floor = if unresolved {
+        series.iter().map(|(_, latency)| latency.clock_resolution_ns).fold(0.0, f64::max)
+    } else {
+        0.0
+    };
     // A decade under the floor, so the band has room.
     let lowest = values().chain([floor / 10.0]).filter(|&ns| ns > 0.0).fold(f64::INFINITY, f64::min).min(1e9);
     let highest = values().fold(1.0, f64::max);
@@ -78,7 +85,9 @@ fn latency_svg(result: &RunResult, name: &str) -> String {
             format_seconds(floor / 1e9)
         );
     }
-    for (percent, label) in [(50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%"), (100.0, "max")] {
+    for (percent, label) in
+        [(50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%"), (100.0, "max")]
+    {
         let _ = write!(
             svg,
             r##"<line x1="{x0:.1}" x2="{x0:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x0:.1}" y="{}" text-anchor="middle">{label}</text>"##,
@@ -96,7 +105,8 @@ fn latency_svg(result: &RunResult, name: &str) -> String {
     );
     for (index, (label, latency)) in series.iter().enumerate() {
         let colour = PALETTE[index % PALETTE.len()];
-        let points: Vec<String> = latency.percentiles.iter().map(|p| format!("{:.1},{:.1}", x(p.percent), y(p.nanoseconds))).collect();
+        let points: Vec<String> =
+            latency.percentiles.iter().map(|p| format!("{:.1},{:.1}", x(p.percent), y(p.nanoseconds))).collect();
         let summary = [50.0, 99.0, 100.0]
             .iter()
             .filter_map(|&percent| {
@@ -162,7 +172,11 @@ mod tests {
         let charts = latency_svgs(&result);
         assert_eq!(charts.len(), 1);
         assert_eq!(charts[0].matches(r#"<polyline class="latency""#).count(), 2);
-        assert!(charts[0].contains("item latency by percentile") && charts[0].contains("1000 measured"), "{}", charts[0]);
+        assert!(
+            charts[0].contains("item latency by percentile") && charts[0].contains("1000 measured"),
+            "{}",
+            charts[0]
+        );
         assert!(!charts[0].contains("clock-resolution"), "a 20 ns clock resolves every microsecond latency");
     }
 
@@ -180,7 +194,10 @@ mod tests {
         let mut result = super::super::tests::sample();
         result.cells[0].latencies.insert("lock wait".into(), latency);
         let chart = &latency_svgs(&result)[0];
-        assert!(chart.contains(r#"class="clock-resolution""#) && chart.contains("&lt; 10.0 µs (clock resolution)"), "{chart}");
+        assert!(
+            chart.contains(r#"class="clock-resolution""#) && chart.contains("&lt; 10.0 µs (clock resolution)"),
+            "{chart}"
+        );
         assert!(chart.contains("p50 < 10.0 µs (clock resolution)") && !chart.contains("p50 0 ns"), "{chart}");
     }
 }

@@ -30,8 +30,11 @@ fn ratio(value: Option<f64>, suffix: &str) -> String {
 
 /// Names and units of the metrics any cell recorded, in natural order ("9% …" before "10% …").
 fn metric_columns(result: &RunResult) -> Vec<(String, String)> {
-    let mut columns: Vec<(String, String)> =
-        result.cells.iter().flat_map(|cell| cell.metrics.iter().map(|(name, metric)| (name.clone(), metric.unit.clone()))).collect();
+    let mut columns: Vec<(String, String)> = result
+        .cells
+        .iter()
+        .flat_map(|cell| cell.metrics.iter().map(|(name, metric)| (name.clone(), metric.unit.clone())))
+        .collect();
     columns.sort_by_cached_key(|(name, _)| natural_key(name));
     columns.dedup_by(|a, b| a.0 == b.0);
     columns
@@ -132,7 +135,9 @@ pub fn table_data(result: &RunResult) -> Table {
         headers.extend(throughput.map(|unit| format!("{unit}/s")));
         headers.extend([format!("vs {}", result.baseline), "vs 1 thread".into(), "efficiency".into()]);
     }
-    headers.extend(metrics.iter().map(|(name, unit)| if unit.is_empty() { name.clone() } else { format!("{name} ({unit})") }));
+    headers.extend(
+        metrics.iter().map(|(name, unit)| if unit.is_empty() { name.clone() } else { format!("{name} ({unit})") }),
+    );
     headers.push("check".into());
     let rows = result
         .cells
@@ -142,7 +147,8 @@ pub fn table_data(result: &RunResult) -> Table {
             if timed {
                 cells.extend(timing_cells(cell, throughput.is_some(), levels.len() > 1));
             }
-            cells.extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), metric_text)));
+            cells
+                .extend(metrics.iter().map(|(name, _)| cell.metrics.get(name).map_or_else(|| "–".into(), metric_text)));
             let (state, text) = check(cell);
             cells.push(text);
             TableRow { variant: cell.variant.clone(), threads: cell.threads, check: state, cells }
@@ -163,7 +169,10 @@ pub fn comparison(here: &RunResult, there: &RunResult) -> Result<Table, String> 
         .iter()
         .filter(|(name, value)| !there.params.get(*name).is_some_and(|theirs| theirs.same_as(value)))
         .map(|(name, value)| {
-            format!("{name}={value} here, {} there", there.params.get(name).map_or_else(|| "unset".into(), |v| v.to_string()))
+            format!(
+                "{name}={value} here, {} there",
+                there.params.get(name).map_or_else(|| "unset".into(), |v| v.to_string())
+            )
         })
         .collect();
     if !differing.is_empty() {
@@ -171,8 +180,13 @@ pub fn comparison(here: &RunResult, there: &RunResult) -> Result<Table, String> 
     }
     let label = |result: &RunResult| result.environment.platform.platform.clone();
     let (left, right) = (label(here), label(there));
-    let headers =
-        vec!["variant".into(), "threads".into(), format!("{left} median"), format!("{right} median"), format!("{left} / {right}")];
+    let headers = vec![
+        "variant".into(),
+        "threads".into(),
+        format!("{left} median"),
+        format!("{right} median"),
+        format!("{left} / {right}"),
+    ];
     let median = |cell: Option<&CellResult>| cell.and_then(|c| c.summary.as_ref()).map(|s| s.median);
     let mut keys: Vec<(&str, usize)> = Vec::new();
     for key in here.cells.iter().chain(&there.cells).map(|c| (c.variant.as_str(), c.threads)) {
@@ -201,7 +215,8 @@ pub fn comparison(here: &RunResult, there: &RunResult) -> Result<Table, String> 
 /// The distinct confidence levels of the measured cells' median intervals (one, when every cell
 /// ran as often), in increasing order.
 fn interval_levels(result: &RunResult) -> Vec<f64> {
-    let mut levels: Vec<f64> = result.cells.iter().filter_map(|c| c.summary.as_ref()).map(|s| s.median_ci_level).collect();
+    let mut levels: Vec<f64> =
+        result.cells.iter().filter_map(|c| c.summary.as_ref()).map(|s| s.median_ci_level).collect();
     levels.sort_by(f64::total_cmp);
     levels.dedup();
     levels
@@ -245,7 +260,13 @@ pub fn table(result: &RunResult) -> String {
     let Table { headers, rows } = table_data(result);
     let body: Vec<Vec<String>> = rows.into_iter().map(|row| row.cells).collect();
     let widths: Vec<usize> = (0..headers.len())
-        .map(|column| body.iter().map(|row| row[column].chars().count()).chain([headers[column].chars().count()]).max().unwrap_or(0))
+        .map(|column| {
+            body.iter()
+                .map(|row| row[column].chars().count())
+                .chain([headers[column].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: &[String]| -> String {
         let padded: Vec<String> = cells
@@ -314,7 +335,11 @@ pub fn notes(result: &RunResult) -> Vec<String> {
 /// What the intervals cover when fewer runs than a 95% interval needs were made: said, not
 /// hidden behind a "95%" label.
 fn interval_note(result: &RunResult) -> Option<String> {
-    let lowest = result.cells.iter().filter_map(|c| c.summary.as_ref()).min_by(|a, b| a.median_ci_level.total_cmp(&b.median_ci_level))?;
+    let lowest = result
+        .cells
+        .iter()
+        .filter_map(|c| c.summary.as_ref())
+        .min_by(|a, b| a.median_ci_level.total_cmp(&b.median_ci_level))?;
     if result.fixed_duration || lowest.median_ci_level >= 0.95 {
         return None;
     }
@@ -459,7 +484,8 @@ pub fn chart_svg(result: &RunResult) -> String {
     }
     match &result.chart_metric {
         Some(metric) => {
-            let unit = result.cells.iter().find_map(|c| c.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
+            let unit =
+                result.cells.iter().find_map(|c| c.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
             line_chart(
                 result,
                 &Plot {
@@ -493,11 +519,19 @@ fn bar_chart(result: &RunResult) -> String {
         })
         .collect();
     let value_text = |cell: &CellResult, value: f64, format: &dyn Fn(f64) -> String| {
-        result.chart_metric.as_deref().and_then(|metric| unresolved_metric(cell, metric)).unwrap_or_else(|| format(value))
+        result
+            .chart_metric
+            .as_deref()
+            .and_then(|metric| unresolved_metric(cell, metric))
+            .unwrap_or_else(|| format(value))
     };
     let (label, format): (String, &dyn Fn(f64) -> String) = match &result.chart_metric {
         Some(metric) => {
-            let unit = bars.first().and_then(|(cell, ..)| cell.metrics.get(metric)).map(|m| m.unit.clone()).unwrap_or_default();
+            let unit = bars
+                .first()
+                .and_then(|(cell, ..)| cell.metrics.get(metric))
+                .map(|m| m.unit.clone())
+                .unwrap_or_default();
             (
                 if unit.is_empty() {
                     format!("{metric} (whiskers: min – max)")
@@ -628,13 +662,19 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
         }
     }
     let points = |variant: &str| -> Vec<(f64, f64, &CellResult)> {
-        let mut points: Vec<_> =
-            result.cells.iter().filter(|c| c.variant == variant).filter_map(|c| Some((c.threads as f64, (plot.value)(c)?, c))).collect();
+        let mut points: Vec<_> = result
+            .cells
+            .iter()
+            .filter(|c| c.variant == variant)
+            .filter_map(|c| Some((c.threads as f64, (plot.value)(c)?, c)))
+            .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         points
     };
-    let max_threads = result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).max().unwrap_or(1).max(2) as f64;
-    let highest = variants.iter().flat_map(|v| points(v)).map(|p| p.1).fold(if plot.ideal { max_threads } else { 0.0 }, f64::max);
+    let max_threads =
+        result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).max().unwrap_or(1).max(2) as f64;
+    let highest =
+        variants.iter().flat_map(|v| points(v)).map(|p| p.1).fold(if plot.ideal { max_threads } else { 0.0 }, f64::max);
     let step = tick_step(if highest > 0.0 { highest } else { 1.0 });
     let y_max = ((highest / step).ceil() * step).max(step);
     let x = |threads: f64| left + (threads - 1.0) / (max_threads - 1.0) * (width - left - right);
@@ -654,12 +694,22 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
         height - top - bottom
     );
     horizontal_grid(&mut svg, (left, width - right), (y_max, step), y, plot.format);
-    let mut labelled: Vec<usize> =
-        result.cells.iter().filter(|c| c.summary.is_some()).map(|c| c.threads).chain(result.threads.iter().copied()).collect();
+    let mut labelled: Vec<usize> = result
+        .cells
+        .iter()
+        .filter(|c| c.summary.is_some())
+        .map(|c| c.threads)
+        .chain(result.threads.iter().copied())
+        .collect();
     labelled.sort_unstable();
     labelled.dedup();
     for threads in labelled {
-        let _ = write!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">{threads}</text>"#, x(threads as f64), height - bottom + 16.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{threads}</text>"#,
+            x(threads as f64),
+            height - bottom + 16.0
+        );
     }
     let _ = write!(
         svg,
@@ -835,14 +885,22 @@ mod tests {
         let five = with_runs(5);
         assert_eq!(table_data(&five).headers[3], "93.7% CI of median", "1 − 2/32, rounded down");
         let six = with_runs(DEFAULT_REPEAT);
-        assert_eq!(table_data(&six).headers[3], "96.8% CI of median", "the default repeat makes the headline at least 95%");
+        assert_eq!(
+            table_data(&six).headers[3],
+            "96.8% CI of median",
+            "the default repeat makes the headline at least 95%"
+        );
         assert!(notes(&six).iter().all(|n| !n.starts_with("(interval)")), "{:?}", notes(&six));
         // Cells that ran a different number of times say their own level.
         let mut mixed = six;
         mixed.cells[0].summary = Summary::of(&[0.08, 0.09, 0.1]);
         let table = table_data(&mixed);
         assert_eq!(table.headers[3], "CI of median (level)");
-        assert!(table.rows[0].cells[3].ends_with("(75%)") && table.rows[1].cells[3].ends_with("(96.8%)"), "{:?}", table.rows);
+        assert!(
+            table.rows[0].cells[3].ends_with("(75%)") && table.rows[1].cells[3].ends_with("(96.8%)"),
+            "{:?}",
+            table.rows
+        );
     }
 
     #[test]
@@ -866,7 +924,9 @@ mod tests {
     #[test]
     fn metrics_become_columns_and_unchecked_cells_say_why() {
         let mut result = sample();
-        result.cells[1].metrics.insert("lost".into(), crate::experiment::Metric::of("updates", &[10.0, 30.0, 20.0]).unwrap());
+        result.cells[1]
+            .metrics
+            .insert("lost".into(), crate::experiment::Metric::of("updates", &[10.0, 30.0, 20.0]).unwrap());
         result.cells[1].unchecked = Some("racy by design".into());
         result.cells[1].check = None;
         let table = table(&result);
@@ -884,7 +944,10 @@ mod tests {
         result.cells[1].findings = vec!["thread 0 deadlocked on itself".into(), "and stopped".into()];
         result.cells[1].finding_runs = 2;
         let prefix = "thread-per-task · 8 threads [2/3 runs]";
-        assert_eq!(finding_lines(&result), [format!("{prefix}: thread 0 deadlocked on itself"), format!("{prefix}: and stopped")]);
+        assert_eq!(
+            finding_lines(&result),
+            [format!("{prefix}: thread 0 deadlocked on itself"), format!("{prefix}: and stopped")]
+        );
         assert!(table(&result).contains(&format!("\n{prefix}: and stopped\n")), "{}", table(&result));
     }
 
@@ -915,7 +978,12 @@ mod tests {
     #[test]
     fn fits_are_drawn_as_curves_and_told_under_the_table() {
         let mut result = sample();
-        result.fits = vec![crate::experiment::Fit { variant: "pool".into(), law: ScalingLaw::Amdahl, serial_fraction: 0.05, points: 1 }];
+        result.fits = vec![crate::experiment::Fit {
+            variant: "pool".into(),
+            law: ScalingLaw::Amdahl,
+            serial_fraction: 0.05,
+            points: 1,
+        }];
         let svg = speedup_svg(&result);
         assert_eq!(svg.matches(r#"class="fit" data-variant="pool""#).count(), 1, "{svg}");
         assert!(svg.contains("Amdahl fit: serial fraction 5.0%"));
@@ -961,7 +1029,10 @@ mod tests {
         let svg = chart_svg(&result);
         assert!(svg.contains(r#"class="chart bars""#) && !svg.contains("polyline"), "{svg}");
         assert_eq!((svg.matches(r#"class="bar""#).count(), svg.matches(r#"class="whisker""#).count()), (3, 3));
-        assert!(svg.contains("median time per run") && svg.contains("seq · 1") && svg.contains("thread-per-task · 8"), "{svg}");
+        assert!(
+            svg.contains("median time per run") && svg.contains("seq · 1") && svg.contains("thread-per-task · 8"),
+            "{svg}"
+        );
         for cell in result.cells.iter_mut() {
             cell.metrics.insert("depth".into(), crate::experiment::Metric::of("items", &[1.0, 3.0, 2.0]).unwrap());
         }
@@ -997,7 +1068,11 @@ mod tests {
             (p50.below_clock_resolution_ns, p99.below_clock_resolution_ns, resolved.below_clock_resolution_ns),
             (Some(floor), Some(floor), None)
         );
-        assert_eq!(serde_json::to_value(&p50).unwrap()["below_clock_resolution_ns"], 10_000.0, "the flag is in the JSON");
+        assert_eq!(
+            serde_json::to_value(&p50).unwrap()["below_clock_resolution_ns"],
+            10_000.0,
+            "the flag is in the JSON"
+        );
         let mut result = sample();
         for cell in result.cells.iter_mut() {
             cell.metrics.insert("wait p50".into(), p50.clone());
@@ -1011,7 +1086,10 @@ mod tests {
         );
         result.chart_metric = Some("wait p50".into());
         let svg = chart_svg(&result);
-        assert!(svg.contains("&lt; 10.0 µs (clock resolution)") && svg.contains(r##"fill="#fff""##), "hollow, and says so: {svg}");
+        assert!(
+            svg.contains("&lt; 10.0 µs (clock resolution)") && svg.contains(r##"fill="#fff""##),
+            "hollow, and says so: {svg}"
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ fn legend(svg: &mut String) {
     let mut x = 8.0;
     for kind in KINDS {
         let (colour, text) = style(kind);
-        let _ = write!(svg, r#"<rect x="{x}" y="6" width="12" height="12" fill="{colour}"/><text x="{}" y="16">{text}</text>"#, x + 16.0);
+        let _ = write!(
+            svg,
+            r#"<rect x="{x}" y="6" width="12" height="12" fill="{colour}"/><text x="{}" y="16">{text}</text>"#,
+            x + 16.0
+        );
         x += 24.0 + 6.2 * text.chars().count() as f64;
     }
 }
@@ -136,7 +140,8 @@ fn cell_block(svg: &mut String, cell: &CellTrace, lanes: &[usize], top: f64, win
             lane_name(*thread),
             LANE_HEIGHT - 2.0
         );
-        let mut spans: Vec<&Span> = cell.spans.iter().filter(|s| s.thread == *thread && s.end_ns >= start && s.start_ns <= end).collect();
+        let mut spans: Vec<&Span> =
+            cell.spans.iter().filter(|s| s.thread == *thread && s.end_ns >= start && s.start_ns <= end).collect();
         // Parents before the spans nested in them, so children are drawn on top.
         spans.sort_by_key(|s| (s.start_ns, std::cmp::Reverse(s.end_ns)));
         for block in merge_subpixel(&spans, &x) {
@@ -168,7 +173,8 @@ fn merge_subpixel(spans: &[&Span], x: &impl Fn(u64) -> f64) -> Vec<Block> {
     for span in spans {
         let (x0, x1) = (x(span.start_ns), x(span.end_ns));
         let tiny = x1 - x0 < 1.0;
-        let joins_last = merged > 0 && tiny && blocks.last().is_some_and(|last| last.kind == span.kind && x0 - last.x1 < 1.0);
+        let joins_last =
+            merged > 0 && tiny && blocks.last().is_some_and(|last| last.kind == span.kind && x0 - last.x1 < 1.0);
         if joins_last {
             let last = blocks.last_mut().expect("checked");
             last.x1 = last.x1.max(x1);
@@ -275,7 +281,11 @@ mod tests {
     #[test]
     fn marks_are_ticks_and_an_empty_trace_says_so() {
         let trace = Trace {
-            cells: vec![CellTrace { variant: "fifo".into(), threads: 1, spans: vec![span(0, 5, 5, SpanKind::Mark, "submit task 0")] }],
+            cells: vec![CellTrace {
+                variant: "fifo".into(),
+                threads: 1,
+                spans: vec![span(0, 5, 5, SpanKind::Mark, "submit task 0")],
+            }],
         };
         assert!(timeline_svg(&trace).contains(r#"class="mark""#));
         assert!(timeline_svg(&Trace::default()).contains("no spans were recorded"));

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use conlab_core::trace::SpanKind;
 use conlab_lab::experiment::{
-    self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress, RunContext, RunError,
-    RunRequest, RunResult, Session, VariantSpec, Workload,
+    self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress,
+    RunContext, RunError, RunRequest, RunResult, Session, VariantSpec, Workload,
 };
 use serde_json::json;
 
@@ -44,7 +44,10 @@ fn every_experiment_passes_its_correctness_check_on_every_variant() {
                 if PROCESS_BACKED.contains(&variant.id) {
                     // Process pools re-execute the conlab binary, absent from conlab-core's tests
                     // (the CLI suite runs them), and pipes cannot transfer: skipped, saying why.
-                    assert!(cell.skipped.as_deref().is_some_and(|why| why.contains("conlab") || why.contains("copies")), "{cell:?}");
+                    assert!(
+                        cell.skipped.as_deref().is_some_and(|why| why.contains("conlab") || why.contains("copies")),
+                        "{cell:?}"
+                    );
                     continue;
                 }
                 assert_eq!(cell.samples.len(), 3);
@@ -79,8 +82,16 @@ fn io_fanout_times_are_the_waves_of_sleeps() {
     let cells = [("seq", 1, 8.0), ("pool", 1, 8.0), ("pool", 2, 4.0), ("pool", 4, 2.0), ("thread-per-task", 8, 1.0)];
     for (variant, threads, waves) in cells {
         let (floor, summary) = (waves * 0.010, summary(variant, threads));
-        assert!(summary.min >= floor, "{variant} × {threads}: a run took {} s, under its {waves} waves of sleep", summary.min);
-        assert!(summary.min <= floor + SLACK, "{variant} × {threads}: fastest run {} s, over {waves} waves + {SLACK} s", summary.min);
+        assert!(
+            summary.min >= floor,
+            "{variant} × {threads}: a run took {} s, under its {waves} waves of sleep",
+            summary.min
+        );
+        assert!(
+            summary.min <= floor + SLACK,
+            "{variant} × {threads}: fastest run {} s, over {waves} waves + {SLACK} s",
+            summary.min
+        );
     }
     assert_eq!(result.cell("thread-per-task", 8).unwrap().threads, 8);
 }
@@ -157,7 +168,11 @@ fn cancelling_mid_run_stops_quickly_with_cancelled() {
     let outcome = run(&request, Session { progress: &mut |_| runs += 1, cancel: &cancel });
     watchdog.join().unwrap();
     assert_eq!(outcome.unwrap_err(), RunError::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(2), "a 1 s sleep must notice the cancel within ~20 ms: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a 1 s sleep must notice the cancel within ~20 ms: {:?}",
+        started.elapsed()
+    );
     assert_eq!(runs, 1, "stopped inside the first run");
 }
 
@@ -187,10 +202,16 @@ fn bad_requests_name_the_parameter_and_the_range() {
         "parameter `max_iter`: expected an integer from 1 to 100000, got `0`"
     );
     let max = conlab_core::platform::max_team_threads();
-    assert_eq!(message(&request("mandelbrot", &[], &[0])), format!("parameter `threads`: expected an integer from 1 to {max}, got `0`"));
+    assert_eq!(
+        message(&request("mandelbrot", &[], &[0])),
+        format!("parameter `threads`: expected an integer from 1 to {max}, got `0`")
+    );
     let mut bad_variant = small("mandelbrot");
     bad_variant.variants = Some(vec!["gpu".into()]);
-    assert_eq!(message(&bad_variant), "parameter `variant`: unknown variant `gpu`; mandelbrot has seq, team, rayon, steal");
+    assert_eq!(
+        message(&bad_variant),
+        "parameter `variant`: unknown variant `gpu`; mandelbrot has seq, team, rayon, steal"
+    );
     let mut no_repeats = small("mandelbrot");
     no_repeats.repeat = 0;
     assert_eq!(message(&no_repeats), "parameter `repeat`: expected an integer from 1 to 1000, got `0`");
@@ -263,7 +284,8 @@ fn one_wrong_run_fails_the_check_and_says_what_it_got() {
         params: BTreeMap::new(),
         ..Default::default()
     };
-    let result = run_experiment(&Faulty, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
+    let result =
+        run_experiment(&Faulty, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
     assert!(!result.all_checks_passed);
     let broken = result.cell("broken", 1).unwrap().check.clone().unwrap();
     assert!(!broken.passed);
@@ -279,7 +301,8 @@ fn every_experiment_stops_soon_after_a_cancel_at_its_defaults() {
         let id = experiment.info().id;
         let cancel = CancelFlag::new();
         let watchdog = cancel_after(&cancel, Duration::from_millis(100));
-        let mut request = RunRequest { experiment: id.into(), repeat: 1000, threads: Some(vec![1, 2]), ..RunRequest::default() };
+        let mut request =
+            RunRequest { experiment: id.into(), repeat: 1000, threads: Some(vec![1, 2]), ..RunRequest::default() };
         request.warmup = 0;
         let started = conlab_core::platform::Instant::now();
         let outcome = run(&request, Session { progress: &mut |_| {}, cancel: &cancel });
@@ -301,7 +324,11 @@ fn spans_of(result: &RunResult, variant: &str, threads: usize, kind: SpanKind) -
 fn scheduler_timelines_show_stealing_idling_and_submissions() {
     let _beside = beside();
     // Long enough (20 ms) for every worker to have started and looked for work.
-    let mut request = request("imbalance", &[("work_ms", json!(20)), ("sizes", json!("heavy-tailed")), ("tasks", json!(16))], &[1, 2, 3]);
+    let mut request = request(
+        "imbalance",
+        &[("work_ms", json!(20)), ("sizes", json!("heavy-tailed")), ("tasks", json!(16))],
+        &[1, 2, 3],
+    );
     request.trace = true;
     let result = run_quietly(&request).unwrap();
     assert!(spans_of(&result, "steal", 2, SpanKind::Steal) > 0, "steal workers look for work");
@@ -332,7 +359,8 @@ fn idle_steal_workers_park() {
 #[test]
 fn imbalance_reports_the_cap_of_total_over_largest() {
     let _beside = beside();
-    let result = run_quietly(&request("imbalance", &[("work_ms", json!(4)), ("sizes", json!("1:2:3:4"))], &[1, 2, 3])).unwrap();
+    let result =
+        run_quietly(&request("imbalance", &[("work_ms", json!(4)), ("sizes", json!("1:2:3:4"))], &[1, 2, 3])).unwrap();
     let cap = |threads| result.cell("static", threads).unwrap().metrics["speedup cap"].median;
     assert_eq!((cap(1), cap(2)), (1.0, 2.0));
     assert!((cap(3) - 2.5).abs() < 1e-9, "10 units / largest 4 = 2.5, below 3 threads");
@@ -402,7 +430,10 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one_and_free_threaded_
             break;
         }
     }
-    assert!(rounds.iter().any(|&(_, free)| free >= 1.6), "free-threaded speedups at 2 threads (fastest runs): {rounds:?}");
+    assert!(
+        rounds.iter().any(|&(_, free)| free >= 1.6),
+        "free-threaded speedups at 2 threads (fastest runs): {rounds:?}"
+    );
     assert!(rounds.iter().all(|&(gil, _)| gil < 1.3), "GIL speedups at 2 threads (fastest runs): {rounds:?}");
 }
 
@@ -411,7 +442,11 @@ fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     let _beside = beside();
     // One definition in both experiments: a thread alone never hands the GIL over (its first
     // take is no handover); two threads hand it over at least once per drop request.
-    let mut cpu = request("gil-cpu", &[("iterations", json!(200_000)), ("switch_ms", json!(0.5)), ("op_ns", json!(20.0))], &[1, 2]);
+    let mut cpu = request(
+        "gil-cpu",
+        &[("iterations", json!(200_000)), ("switch_ms", json!(0.5)), ("op_ns", json!(20.0))],
+        &[1, 2],
+    );
     cpu.variants = Some(vec!["gil".into()]);
     cpu.repeat = 1;
     let result = run_quietly(&cpu).unwrap();
@@ -421,7 +456,11 @@ fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     let mut sweep = request("switch-interval", &[("iterations", json!(20_000)), ("switch_ms", json!("1"))], &[1]);
     sweep.repeat = 1;
     let alone = run_quietly(&sweep).unwrap();
-    assert_eq!(alone.cell("gil", 1).unwrap().metrics["1 ms: handovers"].median, 0.0, "the same definition: one thread, none");
+    assert_eq!(
+        alone.cell("gil", 1).unwrap().metrics["1 ms: handovers"].median,
+        0.0,
+        "the same definition: one thread, none"
+    );
 }
 
 #[test]
@@ -480,7 +519,10 @@ fn asyncio_to_thread_gains_nothing_for_cpu_bound_python_under_the_gil() {
             break;
         }
     }
-    assert!(rounds.iter().any(|&free| free > 1.4), "free-threaded threads do scale: {rounds:.2?}× asyncio.to_thread's speed on 2 workers");
+    assert!(
+        rounds.iter().any(|&free| free > 1.4),
+        "free-threaded threads do scale: {rounds:.2?}× asyncio.to_thread's speed on 2 workers"
+    );
 }
 
 #[test]
@@ -495,13 +537,16 @@ fn asyncio_experiments_reproduce_the_books_timelines_exactly_on_the_virtual_cloc
         assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
         result
     };
-    let metric =
-        |result: &conlab_lab::experiment::RunResult, variant: &str, name: &str| result.cell(variant, 1).unwrap().metrics[name].median;
+    let metric = |result: &conlab_lab::experiment::RunResult, variant: &str, name: &str| {
+        result.cell(variant, 1).unwrap().metrics[name].median
+    };
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
 
     let gather = virtual_run("gather-timeline", &[]);
     assert!(close(metric(&gather, "sequential", "loop time"), 6.0));
-    assert!(close(metric(&gather, "gather", "loop time"), 2.5) && close(metric(&gather, "taskgroup", "loop time"), 2.5));
+    assert!(
+        close(metric(&gather, "gather", "loop time"), 2.5) && close(metric(&gather, "taskgroup", "loop time"), 2.5)
+    );
 
     let waves = virtual_run("semaphore-waves", &[]);
     assert!(close(metric(&waves, "semaphore", "loop time"), 4.5), "⌈5/2⌉ · 1.5 s");
@@ -515,7 +560,9 @@ fn asyncio_experiments_reproduce_the_books_timelines_exactly_on_the_virtual_cloc
     let queue = virtual_run("queue-backpressure", &[]);
     assert_eq!(metric(&queue, "bounded", "max depth"), 3.0, "never past maxsize");
     assert!(metric(&queue, "unbounded", "max depth") > 3.0);
-    assert!(metric(&queue, "bounded", "producer blocked") > 0.0 && metric(&queue, "unbounded", "producer blocked") == 0.0);
+    assert!(
+        metric(&queue, "bounded", "producer blocked") > 0.0 && metric(&queue, "unbounded", "producer blocked") == 0.0
+    );
 
     // Every documented cancellation outcome is the run's correctness check.
     let cancellation = virtual_run("cancellation", &[]);
@@ -579,7 +626,11 @@ fn scaling_with_threads_grows_the_problem_and_fits_gustafson() {
     let result = run_quietly(&request("scaling", &params, &[1, 2])).unwrap();
     assert!(result.all_checks_passed, "each grown size checked against its own sequential run");
     let size = |variant: &str, threads: usize| result.cell(variant, threads).unwrap().metrics["size"].median;
-    assert_eq!((size("team", 1), size("team", 2), size("rayon", 2)), (64.0, 81.0, 81.0), "64 · ∛2 ≈ 81: twice the flops");
+    assert_eq!(
+        (size("team", 1), size("team", 2), size("rayon", 2)),
+        (64.0, 81.0, 81.0),
+        "64 · ∛2 ≈ 81: twice the flops"
+    );
     let (one, two) = (result.cell("team", 1).unwrap(), result.cell("team", 2).unwrap());
     let rate_ratio = two.throughput.unwrap() / one.throughput.unwrap();
     assert!((two.speedup_vs_one_thread.unwrap() - rate_ratio).abs() < 1e-9, "scaled speedup is a ratio of rates");
@@ -589,7 +640,8 @@ fn scaling_with_threads_grows_the_problem_and_fits_gustafson() {
 #[test]
 fn scaling_rejects_a_size_outside_the_kernels_range() {
     let _beside = beside();
-    let error = run_quietly(&request("scaling", &[("kernel", json!("matmul-naive")), ("size", json!(5000))], &[1])).unwrap_err();
+    let error = run_quietly(&request("scaling", &[("kernel", json!("matmul-naive")), ("size", json!(5000))], &[1]))
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "parameter `size`: matmul-naive takes a size (matrix side n) from 1 to 2048, or 0 for its default 384; got `5000`"
@@ -615,19 +667,31 @@ fn map_reduce_skew_makes_a_straggler_that_the_combiner_removes() {
     assert!(hot >= 50.0, "the hot word's pairs all hash to one partition: {hot:.1}%");
     let (hot_combined, straggler_combined) = run(true);
     assert!(hot_combined < 20.0, "one pair per split for the hot word: {hot_combined:.1}%");
-    assert!(straggler > 2.0 * straggler_combined, "straggler {straggler:.2}× vs {straggler_combined:.2}× with the combiner");
+    assert!(
+        straggler > 2.0 * straggler_combined,
+        "straggler {straggler:.2}× vs {straggler_combined:.2}× with the combiner"
+    );
 }
 
 #[test]
 fn bounded_buffers_hold_their_capacity_and_the_unbounded_queue_does_not() {
     let _beside = beside();
-    let params =
-        [("items", json!(5_000)), ("producers", json!(2)), ("capacity", json!(8)), ("consumers", json!(1)), ("work_ns", json!(2_000))];
+    let params = [
+        ("items", json!(5_000)),
+        ("producers", json!(2)),
+        ("capacity", json!(8)),
+        ("consumers", json!(1)),
+        ("work_ns", json!(2_000)),
+    ];
     let result = run_quietly(&request("producer-consumer", &params, &[1])).unwrap();
     assert!(result.all_checks_passed, "every item taken exactly once");
     let max_depth = |variant: &str| result.cell(variant, 3).unwrap().metrics["max depth"].median;
     for bounded in ["mutex-condvar", "channel", "ring"] {
-        assert!(max_depth(bounded) <= 8.0 + 1.0, "{bounded}: {} (capacity + the consumer's item in hand)", max_depth(bounded));
+        assert!(
+            max_depth(bounded) <= 8.0 + 1.0,
+            "{bounded}: {} (capacity + the consumer's item in hand)",
+            max_depth(bounded)
+        );
     }
     assert!(max_depth("ms-queue") > 100.0, "no backpressure: {}", max_depth("ms-queue"));
     let p99 = |variant: &str| result.cell(variant, 3).unwrap().metrics["latency p99"].median;
@@ -654,10 +718,16 @@ fn a_pipeline_runs_at_its_slowest_stage_and_replicating_it_helps() {
         let (measured, predicted) = (cell(variant).throughput.unwrap(), cell(variant).metrics["predicted"].median);
         // Sleeps never end early, so the law is an upper bound; filling and draining the pipe
         // and waking threads cost the rest.
-        assert!(measured <= predicted * 1.02 && measured >= predicted * 0.6, "{variant}: {measured:.0} vs {predicted:.0} items/s");
+        assert!(
+            measured <= predicted * 1.02 && measured >= predicted * 0.6,
+            "{variant}: {measured:.0} vs {predicted:.0} items/s"
+        );
     }
     let busy = |stage: &str| cell("pipeline").metrics[stage].median;
-    assert!(busy("stage 2 busy") > 80.0 && busy("stage 1 busy") < 50.0 && busy("stage 3 busy") < 50.0, "the others wait on stage 2");
+    assert!(
+        busy("stage 2 busy") > 80.0 && busy("stage 1 busy") < 50.0 && busy("stage 3 busy") < 50.0,
+        "the others wait on stage 2"
+    );
     assert_eq!(cell("replicated").threads, 5, "⌈3⌉ threads on the bottleneck");
 }
 
@@ -665,18 +735,23 @@ fn a_pipeline_runs_at_its_slowest_stage_and_replicating_it_helps() {
 fn a_bottleneck_past_the_last_stage_is_refused() {
     let _beside = beside();
     let error = run_quietly(&request("pipeline", &[("stages", json!(2)), ("bottleneck", json!(3))], &[1])).unwrap_err();
-    assert_eq!(error.to_string(), "parameter `bottleneck`: expected 0 (none) or a stage from 1 to 2 (`stages`), got `3`");
+    assert_eq!(
+        error.to_string(),
+        "parameter `bottleneck`: expected 0 (none) or a stage from 1 to 2 (`stages`), got `3`"
+    );
 }
 
 #[test]
 fn a_real_abba_deadlock_is_caught_by_the_wait_for_graph_and_ordered_locks_never_deadlock() {
     let _alone = alone();
-    let params = [("attempts", json!(10)), ("hold_us", json!(5_000)), ("stagger_us", json!(0)), ("timeout_ms", json!(5_000))];
+    let params =
+        [("attempts", json!(10)), ("hold_us", json!(5_000)), ("stagger_us", json!(0)), ("timeout_ms", json!(5_000))];
     let mut request = request("deadlock-watchdog", &params, &[2]);
     request.repeat = 1;
     request.warmup = 0;
     let result = run_quietly(&request).unwrap();
-    let metric = |variant: &str, name: &str| result.cells.iter().find(|c| c.variant == variant).unwrap().metrics[name].median;
+    let metric =
+        |variant: &str, name: &str| result.cells.iter().find(|c| c.variant == variant).unwrap().metrics[name].median;
     // Both hold their first lock for 5 ms from the same start: nearly every attempt deadlocks.
     assert!(metric("abba", "deadlocks") >= 5.0, "{}", metric("abba", "deadlocks"));
     assert_eq!(metric("abba", "timed out"), 0.0, "every deadlock found by its cycle, none by the deadline");
@@ -747,8 +822,10 @@ impl Cell for TrivialCell {
 
 #[test]
 fn runs_too_short_for_the_clock_are_timed_in_batches_and_reported_per_run() {
-    let request = RunRequest { experiment: "trivial".into(), threads: Some(vec![1]), repeat: 5, warmup: 0, ..Default::default() };
-    let result = run_experiment(&Trivial, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
+    let request =
+        RunRequest { experiment: "trivial".into(), threads: Some(vec![1]), repeat: 5, warmup: 0, ..Default::default() };
+    let result =
+        run_experiment(&Trivial, &request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap();
     let cell = &result.cells[0];
     assert!(cell.runs_per_sample > 1, "a few additions are far below 100 ticks of any clock: {cell:?}");
     assert!(cell.samples.iter().all(|s| *s > 0.0), "every sample a real time per run: {:?}", cell.samples);

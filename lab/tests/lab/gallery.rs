@@ -46,7 +46,10 @@ fn waits_wake(result: &RunResult, variant: &str) {
     let (waits, marks) = (labels(result, variant, SpanKind::Wait), labels(result, variant, SpanKind::Mark));
     assert!(!waits.is_empty(), "{variant}: waits drawn");
     for wait in &waits {
-        assert!(marks.iter().any(|mark| mark.starts_with(&format!("woke: {wait}"))), "{variant}: a wake-up after `{wait}`: {marks:?}");
+        assert!(
+            marks.iter().any(|mark| mark.starts_with(&format!("woke: {wait}"))),
+            "{variant}: a wake-up after `{wait}`: {marks:?}"
+        );
     }
 }
 
@@ -61,7 +64,10 @@ fn number_before(text: &str, suffix: &str) -> f64 {
 fn rlock_reenters_where_a_plain_lock_deadlocks_its_own_holder_until_the_timeout() {
     let result = traced("prim-rlock", &[("transfers", json!(5)), ("hold_ms", json!(0.2)), ("timeout_ms", json!(30))]);
     assert!(passed(&result, "rlock") && passed(&result, "split"), "money conserved, every transfer made");
-    assert!(values(&result, "rlock", "deepest hold").iter().all(|d| *d == 2.0), "withdraw() re-entered transfer()'s RLock");
+    assert!(
+        values(&result, "rlock", "deepest hold").iter().all(|d| *d == 2.0),
+        "withdraw() re-entered transfer()'s RLock"
+    );
     assert!(values(&result, "lock", "self-deadlocks").iter().all(|d| *d == 2.0), "both workers stuck on themselves");
     assert!(values(&result, "lock", "transfers done").iter().all(|d| *d == 0.0));
     let lock = cell(&result, "lock");
@@ -79,7 +85,10 @@ fn rlock_reenters_where_a_plain_lock_deadlocks_its_own_holder_until_the_timeout(
 
 #[test]
 fn a_semaphore_caps_connections_at_k_and_an_extra_release_raises_the_cap() {
-    let result = traced("prim-semaphore", &[("workers", json!(5)), ("requests", json!(3)), ("limit", json!(2)), ("hold_ms", json!(15))]);
+    let result = traced(
+        "prim-semaphore",
+        &[("workers", json!(5)), ("requests", json!(3)), ("limit", json!(2)), ("hold_ms", json!(15))],
+    );
     assert!(passed(&result, "bounded") && passed(&result, "none"));
     assert!(values(&result, "bounded", "max in flight").iter().all(|m| *m == 2.0), "k = 2, and the demand to fill it");
     assert!(values(&result, "none", "max in flight").iter().all(|m| *m > 2.0), "no limit: more than k at once");
@@ -99,7 +108,10 @@ fn a_semaphore_caps_connections_at_k_and_an_extra_release_raises_the_cap() {
 
 #[test]
 fn an_event_releases_every_waiter_and_a_pulse_is_missed_by_a_late_one() {
-    let result = traced("prim-event", &[("waiters", json!(4)), ("setup_ms", json!(20)), ("poll_ms", json!(2)), ("timeout_ms", json!(40))]);
+    let result = traced(
+        "prim-event",
+        &[("waiters", json!(4)), ("setup_ms", json!(20)), ("poll_ms", json!(2)), ("timeout_ms", json!(40))],
+    );
     assert!(passed(&result, "event") && passed(&result, "poll"));
     assert!(values(&result, "poll", "polls").iter().all(|p| *p >= 4.0), "each waiter slept at least once");
     assert!(values(&result, "pulse", "missed").iter().all(|m| *m == 1.0), "only the late waiter");
@@ -114,7 +126,13 @@ fn an_event_releases_every_waiter_and_a_pulse_is_missed_by_a_late_one() {
 fn a_condition_needs_while_and_the_lock_around_the_check() {
     let result = traced(
         "prim-condition",
-        &[("consumers", json!(3)), ("items", json!(12)), ("produce_ms", json!(1)), ("gap_ms", json!(0.8)), ("timeout_ms", json!(40))],
+        &[
+            ("consumers", json!(3)),
+            ("items", json!(12)),
+            ("produce_ms", json!(1)),
+            ("gap_ms", json!(0.8)),
+            ("timeout_ms", json!(40)),
+        ],
     );
     assert!(passed(&result, "while"), "every item consumed once");
     let index_errors: f64 = values(&result, "if", "IndexError").iter().sum();
@@ -124,7 +142,13 @@ fn a_condition_needs_while_and_the_lock_around_the_check() {
     // in the window nearly every time.
     let alone = traced(
         "prim-condition",
-        &[("consumers", json!(1)), ("items", json!(12)), ("produce_ms", json!(1)), ("gap_ms", json!(1.5)), ("timeout_ms", json!(40))],
+        &[
+            ("consumers", json!(1)),
+            ("items", json!(12)),
+            ("produce_ms", json!(1)),
+            ("gap_ms", json!(1.5)),
+            ("timeout_ms", json!(40)),
+        ],
     );
     assert!(
         values(&alone, "check-outside", "lost wake-ups").iter().all(|lost| *lost >= 1.0),
@@ -139,15 +163,27 @@ fn a_condition_needs_while_and_the_lock_around_the_check() {
 fn a_barrier_keeps_phases_apart_and_breaks_when_a_party_never_comes() {
     let result = traced(
         "prim-barrier",
-        &[("workers", json!(4)), ("phases", json!(4)), ("work_ms", json!(2)), ("spread", json!(2)), ("timeout_ms", json!(40))],
+        &[
+            ("workers", json!(4)),
+            ("phases", json!(4)),
+            ("work_ms", json!(2)),
+            ("spread", json!(2)),
+            ("timeout_ms", json!(40)),
+        ],
     );
     assert!(passed(&result, "barrier"));
     assert!(values(&result, "barrier", "stale reads").iter().all(|s| *s == 0.0));
     assert!(values(&result, "barrier", "barrier actions").iter().all(|a| *a == 4.0), "the action ran once per phase");
     assert!(values(&result, "none", "stale reads").iter().all(|s| *s > 0.0), "without it, fast workers read ahead");
     assert!(values(&result, "missing-party", "BrokenBarrierError").iter().all(|b| *b == 3.0), "all the others");
-    assert!(values(&result, "missing-party", "stuck in the barrier (max)").iter().all(|ms| *ms >= 40.0), "until the timeout");
-    assert!(values(&result, "abort", "stuck in the barrier (max)").iter().all(|ms| *ms < 40.0), "abort() tells them at once");
+    assert!(
+        values(&result, "missing-party", "stuck in the barrier (max)").iter().all(|ms| *ms >= 40.0),
+        "until the timeout"
+    );
+    assert!(
+        values(&result, "abort", "stuck in the barrier (max)").iter().all(|ms| *ms < 40.0),
+        "abort() tells them at once"
+    );
     // The findings give the stuck time the runs measured, not the timeout they were set.
     let missing = cell(&result, "missing-party");
     assert!(missing.findings[0].contains("never reached barrier.wait()"));
@@ -155,7 +191,11 @@ fn a_barrier_keeps_phases_apart_and_breaks_when_a_party_never_comes() {
     assert!((stuck - missing.metrics["stuck in the barrier (max)"].values[0]).abs() < 1.0, "{}", missing.findings[0]);
     let abort = cell(&result, "abort");
     let stuck = number_before(&abort.findings[0], " ms in the barrier");
-    assert!(stuck < 40.0 && (stuck - abort.metrics["stuck in the barrier (max)"].values[0]).abs() < 0.01, "{}", abort.findings[0]);
+    assert!(
+        stuck < 40.0 && (stuck - abort.metrics["stuck in the barrier (max)"].values[0]).abs() < 0.01,
+        "{}",
+        abort.findings[0]
+    );
     waits_wake(&result, "barrier");
     let marks = labels(&result, "barrier", SpanKind::Mark);
     assert_eq!(marks.iter().filter(|m| m.contains("last to arrive")).count(), 4, "one last arrival per phase");
@@ -187,12 +227,16 @@ fn a_bounded_queue_pushes_back_and_join_waits_for_every_task_done() {
         cell(&result, "no-task-done").findings
     );
     waits_wake(&result, "bounded");
-    assert!(labels(&result, "bounded", SpanKind::Mark).iter().any(|m| m == "queue depth 3"), "depth marks for the depth chart");
+    assert!(
+        labels(&result, "bounded", SpanKind::Mark).iter().any(|m| m == "queue depth 3"),
+        "depth marks for the depth chart"
+    );
 }
 
 #[test]
 fn thread_local_state_is_each_threads_own_and_a_global_is_overwritten() {
-    let result = traced("prim-thread-local", &[("workers", json!(4)), ("requests", json!(100)), ("work_us", json!(50))]);
+    let result =
+        traced("prim-thread-local", &[("workers", json!(4)), ("requests", json!(100)), ("work_us", json!(50))]);
     assert!(passed(&result, "thread-local") && passed(&result, "global-locked"), "every request read back its own id");
     let wrong: f64 = values(&result, "global", "wrong reads").iter().sum();
     assert!(wrong > 0.0, "four threads, one variable");

@@ -1,7 +1,10 @@
 //! The web lab end to end in headless Chromium: build output served by `conlab serve`, driven
 //! through chromedriver's W3C WebDriver API. Needs `dist/` (trunk) and Chromium; `cargo xtask
 //! test` provides both and runs this suite with `--ignored`.
-#![allow(clippy::disallowed_methods, reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -40,8 +43,12 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
         "return [...document.querySelectorAll('#table tbody tr')].map(r => [r.dataset.variant, r.dataset.threads, r.dataset.check, ...[...r.cells].map(c => c.textContent)]);",
     );
     let rows = rows.as_array().unwrap();
-    let has = |variant: &str, threads: &str| rows.iter().any(|r| r[0] == json!(variant) && r[1] == json!(threads) && r[2] == json!("ok"));
-    for (variant, threads) in [("seq", "1"), ("team", "1"), ("team", "2"), ("rayon", "1"), ("rayon", "2"), ("steal", "1"), ("steal", "2")] {
+    let has = |variant: &str, threads: &str| {
+        rows.iter().any(|r| r[0] == json!(variant) && r[1] == json!(threads) && r[2] == json!("ok"))
+    };
+    for (variant, threads) in
+        [("seq", "1"), ("team", "1"), ("team", "2"), ("rayon", "1"), ("rayon", "2"), ("steal", "1"), ("steal", "2")]
+    {
         assert!(has(variant, threads), "no passing row for {variant} × {threads}: {rows:#?}");
     }
     let chart = browser.eval("return [document.querySelectorAll('#chart svg polyline.measured').length, document.querySelectorAll('#chart svg line.ideal').length];");
@@ -65,8 +72,10 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
     // Six runs a cell: the interval's real level, 1 − 2/2⁶, rounded down.
     let shown = ["median", "96.8% CI of median", "pixels/s", "vs seq", "vs 1 thread"];
     // Row arrays start with variant, threads and check state, then the cells in header order.
-    let columns: Vec<usize> =
-        shown.iter().map(|name| 3 + header.as_array().unwrap().iter().position(|h| h == name).expect("column shown")).collect();
+    let columns: Vec<usize> = shown
+        .iter()
+        .map(|name| 3 + header.as_array().unwrap().iter().position(|h| h == name).expect("column shown"))
+        .collect();
     println!("browser mandelbrot table ({}):", shown.join(", "));
     for row in rows {
         let values: Vec<&str> = columns.iter().map(|c| row[*c].as_str().unwrap()).collect();
@@ -113,17 +122,22 @@ fn without_isolation_headers_the_page_explains_and_falls_back_to_one_thread() {
             .spawn()
             .expect("python3 runs"),
     );
-    wait_until(Duration::from_secs(10), "the plain server", || ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok());
+    wait_until(Duration::from_secs(10), "the plain server", || {
+        ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok()
+    });
     let profile = tempdir("profile-plain");
     let browser = Browser::start(&profile);
     browser.navigate(&format!("http://127.0.0.1:{port}/"));
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
-    let banner = browser.eval("const b = document.getElementById('isolation-banner'); return [b.hidden, b.textContent];");
+    let banner =
+        browser.eval("const b = document.getElementById('isolation-banner'); return [b.hidden, b.textContent];");
     assert_eq!(banner[0], json!(false));
     assert!(banner[1].as_str().unwrap().contains("Cross-Origin-Embedder-Policy: require-corp"), "{banner}");
     submit(&browser, "mandelbrot", &[("width", "64"), ("height", "48")], "1", 2);
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(60)), "done", "{:?}", browser.status());
-    let rows = browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => [r.dataset.variant, r.dataset.check]);");
+    let rows = browser.eval(
+        "return [...document.querySelectorAll('#table tbody tr')].map(r => [r.dataset.variant, r.dataset.check]);",
+    );
     assert!(rows.as_array().unwrap().contains(&json!(["seq", "ok"])), "{rows}");
     assert!(rows.as_array().unwrap().contains(&json!(["rayon", "skipped"])), "rayon needs the pool: {rows}");
     browser.screenshot(&artifacts().join("no-isolation.png"));
@@ -144,7 +158,8 @@ fn lock_experiments_run_on_browser_workers() {
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{:?}", browser.status());
     let lost = rows(&browser);
     let header = browser.eval("return [...document.querySelectorAll('#table thead th')].map(h => h.textContent);");
-    let column = header.as_array().unwrap().iter().position(|h| h == "lost updates").expect("a lost-updates column") + 3;
+    let column =
+        header.as_array().unwrap().iter().position(|h| h == "lost updates").expect("a lost-updates column") + 3;
     for row in lost.as_array().unwrap() {
         let expected_check = if row[0] == json!("racy") { "unchecked" } else { "ok" };
         assert_eq!(row[2], json!(expected_check), "{row}");
@@ -172,7 +187,12 @@ fn lock_experiments_run_on_browser_workers() {
         ("rwlock-mix", &[("operations", "20000")][..]),
     ] {
         submit(&browser, experiment, params, "1,2", 2);
-        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
+        assert_eq!(
+            browser.wait_for_status(&["done", "error"], Duration::from_secs(120)),
+            "done",
+            "{experiment}: {:?}",
+            browser.status()
+        );
         let table = rows(&browser);
         assert!(table.as_array().unwrap().iter().all(|row| row[2] == json!("ok")), "{experiment}: {table}");
     }
@@ -196,7 +216,12 @@ fn scheduler_experiments_run_on_browser_workers_with_timelines() {
         ("spawn-overhead", &[("tasks", "2000")][..]),
     ] {
         submit(&browser, experiment, params, "1,2", 3);
-        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{experiment}: {:?}", browser.status());
+        assert_eq!(
+            browser.wait_for_status(&["done", "error"], Duration::from_secs(180)),
+            "done",
+            "{experiment}: {:?}",
+            browser.status()
+        );
         let table = rows(&browser);
         for row in table.as_array().unwrap() {
             let allowed: &[&str] = match (experiment, row[0].as_str().unwrap()) {
@@ -207,8 +232,8 @@ fn scheduler_experiments_run_on_browser_workers_with_timelines() {
             assert!(allowed.contains(&row[2].as_str().unwrap()), "{experiment}: {row}");
         }
         let timeline = browser.eval(
-            "const t = document.getElementById('timeline'); \
-             return [t.hidden, t.querySelectorAll('rect.run').length, t.querySelectorAll('rect.idle, rect.steal, rect.wait').length];",
+            "const t = document.getElementById('timeline'); return [t.hidden, t.querySelectorAll('rect.run').length, \
+             t.querySelectorAll('rect.idle, rect.steal, rect.wait').length];",
         );
         assert_eq!(timeline[0], json!(false), "{experiment}: the timeline is shown by default");
         assert!(
@@ -232,10 +257,10 @@ fn process_pools_run_on_web_worker_processes() {
     });
     let rows = |browser: &Browser| {
         browser.eval(
-            "const head = [...document.querySelectorAll('#table thead th')].map(h => h.textContent); \
-             return [...document.querySelectorAll('#table tbody tr')].map(r => \
-               Object.fromEntries([['variant', r.dataset.variant], ['threads', r.dataset.threads], ['check', r.dataset.check], \
-                 ...[...r.cells].map((c, i) => [head[i], c.textContent])]));",
+            "const head = [...document.querySelectorAll('#table thead th')].map(h => h.textContent); return \
+             [...document.querySelectorAll('#table tbody tr')].map(r => Object.fromEntries([['variant', \
+             r.dataset.variant], ['threads', r.dataset.threads], ['check', r.dataset.check], ...[...r.cells].map((c, \
+             i) => [head[i], c.textContent])]));",
         )
     };
     for (experiment, params, variants) in [
@@ -245,10 +270,18 @@ fn process_pools_run_on_web_worker_processes() {
         ("models-matrix", &[("tasks", "4"), ("iterations", "50000")][..], &["seq", "process"][..]),
     ] {
         submit_variants(&browser, experiment, params, variants, "1,2", 2);
-        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{experiment}: {:?}", browser.status());
+        assert_eq!(
+            browser.wait_for_status(&["done", "error"], Duration::from_secs(180)),
+            "done",
+            "{experiment}: {:?}",
+            browser.status()
+        );
         let table = rows(&browser);
         let table = table.as_array().unwrap();
-        assert!(!table.is_empty() && table.iter().all(|row| row["check"] == json!("ok")), "{experiment}: every cell ran: {table:?}");
+        assert!(
+            !table.is_empty() && table.iter().all(|row| row["check"] == json!("ok")),
+            "{experiment}: every cell ran: {table:?}"
+        );
         println!("browser {experiment}: {}", serde_json::to_string_pretty(table).unwrap());
     }
 }
@@ -270,16 +303,26 @@ fn asyncio_experiments_run_in_the_worker_with_task_timelines() {
         ("event-loop-throughput", &[("tasks", "20000")][..]),
     ] {
         submit(&browser, experiment, params, "1", 2);
-        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
-        let checks = browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
+        assert_eq!(
+            browser.wait_for_status(&["done", "error"], Duration::from_secs(120)),
+            "done",
+            "{experiment}: {:?}",
+            browser.status()
+        );
+        let checks =
+            browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
         assert!(checks.as_array().unwrap().iter().all(|c| c == "ok"), "{experiment}: {checks}");
         if experiment != "event-loop-throughput" {
             let lanes = browser.eval(
-                "const t = document.getElementById('timeline'); \
-                 return [t.hidden, [...t.querySelectorAll('text')].filter(x => x.textContent.startsWith('Task-')).length, t.querySelectorAll('rect.wait').length];",
+                "const t = document.getElementById('timeline'); return [t.hidden, \
+                 [...t.querySelectorAll('text')].filter(x => x.textContent.startsWith('Task-')).length, \
+                 t.querySelectorAll('rect.wait').length];",
             );
             assert_eq!(lanes[0], json!(false), "{experiment}: the timeline is shown");
-            assert!(lanes[1].as_u64().unwrap() >= 2 && lanes[2].as_u64().unwrap() > 0, "{experiment}: task lanes with waits: {lanes}");
+            assert!(
+                lanes[1].as_u64().unwrap() >= 2 && lanes[2].as_u64().unwrap() > 0,
+                "{experiment}: task lanes with waits: {lanes}"
+            );
         }
         println!("browser {experiment}: {}", browser.eval("return document.getElementById('table').innerText;"));
         browser.screenshot(&artifacts().join(format!("{experiment}.png")));
@@ -301,8 +344,14 @@ fn kernels_and_patterns_run_in_the_worker_with_fitted_curves() {
         ("pipeline", &[("cost_ms", "0.5"), ("items", "20")][..]),
     ] {
         submit(&browser, experiment, params, "1,2", 2);
-        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{experiment}: {:?}", browser.status());
-        let checks = browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
+        assert_eq!(
+            browser.wait_for_status(&["done", "error"], Duration::from_secs(120)),
+            "done",
+            "{experiment}: {:?}",
+            browser.status()
+        );
+        let checks =
+            browser.eval("return [...document.querySelectorAll('#table tbody tr')].map(r => r.dataset.check);");
         assert!(checks.as_array().unwrap().iter().all(|c| c == "ok"), "{experiment}: {checks}");
         if experiment == "scaling" {
             let fits = browser.eval(
@@ -331,14 +380,16 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     let (_server, url) = serve(&root().join("dist"));
     let browser = Browser::start(&tempdir("profile-links"));
     let form = "return [document.getElementById('experiment-select').value, \
-                document.querySelector('[data-param=kernel]').value, document.querySelector('[data-param=size]').value, \
+                document.querySelector('[data-param=kernel]').value, \
+                document.querySelector('[data-param=size]').value, \
                 [...document.querySelectorAll('[name=variant]:checked')].map(b => b.value).join(','), \
                 document.getElementById('threads').value, document.getElementById('link-error').textContent];";
 
     // The catalogue: a card per experiment, grouped by topic; a card sets up its experiment.
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
-    let cards = browser.eval("return [document.querySelectorAll('.card').length, document.querySelectorAll('.topic').length];");
+    let cards =
+        browser.eval("return [document.querySelectorAll('.card').length, document.querySelectorAll('.topic').length];");
     assert_eq!(cards, json!([conlab_lab::experiment::registry().len(), 10]), "cards and topics");
     browser.eval("document.querySelector('.card[data-experiment=pipeline]').click();");
     assert_eq!(browser.eval("return document.getElementById('experiment-select').value;"), json!("pipeline"));
@@ -347,7 +398,11 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     browser.navigate(&format!("{url}?experiment=scaling&kernel=nope&size=-5&bogus=1"));
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let broken = browser.eval(form);
-    assert_eq!((broken[0].as_str(), broken[1].as_str(), broken[2].as_str()), (Some("scaling"), Some("mandelbrot"), Some("0")), "{broken}");
+    assert_eq!(
+        (broken[0].as_str(), broken[1].as_str(), broken[2].as_str()),
+        (Some("scaling"), Some("mandelbrot"), Some("0")),
+        "{broken}"
+    );
     let message = broken[5].as_str().unwrap();
     assert!(message.contains("`kernel`") && message.contains("`size`") && message.contains("`bogus`"), "{message}");
 
@@ -358,11 +413,15 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     assert_eq!(browser.eval(form), json!(["scaling", "blur", "96", "seq,rayon", "1,2", ""]));
 
     // The run: the main thread never blocks for 50 ms or more while it goes on.
-    let started = browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
+    let started =
+        browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{:?}", browser.status());
     let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
     assert_eq!(long, json!([]), "long tasks on the main thread during the run");
-    assert!(browser.eval("return location.search;").as_str().unwrap().contains("kernel=blur"), "the URL holds the run's settings");
+    assert!(
+        browser.eval("return location.search;").as_str().unwrap().contains("kernel=blur"),
+        "the URL holds the run's settings"
+    );
     // Zoom into the timeline: the worker redraws a window of each cell's run.
     for _ in 0..3 {
         let before = browser.eval("return document.getElementById('timeline-window').textContent;");
@@ -380,8 +439,9 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     });
 
     let png = browser.eval(
-        "const link = [...document.querySelectorAll('#exports a')].find(a => a.download === 'conlab-scaling.png'); link.click(); \
-         return new Promise((done) => { const wait = () => link.dataset.ready ? fetch(link.href).then(r => r.blob()).then(b => done([b.type, b.size])) : setTimeout(wait, 50); wait(); });",
+        "const link = [...document.querySelectorAll('#exports a')].find(a => a.download === 'conlab-scaling.png'); \
+         link.click(); return new Promise((done) => { const wait = () => link.dataset.ready ? fetch(link.href).then(r \
+         => r.blob()).then(b => done([b.type, b.size])) : setTimeout(wait, 50); wait(); });",
     );
     assert_eq!(png[0], json!("image/png"), "{png}");
     assert!(png[1].as_u64().unwrap() > 5_000, "a drawn chart: {png}");
@@ -398,7 +458,18 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
 
     // Import the same settings measured natively: the form takes them, a run here compares.
     let output = std::process::Command::new(conlab_release())
-        .args(["run", "scaling", "--set", "kernel=blur", "--set", "size=96", "--variant", "seq,rayon", "--threads", "1,2"])
+        .args([
+            "run",
+            "scaling",
+            "--set",
+            "kernel=blur",
+            "--set",
+            "size=96",
+            "--variant",
+            "seq,rayon",
+            "--threads",
+            "1,2",
+        ])
         .args(["--repeat", "2", "--warmup", "0", "--format", "json"])
         .output()
         .unwrap();
@@ -408,9 +479,11 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     wait_until(Duration::from_secs(10), "the comparison", || {
         browser.eval("return document.querySelectorAll('#comparison-table tbody tr').length;") == json!(3)
     });
-    let ratios = browser.eval("return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);");
+    let ratios = browser
+        .eval("return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);");
     assert!(ratios.as_array().unwrap().iter().all(|r| r.as_str().unwrap().ends_with('×')), "{ratios}");
-    let headers = browser.eval("return [...document.querySelectorAll('#comparison-table th')].map(h => h.textContent);");
+    let headers =
+        browser.eval("return [...document.querySelectorAll('#comparison-table th')].map(h => h.textContent);");
     assert_eq!(headers[4], json!("wasm32 (browser worker) / native"), "{headers}");
     browser.screenshot(&artifacts().join("comparison.png"));
 }
@@ -429,8 +502,8 @@ fn import_file(browser: &Browser, name: &str, text: &str) {
 /// The last result's JSON export, parsed (the page keeps no result in a global).
 fn exported_result(browser: &Browser) -> conlab_lab::experiment::RunResult {
     let json = browser.eval(
-        "const link = [...document.querySelectorAll('#exports a')].find(a => a.download.endsWith('.json') && !a.download.endsWith('.trace.json')); \
-         return fetch(link.href).then(r => r.text());",
+        "const link = [...document.querySelectorAll('#exports a')].find(a => a.download.endsWith('.json') && \
+         !a.download.endsWith('.trace.json')); return fetch(link.href).then(r => r.text());",
     );
     serde_json::from_str(json.as_str().unwrap()).unwrap()
 }
@@ -443,8 +516,11 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     // The pool's workers start with the current wasm-bindgen init call: no deprecation notices.
-    let deprecated: Vec<_> =
-        browser.console().into_iter().filter(|e| e["message"].as_str().is_some_and(|m| m.contains("deprecated"))).collect();
+    let deprecated: Vec<_> = browser
+        .console()
+        .into_iter()
+        .filter(|e| e["message"].as_str().is_some_and(|m| m.contains("deprecated")))
+        .collect();
     assert!(deprecated.is_empty(), "{deprecated:#?}");
 
     // Run at once: 'ready' may come before the process workers have loaded; the run waits for
@@ -452,7 +528,11 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
     submit_variants(&browser, "gil-cpu", &[("iterations", "100000")], &["process"], "1,2", 1);
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{:?}", browser.status());
     let result = exported_result(&browser);
-    assert!(result.cells.iter().all(|c| c.skipped.is_none() && c.check.as_ref().is_some_and(|c| c.passed)), "{:#?}", result.cells);
+    assert!(
+        result.cells.iter().all(|c| c.skipped.is_none() && c.check.as_ref().is_some_and(|c| c.passed)),
+        "{:#?}",
+        result.cells
+    );
 
     // The law: free-threaded threads and a process pool run CPU-bound Python 1.6× faster on 2
     // workers, GIL threads do not (fastest runs: V8 compiling in the background, a busy
@@ -466,7 +546,12 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
         let mut rounds: Vec<Vec<f64>> = Vec::new();
         for _ in 0..3 {
             submit_variants(&browser, "gil-cpu", &[("iterations", "2000000")], variants, "1,2", 8);
-            assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(180)), "done", "{:?}", browser.status());
+            assert_eq!(
+                browser.wait_for_status(&["done", "error"], Duration::from_secs(180)),
+                "done",
+                "{:?}",
+                browser.status()
+            );
             let result = exported_result(&browser);
             let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
             rounds.push(variants.iter().map(|variant| fastest(variant, 1) / fastest(variant, 2)).collect());
@@ -490,7 +575,11 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
     let result = exported_result(&browser);
     let p50 = |variant: &str| result.cell(variant, 1).unwrap().metrics["lag p50"].median;
     println!("browser loop lag p50: {}", variants.map(|v| format!("{v} {:.2} ms", p50(v))).join(", "));
-    assert!((2.5..=10.0).contains(&p50("to-thread")), "to_thread under the GIL: {} ms at a 5 ms switch interval", p50("to-thread"));
+    assert!(
+        (2.5..=10.0).contains(&p50("to-thread")),
+        "to_thread under the GIL: {} ms at a 5 ms switch interval",
+        p50("to-thread")
+    );
     assert!(
         p50("to-thread-free-threaded") < 2.5 && p50("to-process") < 2.5,
         "{} / {} ms",
@@ -502,13 +591,17 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
     submit_variants(&browser, "lock-contention", &[("duration_ms", "10")], &["std"], "1,2", 2);
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{:?}", browser.status());
     let cells = browser.eval(
-        "const head = [...document.querySelectorAll('#table thead th')].map(h => h.textContent); const p50 = head.indexOf('wait p50 (ns)'); \
-         return [...document.querySelectorAll('#table tbody tr')].map(r => r.cells[p50].textContent);",
+        "const head = [...document.querySelectorAll('#table thead th')].map(h => h.textContent); const p50 = \
+         head.indexOf('wait p50 (ns)'); return [...document.querySelectorAll('#table tbody tr')].map(r => \
+         r.cells[p50].textContent);",
     );
     println!("browser lock-contention wait p50: {cells}");
     let cells = cells.as_array().unwrap();
     assert!(cells.iter().all(|c| c != "0"), "{cells:?}");
-    assert!(cells.iter().any(|c| c.as_str().unwrap().contains("(clock resolution)")), "one thread never waits: {cells:?}");
+    assert!(
+        cells.iter().any(|c| c.as_str().unwrap().contains("(clock resolution)")),
+        "one thread never waits: {cells:?}"
+    );
 }
 
 #[test]
@@ -528,7 +621,11 @@ fn a_damaged_import_or_stored_result_is_named_and_the_page_goes_on() {
     let damaged = damaged.to_string();
     import_file(&browser, "cut.json", &damaged);
     wait_until(Duration::from_secs(10), "the import's verdict", || {
-        browser.eval("return document.getElementById('import-status').textContent;").as_str().unwrap().contains("cannot be imported")
+        browser
+            .eval("return document.getElementById('import-status').textContent;")
+            .as_str()
+            .unwrap()
+            .contains("cannot be imported")
     });
     let status = browser.eval("return document.getElementById('import-status').textContent;");
     assert!(status.as_str().unwrap().contains("missing field `variants`"), "{status}");
@@ -541,7 +638,11 @@ fn a_damaged_import_or_stored_result_is_named_and_the_page_goes_on() {
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     wait_until(Duration::from_secs(10), "the history's verdict", || {
-        browser.eval("return document.getElementById('history-status').textContent;").as_str().unwrap().contains("could not be opened")
+        browser
+            .eval("return document.getElementById('history-status').textContent;")
+            .as_str()
+            .unwrap()
+            .contains("could not be opened")
     });
     submit(&browser, "mandelbrot", &[("width", "64"), ("height", "32")], "1", 1);
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(60)), "done", "{:?}", browser.status());
@@ -560,8 +661,9 @@ fn table_states(browser: &Browser) -> Vec<String> {
 /// table, the chart (and the latency plot and timeline where the experiment has them) and that
 /// the main thread never blocked; a screenshot goes to `shots`.
 /// The environment panel's start-up lines: page ready (interactive), threads ready (Run).
-const STARTUP_TIMES: &str = "const value = (term) => [...document.querySelectorAll('#env-list dt')].find(dt => dt.textContent === term).nextElementSibling.textContent; \
-                             return [value('page ready in'), value('threads ready in')];";
+const STARTUP_TIMES: &str = "const value = (term) => [...document.querySelectorAll('#env-list dt')].find(dt => \
+                             dt.textContent === term).nextElementSibling.textContent; return [value('page ready in'), \
+                             value('threads ready in')];";
 
 fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::ExperimentInfo, shots: &std::path::Path) {
     let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));
@@ -575,7 +677,8 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
             browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
         });
     }
-    let started = browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
+    let started =
+        browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
     let state = browser.wait_for_status(&["done", "error"], Duration::from_secs(120));
     assert_eq!(state, "done", "{}: {:?}", info.id, browser.status());
 
@@ -586,19 +689,27 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
     // Sane values: no NaN or infinity anywhere, and a positive median time per timed cell.
     let table = browser.eval(
         "return [document.querySelector('#table thead th:nth-child(3)').textContent, \
-                 [...document.querySelectorAll('#table tbody tr')].filter(r => r.dataset.check !== 'skipped').map(r => [...r.cells].map(c => c.textContent))];",
+                 [...document.querySelectorAll('#table tbody tr')].filter(r => r.dataset.check !== 'skipped').map(r => \
+                 [...r.cells].map(c => c.textContent))];",
     );
     let rows = table[1].as_array().unwrap();
     let cells = rows.iter().flat_map(|row| row.as_array().unwrap().iter().map(|c| c.as_str().unwrap()));
     assert!(cells.clone().all(|c| !c.contains("NaN") && !c.contains("inf")), "{}: {rows:?}", info.id);
     if table[0] == json!("median") {
-        let time = |text: &str| text.split(' ').next().and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n > 0.0) && text.contains('s');
-        assert!(rows.iter().all(|row| time(row[2].as_str().unwrap())), "{}: a positive median time per cell: {rows:?}", info.id);
+        let time = |text: &str| {
+            text.split(' ').next().and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n > 0.0) && text.contains('s')
+        };
+        assert!(
+            rows.iter().all(|row| time(row[2].as_str().unwrap())),
+            "{}: a positive median time per cell: {rows:?}",
+            info.id
+        );
     }
     let drawn = browser.eval(
         "return [document.querySelectorAll('#chart svg polyline.measured, #chart svg rect.bar').length, \
-                 document.getElementById('latency').hidden, document.querySelectorAll('#latency-chart polyline.latency').length, \
-                 document.getElementById('timeline').hidden, document.querySelectorAll('#timeline-chart rect').length];",
+                 document.getElementById('latency').hidden, document.querySelectorAll('#latency-chart \
+                 polyline.latency').length, document.getElementById('timeline').hidden, \
+                 document.querySelectorAll('#timeline-chart rect').length];",
     );
     assert!(drawn[0].as_u64().unwrap() > 0, "{}: a line or bar per variant: {drawn}", info.id);
     if !drawn[1].as_bool().unwrap() {
@@ -673,7 +784,9 @@ fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_
         }
         let status = browser.eval(compared);
         assert!(status[0].as_u64().unwrap() > 0, "{}: a comparison table: {status}", info.id);
-        let ratios = browser.eval("return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);");
+        let ratios = browser.eval(
+            "return [...document.querySelectorAll('#comparison-table tbody tr')].map(r => r.lastChild.textContent);",
+        );
         println!("browser/native {}: {ratios}", info.id);
 
         // …and is cancelled mid-run.
@@ -732,16 +845,19 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
     browser.eval("document.getElementById('sim-threads').dispatchEvent(new KeyboardEvent('keydown', { key: 'b', bubbles: true }));");
     wait_until(Duration::from_secs(10), "B's step", || schedule() == json!("AB"));
     let outcome = browser.eval(
-        "const o = document.getElementById('sim-outcome'); \
-         return [o.className, o.dataset.kind, o.textContent, document.querySelectorAll('#sim-graph line.edge.cycle').length, \
-                 [...document.querySelectorAll('[data-step]')].every(b => b.disabled), \
-                 document.querySelector('#sim-shared tr[data-name=a] td').textContent];",
+        "const o = document.getElementById('sim-outcome'); return [o.className, o.dataset.kind, o.textContent, \
+         document.querySelectorAll('#sim-graph line.edge.cycle').length, \
+         [...document.querySelectorAll('[data-step]')].every(b => b.disabled), document.querySelector('#sim-shared \
+         tr[data-name=a] td').textContent];",
     );
     let outcome = outcome.as_array().unwrap();
     assert_eq!(outcome[0..2], [json!("goal"), json!("deadlock")], "{outcome:?}");
     assert!(outcome[2].as_str().unwrap().contains("wait-for cycle A → B → A"), "{outcome:?}");
     assert_eq!(outcome[3..], [json!(2), json!(true), json!("held by A")], "{outcome:?}");
-    assert!(browser.eval("return location.search;").as_str().unwrap().contains("schedule=AB"), "the URL holds the schedule");
+    assert!(
+        browser.eval("return location.search;").as_str().unwrap().contains("schedule=AB"),
+        "the URL holds the schedule"
+    );
     browser.screenshot(&artifacts().join("debugger-deadlock.png"));
     browser.eval("document.getElementById('sim-undo').click();");
     wait_until(Duration::from_secs(10), "the undo", || schedule() == json!("A"));
@@ -749,7 +865,8 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
 
     // A search finds the missed wake-up; the lab replays its schedule to the failed assertion.
     browser.eval("const s = document.getElementById('sim-scenario'); s.value = 'missed-wakeup'; s.dispatchEvent(new Event('change'));");
-    browser.eval("document.getElementById('sim-strategy').value = 'pct'; document.getElementById('sim-search').click();");
+    browser
+        .eval("document.getElementById('sim-strategy').value = 'pct'; document.getElementById('sim-search').click();");
     wait_until(Duration::from_secs(20), "the search", || {
         browser.eval("return document.getElementById('sim-next').disabled;") == json!(false)
     });
@@ -761,15 +878,23 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
     wait_until(Duration::from_secs(30), "the replayed failure", || {
         browser.eval("return document.getElementById('sim-outcome').dataset.kind;") == json!("assertion")
     });
-    println!("debugger: {found}; outcome {}", browser.eval("return document.getElementById('sim-outcome').textContent;"));
+    println!(
+        "debugger: {found}; outcome {}",
+        browser.eval("return document.getElementById('sim-outcome').textContent;")
+    );
     browser.screenshot(&artifacts().join("debugger-missed-wakeup.png"));
 
     // The fixed twin: DFS proves it within its bound.
     browser
         .eval("const s = document.getElementById('sim-scenario'); s.value = 'missed-wakeup-fixed'; s.dispatchEvent(new Event('change'));");
-    browser.eval("document.getElementById('sim-strategy').value = 'dfs'; document.getElementById('sim-search').click();");
+    browser
+        .eval("document.getElementById('sim-strategy').value = 'dfs'; document.getElementById('sim-search').click();");
     wait_until(Duration::from_secs(20), "the proof", || {
-        browser.eval("return document.getElementById('sim-search-result').textContent;").as_str().unwrap().contains("every one of the")
+        browser
+            .eval("return document.getElementById('sim-search-result').textContent;")
+            .as_str()
+            .unwrap()
+            .contains("every one of the")
     });
     // A bad link names the scenario and the page still works.
     browser.navigate(&format!("{url}?scenario=nope"));

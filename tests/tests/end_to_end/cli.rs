@@ -63,7 +63,10 @@ fn describe_shows_parameters_with_defaults_and_ranges() {
     let rows: Vec<&str> = text.lines().filter(|l| l.contains("default ") && l.contains("range ")).collect();
     assert_eq!(rows.len(), 3);
     let column = |needle: &str| rows.iter().map(|r| r.find(needle).unwrap()).collect::<Vec<_>>();
-    assert!(column("default ").windows(2).all(|w| w[0] == w[1]) && column("range ").windows(2).all(|w| w[0] == w[1]), "{text}");
+    assert!(
+        column("default ").windows(2).all(|w| w[0] == w[1]) && column("range ").windows(2).all(|w| w[0] == w[1]),
+        "{text}"
+    );
     assert!(text.contains("rayon"), "{text}");
     assert!(text.contains("quick preset (--quick): width=96 height=64 max_iter=200"), "{text}");
 }
@@ -71,7 +74,8 @@ fn describe_shows_parameters_with_defaults_and_ranges() {
 #[test]
 fn run_json_parses_back_with_every_cell_checked() {
     let _beside = beside();
-    let json: Value = serde_json::from_str(&stdout(&conlab_run(&[SMALL_MANDELBROT, &["--format", "json"]].concat()))).unwrap();
+    let json: Value =
+        serde_json::from_str(&stdout(&conlab_run(&[SMALL_MANDELBROT, &["--format", "json"]].concat()))).unwrap();
     assert_eq!(json["experiment"], "mandelbrot");
     assert_eq!(json["all_checks_passed"], true);
     let cells: Vec<(String, u64)> = json["cells"]
@@ -82,7 +86,11 @@ fn run_json_parses_back_with_every_cell_checked() {
         .collect();
     let expected = [("seq", 1), ("team", 1), ("team", 2), ("rayon", 1), ("rayon", 2), ("steal", 1), ("steal", 2)];
     assert_eq!(cells, expected.map(|(v, t)| (v.to_string(), t)));
-    assert!(json["cells"].as_array().unwrap().iter().all(|c| c["samples"].as_array().unwrap().len() == 2 && c["check"]["passed"] == true));
+    assert!(json["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["samples"].as_array().unwrap().len() == 2 && c["check"]["passed"] == true));
     assert_eq!(json["params"]["width"], 64);
     let result: conlab_lab::experiment::RunResult = serde_json::from_value(json).unwrap();
     assert!(result.cell("rayon", 2).unwrap().speedup_vs_one_thread.is_some());
@@ -106,7 +114,16 @@ fn run_writes_csv_trace_and_svg_files() {
     let (csv, trace, svg) = (dir.join("r.csv"), dir.join("t.json"), dir.join("c.svg"));
     let args = [
         SMALL_MANDELBROT,
-        &["--format", "csv", "--out", csv.to_str().unwrap(), "--trace", trace.to_str().unwrap(), "--svg", svg.to_str().unwrap()],
+        &[
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
     ]
     .concat();
     assert_eq!(stdout(&conlab_run(&args)), "", "--out sends the result to the file");
@@ -127,10 +144,22 @@ fn run_draws_timelines_of_the_scheduler_pools() {
     let dir = std::env::temp_dir().join(format!("conlab-cli-timeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let timeline = dir.join("timeline.svg");
-    let args = ["run", "imbalance", "--set", "work_ms=20", "--threads", "2", "--repeat", "1", "--timeline", timeline.to_str().unwrap()];
+    let args = [
+        "run",
+        "imbalance",
+        "--set",
+        "work_ms=20",
+        "--threads",
+        "2",
+        "--repeat",
+        "1",
+        "--timeline",
+        timeline.to_str().unwrap(),
+    ];
     assert!(conlab_run(&args).status.success());
     let svg = std::fs::read_to_string(&timeline).unwrap();
-    for expected in ["steal · 2 threads", "fifo · 2 threads", r#"class="run""#, r#"class="steal""#, r#"class="mark""#] {
+    for expected in ["steal · 2 threads", "fifo · 2 threads", r#"class="run""#, r#"class="steal""#, r#"class="mark""#]
+    {
         assert!(svg.contains(expected), "{expected} missing from the timeline");
     }
     std::fs::remove_dir_all(dir).unwrap();
@@ -142,8 +171,22 @@ fn the_quick_preset_runs_and_queues_draw_latency_and_depth() {
     let dir = std::env::temp_dir().join(format!("conlab-cli-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (latency, depth) = (dir.join("latency.svg"), dir.join("depth.svg"));
-    let args = ["run", "producer-consumer", "--quick", "--set", "items=3000", "--threads", "1", "--repeat", "1", "--format", "json"];
-    let output = conlab_run(&[&args[..], &["--latency", latency.to_str().unwrap(), "--depth", depth.to_str().unwrap()]].concat());
+    let args = [
+        "run",
+        "producer-consumer",
+        "--quick",
+        "--set",
+        "items=3000",
+        "--threads",
+        "1",
+        "--repeat",
+        "1",
+        "--format",
+        "json",
+    ];
+    let output = conlab_run(
+        &[&args[..], &["--latency", latency.to_str().unwrap(), "--depth", depth.to_str().unwrap()]].concat(),
+    );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["params"]["capacity"], 8, "the preset's capacity");
@@ -153,9 +196,13 @@ fn the_quick_preset_runs_and_queues_draw_latency_and_depth() {
     let depth = std::fs::read_to_string(depth).unwrap();
     assert_eq!(depth.matches(r#"<polyline class="depth""#).count(), 4, "a line per queue");
 
-    let output = conlab_run(&["run", "mandelbrot", "--quick", "--threads", "1", "--repeat", "1", "--latency", "unused.svg"]);
+    let output =
+        conlab_run(&["run", "mandelbrot", "--quick", "--threads", "1", "--repeat", "1", "--latency", "unused.svg"]);
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(String::from_utf8(output.stderr).unwrap(), "error: --latency: `mandelbrot` measures no latency distribution to draw\n");
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "error: --latency: `mandelbrot` measures no latency distribution to draw\n"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -178,7 +225,10 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
         "parameter `colour`: unknown parameter; known parameters are width, height, max_iter",
     );
     assert_fails_with(&["run", "mandelbrot", "--set", "width"], "parameter `width`: expected name=value");
-    assert_fails_with(&["run", "mandelbrot", "--threads", "0"], "parameter `threads`: expected an integer from 1 to 512, got `0`");
+    assert_fails_with(
+        &["run", "mandelbrot", "--threads", "0"],
+        "parameter `threads`: expected an integer from 1 to 512, got `0`",
+    );
     assert_fails_with(
         &["run", "io-fanout", "--variant", "fibers"],
         "parameter `variant`: unknown variant `fibers`; io-fanout has seq, thread-per-task, pool",
@@ -267,7 +317,11 @@ fn calibration_lands() -> Result<(), String> {
     }
     for threads in [2, 4] {
         let plain = row(&format!("gil-race: lost fraction, counter += 1, {threads} threads"));
-        assert_eq!((plain[1].as_str(), plain[2].as_str()), ("0.00", "0.00"), "no switch between load and store: {text}");
+        assert_eq!(
+            (plain[1].as_str(), plain[2].as_str()),
+            ("0.00", "0.00"),
+            "no switch between load and store: {text}"
+        );
         let call = row(&format!("gil-race: lost fraction, x = counter; f(); counter = x + 1, {threads} threads"));
         let (cpython, model): (f64, f64) = (call[1].parse().unwrap(), call[2].parse().unwrap());
         assert!(cpython > 0.1, "CPython 3.11 loses a share of the increments when a call sits in the window: {text}");
@@ -367,7 +421,10 @@ fn worker_processes_get_data_by_copy_or_shared_memory_and_report_their_overheads
     assert!(ipc.all_checks_passed);
     for variant in ["thread", "copy", "shared"] {
         let metrics = &ipc.cell(variant, 1).unwrap().metrics;
-        assert!(metrics["8192 KiB: per message"].median > metrics["1 KiB: per message"].median, "{variant}: {metrics:?}");
+        assert!(
+            metrics["8192 KiB: per message"].median > metrics["1 KiB: per message"].median,
+            "{variant}: {metrics:?}"
+        );
     }
     assert!(ipc.cell("transfer", 1).unwrap().skipped.as_deref().is_some_and(|why| why.contains("copies")));
 
@@ -432,7 +489,8 @@ fn explore_finds_a_failing_schedule_and_replay_runs_it_again() {
     let replay_line = found.lines().find(|l| l.starts_with("replay:")).expect("a replay command");
     let schedule = replay_line.split_whitespace().last().unwrap();
     let replayed = stdout(&conlab_run(&["replay", "abba-deadlock", schedule]));
-    let steps = |text: &str| text.lines().skip_while(|l| !l.starts_with("step")).map(str::to_string).collect::<Vec<_>>();
+    let steps =
+        |text: &str| text.lines().skip_while(|l| !l.starts_with("step")).map(str::to_string).collect::<Vec<_>>();
     assert_eq!(steps(&replayed), steps(&found), "the same steps");
     assert!(replayed.contains("wait-for cycle A → B → A"));
 
@@ -445,9 +503,15 @@ fn explore_finds_a_failing_schedule_and_replay_runs_it_again() {
     let listed = stdout(&conlab_run(&["scenarios"]));
     assert!(listed.lines().any(|l| l.starts_with("polite-livelock ") && l.contains(" bug ")), "{listed}");
 
-    assert_fails_with(&["explore", "abba-deadlock", "--runs", "0"], "parameter `runs`: expected an integer from 1 to 1000000, got `0`");
+    assert_fails_with(
+        &["explore", "abba-deadlock", "--runs", "0"],
+        "parameter `runs`: expected an integer from 1 to 1000000, got `0`",
+    );
     assert_fails_with(&["replay", "abba-deadlock", "ABC"], "schedule: step 3 is `C`; this scenario's threads are A, B");
-    assert_fails_with(&["replay", "abba-deadlock", "ABA"], "schedule: step 3 is `A`, but A cannot run there (blocked on b)");
+    assert_fails_with(
+        &["replay", "abba-deadlock", "ABA"],
+        "schedule: step 3 is `A`, but A cannot run there (blocked on b)",
+    );
     let unknown = conlab_run(&["explore", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8(unknown.stderr)

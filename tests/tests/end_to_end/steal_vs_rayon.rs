@@ -18,7 +18,18 @@ const CASES: [(&str, &[(&str, &str)]); 3] =
 
 fn native_run(experiment: &str, params: &[(&str, &str)]) -> RunResult {
     let mut command = std::process::Command::new(conlab_release());
-    command.args(["run", experiment, "--variant", "steal", "--variant", "rayon", "--threads", THREADS, "--warmup", "2"]);
+    command.args([
+        "run",
+        experiment,
+        "--variant",
+        "steal",
+        "--variant",
+        "rayon",
+        "--threads",
+        THREADS,
+        "--warmup",
+        "2",
+    ]);
     command.args(["--repeat", &REPEAT.to_string(), "--format", "json"]);
     for (name, value) in params {
         command.args(["--set", &format!("{name}={value}")]);

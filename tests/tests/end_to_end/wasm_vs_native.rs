@@ -36,7 +36,11 @@ fn browser_run(browser: &Browser, kernel: &str) -> RunResult {
 }
 
 fn median_of(result: &RunResult, variant: &str, threads: usize) -> f64 {
-    result.cell(variant, threads).and_then(|c| c.summary.as_ref()).map(|s| s.median).unwrap_or_else(|| panic!("no {variant} × {threads}"))
+    result
+        .cell(variant, threads)
+        .and_then(|c| c.summary.as_ref())
+        .map(|s| s.median)
+        .unwrap_or_else(|| panic!("no {variant} × {threads}"))
 }
 
 /// "median [min – max]" of `values`.
@@ -63,7 +67,9 @@ fn kernels_wasm_vs_native_side_by_side() {
     );
     // CONLAB_KERNELS=a,b measures only those kernels.
     let only = std::env::var("CONLAB_KERNELS").ok();
-    for spec in catalogue().iter().filter(|spec| only.as_deref().is_none_or(|only| only.split(',').any(|id| id == spec.id))) {
+    for spec in
+        catalogue().iter().filter(|spec| only.as_deref().is_none_or(|only| only.split(',').any(|id| id == spec.id)))
+    {
         let mut columns: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for pair in 0..PAIRS {
             // Alternate which side goes first, so neither always runs on a warmer or cooler machine.

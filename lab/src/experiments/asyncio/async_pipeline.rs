@@ -4,7 +4,9 @@
 use std::rc::Rc;
 
 use super::event_loop::{clock_params, DemoClock};
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::prims::Queue;
 use conlab_core::aio::{gather, sleep, spawn_named, AioResult, JoinHandle};
 
@@ -29,10 +31,10 @@ impl Experiment for AsyncPipeline {
             topic: super::NAME,
             concept: "producer/consumer pipelines with asyncio.Queue; async generators",
             teaches: "Passing each item through every stage before taking the next (a chain of async generators) costs \
-                      items × the sum of the stages. With one task per stage and bounded queues between them, the stages \
-                      work on different items at once: after the first item fills the pipe, one item leaves per slowest \
-                      stage — about (items − 1) × the slowest + the sum. The bounded queues keep a fast stage from \
-                      running ahead; the timeline shows each stage busy, waiting on `Queue.get` (starved) or \
+                      items × the sum of the stages. With one task per stage and bounded queues between them, the \
+                      stages work on different items at once: after the first item fills the pipe, one item leaves per \
+                      slowest stage — about (items − 1) × the slowest + the sum. The bounded queues keep a fast stage \
+                      from running ahead; the timeline shows each stage busy, waiting on `Queue.get` (starved) or \
                       `Queue.put` (blocked).",
             params,
             variants: vec![
@@ -50,7 +52,12 @@ impl Experiment for AsyncPipeline {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let stages = params.text("stages").split(',').map(|s| s.trim().parse().expect("a preset of numbers")).collect();
-        Ok(Box::new(Pipeline { items: params.count("items"), stages, maxsize: params.count("maxsize"), clock: DemoClock::from(params) }))
+        Ok(Box::new(Pipeline {
+            items: params.count("items"),
+            stages,
+            maxsize: params.count("maxsize"),
+            clock: DemoClock::from(params),
+        }))
     }
 }
 

@@ -5,27 +5,30 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::event_loop::{clock_params, DemoClock};
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::{now, shield, sleep, spawn_named, wait_for, AioError, AioResult, TaskGroup};
 
 pub struct Cancellation;
 
 impl Experiment for Cancellation {
     fn info(&self) -> ExperimentInfo {
-        let mut params = vec![ParamSpec::float("work", 3.0, 0.01, 60.0, "book s", "how long each worker task would take")];
+        let mut params =
+            vec![ParamSpec::float("work", 3.0, 0.01, 60.0, "book s", "how long each worker task would take")];
         params.extend(clock_params());
         ExperimentInfo {
             id: "cancellation",
             title: "Cancellation: where it lands, what cleans up, what survives",
             topic: super::NAME,
             concept: "Task.cancel, asyncio.timeout / wait_for, shield, TaskGroup",
-            teaches: "`task.cancel()` does not stop a task on the spot: it raises `CancelledError` at the task's current \
-                      await, and the task may clean up (even awaiting) before it ends. `wait_for` / `timeout` cancel the \
-                      inner task when time runs out and wait for its clean-up before raising `TimeoutError`. `shield` \
-                      protects the inner task: the waiter is cancelled, the work runs on. In a `TaskGroup` the first \
-                      failure cancels every sibling and the body, and the group raises the failures together. Each run \
-                      checks that the documented outcome happened; the table's columns count what cleaned up and what \
-                      finished, and the timeline shows where each cancellation landed.",
+            teaches: "`task.cancel()` does not stop a task on the spot: it raises `CancelledError` at the task's \
+                      current await, and the task may clean up (even awaiting) before it ends. `wait_for` / `timeout` \
+                      cancel the inner task when time runs out and wait for its clean-up before raising \
+                      `TimeoutError`. `shield` protects the inner task: the waiter is cancelled, the work runs on. In \
+                      a `TaskGroup` the first failure cancels every sibling and the body, and the group raises the \
+                      failures together. Each run checks that the documented outcome happened; the table's columns \
+                      count what cleaned up and what finished, and the timeline shows where each cancellation landed.",
             params,
             variants: vec![
                 VariantSpec::fixed("cancel", "cancel a worker after a third of its work"),

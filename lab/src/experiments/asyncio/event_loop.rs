@@ -16,7 +16,14 @@ pub(crate) fn clock_params() -> [ParamSpec; 2] {
             &["real", "virtual"],
             "real: the loop sleeps; virtual: it jumps to the next timer (exact, instant)",
         ),
-        ParamSpec::float("scale", 0.1, 0.001, 10.0, "× real", "real seconds per book second: 0.1 replays a 2 s sleep in 200 ms"),
+        ParamSpec::float(
+            "scale",
+            0.1,
+            0.001,
+            10.0,
+            "× real",
+            "real seconds per book second: 0.1 replays a 2 s sleep in 200 ms",
+        ),
     ]
 }
 
@@ -48,8 +55,11 @@ impl DemoClock {
         let keep_going = || context.check_cancel().is_ok();
         let tracing = context.trace().is_enabled();
         let main = timed(main);
-        let event_loop =
-            if self.virtual_clock { EventLoop::new(VirtualClock::new(), tracing) } else { EventLoop::new(RealClock::new(), tracing) };
+        let event_loop = if self.virtual_clock {
+            EventLoop::new(VirtualClock::new(), tracing)
+        } else {
+            EventLoop::new(RealClock::new(), tracing)
+        };
         let outcome = match threads {
             0 => event_loop.run(main, context.trace(), &keep_going),
             _ => event_loop.run_with_threads(threads, main, context.trace(), &keep_going)?,

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::{gather, sleep, spawn, yield_now, AioResult, EventLoop, VirtualClock};
 use conlab_core::platform::Instant;
 
@@ -18,12 +20,12 @@ impl Experiment for EventLoopThroughput {
             title: "How fast is the event loop? Tasks, switches and timers per second",
             topic: super::NAME,
             concept: "event loop overhead",
-            teaches: "Coroutines are cheap, not free: creating a task, queueing it, polling it and collecting its result \
-                      costs a few hundred nanoseconds here (CPython's asyncio: several microseconds per task, measured by \
-                      `native/python/asyncio_tasks.py`); a switch at an `await` costs less; a timer costs a heap push and \
-                      pop. These numbers bound how fine-grained async work can usefully be. The timers run on the virtual \
-                      clock, so only the loop's bookkeeping is timed, never the waiting. Recording a timeline (off by \
-                      default here) adds its own cost to every step.",
+            teaches: "Coroutines are cheap, not free: creating a task, queueing it, polling it and collecting its \
+                      result costs a few hundred nanoseconds here (CPython's asyncio: several microseconds per task, \
+                      measured by `native/python/asyncio_tasks.py`); a switch at an `await` costs less; a timer costs \
+                      a heap push and pop. These numbers bound how fine-grained async work can usefully be. The timers \
+                      run on the virtual clock, so only the loop's bookkeeping is timed, never the waiting. Recording \
+                      a timeline (off by default here) adds its own cost to every step.",
             params: vec![ParamSpec::int("tasks", 100_000, 1, 10_000_000, "tasks", "tasks per run")],
             variants: vec![
                 VariantSpec::fixed("spawn", "create_task + gather of tasks that return at once"),
@@ -74,7 +76,9 @@ async fn many_tasks(variant: String, tasks: usize) -> AioResult<u64> {
                 }
                 Ok(1u64)
             }),
-            "timers" => spawn(async move { sleep(Duration::from_nanos(1 + (i as u64 * 7919) % 1_000_000)).await.map(|()| 1) }),
+            "timers" => {
+                spawn(async move { sleep(Duration::from_nanos(1 + (i as u64 * 7919) % 1_000_000)).await.map(|()| 1) })
+            }
             _ => spawn(async { Ok(1u64) }),
         })
         .collect();

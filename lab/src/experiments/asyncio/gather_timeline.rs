@@ -1,7 +1,9 @@
 //! `gather-timeline`: awaiting coroutines one after another vs running them as tasks at once.
 
 use super::event_loop::{clock_params, DemoClock};
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::{gather, sleep, spawn_named, AioResult, TaskGroup};
 
 pub struct GatherTimeline;
@@ -20,11 +22,11 @@ impl Experiment for GatherTimeline {
             title: "await one by one vs gather: where asyncio's speed comes from",
             topic: super::NAME,
             concept: "await vs asyncio.gather / create_task / TaskGroup",
-            teaches: "`await coro()` runs a coroutine to the end before the next line starts: three sleeps of 2.0, 1.5 and \
-                      2.5 s take 6.0 s. Wrapped in tasks (`gather`, or a `TaskGroup`) they sleep at the same time, and \
-                      the total is the longest, 2.5 s — nothing runs in parallel, the loop just waits for all the timers \
-                      at once. The timeline shows each task's sleep; `loop time` is in the book's seconds (the real \
-                      clock replays them at `scale`, the virtual clock exactly and instantly).",
+            teaches: "`await coro()` runs a coroutine to the end before the next line starts: three sleeps of 2.0, 1.5 \
+                      and 2.5 s take 6.0 s. Wrapped in tasks (`gather`, or a `TaskGroup`) they sleep at the same time, \
+                      and the total is the longest, 2.5 s — nothing runs in parallel, the loop just waits for all the \
+                      timers at once. The timeline shows each task's sleep; `loop time` is in the book's seconds (the \
+                      real clock replays them at `scale`, the virtual clock exactly and instantly).",
             params,
             variants: vec![
                 VariantSpec::fixed("sequential", "await each coroutine in turn"),
@@ -98,11 +100,17 @@ impl Cell for SleepsCell<'_> {
                     Ok(done)
                 }
                 "gather" => {
-                    let tasks = durations.iter().enumerate().map(named).map(|(name, d)| spawn_named(name, fetch(d))).collect();
+                    let tasks =
+                        durations.iter().enumerate().map(named).map(|(name, d)| spawn_named(name, fetch(d))).collect();
                     Ok(gather(tasks).await?.iter().sum())
                 }
                 _ => TaskGroup::run(|tg| async move {
-                    let tasks: Vec<_> = durations.iter().enumerate().map(named).map(|(name, d)| tg.spawn_named(name, fetch(d))).collect();
+                    let tasks: Vec<_> = durations
+                        .iter()
+                        .enumerate()
+                        .map(named)
+                        .map(|(name, d)| tg.spawn_named(name, fetch(d)))
+                        .collect();
                     Ok(tasks)
                 })
                 .await

@@ -48,11 +48,11 @@ impl Experiment for LoopStarvation {
                       wake every 10 ms, wakes up to 200 ms late — that lateness is the *loop lag* asyncio's debug mode \
                       warns about. Slicing the work and awaiting `sleep(0)` between slices bounds the lag to about two \
                       slices (a heartbeat that falls due during one slice queues behind the next, as in asyncio). \
-                      `await asyncio.to_thread(work)` is the usual advice, but under the GIL the offloaded work is still \
-                      Python bytecode holding the GIL: every time the loop wakes it must wait for the GIL — a switch \
-                      interval (5 ms), until its drop request is honoured — so the lag stays about the switch interval. \
-                      Free-threaded, or with the work in a process pool, the loop wakes on time. Real clock only: on a \
-                      virtual clock computing takes no time, so nothing could be late.",
+                      `await asyncio.to_thread(work)` is the usual advice, but under the GIL the offloaded work is \
+                      still Python bytecode holding the GIL: every time the loop wakes it must wait for the GIL — a \
+                      switch interval (5 ms), until its drop request is honoured — so the lag stays about the switch \
+                      interval. Free-threaded, or with the work in a process pool, the loop wakes on time. Real clock \
+                      only: on a virtual clock computing takes no time, so nothing could be late.",
             params: vec![
                 ParamSpec::int("cpu_ms", 200, 1, 60_000, "ms", "the CPU-bound work, at the model's pace"),
                 ParamSpec::int("heartbeat_ms", 10, 1, 1000, "ms", "the heartbeat task's period"),
@@ -148,8 +148,11 @@ impl Cell for StarvationCell<'_> {
             "to-process" => Offload::Process,
             _ => Offload::Inline { sliced: false },
         };
-        let mode =
-            if self.variant == "to-thread-free-threaded" { Mode::FreeThreaded { overhead: 0.0 } } else { Mode::Gil(Arc::clone(&gil)) };
+        let mode = if self.variant == "to-thread-free-threaded" {
+            Mode::FreeThreaded { overhead: 0.0 }
+        } else {
+            Mode::Gil(Arc::clone(&gil))
+        };
         let interpreter = Interpreter { mode: mode.clone(), op_ns: work.op_ns, spinner: work.spinner };
         let pool = if offload == Offload::Process { Some(ProcessPool::start(1)?) } else { None };
         let main = self.main(interpreter, offload, pool);
@@ -194,7 +197,9 @@ impl StarvationCell<'_> {
             // Let the heartbeat start beating first.
             sleep(heartbeat * 2).await?;
             let done = match offload {
-                Offload::Inline { sliced: false } => interpreter.result_holding_gil(&Bytecode::counting_loop(0, iterations), LOOP_THREAD),
+                Offload::Inline { sliced: false } => {
+                    interpreter.result_holding_gil(&Bytecode::counting_loop(0, iterations), LOOP_THREAD)
+                }
                 Offload::Inline { sliced: true } => {
                     let mut done = 0;
                     while done < iterations {
@@ -204,7 +209,10 @@ impl StarvationCell<'_> {
                     }
                     done
                 }
-                Offload::Thread => to_thread(move || interpreter.result(&Bytecode::counting_loop(0, iterations), WORKER_THREAD)).await?,
+                Offload::Thread => {
+                    to_thread(move || interpreter.result(&Bytecode::counting_loop(0, iterations), WORKER_THREAD))
+                        .await?
+                }
                 Offload::Process => in_process(pool.expect("started for to-process"), job).await?,
             };
             sleep(heartbeat * 2).await?;

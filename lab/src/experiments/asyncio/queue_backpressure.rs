@@ -6,7 +6,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::event_loop::{clock_params, DemoClock};
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::prims::Queue;
 use conlab_core::aio::{gather, note, now, sleep, spawn, AioError};
 
@@ -30,11 +32,11 @@ impl Experiment for QueueBackpressure {
             concept: "asyncio.Queue(maxsize), put/get, task_done/join",
             teaches: "When producers outpace consumers, an unbounded queue just grows — memory is the only limit, and \
                       items wait longer and longer. A bounded queue makes `put` wait while it is full: producers slow \
-                      to the consumers' pace, the depth never passes `maxsize`, and the total time is the same, because \
-                      the consumers were the bottleneck all along. `queue.join()` waits until every item is marked \
-                      `task_done`; then the consumers are cancelled, the asyncio idiom. `producer blocked` is the \
-                      producers' total time inside `put`, `mean depth` the depth averaged over time, and the timeline \
-                      marks every change of depth.",
+                      to the consumers' pace, the depth never passes `maxsize`, and the total time is the same, \
+                      because the consumers were the bottleneck all along. `queue.join()` waits until every item is \
+                      marked `task_done`; then the consumers are cancelled, the asyncio idiom. `producer blocked` is \
+                      the producers' total time inside `put`, `mean depth` the depth averaged over time, and the \
+                      timeline marks every change of depth.",
             params,
             variants: vec![VariantSpec::fixed("bounded", "Queue(maxsize)"), VariantSpec::fixed("unbounded", "Queue() — no limit")],
             baseline: "unbounded",
@@ -163,7 +165,11 @@ impl Cell for FlowCell {
             Ok(now())
         })?;
         context.record("max depth", "items", observed.max_depth.get() as f64);
-        context.record("mean depth", "items", observed.depth_area.get() / loop_time.as_secs_f64().max(f64::MIN_POSITIVE));
+        context.record(
+            "mean depth",
+            "items",
+            observed.depth_area.get() / loop_time.as_secs_f64().max(f64::MIN_POSITIVE),
+        );
         context.record("producer blocked", "s", observed.blocked.get().as_secs_f64() / flow.clock.scale);
         Ok(observed.consumed.get())
     }

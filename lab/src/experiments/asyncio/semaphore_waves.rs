@@ -4,7 +4,9 @@ use std::cell::Cell as Counter;
 use std::rc::Rc;
 
 use super::event_loop::{clock_params, DemoClock};
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::prims::Semaphore;
 use conlab_core::aio::{gather, sleep, spawn};
 

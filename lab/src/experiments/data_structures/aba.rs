@@ -1,7 +1,9 @@
 //! `aba`: the ABA problem reproduced on a Treiber stack whose head is a bare index, and the tag
 //! that fixes it.
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::run_team;
@@ -17,14 +19,14 @@ impl Experiment for Aba {
             topic: super::NAME,
             concept: "ABA; tagged pointers; Treiber stack",
             teaches: "A lock-free pop reads the top node X and its successor Y, then swaps the head from X to Y in one \
-                      compare-and-swap. If, in between, other threads pop X, pop Y and push X back, the head is X again \
-                      — the CAS cannot tell — and Y, which another thread now holds, becomes the top: two threads own \
-                      the same node, or nodes vanish from the stack. Each thread here pops two nodes and pushes them \
-                      back, over and over, on a small pool; `window_ns` widens the gap between the read and the CAS. \
-                      The untagged head breaks (`corrupted pops`: a node popped while another thread held it; `lost \
-                      nodes`: missing at the end); a counter packed beside the index, bumped by every successful CAS, \
-                      makes the stale CAS fail, and nothing goes wrong. The tagged variant is checked; the untagged \
-                      one is wrong on purpose.",
+                      compare-and-swap. If, in between, other threads pop X, pop Y and push X back, the head is X \
+                      again — the CAS cannot tell — and Y, which another thread now holds, becomes the top: two \
+                      threads own the same node, or nodes vanish from the stack. Each thread here pops two nodes and \
+                      pushes them back, over and over, on a small pool; `window_ns` widens the gap between the read \
+                      and the CAS. The untagged head breaks (`corrupted pops`: a node popped while another thread held \
+                      it; `lost nodes`: missing at the end); a counter packed beside the index, bumped by every \
+                      successful CAS, makes the stale CAS fail, and nothing goes wrong. The tagged variant is checked; \
+                      the untagged one is wrong on purpose.",
             params: vec![
                 ParamSpec::int("cycles", 100_000, 1, 100_000_000, "per thread", "pop two, push two, this many times"),
                 ParamSpec::int("nodes", 8, 3, 1 << 20, "nodes", "nodes in the pool (fewer: more reuse, more ABA)"),

@@ -10,4 +10,5 @@ mod queue_shootout;
 pub const NAME: &str = "data structures";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[&queue_shootout::QueueShootout, &aba::Aba, &producer_consumer::ProducerConsumer];
+pub const EXPERIMENTS: &[&dyn Experiment] =
+    &[&queue_shootout::QueueShootout, &aba::Aba, &producer_consumer::ProducerConsumer];

@@ -51,7 +51,14 @@ impl Experiment for ProducerConsumer {
             params: vec![
                 ParamSpec::int("producers", 2, 1, 16, "threads", "producer threads"),
                 ParamSpec::int("consumers", 2, 1, 16, "threads", "consumer threads"),
-                ParamSpec::int("capacity", 64, 1, 1 << 16, "items", "buffer capacity (the Michael–Scott queue has none)"),
+                ParamSpec::int(
+                    "capacity",
+                    64,
+                    1,
+                    1 << 16,
+                    "items",
+                    "buffer capacity (the Michael–Scott queue has none)",
+                ),
                 ParamSpec::int("items", 50_000, 1, 10_000_000, "per producer", "items each producer puts"),
                 ParamSpec::int("work_ns", 500, 0, 1_000_000, "ns", "a consumer's work per item"),
             ],
@@ -360,6 +367,10 @@ impl BufferCell<'_> {
         }
         let per_thread = |total: Duration, threads: usize| total.as_secs_f64() * 1e3 / threads as f64;
         context.record("producer waits", "ms per thread", per_thread(producer_waits, self.shape.producers));
-        context.record("consumer waits", "ms per thread", per_thread(taken.iter().map(|t| t.waited).sum(), self.shape.consumers));
+        context.record(
+            "consumer waits",
+            "ms per thread",
+            per_thread(taken.iter().map(|t| t.waited).sum(), self.shape.consumers),
+        );
     }
 }

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::ds::channel;
 use conlab_core::ds::msqueue::MsQueue;
 use conlab_core::ds::ring::Ring;
@@ -27,12 +29,12 @@ impl Experiment for QueueShootout {
             teaches: "Producers push `items` numbers each through one shared queue; consumers pop them all. A bounded \
                       lock-free ring (Vyukov's: one CAS per operation on its own end, no lock) and crossbeam's \
                       ArrayQueue (the same algorithm) keep producers and consumers off each other's cache lines; \
-                      crossbeam's SegQueue (unbounded, linked segments) and the channels (ours on the ring, crossbeam's) \
-                      add allocation or wake-up bookkeeping; a Mutex<VecDeque> makes every operation take the same lock. Each shape runs in turn — \
-                      one producer and one consumer, two and two, three producers and one consumer — and the columns \
-                      give millions of items through per second. std's channel has a single consumer, so it sits out \
-                      2P2C. Full and empty queues are polled (a spin hint between tries), so with more threads than \
-                      cores the numbers show oversubscription too.",
+                      crossbeam's SegQueue (unbounded, linked segments) and the channels (ours on the ring, \
+                      crossbeam's) add allocation or wake-up bookkeeping; a Mutex<VecDeque> makes every operation take \
+                      the same lock. Each shape runs in turn — one producer and one consumer, two and two, three \
+                      producers and one consumer — and the columns give millions of items through per second. std's \
+                      channel has a single consumer, so it sits out 2P2C. Full and empty queues are polled (a spin \
+                      hint between tries), so with more threads than cores the numbers show oversubscription too.",
             params: vec![
                 ParamSpec::int("items", 200_000, 1, 100_000_000, "per producer", "items each producer pushes"),
                 ParamSpec::int("capacity", 1024, 2, 1 << 20, "items", "capacity of the bounded queues"),

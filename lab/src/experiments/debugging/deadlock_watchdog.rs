@@ -22,15 +22,16 @@ impl Experiment for DeadlockWatchdog {
             title: "ABBA on real threads: how often it deadlocks, and a watchdog that catches it",
             topic: super::NAME,
             concept: "deadlock (Coffman conditions); lock ordering; wait-for graphs",
-            teaches: "Two threads take locks a and b in opposite orders, `attempts` times; the second starts `stagger_us` \
-                      after the first, as `t1.start(); t2.start()` would. The books print this listing and say it \
-                      deadlocks — run it and it rarely does: the first thread takes both locks in well under a \
-                      microsecond, long before the second arrives. Start them together (`stagger_us=0`) or widen the \
-                      window between the first lock and the second (`hold_us`), and the deadlock rate climbs. Every lock here records its \
-                      holder and waiters in a wait-for graph: the thread that closes a cycle gets the cycle back as an \
-                      error (the victim, as a database would pick one), lets go, and the other finishes — so the lab \
-                      never hangs, and a deadline stands behind the graph. Ordered locking (always a, then b) never \
-                      deadlocks. For a deadlock found on demand, every time, see `conlab explore abba-deadlock`.",
+            teaches: "Two threads take locks a and b in opposite orders, `attempts` times; the second starts \
+                      `stagger_us` after the first, as `t1.start(); t2.start()` would. The books print this listing \
+                      and say it deadlocks — run it and it rarely does: the first thread takes both locks in well \
+                      under a microsecond, long before the second arrives. Start them together (`stagger_us=0`) or \
+                      widen the window between the first lock and the second (`hold_us`), and the deadlock rate \
+                      climbs. Every lock here records its holder and waiters in a wait-for graph: the thread that \
+                      closes a cycle gets the cycle back as an error (the victim, as a database would pick one), lets \
+                      go, and the other finishes — so the lab never hangs, and a deadline stands behind the graph. \
+                      Ordered locking (always a, then b) never deadlocks. For a deadlock found on demand, every time, \
+                      see `conlab explore abba-deadlock`.",
             params: vec![
                 ParamSpec::int("attempts", 200, 1, 100_000, "", "times the two threads race for the locks"),
                 ParamSpec::int(
@@ -158,7 +159,13 @@ impl Cell for AttemptsCell<'_> {
 }
 
 /// One attempt by thread `me`: first lock, hold, second lock, release.
-fn attempt_once(first: &TrackedMutex<'_>, second: &TrackedMutex<'_>, me: usize, hold: impl FnOnce(), tally: &Mutex<Tally>) {
+fn attempt_once(
+    first: &TrackedMutex<'_>,
+    second: &TrackedMutex<'_>,
+    me: usize,
+    hold: impl FnOnce(),
+    tally: &Mutex<Tally>,
+) {
     let outcome = first.lock(me).and_then(|held| {
         hold();
         let reached = Instant::now();

@@ -3,7 +3,9 @@
 
 use rayon::prelude::*;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::mandelbrot::{digest, Frame};
 use conlab_core::platform::{run_team, RayonPool};
 use conlab_core::sched::steal::StealPool;
@@ -46,7 +48,11 @@ impl Experiment for Mandelbrot {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        let frame = Frame { width: params.count("width"), height: params.count("height"), max_iter: params.int("max_iter") as u32 };
+        let frame = Frame {
+            width: params.count("width"),
+            height: params.count("height"),
+            max_iter: params.int("max_iter") as u32,
+        };
         let mut image = vec![0; frame.width * frame.height];
         render_seq(&frame, &mut image, || true);
         Ok(Box::new(Image { frame, expected: digest(&image) }))
@@ -105,8 +111,9 @@ impl Cell for ImageCell {
             (Some(pool), _) => render_rayon(pool, &frame, &mut self.image, context),
             (None, "team") => render_team(self.threads, &frame, &mut self.image, context)?,
             (None, "steal") => {
-                let ((), stats) =
-                    StealPool::run(self.threads, context.trace(), |pool| render_split(pool, &frame, &mut self.image, 0, context))?;
+                let ((), stats) = StealPool::run(self.threads, context.trace(), |pool| {
+                    render_split(pool, &frame, &mut self.image, 0, context)
+                })?;
                 crate::experiments::schedulers::policies::record_steals(context, &stats);
             }
             _ => context.trace().lane(0).span(
@@ -126,8 +133,11 @@ impl Cell for ImageCell {
 /// Member i renders rows [i·⌈h/t⌉, (i+1)·⌈h/t⌉).
 fn render_team(threads: usize, frame: &Frame, image: &mut [u32], context: &RunContext) -> Result<(), RunError> {
     let rows_per_block = frame.height.div_ceil(threads);
-    let blocks: Vec<Mutex<(usize, &mut [u32])>> =
-        image.chunks_mut(rows_per_block * frame.width).enumerate().map(|(i, block)| Mutex::new((i * rows_per_block, block))).collect();
+    let blocks: Vec<Mutex<(usize, &mut [u32])>> = image
+        .chunks_mut(rows_per_block * frame.width)
+        .enumerate()
+        .map(|(i, block)| Mutex::new((i * rows_per_block, block)))
+        .collect();
     run_team(threads, |member| {
         let Some(block) = blocks.get(member.index) else { return };
         let mut block = lock(block);
@@ -156,7 +166,10 @@ fn render_split(pool: &StealPool<'_>, frame: &Frame, image: &mut [u32], first_ro
         return;
     }
     let (top, bottom) = image.split_at_mut(rows / 2 * frame.width);
-    pool.join(|| render_split(pool, frame, top, first_row, context), || render_split(pool, frame, bottom, first_row + rows / 2, context));
+    pool.join(
+        || render_split(pool, frame, top, first_row, context),
+        || render_split(pool, frame, bottom, first_row + rows / 2, context),
+    );
 }
 
 fn render_rayon(pool: &RayonPool, frame: &Frame, image: &mut [u32], context: &RunContext) {

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::ds::striped::StripedMap;
 use conlab_core::kernels::wordcount::{self, Corpus, WordCount, SPLITS};
 use conlab_core::kernels::{Par, Strategy};
@@ -27,7 +29,14 @@ impl Experiment for MapReduce {
                       they collide only on the same shard — and the hot word's shard is still a hot spot.",
             params: vec![
                 ParamSpec::int("words", 1 << 21, 1, 1 << 26, "words", "words of generated text"),
-                ParamSpec::int("partitions", 16, 1, 1024, "partitions", "reduce partitions, and shards of the striped map"),
+                ParamSpec::int(
+                    "partitions",
+                    16,
+                    1,
+                    1024,
+                    "partitions",
+                    "reduce partitions, and shards of the striped map",
+                ),
                 ParamSpec::float("skew", 0.3, 0.0, 0.95, "", "share of the words that are one hot word"),
                 ParamSpec::flag("combiner", false, "count inside each mapper before emitting"),
                 ParamSpec::int("seed", 1, 0, u32::MAX.into(), "", "seed of the generated text"),
@@ -35,7 +44,10 @@ impl Experiment for MapReduce {
             variants: vec![
                 VariantSpec::fixed("seq", "map, shuffle and reduce on one thread"),
                 VariantSpec::sweep("partitioned", "map and reduce phases split over a team; shuffle by hash"),
-                VariantSpec::sweep("striped-map", "every worker updates one lock-striped map (one shard per partition)"),
+                VariantSpec::sweep(
+                    "striped-map",
+                    "every worker updates one lock-striped map (one shard per partition)",
+                ),
                 VariantSpec::sweep("mutex-map", "every worker updates one Mutex<HashMap>"),
             ],
             baseline: "seq",
@@ -70,7 +82,11 @@ impl Workload for Job {
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
         conlab_core::platform::check_team_size(threads)?;
-        Ok(Box::new(JobCell { job: self, variant: variant.to_string(), threads: if variant == "seq" { 1 } else { threads } }))
+        Ok(Box::new(JobCell {
+            job: self,
+            variant: variant.to_string(),
+            threads: if variant == "seq" { 1 } else { threads },
+        }))
     }
 }
 
@@ -112,7 +128,11 @@ fn partitioned(count: &WordCount, par: &Par<'_, '_>, context: &RunContext) -> Re
     }
     let pairs: usize = times.pairs.iter().sum();
     if pairs > 0 {
-        context.record("hot partition", "% of pairs", 100.0 * *times.pairs.iter().max().unwrap_or(&0) as f64 / pairs as f64);
+        context.record(
+            "hot partition",
+            "% of pairs",
+            100.0 * *times.pairs.iter().max().unwrap_or(&0) as f64 / pairs as f64,
+        );
     }
     Ok(digest)
 }

@@ -12,5 +12,10 @@ mod scaling;
 pub const NAME: &str = "kernels & patterns";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] =
-    &[&mandelbrot::Mandelbrot, &parallel_sum::ParallelSum, &scaling::Scaling, &map_reduce::MapReduce, &pipeline::Pipeline];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[
+    &mandelbrot::Mandelbrot,
+    &parallel_sum::ParallelSum,
+    &scaling::Scaling,
+    &map_reduce::MapReduce,
+    &pipeline::Pipeline,
+];

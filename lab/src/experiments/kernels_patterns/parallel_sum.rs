@@ -2,7 +2,9 @@
 
 use rayon::prelude::*;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::sum_squares::{inputs, sum_of_squares, CHUNK};
 use conlab_core::platform::{run_team, RayonPool};
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
@@ -96,7 +98,12 @@ impl Cell for SumCell<'_> {
                         |total, chunk| {
                             context.check_cancel()?;
                             let thread = rayon::current_thread_index().unwrap_or(0);
-                            Ok(total + context.trace().lane(thread).span(SpanKind::Run, || "chunk", || sum_of_squares(chunk)))
+                            Ok(total
+                                + context.trace().lane(thread).span(
+                                    SpanKind::Run,
+                                    || "chunk",
+                                    || sum_of_squares(chunk),
+                                ))
                         },
                     )
                     .try_reduce(|| 0, |a, b| Ok(a + b))

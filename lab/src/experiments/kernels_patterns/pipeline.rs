@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::ds::channel::{self, Receiver, Sender};
 use conlab_core::kernels::spin::Spinner;
@@ -18,7 +19,8 @@ pub struct Pipeline;
 
 const MAX_STAGES: usize = 6;
 /// Utilisation metric names, by stage.
-const BUSY: [&str; MAX_STAGES] = ["stage 1 busy", "stage 2 busy", "stage 3 busy", "stage 4 busy", "stage 5 busy", "stage 6 busy"];
+const BUSY: [&str; MAX_STAGES] =
+    ["stage 1 busy", "stage 2 busy", "stage 3 busy", "stage 4 busy", "stage 5 busy", "stage 6 busy"];
 /// Waits shorter than this are left off the timeline.
 const DRAWN_WAIT: Duration = Duration::from_micros(20);
 
@@ -35,7 +37,8 @@ impl Experiment for Pipeline {
             id: "pipeline",
             title: "Pipeline: throughput is the slowest stage's",
             topic: super::NAME,
-            concept: "pipeline parallelism (producer-consumer chains, Unix pipes, asyncio/threading queues between stages)",
+            concept:
+                "pipeline parallelism (producer-consumer chains, Unix pipes, asyncio/threading queues between stages)",
             teaches: "Each item passes through k stages in order. One thread does all stages of one item after \
                       another: the time is items × the sum of the stage costs. One thread per stage, with bounded \
                       queues between, overlaps the stages: once the pipeline is full an item leaves every \
@@ -162,10 +165,12 @@ impl Cell for StagesCell<'_> {
             return self.run_sequentially(context);
         }
         let per_stage = stages.threads_per_stage(&self.variant);
-        let links: Vec<(Sender<u64>, Receiver<u64>)> = (1..per_stage.len()).map(|_| channel::bounded(stages.capacity)).collect();
+        let links: Vec<(Sender<u64>, Receiver<u64>)> =
+            (1..per_stage.len()).map(|_| channel::bounded(stages.capacity)).collect();
         // Member m runs stage roles[m]; each holds clones of its stage's ends, so a stage's
         // output disconnects once all its threads are done.
-        let roles: Vec<usize> = per_stage.iter().enumerate().flat_map(|(stage, n)| std::iter::repeat_n(stage, *n)).collect();
+        let roles: Vec<usize> =
+            per_stage.iter().enumerate().flat_map(|(stage, n)| std::iter::repeat_n(stage, *n)).collect();
         let ends: Vec<Mutex<Option<Ends>>> = roles
             .iter()
             .map(|&stage| {
@@ -188,7 +193,8 @@ impl Cell for StagesCell<'_> {
             let seconds = busy[stage].load(Ordering::Relaxed) as f64 / 1e9;
             context.record(BUSY[stage], "%", 100.0 * seconds / (wall * *threads as f64));
         }
-        let slowest = stages.costs.iter().zip(&per_stage).map(|(cost, n)| cost.as_secs_f64() / *n as f64).fold(0.0, f64::max);
+        let slowest =
+            stages.costs.iter().zip(&per_stage).map(|(cost, n)| cost.as_secs_f64() / *n as f64).fold(0.0, f64::max);
         context.record("predicted", "items/s", 1.0 / slowest);
         Ok(digest.load(Ordering::Relaxed))
     }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError, ScalingLaw, VariantSpec, Workload,
+    Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError, ScalingLaw,
+    VariantSpec, Workload,
 };
 use conlab_core::kernels::{catalogue, Kernel, KernelSpec, Par, Strategy};
 use conlab_core::platform::RayonPool;
@@ -32,7 +33,8 @@ impl Experiment for Scaling {
             id: "scaling",
             title: "Scaling: speedup curves and Amdahl's serial fraction, kernel by kernel",
             topic: super::NAME,
-            concept: "Amdahl's and Gustafson's laws; parallel patterns (map, reduce, stencil, divide and conquer, scan)",
+            concept:
+                "Amdahl's and Gustafson's laws; parallel patterns (map, reduce, stencil, divide and conquer, scan)",
             teaches: "Pick a kernel — matrix multiply naive or blocked, merge sort, quicksort, n-body, a prime sieve, \
                       trial division, Monte Carlo π, a histogram with shared atomics or private counts, a prefix scan, \
                       the Game of Life, a map-reduce word count, a separable blur, Mandelbrot — and watch its speedup \
@@ -45,7 +47,12 @@ impl Experiment for Scaling {
             params: vec![
                 ParamSpec::described_choice("kernel", "mandelbrot", &kernels, "the kernel to scale"),
                 ParamSpec::int("size", 0, 0, 1 << 31, "", "problem size in the kernel's own terms; 0 = its default"),
-                ParamSpec::choice("growth", "fixed", &["fixed", "with-threads"], "fixed size (Amdahl) or work × threads (Gustafson)"),
+                ParamSpec::choice(
+                    "growth",
+                    "fixed",
+                    &["fixed", "with-threads"],
+                    "fixed size (Amdahl) or work × threads (Gustafson)",
+                ),
                 ParamSpec::int("seed", 1, 0, u32::MAX.into(), "", "seed of the generated input"),
             ],
             variants: vec![
@@ -79,7 +86,8 @@ impl Experiment for Scaling {
             }
         };
         let law = if params.text("growth") == "with-threads" { ScalingLaw::Gustafson } else { ScalingLaw::Amdahl };
-        let workload = Problems { spec, size, law, seed: params.int("seed") as u64, built: Mutex::new(BTreeMap::new()) };
+        let workload =
+            Problems { spec, size, law, seed: params.int("seed") as u64, built: Mutex::new(BTreeMap::new()) };
         workload.built(size);
         Ok(Box::new(workload))
     }
@@ -168,8 +176,9 @@ impl Cell for KernelCell {
             (Some(pool), _) => pool.install(|| kernel.run(&Par::new(Strategy::Rayon, &keep_going, trace)))?,
             (None, "team") => kernel.run(&Par::new(Strategy::Team(self.threads), &keep_going, trace))?,
             (None, "steal") => {
-                let (digest, stats) =
-                    StealPool::run(self.threads, trace, |pool| kernel.run(&Par::new(Strategy::Steal(pool), &keep_going, trace)))?;
+                let (digest, stats) = StealPool::run(self.threads, trace, |pool| {
+                    kernel.run(&Par::new(Strategy::Steal(pool), &keep_going, trace))
+                })?;
                 crate::experiments::schedulers::policies::record_steals(context, &stats);
                 digest?
             }

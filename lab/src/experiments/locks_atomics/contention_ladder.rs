@@ -3,7 +3,9 @@
 
 use std::hint::black_box;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::run_team;
 use conlab_core::sched::partition;
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +20,12 @@ impl Experiment for ContentionLadder {
             title: "The contention ladder: what one increment costs",
             topic: super::NAME,
             concept: "atomics vs locks; the cost of sharing",
-            teaches: "The LMAX Disruptor paper timed 500 million increments of one counter: a single thread, the same with \
-                      an uncontended lock, two threads with a lock, a single-thread atomic, two threads with an atomic, and a \
-                      compare-and-swap loop — and found each step up the ladder costs a multiple of the one before, with a \
-                      contended lock hundreds of times slower than a plain add. Here is the same ladder (scaled down) on your \
-                      machine: read the ns per increment, and the vs-single column as the cost multiplier.",
+            teaches: "The LMAX Disruptor paper timed 500 million increments of one counter: a single thread, the same \
+                      with an uncontended lock, two threads with a lock, a single-thread atomic, two threads with an \
+                      atomic, and a compare-and-swap loop — and found each step up the ladder costs a multiple of the \
+                      one before, with a contended lock hundreds of times slower than a plain add. Here is the same \
+                      ladder (scaled down) on your machine: read the ns per increment, and the vs-single column as the \
+                      cost multiplier.",
             params: vec![ParamSpec::int(
                 "increments",
                 5_000_000,
@@ -105,7 +108,9 @@ impl Cell for Rung {
                     _ => {
                         context.repeat(share, |_| {
                             let mut seen = atomic.load(Ordering::Relaxed);
-                            while let Err(now) = atomic.compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                            while let Err(now) =
+                                atomic.compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
+                            {
                                 seen = now;
                             }
                         });

@@ -2,7 +2,9 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::run_team;
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,11 +17,12 @@ impl Experiment for FalseSharing {
             title: "False sharing: private counters that are not private",
             topic: super::NAME,
             concept: "cache lines; why per-thread data still contends",
-            teaches: "Each thread increments only its own counter — no data is shared, no lock is needed. But caches move \
-                      memory in 64-byte lines, and eight 8-byte counters side by side share one line: every increment by one \
-                      thread invalidates the line in every other core's cache, and the threads queue for it as if they shared \
-                      a lock. Padding each counter to its own line (crossbeam's CachePadded: 128 bytes on x86-64, where the \
-                      prefetcher pulls lines in pairs) removes the contention and restores linear scaling.",
+            teaches: "Each thread increments only its own counter — no data is shared, no lock is needed. But caches \
+                      move memory in 64-byte lines, and eight 8-byte counters side by side share one line: every \
+                      increment by one thread invalidates the line in every other core's cache, and the threads queue \
+                      for it as if they shared a lock. Padding each counter to its own line (crossbeam's CachePadded: \
+                      128 bytes on x86-64, where the prefetcher pulls lines in pairs) removes the contention and \
+                      restores linear scaling.",
             params: vec![ParamSpec::int("increments", 20_000_000, 1_000, 500_000_000, "per thread", "increments of each thread's counter")],
             variants: vec![
                 VariantSpec::sweep("packed", "counters side by side: up to 8 share one cache line"),
@@ -76,7 +79,8 @@ impl Cell for CountersCell {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let started = conlab_core::platform::Instant::now();
         let total = if self.padded {
-            let counters: Vec<CachePadded<AtomicU64>> = (0..self.threads).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
+            let counters: Vec<CachePadded<AtomicU64>> =
+                (0..self.threads).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
             run_team(self.threads, |member| count(&counters[member.index], self.increments, context))?;
             counters.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>()
         } else {

@@ -29,12 +29,13 @@ impl Experiment for LockContention {
             title: "Lock contention: spinning vs queueing vs sleeping",
             topic: super::NAME,
             concept: "threading.Lock under contention; spinlocks vs blocking locks",
-            teaches: "N threads repeatedly take one lock, hold it for a critical section, and do other work in between. \
-                      The regimes move from extreme (nothing but the lock) to none (each thread its own lock). Watch \
-                      throughput fall as contention rises, the ticket and MCS locks stay fair (Jain's index near 1) while \
-                      test-and-set lets one thread hog the lock, and what happens with more threads than cores: a spinning \
-                      waiter burns the CPU the preempted holder needs, and the FIFO locks hand the lock to threads that are \
-                      not even running — while the parking locks (ours, std, parking_lot) sleep and degrade gracefully.",
+            teaches: "N threads repeatedly take one lock, hold it for a critical section, and do other work in \
+                      between. The regimes move from extreme (nothing but the lock) to none (each thread its own \
+                      lock). Watch throughput fall as contention rises, the ticket and MCS locks stay fair (Jain's \
+                      index near 1) while test-and-set lets one thread hog the lock, and what happens with more \
+                      threads than cores: a spinning waiter burns the CPU the preempted holder needs, and the FIFO \
+                      locks hand the lock to threads that are not even running — while the parking locks (ours, std, \
+                      parking_lot) sleep and degrade gracefully.",
             params: vec![
                 ParamSpec::choice(
                     "regime",

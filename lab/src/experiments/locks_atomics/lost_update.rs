@@ -2,7 +2,9 @@
 
 use std::hint::black_box;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::run_team;
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
 use conlab_core::sync::{lock, Mutex};
@@ -17,11 +19,12 @@ impl Experiment for LostUpdate {
             topic: super::NAME,
             concept: "race conditions; threading.Lock around a shared counter",
             teaches: "counter += 1 is three steps — read, add, write. Two threads that read the same value both write \
-                      value + 1, and one increment vanishes. The racy variant does exactly that (an atomic load, then an \
-                      atomic store: no undefined behaviour, just the race), optionally widening the window between read \
-                      and write; it loses updates as soon as two threads run at once. fetch_add makes the read-modify-write \
-                      one indivisible step, a mutex makes the whole section exclusive — both lose nothing, at a price the \
-                      times show. With one thread nothing is lost: races need parallelism (or preemption at the wrong moment).",
+                      value + 1, and one increment vanishes. The racy variant does exactly that (an atomic load, then \
+                      an atomic store: no undefined behaviour, just the race), optionally widening the window between \
+                      read and write; it loses updates as soon as two threads run at once. fetch_add makes the \
+                      read-modify-write one indivisible step, a mutex makes the whole section exclusive — both lose \
+                      nothing, at a price the times show. With one thread nothing is lost: races need parallelism (or \
+                      preemption at the wrong moment).",
             params: vec![
                 ParamSpec::int("increments", 1_000_000, 1, 50_000_000, "per thread", "increments each thread performs"),
                 ParamSpec::int("gap", 0, 0, 10_000, "iterations", "busy work between the read and the write (widens the race window)"),

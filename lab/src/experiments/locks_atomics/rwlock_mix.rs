@@ -1,7 +1,9 @@
 //! `rwlock-mix`: shared data read and written through a mutex, reader-writer locks and a
 //! seqlock, at a chosen share of reads.
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::kernels::splitmix64;
 use conlab_core::locks::parking::ParkingMutex;
@@ -25,12 +27,12 @@ impl Experiment for RwlockMix {
             title: "Readers and writers: mutex vs rwlock vs seqlock",
             topic: super::NAME,
             concept: "reader-writer locks; optimistic reads",
-            teaches: "When most accesses only read, a mutex needlessly serialises the readers; a reader-writer lock lets \
-                      them in together and makes writers wait for the readers to drain; a seqlock never blocks anyone for a \
-                      read — readers copy the data and retry if a write overlapped. Each run sweeps the share of reads from \
-                      0% to 100%: at 100% the rwlock and seqlock scale with threads while the mutex does not; as writes grow \
-                      the rwlock's bookkeeping costs more than it saves. Every read checks that it saw one whole write (torn \
-                      reads must be 0).",
+            teaches: "When most accesses only read, a mutex needlessly serialises the readers; a reader-writer lock \
+                      lets them in together and makes writers wait for the readers to drain; a seqlock never blocks \
+                      anyone for a read — readers copy the data and retry if a write overlapped. Each run sweeps the \
+                      share of reads from 0% to 100%: at 100% the rwlock and seqlock scale with threads while the \
+                      mutex does not; as writes grow the rwlock's bookkeeping costs more than it saves. Every read \
+                      checks that it saw one whole write (torn reads must be 0).",
             params: vec![
                 ParamSpec::choice(
                     "reads",
@@ -58,7 +60,11 @@ impl Experiment for RwlockMix {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let reads = params.text("reads");
         Ok(Box::new(Mix {
-            shares: SHARES.iter().copied().filter(|(percent, _)| reads == "sweep" || percent.to_string() == reads).collect(),
+            shares: SHARES
+                .iter()
+                .copied()
+                .filter(|(percent, _)| reads == "sweep" || percent.to_string() == reads)
+                .collect(),
             operations: params.int("operations") as u64,
             section_ns: params.float("section_ns"),
             spinner: Spinner::calibrate(),
@@ -67,7 +73,8 @@ impl Experiment for RwlockMix {
 }
 
 /// The shares of reads a sweep visits, with the name of the metric each one reports.
-const SHARES: [(u64, &str); 5] = [(0, "0% reads"), (50, "50% reads"), (90, "90% reads"), (99, "99% reads"), (100, "100% reads")];
+const SHARES: [(u64, &str); 5] =
+    [(0, "0% reads"), (50, "50% reads"), (90, "90% reads"), (99, "99% reads"), (100, "100% reads")];
 
 struct Mix {
     shares: Vec<(u64, &'static str)>,

@@ -2,7 +2,9 @@
 //! needs it copied (a pipe natively, `postMessage`'s structured clone in browsers), transferred
 //! (browsers: the buffer changes owner, no copy), or placed once in shared memory.
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::Delivery;
 use conlab_core::pymodel::process::{byte_sum, Job, ProcessPool};
 use conlab_core::sched::fifo::FifoPool;
@@ -27,12 +29,12 @@ impl Experiment for IpcCost {
             concept: "pickling and pipes; postMessage, transferables, SharedArrayBuffer; shared_memory",
             teaches: "A thread sees the caller's memory: handing it a buffer costs a pointer. A process sees nothing: \
                       every byte is copied to it (pickled down a pipe natively, structured-cloned by postMessage in a \
-                      browser), so the cost grows with the message — past a few hundred KiB the copy outweighs the work. \
-                      Browsers can also transfer an ArrayBuffer (ownership moves and the sender loses it: one copy \
-                      fewer, though a wasm worker still copies it into its own memory), and both can share memory the worker reads in place (`multiprocessing.shared_memory`, a \
-                      SharedArrayBuffer) — as cheap as a thread, with a thread's need for synchronisation. Each message \
-                      asks the worker to sum the bytes, so they are really read; the columns give the round trip per \
-                      message at each size.",
+                      browser), so the cost grows with the message — past a few hundred KiB the copy outweighs the \
+                      work. Browsers can also transfer an ArrayBuffer (ownership moves and the sender loses it: one \
+                      copy fewer, though a wasm worker still copies it into its own memory), and both can share memory \
+                      the worker reads in place (`multiprocessing.shared_memory`, a SharedArrayBuffer) — as cheap as a \
+                      thread, with a thread's need for synchronisation. Each message asks the worker to sum the bytes, \
+                      so they are really read; the columns give the round trip per message at each size.",
             params: vec![
                 ParamSpec::choice("size", "sweep", &["sweep", "1 KiB", "64 KiB", "1024 KiB", "8192 KiB"], "message size: every one, or one"),
                 ParamSpec::int("messages", 20, 1, 100_000, "per size", "round trips timed at each size"),
@@ -51,8 +53,11 @@ impl Experiment for IpcCost {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let chosen = params.text("size");
-        let sizes: Vec<_> =
-            SIZES.iter().filter(|(name, ..)| chosen == "sweep" || *name == chosen).map(|&(_, bytes, m)| (bytes, m)).collect();
+        let sizes: Vec<_> = SIZES
+            .iter()
+            .filter(|(name, ..)| chosen == "sweep" || *name == chosen)
+            .map(|&(_, bytes, m)| (bytes, m))
+            .collect();
         let largest = sizes.iter().map(|&(bytes, _)| bytes).max().unwrap_or(0);
         // Bytes with a known sum that no short cut can guess.
         let buffer = (0..largest).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
@@ -115,19 +120,25 @@ impl Cell for MessagesCell<'_> {
         for &(bytes, metric) in sizes {
             context.check_cancel()?;
             let message = &buffer[..bytes];
-            let round_trips = |mut one: Box<dyn FnMut() -> Result<i64, RunError> + '_>| -> Result<(i64, f64), RunError> {
-                let start = context.now();
-                let sum = (0..*messages).map(|_| one()).sum::<Result<i64, RunError>>()?;
-                Ok((sum, start.elapsed().as_secs_f64() * 1e6 / *messages as f64))
-            };
+            let round_trips =
+                |mut one: Box<dyn FnMut() -> Result<i64, RunError> + '_>| -> Result<(i64, f64), RunError> {
+                    let start = context.now();
+                    let sum = (0..*messages).map(|_| one()).sum::<Result<i64, RunError>>()?;
+                    Ok((sum, start.elapsed().as_secs_f64() * 1e6 / *messages as f64))
+                };
             let (sum, micros) = match &mut self.pool {
                 // The pool starts before the clock does: a thread's hand-over is what is timed.
                 None => FifoPool::run(1, context.trace(), |pool| {
-                    round_trips(Box::new(|| Ok(pool.submit(|| byte_sum(message)).ok().and_then(|f| f.result(None).ok()).unwrap_or(0))))
+                    round_trips(Box::new(|| {
+                        Ok(pool.submit(|| byte_sum(message)).ok().and_then(|f| f.result(None).ok()).unwrap_or(0))
+                    }))
                 })??,
                 Some(pool) => {
-                    let (job, payload) = if self.shared { (Job::SumShared { len: bytes }, &[][..]) } else { (Job::SumPayload, message) };
-                    round_trips(Box::new(|| Ok(pool.call(0, std::slice::from_ref(&job), payload)?.iter().map(|r| r.value).sum())))?
+                    let (job, payload) =
+                        if self.shared { (Job::SumShared { len: bytes }, &[][..]) } else { (Job::SumPayload, message) };
+                    round_trips(Box::new(|| {
+                        Ok(pool.call(0, std::slice::from_ref(&job), payload)?.iter().map(|r| r.value).sum())
+                    }))?
                 }
             };
             context.record(metric, "µs", micros);

@@ -1,7 +1,9 @@
 //! `process-overhead`: what a process pool costs next to a thread pool — starting it, one round
 //! trip per task, and `map` at several chunk sizes (the books' `chunksize=1` trap).
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{Instant, PlatformError};
 use conlab_core::pymodel::process::{Job, ProcessPool};
@@ -10,8 +12,12 @@ use conlab_core::sched::fifo::FifoPool;
 pub struct ProcessOverhead;
 
 /// Chunk sizes `map` is timed at (`None`: `Pool.map`'s default, ⌈tasks / (4 · workers)⌉).
-const CHUNKSIZES: [(Option<usize>, &str); 4] =
-    [(Some(1), "map, chunksize 1"), (Some(10), "map, chunksize 10"), (Some(100), "map, chunksize 100"), (None, "map, chunksize auto")];
+const CHUNKSIZES: [(Option<usize>, &str); 4] = [
+    (Some(1), "map, chunksize 1"),
+    (Some(10), "map, chunksize 10"),
+    (Some(100), "map, chunksize 100"),
+    (None, "map, chunksize auto"),
+];
 
 impl Experiment for ProcessOverhead {
     fn info(&self) -> ExperimentInfo {
@@ -47,7 +53,12 @@ impl Experiment for ProcessOverhead {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        let task = |iterations| Job::Task { iterations, io_us: 0, op_ns: params.float("op_ns"), spinner: Spinner::calibrate() };
+        let task = |iterations| Job::Task {
+            iterations,
+            io_us: 0,
+            op_ns: params.float("op_ns"),
+            spinner: Spinner::calibrate(),
+        };
         Ok(Box::new(Overhead {
             tasks: vec![task(params.int("iterations")); params.count("tasks")],
             empty: task(0),
@@ -104,7 +115,9 @@ impl OverheadCell<'_> {
             let futures: Vec<_> = (0..self.workers).filter_map(|_| pool.submit(|| run(empty)).ok()).collect();
             futures.iter().for_each(|future| _ = future.result(None));
             context.record("start-up", "ms", start.elapsed().as_secs_f64() * 1e3);
-            time_round_trips(context, *round_trips, || pool.submit(|| run(empty)).map_err(broken)?.result(None).map(drop).map_err(broken))?;
+            time_round_trips(context, *round_trips, || {
+                pool.submit(|| run(empty)).map_err(broken)?.result(None).map(drop).map_err(broken)
+            })?;
             let mut total = 0;
             for (chosen, metric) in CHUNKSIZES {
                 context.check_cancel()?;
@@ -137,7 +150,11 @@ impl OverheadCell<'_> {
 }
 
 /// Sends `count` empty tasks one after another, each awaited before the next; records the mean.
-fn time_round_trips(context: &RunContext, count: usize, mut one: impl FnMut() -> Result<(), RunError>) -> Result<(), RunError> {
+fn time_round_trips(
+    context: &RunContext,
+    count: usize,
+    mut one: impl FnMut() -> Result<(), RunError>,
+) -> Result<(), RunError> {
     let start = Instant::now();
     for _ in 0..count {
         one()?;

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::splitmix64;
 use conlab_core::platform::Instant;
 use conlab_core::sched::fifo::{as_completed, wait, FifoPool, ReturnWhen};
@@ -21,12 +23,12 @@ impl Experiment for ExecutorPatterns {
             topic: super::NAME,
             concept: "concurrent.futures (ThreadPoolExecutor)",
             teaches: "Tasks that sleep like I/O calls, of mixed lengths, the longest submitted first, on k workers. \
-                      `as_completed` hands you each result as soon as it exists; `map` returns them in input order, so the \
-                      first result waits for the slowest task (compare `first result`). `wait(FIRST_COMPLETED)` returns at \
-                      the first completion — and `cancel()` then stops only the tasks still queued: the k already running \
-                      cannot be cancelled (`cancelled` vs `ran`). Done callbacks run on the worker that finished the task. \
-                      `FIRST_EXCEPTION` returns when a task raises. Record a trace to see the submissions (marks on lane 0) \
-                      and each worker's tasks.",
+                      `as_completed` hands you each result as soon as it exists; `map` returns them in input order, so \
+                      the first result waits for the slowest task (compare `first result`). `wait(FIRST_COMPLETED)` \
+                      returns at the first completion — and `cancel()` then stops only the tasks still queued: the k \
+                      already running cannot be cancelled (`cancelled` vs `ran`). Done callbacks run on the worker \
+                      that finished the task. `FIRST_EXCEPTION` returns when a task raises. Record a trace to see the \
+                      submissions (marks on lane 0) and each worker's tasks.",
             params: vec![
                 ParamSpec::int("tasks", 8, 1, 64, "tasks", "tasks submitted per run"),
                 ParamSpec::int("step_ms", 5, 1, 1000, "ms", "task i sleeps a multiple of this, 1× … tasks×, the longest first"),
@@ -115,7 +117,8 @@ impl Cell for PatternCell<'_> {
             }
         };
         let start = Instant::now();
-        let first_result = |context: &RunContext| context.record("first result", "ms", start.elapsed().as_secs_f64() * 1e3);
+        let first_result =
+            |context: &RunContext| context.record("first result", "ms", start.elapsed().as_secs_f64() * 1e3);
         let digest = FifoPool::run(self.workers, context.trace(), |pool| -> u64 {
             let submit_all = |raise: bool| -> Vec<_> {
                 (0..durations.len()).map(|i| pool.submit_fallible(task(i, raise)).expect("the pool is open")).collect()
@@ -134,7 +137,9 @@ impl Cell for PatternCell<'_> {
                 }
                 "map" => {
                     let mut sum = 0;
-                    let results = pool.map(|i: usize| task(i, false)().unwrap_or(0), 0..durations.len(), 1).expect("the pool is open");
+                    let results = pool
+                        .map(|i: usize| task(i, false)().unwrap_or(0), 0..durations.len(), 1)
+                        .expect("the pool is open");
                     for (n, value) in results.enumerate() {
                         if n == 0 {
                             first_result(context);
@@ -153,7 +158,11 @@ impl Cell for PatternCell<'_> {
                     context.record("cancelled", "tasks", cancelled.iter().filter(|c| **c).count() as f64);
                     context.record("ran", "tasks", cancelled.iter().filter(|c| !**c).count() as f64);
                     // Cancelled tasks are accounted for by their value; the others by their result.
-                    futures.iter().zip(&cancelled).map(|(f, c)| if *c { f.id() as u64 + 1 } else { f.result(None).unwrap_or(0) }).sum()
+                    futures
+                        .iter()
+                        .zip(&cancelled)
+                        .map(|(f, c)| if *c { f.id() as u64 + 1 } else { f.result(None).unwrap_or(0) })
+                        .sum()
                 }
                 "callbacks" => {
                     let sum = Arc::new(AtomicU64::new(0));
@@ -176,7 +185,10 @@ impl Cell for PatternCell<'_> {
                     let waited = wait(&futures, ReturnWhen::FirstException, None);
                     first_result(context);
                     context.record("done at return", "tasks", waited.done.len() as f64);
-                    let failed = futures.iter().find(|f| f.exception(None).ok().flatten().is_some()).map_or(0, |f| f.id() as u64 + 1);
+                    let failed = futures
+                        .iter()
+                        .find(|f| f.exception(None).ok().flatten().is_some())
+                        .map_or(0, |f| f.id() as u64 + 1);
                     // The failed task is accounted for by its number, the rest by their values.
                     futures.iter().map(|f| f.result(None).unwrap_or(0)).sum::<u64>() + failed
                 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::forkjoin::{self, Rayon};
 use conlab_core::kernels::{fnv1a, splitmix64};
 use conlab_core::platform::{Instant, RayonPool};
@@ -14,8 +16,9 @@ use conlab_core::trace::SpanKind;
 
 pub struct ForkJoin;
 
-const FIFO_UNCHECKED: &str = "tasks block waiting for their children; once every worker waits, the children sit in the queue \
-                              behind them and the pool is exhausted — the run is abandoned after `wait_ms` (see `timed-out waits`)";
+const FIFO_UNCHECKED: &str = "tasks block waiting for their children; once every worker waits, the children sit in the \
+                              queue behind them and the pool is exhausted — the run is abandoned after `wait_ms` (see \
+                              `timed-out waits`)";
 
 impl Experiment for ForkJoin {
     fn info(&self) -> ExperimentInfo {
@@ -25,12 +28,12 @@ impl Experiment for ForkJoin {
             topic: super::NAME,
             concept: "divide and conquer; nested pools; work stealing",
             teaches: "Divide and conquer forks two halves and waits for both. With `join` (ours or rayon's) a waiting \
-                      worker never blocks: it runs the second half itself unless a thief took it, and then steals other \
-                      work until the thief is done — so fib and quicksort scale. Do the same on a ThreadPoolExecutor by \
-                      submitting the halves and calling `result()` inside a task, and each waiting task holds a worker: \
-                      once all k workers wait for children still in the queue, nothing can run — the deadlock behind the \
-                      books' 'nested pools' warnings. Here every wait has a timeout (`wait_ms`), so the fifo variant \
-                      reports the exhaustion and gives up instead of hanging.",
+                      worker never blocks: it runs the second half itself unless a thief took it, and then steals \
+                      other work until the thief is done — so fib and quicksort scale. Do the same on a \
+                      ThreadPoolExecutor by submitting the halves and calling `result()` inside a task, and each \
+                      waiting task holds a worker: once all k workers wait for children still in the queue, nothing \
+                      can run — the deadlock behind the books' 'nested pools' warnings. Here every wait has a timeout \
+                      (`wait_ms`), so the fifo variant reports the exhaustion and gives up instead of hanging.",
             params: vec![
                 ParamSpec::choice("problem", "fib", &["fib", "quicksort"], "what to divide and conquer"),
                 ParamSpec::int("fib_n", 36, 1, 45, "n", "compute fib(n) the exponential way"),
@@ -130,9 +133,12 @@ impl Cell for WorkCell<'_> {
         }
         let (problem, buffer) = (&self.work.problem, &mut self.buffer);
         let digest = match (self.variant.as_str(), &self.rayon) {
-            ("seq", _) => context.trace().lane(0).span(SpanKind::Run, || "recursion", || solve(problem, buffer, &Sequential)),
+            ("seq", _) => {
+                context.trace().lane(0).span(SpanKind::Run, || "recursion", || solve(problem, buffer, &Sequential))
+            }
             ("steal", _) => {
-                let (digest, stats) = StealPool::run(self.threads, context.trace(), |pool| solve(problem, buffer, pool))?;
+                let (digest, stats) =
+                    StealPool::run(self.threads, context.trace(), |pool| solve(problem, buffer, pool))?;
                 super::policies::record_steals(context, &stats);
                 digest
             }
@@ -171,7 +177,8 @@ fn solve(problem: &Problem, buffer: &mut [u32], pool: &impl forkjoin::ForkJoin) 
 
 impl WorkCell<'_> {
     fn solve_on_fifo(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        let blocking = Blocking { wait: self.work.wait, abandoned: AtomicBool::new(false), timeouts: AtomicU64::new(0), context };
+        let blocking =
+            Blocking { wait: self.work.wait, abandoned: AtomicBool::new(false), timeouts: AtomicU64::new(0), context };
         let buffer = &mut self.buffer;
         let solved = FifoPool::run(self.threads, context.trace(), |pool| match &self.work.problem {
             Problem::Fib { n, cutoff } => blocking.fib(pool, *n, *cutoff),
@@ -204,11 +211,21 @@ impl Blocking<'_> {
 
     /// Waits for a child (a wait span on the waiting worker's lane); a timeout abandons the
     /// whole run.
-    fn child<T: Clone>(&self, pool: &FifoPool<'_, '_>, future: &conlab_core::sched::fifo::PoolFuture<Option<T>>) -> Option<T> {
+    fn child<T: Clone>(
+        &self,
+        pool: &FifoPool<'_, '_>,
+        future: &conlab_core::sched::fifo::PoolFuture<Option<T>>,
+    ) -> Option<T> {
         let start = Instant::now();
         let outcome = future.result(Some(self.wait));
         let lane = pool.current_worker().unwrap_or(0);
-        self.context.trace().record_at(lane, SpanKind::Wait, format!("blocked on child task {}", future.id()), start, Instant::now());
+        self.context.trace().record_at(
+            lane,
+            SpanKind::Wait,
+            format!("blocked on child task {}", future.id()),
+            start,
+            Instant::now(),
+        );
         match outcome {
             Ok(value) => value,
             Err(FutureError::Timeout) => {

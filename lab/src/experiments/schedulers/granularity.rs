@@ -18,12 +18,14 @@ impl Experiment for Granularity {
             title: "Task granularity: overhead vs imbalance",
             topic: super::NAME,
             concept: "chunksize; task granularity",
-            teaches: "The same total work is cut into tasks of 1 µs up to 10 ms. Tiny tasks drown in scheduling overhead: a \
-                      shared queue (ThreadPoolExecutor) pays a lock, a future and a wake-up per task, so with 1 µs tasks it is \
-                      slower than one thread; work stealing pays far less, because each worker mostly pops its own deque. \
-                      Huge tasks leave threads idle at the end (five 10 ms tasks on 2 threads: one thread runs three, so 30 ms instead of 25). In between lies the flat bottom of the U — that is what Python's `chunksize` advice is about. \
-                      Each column is the run time at one task size; `overhead/task` is what each task of the smallest size costs beyond \
-                      its work (threads × time − the same tasks run plainly, per task).",
+            teaches: "The same total work is cut into tasks of 1 µs up to 10 ms. Tiny tasks drown in scheduling \
+                      overhead: a shared queue (ThreadPoolExecutor) pays a lock, a future and a wake-up per task, so \
+                      with 1 µs tasks it is slower than one thread; work stealing pays far less, because each worker \
+                      mostly pops its own deque. Huge tasks leave threads idle at the end (five 10 ms tasks on 2 \
+                      threads: one thread runs three, so 30 ms instead of 25). In between lies the flat bottom of the \
+                      U — that is what Python's `chunksize` advice is about. Each column is the run time at one task \
+                      size; `overhead/task` is what each task of the smallest size costs beyond its work (threads × \
+                      time − the same tasks run plainly, per task).",
             params: vec![
                 ParamSpec::int("work_ms", 50, 1, 10_000, "ms", "total busy work per task size, split into tasks"),
                 ParamSpec::choice("task_us", "sweep", &["sweep", "1", "10", "100", "1000", "10000"], "task size in µs: every size, or one"),
@@ -40,7 +42,8 @@ impl Experiment for Granularity {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let chosen = params.text("task_us");
         let work_ns = params.int("work_ms") as u64 * 1_000_000;
-        let sizes: Vec<u64> = SIZES_US.iter().copied().filter(|size| chosen == "sweep" || size.to_string() == chosen).collect();
+        let sizes: Vec<u64> =
+            SIZES_US.iter().copied().filter(|size| chosen == "sweep" || size.to_string() == chosen).collect();
         let spinner = Spinner::calibrate();
         let batches = sizes
             .iter()

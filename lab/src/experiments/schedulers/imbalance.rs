@@ -15,13 +15,13 @@ impl Experiment for Imbalance {
             title: "Load imbalance: static split vs queue vs stealing",
             topic: super::NAME,
             concept: "load balancing; Pool.map over uneven tasks",
-            teaches: "Real tasks are rarely equal. `1:2:3:4` is the course example (loops of 1e7…4e7): cut into two equal \
-                      blocks up front, one thread gets 1+2 and the other 3+4, so it finishes at 7 of 10 units — 1.43×. A \
-                      shared queue hands out the next task to whichever thread is free (1.67×). Work stealing (ours and \
-                      rayon's) splits the range in halves and a thief takes the older half, 3+4 — the static split again: \
-                      stealing balances many small tasks, not four big ones. No scheduler beats total / largest task = 2.5× \
-                      however many threads it has (the `speedup cap` column). With `uniform` \
-                      tasks every policy is fine; `heavy-tailed` (Pareto sizes, a few huge tasks) is where static blocks \
+            teaches: "Real tasks are rarely equal. `1:2:3:4` is the course example (loops of 1e7…4e7): cut into two \
+                      equal blocks up front, one thread gets 1+2 and the other 3+4, so it finishes at 7 of 10 units — \
+                      1.43×. A shared queue hands out the next task to whichever thread is free (1.67×). Work stealing \
+                      (ours and rayon's) splits the range in halves and a thief takes the older half, 3+4 — the static \
+                      split again: stealing balances many small tasks, not four big ones. No scheduler beats total / \
+                      largest task = 2.5× however many threads it has (the `speedup cap` column). With `uniform` tasks \
+                      every policy is fine; `heavy-tailed` (Pareto sizes, a few huge tasks) is where static blocks \
                       collapse and dynamic scheduling earns its overhead.",
             params: vec![
                 ParamSpec::choice("sizes", "1:2:3:4", &["1:2:3:4", "uniform", "heavy-tailed"], "how task sizes are distributed"),

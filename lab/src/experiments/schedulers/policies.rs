@@ -60,7 +60,9 @@ impl Runner {
         };
         let tasks = durations.len();
         let digest = match self.policy.as_str() {
-            "seq" => context.trace().lane(0).span(SpanKind::Run, || format!("{tasks} tasks"), || (0..tasks).map(task).sum()),
+            "seq" => {
+                context.trace().lane(0).span(SpanKind::Run, || format!("{tasks} tasks"), || (0..tasks).map(task).sum())
+            }
             "static" => {
                 let sum = AtomicU64::new(0);
                 partition::run_blocks(self.threads, tasks, context.trace(), |range| {
@@ -69,7 +71,8 @@ impl Runner {
                 sum.into_inner()
             }
             "fifo" => FifoPool::run(self.threads, context.trace(), |pool| {
-                let futures: Vec<_> = (0..tasks).map(|i| pool.submit(move || task(i)).expect("the pool is open")).collect();
+                let futures: Vec<_> =
+                    (0..tasks).map(|i| pool.submit(move || task(i)).expect("the pool is open")).collect();
                 futures.iter().map(|future| future.result(None)).sum::<Result<u64, FutureError>>()
             })?
             .map_err(|error| RunError::Platform(PlatformError::MemberPanicked(error.to_string())))?,

@@ -3,7 +3,9 @@
 
 use std::hint::black_box;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::platform::{self, Instant, PlatformError, RayonPool};
 use conlab_core::sched::fifo::{wait, FifoPool, ReturnWhen};
 use conlab_core::sched::steal::StealPool;
@@ -22,9 +24,9 @@ impl Experiment for SpawnOverhead {
             teaches: "Each run schedules `tasks` empty tasks. A new OS thread per task costs tens of microseconds (the \
                       kernel creates and destroys a thread) — why pools exist. A ThreadPoolExecutor-style submission \
                       costs a lock, a queue node, a future and a wake-up; a work-stealing spawn a deque push; a `join` \
-                      whose second half nobody steals costs little more than the call. The `ns per task` column excludes \
-                      starting the pool (reported as `pool start`), which a long-lived pool pays once. In the browser \
-                      the thread variant is skipped: a worker cannot start a thread and wait for it.",
+                      whose second half nobody steals costs little more than the call. The `ns per task` column \
+                      excludes starting the pool (reported as `pool start`), which a long-lived pool pays once. In the \
+                      browser the thread variant is skipped: a worker cannot start a thread and wait for it.",
             params: vec![ParamSpec::int("tasks", 10_000, 1, 10_000_000, "tasks", "empty tasks scheduled per run")],
             variants: vec![
                 VariantSpec::fixed("thread", "std::thread::spawn + join per task (native only)"),
@@ -156,7 +158,13 @@ fn time(f: impl FnOnce() -> Result<(), PlatformError>) -> Result<f64, PlatformEr
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn finish(context: &RunContext, start: Instant, pool_start: Option<f64>, tasks: usize, count: u64) -> Result<Digest, RunError> {
+fn finish(
+    context: &RunContext,
+    start: Instant,
+    pool_start: Option<f64>,
+    tasks: usize,
+    count: u64,
+) -> Result<Digest, RunError> {
     let seconds = start.elapsed().as_secs_f64();
     let net = (seconds - pool_start.unwrap_or(0.0)).max(0.0);
     context.record("ns per task", "ns", net / tasks as f64 * 1e9);

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Barrier, PrimError};
@@ -24,7 +25,8 @@ impl Experiment for PrimBarrier {
             title: "Barrier: phases in lockstep — and the barrier broken by a party that never comes",
             topic: super::NAME,
             concept: "threading.Barrier (parties, action, abort, BrokenBarrierError)",
-            teaches: "`workers` threads compute `phases` phases; in each, a worker reads its neighbour's result of the \
+            teaches:
+                "`workers` threads compute `phases` phases; in each, a worker reads its neighbour's result of the \
                       previous phase, and a different worker is the slow one (`spread`). `barrier.wait()` between \
                       phases holds everyone until the last arrives — the timeline shows the fast ones waiting for \
                       the straggler, and the last to arrive running the barrier's action. Without the barrier fast \
@@ -36,15 +38,25 @@ impl Experiment for PrimBarrier {
                 ParamSpec::int("workers", 4, 2, 16, "threads", "the barrier's parties"),
                 ParamSpec::int("phases", 4, 1, 1_000, "", "phases each worker computes"),
                 ParamSpec::float("work_ms", 4.0, 0.0, 1_000.0, "ms", "a phase's work on the fastest worker"),
-                ParamSpec::float("spread", 1.0, 0.0, 10.0, "×", "the slowest worker of a phase takes (1 + spread) × work_ms"),
+                ParamSpec::float(
+                    "spread",
+                    1.0,
+                    0.0,
+                    10.0,
+                    "×",
+                    "the slowest worker of a phase takes (1 + spread) × work_ms",
+                ),
                 timeout_param(),
             ],
             variants: vec![
                 VariantSpec::fixed("barrier", "barrier.wait() after every phase"),
                 VariantSpec::fixed("none", "no barrier: each worker runs through its phases")
                     .unchecked("reads stale results on purpose: no worker waits for its neighbour"),
-                VariantSpec::fixed("missing-party", "the last worker raises in the middle phase and never reaches wait()")
-                    .unchecked("breaks the barrier on purpose: the others' timeout breaks it"),
+                VariantSpec::fixed(
+                    "missing-party",
+                    "the last worker raises in the middle phase and never reaches wait()",
+                )
+                .unchecked("breaks the barrier on purpose: the others' timeout breaks it"),
                 VariantSpec::fixed("abort", "the same failure, but the worker calls barrier.abort() as it leaves")
                     .unchecked("breaks the barrier on purpose: abort() tells the others at once"),
             ],
@@ -142,13 +154,16 @@ impl PhasesCell<'_> {
             if phase > 0 && shared.finished[neighbour].load(Ordering::SeqCst) < phase as u64 {
                 shared.stale_reads.fetch_add(1, Ordering::Relaxed);
             }
-            let fails =
-                matches!(self.sync, Meeting::MissingParty | Meeting::Abort) && me == work.workers - 1 && phase == work.failing_phase();
+            let fails = matches!(self.sync, Meeting::MissingParty | Meeting::Abort)
+                && me == work.workers - 1
+                && phase == work.failing_phase();
             if fails {
                 self.fail(shared, lane);
                 return Ok(());
             }
-            if let Err(error) = super::prim_gallery::work(context, lane, || format!("phase {phase}"), work.work(me, phase)) {
+            if let Err(error) =
+                super::prim_gallery::work(context, lane, || format!("phase {phase}"), work.work(me, phase))
+            {
                 shared.barrier.abort(); // cancelled: release everyone
                 return Err(error);
             }
@@ -252,8 +267,8 @@ impl PhasesCell<'_> {
         } else {
             format!(
                 "worker {failing} raised in phase {phase} and never reached barrier.wait(): the others waited up to \
-                 {stuck_ms:.0} ms, until a timeout broke the barrier, and all {broken} got BrokenBarrierError (forever, with \
-                 no timeout)"
+                 {stuck_ms:.0} ms, until a timeout broke the barrier, and all {broken} got BrokenBarrierError \
+                 (forever, with no timeout)"
             )
         });
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::Condition;
@@ -36,7 +37,14 @@ impl Experiment for PrimCondition {
                 ParamSpec::int("consumers", 3, 1, 15, "threads", "consumer threads"),
                 ParamSpec::int("items", 20, 1, 100_000, "", "items the producer makes"),
                 ParamSpec::float("produce_ms", 2.0, 0.0, 1_000.0, "ms", "time to make one item"),
-                ParamSpec::float("gap_ms", 2.5, 0.0, 100.0, "ms", "check-outside: time between the unlocked check and the wait"),
+                ParamSpec::float(
+                    "gap_ms",
+                    2.5,
+                    0.0,
+                    100.0,
+                    "ms",
+                    "check-outside: time between the unlocked check and the wait",
+                ),
                 timeout_param(),
             ],
             variants: vec![
@@ -262,10 +270,16 @@ impl Cell for BufferCell<'_> {
         context.record("consumed", "items", consumed as f64);
         match self.style {
             Style::While => {}
-            Style::If => context.record("IndexError", "consumers died", tally.index_errors.load(Ordering::Relaxed) as f64),
+            Style::If => {
+                context.record("IndexError", "consumers died", tally.index_errors.load(Ordering::Relaxed) as f64)
+            }
             Style::CheckOutside => {
                 context.record("lost wake-ups", "", tally.lost_wake_ups.load(Ordering::Relaxed) as f64);
-                context.record("slept with items", "ms", tally.slept_with_items_ns.load(Ordering::Relaxed) as f64 / 1e6);
+                context.record(
+                    "slept with items",
+                    "ms",
+                    tally.slept_with_items_ns.load(Ordering::Relaxed) as f64 / 1e6,
+                );
                 context.record("timed-out waits", "", tally.timed_out.load(Ordering::Relaxed) as f64);
             }
         }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit,
+    VariantSpec, Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::Event;
@@ -34,8 +35,22 @@ impl Experiment for PrimEvent {
             params: vec![
                 ParamSpec::int("waiters", 4, 1, 15, "threads", "threads waiting for the event"),
                 ParamSpec::float("setup_ms", 10.0, 0.0, 10_000.0, "ms", "how long thread 0 prepares before set()"),
-                ParamSpec::float("poll_ms", 4.0, 0.1, 1_000.0, "ms", "the poll variant's sleep between looks at the flag"),
-                ParamSpec::float("late_ms", 2.0, 0.0, 1_000.0, "ms", "pulse: how long after the clear() the last waiter arrives"),
+                ParamSpec::float(
+                    "poll_ms",
+                    4.0,
+                    0.1,
+                    1_000.0,
+                    "ms",
+                    "the poll variant's sleep between looks at the flag",
+                ),
+                ParamSpec::float(
+                    "late_ms",
+                    2.0,
+                    0.0,
+                    1_000.0,
+                    "ms",
+                    "pulse: how long after the clear() the last waiter arrives",
+                ),
                 timeout_param(),
             ],
             variants: vec![
@@ -152,12 +167,13 @@ impl StartCell<'_> {
                 work(context, lane, || "arriving late", self.start.late)?;
                 let asked = Instant::now();
                 let late_ns = asked.nanos_since_epoch().saturating_sub(shared.set_at.load(Ordering::SeqCst));
-                let released = blocking(lane, "ready.wait()", || shared.event.wait(Some(self.start.timeout)), |r| r.to_string());
+                let released =
+                    blocking(lane, "ready.wait()", || shared.event.wait(Some(self.start.timeout)), |r| r.to_string());
                 if !released {
                     context.report(format!(
-                        "waiter {me} called wait() {:.1} ms after set(); clear(): it missed the pulse and slept {:.0} ms, \
-                         until its timeout (the waiters already waiting were released). Keep the flag set, or wait on a \
-                         Condition for real state.",
+                        "waiter {me} called wait() {:.1} ms after set(); clear(): it missed the pulse and slept {:.0} \
+                         ms, until its timeout (the waiters already waiting were released). Keep the flag set, or wait \
+                         on a Condition for real state.",
                         late_ns as f64 / 1e6,
                         asked.elapsed().as_secs_f64() * 1e3
                     ));

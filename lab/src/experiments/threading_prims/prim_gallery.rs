@@ -14,7 +14,14 @@ use conlab_core::platform::{check_team_size, Instant, PlatformError};
 use conlab_core::trace::{Lane, SpanKind};
 
 pub(crate) fn timeout_param() -> ParamSpec {
-    ParamSpec::int("timeout_ms", 200, 10, 10_000, "ms", "every blocking call's timeout: how long a misuse waits before it is reported")
+    ParamSpec::int(
+        "timeout_ms",
+        200,
+        10,
+        10_000,
+        "ms",
+        "every blocking call's timeout: how long a misuse waits before it is reported",
+    )
 }
 
 pub(crate) fn timeout(params: &Params) -> Duration {
@@ -32,7 +39,12 @@ pub(crate) fn team(threads: usize) -> Result<usize, PlatformError> {
 
 /// Runs a blocking call and draws it: a wait span "`call`" while it blocked, then a wake-up
 /// mark "woke: `call` → `outcome`" where it returned.
-pub(crate) fn blocking<R>(lane: &mut Lane<'_>, call: &'static str, wait: impl FnOnce() -> R, outcome: impl FnOnce(&R) -> String) -> R {
+pub(crate) fn blocking<R>(
+    lane: &mut Lane<'_>,
+    call: &'static str,
+    wait: impl FnOnce() -> R,
+    outcome: impl FnOnce(&R) -> String,
+) -> R {
     if !lane.is_enabled() {
         return wait();
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Order, PrimError, Queue};
@@ -25,14 +26,14 @@ impl Experiment for PrimQueue {
             title: "queue.Queue(maxsize): backpressure, task_done and join",
             topic: super::NAME,
             concept: "queue.Queue (put / get / task_done / join), bounded buffers",
-            teaches: "The main thread puts `items` (one every `produce_ms`) into a `Queue(maxsize)`; consumers take them \
-                      and spend `consume_ms` on each, then call `task_done()`. Consumers are slower, so the queue fills: \
-                      `put()` blocks while it is full — backpressure — and the producer's waits (the timeline's \
+            teaches: "The main thread puts `items` (one every `produce_ms`) into a `Queue(maxsize)`; consumers take \
+                      them and spend `consume_ms` on each, then call `task_done()`. Consumers are slower, so the queue \
+                      fills: `put()` blocks while it is full — backpressure — and the producer's waits (the timeline's \
                       wait spans on thread 0) add up to `producer blocked`, while the depth chart sits at maxsize. \
-                      Then `q.join()` waits until every item was marked done, and the stop items go in. With no \
-                      bound (`maxsize=0`) the producer never waits and the depth climbs to nearly every item — the \
-                      memory a slow consumer costs. A consumer that forgets `task_done()` leaves `join()` waiting \
-                      forever; here its timeout reports how many tasks were never marked done.",
+                      Then `q.join()` waits until every item was marked done, and the stop items go in. With no bound \
+                      (`maxsize=0`) the producer never waits and the depth climbs to nearly every item — the memory a \
+                      slow consumer costs. A consumer that forgets `task_done()` leaves `join()` waiting forever; here \
+                      its timeout reports how many tasks were never marked done.",
             params: vec![
                 ParamSpec::int("consumers", 2, 1, 15, "threads", "consumer threads"),
                 ParamSpec::int("items", 40, 1, 100_000, "", "items the main thread puts"),
@@ -123,7 +124,14 @@ fn depth_mark(queue: &Queue<u64>, tally: &Tally, lane: &mut Lane<'_>) {
 
 impl LineCell<'_> {
     /// `q.put(item)`: at once when there is room, else a drawn wait until there is.
-    fn put(&self, queue: &Queue<u64>, item: u64, tally: &Tally, lane: &mut Lane<'_>, context: &RunContext) -> Result<(), RunError> {
+    fn put(
+        &self,
+        queue: &Queue<u64>,
+        item: u64,
+        tally: &Tally,
+        lane: &mut Lane<'_>,
+        context: &RunContext,
+    ) -> Result<(), RunError> {
         if queue.put(item, Some(Duration::ZERO)).is_ok() {
             return Ok(());
         }
@@ -135,10 +143,21 @@ impl LineCell<'_> {
             |room| if matches!(room, Ok(Some(()))) { "room".into() } else { "still full".into() },
         )?;
         tally.producer_blocked_ns.fetch_add(asked.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        room.ok_or_else(|| RunError::Failed(format!("q.put() found no room within timeout_ms={}: raise it", self.line.timeout.as_millis())))
+        room.ok_or_else(|| {
+            RunError::Failed(format!(
+                "q.put() found no room within timeout_ms={}: raise it",
+                self.line.timeout.as_millis()
+            ))
+        })
     }
 
-    fn produce(&self, queue: &Queue<u64>, tally: &Tally, lane: &mut Lane<'_>, context: &RunContext) -> Result<(), RunError> {
+    fn produce(
+        &self,
+        queue: &Queue<u64>,
+        tally: &Tally,
+        lane: &mut Lane<'_>,
+        context: &RunContext,
+    ) -> Result<(), RunError> {
         for item in 0..self.line.items as u64 {
             work(context, lane, || format!("making item {item}"), self.line.produce)?;
             self.put(queue, item, tally, lane, context)?;
@@ -168,7 +187,13 @@ impl LineCell<'_> {
         Ok(())
     }
 
-    fn consume(&self, queue: &Queue<u64>, tally: &Tally, lane: &mut Lane<'_>, context: &RunContext) -> Result<(), RunError> {
+    fn consume(
+        &self,
+        queue: &Queue<u64>,
+        tally: &Tally,
+        lane: &mut Lane<'_>,
+        context: &RunContext,
+    ) -> Result<(), RunError> {
         loop {
             let got = match queue.get(Some(Duration::ZERO)) {
                 Ok(item) => Some(item),
@@ -180,7 +205,10 @@ impl LineCell<'_> {
                 )?,
             };
             let Some(item) = got else {
-                return Err(RunError::Failed(format!("q.get() got nothing within timeout_ms={}: raise it", self.line.timeout.as_millis())));
+                return Err(RunError::Failed(format!(
+                    "q.get() got nothing within timeout_ms={}: raise it",
+                    self.line.timeout.as_millis()
+                )));
             };
             if item == STOP {
                 return self.done(queue);

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Lock, RLock};
@@ -37,8 +38,11 @@ impl Experiment for PrimRlock {
             variants: vec![
                 VariantSpec::fixed("rlock", "transfer() and the methods it calls all take one RLock"),
                 VariantSpec::fixed("split", "a plain Lock taken once; the nested methods assume it is held"),
-                VariantSpec::fixed("lock", "the same code as rlock with a plain Lock: the nested acquire waits for itself")
-                    .unchecked("self-deadlocks on purpose: every worker's nested acquire times out and is reported"),
+                VariantSpec::fixed(
+                    "lock",
+                    "the same code as rlock with a plain Lock: the nested acquire waits for itself",
+                )
+                .unchecked("self-deadlocks on purpose: every worker's nested acquire times out and is reported"),
             ],
             baseline: "rlock",
             work_unit: Some("transfers"),
@@ -124,7 +128,12 @@ struct SelfDeadlock(Duration);
 
 impl BankCell<'_> {
     /// One `transfer()`: the outer acquire, the nested ones the variant makes, the held time.
-    fn transfer(&self, accounts: &Accounts, lane: &mut Lane<'_>, context: &RunContext) -> Result<Result<(), SelfDeadlock>, RunError> {
+    fn transfer(
+        &self,
+        accounts: &Accounts,
+        lane: &mut Lane<'_>,
+        context: &RunContext,
+    ) -> Result<Result<(), SelfDeadlock>, RunError> {
         let timeout = Some(self.bank.timeout);
         match &self.locking {
             Locking::Reentrant(rlock) => {
@@ -137,7 +146,8 @@ impl BankCell<'_> {
                     step(accounts);
                     rlock.release().expect("the owner releases");
                 }
-                let held = work(context, lane, || format!("holding the RLock (depth {})", rlock.depth()), self.bank.hold);
+                let held =
+                    work(context, lane, || format!("holding the RLock (depth {})", rlock.depth()), self.bank.hold);
                 rlock.release().expect("the owner releases");
                 held.map(Ok)
             }
@@ -159,7 +169,8 @@ impl BankCell<'_> {
                     return Err(RunError::Failed("a Lock wait outlasted every worker's timeout".into()));
                 }
                 let asked = Instant::now();
-                let nested = blocking(lane, "lock.acquire() in withdraw()", || lock.acquire(timeout), |got| got.to_string());
+                let nested =
+                    blocking(lane, "lock.acquire() in withdraw()", || lock.acquire(timeout), |got| got.to_string());
                 let waited = asked.elapsed();
                 lock.release().expect("held");
                 if nested {
@@ -187,9 +198,9 @@ impl Cell for BankCell<'_> {
                     Err(SelfDeadlock(waited)) => {
                         stuck.fetch_add(1, Ordering::Relaxed);
                         context.report(format!(
-                            "worker {}: withdraw() called lock.acquire() on the Lock its own transfer() held and waited \
-                             {:.0} ms for itself, until its timeout — a self-deadlock (forever without a timeout). An RLock \
-                             counts its owner's acquisitions instead.",
+                            "worker {}: withdraw() called lock.acquire() on the Lock its own transfer() held and \
+                             waited {:.0} ms for itself, until its timeout — a self-deadlock (forever without a \
+                             timeout). An RLock counts its owner's acquisitions instead.",
                             member.index,
                             waited.as_secs_f64() * 1e3
                         ));

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::prims::{BoundedSemaphore, PrimError, Semaphore};
 use conlab_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,7 +21,8 @@ impl Experiment for PrimSemaphore {
             title: "Semaphore(k): at most k connections at once — and the permit released twice",
             topic: super::NAME,
             concept: "threading.Semaphore / BoundedSemaphore as a connection limit",
-            teaches: "Each worker opens `requests` \"connections\" of `hold_ms`, inside `with semaphore:`. With k permits \
+            teaches:
+                "Each worker opens `requests` \"connections\" of `hold_ms`, inside `with semaphore:`. With k permits \
                       at most k are open at once — the run counts the most ever inside (`max in flight`) rather than \
                       trusting the listing — and the others wait in `acquire()`, which the timeline shows, lane by \
                       lane. Without the semaphore every worker connects at once. The classic bug: an error path that \
@@ -30,7 +32,14 @@ impl Experiment for PrimSemaphore {
                       full, often another thread's, later: the bug is caught, not located.",
             params: vec![
                 ParamSpec::int("workers", 6, 1, 16, "threads", "threads opening connections"),
-                ParamSpec::int("requests", 4, 1, 10_000, "per worker", "connections each worker opens, one after another"),
+                ParamSpec::int(
+                    "requests",
+                    4,
+                    1,
+                    10_000,
+                    "per worker",
+                    "connections each worker opens, one after another",
+                ),
                 ParamSpec::int("limit", 2, 1, 64, "permits", "the semaphore's initial value k"),
                 ParamSpec::float("hold_ms", 5.0, 0.0, 1_000.0, "ms", "how long a connection stays open"),
                 timeout_param(),
@@ -86,7 +95,12 @@ impl Workload for Connections {
             "leaky" => |permits| Limit::Plain(Semaphore::new(permits)),
             _ => |permits| Limit::Bounded(BoundedSemaphore::new(permits)),
         };
-        Ok(Box::new(ConnectionsCell { work: self, threads: team(self.workers)?, limit, leaks: variant.starts_with("leaky") }))
+        Ok(Box::new(ConnectionsCell {
+            work: self,
+            threads: team(self.workers)?,
+            limit,
+            leaks: variant.starts_with("leaky"),
+        }))
     }
 }
 
@@ -169,7 +183,10 @@ impl ConnectionsCell<'_> {
             Some(())
         };
         if got.is_none() {
-            return Err(RunError::Failed(format!("no permit within timeout_ms={}: raise it", self.work.timeout.as_millis())));
+            return Err(RunError::Failed(format!(
+                "no permit within timeout_ms={}: raise it",
+                self.work.timeout.as_millis()
+            )));
         }
         let open = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
         in_flight.most.fetch_max(open, Ordering::SeqCst);
@@ -194,7 +211,8 @@ impl ConnectionsCell<'_> {
                 1 => " with 1 connection unmade".into(),
                 left => format!(" with {left} connections unmade"),
             };
-            let whose = if me == 0 && request == 1 { "" } else { " — the bug was worker 0's, earlier: caught, not located" };
+            let whose =
+                if me == 0 && request == 1 { "" } else { " — the bug was worker 0's, earlier: caught, not located" };
             context.report(format!(
                 "worker {me}'s release after connection {request} raised {error}: the count was already full, so the \
                  BoundedSemaphore refused it and worker {me} stopped{unmade}{whose}"
@@ -230,8 +248,8 @@ impl Cell for ConnectionsCell<'_> {
             if in_flight.leaked.load(Ordering::SeqCst) {
                 context.report(format!(
                     "worker 0 released its permit twice (an error path's extra release()) and the Semaphore took it \
-                     silently: it ended the run with {left} permits where it began with {}, and after the extra release up to {} \
-                     connections were open at once (at most {most} in the whole run)",
+                     silently: it ended the run with {left} permits where it began with {}, and after the extra \
+                     release up to {} connections were open at once (at most {most} in the whole run)",
                     self.work.limit,
                     in_flight.most_after_leak.load(Ordering::SeqCst)
                 ));

@@ -4,7 +4,9 @@
 use std::cell::Cell as LocalCell;
 
 use super::prim_gallery::team;
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{run_team, Instant};
 use conlab_core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,7 +40,14 @@ impl Experiment for PrimThreadLocal {
             params: vec![
                 ParamSpec::int("workers", 4, 1, 16, "threads", "threads handling requests"),
                 ParamSpec::int("requests", 200, 1, 1_000_000, "per worker", "requests each worker handles"),
-                ParamSpec::float("work_us", 20.0, 0.0, 100_000.0, "µs", "work between storing the id and reading it back"),
+                ParamSpec::float(
+                    "work_us",
+                    20.0,
+                    0.0,
+                    100_000.0,
+                    "µs",
+                    "work between storing the id and reading it back",
+                ),
             ],
             variants: vec![
                 VariantSpec::fixed("thread-local", "local = threading.local(): a current_request per thread"),

@@ -24,12 +24,12 @@ impl Experiment for GilConvoy {
             topic: super::NAME,
             concept: "the GIL and I/O-bound threads",
             teaches: "One thread serves requests: it blocks in I/O (releasing the GIL), then needs the GIL for a few \
-                      bytecodes. Alone, it gets the GIL back at once. With CPU-bound threads beside it, the GIL is held \
-                      by one of them, and the I/O thread must wait until the switch interval runs out, ask for a drop, and \
-                      wait for the next eval-breaker: up to 5 ms per request at the default interval, so a thread that \
-                      should do thousands of requests per second does a couple of hundred (Beazley, 'Understanding the \
-                      Python GIL', 2010). `threads` counts the CPU-bound threads plus the I/O thread; lower `switch_ms` \
-                      to see the latency follow it.",
+                      bytecodes. Alone, it gets the GIL back at once. With CPU-bound threads beside it, the GIL is \
+                      held by one of them, and the I/O thread must wait until the switch interval runs out, ask for a \
+                      drop, and wait for the next eval-breaker: up to 5 ms per request at the default interval, so a \
+                      thread that should do thousands of requests per second does a couple of hundred (Beazley, \
+                      'Understanding the Python GIL', 2010). `threads` counts the CPU-bound threads plus the I/O \
+                      thread; lower `switch_ms` to see the latency follow it.",
             params: vec![
                 ParamSpec::int("requests", 100, 1, 100_000, "requests", "I/O requests the I/O thread serves"),
                 ParamSpec::int("io_us", 200, 1, 1_000_000, "µs", "how long each request's I/O blocks"),
@@ -96,7 +96,11 @@ impl Cell for ConvoyCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let convoy = self.convoy;
-        let mode = if self.free_threaded { Mode::FreeThreaded { overhead: 0.0 } } else { Mode::Gil(Arc::new(Gil::new(convoy.switch))) };
+        let mode = if self.free_threaded {
+            Mode::FreeThreaded { overhead: 0.0 }
+        } else {
+            Mode::Gil(Arc::new(Gil::new(convoy.switch)))
+        };
         let interpreter = Interpreter { mode, op_ns: convoy.op_ns, spinner: convoy.spinner };
         let shared: Vec<AtomicI64> = (0..self.threads).map(|_| AtomicI64::new(0)).collect();
         let served = AtomicBool::new(false);

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::Instant;
 use conlab_core::pymodel::gil::Gil;
@@ -23,14 +25,14 @@ impl Experiment for GilCpu {
             topic: super::NAME,
             concept: "the GIL (global interpreter lock)",
             teaches: "A CPU-bound Python loop (`total = total + 1` on a local, the result returned) split over N \
-                      threads: under the GIL only the holder runs bytecode, so N threads take as long as one thread doing \
-                      all the work — or longer, because every switch interval (5 ms) a waiting thread asks the holder to \
-                      drop the GIL and the handover costs. Free-threaded Python (PEP 703, no GIL) scales with the cores, \
-                      at a per-instruction cost (`ft_overhead`), and so does a process pool, after starting its \
-                      processes. The model runs a tiny bytecode on real threads at CPython's pace (`op_ns` per \
-                      instruction); each thread's loop works on its own locals, as a CPython frame's do, so nothing is \
-                      shared while it runs. The timeline shows who holds the GIL and who waits. `native` is the same \
-                      loop as plain Rust: the interpreter's cost.",
+                      threads: under the GIL only the holder runs bytecode, so N threads take as long as one thread \
+                      doing all the work — or longer, because every switch interval (5 ms) a waiting thread asks the \
+                      holder to drop the GIL and the handover costs. Free-threaded Python (PEP 703, no GIL) scales \
+                      with the cores, at a per-instruction cost (`ft_overhead`), and so does a process pool, after \
+                      starting its processes. The model runs a tiny bytecode on real threads at CPython's pace \
+                      (`op_ns` per instruction); each thread's loop works on its own locals, as a CPython frame's do, \
+                      so nothing is shared while it runs. The timeline shows who holds the GIL and who waits. `native` \
+                      is the same loop as plain Rust: the interpreter's cost.",
             params: vec![
                 ParamSpec::int("iterations", 2_000_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
                 ParamSpec::op_ns(),
@@ -125,8 +127,11 @@ impl Cell for LoopCell<'_> {
         };
         let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
         let threads = self.threads;
-        let program = |thread| Bytecode::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64);
-        let team = interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
+        let program = |thread| {
+            Bytecode::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64)
+        };
+        let team =
+            interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
         if self.variant != "free-threaded" {
             context.record("GIL handovers", "per run", gil.handovers() as f64);
@@ -161,7 +166,13 @@ impl LoopCell<'_> {
         for (index, reply) in replies.iter().enumerate() {
             // A process has its own clock: its busy time is placed to end with the last reply.
             let busy_from = end.duration_since(started).saturating_sub(Duration::from_nanos(reply.busy_ns));
-            trace.record_at(index + 1, SpanKind::Run, format!("worker process {index} (busy time)"), started.plus(busy_from), end);
+            trace.record_at(
+                index + 1,
+                SpanKind::Run,
+                format!("worker process {index} (busy time)"),
+                started.plus(busy_from),
+                end,
+            );
         }
         context.check_cancel()?;
         Ok(replies.iter().map(|reply| reply.value as u64).sum())

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::gil::Gil;
 use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
@@ -20,13 +22,13 @@ impl Experiment for GilRace {
             concept: "race conditions under the GIL",
             teaches: "The books' lost-update listing prints the right total under CPython 3.10+ — not because `+=` is \
                       atomic, but because the interpreter only hands the GIL over at eval-breaker points (a loop's \
-                      back-edge and a Python function's first instruction, `RESUME`), and there is none between the load \
-                      and the store of `counter += 1`. Put a call between them (`x = counter; f(); counter = x + 1`) and \
-                      a drop request can land inside `f`: the thread sleeps holding a stale `x` while the others run a \
-                      whole switch interval, then stores `x + 1` over all their work — CPython 3.11 loses about a \
-                      quarter of the increments that way on 2 threads and half on 4 (`conlab calibrate-python` measures \
-                      both against this model). Without the GIL (free-threaded Python) the plain loop loses updates too. \
-                      `lost updates` is expected − counted; expected is 0 only for `gil`.",
+                      back-edge and a Python function's first instruction, `RESUME`), and there is none between the \
+                      load and the store of `counter += 1`. Put a call between them (`x = counter; f(); counter = x + \
+                      1`) and a drop request can land inside `f`: the thread sleeps holding a stale `x` while the \
+                      others run a whole switch interval, then stores `x + 1` over all their work — CPython 3.11 loses \
+                      about a quarter of the increments that way on 2 threads and half on 4 (`conlab calibrate-python` \
+                      measures both against this model). Without the GIL (free-threaded Python) the plain loop loses \
+                      updates too. `lost updates` is expected − counted; expected is 0 only for `gil`.",
             params: vec![
                 ParamSpec::int("increments", 200_000, 1, 100_000_000, "per thread", "increments each thread performs"),
                 ParamSpec::op_ns(),
@@ -108,7 +110,8 @@ impl Cell for RaceCell<'_> {
             _ => Bytecode::increment_loop(race.increments),
         };
         let interpreter = Interpreter { mode, op_ns: race.op_ns, spinner: race.spinner };
-        let team = interpreter.run_team(self.threads, 1, |_| program.clone(), context.trace(), &|| context.check_cancel().is_ok())?;
+        let team = interpreter
+            .run_team(self.threads, 1, |_| program.clone(), context.trace(), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
         let expected = race.increments * self.threads as i64;
         let counted = team.values[0];

@@ -12,5 +12,10 @@ mod switch_interval;
 pub const NAME: &str = "threads & GIL";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] =
-    &[&gil_cpu::GilCpu, &gil_race::GilRace, &gil_convoy::GilConvoy, &switch_interval::SwitchInterval, &models_matrix::ModelsMatrix];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[
+    &gil_cpu::GilCpu,
+    &gil_race::GilRace,
+    &gil_convoy::GilConvoy,
+    &switch_interval::SwitchInterval,
+    &models_matrix::ModelsMatrix,
+];

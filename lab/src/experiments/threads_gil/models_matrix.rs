@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::aio::{self, EventLoop, RealClock};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{self, run_team, RayonPool};
@@ -24,16 +26,16 @@ impl Experiment for ModelsMatrix {
             title: "Threads, processes or nothing: the models matrix",
             topic: super::NAME,
             concept: "threading vs multiprocessing vs asyncio",
-            teaches: "The rule of thumb, measured: for CPU-bound Python, threads under the GIL gain nothing and a process \
-                      pool scales (minus its start-up and copying); for I/O-bound work, threads are as good as processes \
-                      and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then computing) sit in \
-                      between. asyncio overlaps every task's I/O on one thread (no pool size to pick) but computes one task at \
-                      a time, and handing the computing to `asyncio.to_thread` does not change that under the GIL: the \
-                      loop's thread is a Python thread too, and the workers take turns with it. Free-threaded Python \
-                      scales both, and plain Rust on rayon shows what the interpreter costs. \
-                      Pick the workload, sweep the workers; each task is the same in every model. `CPU use` is the \
-                      CPU time the run burnt (this process and its worker processes, from the OS) per second of wall \
-                      time, in cores: the GIL holds threads to about one, I/O-bound work to almost none. Browsers \
+            teaches: "The rule of thumb, measured: for CPU-bound Python, threads under the GIL gain nothing and a \
+                      process pool scales (minus its start-up and copying); for I/O-bound work, threads are as good as \
+                      processes and far cheaper, because blocking I/O releases the GIL; `mixed` tasks (I/O, then \
+                      computing) sit in between. asyncio overlaps every task's I/O on one thread (no pool size to \
+                      pick) but computes one task at a time, and handing the computing to `asyncio.to_thread` does not \
+                      change that under the GIL: the loop's thread is a Python thread too, and the workers take turns \
+                      with it. Free-threaded Python scales both, and plain Rust on rayon shows what the interpreter \
+                      costs. Pick the workload, sweep the workers; each task is the same in every model. `CPU use` is \
+                      the CPU time the run burnt (this process and its worker processes, from the OS) per second of \
+                      wall time, in cores: the GIL holds threads to about one, I/O-bound work to almost none. Browsers \
                       expose no CPU clock, so the page leaves it out.",
             params: vec![
                 ParamSpec::choice("workload", "cpu-bound", &["cpu-bound", "io-bound", "mixed"], "what each task does"),
@@ -65,7 +67,13 @@ impl Experiment for ModelsMatrix {
             "io-bound" => (0, io_ms * 1000),
             _ => (iterations / 2, io_ms * 500),
         };
-        Ok(Box::new(Batch { tasks: params.count("tasks"), iterations, io_us, op_ns: params.float("op_ns"), spinner: Spinner::calibrate() }))
+        Ok(Box::new(Batch {
+            tasks: params.count("tasks"),
+            iterations,
+            io_us,
+            op_ns: params.float("op_ns"),
+            spinner: Spinner::calibrate(),
+        }))
     }
 }
 
@@ -155,7 +163,12 @@ impl Cell for BatchCell<'_> {
         let digest = match (self.variant.as_str(), &self.rayon) {
             ("process", _) => {
                 let mut pool = ProcessPool::start(self.workers)?;
-                let job = Job::Task { iterations: batch.iterations, io_us: batch.io_us, op_ns: batch.op_ns, spinner: batch.spinner };
+                let job = Job::Task {
+                    iterations: batch.iterations,
+                    io_us: batch.io_us,
+                    op_ns: batch.op_ns,
+                    spinner: batch.spinner,
+                };
                 pool.map(&vec![job; batch.tasks], 1)?.iter().map(|reply| reply.value as u64).sum()
             }
             ("asyncio", _) => batch.on_event_loop(context, 0)?,
@@ -188,7 +201,8 @@ impl Cell for BatchCell<'_> {
                     // Worker w takes tasks w, w + N, …: the pool's fair share, in order.
                     for _ in (member.index..batch.tasks).step_by(workers) {
                         let program = Bytecode::task(member.index, batch.iterations, batch.io_us);
-                        interpreter.run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
+                        interpreter
+                            .run(&program, &shared, member.index, context.trace(), &|| context.check_cancel().is_ok());
                     }
                 })?;
                 shared.iter().map(|v| v.load(Ordering::Relaxed) as u64).sum()

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::gil::Gil;
 use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
@@ -30,10 +32,11 @@ impl Experiment for SwitchInterval {
             concept: "sys.setswitchinterval",
             teaches: "CPU-bound threads under the GIL take turns: a waiting thread asks for the GIL after the switch \
                       interval, and the holder hands it over at its next loop back-edge. A short interval means many \
-                      handovers (each one a wake-up of a sleeping thread, tens of µs) and a slower run; a long one means \
-                      few switches but long stretches where the other threads — and any I/O thread — wait. Each run \
-                      sweeps the interval from 0.1 ms to 50 ms (CPython's default is 5 ms); the columns give the run time \
-                      and the GIL handovers at each (the GIL passing from one thread to another). One thread never hands it over: compare.",
+                      handovers (each one a wake-up of a sleeping thread, tens of µs) and a slower run; a long one \
+                      means few switches but long stretches where the other threads — and any I/O thread — wait. Each \
+                      run sweeps the interval from 0.1 ms to 50 ms (CPython's default is 5 ms); the columns give the \
+                      run time and the GIL handovers at each (the GIL passing from one thread to another). One thread \
+                      never hands it over: compare.",
             params: vec![
                 ParamSpec::int("iterations", 1_000_000, 1, 100_000_000, "per thread", "loop iterations each thread runs"),
                 ParamSpec::choice(
@@ -106,10 +109,12 @@ impl Cell for SweepCell<'_> {
         let mut total = 0u64;
         for &(ms, time_metric, switch_metric) in &sweep.intervals {
             let gil = Arc::new(Gil::new(Duration::from_secs_f64(ms / 1e3)));
-            let interpreter = Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: sweep.op_ns, spinner: sweep.spinner };
+            let interpreter =
+                Interpreter { mode: Mode::Gil(Arc::clone(&gil)), op_ns: sweep.op_ns, spinner: sweep.spinner };
             let start = context.now();
             let program = |thread| Bytecode::counting_loop(thread, sweep.iterations);
-            let team = interpreter.run_team(self.threads, self.threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
+            let team = interpreter
+                .run_team(self.threads, self.threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
             context.check_cancel()?;
             context.record(time_metric, "ms", start.elapsed().as_secs_f64() * 1e3);
             context.record(switch_metric, "per run", gil.handovers() as f64);

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::experiment::{Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload};
+use crate::experiment::{
+    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+};
 use conlab_core::kernels::splitmix64;
 use conlab_core::platform::{check_team_size, run_team};
 use conlab_core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
