@@ -30,7 +30,8 @@ impl Experiment for AsyncPipeline {
             title: "An async pipeline: stages overlap, the slowest sets the pace",
             topic: super::NAME,
             concept: "producer/consumer pipelines with asyncio.Queue; async generators",
-            teaches: "Passing each item through every stage before taking the next (a chain of async generators) costs \
+            teaches:
+                "Passing each item through every stage before taking the next (a chain of async generators) costs \
                       items × the sum of the stages. With one task per stage and bounded queues between them, the \
                       stages work on different items at once: after the first item fills the pipe, one item leaves per \
                       slowest stage — about (items − 1) × the slowest + the sum. The bounded queues keep a fast stage \

@@ -22,7 +22,8 @@ impl Experiment for GatherTimeline {
             title: "await one by one vs gather: where asyncio's speed comes from",
             topic: super::NAME,
             concept: "await vs asyncio.gather / create_task / TaskGroup",
-            teaches: "`await coro()` runs a coroutine to the end before the next line starts: three sleeps of 2.0, 1.5 \
+            teaches:
+                "`await coro()` runs a coroutine to the end before the next line starts: three sleeps of 2.0, 1.5 \
                       and 2.5 s take 6.0 s. Wrapped in tasks (`gather`, or a `TaskGroup`) they sleep at the same time, \
                       and the total is the longest, 2.5 s — nothing runs in parallel, the loop just waits for all the \
                       timers at once. The timeline shows each task's sleep; `loop time` is in the book's seconds (the \

@@ -38,7 +38,10 @@ impl Experiment for QueueBackpressure {
                       the producers' total time inside `put`, `mean depth` the depth averaged over time, and the \
                       timeline marks every change of depth.",
             params,
-            variants: vec![VariantSpec::fixed("bounded", "Queue(maxsize)"), VariantSpec::fixed("unbounded", "Queue() — no limit")],
+            variants: vec![
+                VariantSpec::fixed("bounded", "Queue(maxsize)"),
+                VariantSpec::fixed("unbounded", "Queue() — no limit"),
+            ],
             baseline: "unbounded",
             chart_metric: Some("max depth"),
             shows_timeline: true,

@@ -18,7 +18,8 @@ impl Experiment for Aba {
             title: "The ABA problem: a lock-free stack that corrupts itself",
             topic: super::NAME,
             concept: "ABA; tagged pointers; Treiber stack",
-            teaches: "A lock-free pop reads the top node X and its successor Y, then swaps the head from X to Y in one \
+            teaches:
+                "A lock-free pop reads the top node X and its successor Y, then swaps the head from X to Y in one \
                       compare-and-swap. If, in between, other threads pop X, pop Y and push X back, the head is X \
                       again — the CAS cannot tell — and Y, which another thread now holds, becomes the top: two \
                       threads own the same node, or nodes vanish from the stack. Each thread here pops two nodes and \

@@ -53,7 +53,8 @@ impl Experiment for DeadlockWatchdog {
                 ParamSpec::int("timeout_ms", 1_000, 10, 60_000, "ms", "the watchdog's deadline for one attempt"),
             ],
             variants: vec![
-                VariantSpec::fixed("abba", "a then b, and b then a").unchecked("deadlocks on purpose; each one is caught and counted"),
+                VariantSpec::fixed("abba", "a then b, and b then a")
+                    .unchecked("deadlocks on purpose; each one is caught and counted"),
                 VariantSpec::fixed("ordered", "both take a, then b"),
             ],
             baseline: "ordered",

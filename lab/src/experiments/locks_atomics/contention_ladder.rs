@@ -36,7 +36,10 @@ impl Experiment for ContentionLadder {
             )],
             variants: vec![
                 VariantSpec::fixed("single", "one thread, a plain integer"),
-                VariantSpec::fixed("single-lock", "one thread, std::sync::Mutex taken for every increment (uncontended)"),
+                VariantSpec::fixed(
+                    "single-lock",
+                    "one thread, std::sync::Mutex taken for every increment (uncontended)",
+                ),
                 VariantSpec::sweep("lock", "N threads sharing the counter behind std::sync::Mutex"),
                 VariantSpec::fixed("single-atomic", "one thread, fetch_add"),
                 VariantSpec::sweep("atomic", "N threads, fetch_add on the shared counter"),

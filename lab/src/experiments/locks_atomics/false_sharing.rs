@@ -23,7 +23,14 @@ impl Experiment for FalseSharing {
                       for it as if they shared a lock. Padding each counter to its own line (crossbeam's CachePadded: \
                       128 bytes on x86-64, where the prefetcher pulls lines in pairs) removes the contention and \
                       restores linear scaling.",
-            params: vec![ParamSpec::int("increments", 20_000_000, 1_000, 500_000_000, "per thread", "increments of each thread's counter")],
+            params: vec![ParamSpec::int(
+                "increments",
+                20_000_000,
+                1_000,
+                500_000_000,
+                "per thread",
+                "increments of each thread's counter",
+            )],
             variants: vec![
                 VariantSpec::sweep("packed", "counters side by side: up to 8 share one cache line"),
                 VariantSpec::sweep("padded", "each counter in its own cache line (CachePadded)"),

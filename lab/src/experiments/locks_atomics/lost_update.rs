@@ -27,10 +27,18 @@ impl Experiment for LostUpdate {
                       preemption at the wrong moment).",
             params: vec![
                 ParamSpec::int("increments", 1_000_000, 1, 50_000_000, "per thread", "increments each thread performs"),
-                ParamSpec::int("gap", 0, 0, 10_000, "iterations", "busy work between the read and the write (widens the race window)"),
+                ParamSpec::int(
+                    "gap",
+                    0,
+                    0,
+                    10_000,
+                    "iterations",
+                    "busy work between the read and the write (widens the race window)",
+                ),
             ],
             variants: vec![
-                VariantSpec::sweep("racy", "load, (gap), store: a read-modify-write split in three").unchecked("racy on purpose"),
+                VariantSpec::sweep("racy", "load, (gap), store: a read-modify-write split in three")
+                    .unchecked("racy on purpose"),
                 VariantSpec::sweep("fetch-add", "one atomic read-modify-write"),
                 VariantSpec::sweep("mutex", "std::sync::Mutex around the increment"),
             ],

@@ -36,14 +36,22 @@ impl Experiment for IpcCost {
                       thread, with a thread's need for synchronisation. Each message asks the worker to sum the bytes, \
                       so they are really read; the columns give the round trip per message at each size.",
             params: vec![
-                ParamSpec::choice("size", "sweep", &["sweep", "1 KiB", "64 KiB", "1024 KiB", "8192 KiB"], "message size: every one, or one"),
+                ParamSpec::choice(
+                    "size",
+                    "sweep",
+                    &["sweep", "1 KiB", "64 KiB", "1024 KiB", "8192 KiB"],
+                    "message size: every one, or one",
+                ),
                 ParamSpec::int("messages", 20, 1, 100_000, "per size", "round trips timed at each size"),
             ],
             variants: vec![
                 VariantSpec::fixed("thread", "a thread pool worker sums the caller's buffer in place"),
                 VariantSpec::fixed("copy", "a worker process gets a copy (pipe / structured clone)"),
                 VariantSpec::fixed("transfer", "a Web Worker process gets the buffer transferred (browsers only)"),
-                VariantSpec::fixed("shared", "a worker process reads shared memory written once (/dev/shm / SharedArrayBuffer)"),
+                VariantSpec::fixed(
+                    "shared",
+                    "a worker process reads shared memory written once (/dev/shm / SharedArrayBuffer)",
+                ),
             ],
             baseline: "thread",
             quick: &["messages=3", "size=sweep"],

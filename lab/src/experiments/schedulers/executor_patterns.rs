@@ -31,7 +31,14 @@ impl Experiment for ExecutorPatterns {
                       submissions (marks on lane 0) and each worker's tasks.",
             params: vec![
                 ParamSpec::int("tasks", 8, 1, 64, "tasks", "tasks submitted per run"),
-                ParamSpec::int("step_ms", 5, 1, 1000, "ms", "task i sleeps a multiple of this, 1× … tasks×, the longest first"),
+                ParamSpec::int(
+                    "step_ms",
+                    5,
+                    1,
+                    1000,
+                    "ms",
+                    "task i sleeps a multiple of this, 1× … tasks×, the longest first",
+                ),
             ],
             variants: vec![
                 VariantSpec::sweep("as-completed", "submit all, take results in completion order"),

@@ -16,7 +16,8 @@ use conlab_core::trace::SpanKind;
 
 pub struct ForkJoin;
 
-const FIFO_UNCHECKED: &str = "tasks block waiting for their children; once every worker waits, the children sit in the \
+const FIFO_UNCHECKED: &str =
+    "tasks block waiting for their children; once every worker waits, the children sit in the \
                               queue behind them and the pool is exhausted — the run is abandoned after `wait_ms` (see \
                               `timed-out waits`)";
 
@@ -39,14 +40,29 @@ impl Experiment for ForkJoin {
                 ParamSpec::int("fib_n", 36, 1, 45, "n", "compute fib(n) the exponential way"),
                 ParamSpec::int("fib_cutoff", 20, 1, 45, "n", "below this n, fib runs sequentially"),
                 ParamSpec::int("sort_size", 1_000_000, 1, 50_000_000, "elements", "random u32s to sort"),
-                ParamSpec::int("sort_cutoff", 10_000, 2, 50_000_000, "elements", "pieces this small are sorted sequentially"),
-                ParamSpec::int("wait_ms", 100, 1, 1000, "ms", "how long a fifo task waits for a child before the run is abandoned"),
+                ParamSpec::int(
+                    "sort_cutoff",
+                    10_000,
+                    2,
+                    50_000_000,
+                    "elements",
+                    "pieces this small are sorted sequentially",
+                ),
+                ParamSpec::int(
+                    "wait_ms",
+                    100,
+                    1,
+                    1000,
+                    "ms",
+                    "how long a fifo task waits for a child before the run is abandoned",
+                ),
             ],
             variants: vec![
                 VariantSpec::fixed("seq", "plain recursion on one thread"),
                 VariantSpec::sweep("steal", "StealPool::join (work stealing, the waiter helps)"),
                 VariantSpec::sweep("rayon", "rayon::join"),
-                VariantSpec::sweep("fifo", "FifoPool: submit both halves, block on their futures").unchecked(FIFO_UNCHECKED),
+                VariantSpec::sweep("fifo", "FifoPool: submit both halves, block on their futures")
+                    .unchecked(FIFO_UNCHECKED),
             ],
             baseline: "seq",
             shows_timeline: true,

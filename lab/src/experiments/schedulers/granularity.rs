@@ -28,7 +28,12 @@ impl Experiment for Granularity {
                       time − the same tasks run plainly, per task).",
             params: vec![
                 ParamSpec::int("work_ms", 50, 1, 10_000, "ms", "total busy work per task size, split into tasks"),
-                ParamSpec::choice("task_us", "sweep", &["sweep", "1", "10", "100", "1000", "10000"], "task size in µs: every size, or one"),
+                ParamSpec::choice(
+                    "task_us",
+                    "sweep",
+                    &["sweep", "1", "10", "100", "1000", "10000"],
+                    "task size in µs: every size, or one",
+                ),
             ],
             variants: policies::variants(),
             baseline: "seq",

@@ -24,9 +24,21 @@ impl Experiment for Imbalance {
                       every policy is fine; `heavy-tailed` (Pareto sizes, a few huge tasks) is where static blocks \
                       collapse and dynamic scheduling earns its overhead.",
             params: vec![
-                ParamSpec::choice("sizes", "1:2:3:4", &["1:2:3:4", "uniform", "heavy-tailed"], "how task sizes are distributed"),
+                ParamSpec::choice(
+                    "sizes",
+                    "1:2:3:4",
+                    &["1:2:3:4", "uniform", "heavy-tailed"],
+                    "how task sizes are distributed",
+                ),
                 ParamSpec::int("work_ms", 100, 1, 10_000, "ms", "total busy work of all tasks together"),
-                ParamSpec::int("tasks", 64, 1, 100_000, "tasks", "number of tasks for uniform and heavy-tailed (1:2:3:4 has 4)"),
+                ParamSpec::int(
+                    "tasks",
+                    64,
+                    1,
+                    100_000,
+                    "tasks",
+                    "number of tasks for uniform and heavy-tailed (1:2:3:4 has 4)",
+                ),
             ],
             variants: policies::variants(),
             baseline: "seq",

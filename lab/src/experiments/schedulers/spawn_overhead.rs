@@ -21,7 +21,8 @@ impl Experiment for SpawnOverhead {
             title: "What a task costs: thread vs pool vs join vs call",
             topic: super::NAME,
             concept: "thread creation cost; thread pools",
-            teaches: "Each run schedules `tasks` empty tasks. A new OS thread per task costs tens of microseconds (the \
+            teaches:
+                "Each run schedules `tasks` empty tasks. A new OS thread per task costs tens of microseconds (the \
                       kernel creates and destroys a thread) — why pools exist. A ThreadPoolExecutor-style submission \
                       costs a lock, a queue node, a future and a wake-up; a work-stealing spawn a deque push; a `join` \
                       whose second half nobody steals costs little more than the call. The `ns per task` column \

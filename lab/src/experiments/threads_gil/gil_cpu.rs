@@ -34,16 +34,33 @@ impl Experiment for GilCpu {
                       so nothing is shared while it runs. The timeline shows who holds the GIL and who waits. `native` \
                       is the same loop as plain Rust: the interpreter's cost.",
             params: vec![
-                ParamSpec::int("iterations", 2_000_000, 1, 100_000_000, "iterations", "loop iterations in total, split over the threads"),
+                ParamSpec::int(
+                    "iterations",
+                    2_000_000,
+                    1,
+                    100_000_000,
+                    "iterations",
+                    "loop iterations in total, split over the threads",
+                ),
                 ParamSpec::op_ns(),
                 ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
-                ParamSpec::float("ft_overhead", 0.1, 0.0, 5.0, "×", "extra cost per instruction when free-threaded (0.1 = 10%)"),
+                ParamSpec::float(
+                    "ft_overhead",
+                    0.1,
+                    0.0,
+                    5.0,
+                    "×",
+                    "extra cost per instruction when free-threaded (0.1 = 10%)",
+                ),
             ],
             variants: vec![
                 VariantSpec::fixed("seq", "one Python thread runs every iteration"),
                 VariantSpec::sweep("gil", "N Python threads, each a share of the loop, under the GIL"),
                 VariantSpec::sweep("free-threaded", "N Python threads, no GIL (PEP 703)"),
-                VariantSpec::sweep("process", "a pool of N worker processes (multiprocessing), each with its own GIL; start-up included"),
+                VariantSpec::sweep(
+                    "process",
+                    "a pool of N worker processes (multiprocessing), each with its own GIL; start-up included",
+                ),
                 VariantSpec::fixed("native", "the same loop in plain Rust, one thread"),
             ],
             baseline: "seq",

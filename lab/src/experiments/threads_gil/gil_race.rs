@@ -32,14 +32,23 @@ impl Experiment for GilRace {
             params: vec![
                 ParamSpec::int("increments", 200_000, 1, 100_000_000, "per thread", "increments each thread performs"),
                 ParamSpec::op_ns(),
-                ParamSpec::float("switch_ms", 0.2, 0.01, 1000.0, "ms", "the switch interval (short: more switches, more chances)"),
+                ParamSpec::float(
+                    "switch_ms",
+                    0.2,
+                    0.01,
+                    1000.0,
+                    "ms",
+                    "the switch interval (short: more switches, more chances)",
+                ),
             ],
             variants: vec![
                 VariantSpec::sweep("gil", "counter += 1 under the GIL"),
-                VariantSpec::sweep("gil-call", "x = counter; f(); counter = x + 1 under the GIL")
-                    .unchecked("a GIL switch at the call lands between the load and the store: updates are lost on purpose"),
-                VariantSpec::sweep("free-threaded", "counter += 1 without a GIL")
-                    .unchecked("without a GIL the load and the store of two threads interleave: updates are lost on purpose"),
+                VariantSpec::sweep("gil-call", "x = counter; f(); counter = x + 1 under the GIL").unchecked(
+                    "a GIL switch at the call lands between the load and the store: updates are lost on purpose",
+                ),
+                VariantSpec::sweep("free-threaded", "counter += 1 without a GIL").unchecked(
+                    "without a GIL the load and the store of two threads interleave: updates are lost on purpose",
+                ),
             ],
             baseline: "gil",
             chart_metric: Some("lost updates"),

@@ -40,7 +40,14 @@ impl Experiment for ModelsMatrix {
             params: vec![
                 ParamSpec::choice("workload", "cpu-bound", &["cpu-bound", "io-bound", "mixed"], "what each task does"),
                 ParamSpec::int("tasks", 8, 1, 256, "tasks", "tasks in the batch, spread over the workers"),
-                ParamSpec::int("iterations", 250_000, 0, 100_000_000, "per task", "Python loop iterations of a CPU-bound task"),
+                ParamSpec::int(
+                    "iterations",
+                    250_000,
+                    0,
+                    100_000_000,
+                    "per task",
+                    "Python loop iterations of a CPU-bound task",
+                ),
                 ParamSpec::int("io_ms", 20, 0, 10_000, "ms", "blocking I/O of an I/O-bound task"),
                 ParamSpec::op_ns(),
             ],
@@ -49,8 +56,14 @@ impl Experiment for ModelsMatrix {
                 VariantSpec::sweep("threads", "a pool of N Python threads under the GIL"),
                 VariantSpec::sweep("free-threaded", "a pool of N Python threads, no GIL"),
                 VariantSpec::sweep("process", "a pool of N worker processes (start-up included)"),
-                VariantSpec::fixed("asyncio", "one event loop: every task a coroutine, its I/O awaited, its computing on the loop"),
-                VariantSpec::sweep("asyncio-to-thread", "one event loop; each task's computing handed to asyncio.to_thread on N threads"),
+                VariantSpec::fixed(
+                    "asyncio",
+                    "one event loop: every task a coroutine, its I/O awaited, its computing on the loop",
+                ),
+                VariantSpec::sweep(
+                    "asyncio-to-thread",
+                    "one event loop; each task's computing handed to asyncio.to_thread on N threads",
+                ),
                 VariantSpec::sweep("rayon", "the same tasks as plain Rust on rayon with N threads"),
             ],
             baseline: "seq",

@@ -38,7 +38,14 @@ impl Experiment for SwitchInterval {
                       run time and the GIL handovers at each (the GIL passing from one thread to another). One thread \
                       never hands it over: compare.",
             params: vec![
-                ParamSpec::int("iterations", 1_000_000, 1, 100_000_000, "per thread", "loop iterations each thread runs"),
+                ParamSpec::int(
+                    "iterations",
+                    1_000_000,
+                    1,
+                    100_000_000,
+                    "per thread",
+                    "loop iterations each thread runs",
+                ),
                 ParamSpec::choice(
                     "switch_ms",
                     "sweep",
