@@ -16,6 +16,10 @@ pub struct Catalogue {
     pub default_threads: Vec<usize>,
     /// Timed runs per cell unless asked otherwise (the CLI's `--repeat` default).
     pub default_repeat: usize,
+    /// The allowed `repeat` and `warmup`, inclusive: the runner's, so the page's fields and
+    /// links check what the CLI checks.
+    pub repeat_range: (usize, usize),
+    pub warmup_range: (usize, usize),
 }
 
 pub fn catalogue(pool_threads: usize) -> Catalogue {
@@ -23,6 +27,8 @@ pub fn catalogue(pool_threads: usize) -> Catalogue {
         experiments: experiment::registry().iter().map(|e| e.info()).collect(),
         default_threads: experiment::default_threads_up_to(pool_threads),
         default_repeat: experiment::DEFAULT_REPEAT,
+        repeat_range: experiment::REPEAT_RANGE,
+        warmup_range: experiment::WARMUP_RANGE,
     }
 }
 
@@ -145,6 +151,8 @@ mod tests {
         );
         assert_eq!(json["default_threads"][0], 1);
         assert_eq!(json["default_repeat"], DEFAULT_REPEAT, "the page's form starts from the CLI's default");
+        assert_eq!((json["repeat_range"][0].as_u64(), json["repeat_range"][1].as_u64()), (Some(1), Some(1000)));
+        assert_eq!((json["warmup_range"][0].as_u64(), json["warmup_range"][1].as_u64()), (Some(0), Some(100)));
     }
 
     /// A tiny mandelbrot run at `threads` (JSON list), `repeat` times.

@@ -72,6 +72,11 @@ const handlers = {
       state.interactiveMs = Math.round(performance.now());
       state.poolThreads = data.threads;
       $('repeat').value = String(state.catalogue.default_repeat);
+      // The run ranges are the runner's (through the catalogue), not typed here.
+      for (const id of ['repeat', 'warmup']) {
+        const [min, max] = state.catalogue[`${id}_range`];
+        Object.assign($(id), { min: String(min), max: String(max) });
+      }
       fillCatalogue();
       setUpDebugger(JSON.parse(data.scenarios));
       const fromLink = applyLink(location.search) || openDebuggerLink(location.search);
@@ -532,8 +537,9 @@ function applySettings(settings, source) {
       else document.querySelectorAll('input[name="variant"]').forEach((box) => { box.checked = wanted.includes(box.value); });
     }
     if (threads != null) $('threads').value = String(threads);
-    for (const [id, raw, min, max] of [['repeat', repeat, 1, 1000], ['warmup', warmup, 0, 100]]) {
+    for (const [id, raw] of [['repeat', repeat], ['warmup', warmup]]) {
       if (raw == null) continue;
+      const [min, max] = state.catalogue[`${id}_range`];
       const value = Number(raw);
       if (Number.isInteger(value) && value >= min && value <= max) $(id).value = String(value);
       else problems.push(`parameter \`${id}\`: expected an integer from ${min} to ${max}, got \`${raw}\``);

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
 pub use result::{CellResult, Check, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw};
-pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT};
+pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT, REPEAT_RANGE, WARMUP_RANGE};
 
 use conlab_core::platform::{self, Instant, PlatformError};
 use conlab_core::stats::LogHistogram;

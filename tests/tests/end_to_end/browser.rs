@@ -395,7 +395,7 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     assert_eq!(browser.eval("return document.getElementById('experiment-select').value;"), json!("pipeline"));
 
     // A broken link: a clear message, the defaults, a working page.
-    browser.navigate(&format!("{url}?experiment=scaling&kernel=nope&size=-5&bogus=1"));
+    browser.navigate(&format!("{url}?experiment=scaling&kernel=nope&size=-5&bogus=1&repeat=5000"));
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let broken = browser.eval(form);
     assert_eq!(
@@ -405,6 +405,12 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     );
     let message = broken[5].as_str().unwrap();
     assert!(message.contains("`kernel`") && message.contains("`size`") && message.contains("`bogus`"), "{message}");
+    // The run ranges are the runner's, through the catalogue: the CLI's wording, the fields' bounds.
+    assert!(message.contains("parameter `repeat`: expected an integer from 1 to 1000, got `5000`"), "{message}");
+    let repeat = browser.eval("const r = document.getElementById('repeat'); return [r.value, r.min, r.max];");
+    let warmup = browser.eval("const w = document.getElementById('warmup'); return [w.min, w.max];");
+    let default_repeat = conlab_lab::experiment::DEFAULT_REPEAT.to_string();
+    assert_eq!((repeat, warmup), (json!([default_repeat, "1", "1000"]), json!(["0", "100"])));
 
     // A good link restores every setting.
     let link = "experiment=scaling&kernel=blur&size=96&variants=seq,rayon&threads=1,2&repeat=2&warmup=0";
