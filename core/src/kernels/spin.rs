@@ -149,11 +149,17 @@ mod tests {
     #[test]
     fn spins_deliver_the_asked_time_on_average_from_5_ns_to_10_us() {
         // Other tests run beside this one on the 2 cores: a calibration can read slow, or a
-        // measurement fall into a busy stretch. So up to three attempts, each calibrating afresh;
-        // in one, every spin from 5 ns to 10 µs must be within 10% (the old spinner, truncating
-        // and timing a loop through memory, delivered ~40% of a 100 ns ask).
+        // measurement fall into a busy stretch (in a full suite, the lock stress tests made 5 ns
+        // spins read 7–8 ns in three attempts in a row). So up to five attempts, each
+        // calibrating afresh, the later ones half a second apart — the crate's other unit tests
+        // are done within about a second; in one, every spin from 5 ns to 10 µs must be within
+        // 10% (the old spinner, truncating and timing a loop through memory, delivered ~40% of a
+        // 100 ns ask).
         let mut misses = Vec::new();
-        for _ in 0..3 {
+        for attempt in 0..5 {
+            if attempt >= 2 {
+                crate::platform::sleep(std::time::Duration::from_millis(500));
+            }
             let spinner = (0..3)
                 .map(|_| Spinner::calibrate())
                 .max_by(|a, b| a.iterations_per_ns.total_cmp(&b.iterations_per_ns))
@@ -170,7 +176,7 @@ mod tests {
                 Some(miss) => misses.push(miss),
             }
         }
-        panic!("in none of three attempts did every spin deliver its time within 10%: {misses:?}");
+        panic!("in none of five attempts did every spin deliver its time within 10%: {misses:?}");
     }
 
     #[test]
