@@ -45,7 +45,7 @@ const STEADY_RUNS: usize = 2;
 /// … but no more than this many beyond the asked warm-ups …
 const MAX_EXTRA_WARMUPS: usize = 12;
 /// … each after this pause, in which a compiler thread can have a core.
-const COMPILER_PAUSE: Duration = Duration::from_millis(10);
+const COMPILER_PAUSE: Duration = Duration::from_millis(25);
 
 /// What to run, as a front end received it (unvalidated).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
