@@ -351,9 +351,6 @@ fn time_runs(
     Ok(start.elapsed())
 }
 
-/// Times a batch of the cell's runs per sample; while a batch lasts less than `shortest` (and
-/// is not yet the largest) the batch grows and is timed again, and what the short batch
-/// recorded is thrown away with it. The time of the batch kept.
 /// Extra warm-up runs for code that speeds up over its first runs ([`CODE_WARMS_UP`]): runs
 /// `run` until [`STEADY_RUNS`] in a row are no more than 5% faster than the fastest so far
 /// (each after a short pause that leaves a core to the browser's compiler threads), at most
@@ -379,6 +376,9 @@ fn warm_until_steady(
     Ok(())
 }
 
+/// Times a batch of the cell's runs per sample; while a batch lasts less than `shortest` (and
+/// is not yet the largest) the batch grows and is timed again, and what the short batch
+/// recorded is thrown away with it. The time of the batch kept.
 fn timed_sample(
     cell: &mut LiveCell<'_>,
     context: &RunContext,
