@@ -265,6 +265,31 @@ fn serve_sends_isolation_headers_and_refuses_to_leave_its_directory() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A browser holds idle connections open (preconnects) and loads a page's modules over several
+/// at once: every request is answered however many connections sit idle beside it.
+#[test]
+fn serve_answers_every_connection_while_others_sit_idle() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("conlab-serve-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<p>lab</p>").unwrap();
+    let (_server, url) = serve(&dir);
+    let address = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        stream
+    };
+    let idle: Vec<_> = (0..8).map(|_| connect()).collect();
+    for mut stream in (0..8).map(|_| connect()).chain(idle) {
+        stream.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("an answer within 5 s, and the connection closed");
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("<p>lab</p>"), "{reply}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn serve_without_a_built_lab_says_how_to_build_it() {
     let empty = std::env::temp_dir().join(format!("conlab-empty-{}", std::process::id()));
