@@ -10,6 +10,7 @@
 pub mod params;
 pub mod result;
 pub mod runner;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -101,6 +101,21 @@ impl fmt::Display for ParamError {
 
 impl std::error::Error for ParamError {}
 
+impl ParamError {
+    /// `name` is none of `specs`: the error lists the names there are.
+    pub fn unknown(name: &str, specs: &[ParamSpec]) -> Self {
+        let known: Vec<_> = specs.iter().map(|spec| spec.name).collect();
+        Self {
+            param: name.into(),
+            message: if known.is_empty() {
+                "unknown parameter; this experiment takes none".into()
+            } else {
+                format!("unknown parameter; known parameters are {}", known.join(", "))
+            },
+        }
+    }
+}
+
 impl ParamSpec {
     pub fn int(name: &'static str, default: i64, min: i64, max: i64, unit: &'static str, help: &'static str) -> Self {
         Self { name, kind: ParamKind::Int { min, max }, default: Value::Int(default), unit, help }
@@ -190,15 +205,7 @@ impl Params {
     /// missing names take their defaults.
     pub fn validate(specs: &[ParamSpec], raw: &BTreeMap<String, serde_json::Value>) -> Result<Self, ParamError> {
         if let Some(unknown) = raw.keys().find(|name| !specs.iter().any(|spec| spec.name == name.as_str())) {
-            let known: Vec<_> = specs.iter().map(|spec| spec.name).collect();
-            return Err(ParamError {
-                param: unknown.clone(),
-                message: if known.is_empty() {
-                    "unknown parameter; this experiment takes none".into()
-                } else {
-                    format!("unknown parameter; known parameters are {}", known.join(", "))
-                },
-            });
+            return Err(ParamError::unknown(unknown, specs));
         }
         let mut values = BTreeMap::new();
         for spec in specs {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
 use super::{
-    default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, Params,
-    RunContext, RunError, TimeUnit,
+    default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, ParamError,
+    Params, RunContext, RunError, TimeUnit,
 };
 use conlab_core::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
 use conlab_core::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
@@ -92,48 +92,46 @@ pub struct Session<'a> {
     pub cancel: &'a CancelFlag,
 }
 
-fn range_error(param: &str, value: usize, (min, max): (usize, usize)) -> RunError {
-    RunError::Param(super::ParamError {
+/// `value` if it lies in `min..=max`, otherwise the error naming `param` and the range.
+pub(super) fn check_range(param: &str, value: usize, (min, max): (usize, usize)) -> Result<usize, ParamError> {
+    (min..=max).contains(&value).then_some(value).ok_or_else(|| ParamError {
         param: param.into(),
         message: format!("expected an integer from {min} to {max}, got `{value}`"),
     })
 }
 
-fn validated_variants(info: &ExperimentInfo, requested: Option<&Vec<String>>) -> Result<Vec<&'static str>, RunError> {
+pub(super) fn validated_variants(
+    info: &ExperimentInfo,
+    requested: Option<&Vec<String>>,
+) -> Result<Vec<&'static str>, ParamError> {
     let Some(requested) = requested else {
         return Ok(info.variants.iter().map(|variant| variant.id).collect());
     };
     if requested.is_empty() {
-        return Err(RunError::Param(super::ParamError {
-            param: "variant".into(),
-            message: "choose at least one variant".into(),
-        }));
+        return Err(ParamError { param: "variant".into(), message: "choose at least one variant".into() });
     }
     requested
         .iter()
         .map(|name| {
             info.variant(name).map(|variant| variant.id).ok_or_else(|| {
                 let known: Vec<_> = info.variants.iter().map(|variant| variant.id).collect();
-                RunError::Param(super::ParamError {
+                ParamError {
                     param: "variant".into(),
                     message: format!("unknown variant `{name}`; {} has {}", info.id, known.join(", ")),
-                })
+                }
             })
         })
         .collect()
 }
 
-fn validated_threads(requested: Option<&Vec<usize>>) -> Result<Vec<usize>, RunError> {
+/// The requested thread counts (the default sweep when none), each in `1..=max`, sorted.
+pub(super) fn validated_threads(requested: Option<&Vec<usize>>, max: usize) -> Result<Vec<usize>, ParamError> {
     let mut threads = requested.cloned().unwrap_or_else(default_threads);
-    let max = max_team_threads();
     if threads.is_empty() {
-        return Err(RunError::Param(super::ParamError {
-            param: "threads".into(),
-            message: "choose at least one thread count".into(),
-        }));
+        return Err(ParamError { param: "threads".into(), message: "choose at least one thread count".into() });
     }
-    if let Some(bad) = threads.iter().find(|t| **t == 0 || **t > max) {
-        return Err(range_error("threads", *bad, (1, max)));
+    for &count in &threads {
+        check_range("threads", count, (1, max))?;
     }
     threads.sort_unstable();
     threads.dedup();
@@ -167,6 +165,28 @@ struct Skipped {
     why: String,
 }
 
+/// A request's settings, validated.
+struct Plan {
+    params: Params,
+    variants: Vec<&'static str>,
+    threads: Vec<usize>,
+}
+
+/// Checks every setting of `request` against `info` and the runner's ranges.
+fn plan(info: &ExperimentInfo, request: &RunRequest) -> Result<Plan, RunError> {
+    let params = Params::validate(&info.params, &request.params)?;
+    let variants = validated_variants(info, request.variants.as_ref())?;
+    let threads = validated_threads(request.threads.as_ref(), max_team_threads())?;
+    check_range("repeat", request.repeat, REPEAT_RANGE)?;
+    check_range("warmup", request.warmup, WARMUP_RANGE)?;
+    Ok(Plan { params, variants, threads })
+}
+
+/// Whether [`run`] would accept `request`: the error it would give before running, if any.
+pub fn check(request: &RunRequest) -> Result<(), RunError> {
+    plan(&find(&request.experiment)?.info(), request).map(|_| ())
+}
+
 /// Finds the registered experiment `request` names and runs it with [`run_experiment`].
 pub fn run(request: &RunRequest, session: Session<'_>) -> Result<RunResult, RunError> {
     run_experiment(find(&request.experiment)?, request, session)
@@ -180,15 +200,7 @@ pub fn run_experiment(
 ) -> Result<RunResult, RunError> {
     let wall = Instant::now();
     let info = experiment.info();
-    let params = Params::validate(&info.params, &request.params)?;
-    let variants = validated_variants(&info, request.variants.as_ref())?;
-    let threads = validated_threads(request.threads.as_ref())?;
-    if !(REPEAT_RANGE.0..=REPEAT_RANGE.1).contains(&request.repeat) {
-        return Err(range_error("repeat", request.repeat, REPEAT_RANGE));
-    }
-    if !(WARMUP_RANGE.0..=WARMUP_RANGE.1).contains(&request.warmup) {
-        return Err(range_error("warmup", request.warmup, WARMUP_RANGE));
-    }
+    let Plan { params, variants, threads } = plan(&info, request)?;
 
     let workload = experiment.prepare(&params)?;
     let expected = workload.expected();

@@ -305,6 +305,25 @@ pub fn table(result: &RunResult) -> String {
     out
 }
 
+/// One sentence above the page's chart: the title, the fastest checked cell against the
+/// baseline (when speedups were measured), and how the cells were timed.
+pub fn summary_line(result: &RunResult) -> String {
+    let best = result
+        .cells
+        .iter()
+        .filter(|cell| cell.unchecked.is_none())
+        .filter_map(|cell| cell.speedup_vs_baseline.map(|speedup| (cell, speedup)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let best = best.map_or_else(String::new, |(cell, speedup)| {
+        let plural = if cell.threads == 1 { "" } else { "s" };
+        format!("Best: {} on {} thread{plural}, {speedup:.2}× vs {}. ", cell.variant, cell.threads, result.baseline)
+    });
+    format!(
+        "{}. {best}{} runs per cell after {} warm-up; whole run {:.2} s.",
+        result.title, result.repeat, result.warmup, result.wall_seconds
+    )
+}
+
 /// The footnotes under a result's table, as the CLI prints them and the page lists them: noise,
 /// what the intervals really cover, batched cells, a debug build.
 pub fn notes(result: &RunResult) -> Vec<String> {
