@@ -1,6 +1,6 @@
 //! conlab-web: the browser lab's engine room — a thin shell over conlab-lab and conlab-core.
 //!
-//! The page (`web/www/app.js`, main thread) never runs wasm. It starts one dedicated worker
+//! The page (`web/www/app/`, main thread) never runs wasm. It starts one dedicated worker
 //! (`web/www/worker.js`) that instantiates this module, starts wasm-bindgen-rayon's worker pool
 //! when the page is cross-origin isolated, and calls the functions below. Every value crossing
 //! the boundary is JSON of the lab's serde types, so page and CLI read the same result.

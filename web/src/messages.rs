@@ -4,6 +4,9 @@ use conlab_core::trace::Trace;
 use conlab_lab::experiment::result::SCHEMA_VERSION;
 #[cfg(test)]
 use conlab_lab::experiment::DEFAULT_REPEAT;
+use std::collections::BTreeMap;
+
+use conlab_lab::experiment::settings::{self, Filled, Query};
 use conlab_lab::experiment::{self, ExperimentInfo, RunRequest, RunResult};
 use conlab_lab::report;
 use serde::Serialize;
@@ -12,19 +15,27 @@ use serde::Serialize;
 /// a pool of `pool_threads` (the one being started, so the page's forms need not wait for it).
 #[derive(Serialize)]
 pub struct Catalogue {
-    pub experiments: Vec<ExperimentInfo>,
+    pub experiments: Vec<Entry>,
     pub default_threads: Vec<usize>,
     /// Timed runs per cell unless asked otherwise (the CLI's `--repeat` default).
     pub default_repeat: usize,
-    /// The allowed `repeat` and `warmup`, inclusive: the runner's, so the page's fields and
-    /// links check what the CLI checks.
+    /// The allowed `repeat` and `warmup`, inclusive: the runner's, for the page's fields' bounds.
     pub repeat_range: (usize, usize),
     pub warmup_range: (usize, usize),
 }
 
+/// An experiment's schema and its quick preset's values, checked (what the "quick" button sets).
+#[derive(Serialize)]
+pub struct Entry {
+    #[serde(flatten)]
+    pub info: ExperimentInfo,
+    pub quick_values: BTreeMap<&'static str, experiment::Value>,
+}
+
 pub fn catalogue(pool_threads: usize) -> Catalogue {
+    let entry = |info: ExperimentInfo| Entry { quick_values: settings::quick_values(&info), info };
     Catalogue {
-        experiments: experiment::registry().iter().map(|e| e.info()).collect(),
+        experiments: experiment::registry().iter().map(|e| entry(e.info())).collect(),
         default_threads: experiment::default_threads_up_to(pool_threads),
         default_repeat: experiment::DEFAULT_REPEAT,
         repeat_range: experiment::REPEAT_RANGE,
@@ -36,6 +47,8 @@ pub fn catalogue(pool_threads: usize) -> Catalogue {
 #[derive(Serialize)]
 pub struct Finished<'a> {
     pub result: &'a RunResult,
+    /// One sentence: the title, the fastest cell, how the cells were timed.
+    pub summary: String,
     /// The same table the CLI prints, for the page to render.
     pub table: report::Table,
     pub chart_svg: String,
@@ -53,11 +66,17 @@ pub struct Finished<'a> {
     pub depth_svg: Option<String>,
     /// A percentile plot per latency distribution the run measured.
     pub latency_svgs: Vec<String>,
+    /// The run's settings as a permalink's query (name, value pairs in order).
+    pub link: Vec<(String, String)>,
+    /// A stored result's settings, checked for the form ([`render`] only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<Filled>,
 }
 
 pub fn finished(result: &RunResult) -> Finished<'_> {
     Finished {
         result,
+        summary: report::summary_line(result),
         table: report::table_data(result),
         chart_svg: report::chart_svg(result),
         fits: report::fit_lines(result),
@@ -68,13 +87,17 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         timeline_svg: result.trace.as_ref().map(report::timeline_svg),
         depth_svg: result.trace.as_ref().and_then(report::depth_svg),
         latency_svgs: report::latency_svgs(result),
+        link: settings::query_of(result),
+        form: None,
     }
 }
 
-/// A stored or imported result (JSON of `RunResult`) rendered as after a run.
-pub fn render(result_json: &str) -> Result<String, String> {
+/// A stored result (JSON of `RunResult`) rendered as after a run, with its settings checked
+/// for a form whose thread counts go up to `form_threads`.
+pub fn render(result_json: &str, form_threads: usize) -> Result<String, String> {
     let result = parse_result(result_json)?;
-    serde_json::to_string(&finished(&result)).map_err(|e| e.to_string())
+    let form = form_of(&result, form_threads);
+    serde_json::to_string(&Finished { form: Some(form), ..finished(&result) }).map_err(|e| e.to_string())
 }
 
 /// An imported result (`conlab run --format json`), checked: the settings it ran with, for the
@@ -82,27 +105,47 @@ pub fn render(result_json: &str) -> Result<String, String> {
 #[derive(Serialize)]
 pub struct Imported<'a> {
     pub experiment: &'a str,
-    pub params: &'a std::collections::BTreeMap<String, experiment::Value>,
-    pub variants: &'a [String],
-    pub threads: &'a [usize],
-    pub repeat: usize,
-    pub warmup: usize,
+    pub form: Filled,
     pub platform: &'a str,
 }
 
 /// [`Imported`] as JSON, or what is wrong with the file — in words the page shows as they are.
-pub fn imported(result_json: &str) -> Result<String, String> {
+pub fn imported(result_json: &str, form_threads: usize) -> Result<String, String> {
     let result = parse_result(result_json)?;
     let imported = Imported {
         experiment: &result.experiment,
-        params: &result.params,
-        variants: &result.variants,
-        threads: &result.threads,
-        repeat: result.repeat,
-        warmup: result.warmup,
+        form: form_of(&result, form_threads),
         platform: &result.environment.platform.platform,
     };
     serde_json::to_string(&imported).map_err(|e| e.to_string())
+}
+
+fn form_of(result: &RunResult, form_threads: usize) -> Filled {
+    settings::fill(&settings::query_of(result).into_iter().collect(), form_threads)
+}
+
+/// A permalink's query (JSON object of text) checked for the form, as JSON of [`Filled`]; `null`
+/// when the link names no experiment (a plain visit, or a debugging-lab link).
+pub fn link(query_json: &str, form_threads: usize) -> Result<String, String> {
+    let query = parse_query(query_json)?;
+    let filled = query.contains_key("experiment").then(|| settings::fill(&query, form_threads));
+    serde_json::to_string(&filled).map_err(|e| e.to_string())
+}
+
+/// The form's fields (JSON object of text) checked as a run would check them: the message of
+/// the first setting that does not fit, or an empty string.
+pub fn form_problem(query_json: &str) -> Result<String, String> {
+    Ok(settings::check(&parse_query(query_json)?).err().map(|error| error.to_string()).unwrap_or_default())
+}
+
+/// The form's fields (JSON object of text) as a run request, or the CLI's message for the first
+/// setting that does not fit.
+pub fn request(query_json: &str) -> Result<RunRequest, String> {
+    settings::request(&parse_query(query_json)?).map_err(|error| error.to_string())
+}
+
+fn parse_query(json: &str) -> Result<Query, String> {
+    serde_json::from_str(json).map_err(|e| format!("malformed settings (an object of text expected): {e}"))
 }
 
 /// This page's result beside an imported one (`conlab run --format json`): the comparison
@@ -125,11 +168,6 @@ fn parse_result(json: &str) -> Result<RunResult, String> {
         return Err(format!("a conlab result of schema {}, this lab reads schema {SCHEMA_VERSION}", result.schema));
     }
     Ok(result)
-}
-
-/// Parses the page's run request; a malformed one is reported like any other bad input.
-pub fn parse_request(json: &str) -> Result<RunRequest, String> {
-    serde_json::from_str(json).map_err(|e| format!("malformed run request: {e}"))
 }
 
 #[cfg(test)]
@@ -155,40 +193,50 @@ mod tests {
         assert_eq!((json["warmup_range"][0].as_u64(), json["warmup_range"][1].as_u64()), (Some(0), Some(100)));
     }
 
-    /// A tiny mandelbrot run at `threads` (JSON list), `repeat` times.
+    /// A tiny mandelbrot run at `threads` (as the form's field holds them), `repeat` times.
     fn small_mandelbrot(threads: &str, repeat: usize) -> RunResult {
-        let request = parse_request(&format!(
-            r#"{{"experiment":"mandelbrot","params":{{"width":32,"height":16,"max_iter":20}},"threads":{threads},"repeat":{repeat},"warmup":0}}"#
+        let form = request(&format!(
+            r#"{{"experiment":"mandelbrot","width":"32","height":"16","max_iter":"20","threads":"{threads}","repeat":"{repeat}","warmup":"0"}}"#
         ))
         .unwrap();
         let cancel = experiment::CancelFlag::new();
-        experiment::run(&request, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap()
+        experiment::run(&form, experiment::Session { progress: &mut |_| {}, cancel: &cancel }).unwrap()
     }
 
     #[test]
     fn a_finished_run_carries_the_cli_table_chart_and_csv() {
-        let result = small_mandelbrot("[1,2]", 2);
+        let result = small_mandelbrot("1,2", 2);
         let json = serde_json::to_value(finished(&result)).unwrap();
         let headers = json["table"]["headers"].as_array().unwrap();
         let rows = json["table"]["rows"].as_array().unwrap();
         assert_eq!(rows.len(), result.cells.len());
         assert!(rows.iter().all(|row| row["cells"].as_array().unwrap().len() == headers.len() && row["check"] == "ok"));
         assert!(json["chart_svg"].as_str().unwrap().starts_with("<svg"));
+        let summary = json["summary"].as_str().unwrap();
+        assert!(summary.starts_with(&format!("{}. Best: ", result.title)), "{summary}");
+        assert!(summary.contains("× vs seq. 2 runs per cell after 0 warm-up; whole run "), "{summary}");
         assert_eq!(json["csv"].as_str().unwrap().lines().count(), 1 + rows.len());
     }
 
     #[test]
     fn stored_results_render_and_compare_and_garbage_is_named() {
-        let result = small_mandelbrot("[1]", 1);
+        let result = small_mandelbrot("1", 1);
         let json = serde_json::to_string(&result).unwrap();
-        let rendered: serde_json::Value = serde_json::from_str(&render(&json).unwrap()).unwrap();
+        let rendered: serde_json::Value = serde_json::from_str(&render(&json, 2).unwrap()).unwrap();
         assert_eq!(rendered["result"]["experiment"], "mandelbrot");
+        // The form takes the stored settings, checked; the link holds them.
+        assert_eq!(rendered["form"]["params"]["width"], 32);
+        assert_eq!(
+            (&rendered["form"]["threads"], &rendered["form"]["problems"]),
+            (&"1".into(), &serde_json::json!([]))
+        );
+        assert_eq!(rendered["link"][0], serde_json::json!(["experiment", "mandelbrot"]));
         let table: serde_json::Value = serde_json::from_str(&compare(&json, &json).unwrap()).unwrap();
         assert!(table["rows"].as_array().unwrap().iter().all(|row| row["cells"][4] == "1.00×"));
-        assert!(render("{}").unwrap_err().starts_with("not a conlab result"));
+        assert!(render("{}", 2).unwrap_err().starts_with("not a conlab result"));
         let old = json.replacen(&format!("\"schema\":{SCHEMA_VERSION}"), "\"schema\":0", 1);
         assert_eq!(
-            render(&old).unwrap_err(),
+            render(&old, 2).unwrap_err(),
             format!("a conlab result of schema 0, this lab reads schema {SCHEMA_VERSION}")
         );
     }
@@ -203,25 +251,41 @@ mod tests {
 
     #[test]
     fn an_import_names_what_is_wrong_with_the_file() {
-        let good = serde_json::to_string(&small_mandelbrot("[1,2]", 1)).unwrap();
-        let settings: serde_json::Value = serde_json::from_str(&imported(&good).unwrap()).unwrap();
+        let good = serde_json::to_string(&small_mandelbrot("1,2", 1)).unwrap();
+        let settings: serde_json::Value = serde_json::from_str(&imported(&good, 2).unwrap()).unwrap();
         assert_eq!(
-            (settings["experiment"].as_str(), &settings["threads"]),
-            (Some("mandelbrot"), &serde_json::json!([1, 2]))
+            (settings["experiment"].as_str(), &settings["form"]["threads"]),
+            (Some("mandelbrot"), &serde_json::json!("1,2"))
+        );
+        // Imported into a page with fewer threads: the form keeps its own, and says why.
+        let narrow: serde_json::Value = serde_json::from_str(&imported(&good, 1).unwrap()).unwrap();
+        assert_eq!(
+            narrow["form"]["problems"],
+            serde_json::json!(["parameter `threads`: expected an integer from 1 to 1, got `2`"])
         );
         let mut damaged: serde_json::Value = serde_json::from_str(&good).unwrap();
         damaged.as_object_mut().unwrap().remove("variants");
-        let error = imported(&damaged.to_string()).unwrap_err();
+        let error = imported(&damaged.to_string(), 2).unwrap_err();
         assert!(error.starts_with("not a conlab result") && error.contains("missing field `variants`"), "{error}");
-        assert!(imported("[]").unwrap_err().starts_with("not a conlab result"));
+        assert!(imported("[]", 2).unwrap_err().starts_with("not a conlab result"));
         // A stored result damaged the same way is refused by the same check.
-        assert!(render(&damaged.to_string()).unwrap_err().contains("missing field `variants`"));
+        assert!(render(&damaged.to_string(), 2).unwrap_err().contains("missing field `variants`"));
     }
 
     #[test]
-    fn requests_parse_with_defaults_and_reject_garbage() {
-        let request = parse_request(r#"{"experiment":"mandelbrot","threads":[1,2]}"#).unwrap();
-        assert_eq!((request.repeat, request.warmup, request.threads), (DEFAULT_REPEAT, 1, Some(vec![1, 2])));
-        assert!(parse_request("{").unwrap_err().starts_with("malformed run request"));
+    fn the_form_and_links_are_checked_by_the_runners_rules() {
+        let form = request(r#"{"experiment":"map-reduce","combiner":"yes","threads":"1,2"}"#).unwrap();
+        assert_eq!((form.repeat, form.warmup, form.threads), (DEFAULT_REPEAT, 1, Some(vec![1, 2])));
+        assert_eq!(form_problem(r#"{"experiment":"map-reduce","combiner":"yes"}"#).unwrap(), "");
+        assert_eq!(
+            form_problem(r#"{"experiment":"map-reduce","combiner":"maybe"}"#).unwrap(),
+            "parameter `combiner`: expected true or false, got `maybe`"
+        );
+        let filled: serde_json::Value =
+            serde_json::from_str(&link(r#"{"experiment":"map-reduce","combiner":"yes"}"#, 2).unwrap()).unwrap();
+        assert_eq!((&filled["params"]["combiner"], &filled["problems"]), (&true.into(), &serde_json::json!([])));
+        assert_eq!(link(r#"{"scenario":"abba-deadlock"}"#, 2).unwrap(), "null", "not an experiment's link");
+        assert!(request("{").unwrap_err().starts_with("malformed settings"));
+        assert!(link(r#"{"width":3}"#, 2).unwrap_err().starts_with("malformed settings"));
     }
 }

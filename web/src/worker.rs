@@ -42,12 +42,12 @@ pub fn cancel_flag_address() -> usize {
     cancel_flag().address()
 }
 
-/// Runs a request (JSON of `RunRequest`), calling `on_progress(progressJson)` before each run;
-/// returns [`crate::messages::Finished`] as JSON or throws an Error whose message names the
-/// bad parameter.
+/// Runs the form's settings (JSON object of text, a permalink's names), calling
+/// `on_progress(progressJson)` before each run; returns [`crate::messages::Finished`] as JSON or
+/// throws an Error whose message names the setting that does not fit, as the CLI would.
 #[wasm_bindgen(js_name = runExperiment)]
-pub fn run_experiment(request_json: &str, on_progress: &js_sys::Function) -> Result<String, JsError> {
-    let request = crate::messages::parse_request(request_json).map_err(|e| JsError::new(&e))?;
+pub fn run_experiment(form_json: &str, on_progress: &js_sys::Function) -> Result<String, JsError> {
+    let request = crate::messages::request(form_json).map_err(|e| JsError::new(&e))?;
     let cancel = cancel_flag();
     cancel.reset();
     let mut report = |progress: &Progress| {
@@ -60,17 +60,30 @@ pub fn run_experiment(request_json: &str, on_progress: &js_sys::Function) -> Res
     to_json(&crate::messages::finished(&result))
 }
 
-/// A stored or imported result rendered like a finished run ([`crate::messages::render`]).
-#[wasm_bindgen(js_name = renderResult)]
-pub fn render_result(result_json: &str) -> Result<String, JsError> {
-    crate::messages::render(result_json).map_err(|e| JsError::new(&e))
+/// The form's settings checked as a run checks them: the first problem, or "" ([`crate::messages::form_problem`]).
+#[wasm_bindgen(js_name = formProblem)]
+pub fn form_problem(form_json: &str) -> Result<String, JsError> {
+    crate::messages::form_problem(form_json).map_err(|e| JsError::new(&e))
 }
 
-/// An imported result checked: its settings and platform, or an Error saying what is wrong
-/// ([`crate::messages::imported`]).
+/// A permalink's settings checked for a form with up to `form_threads` threads ([`crate::messages::link`]).
+#[wasm_bindgen(js_name = checkLink)]
+pub fn check_link(query_json: &str, form_threads: usize) -> Result<String, JsError> {
+    crate::messages::link(query_json, form_threads).map_err(|e| JsError::new(&e))
+}
+
+/// A stored result rendered like a finished run, its settings checked for the form
+/// ([`crate::messages::render`]).
+#[wasm_bindgen(js_name = renderResult)]
+pub fn render_result(result_json: &str, form_threads: usize) -> Result<String, JsError> {
+    crate::messages::render(result_json, form_threads).map_err(|e| JsError::new(&e))
+}
+
+/// An imported result checked: its settings for the form and its platform, or an Error saying
+/// what is wrong ([`crate::messages::imported`]).
 #[wasm_bindgen(js_name = importResult)]
-pub fn import_result(result_json: &str) -> Result<String, JsError> {
-    crate::messages::imported(result_json).map_err(|e| JsError::new(&e))
+pub fn import_result(result_json: &str, form_threads: usize) -> Result<String, JsError> {
+    crate::messages::imported(result_json, form_threads).map_err(|e| JsError::new(&e))
 }
 
 /// This page's result beside an imported one ([`crate::messages::compare`]).

@@ -10,9 +10,29 @@
 import init, * as lab from './conlab-web.js';
 
 const EMPTY = 0, REPLY = 1, FAILED = 2;
+
+/**
+ * The pool that claimed this worker: its memory and the mailbox in it.
+ * @typedef {{ parentMemory: WebAssembly.Memory, mailbox: number, data: number, capacity: number }} Parent
+ * @typedef {{ type: 'load', module: WebAssembly.Module }
+ *   | { type: 'claim' } & Parent
+ *   | { type: 'message', message: Uint8Array, payload: Uint8Array }
+ *   | { type: 'share', len: number }} Message
+ */
+
+/** @type {Parent | null} */
 let parent = null;
 
+/** An exception's message, as the pool reports it. @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Writes `bytes` into the claiming pool's mailbox and wakes it.
+ * @param {Uint8Array} bytes
+ * @param {number} [state]
+ */
 function reply(bytes, state = REPLY) {
+  if (!parent) throw new Error('a reply before any pool claimed this worker');
   const words = new Int32Array(parent.parentMemory.buffer, parent.mailbox, 2);
   // The pool may not have taken the previous reply yet.
   for (let seen; (seen = Atomics.load(words, 0)) !== EMPTY;) Atomics.wait(words, 0, seen);
@@ -26,6 +46,7 @@ function reply(bytes, state = REPLY) {
   Atomics.notify(words, 0);
 }
 
+/** @param {Message} data @returns {Uint8Array} */
 function answer(data) {
   switch (data.type) {
     case 'claim':
@@ -37,23 +58,23 @@ function answer(data) {
     case 'share':
       return new Uint8Array(new Uint32Array([lab.processShare(data.len)]).buffer);
     default:
-      throw new Error(`unknown message type ${data.type}`);
+      throw new Error(`unexpected message type ${data.type}`);
   }
 }
 
-self.onmessage = async ({ data }) => {
+self.onmessage = async (/** @type {MessageEvent<Message>} */ { data }) => {
   if (data.type === 'load') {
     try {
       const wasm = await init({ module_or_path: data.module });
       postMessage({ type: 'loaded', memory: wasm.memory });
     } catch (error) {
-      postMessage({ type: 'failed', message: String(error && error.message || error) });
+      postMessage({ type: 'failed', message: messageOf(error) });
     }
     return;
   }
   try {
     reply(answer(data));
   } catch (error) {
-    reply(new TextEncoder().encode(String(error && error.message || error)), FAILED);
+    reply(new TextEncoder().encode(messageOf(error)), FAILED);
   }
 };

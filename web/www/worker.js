@@ -1,35 +1,62 @@
 // The experiment worker: owns the wasm instance and the rayon pool; runs experiments so the
-// page's main thread never blocks. Protocol (all payloads JSON strings from conlab-lab):
-//   page → worker  {type: 'init', threads}            worker → page {type: 'loaded', …} once wasm runs (the page is
-//                                                                    usable: catalogue, forms, the debugging lab),
-//                                                                    then {type: 'ready', …} once the thread pool runs
-//                                                                    | {type: 'fatal', message}
-//   page → worker  {type: 'run', request}              worker → page {type: 'progress', progress}…, then
-//                                                                    {type: 'result', finished, exports} | {type: 'error', message}
+// page's main thread never blocks. Protocol (all payloads JSON strings from conlab-lab; the
+// page's side, with every message typed, is app/protocol.js):
+//   page → worker  {type: 'init', threads, link}      worker → page {type: 'loaded', …, link} once wasm runs (the page
+//                                                                    is usable: catalogue, forms, the debugging lab;
+//                                                                    `link` is the page's query checked for the form,
+//                                                                    or null), then {type: 'ready', …} once the thread
+//                                                                    pool runs | {type: 'fatal', message}
+//   page → worker  {type: 'run', form}                 worker → page {type: 'progress', progress}…, then
+//                                                                    {type: 'result', finished, exports}
+//                                                                    | {type: 'error', message, invalid?}
+//                                                 (`form`: the form's fields as text, named as in a link; `invalid`:
+//                                                   a setting did not fit, nothing ran)
 //                                                 worker → page {type: 'processes', count, startMs, error} once the
 //                                                   process workers (process-worker.js) have loaded, after 'ready';
 //                                                   a run asked for before that waits for them: {type: 'waiting', what}
+//   page → worker  {type: 'check', form}               worker → page {type: 'checked', problem} ('' when it fits)
 //   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, exports, stored: true}
 //                                                                    | {type: 'error', message, stored: true}
-//   page → worker  {type: 'import', name, text}       worker → page {type: 'imported', name, text, settings, platform}
+//   page → worker  {type: 'import', name, text}       worker → page {type: 'imported', name, text, experiment, form, platform}
 //                                                                    | {type: 'imported', name, error}
 //   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
 //   page → worker  {type: 'timeline', from, to}       worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}
 //   page → worker  {type: 'sim-state', scenario, schedule}   worker → page {type: 'sim-state', state} | {type: 'sim-state', error}
 //   page → worker  {type: 'sim-search', scenario, strategy, seed, runs, depth, bound}
 //                                                     worker → page {type: 'sim-search', found} | {type: 'sim-search', error}
-//   ('ready' carries the debugging lab's scenarios: `scenarios`)
+//   ('loaded' carries the debugging lab's scenarios: `scenarios`)
 // A result reaches the page as an object without its trace (`traced` says there was one): the
 // megabytes of spans are parsed and serialised here, never on the main thread. The trace stays
 // here for the timeline's zoom; the exports that hold it come as Blobs.
 import init, * as lab from './conlab-web.js';
 
+/** @type {import('./conlab-web.js').InitOutput} */
 let wasm;
+/** The trace of the result on the page, as JSON, for the timeline's zoom. @type {string | null} */
 let lastTrace = null;
+/** The most threads a form may ask for: the pool being started (1 without one). */
+let formThreads = 1;
 // Settles once the process workers are registered (or failed to load); null where there are none.
+/** @type {Promise<void> | null} */
 let processWorkers = null;
 let processWorkersLoaded = false;
 
+/**
+ * @typedef {import('./app/messages.js').FromWorker} FromWorker
+ * @typedef {import('./app/messages.js').ToWorker} ToWorker
+ */
+
+/** Sends the page a message of the protocol (app/messages.js). @param {FromWorker} message */
+const tell = (message) => postMessage(message);
+
+/** An exception's message, as the page shows it. @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Hands a finished run (JSON of web/src/messages.rs `Finished`) to the page, its trace kept here.
+ * @param {string} finishedJson
+ * @param {boolean} stored
+ */
 function deliver(finishedJson, stored) {
   const finished = JSON.parse(finishedJson);
   const { trace, ...result } = finished.result;
@@ -41,21 +68,27 @@ function deliver(finishedJson, stored) {
   delete finished.chrome_trace;
   finished.result = result;
   finished.traced = !!trace;
-  postMessage({ type: 'result', finished, exports, stored });
+  tell({ type: 'result', finished, exports, stored });
 }
 
-async function start(threads) {
+/**
+ * @param {number} threads
+ * @param {Record<string, string>} link
+ */
+async function start(threads, link) {
   const began = performance.now();
+  formThreads = self.crossOriginIsolated ? Math.max(threads, 1) : 1;
   wasm = await init({ module_or_path: new URL('./conlab-web_bg.wasm', import.meta.url) });
   const wasmMs = performance.now() - began;
   // Everything but a run works now: the page need not wait for the pool (its workers start
   // slowly in some browsers — ~0.6 s for 8 in Firefox).
-  postMessage({
+  tell({
     type: 'loaded',
     catalogue: lab.catalogue(self.crossOriginIsolated ? threads : 1),
     scenarios: lab.simScenarios(),
     environment: lab.environment(),
     threads: self.crossOriginIsolated ? threads : 0,
+    link: lab.checkLink(JSON.stringify(link), formThreads),
   });
   let poolThreads = 0;
   let poolError = null;
@@ -66,11 +99,12 @@ async function start(threads) {
       poolThreads = threads;
     } catch (error) {
       poolError = String(error);
+      formThreads = 1;
     }
   } else {
     poolError = 'this page is not cross-origin isolated, so SharedArrayBuffer and wasm threads are unavailable';
   }
-  postMessage({
+  tell({
     type: 'ready',
     environment: lab.environment(),
     poolThreads,
@@ -102,9 +136,9 @@ async function startProcessWorkers() {
   try {
     const loaded = await Promise.all(Array.from({ length: count }, load));
     lab.registerProcessWorkers(loaded.map((l) => l.worker), loaded.map((l) => l.memory));
-    postMessage({ type: 'processes', count, startMs: performance.now() - started, error: null });
+    tell({ type: 'processes', count, startMs: performance.now() - started, error: null });
   } catch (error) {
-    postMessage({ type: 'processes', count: 0, startMs: 0, error: String(error && error.message || error) });
+    tell({ type: 'processes', count: 0, startMs: 0, error: messageOf(error) });
   } finally {
     processWorkersLoaded = true;
   }
@@ -115,66 +149,82 @@ async function startProcessWorkers() {
 // page sets the flag in shared memory, and runExperiment would reset it. Whether to go on.
 async function waitForProcessWorkers() {
   if (!processWorkers || processWorkersLoaded) return true;
-  postMessage({ type: 'waiting', what: 'the process workers to load' });
+  tell({ type: 'waiting', what: 'the process workers to load' });
   await processWorkers;
   if (Atomics.load(new Uint8Array(wasm.memory.buffer), lab.cancelFlagAddress()) === 1) {
-    postMessage({ type: 'error', message: 'cancelled' });
+    tell({ type: 'error', message: 'cancelled' });
     return false;
   }
   return true;
 }
 
-self.onmessage = async ({ data }) => {
+/** The first of the form's settings that does not fit, in the CLI's words; '' when all fit. @param {string} form */
+function formProblem(form) {
+  try {
+    return lab.formProblem(form);
+  } catch (error) {
+    return messageOf(error);
+  }
+}
+
+self.onmessage = async (/** @type {MessageEvent<ToWorker>} */ { data }) => {
   if (data.type === 'init') {
     try {
-      await start(data.threads);
+      await start(data.threads, data.link);
       if (self.crossOriginIsolated) processWorkers = startProcessWorkers();
     } catch (error) {
-      postMessage({ type: 'fatal', message: String(error && error.message || error) });
+      tell({ type: 'fatal', message: messageOf(error) });
     }
   } else if (data.type === 'render') {
     try {
-      deliver(lab.renderResult(data.result), true);
+      deliver(lab.renderResult(data.result, formThreads), true);
     } catch (error) {
-      postMessage({ type: 'error', message: String(error && error.message || error), stored: true });
+      tell({ type: 'error', message: messageOf(error), stored: true });
     }
   } else if (data.type === 'import') {
     try {
-      postMessage({ type: 'imported', name: data.name, text: data.text, ...JSON.parse(lab.importResult(data.text)) });
+      tell({ type: 'imported', name: data.name, text: data.text, ...JSON.parse(lab.importResult(data.text, formThreads)) });
     } catch (error) {
-      postMessage({ type: 'imported', name: data.name, error: String(error && error.message || error) });
+      tell({ type: 'imported', name: data.name, error: messageOf(error) });
     }
   } else if (data.type === 'timeline') {
     try {
       if (!lastTrace) throw new Error('no timeline was recorded for this result');
-      postMessage({ type: 'timeline', svg: lab.timelineSvg(lastTrace, data.from, data.to), from: data.from, to: data.to });
+      tell({ type: 'timeline', svg: lab.timelineSvg(lastTrace, data.from, data.to), from: data.from, to: data.to });
     } catch (error) {
-      postMessage({ type: 'error', message: String(error && error.message || error) });
+      tell({ type: 'error', message: messageOf(error) });
     }
   } else if (data.type === 'sim-state') {
     try {
-      postMessage({ type: 'sim-state', state: lab.simState(data.scenario, data.schedule) });
+      tell({ type: 'sim-state', state: lab.simState(data.scenario, data.schedule) });
     } catch (error) {
-      postMessage({ type: 'sim-state', error: String(error && error.message || error), schedule: data.schedule });
+      tell({ type: 'sim-state', error: messageOf(error) });
     }
   } else if (data.type === 'sim-search') {
     try {
-      postMessage({ type: 'sim-search', found: lab.simSearch(data.scenario, data.strategy, data.seed, data.runs, data.depth, data.bound) });
+      tell({ type: 'sim-search', found: lab.simSearch(data.scenario, data.strategy, data.seed, data.runs, data.depth, data.bound) });
     } catch (error) {
-      postMessage({ type: 'sim-search', error: String(error && error.message || error) });
+      tell({ type: 'sim-search', error: messageOf(error) });
     }
   } else if (data.type === 'compare') {
     try {
-      postMessage({ type: 'comparison', table: lab.compareResults(data.here, data.there) });
+      tell({ type: 'comparison', table: lab.compareResults(data.here, data.there) });
     } catch (error) {
-      postMessage({ type: 'comparison', error: String(error && error.message || error) });
+      tell({ type: 'comparison', error: messageOf(error) });
     }
+  } else if (data.type === 'check') {
+    tell({ type: 'checked', problem: formProblem(data.form) });
   } else if (data.type === 'run') {
+    const problem = formProblem(data.form);
+    if (problem) {
+      tell({ type: 'error', message: problem, invalid: true });
+      return;
+    }
     if (!(await waitForProcessWorkers())) return;
     try {
-      deliver(lab.runExperiment(data.request, (progress) => postMessage({ type: 'progress', progress })), false);
+      deliver(lab.runExperiment(data.form, (/** @type {string} */ progress) => tell({ type: 'progress', progress })), false);
     } catch (error) {
-      postMessage({ type: 'error', message: String(error && error.message || error) });
+      tell({ type: 'error', message: messageOf(error) });
     }
   }
 };

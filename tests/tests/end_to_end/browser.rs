@@ -30,11 +30,13 @@ fn the_lab_runs_mandelbrot_on_two_threads_and_draws_the_results() {
     assert!(env_text.contains("wasm threads\non — pool of"), "{env_text}");
     assert_eq!(browser.eval("return document.getElementById('isolation-banner').hidden;"), json!(true));
 
-    // Bad input: the same message as the CLI, and nothing runs.
+    // Bad input: the same message as the CLI (conlab-lab checks the form), and nothing runs.
     submit(&browser, "mandelbrot", &[("width", "99999")], "1,2", 3);
-    let error = browser.eval("return document.getElementById('form-error').textContent;");
-    assert_eq!(error, json!("parameter `width`: expected an integer from 16 to 4096, got `99999`"));
+    let error = || browser.eval("return document.getElementById('form-error').textContent;");
+    wait_until(Duration::from_secs(10), "the form's error", || error() != json!(""));
+    assert_eq!(error(), json!("parameter `width`: expected an integer from 16 to 4096, got `99999`"));
     assert_eq!(browser.status().0, "ready");
+    assert_eq!(browser.eval("return document.querySelectorAll('#table tbody tr').length;"), json!(0), "nothing ran");
 
     submit(&browser, "mandelbrot", &[], "1,2", 6);
     let state = browser.wait_for_status(&["done", "error"], Duration::from_secs(180));
@@ -411,6 +413,29 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     let warmup = browser.eval("const w = document.getElementById('warmup'); return [w.min, w.max];");
     let default_repeat = conlab_lab::experiment::DEFAULT_REPEAT.to_string();
     assert_eq!((repeat, warmup), (json!([default_repeat, "1", "1000"]), json!(["0", "100"])));
+
+    // Every spelling the CLI takes, the page takes: `combiner=yes` as `--set combiner=yes`.
+    browser.navigate(&format!("{url}?experiment=map-reduce&combiner=yes&skew=0.5"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let flag = browser.eval(
+        "return [document.querySelector('[data-param=combiner]').checked, document.querySelector('[data-param=skew]').value, \
+         document.getElementById('link-error').textContent];",
+    );
+    assert_eq!(flag, json!([true, "0.5", ""]), "{flag}");
+    // A field that stops fitting says so as it is typed, in the CLI's words; the quick preset
+    // sets the values conlab-lab checked.
+    browser.eval(
+        "const skew = document.querySelector('[data-param=skew]'); skew.value = '2'; skew.dispatchEvent(new Event('input'));",
+    );
+    let error = || browser.eval("return document.getElementById('form-error').textContent;");
+    wait_until(Duration::from_secs(10), "the field's error", || error() != json!(""));
+    assert_eq!(error(), json!("parameter `skew`: expected a number from 0 to 0.95, got `2`"));
+    browser.eval("document.querySelector('[data-preset=quick]').click();");
+    let quick = browser.eval(
+        "return [document.querySelector('[data-param=words]').value, document.querySelector('[data-param=partitions]').value, \
+         document.querySelector('[data-param=skew]').value, document.querySelector('[data-param=combiner]').checked];",
+    );
+    assert_eq!(quick, json!(["20000", "4", "0.3", false]), "the quick preset over the defaults");
 
     // A good link restores every setting.
     let link = "experiment=scaling&kernel=blur&size=96&variants=seq,rayon&threads=1,2&repeat=2&warmup=0";
