@@ -4,10 +4,11 @@
 //!   the wasm nightly (with rust-src, clippy and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
 //!   exact version, trunk, wasm-opt (npm `binaryen`), python3 and Chromium with chromedriver
 //!   (apt, as root);
-//!   for `test` also Firefox ESR (apt) and geckodriver (`cargo install`).
+//!   for `test` also TypeScript (npm), Firefox ESR (apt) and geckodriver (`cargo install`).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
-//! - `test`: setup, native tests + rustfmt + clippy (native and wasm), loom model checks, wasm tests in headless Chromium, the web
-//!   build, and the browser end-to-end suite.
+//! - `test`: setup, native tests, the web build, tidy (rustfmt, clippy native and wasm, tsc over
+//!   the page and the workers), loom model checks, wasm tests in headless Chromium, and the
+//!   browser end-to-end suite.
 //! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, our event loop vs tokio
 //!   and CPython asyncio, our MPMC ring vs crossbeam's ArrayQueue, our schedulers vs rayon
 //!   (natively and in Chromium), and wasm in Chromium vs native (each alternated within one run).
@@ -32,6 +33,8 @@ use std::time::Instant;
 const WASM_NIGHTLY: &str = "nightly-2026-05-20";
 const TRUNK_VERSION: &str = "0.22.1";
 const BINARYEN_VERSION: &str = "132.0.0";
+/// The last TypeScript written in JavaScript (7 is a native port); it checks our JSDoc types.
+const TYPESCRIPT_VERSION: &str = "6.0.3";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const FIREFOX: &str = "/usr/bin/firefox-esr";
@@ -42,7 +45,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
-        Some("setup") => setup().and_then(|()| setup_firefox()),
+        Some("setup") => setup().and_then(|()| setup_test_tools()),
         Some("lab") => lab(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(),
@@ -194,9 +197,13 @@ fn setup() -> Result {
     })
 }
 
-/// What the test suite needs beyond the lab: Firefox ESR and geckodriver (the browser suite
-/// runs the lab in Firefox too).
-fn setup_firefox() -> Result {
+/// What the test suite needs beyond the lab: TypeScript (tidy type-checks the page's
+/// JavaScript), Firefox ESR and geckodriver (the browser suite runs the lab in Firefox too).
+fn setup_test_tools() -> Result {
+    let tsc_ready = output_of("tsc", &["--version"]).is_some_and(|v| v == format!("Version {TYPESCRIPT_VERSION}"));
+    step(&format!("tsc (npm typescript@{TYPESCRIPT_VERSION})"), tsc_ready, || {
+        run(Command::new("npm").args(["install", "-g", &format!("typescript@{TYPESCRIPT_VERSION}")]))
+    })?;
     step("firefox-esr", output_of(FIREFOX, &["--version"]).is_some(), || {
         if !is_root() {
             return Err("run as root, or yourself: sudo apt-get update && sudo apt-get install -y firefox-esr".into());
@@ -227,6 +234,15 @@ fn wasm_command(program: &str) -> Command {
         .env_remove("CARGO")
         .env_remove("RUSTUP_TOOLCHAIN");
     command
+}
+
+/// `tsc` over the page's modules and over the workers (the latter against the wasm module's
+/// bindings, `dist/conlab-web.d.ts`, which the web build writes).
+fn type_check_javascript() -> Result {
+    for project in ["web/tsconfig.json", "web/tsconfig.worker.json"] {
+        run(Command::new("tsc").arg("--project").arg(root().join(project)))?;
+    }
+    Ok(())
 }
 
 fn build_web() -> Result {
@@ -281,9 +297,11 @@ fn test() -> Result {
         outcome
     };
     let outcome = (|| {
-        timed("setup", &mut || setup().and_then(|()| setup_firefox()))?;
+        timed("setup", &mut || setup().and_then(|()| setup_test_tools()))?;
         timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
-        timed("tidy (rustfmt, clippy)", &mut || {
+        // Before tidy: the workers' type check reads the bindings this build writes.
+        timed("web lab build (trunk)", &mut build_web)?;
+        timed("tidy (rustfmt, clippy, tsc)", &mut || {
             run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
             run(Command::new(cargo()).args([
                 "clippy",
@@ -297,7 +315,17 @@ fn test() -> Result {
             // The wasm-only code (platform/wasm.rs, the web crate's exports) is linted on its target.
             run(wasm_command("cargo")
                 .args(["clippy", "--locked", "--target", "wasm32-unknown-unknown", "--package", "conlab-core"])
-                .args(["--package", "conlab-lab", "--package", "conlab-web", "--all-targets", "--", "-D", "warnings"]))
+                .args([
+                    "--package",
+                    "conlab-lab",
+                    "--package",
+                    "conlab-web",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))?;
+            type_check_javascript()
         })?;
         timed("loom model checks", &mut || {
             // Its own target dir: `--cfg loom` changes every crate's build; `crossbeam_loom` puts
@@ -326,7 +354,6 @@ fn test() -> Result {
                 .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
                 .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json")))
         })?;
-        timed("web lab build (trunk)", &mut build_web)?;
         timed("browser end-to-end", &mut || run_browser_suite("browser"))
     })();
     eprintln!("\nxtask: test steps: {}; total {:.0} s", timings.join(", "), total.elapsed().as_secs_f64());
