@@ -449,10 +449,21 @@ fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     );
     cpu.variants = Some(vec!["gil".into()]);
     cpu.repeat = 1;
-    let result = run_quietly(&cpu).unwrap();
-    let metric = |threads, name: &str| result.cell("gil", threads).unwrap().metrics[name].median;
-    assert_eq!(metric(1, "GIL handovers"), 0.0);
-    assert!(metric(2, "GIL handovers") >= metric(2, "drop requests") && metric(2, "drop requests") >= 1.0);
+    // A drop request needs the two threads to overlap; beside other tests on 2 cores the second
+    // can start after the first has finished, so up to three runs, and one must show a request.
+    let mut requested = Vec::new();
+    for _ in 0..3 {
+        let result = run_quietly(&cpu).unwrap();
+        let metric = |threads, name: &str| result.cell("gil", threads).unwrap().metrics[name].median;
+        assert_eq!(metric(1, "GIL handovers"), 0.0);
+        let (handovers, requests) = (metric(2, "GIL handovers"), metric(2, "drop requests"));
+        assert!(handovers >= requests, "{handovers} handovers for {requests} drop requests");
+        requested.push(requests);
+        if requests >= 1.0 {
+            break;
+        }
+    }
+    assert!(requested.iter().any(|&r| r >= 1.0), "drop requests at 2 threads, run by run: {requested:?}");
     let mut sweep = request("switch-interval", &[("iterations", json!(20_000)), ("switch_ms", json!("1"))], &[1]);
     sweep.repeat = 1;
     let alone = run_quietly(&sweep).unwrap();
