@@ -123,6 +123,18 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
     }
 }
 
+/// Each experiment that states its lessons, at its quick preset on 1 and 2 workers: every
+/// lesson shows in one of up to three runs, or cannot be tested in a browser and says why.
+#[wasm_bindgen_test]
+async fn the_lessons_show_on_workers_at_the_quick_presets() {
+    pool().await;
+    for experiment in conlab_lab::experiment::registry().into_iter().filter(|e| !e.claims().is_empty()) {
+        let mut request = common::small(experiment.info().id);
+        request.threads = Some(vec![1, 2]);
+        common::lessons_show(&request).unwrap_or_else(|failure| panic!("{failure}"));
+    }
+}
+
 #[wasm_bindgen_test]
 async fn every_kernel_gives_its_sequential_digest_under_every_strategy_on_workers() {
     pool().await;

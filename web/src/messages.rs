@@ -7,7 +7,7 @@ use conlab_lab::experiment::DEFAULT_REPEAT;
 use std::collections::BTreeMap;
 
 use conlab_lab::experiment::settings::{self, Filled, Query};
-use conlab_lab::experiment::{self, ExperimentInfo, RunRequest, RunResult};
+use conlab_lab::experiment::{self, ExperimentInfo, RunRequest, RunResult, Verdict};
 use conlab_lab::report;
 use serde::Serialize;
 
@@ -49,6 +49,8 @@ pub struct Finished<'a> {
     pub result: &'a RunResult,
     /// One sentence: the title, the fastest cell, how the cells were timed.
     pub summary: String,
+    /// The experiment's lessons as this run checked them, one line each (as under the CLI's table).
+    pub lessons: Vec<LessonLine>,
     /// The same table the CLI prints, for the page to render.
     pub table: report::Table,
     pub chart_svg: String,
@@ -77,6 +79,19 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
     Finished {
         result,
         summary: report::summary_line(result),
+        lessons: result
+            .lessons
+            .iter()
+            .zip(report::lesson_lines(result))
+            .map(|(lesson, text)| LessonLine {
+                verdict: match lesson.verdict {
+                    Verdict::Shown { .. } => "shown",
+                    Verdict::NotShown { .. } => "not-shown",
+                    Verdict::NotTestable { .. } => "not-testable",
+                },
+                text,
+            })
+            .collect(),
         table: report::table_data(result),
         chart_svg: report::chart_svg(result),
         fits: report::fit_lines(result),
@@ -90,6 +105,13 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         link: settings::query_of(result),
         form: None,
     }
+}
+
+/// A lesson's line and its verdict (`shown`, `not-shown`, `not-testable`), for the page to mark.
+#[derive(Serialize)]
+pub struct LessonLine {
+    pub verdict: &'static str,
+    pub text: String,
 }
 
 /// A stored result (JSON of `RunResult`) rendered as after a run, with its settings checked

@@ -7,6 +7,7 @@
 //! repeats, interleaving, statistics, correctness checks, progress and cancellation, so an
 //! experiment file is thin glue over a kernel.
 
+pub mod claims;
 pub mod params;
 pub mod result;
 pub mod runner;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use claims::{not_testable, verdict, Claim, Facts, Lesson, Verdict};
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
 pub use result::{CellResult, Check, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw};
 pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT, REPEAT_RANGE, WARMUP_RANGE};
@@ -107,6 +109,10 @@ pub trait Experiment: Send + Sync {
     fn info(&self) -> ExperimentInfo;
     /// Builds the workload (inputs, the expected digest) for validated parameters.
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError>;
+    /// What the experiment teaches, as claims every run checks ([`claims`]).
+    fn claims(&self) -> Vec<Claim> {
+        Vec::new()
+    }
 }
 
 /// An experiment's inputs, ready to be run by any variant.

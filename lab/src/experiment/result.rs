@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::claims::Lesson;
 use super::Value;
 use conlab_core::platform::PlatformInfo;
 use conlab_core::stats::Summary;
@@ -41,6 +42,9 @@ pub struct RunResult {
     pub wall_seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Trace>,
+    /// The experiment's lessons as this run showed them (or did not, or could not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lessons: Vec<Lesson>,
 }
 
 impl RunResult {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::claims;
 use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
 use super::{
     default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, ParamError,
@@ -323,7 +324,7 @@ pub fn run_experiment(
     };
     let all_checks_passed = cells.iter().filter_map(|cell| cell.check.as_ref()).all(|check| check.passed);
 
-    Ok(RunResult {
+    let mut result = RunResult {
         schema: SCHEMA_VERSION,
         experiment: info.id.into(),
         title: info.title.into(),
@@ -342,7 +343,10 @@ pub fn run_experiment(
         all_checks_passed,
         wall_seconds: wall.elapsed().as_secs_f64(),
         trace: request.trace.then_some(Trace { cells: traces }),
-    })
+        lessons: Vec::new(),
+    };
+    result.lessons = claims::evaluate(&experiment.claims(), &result);
+    Ok(result)
 }
 
 /// Runs the cell `runs` times back to back, checking every run's digest; the time they took.

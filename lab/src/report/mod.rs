@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw, DEFAULT_REPEAT};
+use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw, Verdict, DEFAULT_REPEAT};
 
 pub mod depth;
 pub mod latency;
@@ -299,7 +299,9 @@ pub fn table(result: &RunResult) -> String {
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
     }
-    for line in notes(result).into_iter().chain(fit_lines(result)).chain(finding_lines(result)) {
+    for line in
+        lesson_lines(result).into_iter().chain(notes(result)).chain(fit_lines(result)).chain(finding_lines(result))
+    {
         let _ = writeln!(out, "{line}");
     }
     out
@@ -322,6 +324,22 @@ pub fn summary_line(result: &RunResult) -> String {
         "{}. {best}{} runs per cell after {} warm-up; whole run {:.2} s.",
         result.title, result.repeat, result.warmup, result.wall_seconds
     )
+}
+
+/// The experiment's lessons as the run checked them, one line each: shown (with the numbers),
+/// NOT SHOWN (the numbers and the likely reason) or not testable here (why).
+pub fn lesson_lines(result: &RunResult) -> Vec<String> {
+    result
+        .lessons
+        .iter()
+        .map(|lesson| match &lesson.verdict {
+            Verdict::Shown { observed } => format!("lesson shown: {} — {observed}", lesson.claim),
+            Verdict::NotShown { observed, likely } => {
+                format!("lesson NOT shown: {} — {observed}; likely: {likely}", lesson.claim)
+            }
+            Verdict::NotTestable { why } => format!("lesson not testable here: {} — {why}", lesson.claim),
+        })
+        .collect()
 }
 
 /// The footnotes under a result's table, as the CLI prints them and the page lists them: noise,
@@ -859,6 +877,7 @@ mod tests {
             all_checks_passed: true,
             wall_seconds: 1.0,
             trace: None,
+            lessons: Vec::new(),
             fixed_duration: false,
             chart_metric: None,
         }

@@ -29,3 +29,30 @@ pub fn small(id: &str) -> RunRequest {
     let info = conlab_lab::experiment::find(id).unwrap_or_else(|e| panic!("{e}")).info();
     RunRequest { params: info.quick_params(), ..request(id, &[], &[1, 2, 3]) }
 }
+
+/// Runs `request` up to three times, until every lesson of the experiment has shown (or been
+/// untestable) in one of the runs — a busy neighbour can hide a speedup in one run, not in
+/// three. The lessons no run showed, with every run's reading, as the error.
+pub fn lessons_show(request: &RunRequest) -> Result<(), String> {
+    use conlab_lab::experiment::Verdict;
+    let not_shown = |run: &RunResult, i: usize| matches!(run.lessons[i].verdict, Verdict::NotShown { .. });
+    let mut runs: Vec<RunResult> = Vec::new();
+    loop {
+        runs.push(run_quietly(request).map_err(|e| format!("{}: {e}", request.experiment))?);
+        let lessons = runs[0].lessons.len();
+        let missing: Vec<usize> = (0..lessons).filter(|&i| runs.iter().all(|run| not_shown(run, i))).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if runs.len() == 3 {
+            let readings: Vec<String> = missing
+                .iter()
+                .map(|&i| {
+                    let verdicts: Vec<_> = runs.iter().map(|run| format!("{:?}", run.lessons[i].verdict)).collect();
+                    format!("{}: {verdicts:?}", runs[0].lessons[i].claim)
+                })
+                .collect();
+            return Err(format!("{}: lessons not shown in 3 runs: {readings:#?}", request.experiment));
+        }
+    }
+}

@@ -765,6 +765,10 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
         let listed = findings.as_array().unwrap().iter().filter_map(|f| f.as_str());
         assert!(listed.clone().any(|f| f.starts_with(cell)), "{}: the {cell}misuse reported: {findings}", info.id);
     }
+    // The lessons the run checked, one line each under the summary, marked by verdict.
+    let claims = conlab_lab::experiment::find(info.id).unwrap().claims().len();
+    let lessons = browser.eval("return [...document.querySelectorAll('#lessons li')].map(li => li.dataset.verdict);");
+    assert_eq!(lessons.as_array().unwrap().len(), claims, "{}: {lessons}", info.id);
     let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start + t.duration >= {started});"));
     assert_eq!(long, json!([]), "{}: long tasks on the main thread during the run", info.id);
     browser.screenshot(&shots.join(format!("{}.png", info.id)));

@@ -106,6 +106,23 @@ fn run_table_is_aligned_and_says_check_ok() {
     assert_eq!(lines.iter().filter(|l| l.trim_end().ends_with("ok")).count(), 7, "{text}");
 }
 
+/// The lessons, checked by the run, under the table and in the JSON (semaphore-waves on the
+/// virtual clock: exact, so every lesson shows).
+#[test]
+fn a_run_says_which_lessons_it_showed() {
+    let _beside = beside();
+    let args = ["run", "semaphore-waves", "--set", "clock=virtual", "--repeat", "1", "--warmup", "0"];
+    let text = stdout(&conlab_run(&args));
+    let lessons: Vec<&str> = text.lines().filter(|line| line.starts_with("lesson ")).collect();
+    assert_eq!(lessons.len(), 3, "{text}");
+    assert!(lessons[0].starts_with("lesson shown: under Semaphore(k), T tasks of d seconds take ⌈T/k⌉·d"), "{text}");
+    assert!(lessons[0].ends_with("— 4.50 s for ⌈5/2⌉ × 1.5 s = 4.50 s"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&conlab_run(&[&args[..], &["--format", "json"]].concat()))).unwrap();
+    let verdicts: Vec<_> = json["lessons"].as_array().unwrap().iter().map(|l| l["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["shown"; 3]);
+}
+
 #[test]
 fn run_writes_csv_trace_and_svg_files() {
     let _beside = beside();

@@ -36,6 +36,7 @@
  * @property {RunResult} result
  * @property {boolean} traced
  * @property {string} summary
+ * @property {{ verdict: 'shown' | 'not-shown' | 'not-testable', text: string }[]} lessons
  * @property {Table} table
  * @property {string} chart_svg
  * @property {string[]} fits

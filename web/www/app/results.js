@@ -37,6 +37,8 @@ export function showResult(finished, exports) {
   const { result, traced, summary, table, chart_svg, fits, notes, findings, csv, timeline_svg, depth_svg, latency_svgs } = finished;
   $('results').hidden = false;
   $('result-summary').textContent = summary;
+  // What the experiment teaches, as this run checked it (conlab-lab's report::lesson_lines).
+  $('lessons').replaceChildren(...finished.lessons.map(({ verdict, text }) => el('li', { 'data-verdict': verdict, text })));
   $('chart').innerHTML = chart_svg; // built by conlab-lab's report::chart_svg, text XML-escaped
   $('fits').replaceChildren(...fits.map((line) => el('li', { text: line })));
   $('table').replaceChildren(resultTable(table));

@@ -2,7 +2,8 @@
 
 use super::event_loop::{clock_params, DemoClock};
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Verdict, Workload,
 };
 use conlab_core::aio::{gather, sleep, spawn_named, AioResult, TaskGroup};
 
@@ -46,6 +47,41 @@ impl Experiment for GatherTimeline {
         let sleeps = params.text("sleeps").split(',').map(|s| s.trim().parse().expect("a preset of numbers")).collect();
         Ok(Box::new(Sleeps { sleeps, clock: DemoClock::from(params) }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("awaited one by one, the sleeps add up: loop time = their sum (within 5%)", |facts| {
+                let sum: f64 = sleeps(facts)?.iter().sum();
+                let took = facts.metric("sequential", 1, "loop time")?;
+                within(took, sum, "the sum")
+            }),
+            Claim::new(
+                "as tasks (gather, TaskGroup) they overlap: loop time = the longest sleep (within 5%)",
+                |facts| {
+                    let longest = sleeps(facts)?.iter().copied().fold(0.0, f64::max);
+                    let (gather, group) =
+                        (facts.metric("gather", 1, "loop time")?, facts.metric("taskgroup", 1, "loop time")?);
+                    let close = |took: f64| (took / longest - 1.0).abs() <= 0.05;
+                    verdict(
+                        close(gather) && close(group),
+                        format!("gather {gather:.2} s, TaskGroup {group:.2} s; the longest sleep {longest:.2} s"),
+                        LATE_TIMERS,
+                    )
+                },
+            ),
+        ]
+    }
+}
+
+const LATE_TIMERS: &str = "the real clock's timers fired late (a busy machine); the virtual clock is exact";
+
+/// The sleeps the run awaited, in book seconds.
+fn sleeps(facts: &Facts<'_>) -> Result<Vec<f64>, Verdict> {
+    Ok(facts.text("sleeps")?.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+}
+
+fn within(took: f64, expected: f64, what: &str) -> Result<Verdict, Verdict> {
+    verdict((took / expected - 1.0).abs() <= 0.05, format!("{took:.2} s; {what} {expected:.2} s"), LATE_TIMERS)
 }
 
 struct Sleeps {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::event_loop::{clock_params, DemoClock};
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::aio::prims::Queue;
 use conlab_core::aio::{gather, note, now, sleep, spawn, AioError};
@@ -60,6 +61,39 @@ impl Experiment for QueueBackpressure {
             consume: params.float("consume"),
             clock: DemoClock::from(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("a bounded queue never holds more than maxsize items", |facts| {
+                let maxsize = facts.param("maxsize")?;
+                let (_, _, deepest) = facts.metric_values("bounded", 1, "max depth")?;
+                verdict(
+                    deepest <= maxsize,
+                    format!("deepest {deepest:.0} under maxsize {maxsize}"),
+                    "a bug in the queue",
+                )
+            }),
+            Claim::new(
+                "when consumers are slower, the bound pushes back: bounded producers wait, unbounded ones (almost) never (< 5% of it)",
+                |facts| {
+                    let (producers, consumers) = (facts.param("producers")?, facts.param("consumers")?);
+                    let (produce, consume) = (facts.param("produce")?, facts.param("consume")?);
+                    if produce * consumers >= consume * producers {
+                        return Err(not_testable("the consumers keep up with these rates: nothing to push back"));
+                    }
+                    let (bounded, unbounded) = (
+                        facts.metric("bounded", 1, "producer blocked")?,
+                        facts.metric("unbounded", 1, "producer blocked")?,
+                    );
+                    verdict(
+                        bounded > 0.0 && unbounded <= 0.05 * bounded,
+                        format!("producers blocked {bounded:.2} s bounded, {unbounded:.3} s unbounded"),
+                        "a bug in the queue's put",
+                    )
+                },
+            ),
+        ]
     }
 }
 

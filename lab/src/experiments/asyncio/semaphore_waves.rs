@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use super::event_loop::{clock_params, DemoClock};
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::aio::prims::Semaphore;
 use conlab_core::aio::{gather, sleep, spawn};
@@ -50,6 +51,39 @@ impl Experiment for SemaphoreWaves {
             limit: params.count("limit"),
             clock: DemoClock::from(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("under Semaphore(k), T tasks of d seconds take ⌈T/k⌉·d (loop time within 5%)", |facts| {
+                let (tasks, limit, duration) = (facts.param("tasks")?, facts.param("limit")?, facts.param("duration")?);
+                let expected = (tasks / limit).ceil() * duration;
+                let took = facts.metric("semaphore", 1, "loop time")?;
+                verdict(
+                    (took / expected - 1.0).abs() <= 0.05,
+                    format!("{took:.2} s for ⌈{tasks}/{limit}⌉ × {duration} s = {expected:.2} s"),
+                    "the real clock's timers fired late (a busy machine); the virtual clock is exact",
+                )
+            }),
+            Claim::new("never more than k tasks hold a permit at once", |facts| {
+                let limit = facts.param("limit")?;
+                let (_, _, most) = facts.metric_values("semaphore", 1, "max in flight")?;
+                verdict(
+                    most <= limit,
+                    format!("at most {most:.0} in flight under k = {limit}"),
+                    "a bug in the semaphore",
+                )
+            }),
+            Claim::new("without a limit every task sleeps at once: the loop takes d (within 5%)", |facts| {
+                let duration = facts.param("duration")?;
+                let took = facts.metric("unlimited", 1, "loop time")?;
+                verdict(
+                    (took / duration - 1.0).abs() <= 0.05,
+                    format!("{took:.2} s for d = {duration} s"),
+                    "the real clock's timers fired late (a busy machine); the virtual clock is exact",
+                )
+            }),
+        ]
     }
 }
 

@@ -3,7 +3,8 @@
 use std::hint::black_box;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::platform::run_team;
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +52,24 @@ impl Experiment for LostUpdate {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Counting { increments: params.count("increments"), gap: params.count("gap") }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("racy loses updates once 2 threads run at once: some run at 2 threads loses one", |facts| {
+                facts.cores(2)?;
+                let (_, _, most) = facts.metric_values("racy", 2, "lost updates")?;
+                verdict(
+                    most > 0.0,
+                    format!("racy at 2 threads: up to {most:.0} updates lost in a run"),
+                    "the two threads never overlapped (too few `increments` to outlast starting the second)",
+                )
+            }),
+            Claim::new("with one thread racy loses nothing: races need parallelism", |facts| {
+                let (_, _, most) = facts.metric_values("racy", 1, "lost updates")?;
+                verdict(most == 0.0, format!("racy at 1 thread: {most:.0} lost"), "a bug in the counter")
+            }),
+        ]
     }
 }
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::Instant;
@@ -66,7 +67,8 @@ impl Experiment for GilCpu {
             baseline: "seq",
             work_unit: Some("iterations"),
             shows_timeline: true,
-            quick: &["iterations=20000", "switch_ms=0.2"],
+            // Long enough (~7 ms at one thread) that starting a second worker is not the run.
+            quick: &["iterations=200000", "switch_ms=0.2"],
             ..ExperimentInfo::default()
         }
     }
@@ -79,6 +81,44 @@ impl Experiment for GilCpu {
             overhead: params.float("ft_overhead"),
             spinner: Spinner::calibrate(),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "under the GIL, 2 threads run the loop no faster than 1: ≤ 1.3× seq (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let speedup = facts.speedup("gil", 2)?;
+                    verdict(
+                        speedup <= 1.3,
+                        format!("gil at 2 threads: {speedup:.2}× seq"),
+                        "the model's GIL let both threads run: a bug in the model",
+                    )
+                },
+            ),
+            Claim::new("free-threaded, 2 threads run it ≥ 1.6× as fast as 1 (fastest runs)", |facts| {
+                facts.cores(2)?;
+                let scaling = facts.scaling("free-threaded", 2)?;
+                verdict(
+                    scaling >= 1.6,
+                    format!("free-threaded at 2 threads: {scaling:.2}× its 1-thread run"),
+                    "the second core was busy with other work (a noisy machine); run again",
+                )
+            }),
+            Claim::new(
+                "a pool of 2 processes runs it ≥ 1.5× as fast as 1, start-up included (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let scaling = facts.scaling("process", 2)?;
+                    verdict(
+                        scaling >= 1.5,
+                        format!("process at 2: {scaling:.2}× its 1-process run"),
+                        "starting the processes outweighs a loop this short (raise `iterations`), or a core was busy",
+                    )
+                },
+            ),
+        ]
     }
 }
 

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::kernels::splitmix64;
 use conlab_core::platform::{check_team_size, run_team};
 use conlab_core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use conlab_core::trace::SpanKind;
+use conlab_core::units::format_seconds;
 
 pub struct IoFanout;
 
@@ -43,6 +45,56 @@ impl Experiment for IoFanout {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let tasks = params.count("tasks");
         Ok(Box::new(Calls { tasks, latency: Duration::from_secs_f64(params.float("latency") / 1000.0) }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "a thread per task overlaps the waits: it takes under half of one thread's N·L (fastest runs)",
+                |facts| {
+                    let (tasks, latency_ms) = (facts.param("tasks")?, facts.param("latency")?);
+                    if tasks < 3.0 {
+                        return Err(not_testable("with fewer than 3 tasks there is little to overlap (tasks ≥ 3)"));
+                    }
+                    let (overlapped, serial) = (facts.fastest_fixed("thread-per-task")?, facts.fastest_fixed("seq")?);
+                    verdict(
+                        overlapped <= serial / 2.0,
+                        format!(
+                            "thread-per-task {} vs seq {} (N·L = {})",
+                            format_seconds(overlapped),
+                            format_seconds(serial),
+                            format_seconds(tasks * latency_ms / 1e3)
+                        ),
+                        "starting the threads costs more than the waits they overlap (raise `latency`)",
+                    )
+                },
+            ),
+            Claim::new(
+                "a pool of k workers runs ⌈N/k⌉ waves: each k's fastest run is within 25% (+1 ms) of ⌈N/k⌉·L",
+                |facts| {
+                    let (tasks, latency) = (facts.param("tasks")?, facts.param("latency")? / 1e3);
+                    let mut seen = Vec::new();
+                    let mut off = Vec::new();
+                    for k in facts.threads_of("pool") {
+                        let waves = (tasks / k as f64).ceil();
+                        let time = facts.fastest("pool", k)?;
+                        let expected = waves * latency;
+                        seen.push(format!("k={k}: {} for {waves} × L", format_seconds(time)));
+                        if time < 0.95 * expected || time > 1.25 * expected + 1e-3 {
+                            off.push(k);
+                        }
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("the pool did not run"));
+                    }
+                    verdict(
+                        off.is_empty(),
+                        seen.join(", "),
+                        "waking the workers took longer than a wave (a busy machine)",
+                    )
+                },
+            ),
+        ]
     }
 }
 

@@ -1,0 +1,185 @@
+//! Lessons as claims: what an experiment teaches, stated over its own result and checked by
+//! every run.
+//!
+//! An experiment's [`Claim`]s are sentences with a threshold ("steal's 2-thread speedup beats
+//! team's by ≥ 10%, fastest runs") and a check over the finished [`RunResult`]. Each run
+//! evaluates them into [`Lesson`]s — **shown** (with the numbers), **not shown** (the numbers
+//! and the likely reason) or **not testable here** (too few cores, a variant not run, a clock
+//! too coarse) — which the CLI prints under the table, the page lists beside the summary and
+//! the JSON keeps. A lesson that does not show on the user's machine is said plainly instead
+//! of leaving a chart to mislead.
+//!
+//! Timing claims compare **fastest runs** (a cell's minimum sample): noise on a shared machine
+//! only ever adds time, so the minimum is the run least disturbed and a claim between minima
+//! is not flipped by a busy neighbour the way one between medians can be.
+
+use serde::{Deserialize, Serialize};
+
+use super::result::{CellResult, RunResult};
+
+/// One lesson of an experiment, as a claim its run can check.
+pub struct Claim {
+    /// The lesson in one sentence, with the threshold it is held to.
+    pub statement: &'static str,
+    /// Reads the claim off a result. `Err` carries the verdict when a fact it needs is missing
+    /// (the helpers of [`Facts`] answer [`Verdict::NotTestable`]), so checks can use `?`.
+    pub check: fn(&Facts<'_>) -> Result<Verdict, Verdict>,
+}
+
+impl Claim {
+    pub const fn new(statement: &'static str, check: fn(&Facts<'_>) -> Result<Verdict, Verdict>) -> Self {
+        Self { statement, check }
+    }
+}
+
+/// What a run made of a claim.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The run shows it; `observed` gives the numbers.
+    Shown { observed: String },
+    /// The run does not show it: the numbers, and the likely reason.
+    NotShown { observed: String, likely: String },
+    /// This run cannot tell, and why.
+    NotTestable { why: String },
+}
+
+/// A claim and its verdict, as a result carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lesson {
+    pub claim: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+impl Lesson {
+    pub fn shown(&self) -> bool {
+        matches!(self.verdict, Verdict::Shown { .. })
+    }
+
+    pub fn not_shown(&self) -> bool {
+        matches!(self.verdict, Verdict::NotShown { .. })
+    }
+}
+
+/// Every claim of `claims` checked against `result`.
+pub fn evaluate(claims: &[Claim], result: &RunResult) -> Vec<Lesson> {
+    let facts = Facts { result };
+    claims
+        .iter()
+        .map(|claim| Lesson { claim: claim.statement.into(), verdict: (claim.check)(&facts).unwrap_or_else(|why| why) })
+        .collect()
+}
+
+/// `Shown` when `holds`, otherwise `NotShown` with `likely` as the reason; `observed` either way.
+pub fn verdict(holds: bool, observed: String, likely: &str) -> Result<Verdict, Verdict> {
+    Ok(if holds { Verdict::Shown { observed } } else { Verdict::NotShown { observed, likely: likely.into() } })
+}
+
+/// A "not testable here" verdict.
+pub fn not_testable(why: impl Into<String>) -> Verdict {
+    Verdict::NotTestable { why: why.into() }
+}
+
+/// The facts a claim reads off a result; each answers "not testable" when the run lacks it.
+pub struct Facts<'r> {
+    pub result: &'r RunResult,
+}
+
+impl Facts<'_> {
+    /// The cell (`variant`, `threads`), measured.
+    pub fn cell(&self, variant: &str, threads: usize) -> Result<&CellResult, Verdict> {
+        let cell = self
+            .result
+            .cell(variant, threads)
+            .ok_or_else(|| not_testable(format!("{variant} did not run at {threads} thread{}", plural(threads))))?;
+        match &cell.skipped {
+            Some(why) => Err(not_testable(format!("{variant} at {threads} could not run here: {why}"))),
+            None if cell.samples.is_empty() => Err(not_testable(format!("{variant} at {threads} has no timed runs"))),
+            None => Ok(cell),
+        }
+    }
+
+    /// The cell's fastest run, in seconds.
+    pub fn fastest(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
+        Ok(self.cell(variant, threads)?.samples.iter().copied().fold(f64::INFINITY, f64::min))
+    }
+
+    /// The fastest run of a variant that runs once, at the thread count it picks itself.
+    pub fn fastest_fixed(&self, variant: &str) -> Result<f64, Verdict> {
+        let cell = self
+            .result
+            .cells
+            .iter()
+            .find(|cell| cell.variant == variant)
+            .ok_or_else(|| not_testable(format!("{variant} did not run")))?;
+        self.fastest(variant, cell.threads)
+    }
+
+    /// The baseline's fastest 1-thread run over this cell's fastest run.
+    pub fn speedup(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
+        Ok(self.fastest(&self.result.baseline, 1)? / self.fastest(variant, threads)?)
+    }
+
+    /// This variant's fastest 1-thread run over its fastest run at `threads`.
+    pub fn scaling(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
+        Ok(self.fastest(variant, 1)? / self.fastest(variant, threads)?)
+    }
+
+    /// The median of metric `name` in the cell.
+    pub fn metric(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
+        Ok(self.metric_values(variant, threads, name)?.0)
+    }
+
+    /// Metric `name` in the cell: (median, min, max) over its timed runs.
+    pub fn metric_values(&self, variant: &str, threads: usize, name: &str) -> Result<(f64, f64, f64), Verdict> {
+        let metric = self
+            .cell(variant, threads)?
+            .metrics
+            .get(name)
+            .ok_or_else(|| not_testable(format!("{variant} at {threads} did not measure {name}")))?;
+        Ok((metric.median, metric.min, metric.max))
+    }
+
+    /// At least `threads` hardware threads, or "not testable": a speedup at `threads` needs as
+    /// many cores to run on.
+    pub fn cores(&self, threads: usize) -> Result<(), Verdict> {
+        let here = self.result.environment.platform.hardware_threads;
+        if here >= threads {
+            Ok(())
+        } else {
+            Err(not_testable(format!("needs {threads} cores; this machine has {here}")))
+        }
+    }
+
+    /// The thread counts `variant` ran at (skipped cells left out), in order.
+    pub fn threads_of(&self, variant: &str) -> Vec<usize> {
+        let ran = |cell: &&CellResult| cell.variant == variant && cell.skipped.is_none() && !cell.samples.is_empty();
+        self.result.cells.iter().filter(ran).map(|cell| cell.threads).collect()
+    }
+
+    /// Parameter `name` as text (a choice).
+    pub fn text(&self, name: &str) -> Result<&str, Verdict> {
+        match self.result.params.get(name) {
+            Some(super::Value::Text(value)) => Ok(value),
+            _ => Err(not_testable(format!("the run has no text parameter `{name}`"))),
+        }
+    }
+
+    /// Parameter `name` as a number (the experiment declared it; a claim may depend on it).
+    pub fn param(&self, name: &str) -> Result<f64, Verdict> {
+        match self.result.params.get(name) {
+            Some(super::Value::Int(value)) => Ok(*value as f64),
+            Some(super::Value::Float(value)) => Ok(*value),
+            _ => Err(not_testable(format!("the run has no numeric parameter `{name}`"))),
+        }
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
