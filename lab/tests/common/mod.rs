@@ -30,10 +30,10 @@ pub fn small(id: &str) -> RunRequest {
     RunRequest { params: info.quick_params(), ..request(id, &[], &[1, 2, 3]) }
 }
 
-/// Runs `request` up to three times, until every lesson of the experiment has shown (or been
-/// untestable) in one of the runs — a busy neighbour can hide a speedup in one run, not in
-/// three. The lessons no run showed, with every run's reading, as the error.
-pub fn lessons_show(request: &RunRequest) -> Result<(), String> {
+/// Runs `request` up to `attempts` times, until every lesson of the experiment has shown (or
+/// been untestable) in one of the runs — a busy neighbour can hide a speedup in one run, not in
+/// every one. The lessons no run showed, with every run's reading, as the error.
+pub fn lessons_show(request: &RunRequest, attempts: usize) -> Result<(), String> {
     use conlab_lab::experiment::Verdict;
     let not_shown = |run: &RunResult, i: usize| matches!(run.lessons[i].verdict, Verdict::NotShown { .. });
     let mut runs: Vec<RunResult> = Vec::new();
@@ -44,7 +44,7 @@ pub fn lessons_show(request: &RunRequest) -> Result<(), String> {
         if missing.is_empty() {
             return Ok(());
         }
-        if runs.len() == 3 {
+        if runs.len() == attempts {
             let readings: Vec<String> = missing
                 .iter()
                 .map(|&i| {
@@ -52,7 +52,7 @@ pub fn lessons_show(request: &RunRequest) -> Result<(), String> {
                     format!("{}: {verdicts:?}", runs[0].lessons[i].claim)
                 })
                 .collect();
-            return Err(format!("{}: lessons not shown in 3 runs: {readings:#?}", request.experiment));
+            return Err(format!("{}: lessons not shown in {attempts} runs: {readings:#?}", request.experiment));
         }
     }
 }

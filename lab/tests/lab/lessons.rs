@@ -70,6 +70,6 @@ fn at_their_defaults_the_experiments_show_every_lesson() {
     let _alone = alone();
     for experiment in registry().into_iter().filter(|e| !e.claims().is_empty()) {
         let request = RunRequest { experiment: experiment.info().id.into(), ..RunRequest::default() };
-        lessons_show(&request).unwrap_or_else(|failure| panic!("{failure}"));
+        lessons_show(&request, 3).unwrap_or_else(|failure| panic!("{failure}"));
     }
 }
