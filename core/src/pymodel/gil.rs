@@ -88,7 +88,8 @@ impl Gil {
         self.interval
     }
 
-    /// Drop requests made so far (each one a forced switch the holder had to honour).
+    /// Drop requests made so far: times the flag was raised (each one a forced switch the holder
+    /// had to honour), so never more than the handovers that follow them.
     pub fn drop_requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -124,8 +125,11 @@ impl Gil {
             };
             state.queue.retain(|&waiter| waiter != thread);
             if timed_out && state.locked && state.takes == seen {
-                self.drop_request.store(true, Ordering::Relaxed);
-                self.requests.fetch_add(1, Ordering::Relaxed);
+                // Raising a raised flag is no new request: a holder the OS has descheduled for
+                // longer than an interval is asked again, and still drops the GIL once.
+                if !self.drop_request.swap(true, Ordering::Relaxed) {
+                    self.requests.fetch_add(1, Ordering::Relaxed);
+                }
                 requests += 1;
                 first_request.get_or_insert_with(Instant::now);
             }
