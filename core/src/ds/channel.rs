@@ -179,6 +179,15 @@ impl<T> Receiver<T> {
         }
     }
 
+    /// Items in the channel now (a snapshot: it may change at once), at most its capacity.
+    pub fn len(&self) -> usize {
+        self.0.ring.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Receives without waiting.
     pub fn try_recv(&self) -> Option<T> {
         let value = self.0.ring.pop()?;

@@ -105,15 +105,15 @@ impl Facts<'_> {
         Ok(self.cell(variant, threads)?.samples.iter().copied().fold(f64::INFINITY, f64::min))
     }
 
+    /// The thread count a variant that runs once picked itself (a fixed variant's one cell).
+    pub fn fixed_threads(&self, variant: &str) -> Result<usize, Verdict> {
+        let cell = self.result.cells.iter().find(|cell| cell.variant == variant);
+        cell.map(|cell| cell.threads).ok_or_else(|| not_testable(format!("{variant} did not run")))
+    }
+
     /// The fastest run of a variant that runs once, at the thread count it picks itself.
     pub fn fastest_fixed(&self, variant: &str) -> Result<f64, Verdict> {
-        let cell = self
-            .result
-            .cells
-            .iter()
-            .find(|cell| cell.variant == variant)
-            .ok_or_else(|| not_testable(format!("{variant} did not run")))?;
-        self.fastest(variant, cell.threads)
+        self.fastest(variant, self.fixed_threads(variant)?)
     }
 
     /// The baseline's fastest 1-thread run over this cell's fastest run.

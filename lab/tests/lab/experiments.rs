@@ -397,12 +397,21 @@ fn gil_race_loses_nothing_with_the_gil_and_loses_updates_with_a_call_or_without_
     let _alone = alone();
     let mut request = request("gil-race", &[("increments", json!(200_000))], &[2]);
     request.repeat = 1;
-    let result = run_quietly(&request).unwrap();
-    let lost = |variant: &str| result.cell(variant, 2).unwrap().metrics["lost updates"].median;
-    assert_eq!(lost("gil"), 0.0, "CPython 3.10+ gives the exact total");
-    assert!(result.cell("gil", 2).unwrap().check.as_ref().unwrap().passed);
-    assert!(lost("gil-call") > 0.0, "a switch at the call must lose updates");
-    assert!(lost("free-threaded") > 0.0, "no GIL, no protection");
+    // Losing needs the two threads to overlap; on 2 shared cores the second can start late, so
+    // up to three runs, and the losses must show in one (a full suite read none in one run).
+    // The GIL's exact total must hold in every run.
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        let result = run_quietly(&request).unwrap();
+        let lost = |variant: &str| result.cell(variant, 2).unwrap().metrics["lost updates"].median;
+        assert_eq!(lost("gil"), 0.0, "CPython 3.10+ gives the exact total");
+        assert!(result.cell("gil", 2).unwrap().check.as_ref().unwrap().passed);
+        losses.push((lost("gil-call"), lost("free-threaded")));
+        if lost("gil-call") > 0.0 && lost("free-threaded") > 0.0 {
+            return;
+        }
+    }
+    panic!("a switch at the call, and no GIL at all, must lose updates; lost (gil-call, free-threaded): {losses:?}");
 }
 
 #[test]

@@ -36,7 +36,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "event-loop-throughput",
     "queue-shootout",
     "aba",
-    "producer-consumer",
     "deadlock-watchdog",
     "prim-rlock",
     "prim-semaphore",

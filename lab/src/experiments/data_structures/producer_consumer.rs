@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    TimeUnit, VariantSpec, Workload,
 };
 use conlab_core::ds::channel::{self, Receiver, Sender};
 use conlab_core::ds::msqueue::MsQueue;
@@ -87,6 +88,42 @@ impl Experiment for ProducerConsumer {
         };
         Ok(Box::new(shape))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "a bounded buffer never holds more than its capacity (the ring and the channel round it up to a power of \
+                 two)",
+                |facts| {
+                    let capacity = facts.param("capacity")? as usize;
+                    let mut seen = Vec::new();
+                    let mut over = false;
+                    for (variant, holds) in
+                        [("mutex-condvar", capacity), ("channel", capacity.next_power_of_two()), ("ring", capacity.next_power_of_two())]
+                    {
+                        let Ok(threads) = facts.fixed_threads(variant) else { continue };
+                        let (_, _, deepest) = facts.metric_values(variant, threads, "max depth")?;
+                        over |= deepest > holds as f64;
+                        seen.push(format!("{variant} {deepest:.0} of {holds}"));
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("no bounded buffer ran"));
+                    }
+                    verdict(!over, format!("deepest: {}", seen.join(", ")), "a bug in the buffer or in how its depth is read")
+                },
+            ),
+            Claim::new("consumers slower than producers: the unbounded MS queue grows past the bounded capacity", |facts| {
+                let capacity = facts.param("capacity")?;
+                let threads = facts.fixed_threads("ms-queue")?;
+                let (_, _, deepest) = facts.metric_values("ms-queue", threads, "max depth")?;
+                verdict(
+                    deepest > capacity,
+                    format!("ms-queue deepest {deepest:.0} against capacity {capacity}"),
+                    "the consumers kept up (raise `work_ns` or the producers)",
+                )
+            }),
+        ]
+    }
 }
 
 struct Shape {
@@ -122,6 +159,9 @@ impl Workload for Shape {
 /// A buffer as producers and consumers see it: `put` waits while full (if bounded), `take`
 /// while empty; the `try_` forms never wait.
 trait Buffer: Sync {
+    /// Items the buffer holds now, as it holds them (never past its capacity); `None` for an
+    /// unbounded queue that does not count them.
+    fn depth(&self) -> Option<usize>;
     fn try_put(&self, item: Item) -> Result<(), Item>;
     fn put(&self, item: Item);
     fn try_take(&self) -> Option<Item>;
@@ -137,6 +177,9 @@ struct Monitor {
 }
 
 impl Buffer for Monitor {
+    fn depth(&self) -> Option<usize> {
+        Some(lock(&self.queue).len())
+    }
     fn try_put(&self, item: Item) -> Result<(), Item> {
         let mut queue = lock(&self.queue);
         if queue.len() >= self.capacity {
@@ -172,6 +215,9 @@ impl Buffer for Monitor {
 }
 
 impl Buffer for (Sender<Item>, Receiver<Item>) {
+    fn depth(&self) -> Option<usize> {
+        Some(self.1.len())
+    }
     fn try_put(&self, item: Item) -> Result<(), Item> {
         self.0.try_send(item)
     }
@@ -205,6 +251,9 @@ fn spin_until<T>(mut attempt: impl FnMut() -> Option<T>) -> T {
 }
 
 impl Buffer for Ring<Item> {
+    fn depth(&self) -> Option<usize> {
+        Some(self.len())
+    }
     fn try_put(&self, item: Item) -> Result<(), Item> {
         self.push(item)
     }
@@ -227,6 +276,9 @@ impl Buffer for Ring<Item> {
 }
 
 impl Buffer for MsQueue<Item> {
+    fn depth(&self) -> Option<usize> {
+        None
+    }
     fn try_put(&self, item: Item) -> Result<(), Item> {
         self.push(item);
         Ok(())
@@ -282,7 +334,7 @@ impl Cell for BufferCell<'_> {
         let shape = self.shape;
         let buffer = self.buffer();
         let buffer = &*buffer;
-        // Items put minus items taken: the depth, as the threads see it (briefly negative when a
+        // Items put minus items taken, as the threads count them: the MS queue's depth (briefly negative when a
         // take is counted before the put it took).
         let depth = AtomicIsize::new(0);
         let producers_left = AtomicUsize::new(shape.producers);
@@ -333,12 +385,16 @@ impl Cell for BufferCell<'_> {
                         break;
                     }
                     let now = Instant::now();
-                    let before = depth.fetch_sub(1, Ordering::Relaxed).max(0) as usize;
+                    let counted = depth.fetch_sub(1, Ordering::Relaxed).max(0) as usize;
                     mine.id_sum = mine.id_sum.wrapping_add(id);
                     mine.latency_ns.record(now.nanos_since_epoch().saturating_sub(put_at));
                     if count % SAMPLE_EVERY == 0 {
-                        mine.depth_samples.push(before);
-                        context.trace().record_at(member.index, SpanKind::Mark, format!("depth {before}"), now, now);
+                        // What the buffer holds after this take. Counters run ahead of a bounded
+                        // buffer by the takes not yet counted (capacity 4 read 6 with two
+                        // consumers), so they only stand in for the queue that counts nothing.
+                        let held = buffer.depth().unwrap_or(counted.saturating_sub(1));
+                        mine.depth_samples.push(held);
+                        context.trace().record_at(member.index, SpanKind::Mark, format!("depth {held}"), now, now);
                     }
                     count += 1;
                     shape.spinner.spin(shape.work_ns);
