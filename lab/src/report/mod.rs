@@ -391,8 +391,9 @@ fn interval_note(result: &RunResult) -> Option<String> {
     })
 }
 
-/// Each cell's findings, prefixed with the cell and, over several runs, how many reported
-/// (the sentences are the first such run's): `lock · 2 threads [5/5 runs]: worker 1 …`.
+/// Each cell's findings, prefixed with the cell and, over several runs, how many reported and
+/// that the sentences — their counts included — are the first such run's (the table's columns
+/// are medians over the runs, so a count may differ): `lock · 2 threads [5/5 runs; the first]: …`.
 pub fn finding_lines(result: &RunResult) -> Vec<String> {
     result
         .cells
@@ -401,7 +402,7 @@ pub fn finding_lines(result: &RunResult) -> Vec<String> {
             let threads = if cell.threads == 1 { "1 thread".to_string() } else { format!("{} threads", cell.threads) };
             let runs = match cell.samples.len() {
                 0 | 1 => String::new(),
-                runs => format!(" [{}/{runs} runs]", cell.finding_runs),
+                runs => format!(" [{}/{runs} runs; the first]", cell.finding_runs),
             };
             cell.findings.iter().map(move |finding| format!("{} · {threads}{runs}: {finding}", cell.variant))
         })
@@ -981,7 +982,7 @@ mod tests {
         let mut result = sample();
         result.cells[1].findings = vec!["thread 0 deadlocked on itself".into(), "and stopped".into()];
         result.cells[1].finding_runs = 2;
-        let prefix = "thread-per-task · 8 threads [2/3 runs]";
+        let prefix = "thread-per-task · 8 threads [2/3 runs; the first]";
         assert_eq!(
             finding_lines(&result),
             [format!("{prefix}: thread 0 deadlocked on itself"), format!("{prefix}: and stopped")]

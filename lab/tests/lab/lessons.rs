@@ -43,7 +43,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "prim-condition",
     "prim-barrier",
     "prim-queue",
-    "prim-thread-local",
 ];
 
 #[test]

@@ -5,7 +5,8 @@ use std::cell::Cell as LocalCell;
 
 use super::prim_gallery::team;
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{run_team, Instant};
@@ -70,6 +71,41 @@ impl Experiment for PrimThreadLocal {
             work_ns: params.float("work_us") * 1e3,
             spinner: Spinner::calibrate(),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "with threading.local() every request reads back its own id: no wrong read in any run",
+                |facts| {
+                    let threads = facts.fixed_threads("thread-local")?;
+                    let (_, _, most) = facts.metric_values("thread-local", threads, "wrong reads")?;
+                    verdict(
+                        most == 0.0,
+                        format!("thread-local: at most {most:.0} wrong reads"),
+                        "a bug in the thread-local",
+                    )
+                },
+            ),
+            Claim::new(
+                "one global current_request is overwritten: some run of it reads another worker's id",
+                |facts| {
+                    facts.cores(2)?;
+                    let threads = facts.fixed_threads("global")?;
+                    let (_, _, most) = facts.metric_values("global", threads, "wrong reads")?;
+                    verdict(
+                        most > 0.0,
+                        format!("global: up to {most:.0} wrong reads in a run"),
+                        "the workers never overlapped (raise `work_us` or `requests`)",
+                    )
+                },
+            ),
+            Claim::new("the global under a lock reads right, serialised: no wrong read in any run", |facts| {
+                let threads = facts.fixed_threads("global-locked")?;
+                let (_, _, most) = facts.metric_values("global-locked", threads, "wrong reads")?;
+                verdict(most == 0.0, format!("global-locked: at most {most:.0} wrong reads"), "a bug in the lock")
+            }),
+        ]
     }
 }
 
