@@ -321,9 +321,7 @@ async fn busy_spins_deliver_the_asked_time_on_workers() {
     // 5 → 4.2–5.2 ns, 50 → 47–51, 1 000 → 945–1 007).
     let mut misses = Vec::new();
     for attempt in 0..5 {
-        if attempt >= 2 {
-            platform::sleep(Duration::from_millis(500));
-        }
+        common::settle_before(attempt);
         let spinner = Spinner::calibrate();
         // The measuring loop must be optimised code, which a worker's compiler delivers after
         // a varying number of runs (`platform::CODE_WARMS_UP`, as the lab's runner does): warm

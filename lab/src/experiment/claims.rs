@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::result::{CellResult, RunResult};
+use super::result::{CellResult, Metric, RunResult};
 
 /// One lesson of an experiment, as a claim its run can check.
 pub struct Claim {
@@ -53,10 +53,6 @@ pub struct Lesson {
 }
 
 impl Lesson {
-    pub fn shown(&self) -> bool {
-        matches!(self.verdict, Verdict::Shown { .. })
-    }
-
     pub fn not_shown(&self) -> bool {
         matches!(self.verdict, Verdict::NotShown { .. })
     }
@@ -128,17 +124,19 @@ impl Facts<'_> {
 
     /// The median of metric `name` in the cell.
     pub fn metric(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
-        Ok(self.metric_values(variant, threads, name)?.0)
+        Ok(self.measured(variant, threads, name)?.median)
     }
 
-    /// Metric `name` in the cell: (median, min, max) over its timed runs.
-    pub fn metric_values(&self, variant: &str, threads: usize, name: &str) -> Result<(f64, f64, f64), Verdict> {
-        let metric = self
-            .cell(variant, threads)?
+    /// The largest value of metric `name` in any timed run of the cell.
+    pub fn metric_max(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
+        Ok(self.measured(variant, threads, name)?.max)
+    }
+
+    fn measured(&self, variant: &str, threads: usize, name: &str) -> Result<&Metric, Verdict> {
+        self.cell(variant, threads)?
             .metrics
             .get(name)
-            .ok_or_else(|| not_testable(format!("{variant} at {threads} did not measure {name}")))?;
-        Ok((metric.median, metric.min, metric.max))
+            .ok_or_else(|| not_testable(format!("{variant} at {threads} did not measure {name}")))
     }
 
     /// At least `threads` hardware threads, or "not testable": a speedup at `threads` needs as

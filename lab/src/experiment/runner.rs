@@ -93,12 +93,14 @@ pub struct Session<'a> {
     pub cancel: &'a CancelFlag,
 }
 
-/// `value` if it lies in `min..=max`, otherwise the error naming `param` and the range.
-pub(super) fn check_range(param: &str, value: usize, (min, max): (usize, usize)) -> Result<usize, ParamError> {
-    (min..=max).contains(&value).then_some(value).ok_or_else(|| ParamError {
-        param: param.into(),
-        message: format!("expected an integer from {min} to {max}, got `{value}`"),
-    })
+/// `value` if it lies in `range`, otherwise the error naming `param` and the range.
+pub(super) fn check_range(param: &str, value: usize, range: (usize, usize)) -> Result<usize, ParamError> {
+    (range.0..=range.1).contains(&value).then_some(value).ok_or_else(|| range_error(param, value, range))
+}
+
+/// `param` got `got`, which is no integer in `min..=max`.
+pub(super) fn range_error(param: &str, got: impl std::fmt::Display, (min, max): (usize, usize)) -> ParamError {
+    ParamError { param: param.into(), message: format!("expected an integer from {min} to {max}, got `{got}`") }
 }
 
 pub(super) fn validated_variants(

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::params::{ParamError, ParamSpec, Value};
-use super::runner::{self, check_range, validated_threads, validated_variants};
+use super::runner::{self, check_range, range_error, validated_threads, validated_variants};
 use super::{find, ExperimentInfo, RunError, RunRequest, RunResult, REPEAT_RANGE, WARMUP_RANGE};
 
 /// A link's query or a form's fields: setting name → text.
@@ -159,10 +159,7 @@ fn thread_counts(text: &str) -> Result<Vec<usize>, ParamError> {
 fn count(name: &str, text: &str, range: (usize, usize)) -> Result<usize, ParamError> {
     match text.trim().parse() {
         Ok(value) => check_range(name, value, range),
-        Err(_) => Err(ParamError {
-            param: name.into(),
-            message: format!("expected an integer from {} to {}, got `{text}`", range.0, range.1),
-        }),
+        Err(_) => Err(range_error(name, text, range)),
     }
 }
 

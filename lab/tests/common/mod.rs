@@ -30,18 +30,22 @@ pub fn small(id: &str) -> RunRequest {
     RunRequest { params: info.quick_params(), ..request(id, &[], &[1, 2, 3]) }
 }
 
+/// Before attempt `attempt` (from 0) of a timing law: the third and later wait half a second,
+/// so a noisy stretch of the shared machine can pass between them.
+pub fn settle_before(attempt: usize) {
+    if attempt >= 2 {
+        conlab_core::platform::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// Runs `request` up to `attempts` times, until every lesson of the experiment has shown (or
 /// been untestable) in one of the runs — a busy neighbour can hide a speedup in one run, not in
 /// every one. The lessons no run showed, with every run's reading, as the error.
 pub fn lessons_show(request: &RunRequest, attempts: usize) -> Result<(), String> {
-    use conlab_lab::experiment::Verdict;
-    let not_shown = |run: &RunResult, i: usize| matches!(run.lessons[i].verdict, Verdict::NotShown { .. });
+    let not_shown = |run: &RunResult, i: usize| run.lessons[i].not_shown();
     let mut runs: Vec<RunResult> = Vec::new();
     loop {
-        if runs.len() >= 2 {
-            // Later runs half a second apart: a noisy stretch of the machine passes.
-            conlab_core::platform::sleep(std::time::Duration::from_millis(500));
-        }
+        settle_before(runs.len());
         runs.push(run_quietly(request).map_err(|e| format!("{}: {e}", request.experiment))?);
         let lessons = runs[0].lessons.len();
         let missing: Vec<usize> = (0..lessons).filter(|&i| runs.iter().all(|run| not_shown(run, i))).collect();

@@ -12,7 +12,7 @@ use conlab_lab::experiment::{
 };
 use serde_json::json;
 
-use crate::common::{request, run_quietly, small, small_kernel};
+use crate::common::{request, run_quietly, settle_before, small, small_kernel};
 use crate::{alone, beside};
 
 /// Presses Cancel on `cancel` after `delay`, from an OS thread of its own — the user, outside
@@ -607,9 +607,7 @@ fn a_blocking_coroutine_lags_the_loop_and_to_thread_helps_only_without_the_gil()
     // clone's suite read 0.09–0.11 ms in three runs in a row).
     let mut gil_lags = Vec::new();
     let result = loop {
-        if gil_lags.len() >= 2 {
-            conlab_core::platform::sleep(Duration::from_millis(500));
-        }
+        settle_before(gil_lags.len());
         let result = run_quietly(&request).unwrap();
         gil_lags.push(result.cell("to-thread", 1).unwrap().metrics["lag p50"].median);
         if (0.5 * switch_ms..=2.0 * switch_ms).contains(gil_lags.last().unwrap()) || gil_lags.len() == 5 {

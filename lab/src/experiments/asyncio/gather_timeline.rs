@@ -44,8 +44,7 @@ impl Experiment for GatherTimeline {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        let sleeps = params.text("sleeps").split(',').map(|s| s.trim().parse().expect("a preset of numbers")).collect();
-        Ok(Box::new(Sleeps { sleeps, clock: DemoClock::from(params) }))
+        Ok(Box::new(Sleeps { sleeps: book_sleeps(params.text("sleeps")), clock: DemoClock::from(params) }))
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -77,7 +76,12 @@ const LATE_TIMERS: &str = "the real clock's timers fired late (a busy machine); 
 
 /// The sleeps the run awaited, in book seconds.
 fn sleeps(facts: &Facts<'_>) -> Result<Vec<f64>, Verdict> {
-    Ok(facts.text("sleeps")?.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+    Ok(book_sleeps(facts.text("sleeps")?))
+}
+
+/// A `sleeps` choice (`2.0,1.5,2.5`) as book seconds; every choice is a list of numbers.
+fn book_sleeps(choice: &str) -> Vec<f64> {
+    choice.split(',').map(|s| s.trim().parse().expect("a preset of numbers")).collect()
 }
 
 fn within(took: f64, expected: f64, what: &str) -> Result<Verdict, Verdict> {

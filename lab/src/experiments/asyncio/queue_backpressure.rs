@@ -67,7 +67,7 @@ impl Experiment for QueueBackpressure {
         vec![
             Claim::new("a bounded queue never holds more than maxsize items", |facts| {
                 let maxsize = facts.param("maxsize")?;
-                let (_, _, deepest) = facts.metric_values("bounded", 1, "max depth")?;
+                let deepest = facts.metric_max("bounded", 1, "max depth")?;
                 verdict(
                     deepest <= maxsize,
                     format!("deepest {deepest:.0} under maxsize {maxsize}"),

@@ -67,7 +67,7 @@ impl Experiment for SemaphoreWaves {
             }),
             Claim::new("never more than k tasks hold a permit at once", |facts| {
                 let limit = facts.param("limit")?;
-                let (_, _, most) = facts.metric_values("semaphore", 1, "max in flight")?;
+                let most = facts.metric_max("semaphore", 1, "max in flight")?;
                 verdict(
                     most <= limit,
                     format!("at most {most:.0} in flight under k = {limit}"),

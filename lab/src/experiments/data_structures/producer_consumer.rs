@@ -102,7 +102,7 @@ impl Experiment for ProducerConsumer {
                         [("mutex-condvar", capacity), ("channel", capacity.next_power_of_two()), ("ring", capacity.next_power_of_two())]
                     {
                         let Ok(threads) = facts.fixed_threads(variant) else { continue };
-                        let (_, _, deepest) = facts.metric_values(variant, threads, "max depth")?;
+                        let deepest = facts.metric_max(variant, threads, "max depth")?;
                         over |= deepest > holds as f64;
                         seen.push(format!("{variant} {deepest:.0} of {holds}"));
                     }
@@ -115,7 +115,7 @@ impl Experiment for ProducerConsumer {
             Claim::new("consumers slower than producers: the unbounded MS queue grows past the bounded capacity", |facts| {
                 let capacity = facts.param("capacity")?;
                 let threads = facts.fixed_threads("ms-queue")?;
-                let (_, _, deepest) = facts.metric_values("ms-queue", threads, "max depth")?;
+                let deepest = facts.metric_max("ms-queue", threads, "max depth")?;
                 verdict(
                     deepest > capacity,
                     format!("ms-queue deepest {deepest:.0} against capacity {capacity}"),

@@ -58,7 +58,7 @@ impl Experiment for LostUpdate {
         vec![
             Claim::new("racy loses updates once 2 threads run at once: some run at 2 threads loses one", |facts| {
                 facts.cores(2)?;
-                let (_, _, most) = facts.metric_values("racy", 2, "lost updates")?;
+                let most = facts.metric_max("racy", 2, "lost updates")?;
                 verdict(
                     most > 0.0,
                     format!("racy at 2 threads: up to {most:.0} updates lost in a run"),
@@ -66,7 +66,7 @@ impl Experiment for LostUpdate {
                 )
             }),
             Claim::new("with one thread racy loses nothing: races need parallelism", |facts| {
-                let (_, _, most) = facts.metric_values("racy", 1, "lost updates")?;
+                let most = facts.metric_max("racy", 1, "lost updates")?;
                 verdict(most == 0.0, format!("racy at 1 thread: {most:.0} lost"), "a bug in the counter")
             }),
         ]

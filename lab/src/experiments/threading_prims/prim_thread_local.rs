@@ -79,7 +79,7 @@ impl Experiment for PrimThreadLocal {
                 "with threading.local() every request reads back its own id: no wrong read in any run",
                 |facts| {
                     let threads = facts.fixed_threads("thread-local")?;
-                    let (_, _, most) = facts.metric_values("thread-local", threads, "wrong reads")?;
+                    let most = facts.metric_max("thread-local", threads, "wrong reads")?;
                     verdict(
                         most == 0.0,
                         format!("thread-local: at most {most:.0} wrong reads"),
@@ -92,7 +92,7 @@ impl Experiment for PrimThreadLocal {
                 |facts| {
                     facts.cores(2)?;
                     let threads = facts.fixed_threads("global")?;
-                    let (_, _, most) = facts.metric_values("global", threads, "wrong reads")?;
+                    let most = facts.metric_max("global", threads, "wrong reads")?;
                     verdict(
                         most > 0.0,
                         format!("global: up to {most:.0} wrong reads in a run"),
@@ -102,7 +102,7 @@ impl Experiment for PrimThreadLocal {
             ),
             Claim::new("the global under a lock reads right, serialised: no wrong read in any run", |facts| {
                 let threads = facts.fixed_threads("global-locked")?;
-                let (_, _, most) = facts.metric_values("global-locked", threads, "wrong reads")?;
+                let most = facts.metric_max("global-locked", threads, "wrong reads")?;
                 verdict(most == 0.0, format!("global-locked: at most {most:.0} wrong reads"), "a bug in the lock")
             }),
         ]
