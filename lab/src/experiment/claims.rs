@@ -127,9 +127,20 @@ impl Facts<'_> {
         Ok(self.measured(variant, threads, name)?.median)
     }
 
+    /// The smallest value of metric `name` in any timed run of the cell (for a time: the run
+    /// least disturbed).
+    pub fn metric_min(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
+        Ok(self.measured(variant, threads, name)?.min)
+    }
+
     /// The largest value of metric `name` in any timed run of the cell.
     pub fn metric_max(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
         Ok(self.measured(variant, threads, name)?.max)
+    }
+
+    /// Metric `name` of a variant that runs once, at the thread count it picks itself.
+    pub fn fixed_metric(&self, variant: &str, name: &str) -> Result<&Metric, Verdict> {
+        self.measured(variant, self.fixed_threads(variant)?, name)
     }
 
     fn measured(&self, variant: &str, threads: usize, name: &str) -> Result<&Metric, Verdict> {
@@ -147,6 +158,15 @@ impl Facts<'_> {
             Ok(())
         } else {
             Err(not_testable(format!("needs {threads} cores; this machine has {here}")))
+        }
+    }
+
+    /// A native run, or "not testable" with `why` the browser differs.
+    pub fn native(&self, why: &str) -> Result<(), Verdict> {
+        if self.result.environment.platform.platform == "native" {
+            Ok(())
+        } else {
+            Err(not_testable(format!("in the browser {why}")))
         }
     }
 

@@ -439,6 +439,9 @@ fn mean_per_name(measurements: Vec<Measurement>) -> Vec<Measurement> {
 fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>, clock_floor_ns: f64) -> CellResult {
     let expected = cell.cell.expected().unwrap_or(expected);
     let summary = Summary::of(&cell.samples);
+    // A variant wrong on purpose did not do the work it was given (lost updates, a corrupted
+    // stack): a rate or a speedup would read as a result, so only its times are shown.
+    let work_units = work_units.filter(|_| cell.unchecked.is_none());
     let throughput = summary.as_ref().zip(work_units).and_then(|(s, units)| (s.median > 0.0).then(|| units / s.median));
     let check = cell.unchecked.is_none().then(|| Check {
         passed: cell.wrong_digest.is_none(),
@@ -482,9 +485,11 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>,
 /// Fills the speedup columns from the medians: vs the baseline variant's single run, and vs the
 /// same variant at 1 thread. Where cells did different amounts of work (a problem grown with
 /// the threads) the ratios are of throughputs, which for equal work are the ratios of times.
+/// A variant wrong on purpose gets none: its speed is not a result.
 fn add_speedups(cells: &mut [CellResult], baseline: &str) {
     let rate = |cell: &CellResult| {
-        cell.throughput.or_else(|| cell.summary.as_ref().and_then(|s| (s.median > 0.0).then(|| 1.0 / s.median)))
+        let time_rate = || cell.summary.as_ref().and_then(|s| (s.median > 0.0).then(|| 1.0 / s.median));
+        cell.unchecked.is_none().then(|| cell.throughput.or_else(time_rate)).flatten()
     };
     let baseline_rate = cells.iter().filter(|c| c.variant == baseline).find_map(rate);
     let one_thread: BTreeMap<String, f64> =

@@ -24,8 +24,14 @@ pub use wait_for::wait_for_svg;
 use conlab_core::units::three_digits;
 pub use conlab_core::units::{format_rate, format_seconds};
 
+/// A ratio to two decimals; one below 0.1 as a fraction ("1/250×"), which two decimals would
+/// print as 0.00.
 fn ratio(value: Option<f64>, suffix: &str) -> String {
-    value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}{suffix}"))
+    match value {
+        None => "–".to_string(),
+        Some(v) if v > 0.0 && v < 0.095 => format!("1/{:.0}{suffix}", 1.0 / v),
+        Some(v) => format!("{v:.2}{suffix}"),
+    }
 }
 
 /// Names and units of the metrics any cell recorded, in natural order ("9% …" before "10% …").
@@ -901,6 +907,10 @@ mod tests {
         assert_eq!(format_seconds(12e-9), "12.0 ns");
         assert_eq!(format_rate(3.05e9), "3.05 G");
         assert_eq!(format_rate(99.0), "99.0");
+        // A contended lock at 1/250 of a plain add's speed is not "0.00×".
+        assert_eq!(ratio(Some(0.004), "×"), "1/250×");
+        assert_eq!(ratio(Some(0.12), "×"), "0.12×");
+        assert_eq!(ratio(None, "×"), "–");
     }
 
     #[test]

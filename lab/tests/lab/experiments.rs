@@ -56,7 +56,12 @@ fn every_experiment_passes_its_correctness_check_on_every_variant() {
                     Some(why) => assert_eq!((cell.check.as_ref(), cell.unchecked.as_deref()), (None, Some(why))),
                     None => assert!(cell.check.as_ref().unwrap().passed, "{} {}", info.id, variant.id),
                 }
-                assert_eq!(cell.speedup_vs_baseline.is_some(), !info.fixed_duration);
+                // A variant wrong on purpose has no rate, speedup or efficiency: only its times.
+                let derived = !info.fixed_duration && variant.unchecked.is_none();
+                assert_eq!(cell.speedup_vs_baseline.is_some(), derived, "{} {}", info.id, variant.id);
+                if variant.unchecked.is_some() {
+                    assert_eq!((cell.throughput, cell.efficiency), (None, None), "{} {}", info.id, variant.id);
+                }
             }
         }
         if !info.fixed_duration {

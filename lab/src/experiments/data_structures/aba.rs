@@ -2,7 +2,8 @@
 //! that fixes it.
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, ScalingLaw, VariantSpec, Verdict, Workload,
 };
 use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::kernels::spin::Spinner;
@@ -38,6 +39,7 @@ impl Experiment for Aba {
                 VariantSpec::sweep("tagged", "head = index + a counter bumped by every CAS"),
             ],
             baseline: "tagged",
+            work_unit: Some("cycles"),
             chart_metric: Some("corrupted pops"),
             quick: &["cycles=5000"],
             ..ExperimentInfo::default()
@@ -52,6 +54,54 @@ impl Experiment for Aba {
             spinner: Spinner::calibrate(),
         }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "the untagged head breaks at 2 threads: pops corrupted or nodes lost in at least one run",
+                |facts| {
+                    facts.cores(2)?;
+                    let (corrupted, lost) = damage(facts, "untagged", 2)?;
+                    verdict(
+                        corrupted + lost > 0.0,
+                        format!("untagged, 2 threads, worst run: {corrupted:.0} corrupted pops, {lost:.0} lost nodes"),
+                        "the threads did not interleave inside the window (raise window_ns or cycles)",
+                    )
+                },
+            ),
+            Claim::new("one thread alone cannot meet ABA: the untagged head loses nothing at 1 thread", |facts| {
+                let (corrupted, lost) = damage(facts, "untagged", 1)?;
+                verdict(
+                    corrupted + lost == 0.0,
+                    format!("untagged, 1 thread, worst run: {corrupted:.0} corrupted pops, {lost:.0} lost nodes"),
+                    "a bug in the stack itself",
+                )
+            }),
+            Claim::new("the tag fixes it: the tagged head loses nothing at any thread count", |facts| {
+                let mut seen = Vec::new();
+                for threads in facts.threads_of("tagged") {
+                    let (corrupted, lost) = damage(facts, "tagged", threads)?;
+                    if corrupted + lost > 0.0 {
+                        return verdict(
+                            false,
+                            format!("tagged, {threads} threads: {corrupted:.0} corrupted pops, {lost:.0} lost nodes"),
+                            "a bug in the tagged CAS",
+                        );
+                    }
+                    seen.push(threads.to_string());
+                }
+                if seen.is_empty() {
+                    return Err(not_testable("the tagged stack did not run"));
+                }
+                verdict(true, format!("no corrupted pop or lost node in any run at {} threads", seen.join(", ")), "")
+            }),
+        ]
+    }
+}
+
+/// The worst run's corrupted pops and lost nodes.
+fn damage(facts: &Facts<'_>, variant: &str, threads: usize) -> Result<(f64, f64), Verdict> {
+    Ok((facts.metric_max(variant, threads, "corrupted pops")?, facts.metric_max(variant, threads, "lost nodes")?))
 }
 
 struct Churn {
@@ -62,8 +112,14 @@ struct Churn {
 }
 
 impl Workload for Churn {
+    /// Each cell's own: every thread makes `cycles`.
     fn work_units(&self) -> Option<f64> {
         None
+    }
+
+    /// The work grows with the threads, so speedups are ratios of cycles per second.
+    fn scaling_law(&self) -> ScalingLaw {
+        ScalingLaw::Gustafson
     }
 
     /// Every node back on the stack exactly once.
@@ -86,6 +142,10 @@ struct ChurnCell<'a> {
 impl Cell for ChurnCell<'_> {
     fn threads(&self) -> usize {
         self.threads
+    }
+
+    fn work_units(&self) -> Option<f64> {
+        Some((self.churn.cycles * self.threads as u64) as f64)
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {

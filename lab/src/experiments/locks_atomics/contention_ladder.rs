@@ -4,7 +4,8 @@
 use std::hint::black_box;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::platform::run_team;
 use conlab_core::sched::partition;
@@ -25,7 +26,7 @@ impl Experiment for ContentionLadder {
                       atomic, and a compare-and-swap loop — and found each step up the ladder costs a multiple of the \
                       one before, with a contended lock hundreds of times slower than a plain add. Here is the same \
                       ladder (scaled down) on your machine: read the ns per increment, and the vs-single column as the \
-                      cost multiplier.",
+                      speed against a plain add (1/30× costs 30 plain adds).",
             params: vec![ParamSpec::int(
                 "increments",
                 5_000_000,
@@ -56,6 +57,61 @@ impl Experiment for ContentionLadder {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Ladder { increments: params.int("increments") as u64 }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "alone, each rung costs more: a plain add < an atomic fetch_add < a lock, each step ≥ 1.5× the one \
+                 before (fastest runs)",
+                |facts| {
+                    let (plain, atomic, lock) = (
+                        facts.fastest("single", 1)?,
+                        facts.fastest("single-atomic", 1)?,
+                        facts.fastest("single-lock", 1)?,
+                    );
+                    verdict(
+                        atomic >= 1.5 * plain && lock >= 1.5 * atomic,
+                        format!(
+                            "per increment: plain {}, atomic {}, lock {}",
+                            ns(facts, plain),
+                            ns(facts, atomic),
+                            ns(facts, lock)
+                        ),
+                        "the compiler or the CPU made one rung cheaper than usual",
+                    )
+                },
+            ),
+            Claim::new(
+                "contention multiplies the cost: at 2 threads an increment of the shared atomic costs ≥ 2× what it \
+                 costs one thread, and of the shared lock ≥ 1.5× (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let atomic = facts.fastest("atomic", 2)? / facts.fastest("atomic", 1)?;
+                    let lock = facts.fastest("lock", 2)? / facts.fastest("lock", 1)?;
+                    verdict(
+                        atomic >= 2.0 && lock >= 1.5,
+                        format!("2 threads over 1: atomic {atomic:.1}×, lock {lock:.1}×"),
+                        "another program held a core, so the two threads took turns instead of contending",
+                    )
+                },
+            ),
+            Claim::new("at the top of the ladder a contended lock costs ≥ 10 plain adds (fastest runs)", |facts| {
+                facts.cores(2)?;
+                let multiple = facts.fastest("lock", 2)? / facts.fastest("single", 1)?;
+                verdict(
+                    multiple >= 10.0,
+                    format!("a contended lock costs {multiple:.0} plain adds"),
+                    "another program held a core",
+                )
+            }),
+        ]
+    }
+}
+
+/// A whole run's time as nanoseconds per increment.
+fn ns(facts: &Facts<'_>, seconds: f64) -> String {
+    let increments = facts.param("increments").unwrap_or(f64::NAN);
+    format!("{:.2} ns", seconds * 1e9 / increments)
 }
 
 struct Ladder {

@@ -3,7 +3,8 @@
 use crossbeam_utils::CachePadded;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, ScalingLaw,
+    VariantSpec, Workload,
 };
 use conlab_core::platform::run_team;
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,7 @@ impl Experiment for FalseSharing {
                 VariantSpec::sweep("padded", "each counter in its own cache line (CachePadded)"),
             ],
             baseline: "padded",
+            work_unit: Some("increments"),
             chart_metric: Some("ns per increment"),
             quick: &["increments=20000"],
             ..ExperimentInfo::default()
@@ -45,6 +47,35 @@ impl Experiment for FalseSharing {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Counters { increments: params.int("increments") as u64 }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "at 1 thread nothing is shared: packed and padded run within 1.3× of each other (fastest runs)",
+                |facts| {
+                    let (packed, padded) = (facts.fastest("packed", 1)?, facts.fastest("padded", 1)?);
+                    let ratio = packed.max(padded) / packed.min(padded);
+                    verdict(
+                        ratio <= 1.3,
+                        format!("packed {:.2} ms, padded {:.2} ms", packed * 1e3, padded * 1e3),
+                        "the counters share a line with other data",
+                    )
+                },
+            ),
+            Claim::new(
+                "at 2 threads the shared line costs: packed takes ≥ 3× as long as padded (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let ratio = facts.fastest("packed", 2)? / facts.fastest("padded", 2)?;
+                    verdict(
+                        ratio >= 3.0,
+                        format!("packed takes {ratio:.1}× padded's time"),
+                        "another program held a core, so the threads took turns",
+                    )
+                },
+            ),
+        ]
+    }
 }
 
 struct Counters {
@@ -52,8 +83,14 @@ struct Counters {
 }
 
 impl Workload for Counters {
+    /// Each cell's own: every thread makes `increments`.
     fn work_units(&self) -> Option<f64> {
         None
+    }
+
+    /// The work grows with the threads, so speedups are ratios of increments per second.
+    fn scaling_law(&self) -> ScalingLaw {
+        ScalingLaw::Gustafson
     }
 
     /// Every cell's digest is the shortfall of the counters' total (0 when none was lost).
@@ -83,6 +120,10 @@ impl Cell for CountersCell {
         self.threads
     }
 
+    fn work_units(&self) -> Option<f64> {
+        Some((self.increments * self.threads as u64) as f64)
+    }
+
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let started = conlab_core::platform::Instant::now();
         let total = if self.padded {
@@ -91,9 +132,13 @@ impl Cell for CountersCell {
             run_team(self.threads, |member| count(&counters[member.index], self.increments, context))?;
             counters.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>()
         } else {
-            let counters: Vec<AtomicU64> = (0..self.threads).map(|_| AtomicU64::new(0)).collect();
-            run_team(self.threads, |member| count(&counters[member.index], self.increments, context))?;
-            counters.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>()
+            // Lines of eight counters side by side, each line to itself: the packed counters share
+            // lines with one another and with nothing else on the heap.
+            let lines: Vec<CachePadded<[AtomicU64; 8]>> =
+                (0..self.threads.div_ceil(8)).map(|_| CachePadded::new(Default::default())).collect();
+            let counter = |index: usize| &lines[index / 8][index % 8];
+            run_team(self.threads, |member| count(counter(member.index), self.increments, context))?;
+            (0..self.threads).map(|index| counter(index).load(Ordering::Relaxed)).sum::<u64>()
         };
         context.check_cancel()?;
         context.record("ns per increment", "ns", started.elapsed().as_nanos() as f64 / self.increments as f64);

@@ -2,7 +2,8 @@
 //! seqlock, at a chosen share of reads.
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, ScalingLaw, VariantSpec, Verdict, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::kernels::splitmix64;
@@ -30,9 +31,12 @@ impl Experiment for RwlockMix {
             teaches: "When most accesses only read, a mutex needlessly serialises the readers; a reader-writer lock \
                       lets them in together and makes writers wait for the readers to drain; a seqlock never blocks \
                       anyone for a read — readers copy the data and retry if a write overlapped. Each run sweeps the \
-                      share of reads from 0% to 100%: at 100% the rwlock and seqlock scale with threads while the \
-                      mutex does not; as writes grow the rwlock's bookkeeping costs more than it saves. Every read \
-                      checks that it saw one whole write (torn reads must be 0).",
+                      share of reads from 0% to 100%: at 100% the rwlocks and the seqlock scale with threads while \
+                      the mutex does not. But a reader still writes: it counts itself in and out of the lock, and \
+                      that count is one cache line every reader's core must own in turn. With sections of a \
+                      microsecond (the default) that is cheap; with short ones (section_ns=0) the readers queue for \
+                      the count's line and 2 threads read slower than 1, while the seqlock's readers, which write \
+                      nothing, do not. Every read checks that it saw one whole write (torn reads must be 0).",
             params: vec![
                 ParamSpec::choice(
                     "reads",
@@ -42,7 +46,7 @@ impl Experiment for RwlockMix {
                 ),
                 ParamSpec::int(
                     "operations",
-                    20_000,
+                    10_000,
                     100,
                     50_000_000,
                     "per thread",
@@ -50,7 +54,7 @@ impl Experiment for RwlockMix {
                 ),
                 ParamSpec::float(
                     "section_ns",
-                    100.0,
+                    1_000.0,
                     0.0,
                     100_000.0,
                     "ns",
@@ -65,6 +69,7 @@ impl Experiment for RwlockMix {
                 VariantSpec::sweep("parking_lot-rwlock", "parking_lot::RwLock"),
             ],
             baseline: "mutex",
+            work_unit: Some("operations"),
             chart_metric: Some("90% reads"),
             quick: &["operations=1000"],
             ..ExperimentInfo::default()
@@ -84,6 +89,75 @@ impl Experiment for RwlockMix {
             spinner: Spinner::calibrate(),
         }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "at 100% reads a mutex does not scale: 2 threads do at most 1.15× the operations per second of 1 \
+                 (best runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let gain = all_reads(facts, "mutex", 2)? / all_reads(facts, "mutex", 1)?;
+                    verdict(
+                        gain <= 1.15,
+                        format!("mutex, 2 threads over 1: {gain:.2}×"),
+                        "a measurement error: a mutex admits one reader at a time",
+                    )
+                },
+            ),
+            Claim::new(
+                "at 100% reads with sections of 300 ns or more, our rwlock and the seqlock at 2 threads do ≥ 1.5× \
+                 the operations per second of the mutex (best runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    long_sections(facts)?;
+                    let mutex = all_reads(facts, "mutex", 2)?;
+                    let (rwlock, seqlock) =
+                        (all_reads(facts, "rwlock", 2)? / mutex, all_reads(facts, "seqlock", 2)? / mutex);
+                    verdict(
+                        rwlock >= 1.5 && seqlock >= 1.5,
+                        format!("vs the mutex at 2 threads: rwlock {rwlock:.2}×, seqlock {seqlock:.2}×"),
+                        "another program held a core, so the readers did not overlap",
+                    )
+                },
+            ),
+            Claim::new(
+                "at 100% reads with sections under 100 ns, the readers queue for the rwlock's count: at 2 threads \
+                 the seqlock does ≥ 2× the operations per second of our rwlock (best runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let section = facts.param("section_ns")?;
+                    if section >= 100.0 {
+                        return Err(not_testable(format!(
+                            "the sections are long (section_ns={section}): the count's cost hides; try section_ns=0"
+                        )));
+                    }
+                    let ratio = all_reads(facts, "seqlock", 2)? / all_reads(facts, "rwlock", 2)?;
+                    verdict(
+                        ratio >= 2.0,
+                        format!("seqlock over rwlock at 2 threads: {ratio:.2}×"),
+                        "the runs were too short to overlap (raise operations)",
+                    )
+                },
+            ),
+        ]
+    }
+}
+
+/// The best run's operations per second at 100% reads.
+fn all_reads(facts: &Facts<'_>, variant: &str, threads: usize) -> Result<f64, Verdict> {
+    facts.metric_max(variant, threads, "100% reads")
+}
+
+/// Sections long enough that the readers overlap in them.
+fn long_sections(facts: &Facts<'_>) -> Result<(), Verdict> {
+    let section = facts.param("section_ns")?;
+    if section < 300.0 {
+        return Err(not_testable(format!(
+            "the sections are short (section_ns={section}): the readers queue for the lock's count instead"
+        )));
+    }
+    Ok(())
 }
 
 /// The shares of reads a sweep visits, with the name of the metric each one reports.
@@ -186,8 +260,14 @@ impl Shared for parking_lot::RwLock<[u64; WORDS]> {
 }
 
 impl Workload for Mix {
+    /// Each cell's own: every thread makes `operations` at each share.
     fn work_units(&self) -> Option<f64> {
         None
+    }
+
+    /// The work grows with the threads, so speedups are ratios of operations per second.
+    fn scaling_law(&self) -> ScalingLaw {
+        ScalingLaw::Gustafson
     }
 
     /// The digest is the number of torn reads.
@@ -245,6 +325,10 @@ impl MixCell<'_> {
 impl Cell for MixCell<'_> {
     fn threads(&self) -> usize {
         self.threads
+    }
+
+    fn work_units(&self) -> Option<f64> {
+        Some((self.mix.operations * self.threads as u64 * self.mix.shares.len() as u64) as f64)
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {

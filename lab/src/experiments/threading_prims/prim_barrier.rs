@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Barrier, PrimError};
@@ -75,6 +75,45 @@ impl Experiment for PrimBarrier {
             spread: params.float("spread"),
             timeout: timeout(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("with the barrier no worker reads a stale result, and its action runs once a phase", |facts| {
+                let phases = facts.param("phases")?;
+                let stale = facts.fixed_metric("barrier", "stale reads")?.max;
+                let actions = facts.fixed_metric("barrier", "barrier actions")?;
+                verdict(
+                    stale == 0.0 && actions.min == phases && actions.max == phases,
+                    format!("{stale:.0} stale reads, {:.0} actions for {phases} phases", actions.max),
+                    "a bug in the Barrier model",
+                )
+            }),
+            Claim::new("without it the fast workers run ahead and read results not yet written", |facts| {
+                let stale = facts.fixed_metric("none", "stale reads")?.max;
+                verdict(
+                    stale >= 1.0,
+                    format!("up to {stale:.0} stale reads in a run"),
+                    "the workers ran in step by chance (raise spread)",
+                )
+            }),
+            Claim::new(
+                "a missing party holds the others until a timeout breaks the barrier; abort() tells them at once \
+                 (in under a tenth of the timeout)",
+                |facts| {
+                    let timeout = facts.param("timeout_ms")?;
+                    let missing = facts.fixed_metric("missing-party", "stuck in the barrier (max)")?.min;
+                    let abort = facts.fixed_metric("abort", "stuck in the barrier (max)")?.max;
+                    verdict(
+                        missing >= timeout && abort < timeout / 10.0,
+                        format!(
+                            "stuck in the barrier: {missing:.1} ms with a missing party, {abort:.2} ms after abort()"
+                        ),
+                        "a bug in the Barrier model",
+                    )
+                },
+            ),
+        ]
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::Condition;
@@ -70,6 +70,39 @@ impl Experiment for PrimCondition {
             gap: millis(params.float("gap_ms")),
             timeout: timeout(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("`while not items: cond.wait()` just works: every item is consumed in every run", |facts| {
+                let items = facts.param("items")?;
+                let consumed = facts.fixed_metric("while", "consumed")?.min;
+                verdict(
+                    consumed == items,
+                    format!("{consumed:.0} of {items} consumed (fewest run)"),
+                    "a bug in the Condition model",
+                )
+            }),
+            Claim::new(
+                "`if not items: cond.wait()` lets a woken consumer pop an empty buffer: IndexError kills it",
+                |facts| {
+                    let died = facts.fixed_metric("if", "IndexError")?.max;
+                    verdict(
+                        died >= 1.0,
+                        format!("up to {died:.0} consumers died in a run"),
+                        "only one consumer was woken at a time (add consumers)",
+                    )
+                },
+            ),
+            Claim::new("checking outside the lock loses wake-ups: consumers sleep with items in the buffer", |facts| {
+                let lost = facts.fixed_metric("check-outside", "lost wake-ups")?.max;
+                verdict(
+                    lost >= 1.0,
+                    format!("up to {lost:.0} lost wake-ups in a run"),
+                    "the producer never landed in the window (raise gap_ms)",
+                )
+            }),
+        ]
     }
 }
 

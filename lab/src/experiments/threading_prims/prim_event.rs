@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit,
-    VariantSpec, Workload,
+    run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    TimeUnit, VariantSpec, Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::Event;
@@ -75,6 +75,41 @@ impl Experiment for PrimEvent {
             late: millis(params.float("late_ms")),
             timeout: timeout(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("set() releases every waiter, and none misses it", |facts| {
+                let waiters = facts.param("waiters")?;
+                let released = facts.fixed_metric("event", "released")?.min;
+                verdict(
+                    released == waiters,
+                    format!("{released:.0} of {waiters} released (fewest run)"),
+                    "a bug in the Event model",
+                )
+            }),
+            Claim::new(
+                "polling notices later: a polling waiter's median wake-up after set() is ≥ 2× the event's (fastest \
+                 runs)",
+                |facts| {
+                    let event = facts.fixed_metric("event", "woken after set() (p50)")?.min;
+                    let poll = facts.fixed_metric("poll", "woken after set() (p50)")?.min;
+                    verdict(
+                        poll >= 2.0 * event,
+                        format!("median wake-up: event {event:.0} µs, polling {poll:.0} µs"),
+                        "the poll interval is shorter than a wake-up here (raise poll_ms)",
+                    )
+                },
+            ),
+            Claim::new("a pulse (set(); clear()) is missed by a thread that waits after it", |facts| {
+                let missed = facts.fixed_metric("pulse", "missed")?.min;
+                verdict(
+                    missed >= 1.0,
+                    format!("at least {missed:.0} waiter missed it in every run"),
+                    "the late waiter arrived before the clear() (raise late_ms)",
+                )
+            }),
+        ]
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    not_testable, run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext,
+    RunError, VariantSpec, Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Order, PrimError, Queue};
@@ -31,8 +31,9 @@ impl Experiment for PrimQueue {
                       fills: `put()` blocks while it is full — backpressure — and the producer's waits (the timeline's \
                       wait spans on thread 0) add up to `producer blocked`, while the depth chart sits at maxsize. \
                       Then `q.join()` waits until every item was marked done, and the stop items go in. With no bound \
-                      (`maxsize=0`) the producer never waits and the depth climbs to nearly every item — the memory a \
-                      slow consumer costs. A consumer that forgets `task_done()` leaves `join()` waiting forever; here \
+                      (`maxsize=0`) the producer never waits and the depth climbs by the difference of the rates — to \
+                      items × (1 − consumers × produce_ms / consume_ms), half of them here: the memory slow consumers \
+                      cost. A consumer that forgets `task_done()` leaves `join()` waiting forever; here \
                       its timeout reports how many tasks were never marked done.",
             params: vec![
                 ParamSpec::int("consumers", 2, 1, 15, "threads", "consumer threads"),
@@ -66,6 +67,53 @@ impl Experiment for PrimQueue {
             consume: millis(params.float("consume_ms")),
             timeout: timeout(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "put() blocks on a full queue: the bounded queue never holds more than maxsize, and the producer waits",
+                |facts| {
+                    let maxsize = facts.param("maxsize")?;
+                    let deepest = facts.fixed_metric("bounded", "max depth")?.max;
+                    let blocked = facts.fixed_metric("bounded", "producer blocked")?.min;
+                    verdict(
+                        deepest <= maxsize && blocked > 0.0,
+                        format!(
+                            "deepest {deepest:.0} of maxsize {maxsize}; the producer blocked ≥ {blocked:.1} ms a run"
+                        ),
+                        "the consumers kept up (raise consume_ms)",
+                    )
+                },
+            ),
+            Claim::new(
+                "without a bound the queue grows by the rates' difference: its peak is within 30% of items × (1 − \
+                 consumers × produce_ms / consume_ms)",
+                |facts| {
+                    let share =
+                        1.0 - facts.param("consumers")? * facts.param("produce_ms")? / facts.param("consume_ms")?;
+                    if share <= 0.0 {
+                        return Err(not_testable("the consumers are as fast as the producer: nothing piles up"));
+                    }
+                    let expected = facts.param("items")? * share;
+                    let deepest = facts.fixed_metric("unbounded", "max depth")?.median;
+                    verdict(
+                        (deepest - expected).abs() <= 0.3 * expected,
+                        format!("peak depth {deepest:.0} (median run) against {expected:.0} from the rates"),
+                        "another program slowed the producer or the consumers",
+                    )
+                },
+            ),
+            Claim::new("a forgotten task_done() leaves join() waiting until its timeout", |facts| {
+                let timeout = facts.param("timeout_ms")?;
+                let waited = facts.fixed_metric("no-task-done", "join() waited")?.min;
+                verdict(
+                    waited >= timeout,
+                    format!("join() waited {waited:.0} ms (shortest run) with a {timeout} ms timeout"),
+                    "a bug in the Queue model",
+                )
+            }),
+        ]
     }
 }
 

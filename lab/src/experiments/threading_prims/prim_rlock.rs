@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, VariantSpec, Verdict, Workload,
 };
 use conlab_core::platform::Instant;
 use conlab_core::prims::{Lock, RLock};
@@ -60,6 +60,49 @@ impl Experiment for PrimRlock {
             timeout: timeout(params),
         }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "an RLock lets its owner re-enter: every transfer is done, the lock held 2 deep, no self-deadlock",
+                |facts| owner_outcome(facts, "rlock", 2.0),
+            ),
+            Claim::new(
+                "a plain Lock deadlocks its own thread: every worker's nested acquire times out and no transfer is \
+                 done",
+                |facts| {
+                    let workers = facts.param("workers")?;
+                    let stuck = facts.fixed_metric("lock", "self-deadlocks")?;
+                    let done = facts.fixed_metric("lock", "transfers done")?;
+                    verdict(
+                        stuck.min == workers && done.max == 0.0,
+                        format!(
+                            "self-deadlocks {:.0} of {workers} workers (fewest run), transfers done {:.0}",
+                            stuck.min, done.max
+                        ),
+                        "a bug in the Lock model",
+                    )
+                },
+            ),
+            Claim::new(
+                "split methods need no re-entrancy: every transfer is done with the lock held 1 deep",
+                |facts| owner_outcome(facts, "split", 1.0),
+            ),
+        ]
+    }
+}
+
+/// Every transfer done, at most `depth` nested holds, and no self-deadlock, in every run.
+fn owner_outcome(facts: &Facts<'_>, variant: &str, depth: f64) -> Result<Verdict, Verdict> {
+    let all = facts.param("workers")? * facts.param("transfers")?;
+    let done = facts.fixed_metric(variant, "transfers done")?.min;
+    let deepest = facts.fixed_metric(variant, "deepest hold")?.max;
+    let stuck = facts.fixed_metric(variant, "self-deadlocks")?.max;
+    verdict(
+        done == all && deepest == depth && stuck == 0.0,
+        format!("{variant}: {done:.0} of {all} transfers (fewest run), deepest hold {deepest:.0}, self-deadlocks {stuck:.0}"),
+        "a bug in the lock model",
+    )
 }
 
 struct Bank {

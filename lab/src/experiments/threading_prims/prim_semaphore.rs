@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::prim_gallery::{blocking, millis, patiently, team, timeout, timeout_param, work};
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::prims::{BoundedSemaphore, PrimError, Semaphore};
 use conlab_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -69,6 +69,42 @@ impl Experiment for PrimSemaphore {
             hold: millis(params.float("hold_ms")),
             timeout: timeout(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "with k permits at most k connections are ever open at once; without the semaphore more are",
+                |facts| {
+                    let limit = facts.param("limit")?;
+                    let bounded = facts.fixed_metric("bounded", "max in flight")?.max;
+                    let none = facts.fixed_metric("none", "max in flight")?.max;
+                    verdict(
+                        bounded <= limit && none > limit,
+                        format!("most open at once: {bounded:.0} with {limit} permits, {none:.0} without"),
+                        "the workers did not overlap (raise hold_ms)",
+                    )
+                },
+            ),
+            Claim::new("a plain Semaphore takes the extra release silently: it ends with k + 1 permits", |facts| {
+                let limit = facts.param("limit")?;
+                let left = facts.fixed_metric("leaky", "permits at the end")?.min;
+                verdict(
+                    left == limit + 1.0,
+                    format!("{left:.0} permits at the end of the fewest run, {limit} at the start"),
+                    "a bug in the Semaphore model",
+                )
+            }),
+            Claim::new("a BoundedSemaphore refuses it: it never ends with more permits than it began with", |facts| {
+                let limit = facts.param("limit")?;
+                let left = facts.fixed_metric("leaky-bounded", "permits at the end")?.max;
+                verdict(
+                    left <= limit,
+                    format!("at most {left:.0} permits at the end, {limit} at the start"),
+                    "a bug in the BoundedSemaphore model",
+                )
+            }),
+        ]
     }
 }
 
