@@ -13,12 +13,15 @@ pub struct Frame {
     pub width: usize,
     pub height: usize,
     pub max_iter: u32,
+    /// Where the real axis crosses the image, as a fraction of its height from the top: 0.5 is
+    /// the symmetric view, whose upper and lower halves carry equal work.
+    pub axis: f64,
 }
 
 /// Pixels checked between two looks at the cancel flag (≤ 1 ms even at the largest `max_iter`).
 const SEGMENT: usize = 64;
 
-/// The view: real part from −2.5 to 1.0, imaginary part centred on 0, square pixels.
+/// The view: real part from −2.5 to 1.0, the real axis at [`Frame::axis`], square pixels.
 const RE_MIN: f64 = -2.5;
 const RE_SPAN: f64 = 3.5;
 
@@ -26,7 +29,7 @@ impl Frame {
     fn point(&self, x: usize, y: usize) -> (f64, f64) {
         let scale = RE_SPAN / self.width as f64;
         let re = RE_MIN + (x as f64 + 0.5) * scale;
-        let im = (y as f64 + 0.5 - self.height as f64 / 2.0) * scale;
+        let im = (y as f64 + 0.5 - self.height as f64 * self.axis) * scale;
         (re, im)
     }
 
@@ -76,7 +79,7 @@ pub const SPEC: KernelSpec = KernelSpec {
     sizes: (16, 4096),
     work_exponent: 2,
     build: |width, _| {
-        let frame = Frame { width, height: (width * 5 / 8).max(1), max_iter: 500 };
+        let frame = Frame { width, height: (width * 5 / 8).max(1), max_iter: 500, axis: 0.5 };
         Box::new(Render { frame, image: vec![0; frame.width * frame.height] })
     },
 };
@@ -115,7 +118,7 @@ mod tests {
 
     #[test]
     fn rows_are_symmetric_about_the_real_axis() {
-        let frame = Frame { width: 48, height: 32, max_iter: 200 };
+        let frame = Frame { width: 48, height: 32, max_iter: 200, axis: 0.5 };
         let (mut top, mut bottom) = (vec![0; 48], vec![0; 48]);
         assert!(frame.render_row(3, &mut top, || true));
         assert!(frame.render_row(28, &mut bottom, || true));
@@ -127,7 +130,7 @@ mod tests {
 
     #[test]
     fn rendering_stops_when_told() {
-        let frame = Frame { width: 256, height: 1, max_iter: 10 };
+        let frame = Frame { width: 256, height: 1, max_iter: 10, axis: 0.5 };
         let mut row = vec![7; 256];
         let mut calls = 0;
         assert!(!frame.render_row(0, &mut row, || {

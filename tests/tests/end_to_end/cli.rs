@@ -101,7 +101,7 @@ fn run_table_is_aligned_and_says_check_ok() {
     let _beside = beside();
     let text = stdout(&conlab_run(SMALL_MANDELBROT));
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("mandelbrot — height=48 max_iter=100 width=64"), "{text}");
+    assert!(lines[0].starts_with("mandelbrot — axis=0.25 height=48 max_iter=100 width=64"), "{text}");
     assert!(lines[1].starts_with("variant  threads"), "{text}");
     assert_eq!(lines.iter().filter(|l| l.trim_end().ends_with("ok")).count(), 7, "{text}");
 }

@@ -1,9 +1,12 @@
 //! `lock-contention`: every lock under the same load — throughput, fairness, wait times.
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, TimeUnit, VariantSpec, Verdict, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
+use crossbeam_utils::CachePadded;
+
 use conlab_core::locks::{Lock, LockKind, Mutex, WithLock, REGIMES};
 use conlab_core::platform::{run_team, Instant};
 use conlab_core::stats::{jain_fairness, LogHistogram};
@@ -30,16 +33,20 @@ impl Experiment for LockContention {
             topic: super::NAME,
             concept: "threading.Lock under contention; spinlocks vs blocking locks",
             teaches: "N threads repeatedly take one lock, hold it for a critical section, and do other work in \
-                      between. The regimes move from extreme (nothing but the lock) to none (each thread its own \
-                      lock). Watch throughput fall as contention rises, the ticket and MCS locks stay fair (Jain's \
-                      index near 1) while test-and-set lets one thread hog the lock, and what happens with more \
-                      threads than cores: a spinning waiter burns the CPU the preempted holder needs, and the FIFO \
-                      locks hand the lock to threads that are not even running — while the parking locks (ours, std, \
-                      parking_lot) sleep and degrade gracefully.",
+                      between. The regimes move from extreme (nothing but the lock, the default) to none (each thread \
+                      its own lock). Watch throughput fall as contention rises: in the extreme regime two threads get \
+                      fewer acquisitions through any lock than one thread alone, because the lock's cache line moves \
+                      between the cores on every hand-over; with a lock each (regime none, each lock on its own cache \
+                      line) they scale. Two threads on two cores share every lock about evenly (Jain's index near 1); \
+                      the books' test-and-set hog needs cores farther apart than most laptops'. Then run more \
+                      threads than cores (--threads 1,2,4 on two): a spinning waiter burns the CPU the preempted \
+                      holder needs, and the FIFO locks (ticket, MCS) hand the lock to threads that are not even \
+                      running — their throughput collapses and their fairness with it — while the parking locks \
+                      (ours, std, parking_lot) sleep and degrade gracefully.",
             params: vec![
                 ParamSpec::choice(
                     "regime",
-                    "heavy",
+                    "extreme",
                     &["extreme", "heavy", "light", "none", "custom"],
                     "a preset load; custom uses the two lengths below",
                 ),
@@ -85,6 +92,92 @@ impl Experiment for LockContention {
             spinner: Spinner::calibrate(),
         }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "in the extreme regime contention costs: every lock gets fewer acquisitions per second through at 2 \
+                 threads than at 1 (best runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    regime(facts, "extreme")?;
+                    each_lock(
+                        facts,
+                        |one, two| two < one,
+                        "2 threads over 1",
+                        "another program held a core, so the threads took turns",
+                    )
+                },
+            ),
+            Claim::new(
+                "with a lock per thread (regime none) nothing is shared: every lock's throughput at 2 threads is ≥ \
+                 1.6× its throughput at 1 (best runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    regime(facts, "none")?;
+                    each_lock(facts, |one, two| two >= 1.6 * one, "2 threads over 1", "another program held a core")
+                },
+            ),
+            Claim::new(
+                "with more threads than cores the FIFO spin locks collapse: ticket and MCS get ≤ 1/10 of the parking \
+                 mutex's acquisitions (best runs)",
+                |facts| {
+                    let cores = facts.result.environment.platform.hardware_threads;
+                    let Some(threads) = facts.threads_of("parking").into_iter().filter(|t| *t > cores).max() else {
+                        return Err(not_testable(format!(
+                            "no run had more threads than the {cores} cores (try --threads 1,2,{})",
+                            2 * cores
+                        )));
+                    };
+                    if facts.text("regime")? == "none" {
+                        return Err(not_testable("with a lock per thread nobody waits for a preempted holder"));
+                    }
+                    let parking = facts.metric_max("parking", threads, "acquisitions")?;
+                    let ticket = facts.metric_max("ticket", threads, "acquisitions")?;
+                    let mcs = facts.metric_max("mcs", threads, "acquisitions")?;
+                    verdict(
+                        ticket <= parking / 10.0 && mcs <= parking / 10.0,
+                        format!(
+                            "at {threads} threads, millions of acquisitions/s: ticket {:.2}, MCS {:.2}, parking {:.2}",
+                            ticket / 1e6,
+                            mcs / 1e6,
+                            parking / 1e6
+                        ),
+                        "the waiters were not preempted (the machine has idle cores to spare)",
+                    )
+                },
+            ),
+        ]
+    }
+}
+
+/// "Not testable" unless the run used regime `name`.
+fn regime(facts: &Facts<'_>, name: &str) -> Result<(), Verdict> {
+    let regime = facts.text("regime")?;
+    if regime == name {
+        Ok(())
+    } else {
+        Err(not_testable(format!("the run used regime {regime}; try --set regime={name}")))
+    }
+}
+
+/// Whether `holds(best at 1, best at 2)` for every lock that ran at both.
+fn each_lock(facts: &Facts<'_>, holds: fn(f64, f64) -> bool, ratio: &str, likely: &str) -> Result<Verdict, Verdict> {
+    let mut seen = Vec::new();
+    let mut all = true;
+    for kind in LockKind::ALL {
+        let (Ok(one), Ok(two)) =
+            (facts.metric_max(kind.name(), 1, "acquisitions"), facts.metric_max(kind.name(), 2, "acquisitions"))
+        else {
+            continue;
+        };
+        all &= holds(one, two);
+        seen.push(format!("{} {:.2}×", kind.name(), two / one));
+    }
+    if seen.is_empty() {
+        return Err(not_testable("no lock ran at both 1 and 2 threads"));
+    }
+    verdict(all, format!("{ratio}: {}", seen.join(", ")), likely)
 }
 
 fn lock_help(kind: LockKind) -> &'static str {
@@ -147,7 +240,10 @@ impl WithLock for Contend<'_> {
 
     fn run<L: Lock + 'static>(self) -> Self::Output {
         let Load { critical_ns, between_ns, shared, duration_ns, spinner } = *self.load;
-        let locks: Vec<Mutex<L, u64>> = (0..if shared { 1 } else { self.threads }).map(|_| Mutex::new(0)).collect();
+        // Each lock on its own cache line: with a lock per thread, neighbours in one line would
+        // contend through it as if they shared a lock (false sharing).
+        let locks: Vec<CachePadded<Mutex<L, u64>>> =
+            (0..if shared { 1 } else { self.threads }).map(|_| CachePadded::new(Mutex::new(0))).collect();
         let results = StdMutex::new(Vec::new());
         let deadline = Instant::now().nanos_since_epoch() + duration_ns;
         run_team(self.threads, |member| {
