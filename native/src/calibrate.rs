@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 const GIL_CPU: &str = include_str!("../python/gil_cpu.py");
 const GIL_RACE: &str = include_str!("../python/gil_race.py");
 const IO_FANOUT: &str = include_str!("../python/io_fanout.py");
+const SWITCH_INTERVAL: &str = include_str!("../python/switch_interval.py");
 
 const ITERATIONS: u64 = 2_000_000;
 /// Increments per thread in the race: ~75 ms of CPython's read-call-write loop, some 15 tenures
@@ -25,6 +26,11 @@ const INCREMENTS: u64 = 1_000_000;
 /// and now and then a run lands far off; the median of ten is steady to a few hundredths.
 const RACE_RUNS: usize = 10;
 const RACE_THREADS: [usize; 2] = [2, 4];
+/// Iterations per thread of the switch-interval runs: some 70 ms of 2 threads' loops.
+const SWITCH_ITERATIONS: u64 = 1_000_000;
+/// The switch intervals (ms) whose handover rates are compared: the switch-interval
+/// experiment's metrics are named after them.
+const SWITCH_INTERVALS: [&str; 3] = ["0.1", "1", "5"];
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
 /// Bytecode instructions per iteration of the model's loop (`total = total + 1`).
@@ -156,11 +162,14 @@ pub fn calibrate_python() -> Result<(), String> {
     race_args.extend(RACE_THREADS.iter().map(usize::to_string));
     let race = python(GIL_RACE, &race_args)?;
     let io = python(IO_FANOUT, &[TASKS.to_string(), (LATENCY_MS / 1e3).to_string()])?;
+    let mut switch_args = vec![SWITCH_ITERATIONS.to_string(), threads.to_string()];
+    switch_args.extend(SWITCH_INTERVALS.iter().map(|ms| ms.to_string()));
+    let switches = python(SWITCH_INTERVAL, &switch_args)?;
     let cpy_iteration = number(&cpu, "ns_per_iteration")?;
 
     eprintln!("The model: fitting op_ns to CPython's {cpy_iteration:.1} ns per iteration…");
     let (op_ns, model_iteration) = fit_op_ns(cpy_iteration)?;
-    eprintln!("The model at op_ns={op_ns:.2}: gil-cpu, gil-race, io-fanout…");
+    eprintln!("The model at op_ns={op_ns:.2}: gil-cpu, gil-race, io-fanout, switch-interval…");
     let gil_cpu = model(
         "gil-cpu",
         json!({ "iterations": ITERATIONS, "switch_ms": switch_ms, "op_ns": op_ns }),
@@ -177,6 +186,13 @@ pub fn calibrate_python() -> Result<(), String> {
     )?;
     let io_fanout =
         model("io-fanout", json!({ "tasks": TASKS, "latency": LATENCY_MS }), &["seq", "thread-per-task"], &[1], 3)?;
+    let switch_interval = model(
+        "switch-interval",
+        json!({ "iterations": SWITCH_ITERATIONS, "switch_ms": "sweep", "op_ns": op_ns }),
+        &["gil"],
+        &[threads],
+        3,
+    )?;
 
     let cpy_speedup = number(&cpu, "seq_s")? / number(&cpu, "threads_s")?;
     let model_speedup = fastest(&gil_cpu, "seq", 1) / fastest(&gil_cpu, "gil", threads);
@@ -236,6 +252,26 @@ pub fn calibrate_python() -> Result<(), String> {
         ),
     ]);
 
+    for (ms, run) in SWITCH_INTERVALS.iter().zip(switches["runs"].as_array().into_iter().flatten()) {
+        let cpython = number(run, "handovers")? / number(run, "seconds")?;
+        let metric = |name: &str| {
+            switch_interval
+                .cell("gil", threads)
+                .and_then(|c| c.metrics.get(&format!("{ms} ms: {name}")))
+                .map(|m| m.median)
+        };
+        let model = match (metric("handovers"), metric("time")) {
+            (Some(handovers), Some(time_ms)) => handovers / (time_ms / 1e3),
+            _ => return Err(format!("the switch-interval model measured nothing at {ms} ms")),
+        };
+        rows.push(Row(
+            format!("switch-interval: GIL handovers per second at {ms} ms, {threads} threads"),
+            format!("{cpython:.0}"),
+            format!("{model:.0}"),
+            ratio(model, cpython),
+        ));
+    }
+
     let cpython = format!("CPython {version}");
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     println!("{:<width$}  {cpython:>14}  {:>10}  {:>16}", "quantity", "model", "model vs CPython");
@@ -247,6 +283,10 @@ pub fn calibrate_python() -> Result<(), String> {
          ({} ms); the last column is their difference.",
         format_metric(INCREMENTS as f64),
         format_metric(switch_ms)
+    );
+    println!(
+        "Handovers are counted where the loop sees them (an iteration that finds the other thread ran last); a \
+         thread asks for the GIL after the interval, so neither side exceeds 1/interval."
     );
     println!("This machine's CPython runs the loop at the model's pace with --set op_ns={op_ns:.2} (measured above).");
     Ok(())

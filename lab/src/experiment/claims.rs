@@ -124,26 +124,27 @@ impl Facts<'_> {
 
     /// The median of metric `name` in the cell.
     pub fn metric(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
-        Ok(self.measured(variant, threads, name)?.median)
+        Ok(self.metric_of(variant, threads, name)?.median)
     }
 
     /// The smallest value of metric `name` in any timed run of the cell (for a time: the run
     /// least disturbed).
     pub fn metric_min(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
-        Ok(self.measured(variant, threads, name)?.min)
+        Ok(self.metric_of(variant, threads, name)?.min)
     }
 
     /// The largest value of metric `name` in any timed run of the cell.
     pub fn metric_max(&self, variant: &str, threads: usize, name: &str) -> Result<f64, Verdict> {
-        Ok(self.measured(variant, threads, name)?.max)
+        Ok(self.metric_of(variant, threads, name)?.max)
     }
 
     /// Metric `name` of a variant that runs once, at the thread count it picks itself.
     pub fn fixed_metric(&self, variant: &str, name: &str) -> Result<&Metric, Verdict> {
-        self.measured(variant, self.fixed_threads(variant)?, name)
+        self.metric_of(variant, self.fixed_threads(variant)?, name)
     }
 
-    fn measured(&self, variant: &str, threads: usize, name: &str) -> Result<&Metric, Verdict> {
+    /// Metric `name` of the cell, every run's value in it.
+    pub fn metric_of(&self, variant: &str, threads: usize, name: &str) -> Result<&Metric, Verdict> {
         self.cell(variant, threads)?
             .metrics
             .get(name)

@@ -21,7 +21,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "spawn-overhead",
     "gil-race",
     "gil-convoy",
-    "switch-interval",
     "models-matrix",
     "ipc-cost",
     "loop-starvation",

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, VariantSpec, Verdict, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::gil::Gil;
@@ -31,12 +32,14 @@ impl Experiment for SwitchInterval {
             topic: super::NAME,
             concept: "sys.setswitchinterval",
             teaches: "CPU-bound threads under the GIL take turns: a waiting thread asks for the GIL after the switch \
-                      interval, and the holder hands it over at its next loop back-edge. A short interval means many \
-                      handovers (each one a wake-up of a sleeping thread, tens of µs) and a slower run; a long one \
-                      means few switches but long stretches where the other threads — and any I/O thread — wait. Each \
+                      interval, and the holder hands it over at its next loop back-edge. So the GIL changes hands at \
+                      most once per interval — fewer times, because every handover also wakes a sleeping thread, \
+                      which costs tens to hundreds of µs before the next interval starts: at 0.1 ms the turns are \
+                      mostly that cost (CPython on this machine: `conlab calibrate-python` counts its handovers at \
+                      0.1, 1 and 5 ms beside the model's). Short intervals mean many handovers and a slower run; long \
+                      ones few switches but long stretches where the other threads — and any I/O thread — wait. Each \
                       run sweeps the interval from 0.1 ms to 50 ms (CPython's default is 5 ms); the columns give the \
-                      run time and the GIL handovers at each (the GIL passing from one thread to another). One thread \
-                      never hands it over: compare.",
+                      run time and the handovers at each. One thread never hands it over: compare.",
             params: vec![
                 ParamSpec::int(
                     "iterations",
@@ -75,6 +78,69 @@ impl Experiment for SwitchInterval {
             spinner: Spinner::calibrate(),
         }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "the GIL changes hands at most once per interval: at 2 threads no run hands it over more often than \
+                 its time ÷ the interval (+ 2 for the threads' start and end)",
+                |facts| {
+                    let mut seen = Vec::new();
+                    let mut holds = true;
+                    for (_, ms, time, handovers) in measured(facts, 2) {
+                        let (time, handovers) =
+                            (facts.metric_of("gil", 2, time)?, facts.metric_of("gil", 2, handovers)?);
+                        let excess =
+                            time.values.iter().zip(&handovers.values).map(|(t, h)| h - t / ms).fold(f64::MIN, f64::max);
+                        holds &= excess <= 2.0;
+                        seen.push(format!("{ms} ms: {:.0} of at most {:.0}", handovers.median, time.median / ms));
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("nothing ran at 2 threads"));
+                    }
+                    verdict(
+                        holds,
+                        format!("handovers (median run): {}", seen.join(", ")),
+                        "a bug in the GIL model's timer",
+                    )
+                },
+            ),
+            Claim::new(
+                "a longer interval means fewer handovers: at 2 threads each interval of the sweep hands over less \
+                 often than the one before (median runs)",
+                |facts| {
+                    let rates: Vec<(f64, f64)> = measured(facts, 2)
+                        .map(|(_, ms, time, handovers)| {
+                            Ok((ms, facts.metric("gil", 2, handovers)? / facts.metric("gil", 2, time)?))
+                        })
+                        .collect::<Result<_, Verdict>>()?;
+                    if rates.len() < 2 {
+                        return Err(not_testable("the run used one interval; sweep them (switch_ms=sweep)"));
+                    }
+                    let falling = rates.windows(2).all(|pair| pair[1].1 < pair[0].1);
+                    let seen: Vec<String> =
+                        rates.iter().map(|(ms, rate)| format!("{ms} ms {:.0}/s", rate * 1e3)).collect();
+                    verdict(falling, seen.join(", "), "another program held a core during one interval's run")
+                },
+            ),
+            Claim::new("one thread never hands the GIL over", |facts| {
+                let most = measured(facts, 1)
+                    .map(|(.., handovers)| facts.metric_max("gil", 1, handovers))
+                    .collect::<Result<Vec<f64>, Verdict>>()?
+                    .into_iter()
+                    .fold(0.0, f64::max);
+                verdict(most == 0.0, format!("at most {most:.0} handovers in a 1-thread run"), "a bug in the GIL model")
+            }),
+        ]
+    }
+}
+
+/// The sweep's intervals the run measured at `threads`: (name, ms, time metric, handovers metric).
+fn measured<'f>(
+    facts: &'f Facts<'_>,
+    threads: usize,
+) -> impl Iterator<Item = (&'static str, f64, &'static str, &'static str)> + 'f {
+    INTERVALS.into_iter().filter(move |(.., handovers)| facts.metric("gil", threads, handovers).is_ok())
 }
 
 struct Sweep {
