@@ -23,7 +23,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "gil-convoy",
     "models-matrix",
     "ipc-cost",
-    "loop-starvation",
     "cancellation",
     "async-pipeline",
     "event-loop-throughput",

@@ -12,7 +12,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    TimeUnit, VariantSpec, Workload,
 };
 use conlab_core::aio::{monitor_lag, sleep, spawn, to_thread, yield_now, AioError, AioResult, EventLoop, RealClock};
 use conlab_core::kernels::spin::Spinner;
@@ -86,6 +87,70 @@ impl Experiment for LoopStarvation {
             op_ns,
             spinner: Spinner::calibrate(),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "a coroutine that never awaits holds the loop for its whole computation: the heartbeat's worst lag is \
+                 ≥ 40% of cpu_ms (calmest run)",
+                |facts| {
+                    let cpu = facts.param("cpu_ms")?;
+                    let lag = facts.metric_min("blocking", 1, "lag max")?;
+                    verdict(
+                        lag >= 0.4 * cpu,
+                        format!("worst lag {lag:.1} ms for {cpu} ms of work"),
+                        "the work ran faster than cpu_ms says",
+                    )
+                },
+            ),
+            Claim::new(
+                "slices bound the lag: chunked, the heartbeat's worst lag is ≤ 3 slices of 5 ms (calmest run)",
+                |facts| {
+                    let lag = facts.metric_min("chunked", 1, "lag max")?;
+                    verdict(
+                        lag <= 3.0 * SLICE_MS as f64,
+                        format!("worst lag {lag:.1} ms"),
+                        "another program held the loop's core",
+                    )
+                },
+            ),
+            Claim::new(
+                "under the GIL to_thread leaves the loop waiting about a switch interval at each wake-up: a median \
+                 lag from ½ to 2 switch intervals (median run)",
+                |facts| {
+                    let switch = facts.param("switch_ms")?;
+                    let lag = facts.metric("to-thread", 1, "lag p50")?;
+                    verdict(
+                        (0.5 * switch..=2.0 * switch).contains(&lag),
+                        format!("median lag {lag:.2} ms, switch interval {switch} ms"),
+                        "the loop kept finding the GIL free, or another program held a core",
+                    )
+                },
+            ),
+            Claim::new(
+                "without the GIL the loop wakes on time: free-threaded and in a process, the median lag is under \
+                 half a switch interval (median run)",
+                |facts| {
+                    let switch = facts.param("switch_ms")?;
+                    let mut seen = Vec::new();
+                    let mut holds = true;
+                    for variant in ["to-thread-free-threaded", "to-process"] {
+                        let Ok(lag) = facts.metric(variant, 1, "lag p50") else { continue };
+                        holds &= lag < 0.5 * switch;
+                        seen.push(format!("{variant} {lag:.2} ms"));
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("neither ran"));
+                    }
+                    verdict(
+                        holds,
+                        format!("median lag: {}, switch interval {switch} ms", seen.join(", ")),
+                        "another program held a core",
+                    )
+                },
+            ),
+        ]
     }
 }
 
