@@ -15,7 +15,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "map-reduce",
     "pipeline",
     "granularity",
-    "imbalance",
     "fork-join",
     "executor-patterns",
     "spawn-overhead",
