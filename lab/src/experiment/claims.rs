@@ -112,14 +112,27 @@ impl Facts<'_> {
         self.fastest(variant, self.fixed_threads(variant)?)
     }
 
-    /// The baseline's fastest 1-thread run over this cell's fastest run.
-    pub fn speedup(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
-        Ok(self.fastest(&self.result.baseline, 1)? / self.fastest(variant, threads)?)
+    /// The cell's fastest run as a rate: units of work per second where the cell's work is
+    /// known (cells that grow the problem with the threads differ in it), else runs per second.
+    pub fn fastest_rate(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
+        let cell = self.cell(variant, threads)?;
+        let fastest = self.fastest(variant, threads)?;
+        let work = match (cell.throughput, &cell.summary) {
+            (Some(throughput), Some(summary)) => throughput * summary.median,
+            _ => 1.0,
+        };
+        Ok(work / fastest)
     }
 
-    /// This variant's fastest 1-thread run over its fastest run at `threads`.
+    /// The cell's fastest rate over the baseline's fastest 1-thread rate (for equal work, the
+    /// ratio of the fastest times).
+    pub fn speedup(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
+        Ok(self.fastest_rate(variant, threads)? / self.fastest_rate(&self.result.baseline, 1)?)
+    }
+
+    /// This variant's fastest rate at `threads` over its fastest rate at 1 thread.
     pub fn scaling(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
-        Ok(self.fastest(variant, 1)? / self.fastest(variant, threads)?)
+        Ok(self.fastest_rate(variant, threads)? / self.fastest_rate(variant, 1)?)
     }
 
     /// The median of metric `name` in the cell.

@@ -11,7 +11,6 @@ use crate::common::{lessons_show, run_quietly};
 /// that states none.
 const AWAITING_CLAIMS: &[&str] = &[
     "parallel-sum",
-    "scaling",
     "map-reduce",
     "pipeline",
     "granularity",
