@@ -24,7 +24,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "cancellation",
     "async-pipeline",
     "event-loop-throughput",
-    "queue-shootout",
     "deadlock-watchdog",
 ];
 
