@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::Instant;
@@ -86,6 +86,26 @@ impl Experiment for GilCpu {
 
     fn claims(&self) -> Vec<Claim> {
         vec![
+            Claim::new(
+                "free-threading has a price: alone, the free-threaded loop is slower than seq by ½ to 2× its \
+                 ft_overhead (fastest runs)",
+                |facts| {
+                    let overhead = facts.param("ft_overhead")?;
+                    if overhead == 0.0 {
+                        return Err(not_testable("ft_overhead is 0: the two loops are the same"));
+                    }
+                    let cost = facts.fastest("free-threaded", 1)? / facts.fastest("seq", 1)? - 1.0;
+                    verdict(
+                        (0.5 * overhead..=2.0 * overhead).contains(&cost),
+                        format!(
+                            "free-threaded at 1 thread: {:+.1}% against seq, ft_overhead {:.0}%",
+                            cost * 100.0,
+                            overhead * 100.0
+                        ),
+                        "another program slowed one of the two runs",
+                    )
+                },
+            ),
             Claim::new(
                 "under the GIL, 2 threads run the loop no faster than 1: ≤ 1.3× seq (fastest runs)",
                 |facts| {
