@@ -13,7 +13,6 @@ const AWAITING_CLAIMS: &[&str] = &[
     "parallel-sum",
     "map-reduce",
     "pipeline",
-    "granularity",
     "fork-join",
     "executor-patterns",
     "spawn-overhead",
