@@ -101,6 +101,16 @@ impl Facts<'_> {
         Ok(self.cell(variant, threads)?.samples.iter().copied().fold(f64::INFINITY, f64::min))
     }
 
+    /// The cell's median run, in seconds: for a slowdown by contention, whose fastest run is
+    /// the one where the threads happened to overlap least.
+    pub fn median(&self, variant: &str, threads: usize) -> Result<f64, Verdict> {
+        let cell = self.cell(variant, threads)?;
+        cell.summary
+            .as_ref()
+            .map(|s| s.median)
+            .ok_or_else(|| not_testable(format!("{variant} at {threads} has no summary")))
+    }
+
     /// The thread count a variant that runs once picked itself (a fixed variant's one cell).
     pub fn fixed_threads(&self, variant: &str) -> Result<usize, Verdict> {
         let cell = self.result.cells.iter().find(|cell| cell.variant == variant);
@@ -195,6 +205,28 @@ impl Facts<'_> {
         match self.result.params.get(name) {
             Some(super::Value::Text(value)) => Ok(value),
             _ => Err(not_testable(format!("the run has no text parameter `{name}`"))),
+        }
+    }
+
+    /// Parameter `name` as a switch.
+    pub fn flag(&self, name: &str) -> Result<bool, Verdict> {
+        match self.result.params.get(name) {
+            Some(super::Value::Bool(value)) => Ok(*value),
+            _ => Err(not_testable(format!("the run has no switch `{name}`"))),
+        }
+    }
+
+    /// "Not testable" unless the cell's fastest run took at least `ms`: a speedup read off
+    /// shorter runs mostly times starting and waking threads (a quick preset's tiny problem).
+    pub fn lasting(&self, variant: &str, threads: usize, ms: f64) -> Result<(), Verdict> {
+        let fastest = self.fastest(variant, threads)? * 1e3;
+        if fastest >= ms {
+            Ok(())
+        } else {
+            Err(not_testable(format!(
+                "{variant}'s runs take {fastest:.2} ms, too short for a speedup (under {ms} ms, starting threads \
+                 dominates): enlarge the problem"
+            )))
         }
     }
 

@@ -10,10 +10,6 @@ use crate::common::{lessons_show, run_quietly};
 /// shrinks: an experiment on it that states claims fails the test below, as does one off it
 /// that states none.
 const AWAITING_CLAIMS: &[&str] = &[
-    "parallel-sum",
-    "map-reduce",
-    "pipeline",
-    "fork-join",
     "executor-patterns",
     "spawn-overhead",
     "gil-race",

@@ -79,6 +79,7 @@ impl Experiment for Mandelbrot {
                  team's (fastest runs)",
                 |facts| {
                     facts.cores(2)?;
+                    facts.lasting("team", 1, 5.0)?;
                     let team = facts.speedup("team", 2)?;
                     let (rayon, steal) = (facts.speedup("rayon", 2)?, facts.speedup("steal", 2)?);
                     verdict(
@@ -92,6 +93,7 @@ impl Experiment for Mandelbrot {
                 "stealing gets close to the ideal: steal's 2-thread speedup is ≥ 1.6× (fastest runs)",
                 |facts| {
                     facts.cores(2)?;
+                    facts.lasting("steal", 1, 5.0)?;
                     let steal = facts.speedup("steal", 2)?;
                     verdict(
                         steal >= 1.6,

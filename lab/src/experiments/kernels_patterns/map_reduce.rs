@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::ds::striped::StripedMap;
 use conlab_core::kernels::wordcount::{self, Corpus, WordCount, SPLITS};
@@ -63,6 +64,42 @@ impl Experiment for MapReduce {
         let count = WordCount { corpus, partitions: params.count("partitions"), combiner: params.flag("combiner") };
         let expected = Par::reference(|par| count.count(par)).expect("a sequential run needs no threads").0;
         Ok(Box::new(Job { count, expected }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "skew makes a straggler: without a combiner, the hot word's partition receives ≥ 2× its fair share \
+                 (1 ÷ partitions) of the pairs",
+                |facts| {
+                    if facts.param("skew")? == 0.0 || facts.flag("combiner")? {
+                        return Err(not_testable("no skew, or a combiner: try skew=0.3 with combiner=false"));
+                    }
+                    let fair = 100.0 / facts.param("partitions")?;
+                    let hot = facts.metric("partitioned", 1, "hot partition")?;
+                    verdict(hot >= 2.0 * fair, format!("hot partition {hot:.1}% of the pairs, fair share {fair:.1}%"), "the skewed word hashed with others evenly")
+                },
+            ),
+            Claim::new(
+                "one map behind one mutex makes the workers take turns: 2 workers are slower than 1 (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    facts.lasting("mutex-map", 1, 5.0)?;
+                    let scaling = facts.scaling("mutex-map", 2)?;
+                    verdict(scaling < 1.0, format!("mutex-map, 2 workers over 1: {scaling:.2}×"), "the workers rarely met at the lock")
+                },
+            ),
+            Claim::new(
+                "the shuffle beats sharing: at 2 threads the partitioned map-reduce is ≥ 1.5× as fast as the mutex map \
+                 (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    facts.lasting("partitioned", 1, 5.0)?;
+                    let ratio = facts.fastest("mutex-map", 2)? / facts.fastest("partitioned", 2)?;
+                    verdict(ratio >= 1.5, format!("partitioned {ratio:.2}× the mutex map's speed"), "another program held a core")
+                },
+            ),
+        ]
     }
 }
 

@@ -3,7 +3,8 @@
 use rayon::prelude::*;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::kernels::sum_squares::{inputs, sum_of_squares, CHUNK};
 use conlab_core::platform::{run_team, RayonPool};
@@ -44,6 +45,23 @@ impl Experiment for ParallelSum {
         let values = inputs(params.count("elements"), params.int("seed") as u64);
         let expected = sum_of_squares(&values);
         Ok(Box::new(Array { values, expected }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![Claim::new(
+            "splitting the array helps until the memory bus saturates: at 2 threads the better split is ≥ 1.2× seq \
+             (fastest runs)",
+            |facts| {
+                facts.cores(2)?;
+                facts.lasting("seq", 1, 2.0)?;
+                let (team, rayon) = (facts.speedup("team", 2)?, facts.speedup("rayon", 2)?);
+                verdict(
+                    team.max(rayon) >= 1.2,
+                    format!("at 2 threads: team {team:.2}×, rayon {rayon:.2}×"),
+                    "the memory bus was already saturated by one thread, or another program held a core",
+                )
+            },
+        )]
     }
 }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    run_members, Cell, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext, RunError,
-    VariantSpec, Workload,
+    run_members, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params, RunContext,
+    RunError, VariantSpec, Workload,
 };
 use conlab_core::ds::channel::{self, Receiver, Sender};
 use conlab_core::kernels::spin::Spinner;
@@ -90,6 +90,55 @@ impl Experiment for Pipeline {
             capacity: params.count("capacity"),
             spinner: (params.text("work") == "spin").then(Spinner::calibrate),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "the slowest stage sets the pace: in the pipeline it is busy ≥ 80% of the run while every other stage \
+                 is busy ≤ 60% (median runs)",
+                |facts| {
+                    let bottleneck = facts.param("bottleneck")? as usize;
+                    let threads = facts.fixed_threads("pipeline")?;
+                    let mut others = Vec::new();
+                    let mut idle = true;
+                    for stage in 1..=facts.param("stages")? as usize {
+                        let busy = facts.metric("pipeline", threads, &format!("stage {stage} busy"))?;
+                        if stage != bottleneck {
+                            idle &= busy <= 60.0;
+                            others.push(format!("{busy:.0}%"));
+                        }
+                    }
+                    let slowest = facts.metric("pipeline", threads, &format!("stage {bottleneck} busy"))?;
+                    verdict(
+                        slowest >= 80.0 && idle,
+                        format!("stage {bottleneck} busy {slowest:.0}%, the others {}", others.join(", ")),
+                        "the stages cost about the same (raise factor)",
+                    )
+                },
+            ),
+            Claim::new(
+                "overlap is bounded by the bottleneck: the pipeline runs ≥ 1.3× one thread's speed and at most the sum \
+                 ÷ the slowest stage (+5%, fastest runs)",
+                |facts| {
+                    let bound = facts.fixed_metric("pipeline", "predicted")?.median
+                        / facts.fixed_metric("sequential", "predicted")?.median;
+                    let speedup = facts.fastest_fixed("sequential")? / facts.fastest_fixed("pipeline")?;
+                    verdict(
+                        (1.3..=1.05 * bound).contains(&speedup),
+                        format!("pipeline {speedup:.2}× sequential, the stages allow {bound:.2}×"),
+                        "the stages cost about the same, or sleeps overshoot on this machine",
+                    )
+                },
+            ),
+            Claim::new(
+                "replicating the bottleneck is the fix: it runs ≥ 1.5× the plain pipeline's speed (fastest runs)",
+                |facts| {
+                    let gain = facts.fastest_fixed("pipeline")? / facts.fastest_fixed("replicated")?;
+                    verdict(gain >= 1.5, format!("replicated {gain:.2}× the pipeline"), "another stage became the slowest")
+                },
+            ),
+        ]
     }
 }
 

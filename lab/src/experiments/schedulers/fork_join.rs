@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::kernels::forkjoin::{self, Rayon};
 use conlab_core::kernels::{fnv1a, splitmix64};
@@ -89,6 +90,43 @@ impl Experiment for ForkJoin {
             }
         };
         Ok(Box::new(Work { problem, expected, wait: Duration::from_millis(params.int("wait_ms") as u64) }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "join never blocks a worker, so divide and conquer scales: steal and rayon each run ≥ 1.5× faster on 2 \
+                 threads than on 1 (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    facts.lasting("steal", 1, 5.0)?;
+                    let (steal, rayon) = (facts.scaling("steal", 2)?, facts.scaling("rayon", 2)?);
+                    verdict(
+                        steal >= 1.5 && rayon >= 1.5,
+                        format!("2 threads over 1: steal {steal:.2}×, rayon {rayon:.2}×"),
+                        "another program held a core, or the cut-off leaves too few tasks",
+                    )
+                },
+            ),
+            Claim::new(
+                "waiting for children inside a thread pool exhausts it: fifo reports the exhaustion in every run, at \
+                 every worker count",
+                |facts| {
+                    let mut seen = Vec::new();
+                    for threads in facts.threads_of("fifo") {
+                        let fewest = facts.metric_of("fifo", threads, "pool exhausted")?.min;
+                        if fewest < 1.0 {
+                            return verdict(false, format!("a run with {threads} workers finished"), "the tree is shallower than the pool is wide");
+                        }
+                        seen.push(threads.to_string());
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("fifo did not run"));
+                    }
+                    verdict(true, format!("exhausted in every run with {} workers", seen.join(", ")), "")
+                },
+            ),
+        ]
     }
 }
 
