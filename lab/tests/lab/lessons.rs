@@ -9,18 +9,8 @@ use crate::common::{lessons_show, run_quietly};
 /// Experiments whose lessons are not yet written as claims (issue 19, under way). The list only
 /// shrinks: an experiment on it that states claims fails the test below, as does one off it
 /// that states none.
-const AWAITING_CLAIMS: &[&str] = &[
-    "executor-patterns",
-    "spawn-overhead",
-    "gil-race",
-    "gil-convoy",
-    "models-matrix",
-    "ipc-cost",
-    "cancellation",
-    "async-pipeline",
-    "event-loop-throughput",
-    "deadlock-watchdog",
-];
+const AWAITING_CLAIMS: &[&str] =
+    &["ipc-cost", "cancellation", "async-pipeline", "event-loop-throughput", "deadlock-watchdog"];
 
 #[test]
 fn every_experiment_states_its_lessons_as_claims() {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Workload,
 };
 use conlab_core::kernels::splitmix64;
 use conlab_core::platform::Instant;
@@ -68,6 +69,55 @@ impl Experiment for ExecutorPatterns {
         let longest = multiples.iter().position(|&m| m == tasks as u32).expect("a permutation");
         multiples.swap(0, longest);
         Ok(Box::new(Scenario { durations: multiples.iter().map(|&m| step * m).collect() }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "as_completed hands over the first result sooner than map, whose first result waits for the slowest \
+                 task (at the most workers, every run)",
+                |facts| {
+                    let workers = facts.threads_of("map").into_iter().max().ok_or_else(|| not_testable("map did not run"))?;
+                    if workers < 2 {
+                        return Err(not_testable("with one worker the longest task, submitted first, is also the first done"));
+                    }
+                    let soonest = facts.metric_of("as-completed", workers, "first result")?.max;
+                    let ordered = facts.metric_of("map", workers, "first result")?.min;
+                    verdict(
+                        soonest < ordered,
+                        format!("first result at {workers} workers: as_completed ≤ {soonest:.1} ms, map ≥ {ordered:.1} ms"),
+                        "a bug in the executor",
+                    )
+                },
+            ),
+            Claim::new(
+                "cancel() stops only queued tasks: after wait(FIRST_COMPLETED) every task either ran or was cancelled, \
+                 and at least one per worker ran",
+                |facts| {
+                    let tasks = facts.param("tasks")?;
+                    let mut seen = Vec::new();
+                    for workers in facts.threads_of("wait-first") {
+                        let ran = facts.metric_of("wait-first", workers, "ran")?;
+                        let cancelled = facts.metric_of("wait-first", workers, "cancelled")?;
+                        let whole = ran.values.iter().zip(&cancelled.values).all(|(r, c)| r + c == tasks);
+                        if !whole || ran.min < workers as f64 {
+                            return verdict(false, format!("{workers} workers: ran {:.0}, cancelled {:.0}", ran.median, cancelled.median), "a bug in the executor");
+                        }
+                        seen.push(format!("{workers} workers: ran {:.0}, cancelled {:.0}", ran.median, cancelled.median));
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("wait-first did not run"));
+                    }
+                    verdict(true, seen.join("; "), "")
+                },
+            ),
+            Claim::new("FIRST_EXCEPTION returns when a task raises, before every task is done", |facts| {
+                let tasks = facts.param("tasks")?;
+                let workers = facts.threads_of("first-exception").into_iter().max().ok_or_else(|| not_testable("first-exception did not run"))?;
+                let done = facts.metric_of("first-exception", workers, "done at return")?.max;
+                verdict(done < tasks, format!("{done:.0} of {tasks} done when wait returned ({workers} workers)"), "the raising task was the last to finish")
+            }),
+        ]
     }
 }
 

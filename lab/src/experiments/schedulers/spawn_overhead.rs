@@ -4,7 +4,8 @@
 use std::hint::black_box;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::platform::{self, Instant, PlatformError, RayonPool};
 use conlab_core::sched::fifo::{wait, FifoPool, ReturnWhen};
@@ -49,6 +50,37 @@ impl Experiment for SpawnOverhead {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Tasks(params.count("tasks"))))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "a new OS thread per task costs ≥ 10× a pool's submission (ns per task, median runs)",
+                |facts| {
+                    let thread = facts.metric("thread", 1, "ns per task")?;
+                    let submit = facts.metric("fifo-submit", 1, "ns per task")?;
+                    verdict(
+                        thread >= 10.0 * submit,
+                        format!("thread {thread:.0} ns, pool submission {submit:.0} ns"),
+                        "thread creation is unusually cheap here",
+                    )
+                },
+            ),
+            Claim::new(
+                "a work-stealing spawn costs ≤ ⅓ of a ThreadPoolExecutor submission, and an unstolen join less than a \
+                 spawn (1 worker, median runs)",
+                |facts| {
+                    let submit = facts.metric("fifo-submit", 1, "ns per task")?;
+                    let spawn = facts.metric("steal-spawn", 1, "ns per task")?;
+                    let join = facts.metric("steal-join", 1, "ns per task")?;
+                    verdict(
+                        3.0 * spawn <= submit && join < spawn,
+                        format!("per task: submit {submit:.0} ns, spawn {spawn:.0} ns, join {join:.0} ns"),
+                        "another program slowed one of the runs",
+                    )
+                },
+            ),
+        ]
     }
 }
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit,
+    VariantSpec, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{check_team_size, run_team};
@@ -57,6 +58,34 @@ impl Experiment for GilConvoy {
             op_ns: params.float("op_ns"),
             spinner: Spinner::calibrate(),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("alone, the I/O thread gets the GIL back at once: its median response is under a tenth of the switch interval", |facts| {
+                let switch_us = facts.param("switch_ms")? * 1e3;
+                let response = facts.metric("gil", 1, "response p50")?;
+                verdict(response < 0.1 * switch_us, format!("median response {response:.1} µs, switch interval {switch_us:.0} µs"), "another program held the core")
+            }),
+            Claim::new(
+                "beside a CPU-bound thread, each request waits about a switch interval: a median response of ½ to 2 \
+                 switch intervals (median run)",
+                |facts| {
+                    let switch_us = facts.param("switch_ms")? * 1e3;
+                    let response = facts.metric("gil", 2, "response p50")?;
+                    verdict(
+                        (0.5 * switch_us..=2.0 * switch_us).contains(&response),
+                        format!("median response {:.2} ms, switch interval {:.2} ms", response / 1e3, switch_us / 1e3),
+                        "a bug in the GIL model's drop requests",
+                    )
+                },
+            ),
+            Claim::new("free-threaded, nobody waits: at 2 threads the median response stays under a tenth of the switch interval", |facts| {
+                let switch_us = facts.param("switch_ms")? * 1e3;
+                let response = facts.metric("free-threaded", 2, "response p50")?;
+                verdict(response < 0.1 * switch_us, format!("median response {response:.1} µs"), "another program held a core")
+            }),
+        ]
     }
 }
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::pymodel::gil::Gil;
@@ -64,6 +65,49 @@ impl Experiment for GilRace {
             switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
             spinner: Spinner::calibrate(),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("under the GIL `counter += 1` loses no update, at any thread count", |facts| {
+                let mut seen = Vec::new();
+                for threads in facts.threads_of("gil") {
+                    let lost = facts.metric_max("gil", threads, "lost updates")?;
+                    if lost > 0.0 {
+                        return verdict(
+                            false,
+                            format!("{lost:.0} lost at {threads} threads"),
+                            "a switch point between the load and the store",
+                        );
+                    }
+                    seen.push(threads.to_string());
+                }
+                verdict(!seen.is_empty(), format!("none lost at {} threads", seen.join(", ")), "gil did not run")
+            }),
+            Claim::new(
+                "a call between the load and the store lets a switch land there: gil-call loses updates at 2 threads",
+                |facts| {
+                    let lost = facts.metric_max("gil-call", 2, "lost updates")?;
+                    verdict(
+                        lost > 0.0,
+                        format!("up to {lost:.0} lost in a run"),
+                        "no drop request landed inside the call (raise increments)",
+                    )
+                },
+            ),
+            Claim::new(
+                "without the GIL the plain loop loses updates: free-threaded at 2 threads loses some",
+                |facts| {
+                    facts.cores(2)?;
+                    let lost = facts.metric_max("free-threaded", 2, "lost updates")?;
+                    verdict(
+                        lost > 0.0,
+                        format!("up to {lost:.0} lost in a run"),
+                        "the two threads did not overlap (raise increments)",
+                    )
+                },
+            ),
+        ]
     }
 }
 

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, VariantSpec, Verdict, Workload,
 };
 use conlab_core::aio::{self, EventLoop, RealClock};
 use conlab_core::kernels::spin::Spinner;
@@ -87,6 +88,65 @@ impl Experiment for ModelsMatrix {
             op_ns: params.float("op_ns"),
             spinner: Spinner::calibrate(),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "CPU-bound, threads under the GIL gain nothing, not even through asyncio.to_thread: ≤ 1.3× at 2 \
+                 workers (fastest runs)",
+                |facts| {
+                    workload(facts, "cpu-bound")?;
+                    facts.cores(2)?;
+                    let (threads, to_thread) = (facts.scaling("threads", 2)?, facts.scaling("asyncio-to-thread", 2)?);
+                    verdict(
+                        threads <= 1.3 && to_thread <= 1.3,
+                        format!("2 workers over 1: threads {threads:.2}×, asyncio.to_thread {to_thread:.2}×"),
+                        "a bug in the GIL model",
+                    )
+                },
+            ),
+            Claim::new(
+                "CPU-bound, free-threaded threads and a process pool scale: each ≥ 1.4× at 2 workers (fastest runs)",
+                |facts| {
+                    workload(facts, "cpu-bound")?;
+                    facts.cores(2)?;
+                    let mut seen = Vec::new();
+                    let mut holds = true;
+                    for variant in ["free-threaded", "process"] {
+                        let Ok(scaling) = facts.scaling(variant, 2) else { continue };
+                        holds &= scaling >= 1.4;
+                        seen.push(format!("{variant} {scaling:.2}×"));
+                    }
+                    if seen.is_empty() {
+                        return Err(not_testable("neither ran at 2 workers"));
+                    }
+                    verdict(holds, format!("2 workers over 1: {}", seen.join(", ")), "another program held a core")
+                },
+            ),
+            Claim::new(
+                "I/O-bound, threads overlap the waits: ≥ 1.6× at 2 workers, like processes (fastest runs)",
+                |facts| {
+                    workload(facts, "io-bound")?;
+                    let scaling = facts.scaling("threads", 2)?;
+                    verdict(
+                        scaling >= 1.6,
+                        format!("threads, 2 workers over 1: {scaling:.2}×"),
+                        "the sleeps overshoot on this machine",
+                    )
+                },
+            ),
+        ]
+    }
+}
+
+/// "Not testable" unless the run's workload is `name`.
+fn workload(facts: &Facts<'_>, name: &str) -> Result<(), Verdict> {
+    let chosen = facts.text("workload")?;
+    if chosen == name {
+        Ok(())
+    } else {
+        Err(not_testable(format!("the workload was {chosen}; try --set workload={name}")))
     }
 }
 
