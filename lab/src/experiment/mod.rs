@@ -110,9 +110,7 @@ pub trait Experiment: Send + Sync {
     /// Builds the workload (inputs, the expected digest) for validated parameters.
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError>;
     /// What the experiment teaches, as claims every run checks ([`claims`]).
-    fn claims(&self) -> Vec<Claim> {
-        Vec::new()
-    }
+    fn claims(&self) -> Vec<Claim>;
 }
 
 /// An experiment's inputs, ready to be run by any variant.

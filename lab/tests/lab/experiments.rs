@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use conlab_core::trace::SpanKind;
 use conlab_lab::experiment::{
-    self, run, run_experiment, CancelFlag, Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, Progress,
-    RunContext, RunError, RunRequest, RunResult, Session, VariantSpec, Workload,
+    self, run, run_experiment, CancelFlag, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params,
+    Progress, RunContext, RunError, RunRequest, RunResult, Session, VariantSpec, Workload,
 };
 use serde_json::json;
 
@@ -252,6 +252,10 @@ impl Experiment for Faulty {
 
     fn prepare(&self, _: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(FaultyWorkload))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        Vec::new()
     }
 }
 
@@ -819,6 +823,10 @@ impl Experiment for Trivial {
 
     fn prepare(&self, _: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(TrivialWorkload))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        Vec::new()
     }
 }
 

@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use super::event_loop::{clock_params, DemoClock};
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::aio::prims::Queue;
 use conlab_core::aio::{gather, sleep, spawn_named, AioResult, JoinHandle};
@@ -59,6 +60,29 @@ impl Experiment for AsyncPipeline {
             maxsize: params.count("maxsize"),
             clock: DemoClock::from(params),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![Claim::new(
+            "overlap pays: the chain takes items × the stages' sum and the pipeline (items − 1) × the slowest + the \
+             sum, each within 10% (loop time, median runs)",
+            |facts| {
+                let items = facts.param("items")?;
+                let stages: Vec<f64> = facts.text("stages")?.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+                let (sum, slowest) = (stages.iter().sum::<f64>(), stages.iter().copied().fold(0.0, f64::max));
+                let (chain, pipeline) = (items * sum, (items - 1.0) * slowest + sum);
+                let measured = |variant| facts.fixed_metric(variant, "loop time").map(|m| m.median);
+                let (got_chain, got_pipeline) = (measured("chain")?, measured("pipeline")?);
+                let near = |got: f64, want: f64| (got - want).abs() <= 0.1 * want;
+                verdict(
+                    near(got_chain, chain) && near(got_pipeline, pipeline),
+                    format!(
+                        "chain {got_chain:.2} s (law {chain:.2}), pipeline {got_pipeline:.2} s (law {pipeline:.2})"
+                    ),
+                    "another program held the loop's core (on the real clock)",
+                )
+            },
+        )]
     }
 }
 

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use super::event_loop::{clock_params, DemoClock};
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Verdict, Workload,
 };
 use conlab_core::aio::{now, shield, sleep, spawn_named, wait_for, AioError, AioResult, TaskGroup};
 
@@ -46,6 +47,43 @@ impl Experiment for Cancellation {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Scenario { work: params.float("work"), clock: DemoClock::from(params) }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "cancel() and a timeout raise at the task's next await: the task cleans up and never finishes, in every \
+                 run",
+                |facts| {
+                    let mut seen = Vec::new();
+                    for variant in ["cancel", "timeout"] {
+                        let (cleaned, finished) = outcome(facts, variant)?;
+                        if cleaned != (1.0, 1.0) || finished != (0.0, 0.0) {
+                            return verdict(false, format!("{variant}: cleaned up {cleaned:?}, finished {finished:?}"), "a bug in the event loop's cancellation");
+                        }
+                        seen.push(variant);
+                    }
+                    verdict(true, format!("{}: cleaned up, not finished", seen.join(" and ")), "")
+                },
+            ),
+            Claim::new("shield lets the work run on: the shielded worker finishes, in every run", |facts| {
+                let (_, finished) = outcome(facts, "shield")?;
+                verdict(finished == (1.0, 1.0), format!("finished {finished:?} (fewest, most)"), "a bug in shield")
+            }),
+            Claim::new("in a TaskGroup the first failure cancels the siblings: both clean up, none finishes", |facts| {
+                let (cleaned, finished) = outcome(facts, "taskgroup")?;
+                verdict(cleaned == (2.0, 2.0) && finished == (0.0, 0.0), format!("cleaned up {cleaned:?}, finished {finished:?} (fewest, most)"), "a bug in the TaskGroup")
+            }),
+        ]
+    }
+}
+
+/// A count's (fewest, most) over a variant's runs.
+type Span = (f64, f64);
+
+/// A variant's `cleaned up` and `finished` spans over its runs.
+fn outcome(facts: &Facts<'_>, variant: &str) -> Result<(Span, Span), Verdict> {
+    let span = |name| facts.fixed_metric(variant, name).map(|m| (m.min, m.max));
+    Ok((span("cleaned up")?, span("finished")?))
 }
 
 #[derive(Clone, Copy)]

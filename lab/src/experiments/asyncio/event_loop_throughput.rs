@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::aio::{gather, sleep, spawn, yield_now, AioResult, EventLoop, VirtualClock};
 use conlab_core::platform::Instant;
@@ -42,6 +43,31 @@ impl Experiment for EventLoopThroughput {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         Ok(Box::new(Load(params.count("tasks"))))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "coroutines are cheap: creating, running and collecting a task costs under 5 µs (median run)",
+                |facts| {
+                    let spawn = facts.fixed_metric("spawn", "ns per task")?.median;
+                    verdict(spawn < 5_000.0, format!("{spawn:.0} ns per task"), "another program held the core")
+                },
+            ),
+            Claim::new(
+                "a switch at an await costs less than a task: each of the yield variant's 10 awaits adds less than a \
+                 whole spawn (median runs)",
+                |facts| {
+                    let spawn = facts.fixed_metric("spawn", "ns per task")?.median;
+                    let switch = (facts.fixed_metric("yield", "ns per task")?.median - spawn) / 10.0;
+                    verdict(
+                        switch < spawn,
+                        format!("a switch {switch:.0} ns, a task {spawn:.0} ns"),
+                        "another program slowed the yield run",
+                    )
+                },
+            ),
+        ]
     }
 }
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    TimeUnit, VariantSpec, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::{run_team, yield_now, Instant};
@@ -73,6 +74,43 @@ impl Experiment for DeadlockWatchdog {
             spinner: Spinner::calibrate(),
             timeout: Duration::from_millis(params.int("timeout_ms") as u64),
         }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new("ordered locking (always a, then b) never deadlocks", |facts| {
+                let most = facts.fixed_metric("ordered", "deadlocks")?.max;
+                verdict(most == 0.0, format!("at most {most:.0} deadlocks in a run"), "a bug in the lock order")
+            }),
+            Claim::new("the lab never hangs: the wait-for graph breaks every deadlock before any deadline", |facts| {
+                let timed_out = facts.fixed_metric("abba", "timed out")?.max + facts.fixed_metric("ordered", "timed out")?.max;
+                verdict(timed_out == 0.0, format!("{timed_out:.0} attempts ran into the deadline"), "a bug in the wait-for graph")
+            }),
+            Claim::new(
+                "started as the listing starts them (the second ≥ 20 µs later, no hold), the ABBA threads rarely \
+                 deadlock: ≤ 5% of attempts",
+                |facts| {
+                    let (stagger, hold) = (facts.param("stagger_us")?, facts.param("hold_us")?);
+                    if stagger < 20.0 || hold > 0.0 {
+                        return Err(not_testable(format!("stagger_us={stagger}, hold_us={hold}: not the listing's start")));
+                    }
+                    let rate = facts.fixed_metric("abba", "deadlock rate")?.max;
+                    verdict(rate <= 5.0, format!("at most {rate:.1}% of attempts deadlocked"), "the first thread was slow to take both locks")
+                },
+            ),
+            Claim::new(
+                "started together with a window between the locks (stagger_us=0, hold_us ≥ 10), they deadlock in ≥ 10% \
+                 of attempts",
+                |facts| {
+                    let (stagger, hold) = (facts.param("stagger_us")?, facts.param("hold_us")?);
+                    if stagger > 0.0 || hold < 10.0 {
+                        return Err(not_testable("try --set stagger_us=0 --set hold_us=10"));
+                    }
+                    let rate = facts.fixed_metric("abba", "deadlock rate")?.median;
+                    verdict(rate >= 10.0, format!("{rate:.1}% of attempts deadlocked (median run)"), "the threads did not start together")
+                },
+            ),
+        ]
     }
 }
 

@@ -3,7 +3,8 @@
 //! (browsers: the buffer changes owner, no copy), or placed once in shared memory.
 
 use crate::experiment::{
-    Cell, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
+    RunError, VariantSpec, Verdict, Workload,
 };
 use conlab_core::platform::Delivery;
 use conlab_core::pymodel::process::{byte_sum, Job, ProcessPool};
@@ -71,6 +72,46 @@ impl Experiment for IpcCost {
         let buffer = (0..largest).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         Ok(Box::new(Messages { sizes, messages: params.count("messages"), buffer }))
     }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "a process sees nothing and every byte is copied: at the largest size a copied message costs ≥ 2× a \
+                 thread's (fastest runs)",
+                |facts| {
+                    let (name, thread) = largest(facts, "thread")?;
+                    let copy = facts.fixed_metric("copy", name)?.min;
+                    verdict(
+                        copy >= 2.0 * thread,
+                        format!("{name}: copy {copy:.0} µs, thread {thread:.0} µs"),
+                        "the copy is cheap next to summing the bytes here",
+                    )
+                },
+            ),
+            Claim::new(
+                "shared memory is read in place, as cheap as a thread: within 1.5× of the thread's round trip at the \
+                 largest size (fastest runs)",
+                |facts| {
+                    let (name, thread) = largest(facts, "thread")?;
+                    let shared = facts.fixed_metric("shared", name)?.min;
+                    verdict(
+                        shared <= 1.5 * thread,
+                        format!("{name}: shared {shared:.0} µs, thread {thread:.0} µs"),
+                        "another program slowed the shared run",
+                    )
+                },
+            ),
+        ]
+    }
+}
+
+/// The largest message size `variant` measured: its metric's name and fastest round trip (µs).
+fn largest(facts: &Facts<'_>, variant: &str) -> Result<(&'static str, f64), Verdict> {
+    SIZES
+        .iter()
+        .rev()
+        .find_map(|&(_, _, name)| facts.fixed_metric(variant, name).ok().map(|metric| (name, metric.min)))
+        .ok_or_else(|| not_testable(format!("{variant} measured no message size")))
 }
 
 struct Messages {
