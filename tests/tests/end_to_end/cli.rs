@@ -61,7 +61,7 @@ fn describe_shows_parameters_with_defaults_and_ranges() {
     assert!(text.contains("  width     default 640 px"), "{text}");
     assert!(text.contains("range 16..=4096"), "{text}");
     let rows: Vec<&str> = text.lines().filter(|l| l.contains("default ") && l.contains("range ")).collect();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4, "width, height, max_iter, axis: {text}");
     let column = |needle: &str| rows.iter().map(|r| r.find(needle).unwrap()).collect::<Vec<_>>();
     assert!(
         column("default ").windows(2).all(|w| w[0] == w[1]) && column("range ").windows(2).all(|w| w[0] == w[1]),
@@ -239,7 +239,7 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "mandelbrot", "--set", "colour=red"],
-        "parameter `colour`: unknown parameter; known parameters are width, height, max_iter",
+        "parameter `colour`: unknown parameter; known parameters are width, height, max_iter, axis",
     );
     assert_fails_with(&["run", "mandelbrot", "--set", "width"], "parameter `width`: expected name=value");
     assert_fails_with(
