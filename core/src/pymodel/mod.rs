@@ -623,5 +623,4 @@ mod tests {
         let ratio = costly / plain;
         assert!((1.3..=1.7).contains(&ratio), "50% overhead read as {ratio:.2}×");
     }
-
 }
