@@ -13,7 +13,7 @@
 //! `conlab calibrate-python` fits `op_ns` so the model's loop runs at this machine's CPython's
 //! pace. Free-threaded mode makes each whole instruction — dispatch and busy work — `1 +
 //! overhead` times as costly (free-threaded CPython 3.13 ran single-threaded code ~10–40%
-//! slower; 3.14 ~5–10%): [`free_threaded_op_ns`] measures the instruction's real cost on this
+//! slower; 3.14 ~5–10%): [`calibrate_free_threading`] measures the instruction's real cost on this
 //! platform, since a browser's wasm dispatches several times slower than native code and the
 //! dispatch overlaps the busy work — a flat `op_ns × (1 + overhead)` read 3.7% in a browser and
 //! 13% natively for 10%.
@@ -212,22 +212,34 @@ pub enum Mode {
     FreeThreaded { overhead: f64 },
 }
 
-/// The busy work per instruction that makes a whole free-threaded instruction `1 + overhead`
-/// times the cost of one at `op_ns`, as measured on this platform: the interpreter's time per
-/// instruction at `op_ns` and 4 ns above it gives its slope, and the busy work grows by the
-/// overhead's share of the whole over that slope. The two are timed in alternation, nine
-/// times each, and the fastest of each kept: a neighbour that slows both alike leaves their
-/// ratio, and so the result, as it was (one measured in a quiet moment and the other in a
-/// busy one read +63% for 10%). Measured once per `(op_ns, overhead)` a process uses.
+/// Busy work per instruction for free-threaded runs, by `(op_ns, overhead)`: a cache, not a
+/// primitive under study, so std's lock even under loom (whose Mutex has no const constructor
+/// for a static).
+static FREE_THREADED_OP_NS: std::sync::Mutex<Vec<((u64, u64), f64)>> = std::sync::Mutex::new(Vec::new());
+
+fn free_threaded_cache() -> std::sync::MutexGuard<'static, Vec<((u64, u64), f64)>> {
+    FREE_THREADED_OP_NS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The busy work per instruction a free-threaded run at `op_ns` and `overhead` uses: what
+/// [`calibrate_free_threading`] measured last, or measured now.
 pub fn free_threaded_op_ns(op_ns: f64, overhead: f64, spinner: Spinner) -> f64 {
-    // A cache, not a primitive under study: std's lock even under loom (whose Mutex has no
-    // const constructor for a static).
-    static MEASURED: std::sync::Mutex<Vec<((u64, u64), f64)>> = std::sync::Mutex::new(Vec::new());
-    let measured = || MEASURED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let key = (op_ns.to_bits(), overhead.to_bits());
-    if let Some((_, found)) = measured().iter().find(|(k, _)| *k == key) {
-        return *found;
-    }
+    let cached = free_threaded_cache().iter().find(|(k, _)| *k == key).map(|(_, busy)| *busy);
+    cached.unwrap_or_else(|| calibrate_free_threading(op_ns, overhead, spinner))
+}
+
+/// Measures, on this platform and now, the busy work per instruction that makes a whole
+/// free-threaded instruction `1 + overhead` times the cost of one at `op_ns`, and keeps it for
+/// the runs that follow. An experiment calls it while it prepares (untimed), so a reading
+/// disturbed by a busy moment lasts one run, not the process (one kept for a whole test
+/// suite's process read +30% for 10% in every run after it).
+///
+/// The interpreter's time per instruction at `op_ns` and 4 ns above it gives its slope, and
+/// the busy work grows by the overhead's share of the whole over that slope. The two are timed
+/// in alternation, nine times each, and the fastest of each kept: a neighbour that slows both
+/// alike leaves their ratio, and so the result, as it was.
+pub fn calibrate_free_threading(op_ns: f64, overhead: f64, spinner: Spinner) -> f64 {
     const STEP_NS: f64 = 4.0;
     let per_instruction = |op_ns: f64| {
         let bare = Interpreter { mode: Mode::FreeThreaded { overhead: 0.0 }, op_ns, spinner };
@@ -243,7 +255,10 @@ pub fn free_threaded_op_ns(op_ns: f64, overhead: f64, spinner: Spinner) -> f64 {
     }
     let slope = ((above - at) / STEP_NS).clamp(0.5, 2.0);
     let busy = op_ns + overhead * at / slope;
-    measured().push((key, busy));
+    let key = (op_ns.to_bits(), overhead.to_bits());
+    let mut cache = free_threaded_cache();
+    cache.retain(|(k, _)| *k != key);
+    cache.push((key, busy));
     busy
 }
 

@@ -11,7 +11,7 @@ use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::Instant;
 use conlab_core::pymodel::gil::Gil;
 use conlab_core::pymodel::process::{Job, ProcessPool};
-use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
+use conlab_core::pymodel::{calibrate_free_threading, Bytecode, Interpreter, Mode};
 use conlab_core::sched::partition;
 use conlab_core::sync::Arc;
 use conlab_core::trace::SpanKind;
@@ -75,12 +75,14 @@ impl Experiment for GilCpu {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let (op_ns, overhead, spinner) = (params.float("op_ns"), params.float("ft_overhead"), Spinner::calibrate());
+        calibrate_free_threading(op_ns, overhead, spinner);
         Ok(Box::new(Loop {
             iterations: params.int("iterations") as u64,
-            op_ns: params.float("op_ns"),
+            op_ns,
             switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
-            overhead: params.float("ft_overhead"),
-            spinner: Spinner::calibrate(),
+            overhead,
+            spinner,
         }))
     }
 

@@ -14,9 +14,12 @@ use conlab_core::platform::{self, run_team, RayonPool};
 use conlab_core::pymodel::event_loop::GilClock;
 use conlab_core::pymodel::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use conlab_core::pymodel::process::{Job, ProcessPool};
-use conlab_core::pymodel::{Bytecode, Interpreter, Mode};
+use conlab_core::pymodel::{calibrate_free_threading, Bytecode, Interpreter, Mode};
 use conlab_core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use conlab_core::sync::Arc;
+
+/// Free-threaded Python's cost per instruction over the GIL build's (gil-cpu's default).
+const FREE_THREADED_OVERHEAD: f64 = 0.1;
 
 pub struct ModelsMatrix;
 
@@ -81,13 +84,9 @@ impl Experiment for ModelsMatrix {
             "io-bound" => (0, io_ms * 1000),
             _ => (iterations / 2, io_ms * 500),
         };
-        Ok(Box::new(Batch {
-            tasks: params.count("tasks"),
-            iterations,
-            io_us,
-            op_ns: params.float("op_ns"),
-            spinner: Spinner::calibrate(),
-        }))
+        let (op_ns, spinner) = (params.float("op_ns"), Spinner::calibrate());
+        calibrate_free_threading(op_ns, FREE_THREADED_OVERHEAD, spinner);
+        Ok(Box::new(Batch { tasks: params.count("tasks"), iterations, io_us, op_ns, spinner }))
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -263,7 +262,7 @@ impl Cell for BatchCell<'_> {
             }
             (variant, _) => {
                 let mode = if variant == "free-threaded" {
-                    Mode::FreeThreaded { overhead: 0.1 }
+                    Mode::FreeThreaded { overhead: FREE_THREADED_OVERHEAD }
                 } else {
                     Mode::Gil(Arc::new(Gil::new(DEFAULT_SWITCH_INTERVAL)))
                 };
