@@ -351,7 +351,7 @@ fn test() -> Result {
                 ])
                 .env("CHROMEDRIVER", CHROMEDRIVER)
                 .env("WASM_BINDGEN_USE_BROWSER", "1")
-                .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
                 .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json")))
         })?;
         timed("browser end-to-end", &mut || run_browser_suite("browser"))

@@ -348,7 +348,7 @@ impl Interpreter {
         };
         let op_ns = match self.mode {
             Mode::Gil(_) => self.op_ns,
-            Mode::FreeThreaded { overhead } if overhead == 0.0 => self.op_ns,
+            Mode::FreeThreaded { overhead: 0.0 } => self.op_ns,
             Mode::FreeThreaded { overhead } => free_threaded_op_ns(self.op_ns, overhead, self.spinner),
         };
         let mut held = Held { gil, thread, since: Instant::now() };
