@@ -219,6 +219,16 @@ fn run(args: RunArgs) -> Result<(), String> {
             params.entry(name).or_insert(value);
         }
     }
+    let outputs = Outputs {
+        out: args.out,
+        trace: args.trace,
+        svg: args.svg,
+        timeline: args.timeline,
+        depth: args.depth,
+        latency: args.latency,
+    };
+    // Before the work, not after it: a run of minutes must not end in "cannot write".
+    outputs.check_writable()?;
     let request = RunRequest {
         experiment: args.id.clone(),
         params,
@@ -226,7 +236,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         threads: args.threads,
         repeat: args.repeat,
         warmup: args.warmup,
-        trace: args.trace.is_some() || args.timeline.is_some() || args.depth.is_some(),
+        trace: outputs.trace.is_some() || outputs.timeline.is_some() || outputs.depth.is_some(),
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} {msg:32} [{bar:30}] {pos}/{len} runs · {elapsed}")
@@ -245,14 +255,6 @@ fn run(args: RunArgs) -> Result<(), String> {
     let result = experiment::run(&request, Session { progress: &mut on_progress, cancel: &cancel });
     bar.finish_and_clear();
     let result = result.map_err(|e| e.to_string())?;
-    let outputs = Outputs {
-        out: args.out,
-        trace: args.trace,
-        svg: args.svg,
-        timeline: args.timeline,
-        depth: args.depth,
-        latency: args.latency,
-    };
     write_outputs(&args.format, &outputs, &result)?;
     if result.all_checks_passed {
         Ok(())
@@ -271,6 +273,40 @@ struct Outputs {
     latency: Option<PathBuf>,
 }
 
+impl Outputs {
+    /// Each file named, with the option that names it.
+    fn named(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
+        [
+            ("--out", &self.out),
+            ("--trace", &self.trace),
+            ("--svg", &self.svg),
+            ("--timeline", &self.timeline),
+            ("--depth", &self.depth),
+            ("--latency", &self.latency),
+        ]
+        .into_iter()
+        .filter_map(|(option, path)| Some((option, path.as_ref()?)))
+    }
+
+    /// Every file can be created or overwritten: opened for writing, and a file made only to
+    /// find that out removed again.
+    fn check_writable(&self) -> Result<(), String> {
+        for (option, path) in self.named() {
+            let existed = path.exists();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| format!("{option}: cannot write {}: {e}", path.display()))?;
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Result<(), String> {
     let text = match format {
         Format::Table => report::table(result),
@@ -281,7 +317,12 @@ fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Resu
         std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     match &outputs.out {
-        Some(path) => write(path, &text)?,
+        // Checked before the run, a write can still fail (a full disk): the result then goes
+        // to stdout, never nowhere.
+        Some(path) => write(path, &text).map_err(|error| {
+            print!("{text}");
+            format!("{error}; the result went to stdout instead")
+        })?,
         None => print!("{text}"),
     }
     if let (Some(path), Some(recorded)) = (&outputs.trace, &result.trace) {

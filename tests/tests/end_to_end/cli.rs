@@ -231,6 +231,20 @@ fn assert_fails_with(args: &[&str], message: &str) {
     assert!(output.stdout.is_empty());
 }
 
+/// An output file that cannot be written fails the command before the work: mandelbrot at its
+/// defaults with 100 runs per cell takes a minute here; each refusal takes milliseconds.
+#[test]
+fn output_files_are_checked_before_the_run() {
+    for option in ["--out", "--trace", "--svg", "--timeline", "--depth", "--latency"] {
+        let started = std::time::Instant::now();
+        assert_fails_with(
+            &["run", "mandelbrot", "--repeat", "100", option, "/nonexistent/dir/x"],
+            &format!("{option}: cannot write /nonexistent/dir/x: No such file or directory (os error 2)"),
+        );
+        assert!(started.elapsed().as_secs() < 10, "{option} was checked after the run");
+    }
+}
+
 #[test]
 fn bad_input_fails_with_one_line_naming_the_parameter() {
     assert_fails_with(
