@@ -233,11 +233,12 @@ mod tests {
     #[test]
     #[allow(clippy::disallowed_methods, reason = "a native unit test: the producer owns its sender and drops it")]
     fn items_arrive_in_order_and_recv_ends_when_senders_leave() {
+        let items = if cfg!(miri) { 50 } else { 1000 };
         let (sender, receiver) = bounded(2);
-        let producer = std::thread::spawn(move || (0..1000).for_each(|i| sender.send(i).unwrap()));
+        let producer = std::thread::spawn(move || (0..items).for_each(|i| sender.send(i).unwrap()));
         let got: Vec<i32> = std::iter::from_fn(|| receiver.recv().ok()).collect();
         producer.join().unwrap();
-        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        assert_eq!(got, (0..items).collect::<Vec<_>>());
     }
 
     #[test]
@@ -249,11 +250,13 @@ mod tests {
 
     #[test]
     fn many_senders_and_receivers_lose_and_duplicate_nothing() {
+        // Small under Miri, which interprets every access (minutes for a few thousand).
+        const PER_SENDER: u64 = if cfg!(miri) { 30 } else { 20_000 };
         let (sender, receiver) = bounded(8);
         let mut got: Vec<u64> = std::thread::scope(|scope| {
             for p in 0..3u64 {
                 let sender = sender.clone();
-                scope.spawn(move || (0..20_000).for_each(|i| sender.send(p * 20_000 + i).unwrap()));
+                scope.spawn(move || (0..PER_SENDER).for_each(|i| sender.send(p * PER_SENDER + i).unwrap()));
             }
             drop(sender);
             let receivers: Vec<_> = (0..3)
@@ -265,6 +268,6 @@ mod tests {
             receivers.into_iter().flat_map(|r| r.join().unwrap()).collect()
         });
         got.sort_unstable();
-        assert_eq!(got, (0..60_000).collect::<Vec<_>>());
+        assert_eq!(got, (0..3 * PER_SENDER).collect::<Vec<_>>());
     }
 }

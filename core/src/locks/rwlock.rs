@@ -151,12 +151,14 @@ mod tests {
 
     #[test]
     fn readers_share_writers_exclude() {
+        // Small under Miri, which interprets every access.
+        const ROUNDS: u64 = if cfg!(miri) { 20 } else { 2_000 };
         let guarded = Guarded { lock: RwLock::default(), pair: UnsafeCell::new([0; 2]) };
         let (readers_inside, writers_inside) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let shared = &guarded;
         run_team(6, |member| {
             let guarded = shared;
-            for _ in 0..2_000 {
+            for _ in 0..ROUNDS {
                 if member.index % 3 == 0 {
                     guarded.lock.write(|| {
                         assert_eq!(writers_inside.fetch_add(1, Ordering::SeqCst), 0, "two writers inside");
@@ -181,6 +183,7 @@ mod tests {
             }
         })
         .unwrap();
-        assert_eq!(guarded.pair.into_inner(), [4_000, 4_000]);
+        // Two of the six members write.
+        assert_eq!(guarded.pair.into_inner(), [2 * ROUNDS; 2]);
     }
 }
