@@ -236,7 +236,7 @@ fn assert_fails_with(args: &[&str], message: &str) {
 #[test]
 fn output_files_are_checked_before_the_run() {
     for option in ["--out", "--trace", "--svg", "--timeline", "--depth", "--latency"] {
-        let started = std::time::Instant::now();
+        let started = conlab_core::platform::Instant::now();
         assert_fails_with(
             &["run", "mandelbrot", "--repeat", "100", option, "/nonexistent/dir/x"],
             &format!("{option}: cannot write /nonexistent/dir/x: No such file or directory (os error 2)"),
