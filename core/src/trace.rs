@@ -30,14 +30,37 @@ pub enum SpanKind {
     Mark,
 }
 
-/// One interval on one thread's timeline, in nanoseconds since the platform epoch.
+/// One interval on one thread's timeline, in nanoseconds since the platform epoch; it never
+/// ends before it starts (a stored trace that says otherwise does not parse).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredSpan")]
 pub struct Span {
     pub thread: usize,
     pub start_ns: u64,
     pub end_ns: u64,
     pub kind: SpanKind,
     pub label: Cow<'static, str>,
+}
+
+/// A span as a file holds it, before [`Span`]'s order of start and end is checked.
+#[derive(Deserialize)]
+struct StoredSpan {
+    thread: usize,
+    start_ns: u64,
+    end_ns: u64,
+    kind: SpanKind,
+    label: Cow<'static, str>,
+}
+
+impl TryFrom<StoredSpan> for Span {
+    type Error = String;
+
+    fn try_from(StoredSpan { thread, start_ns, end_ns, kind, label }: StoredSpan) -> Result<Self, String> {
+        if end_ns < start_ns {
+            return Err(format!("a span of thread {thread} ends ({end_ns} ns) before it starts ({start_ns} ns)"));
+        }
+        Ok(Span { thread, start_ns, end_ns, kind, label })
+    }
 }
 
 /// The lane of a shared resource rather than a thread: the GIL's holders and drop requests.

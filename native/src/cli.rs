@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use conlab_lab::experiment::params::parse_assignments;
-use conlab_lab::experiment::{self, CancelFlag, ParamKind, Progress, RunRequest, RunResult, Session};
+use conlab_lab::experiment::{self, CancelFlag, ParamKind, Progress, RunRequest, RunResult, Session, Verdict};
 use conlab_lab::report;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,7 +45,17 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    id: String,
+    /// The experiment (`conlab list` names them)
+    #[arg(required_unless_present = "all")]
+    id: Option<String>,
+    /// Run every experiment, one after another (with --quick, a tour of the lab); each
+    /// prints its table (JSON: one result per line) and a failure does not stop the others
+    #[arg(long, conflicts_with_all = ["id", "set", "variants", "out", "trace", "svg", "timeline", "depth", "latency"])]
+    all: bool,
+    /// With --all: go round every experiment this many times, and after each round report on
+    /// stderr the threads, open files, child processes and memory this process holds (a soak)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: Option<u32>,
     /// Thread counts to sweep, e.g. 1,2,4 [default: 1, 2, 4, … up to the hardware threads]
     #[arg(long, value_delimiter = ',')]
     threads: Option<Vec<usize>>,
@@ -212,32 +222,56 @@ fn textwrap(text: &str, width: usize) -> String {
 }
 
 fn run(args: RunArgs) -> Result<(), String> {
+    if args.all {
+        return run_all(&args, args.rounds.unwrap_or(1));
+    }
+    if args.rounds.is_some() {
+        return Err("--rounds: goes round every experiment; add --all".into());
+    }
+    let id = args.id.clone().expect("clap requires an id without --all");
+    let outputs = Outputs {
+        out: args.out.clone(),
+        trace: args.trace.clone(),
+        svg: args.svg.clone(),
+        timeline: args.timeline.clone(),
+        depth: args.depth.clone(),
+        latency: args.latency.clone(),
+    };
+    // Before the work, not after it: a run of minutes must not end in "cannot write".
+    outputs.check_writable()?;
+    let recorded = outputs.trace.is_some() || outputs.timeline.is_some() || outputs.depth.is_some();
+    let request = request(&args, &id, recorded)?;
+    let result = measure(&request)?;
+    write_outputs(&args.format, &outputs, &result)?;
+    if result.all_checks_passed {
+        Ok(())
+    } else {
+        Err("a correctness check failed: a parallel variant's output differs from the sequential one".into())
+    }
+}
+
+/// The run `args` ask of experiment `id` (its quick preset under the `--set` values).
+fn request(args: &RunArgs, id: &str, trace: bool) -> Result<RunRequest, String> {
     let mut params = parse_assignments(args.set.iter().map(String::as_str)).map_err(|e| e.to_string())?;
     if args.quick {
-        let preset = experiment::find(&args.id).map_err(|e| e.to_string())?.info().quick_params();
+        let preset = experiment::find(id).map_err(|e| e.to_string())?.info().quick_params();
         for (name, value) in preset {
             params.entry(name).or_insert(value);
         }
     }
-    let outputs = Outputs {
-        out: args.out,
-        trace: args.trace,
-        svg: args.svg,
-        timeline: args.timeline,
-        depth: args.depth,
-        latency: args.latency,
-    };
-    // Before the work, not after it: a run of minutes must not end in "cannot write".
-    outputs.check_writable()?;
-    let request = RunRequest {
-        experiment: args.id.clone(),
+    Ok(RunRequest {
+        experiment: id.to_string(),
         params,
-        variants: args.variants,
-        threads: args.threads,
+        variants: args.variants.clone(),
+        threads: args.threads.clone(),
         repeat: args.repeat,
         warmup: args.warmup,
-        trace: outputs.trace.is_some() || outputs.timeline.is_some() || outputs.depth.is_some(),
-    };
+        trace,
+    })
+}
+
+/// Runs `request` under a progress bar on stderr.
+fn measure(request: &RunRequest) -> Result<RunResult, String> {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} {msg:32} [{bar:30}] {pos}/{len} runs · {elapsed}")
             .expect("static template")
@@ -252,14 +286,83 @@ fn run(args: RunArgs) -> Result<(), String> {
         }
     };
     let cancel = CancelFlag::new();
-    let result = experiment::run(&request, Session { progress: &mut on_progress, cancel: &cancel });
+    let result = experiment::run(request, Session { progress: &mut on_progress, cancel: &cancel });
     bar.finish_and_clear();
-    let result = result.map_err(|e| e.to_string())?;
-    write_outputs(&args.format, &outputs, &result)?;
-    if result.all_checks_passed {
+    result.map_err(|e| e.to_string())
+}
+
+/// `--all`: every experiment `--rounds` times; what failed is named at the end, and after
+/// each round what the process holds goes to stderr.
+fn run_all(args: &RunArgs, rounds: u32) -> Result<(), String> {
+    if matches!(args.format, Format::Csv) {
+        return Err("--format csv: each experiment has columns of its own; with --all use table or json".into());
+    }
+    let experiments = experiment::registry();
+    let mut failed = Vec::new();
+    let mut tally = Tally::default();
+    for round in 1..=rounds {
+        let started = conlab_core::platform::Instant::now();
+        for (index, experiment) in experiments.iter().enumerate() {
+            let id = experiment.info().id;
+            let outcome = request(args, id, false).and_then(|request| measure(&request));
+            match (&args.format, &outcome) {
+                (Format::Json, Ok(result)) => println!("{}", serde_json::to_string(result).map_err(|e| e.to_string())?),
+                (_, Ok(result)) => {
+                    println!("── {id} ({}/{}) ──\n{}", index + 1, experiments.len(), report::table(result))
+                }
+                (_, Err(error)) => eprintln!("{id}: error: {error}"),
+            }
+            match outcome {
+                Ok(result) if result.all_checks_passed => tally.add(&result),
+                Ok(_) => failed.push(format!("{id} (a correctness check failed)")),
+                Err(error) => failed.push(format!("{id} ({error})")),
+            }
+        }
+        let held = crate::resources::held()
+            .map_or_else(|| "what it holds is read from /proc: not on this OS".into(), |held| held.to_string());
+        eprintln!(
+            "round {round}/{rounds}: {} experiments in {:.1} s · {held}",
+            experiments.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!("{tally}");
+    if failed.is_empty() {
         Ok(())
     } else {
-        Err("a correctness check failed: a parallel variant's output differs from the sequential one".into())
+        Err(format!("{} of {} runs failed: {}", failed.len(), experiments.len() * rounds as usize, failed.join(", ")))
+    }
+}
+
+/// The runs `--all` made that passed their checks, and their lessons by verdict.
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    shown: usize,
+    not_shown: usize,
+    not_testable: usize,
+}
+
+impl Tally {
+    fn add(&mut self, result: &RunResult) {
+        self.runs += 1;
+        for lesson in &result.lessons {
+            match lesson.verdict {
+                Verdict::Shown { .. } => self.shown += 1,
+                Verdict::NotShown { .. } => self.not_shown += 1,
+                Verdict::NotTestable { .. } => self.not_testable += 1,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs passed their checks; their lessons: {} shown, {} not shown, {} not testable here",
+            self.runs, self.shown, self.not_shown, self.not_testable
+        )
     }
 }
 

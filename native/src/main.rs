@@ -8,6 +8,7 @@
 mod calibrate;
 mod cli;
 mod explore;
+mod resources;
 mod serve;
 
 use std::process::ExitCode;

@@ -24,6 +24,10 @@
 //   page → worker  {type: 'sim-state', scenario, schedule}   worker → page {type: 'sim-state', state} | {type: 'sim-state', error}
 //   page → worker  {type: 'sim-search', scenario, strategy, seed, runs, depth, bound}
 //                                                     worker → page {type: 'sim-search', found} | {type: 'sim-search', error}
+//   page → worker  {type: 'health'}                   worker → page {type: 'health', wasmBytes, workersStarted, workersEnded}
+//                                                 (between runs: the wasm memory's size and the workers this one
+//                                                   started and ended — the pool's, the process workers — which a
+//                                                   long session must keep steady: the browser soak reads them)
 //   ('loaded' carries the debugging lab's scenarios: `scenarios`)
 // A result reaches the page as an object without its trace (`traced` says there was one): the
 // megabytes of spans are parsed and serialised here, never on the main thread. The trace stays
@@ -40,6 +44,21 @@ let formThreads = 1;
 /** @type {Promise<void> | null} */
 let processWorkers = null;
 let processWorkersLoaded = false;
+
+/** The workers this worker started and ended: the rayon pool's and the process workers. */
+const workers = { started: 0, ended: 0 };
+/** @type {any} */ (self).Worker = class CountedWorker extends Worker {
+  /** @param {string | URL} url @param {WorkerOptions} [options] */
+  constructor(url, options) {
+    super(url, options);
+    workers.started += 1;
+  }
+
+  terminate() {
+    workers.ended += 1;
+    super.terminate();
+  }
+};
 
 /**
  * @typedef {import('./app/messages.js').FromWorker} FromWorker
@@ -212,6 +231,8 @@ self.onmessage = async (/** @type {MessageEvent<ToWorker>} */ { data }) => {
     } catch (error) {
       tell({ type: 'comparison', error: messageOf(error) });
     }
+  } else if (data.type === 'health') {
+    tell({ type: 'health', wasmBytes: wasm ? wasm.memory.buffer.byteLength : 0, workersStarted: workers.started, workersEnded: workers.ended });
   } else if (data.type === 'check') {
     tell({ type: 'checked', problem: formProblem(data.form) });
   } else if (data.type === 'run') {

@@ -1,4 +1,5 @@
-//! `cargo xtask setup | lab | test` — conlab's orchestration (the cargo xtask convention).
+//! `cargo xtask setup | lab | test | bench | soak` — conlab's orchestration (the cargo xtask
+//! convention).
 //!
 //! - `setup`: installs what is missing, each step skipped when the right version is present:
 //!   the wasm nightly (with rust-src, clippy and the wasm32 target), wasm-bindgen-cli at Cargo.lock's
@@ -12,6 +13,8 @@
 //! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, our event loop vs tokio
 //!   and CPython asyncio, our MPMC ring vs crossbeam's ArrayQueue, our schedulers vs rayon
 //!   (natively and in Chromium), and wasm in Chromium vs native (each alternated within one run).
+//! - `soak`: the long sessions whose short forms `test` runs: `conlab run --all --quick` 20
+//!   rounds in one process, and one page session running every quick preset 5 times.
 //!
 //! Native builds use the default (stable) toolchain. wasm builds need nightly and
 //! `-Z build-std`; there is deliberately no rust-toolchain.toml (see ARCHITECTURE.md), so the
@@ -49,7 +52,8 @@ fn main() -> ExitCode {
         Some("lab") => lab(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(),
-        _ => Err("usage: cargo xtask setup | lab [--port P] | test | bench".into()),
+        Some("soak") => soak(),
+        _ => Err("usage: cargo xtask setup | lab [--port P] | test | bench | soak".into()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -414,6 +418,22 @@ fn bench() -> Result {
     build_web()?;
     run_browser_suite("wasm_vs_native")?;
     run_browser_suite("steal_vs_rayon")
+}
+
+/// The soaks at full length (`test` runs 6 rounds of the CLI's, 3 of the page's): threads,
+/// files, processes, workers and memory after every round, printed.
+fn soak() -> Result {
+    setup()?;
+    setup_test_tools()?;
+    build_web()?;
+    run(Command::new(cargo())
+        .args(["test", "--locked", "--package", "conlab-tests", "--test", "end_to_end", "--"])
+        .args(["--nocapture", "cli::run_all_goes_round_every_experiment_holding_nothing_more"])
+        .env("CONLAB_SOAK_ROUNDS", "20"))?;
+    run(Command::new(cargo())
+        .args(["test", "--locked", "--package", "conlab-tests", "--test", "end_to_end", "--"])
+        .args(["--ignored", "--nocapture", "--test-threads=1", "browser::a_long_session"])
+        .env("CONLAB_SOAK_ROUNDS", "5"))
 }
 
 /// A suite of `tests/` that drives Chromium: `#[ignore]`d in plain `cargo test`, run here with

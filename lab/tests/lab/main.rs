@@ -6,6 +6,7 @@
 mod common;
 mod experiments;
 mod gallery;
+mod hostile_input;
 mod lessons;
 
 /// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others

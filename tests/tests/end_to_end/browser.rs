@@ -637,7 +637,7 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
 
 #[test]
 #[ignore = "needs dist/ and Chromium: run by `cargo xtask test`"]
-fn a_damaged_import_or_stored_result_is_named_and_the_page_goes_on() {
+fn damaged_imports_storage_and_links_are_named_and_the_page_goes_on() {
     let (_server, url) = serve(&root().join("dist"));
     let browser = Browser::start(&tempdir("profile-damaged"));
     browser.navigate(&url);
@@ -677,6 +677,81 @@ fn a_damaged_import_or_stored_result_is_named_and_the_page_goes_on() {
     });
     submit(&browser, "mandelbrot", &[("width", "64"), ("height", "32")], "1", 1);
     assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(60)), "done", "{:?}", browser.status());
+
+    // A result of an older schema in the history: named with both schemas.
+    let mut old: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    old["schema"] = json!(0);
+    let history = json!([{ "experiment": "mandelbrot", "when": "not a date", "result": old.to_string() }]);
+    browser.eval(&format!("localStorage.setItem('conlab.history', {});", json!(history.to_string())));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let schema = conlab_lab::experiment::result::SCHEMA_VERSION;
+    let said = format!("a conlab result of schema 0, this lab reads schema {schema}");
+    wait_until(Duration::from_secs(10), "the older schema named", || {
+        browser.eval("return document.getElementById('history-status').textContent;").as_str().unwrap().contains(&said)
+    });
+    let when = browser.eval("return document.querySelector('#history-list li').textContent;");
+    assert!(when.as_str().unwrap().contains("at an unknown time"), "{when}");
+
+    // Storage that is no history at all: set aside (kept under another key), said, and the
+    // history starts afresh.
+    browser.eval("localStorage.setItem('conlab.history', '{not json');");
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let storage = browser.eval(
+        "return [document.getElementById('history-status').textContent, document.getElementById('history-section').hidden, \
+                 localStorage.getItem('conlab.history'), localStorage.getItem('conlab.history.unreadable')];",
+    );
+    assert!(storage[0].as_str().unwrap().starts_with("The stored history could not be read (SyntaxError"), "{storage}");
+    assert_eq!(
+        (&storage[1], &storage[2], &storage[3]),
+        (&json!(false), &json!(null), &json!("{not json")),
+        "{storage}"
+    );
+
+    // A link with every setting wrong: each named, the form keeps its defaults, and it runs.
+    let wrong = [
+        ("width", "x"),
+        ("height", "-1"),
+        ("max_iter", "1e12"),
+        ("axis", "nan"),
+        ("colour", "red"),
+        ("variants", "nope"),
+        ("threads", "1000000000"),
+        ("repeat", "1e12"),
+        ("warmup", "-1"),
+        ("trace", "maybe"),
+    ];
+    let query: Vec<String> = wrong.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    browser.navigate(&format!("{url}?experiment=mandelbrot&{}", query.join("&")));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let form = browser.eval(
+        "return [document.getElementById('experiment-select').value, document.getElementById('link-error').textContent, \
+                 document.querySelector('[data-param=width]').value, document.getElementById('repeat').value];",
+    );
+    let problems = form[1].as_str().unwrap();
+    assert!(problems.starts_with("This link did not fit, so defaults are used for: "), "{form}");
+    for (name, _) in wrong {
+        let named = if name == "variants" { "variant" } else { name };
+        assert!(problems.contains(&format!("`{named}`")), "{name} is named: {problems}");
+    }
+    let defaults = conlab_lab::experiment::find("mandelbrot").unwrap().info();
+    assert_eq!(
+        (&form[0], &form[2], &form[3]),
+        (
+            &json!("mandelbrot"),
+            &json!(defaults.params[0].default.to_string()),
+            &json!(conlab_lab::experiment::DEFAULT_REPEAT.to_string())
+        ),
+        "{form}"
+    );
+    submit(&browser, "mandelbrot", &[("width", "64"), ("height", "32")], "1", 1);
+    assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(60)), "done", "{:?}", browser.status());
+    browser.navigate(&format!("{url}?experiment=nope&width=1"));
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let unknown = browser.eval("return document.getElementById('link-error').textContent;");
+    assert!(unknown.as_str().unwrap().contains("unknown experiment `nope`"), "{unknown}");
+
     let errors: Vec<_> = browser.console().into_iter().filter(|e| e["level"] == json!("SEVERE")).collect();
     assert!(errors.is_empty(), "nothing thrown unseen: {errors:#?}");
 }
@@ -936,4 +1011,85 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let error = browser.eval("return document.getElementById('sim-error').textContent;");
     assert_eq!(error, json!("unknown scenario `nope`; showing lost-update"));
+}
+
+/// The worker's health between runs: its wasm memory, the workers it started and ended.
+fn health(browser: &Browser) -> serde_json::Value {
+    browser.eval("document.body.dataset.health = ''; window.conlabAskHealth();");
+    wait_until(Duration::from_secs(10), "the worker's health", || {
+        browser.eval("return document.body.dataset.health || '';") != json!("")
+    });
+    serde_json::from_str(browser.eval("return document.body.dataset.health;").as_str().unwrap()).unwrap()
+}
+
+/// The browser soak: one page session runs every experiment's quick preset round after round
+/// (`CONLAB_SOAK_ROUNDS`: 3 in `cargo xtask test`, ~11 s a round, so that every experiment is
+/// cancelled once; 5 in `cargo xtask soak`), every third run a long one cancelled mid-way. Every run ends in a result or a clean cancel, no long task
+/// reaches the main thread, no worker is started or ended after the first round, and the wasm
+/// memory grows by at most 1 MB per run after it (printed per round: the growth per run).
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test` and `cargo xtask soak`"]
+fn a_long_session_runs_every_quick_preset_round_after_round_and_stays_healthy() {
+    let rounds: usize = std::env::var("CONLAB_SOAK_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-soak"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    wait_until(Duration::from_secs(60), "the process workers", || {
+        browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
+    });
+    let started = browser.eval("return performance.now();").as_f64().unwrap();
+    let experiments = conlab_lab::experiment::registry();
+    let mut gauges = Vec::new();
+    let mut runs = 0;
+    for round in 1..=rounds {
+        let round_started = Instant::now();
+        for experiment in &experiments {
+            let id = experiment.info().id;
+            let cancelled = runs % 3 == 2;
+            browser.eval(&format!(
+                "const select = document.getElementById('experiment-select'); select.value = {id}; \
+                 select.dispatchEvent(new Event('change')); \
+                 document.querySelector('[data-preset=quick]').click(); \
+                 document.getElementById('threads').value = '1,2'; document.getElementById('warmup').value = '0'; \
+                 document.getElementById('repeat').value = {repeat}; document.getElementById('run-button').click();",
+                id = json!(id),
+                repeat = json!(if cancelled { "1000" } else { "1" }),
+            ));
+            let state = if cancelled {
+                std::thread::sleep(Duration::from_millis(200));
+                browser.eval("document.getElementById('cancel-button').click();");
+                browser.wait_for_status(&["cancelled", "done", "error"], Duration::from_secs(20))
+            } else {
+                browser.wait_for_status(&["done", "error"], Duration::from_secs(120))
+            };
+            let expected = if cancelled { "cancelled" } else { "done" };
+            assert_eq!(state, expected, "round {round}, {id}: {:?}", browser.status());
+            runs += 1;
+        }
+        let gauge = health(&browser);
+        println!(
+            "soak round {round}/{rounds}: {} runs in {:.1} s · wasm memory {:.1} MB · workers started {}, ended {}",
+            experiments.len(),
+            round_started.elapsed().as_secs_f64(),
+            gauge["wasmBytes"].as_f64().unwrap() / 1e6,
+            gauge["workersStarted"],
+            gauge["workersEnded"]
+        );
+        gauges.push(gauge);
+    }
+    let long = browser.eval(&format!("return window.conlabLongTasks.filter(t => t.start >= {started});"));
+    assert_eq!(long, json!([]), "long tasks on the main thread during the soak");
+    let (first, last) = (&gauges[0], &gauges[rounds - 1]);
+    assert_eq!(
+        (&first["workersStarted"], &first["workersEnded"]),
+        (&last["workersStarted"], &last["workersEnded"]),
+        "no worker started or ended after the first round"
+    );
+    let runs_after_first = (experiments.len() * (rounds - 1)).max(1) as f64;
+    let growth = (last["wasmBytes"].as_f64().unwrap() - first["wasmBytes"].as_f64().unwrap()) / runs_after_first;
+    println!("soak: wasm memory grew {:.1} kB per run after the first round", growth / 1e3);
+    assert!(growth <= 1e6, "wasm memory grows {:.1} kB per run", growth / 1e3);
+    let errors: Vec<_> = browser.console().into_iter().filter(|e| e["level"] == json!("SEVERE")).collect();
+    assert!(errors.is_empty(), "nothing thrown unseen: {errors:#?}");
 }

@@ -13,20 +13,43 @@ import { lastResult } from './results.js';
  */
 
 const HISTORY_KEY = 'conlab.history';
+/** Where a stored history that no longer reads is set aside (nothing a user kept is deleted). */
+const UNREADABLE_KEY = 'conlab.history.unreadable';
 const HISTORY_SIZE = 10;
 
 /** The imported result's JSON, to compare the next runs with. @type {string | null} */
 let imported = null;
 
+/** What was wrong with the stored history when it was set aside, to say where it is shown. */
+let setAside = '';
+
 /**
  * The stored entries that are entries at all (what is in them is checked when one is opened).
+ * A history that is not a JSON list is set aside under UNREADABLE_KEY and the history starts
+ * afresh; storage the browser refuses (a privacy mode) reads as empty.
  * @returns {Entry[]}
  */
 export function storedHistory() {
+  let text = null;
   try {
-    const entries = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
-    return Array.isArray(entries) ? entries.filter((entry) => entry && typeof entry === 'object') : [];
-  } catch {
+    text = localStorage.getItem(HISTORY_KEY);
+  } catch (error) {
+    setAside = `This browser keeps no history here (${error}).`;
+    return [];
+  }
+  if (text === null) return [];
+  try {
+    const entries = JSON.parse(text);
+    if (!Array.isArray(entries)) throw new Error('it is not a list of results');
+    return entries.filter((entry) => entry && typeof entry === 'object');
+  } catch (error) {
+    try {
+      localStorage.setItem(UNREADABLE_KEY, text);
+    } catch {
+      // Over the quota even for that: the unreadable text goes.
+    }
+    localStorage.removeItem(HISTORY_KEY);
+    setAside = `The stored history could not be read (${error}), so it starts afresh; what was there is kept in localStorage as ${UNREADABLE_KEY}.`;
     return [];
   }
 }
@@ -53,10 +76,13 @@ export function showHistory() {
   const items = storedHistory().map((entry, index) => {
     const button = el('button', { type: 'button', 'data-history': index, text: `${entry.experiment}` });
     button.onclick = () => openStored(storedHistory()[index]);
-    return el('li', {}, button, ` ${new Date(entry.when).toLocaleString()} — ${entry.title ?? ''}`);
+    const when = new Date(entry.when);
+    const whenText = Number.isNaN(when.getTime()) ? 'at an unknown time' : when.toLocaleString();
+    return el('li', {}, button, ` ${whenText} — ${entry.title ?? ''}`);
   });
   $('history-list').replaceChildren(...items);
-  $('history-section').hidden = !items.length;
+  if (setAside) $('history-status').textContent = setAside;
+  $('history-section').hidden = !items.length && !setAside;
 }
 
 /** @param {Entry | undefined} entry */

@@ -11,7 +11,7 @@ import { setUpDebugger, openDebuggerLink, showSimSearch, showSimState } from './
 import { $, el, setStatus } from './dom.js';
 import { fillForm, poolReady, poolThreads, setRunning, setUpForm, showExperiment, showProblem, threadsReady } from './form.js';
 import { compareWithImported, openLatest, remember, setUpImport, showHistory, showImported, showStoredError, storedHistory } from './history.js';
-import { startWorker } from './protocol.js';
+import { send, startWorker } from './protocol.js';
 import { showComparison, showResult } from './results.js';
 import { setUpTimelineZoom, showWindow } from './timeline.js';
 
@@ -26,6 +26,9 @@ import { setUpTimelineZoom, showWindow } from './timeline.js';
 /** @type {{ start: number, duration: number }[]} */
 const longTasks = [];
 /** @type {any} */ (window).conlabLongTasks = longTasks;
+// The worker's health between runs (wasm memory, workers started and ended), for the browser
+// soak: asked here, answered into `document.body.dataset.health`.
+/** @type {any} */ (window).conlabAskHealth = () => send({ type: 'health' });
 try {
   new PerformanceObserver((list) => longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, duration: e.duration }))))
     .observe({ type: 'longtask', buffered: true });
@@ -134,6 +137,9 @@ const handlers = {
   },
   'sim-search'(data) {
     showSimSearch(data);
+  },
+  health({ wasmBytes, workersStarted, workersEnded }) {
+    document.body.dataset.health = JSON.stringify({ wasmBytes, workersStarted, workersEnded });
   },
   comparison(data) {
     showComparison(data);

@@ -68,6 +68,7 @@
  *   | { type: 'sim-state', state?: string, error?: string }
  *   | { type: 'sim-search', found?: string, error?: string }
  *   | { type: 'comparison', table?: string, error?: string }
+ *   | { type: 'health', wasmBytes: number, workersStarted: number, workersEnded: number }
  *   | { type: 'error', message: string, stored?: boolean, invalid?: boolean }} FromWorker
  */
 
@@ -80,7 +81,8 @@
  *   | { type: 'compare', here: string, there: string }
  *   | { type: 'timeline', from: number, to: number }
  *   | { type: 'sim-state', scenario: string, schedule: string }
- *   | { type: 'sim-search', scenario: string, strategy: string, seed: number, runs: number, depth: number, bound: number }} ToWorker
+ *   | { type: 'sim-search', scenario: string, strategy: string, seed: number, runs: number, depth: number, bound: number }
+ *   | { type: 'health' }} ToWorker
  */
 
 export {};
