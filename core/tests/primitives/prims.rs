@@ -184,11 +184,12 @@ fn a_barrier_separates_phases_runs_its_action_and_breaks_on_abort_or_timeout() {
 
 #[test]
 fn queues_apply_backpressure_order_items_and_join_waits_for_task_done() {
+    let items: u32 = if cfg!(miri) { 200 } else { 2000 };
     let queue = Queue::new(4, Order::Fifo);
     let received = std::sync::Mutex::new(Vec::new());
     run_team(3, |member| {
         if member.index == 0 {
-            for i in 0..2000u32 {
+            for i in 0..items {
                 queue.put(i, None).unwrap();
                 assert!(queue.qsize() <= 4, "never past maxsize");
             }
@@ -203,7 +204,7 @@ fn queues_apply_backpressure_order_items_and_join_waits_for_task_done() {
     .unwrap();
     let mut received = received.into_inner().unwrap();
     received.sort_unstable();
-    assert_eq!(received, (0..2000).collect::<Vec<_>>(), "each item exactly once");
+    assert_eq!(received, (0..items).collect::<Vec<_>>(), "each item exactly once");
     assert_eq!(queue.task_done(), Err(PrimError::TooManyTaskDone));
     assert_eq!(queue.get(SHORT), Err(PrimError::Empty));
 
@@ -226,7 +227,9 @@ fn queues_apply_backpressure_order_items_and_join_waits_for_task_done() {
 #[test]
 fn locks_and_events_hold_up_under_stress() {
     use std::sync::atomic::AtomicU64;
-    const ROUNDS: u64 = 5_000;
+    // Under Miri a hundredth of the rounds: the full stress takes it minutes.
+    const ROUNDS: u64 = if cfg!(miri) { 50 } else { 5_000 };
+    const EVENT_ROUNDS: usize = if cfg!(miri) { 20 } else { 500 };
     // A read-then-write counter: only mutual exclusion keeps every increment.
     let bump = |counter: &AtomicU64| counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     let (rlock, plain) = (RLock::new(), Lock::new());
@@ -245,10 +248,10 @@ fn locks_and_events_hold_up_under_stress() {
     assert_eq!((under_rlock.into_inner(), under_lock.into_inner()), (4 * ROUNDS, 4 * ROUNDS));
     assert_eq!((rlock.depth(), plain.locked()), (0, false));
 
-    // 500 rounds of set → every waiter wakes → clear: no wake-up lost.
+    // Rounds of set → every waiter wakes → clear: no wake-up lost.
     let (event, rounds, woken) = (Event::new(), Barrier::new(4), AtomicUsize::new(0));
     run_team(4, |member| {
-        for _ in 0..500 {
+        for _ in 0..EVENT_ROUNDS {
             rounds.wait(Some(Duration::from_secs(30))).unwrap();
             if member.index == 0 {
                 event.set();
@@ -262,5 +265,5 @@ fn locks_and_events_hold_up_under_stress() {
         }
     })
     .unwrap();
-    assert_eq!(woken.load(Ordering::SeqCst), 3 * 500);
+    assert_eq!(woken.load(Ordering::SeqCst), 3 * EVENT_ROUNDS);
 }
