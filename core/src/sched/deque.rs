@@ -13,10 +13,13 @@
 //! overwriting after wrap-around, and then loses its CAS; an atomic read makes that race
 //! benign instead of undefined.
 //!
-//! Memory ordering (Lê et al.): push writes the slot (Relaxed), fences Release, then publishes
-//! `bottom` (Relaxed). pop lowers `bottom`, fences SeqCst, then reads `top`; steal reads `top`
-//! (Acquire), fences SeqCst, then reads `bottom` (Acquire). The two SeqCst fences decide the
-//! race for the last element; the CAS on `top` (SeqCst) decides between thieves.
+//! Memory ordering (Lê et al.): push writes the slot (Relaxed), then publishes `bottom` with a
+//! Release store, which a thief's Acquire load of `bottom` synchronises with (Lê et al. write a
+//! Release fence and a Relaxed store: the same order for this one store, and the store-release
+//! is one ThreadSanitizer can check — it does not model fences). pop lowers `bottom`, fences
+//! SeqCst, then reads `top`; steal reads `top` (Acquire), fences SeqCst, then reads `bottom`
+//! (Acquire). The two SeqCst fences decide the race for the last element; the CAS on `top`
+//! (SeqCst) decides between thieves.
 //!
 //! | top vs bottom | meaning |
 //! |---|---|
@@ -109,8 +112,7 @@ impl<T> Worker<T> {
             return Err(task);
         }
         inner.slot(bottom).store(Box::into_raw(Box::new(task)), Ordering::Relaxed);
-        fence(Ordering::Release);
-        inner.bottom.store(bottom + 1, Ordering::Relaxed);
+        inner.bottom.store(bottom + 1, Ordering::Release);
         Ok(())
     }
 
