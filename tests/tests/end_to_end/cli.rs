@@ -260,6 +260,19 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
         &["run", "mandelbrot", "--threads", "0"],
         "parameter `threads`: expected an integer from 1 to 512, got `0`",
     );
+    // Huge numbers are refused before anything is allocated for them.
+    assert_fails_with(
+        &["run", "mandelbrot", "--threads", "1000000000"],
+        "parameter `threads`: expected an integer from 1 to 512, got `1000000000`",
+    );
+    assert_fails_with(
+        &["run", "mandelbrot", "--repeat", "1000000000000"],
+        "parameter `repeat`: expected an integer from 1 to 1000, got `1000000000000`",
+    );
+    assert_fails_with(
+        &["run", "mandelbrot", "--set", "max_iter=1e12"],
+        "parameter `max_iter`: expected an integer from 1 to 100000, got `1e12`",
+    );
     assert_fails_with(
         &["run", "io-fanout", "--variant", "fibers"],
         "parameter `variant`: unknown variant `fibers`; io-fanout has seq, thread-per-task, pool",
