@@ -13,13 +13,15 @@
 //! overwriting after wrap-around, and then loses its CAS; an atomic read makes that race
 //! benign instead of undefined.
 //!
-//! Memory ordering (Lê et al.): push writes the slot (Relaxed), then publishes `bottom` with a
-//! Release store, which a thief's Acquire load of `bottom` synchronises with (Lê et al. write a
-//! Release fence and a Relaxed store: the same order for this one store, and the store-release
-//! is one ThreadSanitizer can check — it does not model fences). pop lowers `bottom`, fences
-//! SeqCst, then reads `top`; steal reads `top` (Acquire), fences SeqCst, then reads `bottom`
-//! (Acquire). The two SeqCst fences decide the race for the last element; the CAS on `top`
-//! (SeqCst) decides between thieves.
+//! Memory ordering (after Lê et al.): push writes the slot (Relaxed), then publishes `bottom`.
+//! Every store to `bottom` — push's, and pop's lowering and restoring — is a Release store, so a
+//! thief's Acquire load of `bottom`, whichever of them it reads, sees every slot below it. Lê et
+//! al. get this from one Release fence in push, which orders all of the owner's later stores
+//! too; ThreadSanitizer does not model fences, and a Release store on push's alone is not
+//! enough (Miri found a thief reading a stale null slot through pop's Relaxed restore). pop
+//! lowers `bottom`, fences SeqCst, then reads `top`; steal reads `top` (Acquire), fences
+//! SeqCst, then reads `bottom` (Acquire). The two SeqCst fences decide the race for the last
+//! element; the CAS on `top` (SeqCst) decides between thieves.
 //!
 //! | top vs bottom | meaning |
 //! |---|---|
@@ -120,19 +122,19 @@ impl<T> Worker<T> {
     pub fn pop(&self) -> Option<T> {
         let inner = &*self.inner;
         let bottom = inner.bottom.load(Ordering::Relaxed) - 1;
-        inner.bottom.store(bottom, Ordering::Relaxed);
+        inner.bottom.store(bottom, Ordering::Release);
         fence(Ordering::SeqCst);
         let top = inner.top.load(Ordering::Relaxed);
         if top > bottom {
             // Empty: restore.
-            inner.bottom.store(bottom + 1, Ordering::Relaxed);
+            inner.bottom.store(bottom + 1, Ordering::Release);
             return None;
         }
         let task = inner.slot(bottom).load(Ordering::Relaxed);
         if top == bottom {
             // The last task: race the thieves for it.
             let won = inner.top.compare_exchange(top, top + 1, Ordering::SeqCst, Ordering::Relaxed).is_ok();
-            inner.bottom.store(bottom + 1, Ordering::Relaxed);
+            inner.bottom.store(bottom + 1, Ordering::Release);
             if !won {
                 return None;
             }
