@@ -383,12 +383,13 @@ fn a_bounded_semaphore_refuses_to_overflow() {
     let outcome = run_virtual(async {
         let semaphore = Semaphore::bounded(1);
         let permit = semaphore.acquire().await?;
-        std::mem::forget(permit);
-        Ok((semaphore.release(), semaphore.release()))
+        let in_use = semaphore.value();
+        drop(permit);
+        Ok((in_use, semaphore.value(), semaphore.release()))
     });
     assert_eq!(
         outcome,
-        Ok((Ok(()), Err(AioError::Raised("ValueError: BoundedSemaphore released too many times".into()))))
+        Ok((0, 1, Err(AioError::Raised("ValueError: BoundedSemaphore released too many times".into()))))
     );
 }
 
