@@ -448,11 +448,17 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one_and_free_threaded_
             break;
         }
     }
-    assert!(
-        rounds.iter().any(|&(_, free)| free >= 1.6),
-        "free-threaded speedups at 2 threads (fastest runs): {rounds:?}"
-    );
     assert!(rounds.iter().all(|&(gil, _)| gil < 1.3), "GIL speedups at 2 threads (fastest runs): {rounds:?}");
+    if rounds.iter().all(|&(_, free)| free < 1.6) {
+        // Two cores' worth of speedup needs two cores: with a neighbour on one (a fresh clone
+        // read 1.12–1.47× while two busy threads got 1.36 cores) the law is inconclusive.
+        let parallelism = crate::common::parallelism_now();
+        assert!(
+            parallelism < 1.7,
+            "free-threaded speedups at 2 threads (fastest runs): {rounds:?}; two busy threads get {parallelism:.2} cores"
+        );
+        println!("free-threaded law inconclusive: {rounds:?} while two busy threads got {parallelism:.2} cores");
+    }
 }
 
 #[test]
