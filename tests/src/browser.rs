@@ -151,6 +151,14 @@ pub fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool
     }
 }
 
+/// Waits until the page has started its process workers (the Web Workers that process pools
+/// run on), which load after the thread pool.
+pub fn wait_for_process_workers(browser: &Browser) {
+    wait_until(Duration::from_secs(60), "the process workers", || {
+        browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
+    });
+}
+
 pub fn artifacts() -> PathBuf {
     root().join("target/browser-e2e")
 }

@@ -17,6 +17,12 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
 }
 
+/// How many rounds a soak runs: `CONLAB_SOAK_ROUNDS` (`cargo xtask soak` sets it), else
+/// `default` (the short form `cargo xtask test` runs).
+pub fn soak_rounds(default: usize) -> usize {
+    std::env::var("CONLAB_SOAK_ROUNDS").ok().and_then(|rounds| rounds.parse().ok()).unwrap_or(default)
+}
+
 /// The `conlab` binary (debug), built once per test process through the cargo running us.
 pub fn conlab() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();

@@ -8,8 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use conlab_tests::browser::{artifacts, submit, submit_variants, tempdir, wait_until, Browser};
-use conlab_tests::{conlab_release, free_port, root, serve, Guard};
+use conlab_tests::browser::{
+    artifacts, submit, submit_variants, tempdir, wait_for_process_workers, wait_until, Browser,
+};
+use conlab_tests::{conlab_release, free_port, root, serve, soak_rounds, Guard};
 use serde_json::json;
 
 #[test]
@@ -779,9 +781,7 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
         browser.eval("return [document.getElementById('experiment-select').value, document.getElementById('link-error').textContent];");
     assert_eq!(form, json!([info.id, ""]), "the link restores the form");
     if info.topic == "processes & IPC" || info.id == "gil-cpu" || info.id == "models-matrix" {
-        wait_until(Duration::from_secs(60), "the process workers", || {
-            browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
-        });
+        wait_for_process_workers(browser);
     }
     let started =
         browser.eval("document.getElementById('run-button').click(); return performance.now();").as_f64().unwrap();
@@ -1030,14 +1030,12 @@ fn health(browser: &Browser) -> serde_json::Value {
 #[test]
 #[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test` and `cargo xtask soak`"]
 fn a_long_session_runs_every_quick_preset_round_after_round_and_stays_healthy() {
-    let rounds: usize = std::env::var("CONLAB_SOAK_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let rounds = soak_rounds(3);
     let (_server, url) = serve(&root().join("dist"));
     let browser = Browser::start(&tempdir("profile-soak"));
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
-    wait_until(Duration::from_secs(60), "the process workers", || {
-        browser.eval("return Number(document.body.dataset.processWorkers || 0);").as_u64().unwrap_or(0) >= 2
-    });
+    wait_for_process_workers(&browser);
     let started = browser.eval("return performance.now();").as_f64().unwrap();
     let experiments = conlab_lab::experiment::registry();
     let mut gauges = Vec::new();

@@ -626,7 +626,7 @@ fn held(line: &str) -> std::collections::BTreeMap<String, f64> {
 #[test]
 fn run_all_goes_round_every_experiment_holding_nothing_more() {
     let _alone = alone();
-    let rounds: usize = std::env::var("CONLAB_SOAK_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
+    let rounds = conlab_tests::soak_rounds(6);
     let output = Command::new(conlab())
         .env("MALLOC_ARENA_MAX", "1")
         .args([
