@@ -16,6 +16,7 @@ const GIL_CPU: &str = include_str!("../python/gil_cpu.py");
 const GIL_RACE: &str = include_str!("../python/gil_race.py");
 const IO_FANOUT: &str = include_str!("../python/io_fanout.py");
 const SWITCH_INTERVAL: &str = include_str!("../python/switch_interval.py");
+const GIL_NATIVE: &str = include_str!("../python/gil_native.py");
 
 const ITERATIONS: u64 = 2_000_000;
 /// Increments per thread in the race: ~75 ms of CPython's read-call-write loop, some 15 tenures
@@ -31,6 +32,14 @@ const SWITCH_ITERATIONS: u64 = 1_000_000;
 /// The switch intervals (ms) whose handover rates are compared: the switch-interval
 /// experiment's metrics are named after them.
 const SWITCH_INTERVALS: [&str; 3] = ["0.1", "1", "5"];
+/// nogil-ext and per-element: 16 MB hashed in 2 KB blocks, the smallest buffer CPython's
+/// hashlib hashes with the GIL released (some 11 ms for one thread).
+const NATIVE_BLOCKS: u64 = 8192;
+const NATIVE_BLOCK_BYTES: u64 = 2048;
+/// Runs of each side: at 2 KB a call releases the GIL for ~1.3 µs, and two threads sometimes
+/// fall into step and sometimes queue at every call — in CPython as in the model — so the
+/// speedups compared are the medians' and the rows show the range.
+const NATIVE_RUNS: usize = 9;
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
 /// Bytecode instructions per iteration of the model's loop (`total = total + 1`).
@@ -148,6 +157,24 @@ fn ratio(model: f64, cpython: f64) -> String {
     }
 }
 
+/// A speedup on more threads, from the medians of each side's runs, with the range the runs
+/// spanned (the fastest and slowest multi-threaded run against the one-thread median).
+fn speedup_row(what: String, cpython: (&[f64], &[f64]), model: (&[f64], &[f64])) -> Row {
+    let speedup = |(one, more): (&[f64], &[f64])| {
+        let base = middle(one);
+        let (fastest, slowest) = more.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        (base / middle(more), base / slowest, base / fastest)
+    };
+    let (cpy, cpy_low, cpy_high) = speedup(cpython);
+    let (mine, low, high) = speedup(model);
+    Row(
+        what,
+        format!("{cpy:.2}× ({cpy_low:.2}–{cpy_high:.2})"),
+        format!("{mine:.2}× ({low:.2}–{high:.2})"),
+        ratio(mine, cpy),
+    )
+}
+
 fn fraction_row(what: String, cpython: f64, model: f64) -> Row {
     Row(what, format!("{cpython:.2}"), format!("{model:.2}"), format!("{:+.2}", model - cpython))
 }
@@ -165,6 +192,8 @@ pub fn calibrate_python() -> Result<(), String> {
     let mut switch_args = vec![SWITCH_ITERATIONS.to_string(), threads.to_string()];
     switch_args.extend(SWITCH_INTERVALS.iter().map(|ms| ms.to_string()));
     let switches = python(SWITCH_INTERVAL, &switch_args)?;
+    let native =
+        python(GIL_NATIVE, &[NATIVE_BLOCKS.to_string(), NATIVE_BLOCK_BYTES.to_string(), NATIVE_RUNS.to_string()])?;
     let cpy_iteration = number(&cpu, "ns_per_iteration")?;
 
     eprintln!("The model: fitting op_ns to CPython's {cpy_iteration:.1} ns per iteration…");
@@ -192,6 +221,16 @@ pub fn calibrate_python() -> Result<(), String> {
         &["gil"],
         &[threads],
         3,
+    )?;
+
+    let (call_ns, block_ns) = (number(&native, "call_ns")?, number(&native, "block_ns")?);
+    let gil_native = model(
+        "gil-cpu",
+        json!({ "iterations": NATIVE_BLOCKS, "native_ns": block_ns, "call_ns": call_ns, "element": 1,
+                "switch_ms": switch_ms, "op_ns": op_ns }),
+        &["nogil-ext", "per-element"],
+        &[1, threads],
+        NATIVE_RUNS,
     )?;
 
     let cpy_speedup = number(&cpu, "seq_s")? / number(&cpu, "threads_s")?;
@@ -252,6 +291,31 @@ pub fn calibrate_python() -> Result<(), String> {
         ),
     ]);
 
+    for (variant, side, what) in [
+        ("nogil-ext", "whole", "gil-cpu nogil-ext: sha256, one call per thread"),
+        ("per-element", "each", "gil-cpu per-element: sha256, one call per 2 KB"),
+    ] {
+        let runs = |threads: usize| {
+            native[side][threads.to_string()]
+                .as_array()
+                .and_then(|runs| runs.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>())
+                .ok_or_else(|| format!("python3 printed no `{side}` runs for {threads} threads"))
+        };
+        let (cpy_one, cpy_two) = (runs(1)?, runs(threads)?);
+        let samples =
+            |threads: usize| gil_native.cell(variant, threads).map(|c| c.samples.clone()).filter(|s| !s.is_empty());
+        let (Some(model_one), Some(model_two)) = (samples(1), samples(threads)) else {
+            return Err(format!("the gil-cpu model measured nothing for {variant}"));
+        };
+        rows.push(speedup_row(format!("{what}, {threads} threads"), (&cpy_one, &cpy_two), (&model_one, &model_two)));
+    }
+    rows.push(Row(
+        "gil-cpu per-element: a call's work with the GIL held (sha256(b''))".into(),
+        format!("{call_ns:.0} ns"),
+        format!("{call_ns:.0} ns"),
+        "set to CPython's".into(),
+    ));
+
     for (ms, run) in SWITCH_INTERVALS.iter().zip(switches["runs"].as_array().into_iter().flatten()) {
         let cpython = number(run, "handovers")? / number(run, "seconds")?;
         let metric = |name: &str| {
@@ -287,6 +351,11 @@ pub fn calibrate_python() -> Result<(), String> {
     println!(
         "Handovers are counted where the loop sees them (an iteration that finds the other thread ran last); a \
          thread asks for the GIL after the interval, so neither side exceeds 1/interval."
+    );
+    println!(
+        "sha256 speedups are medians of {NATIVE_RUNS} runs a side (in brackets: the slowest and fastest run against \
+         the 1-thread median); the model hashes nothing: it is set to CPython's measured time per 2 KB block \
+         ({block_ns:.0} ns) and per call ({call_ns:.0} ns)."
     );
     println!("This machine's CPython runs the loop at the model's pace with --set op_ns={op_ns:.2} (measured above).");
     Ok(())

@@ -38,15 +38,22 @@ struct State {
     locked: bool,
     /// Thread that holds (or last held) the GIL.
     holder: Option<usize>,
-    /// Incremented by every take: a waiter only requests a drop if no take happened while it
-    /// waited.
+    /// Incremented by every take (forced switching waits for the next one).
     takes: u64,
-    /// Takes by another thread than the last holder: the GIL changing hands.
+    /// Takes by another thread than the last holder: the GIL changing hands (CPython's
+    /// `switch_number`). A waiter requests a drop only if none happened while it waited — a
+    /// holder that drops and retakes the GIL around every native call, before the signalled
+    /// waiter wakes, is still asked to drop it.
     handovers: u64,
     /// Threads waiting for the GIL, in the order they (re)started waiting.
     queue: VecDeque<usize>,
     /// The waiter the last drop signalled, until it wakes.
     signalled: Option<usize>,
+    /// Droppers waiting for someone else to take the GIL (forced switching): a take signals
+    /// them only if there are any, as glibc's `pthread_cond_signal` makes no system call when
+    /// nobody waits — a futex wake on every take would charge each one ~0.5 µs CPython does
+    /// not pay.
+    switch_waiters: usize,
 }
 
 /// The global interpreter lock.
@@ -109,7 +116,7 @@ impl Gil {
         while state.locked {
             // One `COND_TIMED_WAIT` of CPython's loop: joins the back of the queue, wakes when a
             // drop signals it or when the interval is up.
-            let seen = state.takes;
+            let seen = state.handovers;
             let deadline = Instant::now().plus(self.interval);
             state.queue.push_back(thread);
             let timed_out = loop {
@@ -124,7 +131,7 @@ impl Gil {
                 }
             };
             state.queue.retain(|&waiter| waiter != thread);
-            if timed_out && state.locked && state.takes == seen {
+            if timed_out && state.locked && state.handovers == seen {
                 // Raising a raised flag is no new request: a holder the OS has descheduled for
                 // longer than an interval is asked again, and still drops the GIL once.
                 if !self.drop_request.swap(true, Ordering::Relaxed) {
@@ -142,8 +149,11 @@ impl Gil {
         state.takes += 1;
         // A request was for the previous holder; it is served.
         self.drop_request.store(false, Ordering::Relaxed);
+        let switch_waiters = state.switch_waiters;
         drop(state);
-        self.switched.notify_all();
+        if switch_waiters > 0 {
+            self.switched.notify_all();
+        }
         Taken { waited_from, requests, first_request }
     }
 
@@ -160,9 +170,11 @@ impl Gil {
         }
         if self.drop_request.load(Ordering::Relaxed) {
             let taken_at = state.takes;
+            state.switch_waiters += 1;
             while state.takes == taken_at && state.holder == Some(thread) {
                 state = self.switched.wait(state).unwrap_or_else(|p| p.into_inner());
             }
+            state.switch_waiters -= 1;
         }
     }
 
@@ -170,5 +182,52 @@ impl Gil {
     #[inline]
     pub fn drop_requested(&self) -> bool {
         self.drop_request.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::platform::run_team;
+    use crate::sync::atomic::AtomicBool;
+
+    #[test]
+    fn a_holder_that_drops_and_retakes_at_once_is_still_asked_to_switch() {
+        // The holder runs bytecode for 20 µs, drops the GIL and takes it straight back, as a
+        // thread calling a very short C function in a loop does: the waiter the drop signals
+        // is still waking when the GIL is taken again. No switch happens while it
+        // waits, so after an interval it asks for a drop — CPython counts switches, not takes —
+        // and the holder's next drop hands over. (Counting takes, it waited the holder out.)
+        let gil = Gil::new(Duration::from_millis(1));
+        let waiter_ran = AtomicBool::new(false);
+        let waited = crate::sync::Mutex::new(Duration::ZERO);
+        run_team(2, |member| {
+            if member.index == 0 {
+                let start = Instant::now();
+                gil.take(0);
+                let busy = |micros| {
+                    let from = Instant::now();
+                    while from.elapsed() < Duration::from_micros(micros) {
+                        std::hint::spin_loop();
+                    }
+                };
+                while !waiter_ran.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(300) {
+                    busy(20);
+                    gil.drop_gil(0);
+                    gil.take(0);
+                }
+                gil.drop_gil(0);
+            } else {
+                crate::platform::sleep(Duration::from_millis(2));
+                let taken = gil.take(1);
+                *lock(&waited) = taken.waited_from.elapsed();
+                waiter_ran.store(true, Ordering::Release);
+                gil.drop_gil(1);
+            }
+        })
+        .unwrap();
+        let waited = *lock(&waited);
+        assert!(gil.drop_requests() >= 1 || waited < Duration::from_millis(1), "no drop request; waited {waited:?}");
+        assert!(waited < Duration::from_millis(100), "the waiter starved for {waited:?}");
     }
 }

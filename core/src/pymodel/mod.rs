@@ -71,8 +71,12 @@ pub enum Instruction {
     },
     /// Blocking I/O for this many µs: releases the GIL while it waits.
     Io(u32),
-    /// Native code for this many µs (a C extension releasing the GIL), busy on the CPU.
-    Nogil(u32),
+    /// Native code busy on the CPU for this many ns with the GIL held: a C function's own work
+    /// before and after any release (parsing its arguments, building its result object).
+    Native(u64),
+    /// Native code busy on the CPU for this many ns, the GIL released around it (a C extension's
+    /// `Py_BEGIN_ALLOW_THREADS … Py_END_ALLOW_THREADS`, NumPy's kernels, hashlib on a big buffer).
+    Nogil(u64),
 }
 
 /// Code plus the functions it calls (each a straight-line body).
@@ -183,6 +187,59 @@ impl Bytecode {
             }
         }
         program
+    }
+
+    /// A C extension doing `iterations` of work at `native_ns` each in one call that releases the
+    /// GIL for all of it (`with nogil:` around the whole loop in Cython), after `call_ns` of its
+    /// own work with the GIL held: the call, then its result (the iterations it counted) added
+    /// to shared variable `var`.
+    pub fn native_call(var: usize, iterations: i64, native_ns: f64, call_ns: u64) -> Self {
+        let mut code = vec![Instruction::Native(call_ns)];
+        if iterations > 0 {
+            code.push(Instruction::Nogil((iterations as f64 * native_ns).round() as u64));
+        }
+        code.extend([
+            Instruction::LoadShared(var),
+            Instruction::Const(iterations),
+            Instruction::Add,
+            Instruction::StoreShared(var),
+        ]);
+        Self { code, functions: Vec::new(), locals: 1 }
+    }
+
+    /// The same work as [`native_call`](Self::native_call), one native call per `element`
+    /// iterations from a Python loop (`for block in blocks: total += f(block)`, `f` releasing the
+    /// GIL inside): every element takes the GIL back to run the loop's bytecode and the call's
+    /// `call_ns` of held work, and drops it again. A last, shorter call does what is left over.
+    pub fn native_per_element(var: usize, iterations: i64, element: i64, native_ns: f64, call_ns: u64) -> Self {
+        let element = element.max(1);
+        let (calls, rest) = (iterations / element, iterations % element);
+        let call = |n: i64| {
+            [
+                Instruction::Native(call_ns),
+                Instruction::Nogil((n as f64 * native_ns).round() as u64),
+                Instruction::LoadLocal(1),
+                Instruction::Const(n),
+                Instruction::Add,
+                Instruction::StoreLocal(1),
+            ]
+        };
+        let mut code = Vec::new();
+        if calls > 0 {
+            code.extend([Instruction::Const(calls), Instruction::StoreLocal(0)]);
+            code.extend(call(element));
+            code.push(Instruction::LoopBack { counter: 0, to: 2 });
+        }
+        if rest > 0 {
+            code.extend(call(rest));
+        }
+        code.extend([
+            Instruction::LoadShared(var),
+            Instruction::LoadLocal(1),
+            Instruction::Add,
+            Instruction::StoreShared(var),
+        ]);
+        Self { code, functions: Vec::new(), locals: 2 }
     }
 
     /// `for _ in range(n): total = total + 1` on a local: pure CPU work.
@@ -509,10 +566,11 @@ impl Interpreter {
                     let waited = self.acquire(held, stats, recorder);
                     stats.io_response_ns.record(waited);
                 }
-                Instruction::Nogil(micros) => {
+                Instruction::Native(nanos) => self.spinner.spin(nanos as f64),
+                Instruction::Nogil(nanos) => {
                     self.release(held, recorder);
                     let start = Instant::now();
-                    self.spinner.spin(f64::from(micros) * 1e3);
+                    self.spinner.spin(nanos as f64);
                     recorder.record_at(held.thread, SpanKind::Run, "native code (GIL released)", start, Instant::now());
                     self.acquire(held, stats, recorder);
                 }
@@ -552,6 +610,24 @@ mod tests {
         for mode in [gil(), Mode::FreeThreaded { overhead: 0.0 }] {
             assert_eq!(run(&interpreter(mode.clone()), &Bytecode::increment_loop(1000), 1), 1000);
             assert_eq!(run(&interpreter(mode), &Bytecode::increment_loop_with_call(1000), 1), 1000);
+        }
+    }
+
+    #[test]
+    fn native_calls_count_their_iterations_and_per_element_retakes_the_gil_per_call() {
+        let interpreter = interpreter(gil());
+        let recorder = Recorder::new(false);
+        for (iterations, element, calls) in [(1000, 64, 16), (1024, 64, 16), (10, 64, 1), (0, 64, 0)] {
+            let shared = [AtomicI64::new(0)];
+            let whole =
+                interpreter.run(&Bytecode::native_call(0, iterations, 1.0, 10), &shared, 0, &recorder, &|| true);
+            assert_eq!(shared[0].load(Ordering::Relaxed), iterations);
+            assert_eq!(whole.takes, 1 + u64::from(iterations > 0), "one take, and one after the call");
+            let shared = [AtomicI64::new(0)];
+            let program = Bytecode::native_per_element(0, iterations, element, 1.0, 10);
+            let each = interpreter.run(&program, &shared, 0, &recorder, &|| true);
+            assert_eq!(shared[0].load(Ordering::Relaxed), iterations, "{iterations} by {element}");
+            assert_eq!(each.takes, 1 + calls, "{iterations} by {element}: a take after every call");
         }
     }
 
@@ -602,7 +678,7 @@ mod tests {
 
     #[test]
     fn io_and_native_sections_release_the_gil() {
-        for op in [Instruction::Io(20_000), Instruction::Nogil(20_000)] {
+        for op in [Instruction::Io(20_000), Instruction::Nogil(20_000_000)] {
             let interpreter = interpreter(gil());
             let recorder = Recorder::new(true);
             let program = Bytecode { code: vec![op], functions: vec![], locals: 0 };

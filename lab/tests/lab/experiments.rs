@@ -462,6 +462,41 @@ fn under_the_gil_two_cpu_bound_threads_are_no_faster_than_one_and_free_threaded_
 }
 
 #[test]
+fn native_code_scales_when_it_releases_the_gil_for_long_and_not_when_it_releases_it_per_element() {
+    let _alone = alone();
+    // The granularity of the release: one call per thread for its whole share (~10 ms each at
+    // 2 threads) scales with the cores; the same work as a 320 ns call per element takes the
+    // GIL back thousands of times and gains nothing (0.95–1.00× here at the defaults, 1.22×
+    // in the luckiest of 8 runs). Fastest runs, up to three rounds: the whole-share law must
+    // show in one (inconclusive when two busy threads get under 1.7 cores), the per-element
+    // law in every one.
+    let mut request = request("gil-cpu", &[("iterations", json!(1_000_000))], &[1, 2]);
+    request.repeat = 5;
+    request.variants = Some(vec!["nogil-ext".into(), "per-element".into()]);
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let result = run_quietly(&request).unwrap();
+        let fastest = |variant: &str, threads| result.cell(variant, threads).unwrap().summary.as_ref().unwrap().min;
+        let speedup = |variant: &str| fastest(variant, 1) / fastest(variant, 2);
+        let wait = |threads| result.cell("per-element", threads).unwrap().metrics["GIL wait"].median;
+        rounds.push((speedup("nogil-ext"), speedup("per-element"), wait(2) / wait(1)));
+        if speedup("nogil-ext") >= 1.6 {
+            break;
+        }
+    }
+    assert!(rounds.iter().all(|&(_, each, _)| each <= 1.3), "per-element speedups at 2 threads: {rounds:?}");
+    assert!(rounds.iter().all(|&(_, _, waits)| waits >= 3.0), "per-element's threads queue for the GIL: {rounds:?}");
+    if rounds.iter().all(|&(whole, _, _)| whole < 1.6) {
+        let parallelism = crate::common::parallelism_now();
+        assert!(
+            parallelism < 1.7,
+            "nogil-ext speedups at 2 threads: {rounds:?}; two busy threads get {parallelism:.2} cores"
+        );
+        println!("nogil-ext law inconclusive: {rounds:?} while two busy threads got {parallelism:.2} cores");
+    }
+}
+
+#[test]
 fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     let _beside = beside();
     // One definition in both experiments: a thread alone never hands the GIL over (its first

@@ -30,10 +30,15 @@ impl Experiment for GilCpu {
                       doing all the work — or longer, because every switch interval (5 ms) a waiting thread asks the \
                       holder to drop the GIL and the handover costs. Free-threaded Python (PEP 703, no GIL) scales \
                       with the cores, at a per-instruction cost (`ft_overhead`), and so does a process pool, after \
-                      starting its processes. The model runs a tiny bytecode on real threads at CPython's pace \
-                      (`op_ns` per instruction); each thread's loop works on its own locals, as a CPython frame's do, \
-                      so nothing is shared while it runs. The timeline shows who holds the GIL and who waits. `native` \
-                      is the same loop as plain Rust: the interpreter's cost.",
+                      starting its processes. Native code that releases the GIL scales too — but only if it releases \
+                      it for long: `nogil-ext` calls a C function once per thread for its whole share, \
+                      `per-element` calls it once per `element` iterations, and then every call takes the GIL back \
+                      for the loop's bytecode and the call's own held work (`call_ns`), so the threads queue for the \
+                      GIL and hand it over thousands of times (CPython's hashlib holds the GIL on buffers under 2 KB \
+                      for this reason). The model runs a tiny bytecode on real threads at CPython's pace (`op_ns` per \
+                      instruction); each thread's loop works on its own locals, as a CPython frame's do, so nothing \
+                      is shared while it runs. The timeline shows who holds the GIL and who waits. `native` is the \
+                      same loop as plain Rust: the interpreter's cost.",
             params: vec![
                 ParamSpec::int(
                     "iterations",
@@ -53,6 +58,31 @@ impl Experiment for GilCpu {
                     "×",
                     "extra cost per instruction when free-threaded (0.1 = 10%)",
                 ),
+                ParamSpec::float(
+                    "native_ns",
+                    20.0,
+                    0.1,
+                    1_000_000.0,
+                    "ns",
+                    "nogil-ext and per-element: the C extension's time per iteration",
+                ),
+                ParamSpec::float(
+                    "call_ns",
+                    190.0,
+                    0.0,
+                    1_000_000.0,
+                    "ns",
+                    "nogil-ext and per-element: each C call's own work with the GIL held (arguments, the result \
+                     object: CPython 3.11's hashlib.sha256(b'') takes ~190 ns)",
+                ),
+                ParamSpec::int(
+                    "element",
+                    16,
+                    1,
+                    100_000_000,
+                    "iterations",
+                    "per-element: iterations per native call (16 × 20 ns: a 320 ns call, hashing a ~500-byte record)",
+                ),
             ],
             variants: vec![
                 VariantSpec::fixed("seq", "one Python thread runs every iteration"),
@@ -63,6 +93,16 @@ impl Experiment for GilCpu {
                     "a pool of N worker processes (multiprocessing), each with its own GIL; start-up included",
                 ),
                 VariantSpec::fixed("native", "the same loop in plain Rust, one thread"),
+                VariantSpec::sweep(
+                    "nogil-ext",
+                    "N Python threads, each calling a C extension once for its share; the call releases the GIL for \
+                     all of it (NumPy, hashlib on a big buffer, Cython's `with nogil`)",
+                ),
+                VariantSpec::sweep(
+                    "per-element",
+                    "the same C work, called once per `element` iterations from a Python loop: every call drops the \
+                     GIL and takes it back",
+                ),
             ],
             baseline: "seq",
             work_unit: Some("iterations"),
@@ -80,6 +120,9 @@ impl Experiment for GilCpu {
         Ok(Box::new(Loop {
             iterations: params.int("iterations") as u64,
             op_ns,
+            native_ns: params.float("native_ns"),
+            call_ns: params.float("call_ns").round() as u64,
+            element: params.int("element"),
             switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
             overhead,
             spinner,
@@ -142,6 +185,38 @@ impl Experiment for GilCpu {
                     )
                 },
             ),
+            Claim::new(
+                "a C call that releases the GIL for a thread's whole share scales: nogil-ext at 2 threads runs ≥ \
+                 1.6× as fast as at 1 (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let scaling = facts.scaling("nogil-ext", 2)?;
+                    verdict(
+                        scaling >= 1.6,
+                        format!("nogil-ext at 2 threads: {scaling:.2}× its 1-thread run"),
+                        "the second core was busy (a noisy machine: run again), or the native work is too short to \
+                         outweigh starting a thread (raise `iterations` or `native_ns`)",
+                    )
+                },
+            ),
+            Claim::new(
+                "the same C work released once per element does not: per-element at 2 threads runs ≤ 1.3× as fast \
+                 as at 1, below nogil-ext (fastest runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    let (each, whole) = (facts.scaling("per-element", 2)?, facts.scaling("nogil-ext", 2)?);
+                    let call_ns = facts.param("element")? * facts.param("native_ns")?;
+                    verdict(
+                        each <= 1.3 && each < whole,
+                        format!(
+                            "per-element at 2 threads: {each:.2}× its 1-thread run ({call_ns:.0} ns released per \
+                             call), nogil-ext {whole:.2}×"
+                        ),
+                        "each call releases the GIL for long enough that the threads rarely meet at it (lower \
+                         `element` or `native_ns`): the handovers no longer cost",
+                    )
+                },
+            ),
         ]
     }
 }
@@ -149,6 +224,9 @@ impl Experiment for GilCpu {
 struct Loop {
     iterations: u64,
     op_ns: f64,
+    native_ns: f64,
+    call_ns: u64,
+    element: i64,
     switch: Duration,
     overhead: f64,
     spinner: Spinner,
@@ -208,8 +286,16 @@ impl Cell for LoopCell<'_> {
         };
         let interpreter = Interpreter { mode, op_ns: work.op_ns, spinner: work.spinner };
         let threads = self.threads;
+        let variant = self.variant.as_str();
         let program = |thread| {
-            Bytecode::counting_loop(thread, partition::block(work.iterations as usize, threads, thread).len() as i64)
+            let share = partition::block(work.iterations as usize, threads, thread).len() as i64;
+            match variant {
+                "nogil-ext" => Bytecode::native_call(thread, share, work.native_ns, work.call_ns),
+                "per-element" => {
+                    Bytecode::native_per_element(thread, share, work.element, work.native_ns, work.call_ns)
+                }
+                _ => Bytecode::counting_loop(thread, share),
+            }
         };
         let team =
             interpreter.run_team(threads, threads, program, context.trace(), &|| context.check_cancel().is_ok())?;
