@@ -15,12 +15,13 @@ use conlab_core::ds::ring::Ring;
 use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::locks::mcs::McsLock;
 use conlab_core::locks::parking::ParkingMutex;
+use conlab_core::locks::reader_rwlock::ReaderPreferringRwLock;
 use conlab_core::locks::rwlock::RwLock;
 use conlab_core::locks::seqlock::SeqLock;
 use conlab_core::locks::tas::TasLock;
 use conlab_core::locks::ticket::TicketLock;
 use conlab_core::locks::ttas::TtasLock;
-use conlab_core::locks::{Lock, Mutex};
+use conlab_core::locks::{Lock, Mutex, RawRwLock};
 use conlab_core::sched::deque::{deque, Steal, Stealer};
 use conlab_core::sched::sleep::Sleep;
 use loom::cell::UnsafeCell;
@@ -83,18 +84,18 @@ fn parking_mutex_excludes_and_never_loses_a_wake_up() {
     counts_exactly::<ParkingMutex>(3, 3);
 }
 
-struct Guarded {
-    lock: RwLock,
+struct Guarded<L> {
+    lock: L,
     pair: UnsafeCell<[u64; 2]>,
 }
 
 // SAFETY: `pair` is written only under the write lock and read only under a read lock.
-unsafe impl Sync for Guarded {}
+unsafe impl<L: RawRwLock> Sync for Guarded<L> {}
 
-#[test]
-fn rwlock_readers_and_a_writer_never_overlap_and_all_finish() {
+/// Two readers and a writer on `L`: no reader sees a torn pair, and everyone finishes.
+fn readers_and_a_writer_never_overlap_and_all_finish<L: RawRwLock + 'static>() {
     model(2, || {
-        let guarded = Arc::new(Guarded { lock: RwLock::default(), pair: UnsafeCell::new([0; 2]) });
+        let guarded = Arc::new(Guarded { lock: L::default(), pair: UnsafeCell::new([0; 2]) });
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let guarded = Arc::clone(&guarded);
@@ -117,10 +118,10 @@ fn rwlock_readers_and_a_writer_never_overlap_and_all_finish() {
     });
 }
 
-#[test]
-fn rwlock_two_writers_exclude() {
+/// Two writers on `L` exclude each other: both increments land.
+fn two_writers_exclude<L: RawRwLock + 'static>() {
     model(3, || {
-        let guarded = Arc::new(Guarded { lock: RwLock::default(), pair: UnsafeCell::new([0; 2]) });
+        let guarded = Arc::new(Guarded { lock: L::default(), pair: UnsafeCell::new([0; 2]) });
         let other = {
             let guarded = Arc::clone(&guarded);
             // SAFETY: the write lock is held.
@@ -132,6 +133,26 @@ fn rwlock_two_writers_exclude() {
         // SAFETY: both writers have finished (joined).
         assert_eq!(guarded.pair.with(|pair| unsafe { (*pair)[0] }), 2);
     });
+}
+
+#[test]
+fn rwlock_readers_and_a_writer_never_overlap_and_all_finish() {
+    readers_and_a_writer_never_overlap_and_all_finish::<RwLock>();
+}
+
+#[test]
+fn rwlock_two_writers_exclude() {
+    two_writers_exclude::<RwLock>();
+}
+
+#[test]
+fn reader_preferring_rwlock_readers_and_a_writer_never_overlap_and_all_finish() {
+    readers_and_a_writer_never_overlap_and_all_finish::<ReaderPreferringRwLock>();
+}
+
+#[test]
+fn reader_preferring_rwlock_two_writers_exclude() {
+    two_writers_exclude::<ReaderPreferringRwLock>();
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //!   sits in a model-checked cell and a broken lock shows up as a data race.
 //! - [`Lock`] is what experiments use: run a closure holding the lock. Every `RawLock` is a
 //!   `Lock`, and so are the baselines [`StdMutex`] and [`ParkingLotMutex`].
+//! - [`RawRwLock`] is the contract of a hand-written reader-writer lock; `read` and `write` run a
+//!   closure holding it.
 //! - [`LockKind`] names them all and dispatches a generic [`WithLock`] job to the right type.
 //!
 //! | module | algorithm | waits by |
@@ -18,10 +20,12 @@
 //! | [`mcs`] | Mellor-Crummey & Scott queue lock (1991) | spinning on its own queue node |
 //! | [`parking`] | three-state futex mutex (Drepper, "Futexes are tricky", 2004) | sleeping in the OS / `memory.atomic.wait32` |
 //! | [`rwlock`] | writer-preferring reader-writer lock on two futex words | sleeping |
+//! | [`reader_rwlock`] | reader-preferring reader-writer lock (the books' listing) on one futex word | sleeping |
 //! | [`seqlock`] | sequence lock (Lameter 2005; Boehm 2012 on its memory model) | readers retry, never block writers |
 
 pub mod mcs;
 pub mod parking;
+pub mod reader_rwlock;
 pub mod rwlock;
 pub mod seqlock;
 pub mod tas;
@@ -74,6 +78,51 @@ impl<L: RawLock> Lock for L {
         }
         let _held = Unlock(self, Some(self.lock()));
         critical()
+    }
+}
+
+/// A hand-written reader-writer lock.
+///
+/// # Safety
+/// Implementations must exclude: while a `write_lock` holder has not called `write_unlock`, no
+/// other `read_lock` or `write_lock` returns; and each unlock must make the holder's writes
+/// visible to the next holder (release → acquire).
+pub unsafe trait RawRwLock: Default + Send + Sync {
+    fn read_lock(&self);
+    /// # Safety
+    /// The caller holds a read lock taken with [`RawRwLock::read_lock`].
+    unsafe fn read_unlock(&self);
+    fn write_lock(&self);
+    /// # Safety
+    /// The caller holds the write lock taken with [`RawRwLock::write_lock`].
+    unsafe fn write_unlock(&self);
+
+    /// Runs `f` holding a read lock.
+    fn read<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Unlock<'a, L: RawRwLock>(&'a L);
+        impl<L: RawRwLock> Drop for Unlock<'_, L> {
+            fn drop(&mut self) {
+                // SAFETY: created right after `read_lock` below, dropped once.
+                unsafe { self.0.read_unlock() }
+            }
+        }
+        self.read_lock();
+        let _held = Unlock(self);
+        f()
+    }
+
+    /// Runs `f` holding the write lock.
+    fn write<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Unlock<'a, L: RawRwLock>(&'a L);
+        impl<L: RawRwLock> Drop for Unlock<'_, L> {
+            fn drop(&mut self) {
+                // SAFETY: created right after `write_lock` below, dropped once.
+                unsafe { self.0.write_unlock() }
+            }
+        }
+        self.write_lock();
+        let _held = Unlock(self);
+        f()
     }
 }
 
@@ -299,5 +348,63 @@ mod tests {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lock.with(|| panic!("inside"))));
         assert!(outcome.is_err());
         assert!(lock.try_lock().is_some(), "released by the guard");
+    }
+
+    /// Two words a writer keeps equal; a reader seeing them differ saw a torn write.
+    struct Guarded<L> {
+        lock: L,
+        pair: UnsafeCell<[u64; 2]>,
+    }
+
+    // SAFETY: `pair` is written only under the write lock and read only under a read lock.
+    unsafe impl<L: RawRwLock> Sync for Guarded<L> {}
+
+    /// Four readers and two writers on `L`: nobody overlaps a writer and no write is lost.
+    fn readers_share_writers_exclude<L: RawRwLock>() {
+        use crate::sync::atomic::{AtomicUsize, Ordering};
+        // Small under Miri, which interprets every access.
+        const ROUNDS: u64 = if cfg!(miri) { 20 } else { 2_000 };
+        let guarded = Guarded { lock: L::default(), pair: UnsafeCell::new([0; 2]) };
+        let (readers_inside, writers_inside) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let shared = &guarded;
+        run_team(6, |member| {
+            let guarded = shared;
+            for _ in 0..ROUNDS {
+                if member.index % 3 == 0 {
+                    guarded.lock.write(|| {
+                        assert_eq!(writers_inside.fetch_add(1, Ordering::SeqCst), 0, "two writers inside");
+                        assert_eq!(readers_inside.load(Ordering::SeqCst), 0, "a reader inside with a writer");
+                        // SAFETY: the write lock is held.
+                        guarded.pair.with_mut(|pair| unsafe {
+                            (*pair)[0] += 1;
+                            (*pair)[1] = (*pair)[0];
+                        });
+                        writers_inside.fetch_sub(1, Ordering::SeqCst);
+                    });
+                } else {
+                    guarded.lock.read(|| {
+                        readers_inside.fetch_add(1, Ordering::SeqCst);
+                        assert_eq!(writers_inside.load(Ordering::SeqCst), 0, "a writer inside with a reader");
+                        // SAFETY: a read lock is held, so no writer is inside.
+                        let [a, b] = guarded.pair.with(|pair| unsafe { *pair });
+                        assert_eq!(a, b, "torn read");
+                        readers_inside.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            }
+        })
+        .unwrap();
+        // Two of the six members write.
+        assert_eq!(guarded.pair.into_inner(), [2 * ROUNDS; 2]);
+    }
+
+    #[test]
+    fn the_writer_preferring_rwlock_lets_readers_share_and_writers_exclude() {
+        readers_share_writers_exclude::<rwlock::RwLock>();
+    }
+
+    #[test]
+    fn the_reader_preferring_rwlock_lets_readers_share_and_writers_exclude() {
+        readers_share_writers_exclude::<reader_rwlock::ReaderPreferringRwLock>();
     }
 }

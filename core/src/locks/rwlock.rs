@@ -25,6 +25,7 @@
 //! | n > 0 | w > 0 | n readers draining | waits on `writers_waiting` | waits on `state` |
 //! | WRITE_LOCKED | any | a writer | waits | waits on `state` |
 
+use super::RawRwLock;
 use crate::platform;
 use crate::sync::atomic::{fence, AtomicU32, Ordering};
 
@@ -54,8 +55,12 @@ impl RwLock {
             platform::wake_all(word);
         }
     }
+}
 
-    pub fn read_lock(&self) {
+// SAFETY: a writer enters only by moving `state` from 0 (no readers) to WRITE_LOCKED, and a reader
+// only by raising a count that is not WRITE_LOCKED, both with Acquire CASes; unlocks are Release.
+unsafe impl RawRwLock for RwLock {
+    fn read_lock(&self) {
         loop {
             let waiting = self.writers_waiting.load(Ordering::Relaxed);
             if waiting > 0 {
@@ -73,16 +78,14 @@ impl RwLock {
         }
     }
 
-    /// # Safety
-    /// The caller holds a read lock taken with [`RwLock::read_lock`].
-    pub unsafe fn read_unlock(&self) {
+    unsafe fn read_unlock(&self) {
         if self.state.fetch_sub(1, Ordering::Release) == 1 {
             // The last reader out lets a waiting writer in.
             self.wake(&self.state);
         }
     }
 
-    pub fn write_lock(&self) {
+    fn write_lock(&self) {
         self.writers_waiting.fetch_add(1, Ordering::Relaxed);
         loop {
             match self.state.compare_exchange(0, WRITE_LOCKED, Ordering::Acquire, Ordering::Relaxed) {
@@ -97,93 +100,8 @@ impl RwLock {
         }
     }
 
-    /// # Safety
-    /// The caller holds the write lock taken with [`RwLock::write_lock`].
-    pub unsafe fn write_unlock(&self) {
+    unsafe fn write_unlock(&self) {
         self.state.store(0, Ordering::Release);
         self.wake(&self.state);
-    }
-
-    /// Runs `f` holding a read lock.
-    pub fn read<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Unlock<'a>(&'a RwLock);
-        impl Drop for Unlock<'_> {
-            fn drop(&mut self) {
-                // SAFETY: created right after `read_lock` below, dropped once.
-                unsafe { self.0.read_unlock() }
-            }
-        }
-        self.read_lock();
-        let _held = Unlock(self);
-        f()
-    }
-
-    /// Runs `f` holding the write lock.
-    pub fn write<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Unlock<'a>(&'a RwLock);
-        impl Drop for Unlock<'_> {
-            fn drop(&mut self) {
-                // SAFETY: created right after `write_lock` below, dropped once.
-                unsafe { self.0.write_unlock() }
-            }
-        }
-        self.write_lock();
-        let _held = Unlock(self);
-        f()
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::platform::run_team;
-    use crate::sync::atomic::AtomicUsize;
-    use crate::sync::cell::UnsafeCell;
-
-    /// Two words a writer keeps equal; a reader seeing them differ saw a torn write.
-    struct Guarded {
-        lock: RwLock,
-        pair: UnsafeCell<[u64; 2]>,
-    }
-
-    // SAFETY: `pair` is written only under the write lock and read only under a read lock.
-    unsafe impl Sync for Guarded {}
-
-    #[test]
-    fn readers_share_writers_exclude() {
-        // Small under Miri, which interprets every access.
-        const ROUNDS: u64 = if cfg!(miri) { 20 } else { 2_000 };
-        let guarded = Guarded { lock: RwLock::default(), pair: UnsafeCell::new([0; 2]) };
-        let (readers_inside, writers_inside) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let shared = &guarded;
-        run_team(6, |member| {
-            let guarded = shared;
-            for _ in 0..ROUNDS {
-                if member.index % 3 == 0 {
-                    guarded.lock.write(|| {
-                        assert_eq!(writers_inside.fetch_add(1, Ordering::SeqCst), 0, "two writers inside");
-                        assert_eq!(readers_inside.load(Ordering::SeqCst), 0, "a reader inside with a writer");
-                        // SAFETY: the write lock is held.
-                        guarded.pair.with_mut(|pair| unsafe {
-                            (*pair)[0] += 1;
-                            (*pair)[1] = (*pair)[0];
-                        });
-                        writers_inside.fetch_sub(1, Ordering::SeqCst);
-                    });
-                } else {
-                    guarded.lock.read(|| {
-                        readers_inside.fetch_add(1, Ordering::SeqCst);
-                        assert_eq!(writers_inside.load(Ordering::SeqCst), 0, "a writer inside with a reader");
-                        // SAFETY: a read lock is held, so no writer is inside.
-                        let [a, b] = guarded.pair.with(|pair| unsafe { *pair });
-                        assert_eq!(a, b, "torn read");
-                        readers_inside.fetch_sub(1, Ordering::SeqCst);
-                    });
-                }
-            }
-        })
-        .unwrap();
-        // Two of the six members write.
-        assert_eq!(guarded.pair.into_inner(), [2 * ROUNDS; 2]);
     }
 }

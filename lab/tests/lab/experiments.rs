@@ -497,6 +497,29 @@ fn native_code_scales_when_it_releases_the_gil_for_long_and_not_when_it_releases
 }
 
 #[test]
+fn a_reader_preferring_rwlock_starves_a_writer_beside_steady_readers_and_a_writer_preferring_one_does_not() {
+    let _alone = alone();
+    // Beside two readers reading back to back, the books' lock lets a writer in only when both
+    // happen to be out at once (p99 7.4 ms here: it waited for the readers to finish), ours
+    // shuts the door on new readers (p99 30 µs). A neighbour that deschedules a reader opens
+    // gaps for the writer, so up to three runs, and the law must show in one.
+    let mut request = request("rwlock-mix", &[("reads", json!("100")), ("operations", json!(5_000))], &[2]);
+    request.repeat = 3;
+    request.variants = Some(vec!["rwlock".into(), "reader-rwlock".into()]);
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let result = run_quietly(&request).unwrap();
+        assert!(result.all_checks_passed, "no torn read");
+        let p99 = |variant: &str| result.cell(variant, 2).unwrap().metrics["writer wait p99"].median;
+        rounds.push((p99("reader-rwlock"), p99("rwlock")));
+        if p99("reader-rwlock") >= 5.0 * p99("rwlock") {
+            return;
+        }
+    }
+    panic!("writer wait p99 beside 2 readers, µs (reader-rwlock, rwlock): {rounds:?}");
+}
+
+#[test]
 fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     let _beside = beside();
     // One definition in both experiments: a thread alone never hands the GIL over (its first

@@ -3,17 +3,23 @@
 
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
-    RunError, ScalingLaw, VariantSpec, Verdict, Workload,
+    RunError, ScalingLaw, TimeUnit, VariantSpec, Verdict, Workload,
 };
+use std::time::Duration;
+
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::kernels::splitmix64;
 use conlab_core::locks::parking::ParkingMutex;
+use conlab_core::locks::reader_rwlock::ReaderPreferringRwLock;
 use conlab_core::locks::rwlock::RwLock;
 use conlab_core::locks::seqlock::SeqLock;
 use conlab_core::locks::Mutex;
-use conlab_core::platform::{run_team, Instant};
+use conlab_core::locks::RawRwLock;
+use conlab_core::platform::{self, run_team, Instant};
+use conlab_core::stats::LogHistogram;
 use conlab_core::sync::atomic::{AtomicU64, Ordering};
 use conlab_core::sync::cell::UnsafeCell;
+use conlab_core::sync::{lock, Mutex as StdLock};
 
 pub struct RwlockMix;
 
@@ -36,7 +42,13 @@ impl Experiment for RwlockMix {
                       that count is one cache line every reader's core must own in turn. With sections of a \
                       microsecond (the default) that is cheap; with short ones (section_ns=0) the readers queue for \
                       the count's line and 2 threads read slower than 1, while the seqlock's readers, which write \
-                      nothing, do not. Every read checks that it saw one whole write (torn reads must be 0).",
+                      nothing, do not. Which side a reader-writer lock favours decides who can starve: our rwlock \
+                      prefers writers (a waiting writer shuts the door on new readers), the books' listing \
+                      (`reader-rwlock`) prefers readers — a reader enters whenever no writer is inside, so while \
+                      the other threads keep reading, their sections overlap and a writer waits until they happen \
+                      to stop. After the sweep, one more thread writes every 50 µs beside the N threads reading back \
+                      to back: `writer wait p99` and `max` time its waits to get in. Every read checks that it saw one whole write \
+                      (torn reads must be 0).",
             params: vec![
                 ParamSpec::choice(
                     "reads",
@@ -64,6 +76,10 @@ impl Experiment for RwlockMix {
             variants: vec![
                 VariantSpec::sweep("mutex", "our parking mutex around reads and writes"),
                 VariantSpec::sweep("rwlock", "our writer-preferring reader-writer lock"),
+                VariantSpec::sweep(
+                    "reader-rwlock",
+                    "the books' reader-preferring reader-writer lock: readers enter while writers wait",
+                ),
                 VariantSpec::sweep("seqlock", "our seqlock: readers copy and retry, then work on the copy"),
                 VariantSpec::sweep("std-rwlock", "std::sync::RwLock"),
                 VariantSpec::sweep("parking_lot-rwlock", "parking_lot::RwLock"),
@@ -140,6 +156,25 @@ impl Experiment for RwlockMix {
                     )
                 },
             ),
+            Claim::new(
+                "a reader-preferring lock starves its writers: beside 2 steady readers the reader-rwlock's writer \
+                 wait p99 is ≥ 5× our writer-preferring rwlock's (median runs)",
+                |facts| {
+                    facts.cores(2)?;
+                    long_sections(facts)?;
+                    let (readers, writers) =
+                        (facts.metric("reader-rwlock", 2, WRITER_WAIT)?, facts.metric("rwlock", 2, WRITER_WAIT)?);
+                    verdict(
+                        readers >= 5.0 * writers,
+                        format!(
+                            "writer wait p99 beside 2 readers: reader-rwlock {}, rwlock {}",
+                            format_micros(readers),
+                            format_micros(writers)
+                        ),
+                        "the readers seldom overlapped (another program held a core), so the writers found gaps",
+                    )
+                },
+            ),
         ]
     }
 }
@@ -158,6 +193,15 @@ fn long_sections(facts: &Facts<'_>) -> Result<(), Verdict> {
         )));
     }
     Ok(())
+}
+
+/// The 99th percentile of a writer's waits to get in beside steady readers.
+const WRITER_WAIT: &str = "writer wait p99";
+/// The writer's pause between its writes beside steady readers.
+const WRITER_PAUSE: Duration = Duration::from_micros(50);
+
+fn format_micros(micros: f64) -> String {
+    conlab_core::units::format_seconds(micros / 1e6)
 }
 
 /// The shares of reads a sweep visits, with the name of the metric each one reports.
@@ -194,15 +238,15 @@ impl Shared for Mutex<ParkingMutex, [u64; WORDS]> {
 }
 
 #[derive(Default)]
-struct RwShared {
-    lock: RwLock,
+struct RwShared<L> {
+    lock: L,
     data: UnsafeCell<[u64; WORDS]>,
 }
 
 // SAFETY: `data` is written only under the write lock and read only under a read lock.
-unsafe impl Sync for RwShared {}
+unsafe impl<L: RawRwLock> Sync for RwShared<L> {}
 
-impl Shared for RwShared {
+impl<L: RawRwLock> Shared for RwShared<L> {
     fn read(&self, work: &dyn Fn()) -> [u64; WORDS] {
         self.lock.read(|| {
             work();
@@ -287,8 +331,8 @@ struct MixCell<'a> {
 }
 
 impl MixCell<'_> {
-    /// Runs the mix on `S` at every share of reads, recording operations per second for each;
-    /// returns the torn reads.
+    /// Runs the mix on `S` at every share of reads, recording operations per second for each,
+    /// then a writer beside steady readers; returns the torn reads.
     fn run_on<S: Shared>(&self, context: &RunContext) -> Result<u64, RunError> {
         let mut torn = 0;
         for &(read_percent, metric) in &self.mix.shares {
@@ -297,6 +341,11 @@ impl MixCell<'_> {
             let operations = self.mix.operations * self.threads as u64;
             context.record(metric, "ops/s", operations as f64 / started.elapsed().as_secs_f64());
         }
+        let (waits, steady_torn) = self.writer_beside_readers::<S>(context)?;
+        torn += steady_torn;
+        context.record_time(WRITER_WAIT, TimeUnit::Microseconds, waits.quantile(0.99) as f64);
+        context.record_time("writer wait max", TimeUnit::Microseconds, waits.max() as f64);
+        context.record_latency("writer wait", &waits);
         Ok(torn)
     }
 
@@ -320,6 +369,43 @@ impl MixCell<'_> {
         })?;
         Ok(torn.into_inner())
     }
+
+    /// A steady read load: the cell's threads each read `operations` times back to back, while
+    /// one more thread writes every [`WRITER_PAUSE`] (sleeping between), until the readers are
+    /// done. Returns each write's wait from asking to entering, and the torn reads.
+    fn writer_beside_readers<S: Shared>(&self, context: &RunContext) -> Result<(LogHistogram, u64), RunError> {
+        let Mix { operations, section_ns, spinner, .. } = *self.mix;
+        let shared = S::default();
+        let (torn, readers_left) = (AtomicU64::new(0), AtomicU64::new(self.threads as u64));
+        let waits = StdLock::new(LogHistogram::default());
+        let work = move || spinner.spin(section_ns);
+        run_team(self.threads + 1, |member| {
+            if member.index > 0 {
+                context.repeat(operations, |_| {
+                    let words = shared.read(&work);
+                    if words.iter().any(|w| *w != words[0]) {
+                        torn.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                readers_left.fetch_sub(1, Ordering::Release);
+                return;
+            }
+            let mut waited = LogHistogram::default();
+            let mut value = 0;
+            while readers_left.load(Ordering::Acquire) > 0 && context.check_cancel().is_ok() {
+                let (asked, entered) = (Instant::now(), std::cell::Cell::new(None));
+                value += 1;
+                shared.write(value << 8, &|| {
+                    entered.set(Some(Instant::now()));
+                    work();
+                });
+                waited.record(entered.get().unwrap_or(asked).duration_since(asked).as_nanos() as u64);
+                platform::sleep(WRITER_PAUSE);
+            }
+            *lock(&waits) = waited;
+        })?;
+        Ok((waits.into_inner().unwrap_or_else(|p| p.into_inner()), torn.into_inner()))
+    }
 }
 
 impl Cell for MixCell<'_> {
@@ -334,7 +420,8 @@ impl Cell for MixCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let torn = match self.variant.as_str() {
             "mutex" => self.run_on::<Mutex<ParkingMutex, [u64; WORDS]>>(context),
-            "rwlock" => self.run_on::<RwShared>(context),
+            "rwlock" => self.run_on::<RwShared<RwLock>>(context),
+            "reader-rwlock" => self.run_on::<RwShared<ReaderPreferringRwLock>>(context),
             "seqlock" => self.run_on::<SeqLock<WORDS>>(context),
             "std-rwlock" => self.run_on::<std::sync::RwLock<[u64; WORDS]>>(context),
             _ => self.run_on::<parking_lot::RwLock<[u64; WORDS]>>(context),
