@@ -2,6 +2,7 @@
 
 use crate::experiment::Experiment;
 
+mod batched_updates;
 mod contention_ladder;
 mod false_sharing;
 mod lock_contention;
@@ -18,4 +19,5 @@ pub const EXPERIMENTS: &[&dyn Experiment] = &[
     &contention_ladder::ContentionLadder,
     &false_sharing::FalseSharing,
     &rwlock_mix::RwlockMix,
+    &batched_updates::BatchedUpdates,
 ];
