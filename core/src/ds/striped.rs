@@ -26,6 +26,14 @@ type Hasher = BuildHasherDefault<Fnv>;
 /// One stripe: a map behind its own lock, on its own cache line.
 type Shard<K, V> = CachePadded<Mutex<HashMap<K, V, Hasher>>>;
 
+/// What [`StripedMap::update_observed`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub shard: usize,
+    /// Another thread held the shard's lock when this one asked.
+    pub contended: bool,
+}
+
 /// A concurrent map of `shards` independently locked `HashMap`s.
 pub struct StripedMap<K, V> {
     shards: Box<[Shard<K, V>]>,
@@ -68,6 +76,23 @@ impl<K: Hash + Eq, V> StripedMap<K, V> {
         f(shard.entry(key).or_default())
     }
 
+    /// [`update`](Self::update), also saying which shard it locked and whether another thread
+    /// held that lock when this one asked (a failed `try_lock` first): how contended each
+    /// stripe is.
+    pub fn update_observed<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> (R, Observed)
+    where
+        V: Default,
+    {
+        let shard = self.shard_of(&key);
+        let stripe = &self.shards[shard];
+        let (mut map, contended) = match stripe.try_lock() {
+            Ok(map) => (map, false),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => (poisoned.into_inner(), false),
+            Err(std::sync::TryLockError::WouldBlock) => (lock(stripe), true),
+        };
+        (f(map.entry(key).or_default()), Observed { shard, contended })
+    }
+
     /// Inserts, returning the previous value.
     pub fn insert(&self, key: K, value: V) -> Option<V> {
         lock(&self.shards[self.shard_of(&key)]).insert(key, value)
@@ -87,6 +112,12 @@ impl<K: Hash + Eq, V> StripedMap<K, V> {
     /// Entries summed shard by shard (not an atomic snapshot while writers run).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    /// Folds every entry, shard by shard, each shard under its lock (not an atomic snapshot
+    /// while writers run).
+    pub fn fold<A>(&self, init: A, mut f: impl FnMut(A, &K, &V) -> A) -> A {
+        self.shards.iter().fold(init, |acc, shard| lock(shard).iter().fold(acc, |acc, (k, v)| f(acc, k, v)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -113,12 +144,29 @@ mod tests {
             map.update("b", |v| *v += 5);
             assert_eq!((map.get(&"a"), map.get(&"b"), map.get(&"c")), (Some(2), Some(5), None));
             assert_eq!(map.len(), 2);
+            assert_eq!(map.fold(0, |sum, _, value| sum + value), 7);
             assert_eq!(map.remove(&"a"), Some(2));
             let mut left = map.drain();
             left.sort_unstable();
             assert_eq!(left, [("b", 5)]);
             assert!(map.is_empty());
         }
+    }
+
+    #[test]
+    fn an_observed_update_says_whether_it_waited() {
+        let map = StripedMap::new(1);
+        let free = Observed { shard: 0, contended: false };
+        assert_eq!(map.update_observed(7u64, |count: &mut u64| *count += 1), ((), free), "free: no wait");
+        let held = lock(&map.shards[0]);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| map.update_observed(7u64, |count| *count += 1));
+            // The waiter finds the shard held, then gets it once we let go.
+            crate::platform::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+            assert_eq!(waiter.join().unwrap(), ((), Observed { shard: 0, contended: true }));
+        });
+        assert_eq!(map.get(&7), Some(2));
     }
 
     #[test]

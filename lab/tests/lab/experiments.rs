@@ -546,6 +546,43 @@ fn batching_shared_updates_buys_throughput_up_to_a_knee_and_pays_in_staleness() 
 }
 
 #[test]
+fn stripes_cut_contention_by_their_number_on_uniform_keys_and_a_hot_stripe_stays_hot_on_skewed_ones() {
+    let _alone = alone();
+    // Contended updates at 2 threads here: 15.5% on one lock, 3.9% on 16 stripes, 0.25% on 256
+    // (about 1/S); under Zipf keys the hottest of 256 stripes keeps ~8% of the updates and its
+    // own contention ~5%, while the average stripe's falls under 1%. Contention needs the two
+    // threads to run at once, so up to three runs, and the law must show in one.
+    let run = |distribution: &str| {
+        let settings = [("distribution", json!(distribution)), ("updates", json!(200_000))];
+        let mut request = request("lock-striping", &settings, &[2]);
+        request.repeat = 3;
+        request.variants = Some(vec!["stripes-1".into(), "stripes-16".into(), "stripes-256".into()]);
+        let result = run_quietly(&request).unwrap();
+        assert!(result.all_checks_passed, "no update lost");
+        let metric = |variant: &str, name: &str| result.cell(variant, 2).unwrap().metrics[name].median;
+        (
+            metric("stripes-1", "contended %"),
+            metric("stripes-16", "contended %"),
+            metric("stripes-256", "contended %"),
+            metric("stripes-256", "hot stripe share %"),
+            metric("stripes-256", "hot stripe contended %"),
+        )
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (one, sixteen, many, share, _) = run("uniform");
+        assert!(share < 1.0, "uniform keys: no stripe of 256 takes 1% ({share:.2}%)");
+        let (_, _, zipf_many, hot_share, hot) = run("zipf");
+        assert!(hot_share >= 5.0, "Zipf keys: the hottest stripe keeps its share ({hot_share:.1}%)");
+        rounds.push((one, sixteen, many, hot, zipf_many));
+        if one > 4.0 * sixteen && sixteen > many && hot > 2.0 * zipf_many.max(0.1) {
+            return;
+        }
+    }
+    panic!("contended % (1, 16, 256 stripes uniform; the hottest and the average of 256 under Zipf): {rounds:?}");
+}
+
+#[test]
 fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     let _beside = beside();
     // One definition in both experiments: a thread alone never hands the GIL over (its first

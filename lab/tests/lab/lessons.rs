@@ -57,6 +57,7 @@ fn beyond_their_defaults_the_experiments_show_the_other_regimes() {
         beyond("rwlock-mix", &[("reads", "100"), ("section_ns", "0"), ("operations", "200000")], vec![1, 2], 2),
         beyond("imbalance", &[("sizes", "increasing")], vec![1, 2], 2),
         beyond("deadlock-watchdog", &[("stagger_us", "0"), ("hold_us", "10")], vec![2], 3),
+        beyond("lock-striping", &[("distribution", "zipf"), ("updates", "200000")], vec![1, 2], 2),
     ];
     for Beyond { experiment, settings, threads, claim } in cases {
         // Settings as a link or `--set` gives them: text, read by the experiment's own parser.

@@ -3,6 +3,7 @@
 use crate::experiment::Experiment;
 
 mod aba;
+mod lock_striping;
 mod producer_consumer;
 mod queue_shootout;
 
@@ -11,4 +12,4 @@ pub const NAME: &str = "data structures";
 
 /// The topic's experiments, in catalogue order.
 pub const EXPERIMENTS: &[&dyn Experiment] =
-    &[&queue_shootout::QueueShootout, &aba::Aba, &producer_consumer::ProducerConsumer];
+    &[&queue_shootout::QueueShootout, &aba::Aba, &producer_consumer::ProducerConsumer, &lock_striping::LockStriping];
