@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 
 use clap::ValueEnum;
-use conlab_core::sim::{check_range, find_scenario, replay, scenarios, search, Budget, Run, Strategy, RUNS_RANGE};
+use conlab_core::sim::{
+    backoffs_over_seeds, check_range, find_scenario, replay, scenarios, search, Budget, Run, Strategy, RUNS_RANGE,
+    SEEDS,
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum StrategyName {
@@ -59,6 +62,9 @@ pub fn explore(args: &ExploreArgs) -> Result<String, String> {
     let outcome = search(&program, strategy, &budget);
     let mut out = format!("{} — {}\n{}\n\n", scenario.id, scenario.title, scenario.story);
     let _ = writeln!(out, "{}", outcome.verdict(&described, budget.max_steps));
+    if let Some(over) = backoffs_over_seeds(&program, SEEDS, &budget) {
+        let _ = writeln!(out, "{}", over.describe());
+    }
     if let Some(run) = &outcome.found {
         out.push_str(&describe_run(scenario.id, run));
     }

@@ -65,8 +65,12 @@ pub fn search(
     let runs = check_range("runs", runs, RUNS_RANGE)?;
     let strategy = Strategy::named(strategy, seed, depth, bound)?;
     let budget = Budget { runs, ..Budget::default() };
-    let outcome = sim::search(&scenario.program(), strategy, &budget);
-    let summary = outcome.verdict(&strategy.describe(), budget.max_steps);
+    let program = scenario.program();
+    let outcome = sim::search(&program, strategy, &budget);
+    let mut summary = outcome.verdict(&strategy.describe(), budget.max_steps);
+    if let Some(over) = sim::backoffs_over_seeds(&program, sim::SEEDS, &budget) {
+        summary = format!("{summary} {}", over.describe());
+    }
     let found = Found {
         strategy: strategy.describe(),
         runs: outcome.runs,

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::machine::{Failure, Machine, Snapshot, Step};
-use super::program::{letter, Program};
+use super::program::{letter, Op, Program};
 
 /// How the next thread is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,9 +181,17 @@ fn round_robin(enabled: &[usize], last: Option<usize>) -> usize {
 fn run_with(
     program: &Program,
     max_steps: usize,
+    choose: impl FnMut(&Machine<'_>, &[usize], Option<usize>) -> usize,
+) -> Run {
+    run_seeded(Machine::new(program), max_steps, choose)
+}
+
+/// [`run_with`] from a given machine (its `random.randrange` seed chosen).
+fn run_seeded(
+    mut machine: Machine<'_>,
+    max_steps: usize,
     mut choose: impl FnMut(&Machine<'_>, &[usize], Option<usize>) -> usize,
 ) -> Run {
-    let mut machine = Machine::new(program);
     let mut schedule = String::new();
     let mut steps = Vec::new();
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
@@ -275,6 +283,75 @@ fn run_once(program: &Program, strategy: Strategy, run: usize, budget: &Budget, 
             })
         }
     }
+}
+
+/// Seeds a program that draws random numbers is run from, to report [`OverSeeds`].
+pub const SEEDS: u64 = 1000;
+
+/// How many back-offs randomised back-off took to break two threads' lock-step, over seeds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OverSeeds {
+    pub seeds: u64,
+    pub threads: usize,
+    /// Runs in which a thread got both locks (the others livelocked or hit the step cap).
+    pub broke: u64,
+    /// Try-locks that found their lock busy before the first that got it, per run that broke.
+    pub mean: f64,
+    pub p50: usize,
+    pub p99: usize,
+    pub max: usize,
+}
+
+impl OverSeeds {
+    pub fn describe(&self) -> String {
+        format!(
+            "Round-robin (the threads in lock-step) from {} seeds of random.randrange: {} of them broke the symmetry, \
+             after {:.1} failed try-locks on average — {:.1} rounds of all {} threads backing off — (p50 {}, p99 {}, \
+             max {}).",
+            self.seeds,
+            self.broke,
+            self.mean,
+            self.mean / self.threads.max(1) as f64,
+            self.threads,
+            self.p50,
+            self.p99,
+            self.max
+        )
+    }
+}
+
+/// For a program that draws random numbers: round-robin runs from seeds `1..=seeds`, counting
+/// the try-locks that found their lock busy before the first one that got it — the back-offs
+/// it took to break the symmetry. `None` for a program that draws none (one schedule, one run).
+pub fn backoffs_over_seeds(program: &Program, seeds: u64, budget: &Budget) -> Option<OverSeeds> {
+    let draws = program.threads.iter().flat_map(|thread| &thread.ops).any(|op| matches!(op, Op::Random(..)));
+    if !draws {
+        return None;
+    }
+    let mut counts: Vec<usize> = (1..=seeds)
+        .filter_map(|seed| {
+            let run = run_seeded(Machine::seeded(program, seed), budget.max_steps, |_, enabled, last| {
+                round_robin(enabled, last)
+            });
+            let is_try_lock = |step: &&Step| {
+                let thread = &program.threads[usize::from(step.thread as u8 - b'A')];
+                matches!(thread.ops.get(step.line), Some(Op::TryLock(..)))
+            };
+            run.steps.iter().filter(is_try_lock).position(|step| step.effect.starts_with("holds"))
+        })
+        .collect();
+    counts.sort_unstable();
+    let quantile =
+        |q: f64| counts.get(((counts.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+    Some(OverSeeds {
+        seeds,
+        threads: program.threads.len(),
+        broke: counts.len() as u64,
+        mean: counts.iter().sum::<usize>() as f64 / counts.len().max(1) as f64,
+        p50: quantile(0.5),
+        p99: quantile(0.99),
+        max: counts.last().copied().unwrap_or(0),
+    })
 }
 
 /// Runs under `strategy` until one fails or the budget is spent.

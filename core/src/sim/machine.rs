@@ -161,6 +161,9 @@ pub struct Step {
     pub effect: String,
 }
 
+/// The seed of every search's and replay's `random.randrange` draws.
+pub const DEFAULT_SEED: u64 = 0x5eed;
+
 /// The running program.
 #[derive(Clone, Debug)]
 pub struct Machine<'p> {
@@ -179,10 +182,18 @@ pub struct Machine<'p> {
     yielded: Vec<bool>,
     /// Whether each thread is inside its critical section.
     inside: Vec<bool>,
+    /// The generator `random.randrange` draws from (splitmix64's state).
+    random: u64,
 }
 
 impl<'p> Machine<'p> {
+    /// The machine every search and replay starts: the generator seeded with [`DEFAULT_SEED`].
     pub fn new(program: &'p Program) -> Self {
+        Self::seeded(program, DEFAULT_SEED)
+    }
+
+    /// A machine whose `random.randrange` draws start from `seed`.
+    pub fn seeded(program: &'p Program, seed: u64) -> Self {
         let threads = program.threads.len();
         let clocks = (0..threads)
             .map(|t| {
@@ -205,6 +216,7 @@ impl<'p> Machine<'p> {
             history: BTreeMap::new(),
             yielded: vec![false; threads],
             inside: vec![false; threads],
+            random: seed,
         };
         for thread in 0..threads {
             machine.finish_if_past_end(thread);
@@ -271,6 +283,7 @@ impl<'p> Machine<'p> {
         self.waiters.hash(&mut hasher);
         self.permits.hash(&mut hasher);
         self.inside.hash(&mut hasher);
+        self.random.hash(&mut hasher);
         hasher.finish()
     }
 
@@ -393,6 +406,15 @@ impl<'p> Machine<'p> {
             Op::Leave => {
                 self.inside[thread] = false;
                 "outside".into()
+            }
+            Op::Random(into, bound) => {
+                let bound = self.eval(thread, bound)?;
+                if bound < 1 {
+                    return Err(self.misuse(thread, format!("draws from randrange({bound}), an empty range")));
+                }
+                let value = (crate::kernels::splitmix64(&mut self.random) % bound as u64) as i64;
+                self.regs[thread].insert(into, value);
+                format!("→ {value}")
             }
             Op::JumpIf(condition, label) => {
                 let taken = self.eval(thread, condition)? != 0;

@@ -18,7 +18,8 @@ pub mod scenarios;
 pub mod watchdog;
 
 pub use explore::{
-    check_range, replay, search, state_after, Budget, Run, Search, Strategy, BOUND_RANGE, DEPTH_RANGE, RUNS_RANGE,
+    backoffs_over_seeds, check_range, replay, search, state_after, Budget, OverSeeds, Run, Search, Strategy,
+    BOUND_RANGE, DEPTH_RANGE, RUNS_RANGE, SEEDS,
 };
 pub use machine::{Failure, Snapshot, Step};
 pub use program::{Listing, Program};

@@ -135,6 +135,9 @@ pub enum Op {
     Enter,
     /// Marks its end.
     Leave,
+    /// Draws a whole number in `0..bound` into the register (`random.randrange(bound)`), from
+    /// the run's seeded generator: a schedule replays to the same draws.
+    Random(&'static str, Expr),
     /// Jumps to the label when the condition is non-zero.
     JumpIf(Expr, &'static str),
     Jump(&'static str),
@@ -156,6 +159,7 @@ impl fmt::Display for Op {
             Op::Yield => write!(f, "time.sleep(0)  # back off"),
             Op::Enter => write!(f, "# ── critical section ──"),
             Op::Leave => write!(f, "# ── end of critical section ──"),
+            Op::Random(into, bound) => write!(f, "{into} = random.randrange({bound})"),
             Op::JumpIf(condition, label) => write!(f, "if {condition}: goto {label}"),
             Op::Jump(label) => write!(f, "goto {label}"),
             Op::Assert(condition, _) => write!(f, "assert {condition}"),

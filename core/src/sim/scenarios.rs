@@ -52,7 +52,7 @@ pub fn find_scenario(id: &str) -> Result<&'static Scenario, String> {
     })
 }
 
-static SCENARIOS: [Scenario; 19] = [
+static SCENARIOS: [Scenario; 20] = [
     scenario("lost-update", "Lost update: counter += 1 from two threads", "Each thread reads the counter, then writes back one more: if both read before either writes, one increment is lost and the total is 1, not 2.", true, "lost-update-fixed", lost_update),
     scenario("lost-update-fixed", "Lost update, fixed with a lock", "The read and the write happen under one lock, so the second thread reads what the first wrote.", false, "lost-update", lost_update_fixed),
     scenario(
@@ -84,6 +84,14 @@ static SCENARIOS: [Scenario; 19] = [
     scenario("buggy-buffer-fixed", "The bounded buffer with not_full and not_empty", "Two conditions: a producer always wakes a consumer and a consumer a producer, so a wake-up is never spent on the wrong side.", false, "buggy-buffer", buffer_fixed),
     scenario("polite-livelock", "Polite livelock: take one lock, try the other, back off", "Each thread holds its first lock, tries the second, and on failure politely lets go and retries. In lock-step they retry forever: always busy, never done.", true, "polite-livelock-fixed", polite_livelock),
     scenario("polite-livelock-fixed", "Polite livelock, fixed: one lock order, blocking", "Both take a then b and wait instead of backing off: one goes first, the other follows.", false, "polite-livelock", polite_fixed),
+    scenario(
+        "polite-livelock-backoff",
+        "Polite livelock, fixed: randomised exponential back-off",
+        "The books' other fix keeps the polite retry but waits a random number of turns after each failure, from a window that doubles every time (Ethernet's back-off): two threads in lock-step soon draw different waits, and the one that comes back first gets both locks. It fixes the livelock with probability 1 when the threads run at the same pace — not against a scheduler that picks on purpose, which can still put them back in step.",
+        false,
+        "polite-livelock",
+        polite_backoff,
+    ),
     scenario("two-lock-transfer", "Transfers between two accounts, each locking from then to", "A transfer x→y locks x then y; one y→x locks y then x. Run together they deadlock, holding one account each.", true, "two-lock-transfer-fixed", transfer),
     scenario("two-lock-transfer-fixed", "Transfers, fixed: lock accounts in id order", "Each transfer locks the lower-numbered account first, whichever way the money goes, so the money is conserved and nothing deadlocks.", false, "two-lock-transfer", transfer_fixed),
 ];
@@ -357,6 +365,32 @@ fn polite(name: &str, first: &'static str, second: &'static str) -> Thread {
 
 fn polite_livelock() -> Program {
     program(&[], &["a", "b"], vec![polite("A", "a", "b"), polite("B", "b", "a")])
+}
+
+/// [`polite`], waiting `random.randrange(window)` turns after each failure, the window doubling.
+fn polite_backing_off(name: &str, first: &'static str, second: &'static str) -> Thread {
+    Thread::new(name)
+        .op(set_reg("window", int(2)))
+        .label("retry")
+        .op(Op::Lock(first))
+        .op(Op::Yield)
+        .op(Op::TryLock(second, "got"))
+        .op(Op::JumpIf(reg("got"), "work"))
+        .op(Op::Unlock(first))
+        .op(Op::Random("pause", reg("window")))
+        .op(set_reg("window", reg("window") + reg("window")))
+        .label("wait")
+        .op(Op::Yield)
+        .op(Op::JumpIf(reg("pause").lt(int(1)), "retry"))
+        .op(set_reg("pause", reg("pause") - int(1)))
+        .op(Op::Jump("wait"))
+        .label("work")
+        .op(Op::Unlock(second))
+        .op(Op::Unlock(first))
+}
+
+fn polite_backoff() -> Program {
+    program(&[], &["a", "b"], vec![polite_backing_off("A", "a", "b"), polite_backing_off("B", "b", "a")])
 }
 
 fn polite_fixed() -> Program {

@@ -2,7 +2,7 @@
 //! stated budget and none in the fixed twins (DFS proves it within its preemption bound), and
 //! every schedule replays exactly.
 
-use conlab_core::sim::{replay, scenarios, search, Budget, Failure, Strategy};
+use conlab_core::sim::{backoffs_over_seeds, find_scenario, replay, scenarios, search, Budget, Failure, Strategy};
 
 /// The budgets the tests hold the strategies to (and the CLI's defaults).
 const RANDOM: Strategy = Strategy::Random { seed: 1 };
@@ -187,4 +187,28 @@ fn a_search_whose_runs_were_cut_at_the_step_cap_is_no_proof() {
     let verdict = outcome.verdict(&DFS.describe(), short.max_steps);
     assert!(verdict.contains("at the 5-step cap") && verdict.contains("not a proof"), "{verdict}");
     assert!(!verdict.contains("correct within that bound"), "{verdict}");
+}
+
+#[test]
+fn random_back_off_breaks_the_lock_step_that_keeps_polite_threads_livelocked() {
+    let budget = Budget::default();
+    // The polite pair under round-robin: the same state comes back, forever.
+    let polite = find_scenario("polite-livelock").unwrap().program();
+    assert!(matches!(
+        search(&polite, Strategy::RoundRobin, &budget).found.unwrap().failure,
+        Some(Failure::Livelock { .. })
+    ));
+    assert_eq!(backoffs_over_seeds(&polite, 10, &budget), None, "it draws no random numbers");
+    // With random back-off, every seed's lock-step run ends with a thread holding both locks,
+    // after a few rounds (1.6 of both threads backing off on average here).
+    let backoff = find_scenario("polite-livelock-backoff").unwrap().program();
+    let over = backoffs_over_seeds(&backoff, 1000, &budget).unwrap();
+    assert_eq!((over.seeds, over.broke, over.threads), (1000, 1000, 2), "{over:?}");
+    assert!(over.mean >= 2.0 && over.mean < 8.0 && over.p50 >= 2 && over.max < 40, "{over:?}");
+    assert!(over.describe().contains("1000 of them broke the symmetry"), "{}", over.describe());
+    // Draws come from the run's own seeded generator: the same schedule draws the same waits.
+    let schedule = "ABABABABABABABABABAB";
+    let (once, again) = (replay(&backoff, schedule).unwrap(), replay(&backoff, schedule).unwrap());
+    assert_eq!(once, again);
+    assert!(once.steps.iter().any(|step| step.text.starts_with("pause = random.randrange(window)")), "{once:?}");
 }
