@@ -111,11 +111,18 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
         assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
         // A thread per task is impossible in a browser; process pools need the Web Worker
         // processes the lab's worker.js starts (the browser e2e suite runs them), absent here.
-        let process_backed = ["process", "processes", "copy", "transfer", "shared", "to-process"];
+        let process_backed = ["process", "processes", "copy", "transfer", "shared", "to-process", "fork", "forkserver"];
         let may_skip =
             |variant: &str| (id == "spawn-overhead" && variant == "thread") || process_backed.contains(&variant);
         assert!(
             result.cells.iter().all(|cell| cell.skipped.is_none() || may_skip(&cell.variant)),
+            "{id}: {:#?}",
+            result.cells
+        );
+        // A browser cannot fork: those start methods are skipped, and say why.
+        let forked = result.cells.iter().filter(|cell| matches!(cell.variant.as_str(), "fork" | "forkserver"));
+        assert!(
+            forked.into_iter().all(|cell| cell.skipped.as_deref().is_some_and(|why| why.contains("spawn-only"))),
             "{id}: {:#?}",
             result.cells
         );

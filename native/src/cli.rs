@@ -41,6 +41,9 @@ enum Command {
     /// A process-pool worker: jobs on stdin, replies on stdout (started by conlab itself)
     #[command(name = "__py-worker", hide = true)]
     PyWorker,
+    /// The fork server of process pools started with `forkserver` (started by conlab itself)
+    #[command(name = "__fork-server", hide = true)]
+    ForkServer,
 }
 
 #[derive(clap::Args)]
@@ -135,6 +138,8 @@ pub fn execute(cli: Cli) -> Result<(), String> {
             conlab_core::pymodel::process::answer,
         )
         .map_err(|error| format!("worker: {error}")),
+        Command::ForkServer => conlab_core::platform::serve_as_fork_server(conlab_core::pymodel::process::answer)
+            .map_err(|error| format!("fork server: {error}")),
     }
 }
 

@@ -59,7 +59,20 @@ pub use process::WorkerProcess;
 #[cfg(target_arch = "wasm32")]
 pub use process::{answer_as_worker, register_process_workers, share_as_worker};
 #[cfg(not(target_arch = "wasm32"))]
-pub use process::{serve_as_worker, set_worker_executable};
+pub use process::{serve_as_fork_server, serve_as_worker, set_worker_executable, FORK_SERVER_ARG};
+
+/// How a worker process starts: Python's `multiprocessing` start methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMethod {
+    /// A fresh process running the program from its start (`spawn`: macOS's and Windows'
+    /// default; natively the `conlab` binary re-executed, in browsers a Web Worker).
+    Spawn,
+    /// A copy of this process by `fork()` (`fork`: Linux's default until Python 3.14). Native only.
+    Fork,
+    /// A fork of a small server process started once (`forkserver`: Linux's default from
+    /// Python 3.14). Native only.
+    ForkServer,
+}
 
 /// How a message's payload reaches a worker process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

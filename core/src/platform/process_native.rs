@@ -1,6 +1,17 @@
-//! Worker processes, natively: the registered executable (the `conlab` binary) started as a
-//! child and spoken to over its stdin and stdout, and shared memory as a file under `/dev/shm`
-//! mapped by both sides (what Python's `multiprocessing.shared_memory` does).
+//! Worker processes, natively: started by one of Python's three start methods and spoken to
+//! over two pipes, and shared memory as a file under `/dev/shm` mapped by both sides (what
+//! Python's `multiprocessing.shared_memory` does).
+//!
+//! - **spawn**: the registered executable (the `conlab` binary) started afresh as a child
+//!   (`posix_spawn`: no copy of this process), its stdin and stdout the pipes.
+//! - **fork**: a `fork()` of this process. The child inherits this process's memory
+//!   copy-on-write — the kernel copies its page tables, so the start costs more the more memory
+//!   this process has touched — and only one thread, the forking one: it does nothing but
+//!   async-signal-safe calls (`dup2`, `close_range`) until it runs the worker loop, and leaves
+//!   with `_exit`, never returning into the parent's code.
+//! - **forkserver**: a small single-threaded server (the executable again) started once per
+//!   process; each worker is a fork of it, which opens two named pipes (FIFOs) the parent
+//!   created, so the start costs the same whatever this process holds.
 //!
 //! Wire format (all lengths little-endian `u32`, except the shared region's `u64`):
 //!
@@ -14,17 +25,25 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
-use super::{Delivery, PlatformError, WorkerAnswer};
+use super::{Delivery, PlatformError, StartMethod, WorkerAnswer};
 
 const MESSAGE: u8 = 0;
 const SHARE: u8 = 1;
 
+/// The argument that makes the registered executable serve as the fork server
+/// ([`serve_as_fork_server`]).
+pub const FORK_SERVER_ARG: &str = "__fork-server";
+
 static WORKER: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
+
+/// This process's fork server, started by the first forkserver worker. A registry, not a
+/// primitive under study: std's lock even under loom (whose Mutex has no const constructor).
+static FORK_SERVER: std::sync::Mutex<Option<ForkServer>> = std::sync::Mutex::new(None);
 
 /// Registers the executable (and its arguments) that serves as a worker process:
 /// [`serve_as_worker`] must be what it runs.
@@ -44,11 +63,20 @@ fn broken(error: impl std::fmt::Display) -> PlatformError {
     PlatformError::Unavailable(format!("a worker process failed: {error}"))
 }
 
-/// A child process serving [`serve_as_worker`]'s protocol; it exits when this is dropped.
+/// How this process knows its worker, to wait for it at the end.
+enum Handle {
+    Spawned(Child),
+    /// A child of this process, by its pid.
+    Forked(libc::pid_t),
+    /// A child of the fork server, which waits for it.
+    Served,
+}
+
+/// A process serving [`serve_as_worker`]'s protocol; it exits when this is dropped.
 pub struct WorkerProcess {
-    child: Child,
-    input: Option<BufWriter<ChildStdin>>,
-    output: BufReader<ChildStdout>,
+    handle: Handle,
+    input: Option<BufWriter<File>>,
+    output: BufReader<File>,
     /// The region last shared with this worker; unlinked and unmapped with it.
     shared: Option<Mapping>,
 }
@@ -59,7 +87,15 @@ impl WorkerProcess {
         registered_worker().map(drop)
     }
 
-    /// Starts a worker process.
+    /// `Ok` if worker processes can be started here by `method`.
+    pub fn check_method(method: StartMethod) -> Result<(), PlatformError> {
+        match method {
+            StartMethod::Spawn | StartMethod::ForkServer => Self::check(),
+            StartMethod::Fork => Ok(()),
+        }
+    }
+
+    /// Starts a worker process by spawning the registered executable.
     pub fn start() -> Result<Self, PlatformError> {
         let (path, args) = registered_worker()?;
         let mut child = Command::new(path)
@@ -69,9 +105,57 @@ impl WorkerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|error| PlatformError::Unavailable(format!("could not start a worker process: {error}")))?;
-        let input = child.stdin.take().map(BufWriter::new);
-        let output = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        Ok(Self { child, input, output, shared: None })
+        let input = child.stdin.take().map(|stdin| BufWriter::new(File::from(std::os::fd::OwnedFd::from(stdin))));
+        let output = BufReader::new(File::from(std::os::fd::OwnedFd::from(child.stdout.take().expect("piped"))));
+        Ok(Self { handle: Handle::Spawned(child), input, output, shared: None })
+    }
+
+    /// Starts a worker process by `method`; a forked worker answers with `answer` (a spawned
+    /// one runs what the executable registered).
+    pub fn start_with(method: StartMethod, answer: WorkerAnswer) -> Result<Self, PlatformError> {
+        match method {
+            StartMethod::Spawn => Self::start(),
+            StartMethod::Fork => Self::fork(answer),
+            StartMethod::ForkServer => Self::fork_served(),
+        }
+    }
+
+    /// `fork()`s this process; the child serves on two fresh pipes.
+    fn fork(answer: WorkerAnswer) -> Result<Self, PlatformError> {
+        let failed = |error: io::Error| PlatformError::Unavailable(format!("could not fork a worker: {error}"));
+        let (to_child, from_child) = (pipe().map_err(failed)?, pipe().map_err(failed)?);
+        // SAFETY: `fork` in a process that may have other threads: the child runs only
+        // `become_worker`, which makes async-signal-safe calls until the worker loop, whose own
+        // allocations glibc's fork handlers make safe, and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(failed(io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            become_worker(to_child.0.as_raw_fd(), from_child.1.as_raw_fd(), answer);
+        }
+        let (input, output) = (File::from(to_child.1), File::from(from_child.0));
+        Ok(Self {
+            handle: Handle::Forked(pid),
+            input: Some(BufWriter::new(input)),
+            output: BufReader::new(output),
+            shared: None,
+        })
+    }
+
+    /// Asks this process's fork server (started on first use) for a worker.
+    fn fork_served() -> Result<Self, PlatformError> {
+        let mut server = FORK_SERVER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if server.is_none() {
+            *server = Some(ForkServer::start()?);
+        }
+        let (input, output) = server.as_mut().expect("started").fork()?;
+        Ok(Self {
+            handle: Handle::Served,
+            input: Some(BufWriter::new(input)),
+            output: BufReader::new(output),
+            shared: None,
+        })
     }
 
     /// Sends a message and its payload. A pipe always copies: [`Delivery::Transfer`] is refused.
@@ -132,8 +216,154 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         // Closing its input ends the worker's loop.
         drop(self.input.take());
+        match &mut self.handle {
+            Handle::Spawned(child) => drop(child.wait()),
+            Handle::Forked(pid) => {
+                // SAFETY: waits for our own child by its pid; the status is not read.
+                unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
+            }
+            Handle::Served => {}
+        }
+    }
+}
+
+/// A pipe's two ends, read then write, closed on exec.
+fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `pipe2` writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened by `pipe2` and are owned by nobody else.
+    Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// In a freshly forked child: makes `input` and `output` its stdin and stdout, closes every
+/// other descriptor it inherited (another worker's pipe held open here would never see its
+/// end), serves, and exits without running the parent's exit handlers.
+fn become_worker(input: RawFd, output: RawFd, answer: WorkerAnswer) -> ! {
+    // SAFETY: `dup2`, `close_range`, `close` and `_exit` are async-signal-safe; the descriptors
+    // are this child's copies. stdin and stdout are replaced, stderr kept for panics.
+    unsafe {
+        if libc::dup2(input, 0) < 0 || libc::dup2(output, 1) < 0 {
+            libc::_exit(3);
+        }
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..1024 {
+                libc::close(fd);
+            }
+        }
+    }
+    // SAFETY: descriptors 0 and 1 are open (just duplicated) and owned by nothing else here.
+    let (stdin, stdout) = unsafe { (File::from_raw_fd(0), File::from_raw_fd(1)) };
+    let served = serve_as_worker(stdin, stdout, answer);
+    // SAFETY: ends this process at once, as a forked child must.
+    unsafe { libc::_exit(i32::from(served.is_err())) }
+}
+
+/// A running fork server and this process's ends of its pipes.
+struct ForkServer {
+    child: Child,
+    requests: ChildStdin,
+    replies: BufReader<ChildStdout>,
+    /// FIFOs made so far, for unique names.
+    made: u64,
+}
+
+impl ForkServer {
+    fn start() -> Result<Self, PlatformError> {
+        let (path, _) = registered_worker()?;
+        let mut child = Command::new(path)
+            .arg(FORK_SERVER_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| PlatformError::Unavailable(format!("could not start the fork server: {error}")))?;
+        let requests = child.stdin.take().expect("piped");
+        let replies = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Self { child, requests, replies, made: 0 })
+    }
+
+    /// One worker: two FIFOs made here, their paths to the server, which forks a child that
+    /// opens them (its stdin first, so both sides open in the same order and neither waits
+    /// forever); the server's reply is the child's pid or why it failed.
+    fn fork(&mut self) -> Result<(File, File), PlatformError> {
+        let failed = |error: &dyn std::fmt::Display| {
+            PlatformError::Unavailable(format!("the fork server could not start a worker: {error}"))
+        };
+        let dir = std::env::temp_dir();
+        let fifo = |end: &str| dir.join(format!("conlab-fork-{}-{}-{end}", std::process::id(), self.made));
+        let (to_child, from_child) = (fifo("in"), fifo("out"));
+        self.made += 1;
+        for path in [&to_child, &from_child] {
+            let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| failed(&e))?;
+            // SAFETY: a NUL-terminated path that lives across the call.
+            if unsafe { libc::mkfifo(name.as_ptr(), 0o600) } != 0 {
+                return Err(failed(&io::Error::last_os_error()));
+            }
+        }
+        let opened = (|| {
+            writeln!(self.requests, "{}\t{}", to_child.display(), from_child.display())?;
+            self.requests.flush()?;
+            let input = OpenOptions::new().write(true).open(&to_child)?;
+            let output = File::open(&from_child)?;
+            let mut reply = String::new();
+            std::io::BufRead::read_line(&mut self.replies, &mut reply)?;
+            match reply.trim().parse::<i32>() {
+                Ok(_pid) => Ok((input, output)),
+                Err(_) => Err(io::Error::other(reply.trim().to_string())),
+            }
+        })();
+        for path in [&to_child, &from_child] {
+            let _ = std::fs::remove_file(path);
+        }
+        opened.map_err(|error| failed(&error))
+    }
+}
+
+impl Drop for ForkServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The fork server's loop (the executable run with [`FORK_SERVER_ARG`]): for each request line
+/// — two FIFO paths — forks a worker that opens them as its stdin and stdout and serves with
+/// `answer`, and replies with its pid. Single-threaded, so forking it is safe; children are
+/// reaped by the kernel (SIGCHLD ignored).
+pub fn serve_as_fork_server(answer: WorkerAnswer) -> io::Result<()> {
+    // SAFETY: setting SIGCHLD's disposition to "ignore" at start-up, before any child exists.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut replies = io::stdout().lock();
+    for request in std::io::BufRead::lines(io::stdin().lock()) {
+        let request = request?;
+        let Some((input, output)) = request.split_once('\t') else {
+            writeln!(replies, "a request that is not two paths: {request:?}")?;
+            continue;
+        };
+        let (input, output) = (std::ffi::CString::new(input)?, std::ffi::CString::new(output)?);
+        // SAFETY: this process has one thread; the child opens the FIFOs and serves.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: `open` on NUL-terminated paths prepared before the fork.
+            let (from, to) =
+                unsafe { (libc::open(input.as_ptr(), libc::O_RDONLY), libc::open(output.as_ptr(), libc::O_WRONLY)) };
+            if from < 0 || to < 0 {
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(4) };
+            }
+            become_worker(from, to, answer);
+        }
+        if pid < 0 {
+            writeln!(replies, "fork failed: {}", io::Error::last_os_error())?;
+        } else {
+            writeln!(replies, "{pid}")?;
+        }
+        replies.flush()?;
+    }
+    Ok(())
 }
 
 /// A worker process's main loop: answers each message with `answer(message, payload, shared)`

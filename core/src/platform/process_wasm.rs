@@ -34,7 +34,7 @@ use js_sys::{Array, Object, Reflect, Uint8Array, WebAssembly};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::{Delivery, Instant, PlatformError, WorkerAnswer};
+use super::{Delivery, Instant, PlatformError, StartMethod, WorkerAnswer};
 use crate::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use crate::sync::{lock, Mutex};
 
@@ -131,6 +131,23 @@ impl WorkerProcess {
             ));
         }
         Ok(())
+    }
+
+    /// `Ok` for `spawn`; a browser has no other start method.
+    pub fn check_method(method: StartMethod) -> Result<(), PlatformError> {
+        match method {
+            StartMethod::Spawn => Self::check(),
+            StartMethod::Fork | StartMethod::ForkServer => Err(unavailable(
+                "Web Workers are spawn-only: a browser cannot fork — every worker starts from its script and a fresh \
+                 wasm instance",
+            )),
+        }
+    }
+
+    /// Starts a worker by `method` (only `spawn` here; `answer` is the one the workers run).
+    pub fn start_with(method: StartMethod, _answer: WorkerAnswer) -> Result<Self, PlatformError> {
+        Self::check_method(method)?;
+        Self::start()
     }
 
     /// Claims a free worker and resets it (a fresh process as far as its jobs can tell).

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
 use super::{Bytecode, Interpreter, Mode};
 use crate::kernels::spin::Spinner;
-use crate::platform::{Delivery, Instant, PlatformError, WorkerProcess};
+use crate::platform::{Delivery, Instant, PlatformError, StartMethod, WorkerProcess};
 use crate::sync::Arc;
 
 /// A call sent to a worker (what `pool.map(f, args)` pickles).
@@ -95,12 +95,22 @@ impl ProcessPool {
         WorkerProcess::check()
     }
 
+    /// `Ok` if worker processes can start here by `method`.
+    pub fn check_method(method: StartMethod) -> Result<(), PlatformError> {
+        WorkerProcess::check_method(method)
+    }
+
     /// Starts `workers` processes (the start-up cost of `multiprocessing`); payloads are copied.
     pub fn start(workers: usize) -> Result<Self, PlatformError> {
+        Self::start_with(workers, StartMethod::Spawn)
+    }
+
+    /// [`ProcessPool::start`] by a chosen start method.
+    pub fn start_with(workers: usize, method: StartMethod) -> Result<Self, PlatformError> {
         if workers == 0 {
             return Err(PlatformError::NoThreads);
         }
-        let workers = (0..workers).map(|_| WorkerProcess::start()).collect::<Result<_, _>>()?;
+        let workers = (0..workers).map(|_| WorkerProcess::start_with(method, answer)).collect::<Result<_, _>>()?;
         Ok(Self { workers, delivery: Delivery::Copy })
     }
 
@@ -205,5 +215,23 @@ mod tests {
         // conlab-core's own tests register no worker executable: starting fails with the reason.
         let error = ProcessPool::start(1).err().expect("no worker executable");
         assert!(error.to_string().contains("conlab"), "{error}");
+        let error = ProcessPool::start_with(1, StartMethod::ForkServer).err().expect("no executable to serve");
+        assert!(error.to_string().contains("conlab"), "{error}");
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn forked_workers_need_no_executable_and_answer_like_spawned_ones() {
+        // A fork of this (multi-threaded) test process: each child serves on its own pipes and
+        // sees only them — two workers at once, each getting its own jobs back.
+        let spinner = Spinner::calibrate();
+        let jobs: Vec<Job> =
+            (1..=6).map(|iterations| Job::Task { iterations, io_us: 0, op_ns: 0.0, spinner }).collect();
+        let mut pool = ProcessPool::start_with(2, StartMethod::Fork).unwrap();
+        let values: Vec<i64> = pool.map(&jobs, 1).unwrap().iter().map(|reply| reply.value).collect();
+        assert_eq!(values, [1, 2, 3, 4, 5, 6]);
+        pool.share(&[5, 6]).unwrap();
+        assert_eq!(pool.call(1, &[Job::SumShared { len: 2 }], &[]).unwrap()[0].value, 11);
+        drop(pool);
     }
 }

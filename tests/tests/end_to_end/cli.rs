@@ -431,6 +431,49 @@ fn calibration_lands() -> Result<(), String> {
 }
 
 #[test]
+fn fork_start_up_grows_with_the_parents_memory_and_spawn_and_forkserver_do_not() {
+    let _alone = alone();
+    // Python's three start methods for real: fork copies the page tables of every page this
+    // process touched (0.7 ms for a 10 MiB parent, 20 ms for 1000 MiB here), spawn re-executes
+    // the binary (1.5 ms either way) and the fork server forks a small process (0.5 ms).
+    let start_up = |parent_mb: u32| -> Vec<(String, f64)> {
+        let parent = format!("parent_mb={parent_mb}");
+        let output = conlab_run(&[
+            "run",
+            "process-overhead",
+            "--variant",
+            "processes,fork,forkserver",
+            "--threads",
+            "1",
+            "--repeat",
+            "3",
+            "--set",
+            "tasks=10",
+            "--set",
+            "round_trips=5",
+            "--set",
+            &parent,
+            "--format",
+            "json",
+        ]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let result: conlab_lab::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+        assert!(result.all_checks_passed, "every start method's workers count their tasks");
+        result.cells.iter().map(|cell| (cell.variant.clone(), cell.metrics["start-up"].min)).collect()
+    };
+    let (small, big) = (start_up(10), start_up(1000));
+    let ms = |sizes: &[(String, f64)], variant: &str| sizes.iter().find(|(v, _)| v == variant).unwrap().1;
+    assert!(ms(&big, "fork") >= 5.0 * ms(&small, "fork"), "fork's start-up, ms: 10 MiB {small:?}, 1000 MiB {big:?}");
+    for flat in ["processes", "forkserver"] {
+        assert!(
+            ms(&big, flat) <= 2.0 * ms(&small, flat) + 1.0,
+            "{flat}'s start-up does not grow with the parent, ms: 10 MiB {small:?}, 1000 MiB {big:?}"
+        );
+    }
+    assert!(ms(&big, "fork") >= 3.0 * ms(&big, "forkserver"), "a big parent: {big:?}");
+}
+
+#[test]
 fn a_process_pool_and_free_threading_run_cpu_bound_python_in_parallel_where_gil_threads_cannot() {
     let _alone = alone();
     // The law the books state: under the GIL threads do not speed up CPU-bound Python, worker

@@ -6,7 +6,7 @@ use crate::experiment::{
     VariantSpec, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
-use conlab_core::platform::{Instant, PlatformError};
+use conlab_core::platform::{Instant, PlatformError, StartMethod};
 use conlab_core::pymodel::process::{Job, ProcessPool};
 use conlab_core::sched::fifo::FifoPool;
 
@@ -35,18 +35,39 @@ impl Experiment for ProcessOverhead {
                       often within a few microseconds. Where the process pool loses is in bulk: `map` with \
                       chunksize 1 sends one message per task, while larger chunks amortise it — the reason \
                       `Pool.map` picks ⌈tasks / 4·workers⌉ by default and `ProcessPoolExecutor.map`'s default of 1 \
-                      is a trap. In browsers the Web Worker \"processes\" are started when the lab loads (a worker \
-                      only starts while its creator's event loop runs, and a run blocks it), so start-up there is the \
-                      hand-shake with a fresh wasm instance's worker.",
+                      is a trap. How a worker starts is Python's start method: `spawn` runs the program afresh \
+                      (here: re-executes conlab), `fork` copies this process — cheap while it is small, but the \
+                      kernel copies the page tables of every page it has touched, so a parent holding a gigabyte \
+                      forks slower (`parent_mb` sets how much memory the lab touches first) —, and `forkserver` \
+                      forks a small server started once, whatever the parent holds. In browsers the Web Worker \
+                      \"processes\" are spawn-only and started when the lab loads (a worker only starts while its \
+                      creator's event loop runs, and a run blocks it), so start-up there is the hand-shake with a \
+                      fresh wasm instance's worker.",
             params: vec![
                 ParamSpec::int("tasks", 1000, 1, 1_000_000, "tasks", "tasks per map"),
                 ParamSpec::int("iterations", 100, 0, 10_000_000, "per task", "Python loop iterations of each task"),
                 ParamSpec::int("round_trips", 200, 1, 1_000_000, "round trips", "empty tasks sent one at a time"),
                 ParamSpec::op_ns(),
+                ParamSpec::int(
+                    "parent_mb",
+                    10,
+                    0,
+                    4096,
+                    "MiB",
+                    "memory this process touches before its pools start (it stays held for the run)",
+                ),
             ],
             variants: vec![
                 VariantSpec::sweep("threads", "a ThreadPoolExecutor of N workers (FifoPool)"),
-                VariantSpec::sweep("processes", "a process pool of N workers (start-up included in its time)"),
+                VariantSpec::sweep(
+                    "processes",
+                    "a process pool of N workers started by `spawn` (start-up included in its time)",
+                ),
+                VariantSpec::sweep("fork", "the same pool, its workers forked from this process (native only)"),
+                VariantSpec::sweep(
+                    "forkserver",
+                    "the same pool, its workers forked from a server started once (native only)",
+                ),
             ],
             baseline: "threads",
             work_unit: Some("tasks"),
@@ -67,6 +88,7 @@ impl Experiment for ProcessOverhead {
             tasks: vec![task(params.int("iterations")); params.count("tasks")],
             empty: task(0),
             round_trips: params.count("round_trips"),
+            held: touched(params.count("parent_mb") << 20),
         }))
     }
 
@@ -83,6 +105,47 @@ impl Experiment for ProcessOverhead {
                         processes >= 5.0 * threads,
                         format!("1 worker: processes {processes:.2} ms, threads {threads:.2} ms"),
                         "process start-up is unusually fast here",
+                    )
+                },
+            ),
+            Claim::new(
+                "while this process is small, forking starts a worker faster than spawning one: at parent_mb ≤ 100, \
+                 fork's and forkserver's start-up at 1 worker are each under spawn's (fastest runs)",
+                |facts| {
+                    facts.native("Web Workers are spawn-only")?;
+                    let parent = facts.param("parent_mb")?;
+                    if parent > 100.0 {
+                        return Err(not_testable(format!("the parent holds {parent} MiB: forking it costs more")));
+                    }
+                    let spawn = facts.metric_min("processes", 1, "start-up")?;
+                    let (fork, server) =
+                        (facts.metric_min("fork", 1, "start-up")?, facts.metric_min("forkserver", 1, "start-up")?);
+                    verdict(
+                        fork < spawn && server < spawn,
+                        format!("1 worker: spawn {spawn:.2} ms, fork {fork:.2} ms, forkserver {server:.2} ms"),
+                        "loading the binary was unusually fast here (a warm page cache), or a fork was slowed by \
+                         another program",
+                    )
+                },
+            ),
+            Claim::new(
+                "a big parent slows fork, not the fork server: at parent_mb ≥ 500, fork's start-up at 1 worker is \
+                 ≥ 3× forkserver's (fastest runs)",
+                |facts| {
+                    facts.native("Web Workers are spawn-only")?;
+                    let parent = facts.param("parent_mb")?;
+                    if parent < 500.0 {
+                        return Err(not_testable(format!(
+                            "the parent holds {parent} MiB: too little for its page tables to show; try \
+                             --set parent_mb=1000"
+                        )));
+                    }
+                    let (fork, server) =
+                        (facts.metric_min("fork", 1, "start-up")?, facts.metric_min("forkserver", 1, "start-up")?);
+                    verdict(
+                        fork >= 3.0 * server,
+                        format!("a {parent} MiB parent, 1 worker: fork {fork:.2} ms, forkserver {server:.2} ms"),
+                        "the kernel shares page tables here (or the memory was not touched)",
                     )
                 },
             ),
@@ -139,6 +202,25 @@ struct Overhead {
     /// The task of a round trip: it does nothing.
     empty: Job,
     round_trips: usize,
+    /// Memory touched while preparing and held for the run: the parent's size a fork copies.
+    held: Vec<u8>,
+}
+
+/// `bytes` of memory, every page written (so each is mapped and in the page tables).
+fn touched(bytes: usize) -> Vec<u8> {
+    let mut memory = vec![0u8; bytes];
+    memory.iter_mut().step_by(4096).for_each(|byte| *byte = 1);
+    memory
+}
+
+/// A process variant's start method.
+fn start_method(variant: &str) -> Option<StartMethod> {
+    match variant {
+        "processes" => Some(StartMethod::Spawn),
+        "fork" => Some(StartMethod::Fork),
+        "forkserver" => Some(StartMethod::ForkServer),
+        _ => None,
+    }
 }
 
 impl Workload for Overhead {
@@ -156,17 +238,19 @@ impl Workload for Overhead {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        match variant {
-            "threads" => FifoPool::check(threads)?,
-            _ => ProcessPool::check()?,
+        let method = start_method(variant);
+        match method {
+            None => FifoPool::check(threads)?,
+            Some(method) => ProcessPool::check_method(method)?,
         }
-        Ok(Box::new(OverheadCell { overhead: self, processes: variant == "processes", workers: threads }))
+        Ok(Box::new(OverheadCell { overhead: self, method, workers: threads }))
     }
 }
 
 struct OverheadCell<'a> {
     overhead: &'a Overhead,
-    processes: bool,
+    /// `None`: the thread pool.
+    method: Option<StartMethod>,
     workers: usize,
 }
 
@@ -176,7 +260,7 @@ impl OverheadCell<'_> {
     }
 
     fn with_threads(&self, context: &RunContext, start: Instant) -> Result<u64, RunError> {
-        let Overhead { tasks, empty, round_trips } = self.overhead;
+        let Overhead { tasks, empty, round_trips, .. } = self.overhead;
         let run = |job: &Job| job.run(&[], &[]).map_or(0, |reply| reply.value);
         FifoPool::run(self.workers, context.trace(), |pool| {
             let futures: Vec<_> = (0..self.workers).filter_map(|_| pool.submit(|| run(empty)).ok()).collect();
@@ -197,9 +281,10 @@ impl OverheadCell<'_> {
         })?
     }
 
-    fn with_processes(&self, context: &RunContext, start: Instant) -> Result<u64, RunError> {
-        let Overhead { tasks, empty, round_trips } = self.overhead;
-        let mut pool = ProcessPool::start(self.workers)?;
+    fn with_processes(&self, method: StartMethod, context: &RunContext, start: Instant) -> Result<u64, RunError> {
+        let Overhead { tasks, empty, round_trips, held } = self.overhead;
+        std::hint::black_box(held);
+        let mut pool = ProcessPool::start_with(self.workers, method)?;
         for worker in 0..self.workers {
             pool.call(worker, std::slice::from_ref(empty), &[])?;
         }
@@ -242,10 +327,9 @@ impl Cell for OverheadCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let start = Instant::now();
-        if self.processes {
-            self.with_processes(context, start)
-        } else {
-            self.with_threads(context, start)
+        match self.method {
+            Some(method) => self.with_processes(method, context, start),
+            None => self.with_threads(context, start),
         }
     }
 }
