@@ -68,8 +68,8 @@ enum Handle {
     Spawned(Child),
     /// A child of this process, by its pid.
     Forked(libc::pid_t),
-    /// A child of the fork server, which waits for it.
-    Served,
+    /// A child of the fork server (which waits for it), by its pid.
+    Served(libc::pid_t),
 }
 
 /// A process serving [`serve_as_worker`]'s protocol; it exits when this is dropped.
@@ -149,9 +149,9 @@ impl WorkerProcess {
         if server.is_none() {
             *server = Some(ForkServer::start()?);
         }
-        let (input, output) = server.as_mut().expect("started").fork()?;
+        let (input, output, pid) = server.as_mut().expect("started").fork()?;
         Ok(Self {
-            handle: Handle::Served,
+            handle: Handle::Served(pid),
             input: Some(BufWriter::new(input)),
             output: BufReader::new(output),
             shared: None,
@@ -181,6 +181,37 @@ impl WorkerProcess {
         // while `self` lives); a zero timeout returns at once.
         let ready = unsafe { libc::poll(&mut pending, 1, 0) };
         ready != 0
+    }
+
+    /// Kills the worker at once (`SIGKILL`, as the OOM killer would): its replies stop, and
+    /// reading them finds its end.
+    pub fn kill(&mut self) {
+        let pid = match &self.handle {
+            Handle::Spawned(child) => child.id() as libc::pid_t,
+            Handle::Forked(pid) | Handle::Served(pid) => *pid,
+        };
+        // SAFETY: `kill` only sends a signal. The pid is a process this one started (reaped only
+        // in `drop`) or one its fork server started; a server's child that already exited may in
+        // principle have had its pid reused, a risk Python's `Process.kill` takes alike.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+
+    /// Waits up to `timeout` until one of `workers` has a reply (or has ended): its index.
+    pub fn wait_any(workers: &mut [&mut WorkerProcess], timeout: std::time::Duration) -> Option<usize> {
+        if let Some(ready) = workers.iter().position(|worker| !worker.output.buffer().is_empty()) {
+            return Some(ready);
+        }
+        let mut fds: Vec<libc::pollfd> = workers
+            .iter()
+            .map(|worker| libc::pollfd { fd: worker.output.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` holds one valid pollfd per worker (fds open while the workers live).
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        if ready <= 0 {
+            return None;
+        }
+        fds.iter().position(|fd| fd.revents != 0)
     }
 
     /// The next reply, in order.
@@ -222,7 +253,7 @@ impl Drop for WorkerProcess {
                 // SAFETY: waits for our own child by its pid; the status is not read.
                 unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
             }
-            Handle::Served => {}
+            Handle::Served(_) => {}
         }
     }
 }
@@ -288,7 +319,7 @@ impl ForkServer {
     /// One worker: two FIFOs made here, their paths to the server, which forks a child that
     /// opens them (its stdin first, so both sides open in the same order and neither waits
     /// forever); the server's reply is the child's pid or why it failed.
-    fn fork(&mut self) -> Result<(File, File), PlatformError> {
+    fn fork(&mut self) -> Result<(File, File, libc::pid_t), PlatformError> {
         let failed = |error: &dyn std::fmt::Display| {
             PlatformError::Unavailable(format!("the fork server could not start a worker: {error}"))
         };
@@ -310,8 +341,8 @@ impl ForkServer {
             let output = File::open(&from_child)?;
             let mut reply = String::new();
             std::io::BufRead::read_line(&mut self.replies, &mut reply)?;
-            match reply.trim().parse::<i32>() {
-                Ok(_pid) => Ok((input, output)),
+            match reply.trim().parse::<libc::pid_t>() {
+                Ok(pid) => Ok((input, output, pid)),
                 Err(_) => Err(io::Error::other(reply.trim().to_string())),
             }
         })();

@@ -119,6 +119,8 @@ pub struct WorkerProcess {
     mailbox: Box<Mailbox>,
     /// Requests sent and not yet answered: the worker may still write the mailbox.
     outstanding: usize,
+    /// Terminated by [`WorkerProcess::kill`].
+    dead: bool,
 }
 
 impl WorkerProcess {
@@ -170,7 +172,7 @@ impl WorkerProcess {
             ))
         })?;
         let (slot, worker, memory, mailbox) = claimed;
-        let mut process = Self { slot, worker, memory, mailbox, outstanding: 0 };
+        let mut process = Self { slot, worker, memory, mailbox, outstanding: 0, dead: false };
         let claim = message(
             "claim",
             &[
@@ -199,6 +201,32 @@ impl WorkerProcess {
         self.post(&request, &transfer)
     }
 
+    /// Terminates the worker (`Worker.terminate`): it stops at once and its replies with it.
+    /// Its slot stays taken and its mailbox is leaked, never reused under a writer that might
+    /// still be finishing: the lab's pool of Web Worker processes is one smaller until reload.
+    pub fn kill(&mut self) {
+        self.worker.terminate();
+        self.dead = true;
+        self.outstanding = 0;
+    }
+
+    /// Waits up to `timeout` until one of `workers` has a reply (or was killed): its index.
+    pub fn wait_any(workers: &mut [&mut WorkerProcess], timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now().plus(timeout);
+        loop {
+            if let Some(ready) = workers.iter_mut().position(|worker| worker.dead || worker.reply_ready()) {
+                return Some(ready);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            let state = &workers[0].mailbox.words[0];
+            // SAFETY: as in `receive_within`: waits at most 1 ms on a word of this instance's
+            // shared memory; a reply in another mailbox is seen when the wait ends.
+            unsafe { memory_atomic_wait32(state.as_ptr().cast::<i32>(), EMPTY as i32, 1_000_000) };
+        }
+    }
+
     /// Whether a reply is waiting in the mailbox, so [`WorkerProcess::receive`] would not block:
     /// for a caller that must not block, an event loop polling.
     pub fn reply_ready(&mut self) -> bool {
@@ -225,6 +253,9 @@ impl WorkerProcess {
     }
 
     fn post(&mut self, message: &JsValue, transfer: &JsValue) -> Result<(), PlatformError> {
+        if self.dead {
+            return Err(unavailable("a Web Worker process failed: it was terminated"));
+        }
         self.worker
             .post_message(message, transfer)
             .map_err(|error| js_failure("postMessage to a worker process failed", error))?;
@@ -233,6 +264,9 @@ impl WorkerProcess {
     }
 
     fn receive_within(&mut self, timeout: Duration) -> Result<Vec<u8>, PlatformError> {
+        if self.dead {
+            return Err(unavailable("a Web Worker process failed: it was terminated"));
+        }
         let [state, len] = &self.mailbox.words;
         let deadline = Instant::now().plus(timeout);
         loop {
@@ -273,6 +307,10 @@ impl Drop for WorkerProcess {
     /// the worker back. One that does not answer in time is terminated and its mailbox leaked,
     /// never freed under a writer; its slot stays taken.
     fn drop(&mut self) {
+        if self.dead {
+            Box::leak(std::mem::replace(&mut self.mailbox, Mailbox::new(0)));
+            return;
+        }
         while self.outstanding > 0 {
             let before = self.outstanding;
             let _ = self.receive_within(START_TIMEOUT);

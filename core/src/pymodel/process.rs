@@ -11,6 +11,7 @@
 //! worker's own `SharedArrayBuffer` in browsers).
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +75,15 @@ impl Job {
     }
 }
 
+/// Task numbers as a short list: `3, 4, 5 … 39` past a dozen.
+fn list(jobs: &[usize]) -> String {
+    let shown: Vec<String> = jobs.iter().take(12).map(usize::to_string).collect();
+    match jobs.len() {
+        0..=12 => shown.join(", "),
+        _ => format!("{} … {}", shown[..11].join(", "), jobs[jobs.len() - 1]),
+    }
+}
+
 /// The sum of `bytes` (what `SumPayload` and `SumShared` answer).
 pub fn byte_sum(bytes: &[u8]) -> i64 {
     bytes.iter().map(|&b| i64::from(b)).sum()
@@ -87,7 +97,37 @@ const WINDOW: usize = 2;
 pub struct ProcessPool {
     workers: Vec<WorkerProcess>,
     delivery: Delivery,
+    /// How its workers (and any replacement) start.
+    method: StartMethod,
 }
+
+/// What [`ProcessPool::map_supervised`] does when a worker dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDeath {
+    /// Python's `ProcessPoolExecutor`: the pool is broken, and every task not yet done fails
+    /// with `BrokenProcessPool`.
+    Fail,
+    /// A supervisor's: a replacement worker starts and the dead worker's tasks run again.
+    Replace,
+}
+
+/// How a supervised `map` went.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Supervised {
+    /// Each job's reply, in job order; `None` for a job that failed.
+    pub replies: Vec<Option<Reply>>,
+    /// Jobs run again on a replacement, in the order they were lost.
+    pub retried: Vec<usize>,
+    /// Why the pool broke ([`OnDeath::Fail`]), naming the jobs that failed.
+    pub broken: Option<String>,
+    /// From the kill to the pool reading the dead worker's end.
+    pub detected_after: Option<Duration>,
+    /// Workers that died.
+    pub deaths: usize,
+}
+
+/// How long a supervised `map` waits for any reply before it looks at `keep_going` again.
+const POLL: Duration = Duration::from_millis(20);
 
 impl ProcessPool {
     /// `Ok` if worker processes can start here (checked without starting one).
@@ -111,7 +151,7 @@ impl ProcessPool {
             return Err(PlatformError::NoThreads);
         }
         let workers = (0..workers).map(|_| WorkerProcess::start_with(method, answer)).collect::<Result<_, _>>()?;
-        Ok(Self { workers, delivery: Delivery::Copy })
+        Ok(Self { workers, delivery: Delivery::Copy, method })
     }
 
     /// Sends payloads this way from now on, if the platform can.
@@ -171,6 +211,78 @@ impl ProcessPool {
         Ok(replies.into_iter().flatten().collect())
     }
 
+    /// `map` one job per message that survives a worker's death as `on_death` says, reading
+    /// whichever worker answers first (so a dead one is noticed as soon as its end is read, not
+    /// when its turn comes). With `kill_after`, once that many jobs are done the pool kills the
+    /// worker holding the oldest job in flight (the lab's stand-in for the OOM killer). Stops
+    /// early, its jobs undone, when `keep_going` turns false.
+    pub fn map_supervised(
+        &mut self,
+        jobs: &[Job],
+        on_death: OnDeath,
+        kill_after: Option<usize>,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Supervised, PlatformError> {
+        let mut out = Supervised { replies: vec![None; jobs.len()], ..Supervised::default() };
+        let mut pending: VecDeque<usize> = (0..jobs.len()).collect();
+        let mut in_flight = vec![VecDeque::new(); self.workers.len()];
+        let (mut done, mut killed_at) = (0, None);
+        while keep_going() {
+            for (worker, queue) in in_flight.iter_mut().enumerate() {
+                while queue.len() < WINDOW {
+                    let Some(job) = pending.pop_front() else { break };
+                    self.send(worker, std::slice::from_ref(&jobs[job]), &[])?;
+                    queue.push_back(job);
+                }
+            }
+            if in_flight.iter().all(VecDeque::is_empty) {
+                break;
+            }
+            if killed_at.is_none() && kill_after == Some(done) {
+                if let Some(victim) = in_flight.iter().position(|queue| !queue.is_empty()) {
+                    self.workers[victim].kill();
+                    killed_at = Some(Instant::now());
+                }
+            }
+            let ready = {
+                let mut workers: Vec<&mut WorkerProcess> = self.workers.iter_mut().collect();
+                WorkerProcess::wait_any(&mut workers, POLL)
+            };
+            let Some(worker) = ready else { continue };
+            match self.collect(worker) {
+                Ok(replies) => {
+                    let job = in_flight[worker].pop_front().expect("a reply answers a job in flight");
+                    out.replies[job] = replies.into_iter().next();
+                    done += 1;
+                }
+                Err(error) => {
+                    let error = match error {
+                        PlatformError::Unavailable(why) => why,
+                        other => other.to_string(),
+                    };
+                    out.deaths += 1;
+                    out.detected_after = out.detected_after.or(killed_at.map(|at: Instant| at.elapsed()));
+                    let lost: Vec<usize> = in_flight[worker].drain(..).collect();
+                    if on_death == OnDeath::Fail {
+                        let failed: Vec<usize> = (0..jobs.len()).filter(|&job| out.replies[job].is_none()).collect();
+                        out.broken = Some(format!(
+                            "BrokenProcessPool: a process in the pool was terminated abruptly while the future was \
+                             running or pending ({error}); {} of {} tasks failed: {}",
+                            failed.len(),
+                            jobs.len(),
+                            list(&failed)
+                        ));
+                        return Ok(out);
+                    }
+                    self.workers[worker] = WorkerProcess::start_with(self.method, answer)?;
+                    lost.iter().rev().for_each(|&job| pending.push_front(job));
+                    out.retried.extend(lost);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn send(&mut self, worker: usize, jobs: &[Job], payload: &[u8]) -> Result<(), PlatformError> {
         let message = serde_json::to_vec(jobs).expect("jobs serialise");
         self.workers[worker].send(&message, payload, self.delivery)
@@ -217,6 +329,31 @@ mod tests {
         assert!(error.to_string().contains("conlab"), "{error}");
         let error = ProcessPool::start_with(1, StartMethod::ForkServer).err().expect("no executable to serve");
         assert!(error.to_string().contains("conlab"), "{error}");
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_worker_killed_mid_map_breaks_the_pool_or_is_replaced_and_nothing_is_lost() {
+        let spinner = Spinner::calibrate();
+        // ~2 ms a task at 20 ns an instruction: the kill lands while jobs are in flight.
+        let jobs: Vec<Job> =
+            (0..12).map(|_| Job::Task { iterations: 20_000, io_us: 0, op_ns: 20.0, spinner }).collect();
+        let mut pool = ProcessPool::start_with(2, StartMethod::Fork).unwrap();
+        let broken = pool.map_supervised(&jobs, OnDeath::Fail, Some(3), &|| true).unwrap();
+        let message = broken.broken.as_deref().expect("the pool broke");
+        assert!(message.starts_with("BrokenProcessPool"), "{message}");
+        let failed = broken.replies.iter().filter(|reply| reply.is_none()).count();
+        assert!(failed >= 1 && message.contains(&format!("{failed} of 12 tasks failed")), "{message}");
+        assert!(broken.detected_after.is_some_and(|after| after < Duration::from_secs(1)), "{broken:?}");
+        assert!(broken.replies.iter().flatten().all(|reply| reply.value == 20_000));
+
+        let mut pool = ProcessPool::start_with(2, StartMethod::Fork).unwrap();
+        let survived = pool.map_supervised(&jobs, OnDeath::Replace, Some(3), &|| true).unwrap();
+        assert_eq!(survived.broken, None);
+        assert_eq!(survived.deaths, 1);
+        assert!(!survived.retried.is_empty(), "the dead worker's tasks ran again: {survived:?}");
+        assert!(survived.replies.iter().all(|reply| reply.as_ref().is_some_and(|r| r.value == 20_000)));
+        assert_eq!(list(&(0..20).collect::<Vec<_>>()), "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 … 19");
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -583,6 +583,27 @@ fn stripes_cut_contention_by_their_number_on_uniform_keys_and_a_hot_stripe_stays
 }
 
 #[test]
+fn a_killed_worker_breaks_the_pool_or_is_replaced_and_no_task_is_lost_either_way() {
+    let _beside = beside();
+    // The pool kills a forked worker after 3 of 12 tasks: it reads the dead worker's end within
+    // a fraction of a millisecond (0.1 ms here); `fail` fails every unfinished task with
+    // BrokenProcessPool, `supervise` reruns the dead worker's tasks on a replacement.
+    let mut request = request("broken-pool", &[("tasks", json!(12)), ("kill_after", json!(3))], &[1, 2]);
+    request.repeat = 2;
+    let result = run_quietly(&request).unwrap();
+    assert!(result.all_checks_passed, "every task completed or was reported failed: {:#?}", result.cells);
+    for threads in [1, 2] {
+        let metric = |variant: &str, name: &str| result.cell(variant, threads).unwrap().metrics[name].clone();
+        assert!(metric("fail", "detected after").max < 50.0, "{threads}: {:?}", metric("fail", "detected after"));
+        assert!(metric("fail", "failed").min >= 1.0 && metric("fail", "completed").max <= 11.0);
+        assert_eq!((metric("supervise", "completed").min, metric("supervise", "failed").max), (12.0, 0.0));
+        assert!(metric("supervise", "retried").min >= 1.0, "{threads}: the dead worker's tasks ran again");
+        let findings = &result.cell("fail", threads).unwrap().findings;
+        assert!(findings.iter().any(|f| f.starts_with("BrokenProcessPool")), "{findings:?}");
+    }
+}
+
+#[test]
 fn gil_handovers_count_the_gil_changing_hands_and_nothing_else() {
     let _beside = beside();
     // One definition in both experiments: a thread alone never hands the GIL over (its first

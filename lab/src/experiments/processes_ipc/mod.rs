@@ -2,6 +2,7 @@
 
 use crate::experiment::Experiment;
 
+mod broken_pool;
 mod ipc_cost;
 mod process_overhead;
 
@@ -9,4 +10,5 @@ mod process_overhead;
 pub const NAME: &str = "processes & IPC";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[&ipc_cost::IpcCost, &process_overhead::ProcessOverhead];
+pub const EXPERIMENTS: &[&dyn Experiment] =
+    &[&ipc_cost::IpcCost, &process_overhead::ProcessOverhead, &broken_pool::BrokenPool];
