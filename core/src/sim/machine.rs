@@ -245,8 +245,43 @@ impl<'p> Machine<'p> {
         self.program.threads[thread].ops.get(self.lines[thread])
     }
 
-    /// Whether `thread` can take a step now.
+    /// Whether `thread` can take a step now: it could, and no higher-priority thread could.
     pub fn is_enabled(&self, thread: usize) -> bool {
+        self.could_step(thread) && self.outranked_by(thread).is_none()
+    }
+
+    /// A thread of higher priority that could take a step instead of `thread`.
+    fn outranked_by(&self, thread: usize) -> Option<usize> {
+        if self.program.priorities.is_empty() {
+            return None;
+        }
+        let mine = self.priority(thread);
+        (0..self.threads()).find(|&other| other != thread && self.could_step(other) && self.priority(other) > mine)
+    }
+
+    /// `thread`'s priority now: its own, or with inheritance the highest of the threads blocked
+    /// on a mutex it holds, if higher.
+    pub fn priority(&self, thread: usize) -> i64 {
+        let own = |t: usize| self.program.priorities.get(t).copied().unwrap_or(0);
+        if !self.program.inheritance {
+            return own(thread);
+        }
+        (0..self.threads())
+            .filter(|&waiter| self.blocked_by(waiter) == Some(thread))
+            .map(own)
+            .fold(own(thread), i64::max)
+    }
+
+    /// The holder of the mutex `thread` is blocked on, if it is.
+    fn blocked_by(&self, thread: usize) -> Option<usize> {
+        match (self.status[thread], self.op(thread)) {
+            (Status::Reacquiring(mutex), _) | (Status::Ready, Some(&Op::Lock(mutex))) => self.owners[mutex],
+            _ => None,
+        }
+    }
+
+    /// Whether `thread` could take a step, priorities aside.
+    fn could_step(&self, thread: usize) -> bool {
         match self.status[thread] {
             Status::Done | Status::Waiting(_) => false,
             Status::Reacquiring(mutex) => self.owners[mutex].is_none(),
@@ -572,23 +607,39 @@ impl<'p> Machine<'p> {
         Failure::Deadlock { blocked, cycle: wait_for_cycle(&holder_of).into_iter().map(letter).collect() }
     }
 
+    /// `state` with the thread's priority, where the program has priorities (and whether it
+    /// is inherited).
+    fn with_priority(&self, thread: usize, state: String) -> String {
+        let Some(&own) = self.program.priorities.get(thread) else { return state };
+        match self.priority(thread) {
+            now if now > own => format!("{state} · priority {now}, inherited (its own: {own})"),
+            now => format!("{state} · priority {now}"),
+        }
+    }
+
     /// The state as the step view shows it.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             threads: (0..self.threads())
                 .map(|t| ThreadState {
                     line: (!self.is_done(t)).then_some(self.lines[t]),
-                    state: match self.status[t] {
-                        Status::Done => "finished".into(),
-                        Status::Waiting(condition) => format!("waiting on {condition}"),
-                        Status::Reacquiring(mutex) if !self.is_enabled(t) => format!("woken, waiting for {mutex}"),
-                        Status::Ready if !self.is_enabled(t) => match self.op(t) {
-                            Some(Op::Lock(mutex)) => format!("blocked on {mutex}"),
-                            Some(Op::Acquire(semaphore)) => format!("blocked on {semaphore}"),
-                            _ => "blocked".into(),
+                    state: self.with_priority(
+                        t,
+                        match self.status[t] {
+                            Status::Done => "finished".into(),
+                            Status::Waiting(condition) => format!("waiting on {condition}"),
+                            Status::Reacquiring(mutex) if !self.is_enabled(t) => format!("woken, waiting for {mutex}"),
+                            Status::Ready if self.could_step(t) && !self.is_enabled(t) => {
+                                format!("ready, outranked by {}", letter(self.outranked_by(t).expect("outranked")))
+                            }
+                            Status::Ready if !self.is_enabled(t) => match self.op(t) {
+                                Some(Op::Lock(mutex)) => format!("blocked on {mutex}"),
+                                Some(Op::Acquire(semaphore)) => format!("blocked on {semaphore}"),
+                                _ => "blocked".into(),
+                            },
+                            _ => "ready".into(),
                         },
-                        _ => "ready".into(),
-                    },
+                    ),
                     enabled: self.is_enabled(t),
                     registers: self.regs[t].iter().map(|(name, value)| (name.to_string(), *value)).collect(),
                 })

@@ -231,6 +231,13 @@ pub struct Program {
     pub threads: Vec<Thread>,
     /// Checked once every thread has finished, with the message shown when it fails.
     pub finally: Option<(Expr, &'static str)>,
+    /// One priority per thread (higher runs first), or none: with them, only the runnable
+    /// threads of the highest priority may take a step — a strict priority scheduler, as a
+    /// real-time OS has.
+    pub priorities: Vec<i64>,
+    /// Priority inheritance: a thread holding a mutex a higher-priority thread is blocked on
+    /// runs at that thread's priority until it lets go.
+    pub inheritance: bool,
 }
 
 /// The program as the step view shows it.

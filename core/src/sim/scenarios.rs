@@ -52,7 +52,7 @@ pub fn find_scenario(id: &str) -> Result<&'static Scenario, String> {
     })
 }
 
-static SCENARIOS: [Scenario; 20] = [
+static SCENARIOS: [Scenario; 22] = [
     scenario("lost-update", "Lost update: counter += 1 from two threads", "Each thread reads the counter, then writes back one more: if both read before either writes, one increment is lost and the total is 1, not 2.", true, "lost-update-fixed", lost_update),
     scenario("lost-update-fixed", "Lost update, fixed with a lock", "The read and the write happen under one lock, so the second thread reads what the first wrote.", false, "lost-update", lost_update_fixed),
     scenario(
@@ -92,6 +92,22 @@ static SCENARIOS: [Scenario; 20] = [
         "polite-livelock",
         polite_backoff,
     ),
+    scenario(
+        "priority-inversion",
+        "Priority inversion: high waits behind medium",
+        "A strict priority scheduler (highest runnable thread first, as a real-time OS has). low holds the bus when high wakes and blocks on it; then medium wakes — above low, below high — and runs its whole long job while low, holding the bus, cannot run. high, the most urgent thread, waits for medium, a less urgent one: Mars Pathfinder's reset in 1997.",
+        true,
+        "priority-inversion-fixed",
+        priority_inversion,
+    ),
+    scenario(
+        "priority-inversion-fixed",
+        "Priority inversion, fixed: priority inheritance",
+        "While high is blocked on the bus low holds, low runs at high's priority (it inherits it), so medium cannot preempt it: low finishes with the bus at once and high gets it before medium's job has even started — VxWorks' fix for Pathfinder, and what PTHREAD_PRIO_INHERIT asks of a mutex.",
+        false,
+        "priority-inversion",
+        priority_inheritance,
+    ),
     scenario("two-lock-transfer", "Transfers between two accounts, each locking from then to", "A transfer x→y locks x then y; one y→x locks y then x. Run together they deadlock, holding one account each.", true, "two-lock-transfer-fixed", transfer),
     scenario("two-lock-transfer-fixed", "Transfers, fixed: lock accounts in id order", "Each transfer locks the lower-numbered account first, whichever way the money goes, so the money is conserved and nothing deadlocks.", false, "two-lock-transfer", transfer_fixed),
 ];
@@ -113,6 +129,8 @@ fn program(vars: &[(&'static str, i64)], mutexes: &[&'static str], threads: Vec<
         semaphores: Vec::new(),
         threads,
         finally: None,
+        priorities: Vec::new(),
+        inheritance: false,
     }
 }
 
@@ -395,6 +413,43 @@ fn polite_backoff() -> Program {
 
 fn polite_fixed() -> Program {
     program(&[], &["a", "b"], vec![both("A", "a", "b"), both("B", "a", "b")])
+}
+
+/// Three threads under a strict priority scheduler: low (1) takes the bus and wakes high (3)
+/// and medium (2); medium's job is six lines; high asserts it got the bus before that job ended.
+fn inversion(inheritance: bool) -> Program {
+    let low = Thread::new("low")
+        .op(Op::Lock("bus"))
+        .op(Op::Release("wake_high"))
+        .op(Op::Release("wake_medium"))
+        .op(set_reg("sent", int(1)))
+        .op(set_reg("sent", int(2)))
+        .op(Op::Unlock("bus"));
+    let medium = (0..6)
+        .fold(Thread::new("medium").op(Op::Acquire("wake_medium")), |thread, step| {
+            thread.op(set_reg("progress", int(step + 1)))
+        })
+        .op(set_var("medium_done", int(1)));
+    let high = Thread::new("high")
+        .op(Op::Acquire("wake_high"))
+        .op(Op::Lock("bus"))
+        .op(Op::Assert(var("medium_done").eq(int(0)), "high got the bus before medium's job was done"))
+        .op(Op::Unlock("bus"));
+    Program {
+        atomic: vec!["medium_done"],
+        semaphores: vec![("wake_high", 0), ("wake_medium", 0)],
+        priorities: vec![1, 2, 3],
+        inheritance,
+        ..program(&[("medium_done", 0)], &["bus"], vec![low, medium, high])
+    }
+}
+
+fn priority_inversion() -> Program {
+    inversion(false)
+}
+
+fn priority_inheritance() -> Program {
+    inversion(true)
 }
 
 fn transfer_thread(name: &str, from: &'static str, to: &'static str, locks: [&'static str; 2]) -> Thread {

@@ -77,6 +77,7 @@ fn each_bug_is_the_kind_the_scenario_teaches() {
     assert!(matches!(kind("missed-wakeup"), Failure::Assertion { .. }));
     assert!(matches!(kind("buggy-buffer"), Failure::Deadlock { ref cycle, .. } if cycle.is_empty()));
     assert!(matches!(kind("polite-livelock"), Failure::Livelock { .. }));
+    assert!(matches!(kind("priority-inversion"), Failure::Assertion { thread: 'C', .. }), "high's assertion");
 }
 
 #[test]
@@ -114,6 +115,8 @@ fn misuse_and_races_are_reported_with_their_lines() {
         semaphores: Vec::new(),
         threads,
         finally: None,
+        priorities: Vec::new(),
+        inheritance: false,
     };
     let stranger = program(vec![Thread::new("A").op(Op::Unlock("m"))]);
     assert_eq!(
@@ -159,6 +162,8 @@ fn reachable_past_a_yield() -> conlab_core::sim::Program {
             Thread::new("B").op(Op::Assert(var("x").eq(int(0)), "x is still 0")),
         ],
         finally: None,
+        priorities: Vec::new(),
+        inheritance: false,
     }
 }
 
@@ -211,4 +216,32 @@ fn random_back_off_breaks_the_lock_step_that_keeps_polite_threads_livelocked() {
     let (once, again) = (replay(&backoff, schedule).unwrap(), replay(&backoff, schedule).unwrap());
     assert_eq!(once, again);
     assert!(once.steps.iter().any(|step| step.text.starts_with("pause = random.randrange(window)")), "{once:?}");
+}
+
+#[test]
+fn under_strict_priorities_high_waits_behind_medium_unless_the_holder_inherits_its_priority() {
+    let budget = Budget::default();
+    let high_done_at = |id: &str| {
+        let program = find_scenario(id).unwrap().program();
+        // The scheduler leaves no choice: every thread has its own priority.
+        let exhaustive = search(&program, Strategy::Dfs { preemption_bound: 2 }, &budget);
+        assert_eq!(exhaustive.runs, 1, "{id}: one schedule");
+        let run = search(&program, Strategy::RoundRobin, &budget);
+        (run.found, conlab_core::sim::state_after(&program, "").unwrap().1)
+    };
+    let (inverted, start) = high_done_at("priority-inversion");
+    let failure = inverted.expect("high waited behind medium").failure.unwrap();
+    assert!(failure.to_string().contains("high got the bus before medium's job was done"), "{failure}");
+    // Only low can run at first: the others wait for their wake-ups.
+    assert_eq!(start.threads.iter().map(|t| t.enabled).collect::<Vec<_>>(), [true, false, false]);
+    assert!(start.threads[0].state.ends_with("priority 1"), "{:?}", start.threads[0]);
+    let (fixed, _) = high_done_at("priority-inversion-fixed");
+    assert_eq!(fixed, None);
+    // Mid-run, with high blocked on the bus and medium awake: low runs at high's priority.
+    let fixed = find_scenario("priority-inversion-fixed").unwrap().program();
+    let (_, snapshot) = conlab_core::sim::state_after(&fixed, "AACAA").unwrap();
+    assert!(snapshot.threads[0].state.contains("priority 3, inherited (its own: 1)"), "{:?}", snapshot.threads);
+    assert!(snapshot.threads[1].state.starts_with("ready, outranked by A"), "{:?}", snapshot.threads);
+    let unfixed = find_scenario("priority-inversion").unwrap().program();
+    assert!(replay(&unfixed, "AACAA").unwrap_err().contains("outranked by B"), "medium preempts low");
 }

@@ -27,7 +27,7 @@ fn cancel_after(cancel: &CancelFlag, delay: std::time::Duration) -> std::thread:
 }
 
 /// Variants that run on worker processes.
-const PROCESS_BACKED: [&str; 6] = ["process", "processes", "copy", "transfer", "shared", "to-process"];
+const PROCESS_BACKED: [&str; 7] = ["process", "processes", "forkserver", "copy", "transfer", "shared", "to-process"];
 
 #[test]
 fn every_experiment_passes_its_correctness_check_on_every_variant() {
