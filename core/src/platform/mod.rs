@@ -15,7 +15,9 @@
 //!   Web Worker with its own wasm instance in browsers), and [`cpu_time`];
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
 //! - [`sleep`]: block the calling thread (never called on a page's main thread); [`yield_now`];
-//! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic.
+//! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic;
+//! - [`realtime`]: pinning a thread to a CPU, `SCHED_FIFO` priorities and a priority-inheritance
+//!   mutex (Linux; browsers say they cannot).
 //!
 //! The backend is chosen by `cfg` here and nowhere else; an unsupported target fails to compile
 //! with a message rather than misbehaving at run time (the pattern of parking_lot's
@@ -49,6 +51,15 @@ mod process;
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 #[path = "process_wasm.rs"]
 mod process;
+
+/// Real-time scheduling: natively on Linux; in browsers every call says it cannot.
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "realtime_native.rs"]
+pub mod realtime;
+
+#[cfg(target_arch = "wasm32")]
+#[path = "realtime_wasm.rs"]
+pub mod realtime;
 
 #[cfg(target_arch = "wasm32")]
 pub use backend::register_worker_pool;

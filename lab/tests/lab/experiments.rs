@@ -41,6 +41,11 @@ fn every_experiment_passes_its_correctness_check_on_every_variant() {
             let expected = if variant.sweeps_threads { 3 } else { 1 };
             assert_eq!(cells.len(), expected, "{} {}", info.id, variant.id);
             for cell in cells {
+                if info.id == "priority-inversion" && cell.skipped.is_some() {
+                    // Real-time priorities need CAP_SYS_NICE: without it the cell says so.
+                    assert!(cell.skipped.as_deref().is_some_and(|why| why.contains("CAP_SYS_NICE")), "{cell:?}");
+                    continue;
+                }
                 if PROCESS_BACKED.contains(&variant.id) {
                     // Process pools re-execute the conlab binary, absent from conlab-core's tests
                     // (the CLI suite runs them), and pipes cannot transfer: skipped, saying why.
@@ -548,8 +553,8 @@ fn batching_shared_updates_buys_throughput_up_to_a_knee_and_pays_in_staleness() 
 #[test]
 fn stripes_cut_contention_by_their_number_on_uniform_keys_and_a_hot_stripe_stays_hot_on_skewed_ones() {
     let _alone = alone();
-    // Contended updates at 2 threads here: 15.5% on one lock, 3.9% on 16 stripes, 0.25% on 256
-    // (about 1/S); under Zipf keys the hottest of 256 stripes keeps ~8% of the updates and its
+    // Contended updates at 2 threads here: 14–19% on one lock, 3.9–4.9% on 16 stripes,
+    // 0.25–0.32% on 256 (about 1/S once the lock is not saturated); under Zipf keys the hottest of 256 stripes keeps ~8% of the updates and its
     // own contention ~5%, while the average stripe's falls under 1%. Contention needs the two
     // threads to run at once, so up to three runs, and the law must show in one.
     let run = |distribution: &str| {
@@ -575,7 +580,7 @@ fn stripes_cut_contention_by_their_number_on_uniform_keys_and_a_hot_stripe_stays
         let (_, _, zipf_many, hot_share, hot) = run("zipf");
         assert!(hot_share >= 5.0, "Zipf keys: the hottest stripe keeps its share ({hot_share:.1}%)");
         rounds.push((one, sixteen, many, hot, zipf_many));
-        if one > 4.0 * sixteen && sixteen > many && hot > 2.0 * zipf_many.max(0.1) {
+        if one > 2.0 * sixteen && sixteen > 4.0 * many && hot > 2.0 * zipf_many.max(0.1) {
             return;
         }
     }
@@ -601,6 +606,32 @@ fn a_killed_worker_breaks_the_pool_or_is_replaced_and_no_task_is_lost_either_way
         let findings = &result.cell("fail", threads).unwrap().findings;
         assert!(findings.iter().any(|f| f.starts_with("BrokenProcessPool")), "{findings:?}");
     }
+}
+
+#[test]
+fn on_one_cpu_a_plain_mutex_makes_high_wait_for_medium_and_priority_inheritance_does_not() {
+    let _alone = alone();
+    // SCHED_FIFO threads pinned to CPU 0: high waited 38.8 ms behind medium's 30 ms job with a
+    // plain mutex, 8.2 ms (the rest of low's section) with PTHREAD_PRIO_INHERIT. Where the OS
+    // refuses real-time priorities the cells say why, and the law cannot be tested.
+    let settings = [("section_ms", json!(6.0)), ("medium_ms", json!(20.0))];
+    let mut request = request("priority-inversion", &settings, &[3]);
+    request.repeat = 3;
+    let result = run_quietly(&request).unwrap();
+    if let Some(why) = result.cells.iter().find_map(|cell| cell.skipped.clone()) {
+        assert!(why.contains("CAP_SYS_NICE"), "{why}");
+        println!("priority-inversion inconclusive here: {why}");
+        return;
+    }
+    assert!(result.all_checks_passed, "low and high each got the mutex once");
+    let waited = |variant: &str| result.cell(variant, 3).unwrap().metrics["high waited"].median;
+    assert!(waited("plain") >= 16.0, "high waits behind medium's 20 ms: {} ms", waited("plain"));
+    assert!(
+        waited("plain") - waited("inherit") >= 14.0,
+        "inheritance: {} vs {} ms",
+        waited("plain"),
+        waited("inherit")
+    );
 }
 
 #[test]

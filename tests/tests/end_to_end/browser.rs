@@ -791,12 +791,17 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
     let states = table_states(browser);
     assert!(!states.is_empty(), "{}: a table", info.id);
     assert!(states.iter().all(|s| ["ok", "unchecked", "skipped"].contains(&s.as_str())), "{}: {states:?}", info.id);
-    if info.id == "broken-pool" {
-        // Natively only (killing one of the lab's Web Worker processes would leave it a worker
-        // short until reload): every cell says so.
-        assert!(states.iter().all(|s| s == "skipped"), "{states:?}");
+    // Natively only, and every cell says why: killing one of the lab's Web Worker processes would
+    // leave it a worker short until reload; a page cannot set real-time priorities.
+    let native_only = match info.id {
+        "broken-pool" => Some("cannot be replaced during a run"),
+        "priority-inversion" => Some("real-time priority"),
+        _ => None,
+    };
+    if let Some(reason) = native_only {
+        assert!(states.iter().all(|s| s == "skipped"), "{}: {states:?}", info.id);
         let text = browser.eval("return document.getElementById('table').textContent;");
-        assert!(text.as_str().unwrap().contains("cannot be replaced during a run"), "{text}");
+        assert!(text.as_str().unwrap().contains(reason), "{}: {text}", info.id);
         return;
     }
     assert!(states.iter().any(|s| s != "skipped"), "{}: some cell ran here: {states:?}", info.id);
