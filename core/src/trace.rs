@@ -170,6 +170,81 @@ impl Drop for Lane<'_> {
     }
 }
 
+/// `spans` (ordered by thread, then start) cut down to about `max`: on each lane, runs of
+/// spans each shorter than a resolution (and no further apart) become one span of the kind
+/// that took most of their time, labelled with how many it stands for and how their time
+/// divided — as a drawing merges what is narrower than a pixel. The resolution starts at the
+/// spans' whole stretch ÷ `max` and grows fourfold until they fit; longer spans and marks stay
+/// as they are. A run that records a span per 300 ns call (a GIL taken back after every native
+/// call) would otherwise keep hundreds of thousands.
+pub fn coarsened(spans: Vec<Span>, max: usize) -> Vec<Span> {
+    if spans.len() <= max {
+        return spans;
+    }
+    let first = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let stretch = spans.iter().map(|s| s.end_ns).max().unwrap_or(0).saturating_sub(first);
+    let mut resolution = (stretch / max.max(1) as u64).max(1);
+    let mut coarse = merge_short(&spans, resolution);
+    while coarse.len() > max && resolution <= stretch {
+        resolution *= 4;
+        coarse = merge_short(&spans, resolution);
+    }
+    coarse
+}
+
+/// [`coarsened`]'s pass at one resolution.
+fn merge_short(spans: &[Span], resolution: u64) -> Vec<Span> {
+    let short = |span: &Span| span.kind != SpanKind::Mark && span.end_ns - span.start_ns < resolution;
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len() / 2);
+    let mut run: Vec<&Span> = Vec::new();
+    let flush = |run: &mut Vec<&Span>, out: &mut Vec<Span>| {
+        match run.as_slice() {
+            [] => {}
+            [one] => out.push((*one).clone()),
+            many => {
+                let mut by_kind: Vec<(SpanKind, u64)> = Vec::new();
+                for span in many {
+                    match by_kind.iter_mut().find(|(kind, _)| *kind == span.kind) {
+                        Some((_, time)) => *time += span.end_ns - span.start_ns,
+                        None => by_kind.push((span.kind, span.end_ns - span.start_ns)),
+                    }
+                }
+                by_kind.sort_by_key(|&(_, time)| std::cmp::Reverse(time));
+                let total = by_kind.iter().map(|(_, time)| time).sum::<u64>().max(1);
+                let split: Vec<String> = by_kind
+                    .iter()
+                    .map(|(kind, time)| format!("{}% {}", time * 100 / total, format!("{kind:?}").to_lowercase()))
+                    .collect();
+                out.push(Span {
+                    thread: many[0].thread,
+                    start_ns: many[0].start_ns,
+                    end_ns: many.iter().map(|s| s.end_ns).max().unwrap_or(many[0].end_ns),
+                    kind: by_kind[0].0,
+                    label: format!("{} short spans ({}), the first: {}", many.len(), split.join(", "), many[0].label)
+                        .into(),
+                });
+            }
+        }
+        run.clear();
+    };
+    for span in spans {
+        let joins = short(span)
+            && run.last().is_some_and(|last: &&Span| {
+                last.thread == span.thread && span.start_ns.saturating_sub(last.end_ns) < resolution
+            });
+        if !joins {
+            flush(&mut run, &mut out);
+        }
+        if short(span) {
+            run.push(span);
+        } else {
+            out.push(span.clone());
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// The spans of one experiment cell (one variant at one thread count).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellTrace {
@@ -262,5 +337,34 @@ mod tests {
         assert_eq!((events[4]["ts"].as_f64(), events[4]["dur"].as_f64()), (Some(0.0), Some(4.0)));
         assert_eq!((events[5]["tid"].as_u64(), events[5]["ts"].as_f64()), (Some(1), Some(1.0)));
         assert_eq!(events[5]["cat"], "run");
+    }
+
+    #[test]
+    fn coarsened_spans_fit_their_budget_keep_long_spans_and_account_for_what_they_merged() {
+        // Two lanes of 100 000 alternating 300 ns run / 200 ns wait spans (a GIL taken back after
+        // every native call), a long span and a mark after them on lane 0.
+        let mut spans = Vec::new();
+        for thread in 0..2 {
+            for i in 0..100_000u64 {
+                let (kind, length) = if i % 2 == 0 { (SpanKind::Run, 300) } else { (SpanKind::Wait, 200) };
+                let start = i * 500;
+                spans.push(Span { thread, start_ns: start, end_ns: start + length, kind, label: "held".into() });
+            }
+        }
+        let long =
+            Span { thread: 0, start_ns: 50_000_000, end_ns: 60_000_000, kind: SpanKind::Run, label: "long".into() };
+        let mark =
+            Span { thread: 0, start_ns: 55_000_000, end_ns: 55_000_000, kind: SpanKind::Mark, label: "m".into() };
+        spans.extend([long, mark]);
+        spans.sort_by_key(|span| (span.thread, span.start_ns));
+        let kept = coarsened(spans.clone(), 1_000);
+        assert!(kept.len() <= 1_000, "{} spans", kept.len());
+        assert!(kept.iter().any(|s| s.label == "long") && kept.iter().any(|s| s.kind == SpanKind::Mark));
+        let merged = kept.iter().find(|s| s.label.contains("short spans")).expect("merged spans");
+        assert!(merged.label.contains("% run, ") && merged.label.contains("% wait"), "{}", merged.label);
+        let lane0: Vec<_> = kept.iter().filter(|s| s.thread == 0).collect();
+        assert!(lane0.windows(2).all(|w| w[0].start_ns <= w[1].start_ns), "still in order");
+        assert_eq!((lane0[0].start_ns, lane0.iter().map(|s| s.end_ns).max()), (0, Some(60_000_000)));
+        assert_eq!(coarsened(spans.clone(), 1_000_000), spans, "within its budget: unchanged");
     }
 }

@@ -24,7 +24,7 @@ use super::{
 };
 use conlab_core::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
 use conlab_core::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
-use conlab_core::trace::{CellTrace, Recorder, Trace};
+use conlab_core::trace::{coarsened, CellTrace, Recorder, Trace};
 
 /// Allowed repeats and warm-ups.
 pub const REPEAT_RANGE: (usize, usize) = (1, 1000);
@@ -162,6 +162,11 @@ struct LiveCell<'w> {
 /// Findings kept per cell: one run's account, not a wall of sentences.
 const MAX_FINDINGS: usize = 8;
 
+/// Spans kept per traced cell (see [`coarsened`]): a timeline is a few thousand pixels wide,
+/// and a trace travels to the page and into exports; a run that recorded more keeps its
+/// short spans merged, each saying how many it stands for.
+const MAX_SPANS_PER_CELL: usize = 20_000;
+
 struct Skipped {
     variant: &'static str,
     threads: usize,
@@ -280,7 +285,7 @@ pub fn run_experiment(
                 traces.push(CellTrace {
                     variant: cell.variant.into(),
                     threads: cell.cell.threads(),
-                    spans: recorder.take(),
+                    spans: coarsened(recorder.take(), MAX_SPANS_PER_CELL),
                 });
             }
             Ok(elapsed / cell.runs_per_sample as u32)

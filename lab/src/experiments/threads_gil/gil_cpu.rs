@@ -109,7 +109,7 @@ impl Experiment for GilCpu {
             shows_timeline: true,
             // Long enough (~30 ms at one thread natively) that waking a second worker is not the run: at 200 000 a
             // browser worker read 1.26–1.56× free-threaded, its wake-up a fair part of 3 ms of work.
-            quick: &["iterations=1000000", "switch_ms=0.2"],
+            quick: &["iterations=1000000", "switch_ms=1"],
             ..ExperimentInfo::default()
         }
     }
