@@ -22,9 +22,9 @@
 //! | n > 0 | n readers | enters, even while writers wait | waits on `state` |
 //! | WRITE_LOCKED | a writer | waits on `state` | waits on `state` |
 
+use super::rwlock::Sleepers;
 use super::RawRwLock;
-use crate::platform;
-use crate::sync::atomic::{fence, AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicU32, Ordering};
 
 const WRITE_LOCKED: u32 = u32::MAX;
 const MAX_READERS: u32 = u32::MAX - 1;
@@ -32,25 +32,7 @@ const MAX_READERS: u32 = u32::MAX - 1;
 #[derive(Debug, Default)]
 pub struct ReaderPreferringRwLock {
     state: AtomicU32,
-    /// Threads in (or about to enter) a futex wait on `state`.
-    sleepers: AtomicU32,
-}
-
-impl ReaderPreferringRwLock {
-    fn sleep(&self, seen: u32) {
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        platform::wait(&self.state, seen);
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Call after changing `state`: wakes its sleepers if anyone may be asleep.
-    fn wake(&self) {
-        fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0 {
-            platform::wake_all(&self.state);
-        }
-    }
+    sleepers: Sleepers,
 }
 
 // SAFETY: a writer enters only by moving `state` from 0 (no readers) to WRITE_LOCKED, and a reader
@@ -60,7 +42,7 @@ unsafe impl RawRwLock for ReaderPreferringRwLock {
         loop {
             let state = self.state.load(Ordering::Relaxed);
             if state == WRITE_LOCKED {
-                self.sleep(WRITE_LOCKED);
+                self.sleepers.sleep_on(&self.state, WRITE_LOCKED);
             } else if state < MAX_READERS
                 && self.state.compare_exchange_weak(state, state + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
@@ -72,18 +54,18 @@ unsafe impl RawRwLock for ReaderPreferringRwLock {
     unsafe fn read_unlock(&self) {
         if self.state.fetch_sub(1, Ordering::Release) == 1 {
             // The last reader out lets a waiting writer in.
-            self.wake();
+            self.sleepers.wake(&self.state);
         }
     }
 
     fn write_lock(&self) {
         while let Err(state) = self.state.compare_exchange(0, WRITE_LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-            self.sleep(state);
+            self.sleepers.sleep_on(&self.state, state);
         }
     }
 
     unsafe fn write_unlock(&self) {
         self.state.store(0, Ordering::Release);
-        self.wake();
+        self.sleepers.wake(&self.state);
     }
 }

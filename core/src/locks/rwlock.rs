@@ -36,22 +36,28 @@ const MAX_READERS: u32 = u32::MAX - 1;
 pub struct RwLock {
     state: AtomicU32,
     writers_waiting: AtomicU32,
-    /// Threads in (or about to enter) a futex wait on either word.
-    sleepers: AtomicU32,
+    sleepers: Sleepers,
 }
 
-impl RwLock {
-    fn sleep_on(&self, word: &AtomicU32, seen: u32) {
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
+/// Threads in (or about to enter) a futex wait on a lock's words: the count that lets a
+/// waker skip the kernel when nobody sleeps, with the module doc's Dekker fences (shared with
+/// [`super::reader_rwlock`]).
+#[derive(Debug, Default)]
+pub(super) struct Sleepers(AtomicU32);
+
+impl Sleepers {
+    /// Sleeps while `word` still reads `seen`.
+    pub(super) fn sleep_on(&self, word: &AtomicU32, seen: u32) {
+        self.0.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         platform::wait(word, seen);
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Call after changing `word`: wakes its sleepers if anyone may be asleep.
-    fn wake(&self, word: &AtomicU32) {
+    pub(super) fn wake(&self, word: &AtomicU32) {
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0 {
+        if self.0.load(Ordering::Relaxed) > 0 {
             platform::wake_all(word);
         }
     }
@@ -64,12 +70,12 @@ unsafe impl RawRwLock for RwLock {
         loop {
             let waiting = self.writers_waiting.load(Ordering::Relaxed);
             if waiting > 0 {
-                self.sleep_on(&self.writers_waiting, waiting);
+                self.sleepers.sleep_on(&self.writers_waiting, waiting);
                 continue;
             }
             let state = self.state.load(Ordering::Relaxed);
             if state == WRITE_LOCKED {
-                self.sleep_on(&self.state, WRITE_LOCKED);
+                self.sleepers.sleep_on(&self.state, WRITE_LOCKED);
             } else if state < MAX_READERS
                 && self.state.compare_exchange_weak(state, state + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
@@ -81,7 +87,7 @@ unsafe impl RawRwLock for RwLock {
     unsafe fn read_unlock(&self) {
         if self.state.fetch_sub(1, Ordering::Release) == 1 {
             // The last reader out lets a waiting writer in.
-            self.wake(&self.state);
+            self.sleepers.wake(&self.state);
         }
     }
 
@@ -90,18 +96,18 @@ unsafe impl RawRwLock for RwLock {
         loop {
             match self.state.compare_exchange(0, WRITE_LOCKED, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => break,
-                Err(state) => self.sleep_on(&self.state, state),
+                Err(state) => self.sleepers.sleep_on(&self.state, state),
             }
         }
         if self.writers_waiting.fetch_sub(1, Ordering::Relaxed) == 1 {
             // No writer waits any more: readers blocked at the gate may re-check (they will
             // find the lock write-held and wait on `state` until we release).
-            self.wake(&self.writers_waiting);
+            self.sleepers.wake(&self.writers_waiting);
         }
     }
 
     unsafe fn write_unlock(&self) {
         self.state.store(0, Ordering::Release);
-        self.wake(&self.state);
+        self.sleepers.wake(&self.state);
     }
 }

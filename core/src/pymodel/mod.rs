@@ -165,12 +165,7 @@ impl Bytecode {
                 Instruction::LoopBack { counter: 0, to: 2 },
             ]);
         }
-        code.extend([
-            Instruction::LoadShared(var),
-            Instruction::LoadLocal(1),
-            Instruction::Add,
-            Instruction::StoreShared(var),
-        ]);
+        code.extend(add_to_shared(var, Instruction::LoadLocal(1)));
         Self { code, functions: Vec::new(), locals: 2 }
     }
 
@@ -198,12 +193,7 @@ impl Bytecode {
         if iterations > 0 {
             code.push(Instruction::Nogil((iterations as f64 * native_ns).round() as u64));
         }
-        code.extend([
-            Instruction::LoadShared(var),
-            Instruction::Const(iterations),
-            Instruction::Add,
-            Instruction::StoreShared(var),
-        ]);
+        code.extend(add_to_shared(var, Instruction::Const(iterations)));
         Self { code, functions: Vec::new(), locals: 1 }
     }
 
@@ -233,12 +223,7 @@ impl Bytecode {
         if rest > 0 {
             code.extend(call(rest));
         }
-        code.extend([
-            Instruction::LoadShared(var),
-            Instruction::LoadLocal(1),
-            Instruction::Add,
-            Instruction::StoreShared(var),
-        ]);
+        code.extend(add_to_shared(var, Instruction::LoadLocal(1)));
         Self { code, functions: Vec::new(), locals: 2 }
     }
 
@@ -258,6 +243,11 @@ impl Bytecode {
             locals: 2,
         }
     }
+}
+
+/// `shared[var] += <value>` (`results[var] += total`): load, the value's instruction, add, store.
+fn add_to_shared(var: usize, value: Instruction) -> [Instruction; 4] {
+    [Instruction::LoadShared(var), value, Instruction::Add, Instruction::StoreShared(var)]
 }
 
 /// How threads share the interpreter.

@@ -156,15 +156,12 @@ impl Cell for ScenarioCell<'_> {
             let Some(role) = member.index.checked_sub(1) else { return };
             // The priority first: pinned to a CPU where low spins, a thread still at normal
             // priority would not run again until low is done.
-            match set_current_fifo_priority(PRIORITIES[role]).and_then(|()| pin_current_thread(CPU)) {
-                Ok(()) => ready.fetch_add(1, Ordering::Release),
-                Err(error) => {
-                    *lock(&refused) = Some(error);
-                    ready.fetch_add(1 << 8, Ordering::Release)
-                }
-            };
-            // Everyone set up (or one refused) before low takes the mutex; waits sleep, never spin.
-            while ready.load(Ordering::Acquire) & 0xff < 3 && ready.load(Ordering::Acquire) < 1 << 8 {
+            if let Err(error) = set_current_fifo_priority(PRIORITIES[role]).and_then(|()| pin_current_thread(CPU)) {
+                *lock(&refused) = Some(error);
+            }
+            // Everyone set up (or refused) before low takes the mutex; waits sleep, never spin.
+            ready.fetch_add(1, Ordering::Release);
+            while ready.load(Ordering::Acquire) < 3 {
                 platform::sleep(Duration::from_micros(50));
             }
             if lock(&refused).is_some() {
