@@ -30,6 +30,52 @@ pub enum SpanKind {
     Mark,
 }
 
+impl SpanKind {
+    /// The kind's name as traces store it (`run`, `wait`, …).
+    pub fn word(self) -> &'static str {
+        match self {
+            SpanKind::Run => "run",
+            SpanKind::Wait => "wait",
+            SpanKind::Idle => "idle",
+            SpanKind::Steal => "steal",
+            SpanKind::Mark => "mark",
+        }
+    }
+}
+
+/// Time by kind of spans merged into one (a trace coarsened, a timeline's sub-pixel block):
+/// which kind took most of it, and how it divided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KindTimes(Vec<(SpanKind, u64)>);
+
+impl KindTimes {
+    pub fn add(&mut self, kind: SpanKind, nanos: u64) {
+        match self.0.iter_mut().find(|(seen, _)| *seen == kind) {
+            Some((_, total)) => *total += nanos,
+            None => self.0.push((kind, nanos)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The kind that took most of the time (the first added, on a tie).
+    pub fn dominant(&self) -> Option<SpanKind> {
+        self.0.iter().rev().max_by_key(|&&(_, time)| time).map(|&(kind, _)| kind)
+    }
+
+    /// `60% run, 40% wait`, most first, each kind named by `name`.
+    pub fn split(&self, name: impl Fn(SpanKind) -> &'static str) -> String {
+        let mut shares = self.0.clone();
+        shares.sort_by_key(|&(_, time)| std::cmp::Reverse(time));
+        let total = shares.iter().map(|(_, time)| time).sum::<u64>().max(1);
+        let shares: Vec<String> =
+            shares.iter().map(|&(kind, time)| format!("{}% {}", time * 100 / total, name(kind))).collect();
+        shares.join(", ")
+    }
+}
+
 /// One interval on one thread's timeline, in nanoseconds since the platform epoch; it never
 /// ends before it starts (a stored trace that says otherwise does not parse).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,26 +248,20 @@ fn merge_short(spans: &[Span], resolution: u64) -> Vec<Span> {
             [] => {}
             [one] => out.push((*one).clone()),
             many => {
-                let mut by_kind: Vec<(SpanKind, u64)> = Vec::new();
-                for span in many {
-                    match by_kind.iter_mut().find(|(kind, _)| *kind == span.kind) {
-                        Some((_, time)) => *time += span.end_ns - span.start_ns,
-                        None => by_kind.push((span.kind, span.end_ns - span.start_ns)),
-                    }
-                }
-                by_kind.sort_by_key(|&(_, time)| std::cmp::Reverse(time));
-                let total = by_kind.iter().map(|(_, time)| time).sum::<u64>().max(1);
-                let split: Vec<String> = by_kind
-                    .iter()
-                    .map(|(kind, time)| format!("{}% {}", time * 100 / total, format!("{kind:?}").to_lowercase()))
-                    .collect();
+                let mut times = KindTimes::default();
+                many.iter().for_each(|span| times.add(span.kind, span.end_ns - span.start_ns));
                 out.push(Span {
                     thread: many[0].thread,
                     start_ns: many[0].start_ns,
                     end_ns: many.iter().map(|s| s.end_ns).max().unwrap_or(many[0].end_ns),
-                    kind: by_kind[0].0,
-                    label: format!("{} short spans ({}), the first: {}", many.len(), split.join(", "), many[0].label)
-                        .into(),
+                    kind: times.dominant().unwrap_or(many[0].kind),
+                    label: format!(
+                        "{} short spans ({}), the first: {}",
+                        many.len(),
+                        times.split(SpanKind::word),
+                        many[0].label
+                    )
+                    .into(),
                 });
             }
         }

@@ -13,7 +13,7 @@
 use std::fmt::Write;
 
 use super::{format_seconds, xml_escape};
-use conlab_core::trace::{lane_name, CellTrace, Span, SpanKind, Trace};
+use conlab_core::trace::{lane_name, CellTrace, KindTimes, Span, SpanKind, Trace};
 
 const WIDTH: f64 = 900.0;
 const LABEL_WIDTH: f64 = 110.0;
@@ -163,8 +163,8 @@ struct Block {
     x1: f64,
     kind: SpanKind,
     title: String,
-    /// Time by kind of the sub-pixel spans merged into this block (empty for a single span).
-    merged: Vec<(SpanKind, u64)>,
+    /// Time by kind of the sub-pixel spans merged into this block (empty for a wider span).
+    merged: KindTimes,
     count: usize,
 }
 
@@ -174,16 +174,11 @@ impl Block {
         if self.count < 2 {
             return;
         }
-        self.merged.sort_by_key(|&(_, time)| std::cmp::Reverse(time));
-        self.kind = self.merged[0].0;
-        if self.kind == SpanKind::Mark {
-            self.title = format!("{} short spans ({})", self.count, style(SpanKind::Mark).1);
-            return;
-        }
-        let total = self.merged.iter().map(|(_, time)| time).sum::<u64>().max(1);
-        let split: Vec<String> =
-            self.merged.iter().map(|&(kind, time)| format!("{}% {}", time * 100 / total, style(kind).1)).collect();
-        self.title = format!("{} short spans ({})", self.count, split.join(", "));
+        self.kind = self.merged.dominant().unwrap_or(self.kind);
+        self.title = match self.kind {
+            SpanKind::Mark => format!("{} short spans ({})", self.count, style(SpanKind::Mark).1),
+            _ => format!("{} short spans ({})", self.count, self.merged.split(|kind| style(kind).1)),
+        };
     }
 }
 
@@ -202,17 +197,17 @@ fn merge_subpixel(spans: &[&Span], x: &impl Fn(u64) -> f64) -> Vec<Block> {
         if let Some(last) = blocks.last_mut().filter(joins) {
             last.x1 = last.x1.max(x1);
             last.count += 1;
-            match last.merged.iter_mut().find(|(kind, _)| *kind == span.kind) {
-                Some((_, total)) => *total += time,
-                None => last.merged.push((span.kind, time)),
-            }
+            last.merged.add(span.kind, time);
             continue;
         }
         if let Some(last) = blocks.last_mut() {
             last.settle();
         }
         let title = format!("{} · {}", span.label, format_seconds(time as f64 / 1e9));
-        let merged = if tiny { vec![(span.kind, time)] } else { Vec::new() };
+        let mut merged = KindTimes::default();
+        if tiny {
+            merged.add(span.kind, time);
+        }
         blocks.push(Block { x0, x1, kind: span.kind, title, merged, count: 1 });
     }
     if let Some(last) = blocks.last_mut() {
