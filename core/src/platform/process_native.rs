@@ -98,13 +98,7 @@ impl WorkerProcess {
     /// Starts a worker process by spawning the registered executable.
     pub fn start() -> Result<Self, PlatformError> {
         let (path, args) = registered_worker()?;
-        let mut child = Command::new(path)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|error| PlatformError::Unavailable(format!("could not start a worker process: {error}")))?;
+        let mut child = spawn_piped(path, args, "a worker process")?;
         let input = child.stdin.take().map(|stdin| BufWriter::new(File::from(std::os::fd::OwnedFd::from(stdin))));
         let output = BufReader::new(File::from(std::os::fd::OwnedFd::from(child.stdout.take().expect("piped"))));
         Ok(Self { handle: Handle::Spawned(child), input, output, shared: None })
@@ -258,6 +252,17 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// The registered executable with `args`, its stdin and stdout piped to this process.
+fn spawn_piped(path: &Path, args: &[String], what: &str) -> Result<Child, PlatformError> {
+    Command::new(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| PlatformError::Unavailable(format!("could not start {what}: {error}")))
+}
+
 /// A pipe's two ends, read then write, closed on exec.
 fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     let mut fds = [0; 2];
@@ -304,13 +309,7 @@ struct ForkServer {
 impl ForkServer {
     fn start() -> Result<Self, PlatformError> {
         let (path, _) = registered_worker()?;
-        let mut child = Command::new(path)
-            .arg(FORK_SERVER_ARG)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|error| PlatformError::Unavailable(format!("could not start the fork server: {error}")))?;
+        let mut child = spawn_piped(path, &[FORK_SERVER_ARG.to_string()], "the fork server")?;
         let requests = child.stdin.take().expect("piped");
         let replies = BufReader::new(child.stdout.take().expect("piped"));
         Ok(Self { child, requests, replies, made: 0 })

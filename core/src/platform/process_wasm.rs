@@ -91,6 +91,11 @@ fn unavailable(message: impl Into<String>) -> PlatformError {
     PlatformError::Unavailable(message.into())
 }
 
+/// What a killed worker's pool reads from it from then on.
+fn terminated() -> PlatformError {
+    unavailable("a Web Worker process failed: it was terminated")
+}
+
 fn js_failure(what: &str, error: JsValue) -> PlatformError {
     unavailable(format!("{what}: {}", error.as_string().unwrap_or_else(|| format!("{error:?}"))))
 }
@@ -254,7 +259,7 @@ impl WorkerProcess {
 
     fn post(&mut self, message: &JsValue, transfer: &JsValue) -> Result<(), PlatformError> {
         if self.dead {
-            return Err(unavailable("a Web Worker process failed: it was terminated"));
+            return Err(terminated());
         }
         self.worker
             .post_message(message, transfer)
@@ -265,7 +270,7 @@ impl WorkerProcess {
 
     fn receive_within(&mut self, timeout: Duration) -> Result<Vec<u8>, PlatformError> {
         if self.dead {
-            return Err(unavailable("a Web Worker process failed: it was terminated"));
+            return Err(terminated());
         }
         let [state, len] = &self.mailbox.words;
         let deadline = Instant::now().plus(timeout);
