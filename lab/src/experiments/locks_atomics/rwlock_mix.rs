@@ -358,10 +358,7 @@ impl MixCell<'_> {
             let mut state = member.index as u64;
             context.repeat(operations, |operation| {
                 if splitmix64(&mut state) % 100 < read_percent {
-                    let words = shared.read(&work);
-                    if words.iter().any(|w| *w != words[0]) {
-                        torn.fetch_add(1, Ordering::Relaxed);
-                    }
+                    read_whole(&shared, &work, &torn);
                 } else {
                     shared.write((operation << 8) | member.index as u64, &work);
                 }
@@ -381,12 +378,7 @@ impl MixCell<'_> {
         let work = move || spinner.spin(section_ns);
         run_team(self.threads + 1, |member| {
             if member.index > 0 {
-                context.repeat(operations, |_| {
-                    let words = shared.read(&work);
-                    if words.iter().any(|w| *w != words[0]) {
-                        torn.fetch_add(1, Ordering::Relaxed);
-                    }
-                });
+                context.repeat(operations, |_| read_whole(&shared, &work, &torn));
                 readers_left.fetch_sub(1, Ordering::Release);
                 return;
             }
@@ -405,6 +397,14 @@ impl MixCell<'_> {
             *lock(&waits) = waited;
         })?;
         Ok((waits.into_inner().unwrap_or_else(|p| p.into_inner()), torn.into_inner()))
+    }
+}
+
+/// One read of `shared`, counted in `torn` if it saw parts of two writes.
+fn read_whole<S: Shared>(shared: &S, work: &dyn Fn(), torn: &AtomicU64) {
+    let words = shared.read(work);
+    if words.iter().any(|w| *w != words[0]) {
+        torn.fetch_add(1, Ordering::Relaxed);
     }
 }
 
