@@ -15,6 +15,7 @@ use conlab_core::ds::ring::Ring;
 use conlab_core::ds::treiber::{Head, IndexStack};
 use conlab_core::locks::mcs::McsLock;
 use conlab_core::locks::parking::ParkingMutex;
+use conlab_core::locks::process_lock::ProcessLock;
 use conlab_core::locks::reader_rwlock::ReaderPreferringRwLock;
 use conlab_core::locks::rwlock::RwLock;
 use conlab_core::locks::seqlock::SeqLock;
@@ -22,6 +23,7 @@ use conlab_core::locks::tas::TasLock;
 use conlab_core::locks::ticket::TicketLock;
 use conlab_core::locks::ttas::TtasLock;
 use conlab_core::locks::{Lock, Mutex, RawRwLock};
+use conlab_core::platform::LocalWords;
 use conlab_core::sched::deque::{deque, Steal, Stealer};
 use conlab_core::sched::sleep::Sleep;
 use loom::cell::UnsafeCell;
@@ -82,6 +84,39 @@ fn parking_mutex_excludes_and_never_loses_a_wake_up() {
     // Three threads: two can sleep at once, the case where a woken thread must keep the
     // word "contended" so the next unlock wakes the other.
     counts_exactly::<ParkingMutex>(3, 3);
+}
+
+/// A counter word incremented under a `ProcessLock` in the word before it.
+struct Counted {
+    words: LocalWords,
+    count: UnsafeCell<usize>,
+}
+
+// SAFETY: `count` is touched only under the lock in `words`.
+unsafe impl Sync for Counted {}
+
+#[test]
+fn process_lock_excludes_and_never_loses_a_wake_up() {
+    // The parking mutex's protocol on a `Words` region, with three threads as there.
+    model(3, || {
+        let shared = Arc::new(Counted { words: LocalWords::new(1), count: UnsafeCell::new(0) });
+        let add = |shared: &Counted| {
+            // SAFETY: under the lock (loom reports two holders at once as a race).
+            ProcessLock::new(&shared.words, 0).with(|| shared.count.with_mut(|n| unsafe { *n += 1 }))
+        };
+        let others: Vec<_> = (0..2)
+            .map(|_| {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || add(&shared))
+            })
+            .collect();
+        add(&shared);
+        for other in others {
+            other.join().unwrap();
+        }
+        // SAFETY: every other thread has finished.
+        assert_eq!(shared.count.with(|n| unsafe { *n }), 3);
+    });
 }
 
 struct Guarded<L> {

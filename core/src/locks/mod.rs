@@ -19,12 +19,14 @@
 //! | [`ticket`] | ticket lock (FIFO) | spinning on `now_serving` |
 //! | [`mcs`] | Mellor-Crummey & Scott queue lock (1991) | spinning on its own queue node |
 //! | [`parking`] | three-state futex mutex (Drepper, "Futexes are tricky", 2004) | sleeping in the OS / `memory.atomic.wait32` |
+//! | [`process_lock`] | the same protocol on a word several processes map (`multiprocessing.Value`'s lock) | a shared futex / `Atomics.wait` |
 //! | [`rwlock`] | writer-preferring reader-writer lock on two futex words | sleeping |
 //! | [`reader_rwlock`] | reader-preferring reader-writer lock (the books' listing) on one futex word | sleeping |
 //! | [`seqlock`] | sequence lock (Lameter 2005; Boehm 2012 on its memory model) | readers retry, never block writers |
 
 pub mod mcs;
 pub mod parking;
+pub mod process_lock;
 pub mod reader_rwlock;
 pub mod rwlock;
 pub mod seqlock;

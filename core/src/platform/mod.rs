@@ -72,6 +72,93 @@ pub use process::{answer_as_worker, register_process_workers, share_as_worker};
 #[cfg(not(target_arch = "wasm32"))]
 pub use process::{serve_as_fork_server, serve_as_worker, set_worker_executable, FORK_SERVER_ARG};
 
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "ipc_native.rs"]
+mod ipc;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[path = "ipc_wasm.rs"]
+mod ipc;
+
+/// Memory and a server several worker processes share: natively a `/dev/shm` mapping and a
+/// forked server on a Unix socket; in browsers the experiment worker's own memory, reached by
+/// the process workers through JavaScript's `Atomics`.
+pub use ipc::{AttachedWords, Service, ServiceClient, ServiceHandler, SharedWords};
+
+/// 32-bit words that several threads or processes read and write atomically (every operation
+/// sequentially consistent, as JavaScript's `Atomics` are), with futex-style blocking: the
+/// ground a lock between processes stands on.
+#[allow(clippy::len_without_is_empty, reason = "a region always has words")]
+pub trait Words {
+    fn len(&self) -> usize;
+    fn load(&self, index: usize) -> u32;
+    fn store(&self, index: usize, value: u32);
+    /// Adds (wrapping) and returns the old value.
+    fn fetch_add(&self, index: usize, value: u32) -> u32;
+    fn swap(&self, index: usize, value: u32) -> u32;
+    /// `Ok(old)` if the word was `current` and is now `new`, else `Err(actual)`.
+    fn compare_exchange(&self, index: usize, current: u32, new: u32) -> Result<u32, u32>;
+    /// Blocks while the word is `expected`, for a while at most; may return spuriously.
+    fn wait(&self, index: usize, expected: u32);
+    /// Wakes one thread blocked in [`Words::wait`] on the word, in any process.
+    fn wake_one(&self, index: usize);
+}
+
+/// `Words` over atomics in this process's memory: `$atomics` gives the slice, `$wait`/`$wake`
+/// block and wake on one of them.
+macro_rules! words_in_memory {
+    ($type:ty, |$this:ident| $atomics:expr, $wait:path, $wake:path) => {
+        impl $crate::platform::Words for $type {
+            fn len(&self) -> usize {
+                let $this = self;
+                $atomics.len()
+            }
+            fn load(&self, index: usize) -> u32 {
+                let $this = self;
+                $atomics[index].load($crate::sync::atomic::Ordering::SeqCst)
+            }
+            fn store(&self, index: usize, value: u32) {
+                let $this = self;
+                $atomics[index].store(value, $crate::sync::atomic::Ordering::SeqCst)
+            }
+            fn fetch_add(&self, index: usize, value: u32) -> u32 {
+                let $this = self;
+                $atomics[index].fetch_add(value, $crate::sync::atomic::Ordering::SeqCst)
+            }
+            fn swap(&self, index: usize, value: u32) -> u32 {
+                let $this = self;
+                $atomics[index].swap(value, $crate::sync::atomic::Ordering::SeqCst)
+            }
+            fn compare_exchange(&self, index: usize, current: u32, new: u32) -> Result<u32, u32> {
+                use $crate::sync::atomic::Ordering::SeqCst;
+                let $this = self;
+                $atomics[index].compare_exchange(current, new, SeqCst, SeqCst)
+            }
+            fn wait(&self, index: usize, expected: u32) {
+                let $this = self;
+                $wait(&$atomics[index], expected)
+            }
+            fn wake_one(&self, index: usize) {
+                let $this = self;
+                $wake(&$atomics[index])
+            }
+        }
+    };
+}
+pub(crate) use words_in_memory;
+
+/// Words of this process's own memory (threads, or a lock's model check under loom).
+pub struct LocalWords(pub Box<[crate::sync::atomic::AtomicU32]>);
+
+impl LocalWords {
+    /// `len` zeroed words.
+    pub fn new(len: usize) -> Self {
+        Self((0..len).map(|_| crate::sync::atomic::AtomicU32::new(0)).collect())
+    }
+}
+
+words_in_memory!(LocalWords, |this| this.0, futex::wait, futex::wake_one);
+
 /// How a worker process starts: Python's `multiprocessing` start methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartMethod {
@@ -83,6 +170,12 @@ pub enum StartMethod {
     /// A fork of a small server process started once (`forkserver`: Linux's default from
     /// Python 3.14). Native only.
     ForkServer,
+}
+
+impl StartMethod {
+    /// What Python 3.11 uses here: `fork` on Linux natively, `spawn` in browsers (the only one).
+    pub const PLATFORM_DEFAULT: StartMethod =
+        if cfg!(target_arch = "wasm32") { StartMethod::Spawn } else { StartMethod::Fork };
 }
 
 /// How a message's payload reaches a worker process.

@@ -264,7 +264,7 @@ fn spawn_piped(path: &Path, args: &[String], what: &str) -> Result<Child, Platfo
 }
 
 /// A pipe's two ends, read then write, closed on exec.
-fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+pub(super) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `pipe2` writes two descriptors into the array it is given.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -448,7 +448,7 @@ fn read_frame(input: &mut impl Read) -> io::Result<Vec<u8>> {
 
 /// A file mapped into memory with `MAP_SHARED`: writes through one mapping are visible through
 /// every other mapping of the file, in any process.
-struct Mapping {
+pub(super) struct Mapping {
     address: *mut u8,
     len: usize,
     /// Set for the creator, which removes the file when dropped (mappings outlive the name).
@@ -457,7 +457,7 @@ struct Mapping {
 
 impl Mapping {
     /// A new zeroed region of `len` bytes (≥ 1) under `/dev/shm` (the temp dir if there is none).
-    fn create(len: usize) -> io::Result<Self> {
+    pub(super) fn create(len: usize) -> io::Result<Self> {
         let dir = Path::new("/dev/shm");
         let dir = if dir.is_dir() { dir.to_path_buf() } else { std::env::temp_dir() };
         // Unique names: this process's id and a clock reading, bumped past any name taken.
@@ -486,6 +486,21 @@ impl Mapping {
     /// Maps an existing region read-only.
     fn open(path: &Path, len: usize) -> io::Result<Self> {
         Self::map(&File::open(path)?, len, false)
+    }
+
+    /// Maps an existing region for reading and writing.
+    pub(super) fn open_writable(path: &Path, len: usize) -> io::Result<Self> {
+        Self::map(&OpenOptions::new().read(true).write(true).open(path)?, len, true)
+    }
+
+    /// The file's path, for the creator's mapping.
+    pub(super) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The region's first byte (page-aligned) and its length.
+    pub(super) fn raw(&self) -> (*mut u8, usize) {
+        (self.address, self.len)
     }
 
     fn map(file: &File, len: usize, writable: bool) -> io::Result<Self> {

@@ -102,7 +102,7 @@ pub(super) fn cross_origin_isolated() -> bool {
     global_property(&["crossOriginIsolated"]).and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
-fn pool_started() -> bool {
+pub(super) fn pool_started() -> bool {
     POOL_THREADS.load(Ordering::Acquire) > 0
 }
 
