@@ -26,6 +26,7 @@
 
 pub mod event_loop;
 pub mod gil;
+pub mod manager;
 pub mod process;
 
 /// The experiments' default `op_ns`: CPython 3.11's pace on a recent x86-64 core, where its

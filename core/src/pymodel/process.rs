@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::gil::{Gil, DEFAULT_SWITCH_INTERVAL};
+use super::manager::{self, Pace};
 use super::{Bytecode, Interpreter, Mode};
 use crate::kernels::spin::Spinner;
 use crate::platform::{Delivery, Instant, PlatformError, StartMethod, WorkerProcess};
@@ -31,6 +32,12 @@ pub enum Job {
     SumPayload,
     /// The sum of the first `len` bytes shared with this worker.
     SumShared { len: usize },
+    /// `d[key] += 1` through a manager's dict proxy ([`manager::manager_updates`]).
+    ManagerUpdates { address: String, key: String, updates: u32, pace: Pace },
+    /// `with v.get_lock(): v.value += 1` on a shared `Value` ([`manager::value_updates`]).
+    ValueUpdates { address: String, updates: u32, pace: Pace },
+    /// `a[slot] += 1` on a shared raw array ([`manager::raw_array_updates`]).
+    RawArrayUpdates { address: String, slot: usize, updates: u32, pace: Pace },
 }
 
 /// A worker's answer to one job.
@@ -69,6 +76,13 @@ impl Job {
                 let bytes =
                     shared.get(..len).ok_or_else(|| format!("{len} bytes asked for, {} shared", shared.len()))?;
                 byte_sum(bytes)
+            }
+            Job::ManagerUpdates { ref address, ref key, updates, pace } => {
+                manager::manager_updates(address, key, updates, pace)?
+            }
+            Job::ValueUpdates { ref address, updates, pace } => manager::value_updates(address, updates, pace)?,
+            Job::RawArrayUpdates { ref address, slot, updates, pace } => {
+                manager::raw_array_updates(address, slot, updates, pace)?
             }
         };
         Ok(Reply { value, busy_ns: start.elapsed().as_nanos() as u64 })
@@ -182,6 +196,12 @@ impl ProcessPool {
         self.send(worker, jobs, &[])
     }
 
+    /// Waits up to `timeout` until some worker's next replies are in (or it has died): which.
+    pub fn wait_any(&mut self, timeout: Duration) -> Option<usize> {
+        let mut workers: Vec<&mut WorkerProcess> = self.workers.iter_mut().collect();
+        WorkerProcess::wait_any(&mut workers, timeout)
+    }
+
     /// Whether worker `worker`'s next replies are in.
     pub fn replied(&mut self, worker: usize) -> bool {
         self.workers[worker].reply_ready()
@@ -244,11 +264,7 @@ impl ProcessPool {
                     killed_at = Some(Instant::now());
                 }
             }
-            let ready = {
-                let mut workers: Vec<&mut WorkerProcess> = self.workers.iter_mut().collect();
-                WorkerProcess::wait_any(&mut workers, POLL)
-            };
-            let Some(worker) = ready else { continue };
+            let Some(worker) = self.wait_any(POLL) else { continue };
             match self.collect(worker) {
                 Ok(replies) => {
                     let job = in_flight[worker].pop_front().expect("a reply answers a job in flight");
