@@ -111,7 +111,19 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
         assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
         // A thread per task is impossible in a browser; process pools need the Web Worker
         // processes the lab's worker.js starts (the browser e2e suite runs them), absent here.
-        let process_backed = ["process", "processes", "copy", "transfer", "shared", "to-process", "fork", "forkserver"];
+        let process_backed = [
+            "process",
+            "processes",
+            "copy",
+            "transfer",
+            "shared",
+            "to-process",
+            "fork",
+            "forkserver",
+            "manager",
+            "value",
+            "raw-array",
+        ];
         // Killing one of the lab's Web Worker processes would leave it a worker short: broken-pool
         // says so and runs natively only.
         let may_skip = |variant: &str| {

@@ -7,9 +7,15 @@
 //   pool      → {type: 'share', len}                                     reply: the region's address (u32 LE)
 // The pool's thread is blocked in a run and cannot receive messages, so replies are written
 // into its mailbox (in its shared memory): data, then length, then the state word, notified.
+//
+// While it runs a job, this worker's wasm reaches the pool's memory — shared words (a Value, a
+// raw array) and a manager's mailboxes — through `self.conlabParent` below
+// (core/src/platform/ipc_wasm.rs is the other side).
 import init, * as lab from './conlab-web.js';
 
 const EMPTY = 0, REPLY = 1, FAILED = 2;
+/** A manager mailbox's states (ipc_wasm.rs). */
+const IDLE = 0, REQUEST = 1, ANSWERED = 2;
 
 /**
  * The pool that claimed this worker: its memory and the mailbox in it.
@@ -22,6 +28,60 @@ const EMPTY = 0, REPLY = 1, FAILED = 2;
 
 /** @type {Parent | null} */
 let parent = null;
+
+/** @type {Int32Array | null} The pool's memory as words; remade when that memory grows. */
+let parentWords = null;
+
+/** The pool's memory as 32-bit words, covering byte `offset`. @param {number} offset */
+function wordsOf(offset) {
+  if (!parent) throw new Error('no pool has claimed this worker');
+  if (!parentWords || offset >= parentWords.byteLength) parentWords = new Int32Array(parent.parentMemory.buffer);
+  return parentWords;
+}
+
+self.conlabParent = {
+  /**
+   * One Atomics operation on the word at byte `offset` of the pool's memory (ops as in
+   * ipc_wasm.rs); the old or loaded value as an unsigned 32-bit number.
+   * @param {number} op @param {number} offset @param {number} a @param {number} b
+   */
+  words(op, offset, a, b) {
+    const words = wordsOf(offset);
+    const i = offset >>> 2;
+    switch (op) {
+      case 0: return Atomics.load(words, i) >>> 0;
+      case 1: Atomics.store(words, i, a); return 0;
+      case 2: return Atomics.add(words, i, a) >>> 0;
+      case 3: return Atomics.exchange(words, i, a) >>> 0;
+      case 4: return Atomics.compareExchange(words, i, a, b) >>> 0;
+      // At most 100 ms: the caller looks again (a lost wake-up costs time, never a hang).
+      case 5: Atomics.wait(words, i, a | 0, 100); return 0;
+      case 6: return Atomics.notify(words, i, a);
+      default: throw new Error(`unknown Atomics operation ${op}`);
+    }
+  },
+
+  /**
+   * One round trip through a manager mailbox: the request in, the doorbell rung, the reply out.
+   * @param {number} mailbox @param {number} data @param {number} capacity @param {number} doorbell
+   * @param {Uint8Array} request @returns {Uint8Array}
+   */
+  call(mailbox, data, capacity, doorbell, request) {
+    if (request.length > capacity) throw new Error(`a request of ${request.length} bytes does not fit a mailbox of ${capacity}`);
+    const words = wordsOf(data + capacity);
+    const state = mailbox >>> 2;
+    new Uint8Array(words.buffer, data, request.length).set(request);
+    Atomics.store(words, state + 1, request.length);
+    Atomics.store(words, state, REQUEST);
+    Atomics.add(words, doorbell >>> 2, 1);
+    Atomics.notify(words, doorbell >>> 2);
+    while (Atomics.load(words, state) === REQUEST) Atomics.wait(words, state, REQUEST, 1000);
+    if (Atomics.load(words, state) !== ANSWERED) throw new Error('the manager left the mailbox without an answer');
+    const reply = new Uint8Array(words.buffer, data, Atomics.load(words, state + 1)).slice();
+    Atomics.store(words, state, IDLE);
+    return reply;
+  },
+};
 
 /** An exception's message, as the pool reports it. @param {unknown} error */
 const messageOf = (error) => (error instanceof Error ? error.message : String(error));
