@@ -17,6 +17,7 @@ const GIL_RACE: &str = include_str!("../python/gil_race.py");
 const IO_FANOUT: &str = include_str!("../python/io_fanout.py");
 const SWITCH_INTERVAL: &str = include_str!("../python/switch_interval.py");
 const GIL_NATIVE: &str = include_str!("../python/gil_native.py");
+const MANAGER_SHARED: &str = include_str!("../python/manager_shared.py");
 
 const ITERATIONS: u64 = 2_000_000;
 /// Increments per thread in the race: ~75 ms of CPython's read-call-write loop, some 15 tenures
@@ -40,6 +41,11 @@ const NATIVE_BLOCK_BYTES: u64 = 2048;
 /// fall into step and sometimes queue at every call — in CPython as in the model — so the
 /// speedups compared are the medians' and the rows show the range.
 const NATIVE_RUNS: usize = 9;
+/// manager-vs-shared: runs a side, and updates per worker (manager; Value and raw array) —
+/// some 0.4 s of CPython's manager and 0.2 s of its Value per run.
+const SHARING_RUNS: usize = 5;
+const SHARING_UPDATES: (u64, u64) = (4_000, 200_000);
+const SHARING_VARIANTS: [&str; 3] = ["manager", "value", "raw-array"];
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
 /// Bytecode instructions per iteration of the model's loop (`total = total + 1`).
@@ -175,6 +181,49 @@ fn speedup_row(what: String, cpython: (&[f64], &[f64]), model: (&[f64], &[f64]))
     )
 }
 
+/// manager-vs-shared's `variant` on both sides: time per update at 1 and `threads` workers, and
+/// how updates/s grow from 1 to `threads` (medians of the runs).
+fn sharing_rows(cpython: &Value, model: &RunResult, variant: &str, threads: usize) -> Result<Vec<Row>, String> {
+    // CPython's runs are [per update ns, updates/s] pairs.
+    let cpy = |workers: usize, column: usize| -> Result<f64, String> {
+        let runs = cpython[variant][workers.to_string()]
+            .as_array()
+            .ok_or_else(|| format!("python3 printed no {variant} runs"))?;
+        let values: Option<Vec<f64>> = runs.iter().map(|run| run[column].as_f64()).collect();
+        Ok(middle(&values.ok_or_else(|| format!("python3 printed malformed {variant} runs"))?))
+    };
+    let mine = |workers: usize, metric: &str| {
+        model
+            .cell(variant, workers)
+            .and_then(|c| c.metrics.get(metric))
+            .map(|m| m.median)
+            .ok_or_else(|| format!("the manager-vs-shared model measured no {metric} for {variant} at {workers}"))
+    };
+    let per_update = |workers: usize| -> Result<Row, String> {
+        let (cpy, mine) = (cpy(workers, 0)?, mine(workers, "per update")?);
+        Ok(Row(
+            format!(
+                "manager-vs-shared {variant}: time per update, {workers} worker{}",
+                if workers == 1 { "" } else { "s" }
+            ),
+            format_seconds(cpy / 1e9),
+            format_seconds(mine / 1e9),
+            ratio(mine, cpy),
+        ))
+    };
+    let (cpy_gain, gain) = (cpy(threads, 1)? / cpy(1, 1)?, mine(threads, "updates/s")? / mine(1, "updates/s")?);
+    Ok(vec![
+        per_update(1)?,
+        per_update(threads)?,
+        Row(
+            format!("manager-vs-shared {variant}: updates/s at {threads} workers ÷ 1"),
+            format!("{cpy_gain:.2}×"),
+            format!("{gain:.2}×"),
+            ratio(gain, cpy_gain),
+        ),
+    ])
+}
+
 fn fraction_row(what: String, cpython: f64, model: f64) -> Row {
     Row(what, format!("{cpython:.2}"), format!("{model:.2}"), format!("{:+.2}", model - cpython))
 }
@@ -194,6 +243,10 @@ pub fn calibrate_python() -> Result<(), String> {
     let switches = python(SWITCH_INTERVAL, &switch_args)?;
     let native =
         python(GIL_NATIVE, &[NATIVE_BLOCKS.to_string(), NATIVE_BLOCK_BYTES.to_string(), NATIVE_RUNS.to_string()])?;
+    let sharing = python(
+        MANAGER_SHARED,
+        &[SHARING_RUNS.to_string(), SHARING_UPDATES.0.to_string(), SHARING_UPDATES.1.to_string()],
+    )?;
     let cpy_iteration = number(&cpu, "ns_per_iteration")?;
 
     eprintln!("The model: fitting op_ns to CPython's {cpy_iteration:.1} ns per iteration…");
@@ -231,6 +284,15 @@ pub fn calibrate_python() -> Result<(), String> {
         &["nogil-ext", "per-element"],
         &[1, threads],
         NATIVE_RUNS,
+    )?;
+
+    let step_ns = number(&sharing, "step_ns")?;
+    let shared_model = model(
+        "manager-vs-shared",
+        json!({ "python_ns": step_ns, "duration_ms": 200 }),
+        &SHARING_VARIANTS,
+        &[1, threads],
+        SHARING_RUNS,
     )?;
 
     let cpy_speedup = number(&cpu, "seq_s")? / number(&cpu, "threads_s")?;
@@ -316,6 +378,16 @@ pub fn calibrate_python() -> Result<(), String> {
         "set to CPython's".into(),
     ));
 
+    rows.push(Row(
+        "manager-vs-shared: a Python step (a[0] += 1 on a RawArray), python_ns".into(),
+        format!("{step_ns:.0} ns"),
+        format!("{step_ns:.0} ns"),
+        "set to CPython's".into(),
+    ));
+    for variant in SHARING_VARIANTS {
+        rows.extend(sharing_rows(&sharing, &shared_model, variant, threads)?);
+    }
+
     for (ms, run) in SWITCH_INTERVALS.iter().zip(switches["runs"].as_array().into_iter().flatten()) {
         let cpython = number(run, "handovers")? / number(run, "seconds")?;
         let metric = |name: &str| {
@@ -356,6 +428,11 @@ pub fn calibrate_python() -> Result<(), String> {
         "sha256 speedups are medians of {NATIVE_RUNS} runs a side (in brackets: the slowest and fastest run against \
          the 1-thread median); the model hashes nothing: it is set to CPython's measured time per 2 KB block \
          ({block_ns:.0} ns) and per call ({call_ns:.0} ns)."
+    );
+    println!(
+        "manager-vs-shared: forked workers on both sides, medians of {SHARING_RUNS} runs; CPython's workers make {} \
+         manager and {} Value or raw-array updates each, the model's run for 200 ms.",
+        SHARING_UPDATES.0, SHARING_UPDATES.1
     );
     println!("This machine's CPython runs the loop at the model's pace with --set op_ns={op_ns:.2} (measured above).");
     Ok(())
