@@ -627,12 +627,12 @@ fn a_manager_costs_a_round_trip_per_access_a_value_queues_at_its_lock_and_a_raw_
         per_update("value")
     );
     let gain = |variant: &str| cell(variant, 2).metrics["updates/s"].max / cell(variant, 1).metrics["updates/s"].max;
+    let slower = cell("value", 2).metrics["per update"].median / cell("value", 1).metrics["per update"].median;
     assert!(
-        gain("value") < 1.5 && gain("value") < gain("raw-array"),
-        "value {:.2}×, raw array {:.2}×: {:#?}",
+        slower >= 1.3 && gain("value") < gain("raw-array"),
+        "a Value update {slower:.2}× as long at 2 workers; updates/s value {:.2}×, raw array {:.2}×",
         gain("value"),
-        gain("raw-array"),
-        result.cells
+        gain("raw-array")
     );
     if conlab_core::platform::hardware_threads() >= 2 {
         assert!(gain("raw-array") >= 1.5, "raw array {:.2}× at 2 workers", gain("raw-array"));
