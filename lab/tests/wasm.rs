@@ -124,8 +124,7 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
             "value",
             "raw-array",
         ];
-        // Killing one of the lab's Web Worker processes would leave it a worker short: broken-pool
-        // says so and runs natively only.
+        // broken-pool's pools are all process workers; a page cannot set real-time priorities.
         let may_skip = |variant: &str| {
             (id == "spawn-overhead" && variant == "thread")
                 || ["broken-pool", "priority-inversion"].contains(&id)

@@ -129,10 +129,23 @@ pub fn wasm_module() -> JsValue {
     wasm_bindgen::module()
 }
 
-/// Hands the process workers `worker.js` started (and their memories) to conlab-core.
+/// Hands the process workers `worker.js` started to conlab-core.
 #[wasm_bindgen(js_name = registerProcessWorkers)]
-pub fn register_process_workers(workers: js_sys::Array, memories: js_sys::Array) {
-    platform::register_process_workers(workers, memories);
+pub fn register_process_workers(workers: js_sys::Array) {
+    platform::register_process_workers(workers);
+}
+
+/// Hands conlab-core the spawner (`spawner.js`), which starts process workers during a run, and
+/// the module they load.
+#[wasm_bindgen(js_name = registerSpawner)]
+pub fn register_spawner(spawner: JsValue, module: JsValue) {
+    platform::register_spawner(spawner, module);
+}
+
+/// How many process workers pools have killed on purpose (broken-pool), for the health report.
+#[wasm_bindgen(js_name = processWorkersKilled)]
+pub fn process_workers_killed() -> u32 {
+    platform::killed_process_workers()
 }
 
 /// In a process worker: the answer to a pool's message.
@@ -141,8 +154,8 @@ pub fn process_answer(message: &[u8], payload: &[u8]) -> Vec<u8> {
     platform::answer_as_worker(message, payload, conlab_core::pymodel::process::answer)
 }
 
-/// In a process worker: a fresh shared region of `len` bytes; returns its address.
+/// In a process worker: keeps a copy of `bytes` where its answers read them in place.
 #[wasm_bindgen(js_name = processShare)]
-pub fn process_share(len: usize) -> usize {
-    platform::share_as_worker(len)
+pub fn process_share(bytes: &[u8]) {
+    platform::share_as_worker(bytes)
 }

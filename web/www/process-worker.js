@@ -1,10 +1,12 @@
 // A Web Worker "process" for conlab's process pools: its own instance of the lab's wasm module
-// with its own memory (share-nothing). worker.js starts it when the lab loads; conlab-core
-// (core/src/platform/process_wasm.rs) claims it for a pool and talks to it:
-//   worker.js → {type: 'load', module}        → worker.js {type: 'loaded', memory}
-//   pool      → {type: 'claim', parentMemory, mailbox, data, capacity}   reply 'ready'
-//   pool      → {type: 'message', message, payload}                      reply: the answer's bytes
-//   pool      → {type: 'share', len}                                     reply: the region's address (u32 LE)
+// with its own memory (share-nothing). worker.js starts a set when the lab loads, and spawner.js
+// starts more during a run when a pool needs them; conlab-core
+// (core/src/platform/process_wasm.rs) claims one for a pool and talks to it:
+//   worker.js  → {type: 'load', module}          → worker.js {type: 'loaded'}
+//   spawner.js → {type: 'load', module, port}      (requests then come through `port`)
+//   pool       → {type: 'claim', parentMemory, mailbox, data, capacity}   reply 'ready'
+//   pool       → {type: 'message', message, payload}                      reply: the answer's bytes
+//   pool       → {type: 'share', bytes}                                   reply: empty (kept in this memory)
 // The pool's thread is blocked in a run and cannot receive messages, so replies are written
 // into its mailbox (in its shared memory): data, then length, then the state word, notified.
 //
@@ -13,17 +15,17 @@
 // (core/src/platform/ipc_wasm.rs is the other side).
 import init, * as lab from './conlab-web.js';
 
-const EMPTY = 0, REPLY = 1, FAILED = 2;
+const EMPTY = 0, REPLY = 1, FAILED = 2, CLOSED = 3;
 /** A manager mailbox's states (ipc_wasm.rs). */
 const IDLE = 0, REQUEST = 1, ANSWERED = 2;
 
 /**
  * The pool that claimed this worker: its memory and the mailbox in it.
  * @typedef {{ parentMemory: WebAssembly.Memory, mailbox: number, data: number, capacity: number }} Parent
- * @typedef {{ type: 'load', module: WebAssembly.Module }
+ * @typedef {{ type: 'load', module: WebAssembly.Module, port?: MessagePort }
  *   | { type: 'claim' } & Parent
  *   | { type: 'message', message: Uint8Array, payload: Uint8Array }
- *   | { type: 'share', len: number }} Message
+ *   | { type: 'share', bytes: Uint8Array }} Message
  */
 
 /** @type {Parent | null} */
@@ -39,7 +41,7 @@ function wordsOf(offset) {
   return parentWords;
 }
 
-self.conlabParent = {
+/** @type {any} */ (self).conlabParent = {
   /**
    * One Atomics operation on the word at byte `offset` of the pool's memory (ops as in
    * ipc_wasm.rs); the old or loaded value as an unsigned 32-bit number.
@@ -94,8 +96,12 @@ const messageOf = (error) => (error instanceof Error ? error.message : String(er
 function reply(bytes, state = REPLY) {
   if (!parent) throw new Error('a reply before any pool claimed this worker');
   const words = new Int32Array(parent.parentMemory.buffer, parent.mailbox, 2);
-  // The pool may not have taken the previous reply yet.
-  for (let seen; (seen = Atomics.load(words, 0)) !== EMPTY;) Atomics.wait(words, 0, seen);
+  // The pool may not have taken the previous reply yet; or it killed this worker, which then
+  // writes nothing (a terminated worker blocked in Atomics.wait may wake and run on).
+  for (let seen; (seen = Atomics.load(words, 0)) !== EMPTY;) {
+    if (seen === CLOSED) return;
+    Atomics.wait(words, 0, seen);
+  }
   if (bytes.length > parent.capacity) {
     bytes = new TextEncoder().encode(`a reply of ${bytes.length} bytes does not fit the pool's mailbox of ${parent.capacity}`);
     state = FAILED;
@@ -111,30 +117,41 @@ function answer(data) {
   switch (data.type) {
     case 'claim':
       parent = data;
-      lab.processShare(0);
+      lab.processShare(new Uint8Array(0));
       return new TextEncoder().encode('ready');
     case 'message':
       return lab.processAnswer(data.message, data.payload);
     case 'share':
-      return new Uint8Array(new Uint32Array([lab.processShare(data.len)]).buffer);
+      lab.processShare(data.bytes);
+      return new Uint8Array(0);
     default:
       throw new Error(`unexpected message type ${data.type}`);
   }
 }
 
-self.onmessage = async (/** @type {MessageEvent<Message>} */ { data }) => {
-  if (data.type === 'load') {
-    try {
-      const wasm = await init({ module_or_path: data.module });
-      postMessage({ type: 'loaded', memory: wasm.memory });
-    } catch (error) {
-      postMessage({ type: 'failed', message: messageOf(error) });
-    }
-    return;
-  }
+/** A request from the pool: answered into its mailbox. @param {Message} data */
+function serve(data) {
   try {
     reply(answer(data));
   } catch (error) {
     reply(new TextEncoder().encode(messageOf(error)), FAILED);
+  }
+}
+
+self.onmessage = async (/** @type {MessageEvent<Message>} */ { data }) => {
+  if (data.type !== 'load') {
+    serve(data);
+    return;
+  }
+  try {
+    await init({ module_or_path: data.module });
+    if (data.port) {
+      // Started by spawner.js: the pool talks through this port, and nobody waits for 'loaded'.
+      data.port.onmessage = (/** @type {MessageEvent<Message>} */ { data: request }) => serve(request);
+    } else {
+      postMessage({ type: 'loaded' });
+    }
+  } catch (error) {
+    postMessage({ type: 'failed', message: messageOf(error) });
   }
 };

@@ -24,10 +24,13 @@
 //   page → worker  {type: 'sim-state', scenario, schedule}   worker → page {type: 'sim-state', state} | {type: 'sim-state', error}
 //   page → worker  {type: 'sim-search', scenario, strategy, seed, runs, depth, bound}
 //                                                     worker → page {type: 'sim-search', found} | {type: 'sim-search', error}
-//   page → worker  {type: 'health'}                   worker → page {type: 'health', wasmBytes, workersStarted, workersEnded}
+//   page → worker  {type: 'health'}                   worker → page {type: 'health', wasmBytes, workersStarted, workersEnded,
+//                                                                    workersKilled}
 //                                                 (between runs: the wasm memory's size and the workers this one
-//                                                   started and ended — the pool's, the process workers — which a
-//                                                   long session must keep steady: the browser soak reads them)
+//                                                   started and ended — the pool's, the process workers, the
+//                                                   spawner — which a long session must keep steady: the browser
+//                                                   soak reads them; and the process workers a run killed on
+//                                                   purpose, broken-pool's, whose replacements spawner.js starts)
 //   ('loaded' carries the debugging lab's scenarios: `scenarios`)
 // A result reaches the page as an object without its trace (`traced` says there was one): the
 // megabytes of spans are parsed and serialised here, never on the main thread. The trace stays
@@ -45,7 +48,7 @@ let formThreads = 1;
 let processWorkers = null;
 let processWorkersLoaded = false;
 
-/** The workers this worker started and ended: the rayon pool's and the process workers. */
+/** The workers this worker started and ended: the rayon pool's, the process workers, the spawner. */
 const workers = { started: 0, ended: 0 };
 /** @type {any} */ (self).Worker = class CountedWorker extends Worker {
   /** @param {string | URL} url @param {WorkerOptions} [options] */
@@ -56,6 +59,11 @@ const workers = { started: 0, ended: 0 };
 
   terminate() {
     workers.ended += 1;
+    super.terminate();
+  }
+
+  /** Terminates a process worker a run kills on purpose (conlab-core's `WorkerProcess::kill` counts it). */
+  kill() {
     super.terminate();
   }
 };
@@ -138,15 +146,17 @@ async function start(threads, link) {
 
 // Process pools' workers must be started here, up front: a worker only starts while its creator
 // returns to its event loop, and a run blocks this one (see core/src/platform/process_wasm.rs).
+// The spawner starts more during a run, when a pool needs them.
 async function startProcessWorkers() {
   const count = Math.max(4, Math.min(navigator.hardwareConcurrency || 1, 16));
   const started = performance.now();
   const module = lab.compiledModule();
+  /** @returns {Promise<Worker>} */
   const load = () => new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./process-worker.js', import.meta.url), { type: 'module' });
     worker.onmessage = ({ data }) => {
       worker.onmessage = null;
-      if (data.type === 'loaded') resolve({ worker, memory: data.memory });
+      if (data.type === 'loaded') resolve(worker);
       else reject(new Error(data.message));
     };
     worker.onerror = (event) => reject(new Error(event.message || 'process-worker.js failed to load'));
@@ -154,7 +164,8 @@ async function startProcessWorkers() {
   });
   try {
     const loaded = await Promise.all(Array.from({ length: count }, load));
-    lab.registerProcessWorkers(loaded.map((l) => l.worker), loaded.map((l) => l.memory));
+    lab.registerProcessWorkers(loaded);
+    lab.registerSpawner(new Worker(new URL('./spawner.js', import.meta.url), { type: 'module' }), module);
     tell({ type: 'processes', count, startMs: performance.now() - started, error: null });
   } catch (error) {
     tell({ type: 'processes', count: 0, startMs: 0, error: messageOf(error) });
@@ -232,7 +243,13 @@ self.onmessage = async (/** @type {MessageEvent<ToWorker>} */ { data }) => {
       tell({ type: 'comparison', error: messageOf(error) });
     }
   } else if (data.type === 'health') {
-    tell({ type: 'health', wasmBytes: wasm ? wasm.memory.buffer.byteLength : 0, workersStarted: workers.started, workersEnded: workers.ended });
+    tell({
+      type: 'health',
+      wasmBytes: wasm ? wasm.memory.buffer.byteLength : 0,
+      workersStarted: workers.started,
+      workersEnded: workers.ended,
+      workersKilled: lab.processWorkersKilled(),
+    });
   } else if (data.type === 'check') {
     tell({ type: 'checked', problem: formProblem(data.form) });
   } else if (data.type === 'run') {

@@ -68,7 +68,9 @@ pub use futex::{wait, wake_all, wake_one};
 /// each with its own wasm instance and memory.
 pub use process::WorkerProcess;
 #[cfg(target_arch = "wasm32")]
-pub use process::{answer_as_worker, register_process_workers, share_as_worker};
+pub use process::{
+    answer_as_worker, killed_process_workers, register_process_workers, register_spawner, share_as_worker,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use process::{serve_as_fork_server, serve_as_worker, set_worker_executable, FORK_SERVER_ARG};
 

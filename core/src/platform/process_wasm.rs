@@ -6,7 +6,11 @@
 //!   experiment worker. So `web/www/worker.js` starts the process workers when the lab loads
 //!   and hands them over with [`register_process_workers`]; [`WorkerProcess::start`] claims a
 //!   free one and resets it (Python's `forkserver` start method works alike: a server started
-//!   up front forks each worker).
+//!   up front forks each worker). When none is free — a pool larger than the lab's set, or a
+//!   replacement for one that was killed — it asks the *spawner* ([`register_spawner`],
+//!   `web/www/spawner.js`), a helper worker that is never blocked, to start one: the spawner
+//!   creates the Web Worker and hands it one end of a `MessageChannel` made here, whose other
+//!   end this side keeps and talks through. The new worker joins the registry.
 //! - A blocked thread cannot receive messages. Requests go out with `postMessage` (its payload
 //!   structured-cloned, or transferred), but each reply is written by the worker into a
 //!   *mailbox* in this side's shared memory — two words (state, length) and a data area — and
@@ -18,10 +22,16 @@
 //! |---|---|---|
 //! | `EMPTY` | no reply waiting | the worker, after writing length and data |
 //! | `REPLY` / `FAILED` | a reply / an error text waits in the data area | the parent, after copying it out |
+//! | `CLOSED` | the worker was killed: it writes nothing more | the parent, reusing the mailbox after quarantine |
 //!
 //! The worker writes the data before its `Atomics.store` of the state (sequentially
 //! consistent); the parent's acquire load of the state therefore sees the data. A worker with a
 //! second reply ready waits (`Atomics.wait`) until the state is `EMPTY` again.
+//!
+//! A killed worker (`Worker.terminate`, through the spawner for the ones it started) does not
+//! always stop at once: Chromium lets one blocked in `Atomics.wait` wake and run on. So the
+//! pool closes its mailbox (a worker waiting to write finds `CLOSED` and drops its reply) and
+//! quarantines it for a second before another worker gets it.
 //!
 //! The JavaScript objects live on the experiment worker's thread (the thread that runs
 //! `Workload::cell` and `Cell::run`), so the registry is thread-local.
@@ -30,7 +40,7 @@ use core::arch::wasm32::{memory_atomic_notify, memory_atomic_wait32};
 use std::cell::RefCell;
 use std::time::Duration;
 
-use js_sys::{Array, Object, Reflect, Uint8Array, WebAssembly};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -41,50 +51,129 @@ use crate::sync::{lock, Mutex};
 const EMPTY: u32 = 0;
 const REPLY: u32 = 1;
 const FAILED: u32 = 2;
+/// Set by the pool when it kills the worker: a reply waiting to be written is dropped.
+const CLOSED: u32 = 3;
 
 /// Largest reply a mailbox holds (a `map` chunk's replies are ~50 bytes per task).
 const MAILBOX_BYTES: usize = 1 << 20;
-/// How long a claimed worker may take to answer its reset, and any reply.
+/// How long a claimed worker may take to answer its reset (a spawned one: to load), and any reply.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a killed worker's mailbox rests before another worker gets it.
+const QUARANTINE: Duration = Duration::from_secs(1);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[wasm_bindgen]
 extern "C" {
-    /// A dedicated Web Worker (the two methods used here).
-    #[wasm_bindgen(js_name = Worker)]
-    type WebWorker;
+    /// Where requests go: a dedicated Web Worker, or this side's end of a `MessageChannel` to
+    /// one the spawner started (both post alike).
+    type Endpoint;
 
     #[wasm_bindgen(method, catch, js_name = postMessage)]
-    fn post_message(this: &WebWorker, message: &JsValue, transfer: &JsValue) -> Result<(), JsValue>;
+    fn post_message(this: &Endpoint, message: &JsValue, transfer: &JsValue) -> Result<(), JsValue>;
 
+    /// `worker.js`'s `Worker.kill`: `terminate`, counted as a kill rather than a leak.
     #[wasm_bindgen(method)]
-    fn terminate(this: &WebWorker);
+    fn kill(this: &Endpoint);
+
+    #[wasm_bindgen(js_name = MessageChannel)]
+    type Channel;
+
+    #[wasm_bindgen(constructor, js_class = MessageChannel)]
+    fn new() -> Channel;
+
+    #[wasm_bindgen(method, getter)]
+    fn port1(this: &Channel) -> Endpoint;
+
+    #[wasm_bindgen(method, getter)]
+    fn port2(this: &Channel) -> JsValue;
 }
 
 struct Slot {
-    worker: WebWorker,
-    /// The worker's own memory (shared, so this side can place bytes in it).
-    memory: WebAssembly::Memory,
+    endpoint: Endpoint,
+    /// The spawner's number for a worker it started; `None` for one `worker.js` started.
+    spawned: Option<u32>,
     free: bool,
     /// The mailbox of the worker's last pool, kept for the next: a claim allocates none.
     mailbox: Option<Box<Mailbox>>,
 }
 
+/// The spawner and the module its workers load.
+struct Spawner {
+    worker: Endpoint,
+    module: JsValue,
+    started: u32,
+}
+
+/// Workers killed so far, for the page's health report.
+static KILLED: AtomicU32 = AtomicU32::new(0);
+
+/// How many process workers pools have killed (broken-pool's, on purpose).
+pub fn killed_process_workers() -> u32 {
+    KILLED.load(Ordering::Relaxed)
+}
+
 thread_local! {
     static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    static SPAWNER: RefCell<Option<Spawner>> = const { RefCell::new(None) };
+    /// Killed workers' mailboxes, with when they were killed.
+    static QUARANTINED: RefCell<Vec<(Instant, Box<Mailbox>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Hands the process workers `web/www/worker.js` started (each with its wasm instance loaded)
-/// to this thread: `workers[i]` with its memory `memories[i]`.
-pub fn register_process_workers(workers: Array, memories: Array) {
+/// to this thread.
+pub fn register_process_workers(workers: Array) {
     SLOTS.with_borrow_mut(|slots| {
-        slots.extend(workers.iter().zip(memories.iter()).map(|(worker, memory)| Slot {
-            worker: worker.unchecked_into(),
-            memory: memory.unchecked_into(),
+        slots.extend(workers.iter().map(|worker| Slot {
+            endpoint: worker.unchecked_into(),
+            spawned: None,
             free: true,
             mailbox: None,
         }))
     });
+}
+
+/// Hands over the spawner (`web/www/spawner.js`) and the compiled module its workers load.
+pub fn register_spawner(spawner: JsValue, module: JsValue) {
+    SPAWNER.with_borrow_mut(|slot| *slot = Some(Spawner { worker: spawner.unchecked_into(), module, started: 0 }));
+}
+
+/// Asks the spawner for a new process worker: the registry's new slot, taken.
+fn spawn() -> Result<usize, PlatformError> {
+    let spawned = SPAWNER.with_borrow_mut(|spawner| {
+        let spawner = spawner.as_mut()?;
+        spawner.started += 1;
+        let channel = Channel::new();
+        let port = channel.port2();
+        let request = message(
+            "spawn",
+            &[("id", JsValue::from(spawner.started)), ("module", spawner.module.clone()), ("port", port.clone())],
+        );
+        Some(
+            spawner
+                .worker
+                .post_message(&request, &Array::of1(&port))
+                .map(|()| (channel.port1(), spawner.started))
+                .map_err(|error| js_failure("could not ask the spawner for a worker", error)),
+        )
+    });
+    let (endpoint, id) = spawned.ok_or_else(|| unavailable("no spawner was registered"))??;
+    Ok(SLOTS.with_borrow_mut(|slots| {
+        slots.push(Slot { endpoint, spawned: Some(id), free: false, mailbox: None });
+        slots.len() - 1
+    }))
+}
+
+/// A mailbox for a claim: the slot's own, a quarantined one that has rested, or a new one.
+fn mailbox_for(kept: Option<Box<Mailbox>>) -> Box<Mailbox> {
+    let rested = || {
+        QUARANTINED.with_borrow_mut(|quarantined| {
+            let ready = quarantined.iter().position(|(killed, _)| killed.elapsed() >= QUARANTINE)?;
+            let (_, mailbox) = quarantined.swap_remove(ready);
+            mailbox.words[0].store(EMPTY, Ordering::Release);
+            Some(mailbox)
+        })
+    };
+    kept.or_else(rested).unwrap_or_else(|| Mailbox::new(MAILBOX_BYTES))
 }
 
 fn unavailable(message: impl Into<String>) -> PlatformError {
@@ -119,12 +208,11 @@ impl Mailbox {
 /// A Web Worker with its own wasm instance, claimed from the registry until dropped.
 pub struct WorkerProcess {
     slot: usize,
-    worker: WebWorker,
-    memory: WebAssembly::Memory,
+    endpoint: Endpoint,
     mailbox: Box<Mailbox>,
     /// Requests sent and not yet answered: the worker may still write the mailbox.
     outstanding: usize,
-    /// Terminated by [`WorkerProcess::kill`].
+    /// Killed by [`WorkerProcess::kill`].
     dead: bool,
 }
 
@@ -157,27 +245,24 @@ impl WorkerProcess {
         Self::start()
     }
 
-    /// Claims a free worker and resets it (a fresh process as far as its jobs can tell).
+    /// Claims a free worker and resets it (a fresh process as far as its jobs can tell); with
+    /// none free, the spawner starts one.
     pub fn start() -> Result<Self, PlatformError> {
         Self::check()?;
-        let claimed = SLOTS.with_borrow_mut(|slots| {
-            let count = slots.len();
-            let (slot, free) = slots.iter_mut().enumerate().find(|(_, slot)| slot.free).ok_or_else(|| {
-                unavailable(format!(
-                    "all {count} Web Worker processes are in use (the lab starts that many when it loads)"
-                ))
-            })?;
-            free.free = false;
-            let mailbox = free.mailbox.take().unwrap_or_else(|| Mailbox::new(MAILBOX_BYTES));
-            Ok::<_, PlatformError>((
-                slot,
-                free.worker.clone().unchecked_into::<WebWorker>(),
-                free.memory.clone(),
-                mailbox,
-            ))
-        })?;
-        let (slot, worker, memory, mailbox) = claimed;
-        let mut process = Self { slot, worker, memory, mailbox, outstanding: 0, dead: false };
+        let free = SLOTS.with_borrow(|slots| slots.iter().position(|slot| slot.free));
+        let slot = match free {
+            Some(slot) => slot,
+            None => spawn().map_err(|why| {
+                let count = SLOTS.with_borrow(Vec::len);
+                unavailable(format!("all {count} Web Worker processes are in use, and another could not start: {why}"))
+            })?,
+        };
+        let (endpoint, mailbox) = SLOTS.with_borrow_mut(|slots| {
+            let taken = &mut slots[slot];
+            taken.free = false;
+            (taken.endpoint.clone().unchecked_into::<Endpoint>(), mailbox_for(taken.mailbox.take()))
+        });
+        let mut process = Self { slot, endpoint, mailbox, outstanding: 0, dead: false };
         let claim = message(
             "claim",
             &[
@@ -188,8 +273,13 @@ impl WorkerProcess {
             ],
         );
         process.post(&claim, &JsValue::UNDEFINED)?;
-        process.receive_within(START_TIMEOUT)?;
-        Ok(process)
+        match process.receive_within(START_TIMEOUT)? {
+            ready if ready == b"ready" => Ok(process),
+            other => Err(unavailable(format!(
+                "a Web Worker process answered its claim with {:?}",
+                String::from_utf8_lossy(&other)
+            ))),
+        }
     }
 
     /// Posts a message and its payload: structured-cloned ([`Delivery::Copy`]) or with the
@@ -206,13 +296,29 @@ impl WorkerProcess {
         self.post(&request, &transfer)
     }
 
-    /// Terminates the worker (`Worker.terminate`): it stops at once and its replies with it.
-    /// Its slot stays taken and its mailbox is leaked, never reused under a writer that might
-    /// still be finishing: the lab's pool of Web Worker processes is one smaller until reload.
+    /// Terminates the worker (`Worker.terminate`, through the spawner for one it started): it
+    /// stops at once and its replies with it. Its slot is never claimed again; its mailbox is
+    /// quarantined.
     pub fn kill(&mut self) {
-        self.worker.terminate();
+        let spawned = SLOTS.with_borrow(|slots| slots[self.slot].spawned);
+        match spawned {
+            Some(id) => SPAWNER.with_borrow(|spawner| {
+                if let Some(spawner) = spawner {
+                    let _ =
+                        spawner.worker.post_message(&message("terminate", &[("id", id.into())]), &JsValue::UNDEFINED);
+                }
+            }),
+            None => self.endpoint.kill(),
+        }
+        // `terminate` does not stop a worker blocked in `Atomics.wait` — it wakes and runs on
+        // (Chromium): one waiting to write a second reply is told the mailbox is closed.
+        let state = &self.mailbox.words[0];
+        state.store(CLOSED, Ordering::Release);
+        // SAFETY: notify only names the address, a word of this instance's shared memory.
+        unsafe { memory_atomic_notify(state.as_ptr().cast::<i32>(), u32::MAX) };
         self.dead = true;
         self.outstanding = 0;
+        KILLED.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Waits up to `timeout` until one of `workers` has a reply (or was killed): its index.
@@ -243,25 +349,18 @@ impl WorkerProcess {
         self.receive_within(REPLY_TIMEOUT)
     }
 
-    /// Places `bytes` in the worker's own memory, where its answers read them in place: the
-    /// worker allocates the region and replies with its address; this side writes into it
-    /// through the worker's `SharedArrayBuffer`.
+    /// Places `bytes` in the worker's own memory, where its answers read them in place: sent
+    /// once (structured-cloned), copied into a region the worker allocates, and acknowledged.
     pub fn share(&mut self, bytes: &[u8]) -> Result<(), PlatformError> {
-        self.post(&message("share", &[("len", JsValue::from(bytes.len() as u32))]), &JsValue::UNDEFINED)?;
-        let reply = self.receive()?;
-        let address = u32::from_le_bytes(
-            reply.try_into().map_err(|_| unavailable("a worker sent no address for the shared region"))?,
-        );
-        let buffer = self.memory.buffer();
-        Uint8Array::new_with_byte_offset_and_length(&buffer, address, bytes.len() as u32).copy_from(bytes);
-        Ok(())
+        self.post(&message("share", &[("bytes", Uint8Array::from(bytes).into())]), &JsValue::UNDEFINED)?;
+        self.receive().map(drop)
     }
 
     fn post(&mut self, message: &JsValue, transfer: &JsValue) -> Result<(), PlatformError> {
         if self.dead {
             return Err(terminated());
         }
-        self.worker
+        self.endpoint
             .post_message(message, transfer)
             .map_err(|error| js_failure("postMessage to a worker process failed", error))?;
         self.outstanding += 1;
@@ -309,24 +408,21 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     /// Collects unanswered replies (the worker would write them into this mailbox) and gives
-    /// the worker back. One that does not answer in time is terminated and its mailbox leaked,
-    /// never freed under a writer; its slot stays taken.
+    /// the worker back. One that does not answer in time is killed.
     fn drop(&mut self) {
-        if self.dead {
-            Box::leak(std::mem::replace(&mut self.mailbox, Mailbox::new(0)));
-            return;
-        }
-        while self.outstanding > 0 {
+        while !self.dead && self.outstanding > 0 {
             let before = self.outstanding;
             let _ = self.receive_within(START_TIMEOUT);
             if self.outstanding == before {
-                self.worker.terminate();
-                Box::leak(std::mem::replace(&mut self.mailbox, Mailbox::new(0)));
-                return;
+                self.kill();
             }
         }
-        // Every reply is collected: the mailbox is EMPTY and nobody writes it any more.
         let mailbox = std::mem::replace(&mut self.mailbox, Mailbox::new(0));
+        if self.dead {
+            QUARANTINED.with_borrow_mut(|quarantined| quarantined.push((Instant::now(), mailbox)));
+            return;
+        }
+        // Every reply is collected: the mailbox is EMPTY and nobody writes it any more.
         SLOTS.with_borrow_mut(|slots| {
             slots[self.slot].mailbox = Some(mailbox);
             slots[self.slot].free = true;
@@ -355,12 +451,10 @@ pub fn answer_as_worker(message: &[u8], payload: &[u8], answer: WorkerAnswer) ->
     answer(message, payload, &lock(&SHARED))
 }
 
-/// In a process worker: replaces the shared region with `len` zero bytes and returns its
-/// address, for the parent to write into (0 bytes: forget it, as a claim does).
-pub fn share_as_worker(len: usize) -> usize {
-    let mut shared = lock(&SHARED);
-    *shared = vec![0; len];
-    shared.as_ptr() as usize
+/// In a process worker: replaces the shared region with a copy of `bytes` (none: forget it,
+/// as a claim does).
+pub fn share_as_worker(bytes: &[u8]) {
+    *lock(&SHARED) = bytes.to_vec();
 }
 
 pub(super) fn check_delivery(_: Delivery) -> Result<(), PlatformError> {

@@ -223,8 +223,9 @@ fn scheduler_experiments_run_on_browser_workers_with_timelines() {
         assert_eq!(
             browser.wait_for_status(&["done", "error"], Duration::from_secs(180)),
             "done",
-            "{experiment}: {:?}",
-            browser.status()
+            "{experiment}: {:?} {}",
+            browser.status(),
+            browser.eval("return document.body.innerText;")
         );
         let table = rows(&browser);
         for row in table.as_array().unwrap() {
@@ -267,18 +268,24 @@ fn process_pools_run_on_web_worker_processes() {
              i) => [head[i], c.textContent])]));",
         )
     };
+    let before = health(&browser);
+    // broken-pool first: 4 cells × 4 runs each kill a worker — four times the lab's set, so the
+    // spawner starts their replacements during the run, and the pools after it run on them.
     for (experiment, params, variants) in [
+        ("broken-pool", &[("tasks", "12"), ("kill_after", "3")][..], &["fail", "supervise"][..]),
         ("ipc-cost", &[("messages", "5")][..], &["thread", "copy", "transfer", "shared"][..]),
+        ("manager-vs-shared", &[("duration_ms", "20")][..], &["manager", "value", "raw-array"][..]),
         ("process-overhead", &[("tasks", "200"), ("round_trips", "50")][..], &["threads", "processes"][..]),
         ("gil-cpu", &[("iterations", "200000")][..], &["gil", "process"][..]),
         ("models-matrix", &[("tasks", "4"), ("iterations", "50000")][..], &["seq", "process"][..]),
     ] {
-        submit_variants(&browser, experiment, params, variants, "1,2", 2);
+        submit_variants(&browser, experiment, params, variants, "1,2", if experiment == "broken-pool" { 3 } else { 2 });
         assert_eq!(
             browser.wait_for_status(&["done", "error"], Duration::from_secs(180)),
             "done",
-            "{experiment}: {:?}",
-            browser.status()
+            "{experiment}: {:?} {}",
+            browser.status(),
+            browser.eval("return document.body.innerText;")
         );
         let table = rows(&browser);
         let table = table.as_array().unwrap();
@@ -288,6 +295,14 @@ fn process_pools_run_on_web_worker_processes() {
         );
         println!("browser {experiment}: {}", serde_json::to_string_pretty(table).unwrap());
     }
+    // The killed workers were killed on purpose; no other worker started or ended.
+    let after = health(&browser);
+    assert!(after["workersKilled"].as_u64().unwrap() >= 16, "{before} → {after}");
+    assert_eq!(
+        (&before["workersStarted"], &before["workersEnded"]),
+        (&after["workersStarted"], &after["workersEnded"]),
+        "{before} → {after}"
+    );
 }
 
 #[test]
@@ -791,10 +806,8 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
     let states = table_states(browser);
     assert!(!states.is_empty(), "{}: a table", info.id);
     assert!(states.iter().all(|s| ["ok", "unchecked", "skipped"].contains(&s.as_str())), "{}: {states:?}", info.id);
-    // Natively only, and every cell says why: killing one of the lab's Web Worker processes would
-    // leave it a worker short until reload; a page cannot set real-time priorities.
+    // Natively only, and every cell says why: a page cannot set real-time priorities.
     let native_only = match info.id {
-        "broken-pool" => Some("cannot be replaced during a run"),
         "priority-inversion" => Some("real-time priority"),
         _ => None,
     };

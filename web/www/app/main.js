@@ -138,8 +138,8 @@ const handlers = {
   'sim-search'(data) {
     showSimSearch(data);
   },
-  health({ wasmBytes, workersStarted, workersEnded }) {
-    document.body.dataset.health = JSON.stringify({ wasmBytes, workersStarted, workersEnded });
+  health({ wasmBytes, workersStarted, workersEnded, workersKilled }) {
+    document.body.dataset.health = JSON.stringify({ wasmBytes, workersStarted, workersEnded, workersKilled });
   },
   comparison(data) {
     showComparison(data);

@@ -68,7 +68,7 @@
  *   | { type: 'sim-state', state?: string, error?: string }
  *   | { type: 'sim-search', found?: string, error?: string }
  *   | { type: 'comparison', table?: string, error?: string }
- *   | { type: 'health', wasmBytes: number, workersStarted: number, workersEnded: number }
+ *   | { type: 'health', wasmBytes: number, workersStarted: number, workersEnded: number, workersKilled: number }
  *   | { type: 'error', message: string, stored?: boolean, invalid?: boolean }} FromWorker
  */
 

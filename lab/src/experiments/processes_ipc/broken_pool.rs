@@ -6,7 +6,7 @@ use crate::experiment::{
     RunError, VariantSpec, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
-use conlab_core::platform::{PlatformError, StartMethod};
+use conlab_core::platform::StartMethod;
 use conlab_core::pymodel::process::{Job, OnDeath, ProcessPool};
 use conlab_core::pymodel::DEFAULT_OP_NS;
 
@@ -30,7 +30,11 @@ impl Experiment for BrokenPool {
                       worker, fails with BrokenProcessPool and the pool is unusable (`fail`). A supervisor \
                       (`supervise`, Erlang's way; Python's `multiprocessing.Pool` restarts workers but loses their \
                       tasks) starts a replacement and runs the dead worker's tasks again. Either way nothing hangs \
-                      and nothing is lost silently: the run lists which tasks failed or were retried.",
+                      and nothing is lost silently: the run lists which tasks failed or were retried. In a browser \
+                      the pool terminates a Web Worker process (`Worker.terminate()`), so it knows of the death at \
+                      once — a worker that died on its own would be noticed only when a reply timed out, since its \
+                      `error` event cannot reach a run that blocks its thread —, and the replacement is a new Web \
+                      Worker that a helper worker starts and that loads its own wasm instance.",
             params: vec![
                 ParamSpec::int("tasks", 40, 2, 100_000, "tasks", "tasks in the map"),
                 ParamSpec::float("task_ms", 1.0, 0.01, 1_000.0, "ms", "each task's Python loop, at CPython's pace"),
@@ -66,6 +70,7 @@ impl Experiment for BrokenPool {
     fn claims(&self) -> Vec<Claim> {
         vec![
             Claim::new("the pool notices a killed worker within 50 ms, in every run", |facts| {
+                facts.native("the pool terminates the Web Worker itself and knows at once")?;
                 let mut slowest = Vec::new();
                 for variant in ["fail", "supervise"] {
                     for threads in facts.threads_of(variant) {
@@ -140,14 +145,7 @@ impl Workload for Map {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        if cfg!(target_arch = "wasm32") {
-            return Err(RunError::Platform(PlatformError::Unavailable(
-                "a browser's Web Worker processes are started when the lab loads and cannot be replaced during a run: \
-                 terminating one would leave the lab a worker short until it is reloaded"
-                    .into(),
-            )));
-        }
-        ProcessPool::check_method(StartMethod::Fork)?;
+        ProcessPool::check_method(StartMethod::PLATFORM_DEFAULT)?;
         let on_death = if variant == "supervise" { OnDeath::Replace } else { OnDeath::Fail };
         Ok(Box::new(MapCell { map: self, on_death, workers: threads }))
     }
@@ -166,8 +164,8 @@ impl Cell for MapCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let Map { jobs, iterations, kill_after } = self.map;
-        // Forked workers: their start is cheap and needs no executable.
-        let mut pool = ProcessPool::start_with(self.workers, StartMethod::Fork)?;
+        // Natively forked workers: their start is cheap and needs no executable.
+        let mut pool = ProcessPool::start_with(self.workers, StartMethod::PLATFORM_DEFAULT)?;
         let outcome =
             pool.map_supervised(jobs, self.on_death, Some(*kill_after), &|| context.check_cancel().is_ok())?;
         context.check_cancel()?;
