@@ -17,13 +17,13 @@
 
 #![allow(clippy::disallowed_methods, reason = "the platform layer is the one door to std's clock, threads and sleep")]
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::process::{pipe, Mapping};
+use super::process::{keep_only, pipe, read_frame, Mapping};
 use super::PlatformError;
 /// std's atomics even under loom: the words are memory other processes map, which loom cannot
 /// model (the lock on them is checked on `LocalWords`).
@@ -149,20 +149,10 @@ impl Drop for Service {
 }
 
 /// In the forked server: the lifeline becomes fd 0 and the listener fd 3, every other inherited
-/// descriptor is closed (a worker's pipe held open here would never see its end), then serves.
+/// descriptor but stderr is closed (a worker's pipe held open here would never see its end),
+/// then serves.
 fn become_server<S: Default>(lifeline: RawFd, listener: RawFd, handler: ServiceHandler<S>) -> ! {
-    // SAFETY: `dup2`, `close_range`, `close` and `_exit` are async-signal-safe; the descriptors
-    // are this child's copies. stderr is kept for panics.
-    unsafe {
-        if libc::dup2(lifeline, 0) < 0 || libc::dup2(listener, 3) < 0 {
-            libc::_exit(3);
-        }
-        if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
-            for fd in 4..1024 {
-                libc::close(fd);
-            }
-        }
-    }
+    keep_only(&[(lifeline, 0), (listener, 3)]);
     // SAFETY: descriptor 3 is open (just duplicated) and owned by nothing else here.
     let listener = unsafe { UnixListener::from_raw_fd(3) };
     let served = serve(&listener, handler);
@@ -237,14 +227,6 @@ impl ServiceClient {
 fn write_frame(output: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("a frame over 4 GiB"))?;
     output.write_all(&[&len.to_le_bytes()[..], bytes].concat())
-}
-
-fn read_frame(input: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
-    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
-    input.read_exact(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -278,23 +278,31 @@ pub(super) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
 /// other descriptor it inherited (another worker's pipe held open here would never see its
 /// end), serves, and exits without running the parent's exit handlers.
 fn become_worker(input: RawFd, output: RawFd, answer: WorkerAnswer) -> ! {
-    // SAFETY: `dup2`, `close_range`, `close` and `_exit` are async-signal-safe; the descriptors
-    // are this child's copies. stdin and stdout are replaced, stderr kept for panics.
-    unsafe {
-        if libc::dup2(input, 0) < 0 || libc::dup2(output, 1) < 0 {
-            libc::_exit(3);
-        }
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-            for fd in 3..1024 {
-                libc::close(fd);
-            }
-        }
-    }
+    keep_only(&[(input, 0), (output, 1)]);
     // SAFETY: descriptors 0 and 1 are open (just duplicated) and owned by nothing else here.
     let (stdin, stdout) = unsafe { (File::from_raw_fd(0), File::from_raw_fd(1)) };
     let served = serve_as_worker(stdin, stdout, answer);
     // SAFETY: ends this process at once, as a forked child must.
     unsafe { libc::_exit(i32::from(served.is_err())) }
+}
+
+/// In a freshly forked child: duplicates each `(from, to)` descriptor onto `to`, keeps stderr
+/// (for panics) and closes every other descriptor above them, so that no other process's pipe
+/// is held open here; exits at once if a duplication fails. Only async-signal-safe calls.
+pub(super) fn keep_only(moves: &[(RawFd, RawFd)]) {
+    let first_closed = moves.iter().map(|&(_, to)| to as u32 + 1).fold(3, u32::max);
+    // SAFETY: `dup2`, `close_range`, `close` and `_exit` are async-signal-safe; the descriptors
+    // are this child's copies.
+    unsafe {
+        if moves.iter().any(|&(from, to)| libc::dup2(from, to) < 0) {
+            libc::_exit(3);
+        }
+        if libc::syscall(libc::SYS_close_range, first_closed, u32::MAX, 0u32) != 0 {
+            for fd in first_closed as RawFd..1024 {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 /// A running fork server and this process's ends of its pipes.
@@ -438,7 +446,7 @@ fn write_frame(output: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     output.write_all(bytes)
 }
 
-fn read_frame(input: &mut impl Read) -> io::Result<Vec<u8>> {
+pub(super) fn read_frame(input: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
     let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
