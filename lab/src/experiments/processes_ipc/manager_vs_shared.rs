@@ -156,6 +156,15 @@ enum Shared {
 }
 
 impl Shared {
+    /// The counter's home for `variant` and `workers` workers.
+    fn start(variant: &str, workers: usize) -> Result<Self, RunError> {
+        Ok(match variant {
+            "manager" => Shared::Manager(Service::start::<Dict>(workers, serve_dict)?),
+            "value" => Shared::Value(SharedWords::new(2)?),
+            _ => Shared::RawArray(SharedWords::new(workers * ELEMENT_STRIDE)?),
+        })
+    }
+
     /// The job that makes `updates` updates from worker `worker`.
     fn job(&self, worker: usize, updates: u32, pace: Pace) -> Job {
         match self {
@@ -204,30 +213,7 @@ impl Workload for Sharing {
 
     fn cell(&self, variant: &str, workers: usize) -> Result<Box<dyn Cell + '_>, RunError> {
         ProcessPool::check_method(StartMethod::PLATFORM_DEFAULT)?;
-        let variant = match variant {
-            "manager" => Variant::Manager,
-            "value" => Variant::Value,
-            _ => Variant::RawArray,
-        };
-        Ok(Box::new(SharingCell { sharing: self, workers, variant }))
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Variant {
-    Manager,
-    Value,
-    RawArray,
-}
-
-impl Variant {
-    /// The counter's home for `workers` workers.
-    fn start(self, workers: usize) -> Result<Shared, RunError> {
-        Ok(match self {
-            Variant::Manager => Shared::Manager(Service::start::<Dict>(workers, serve_dict)?),
-            Variant::Value => Shared::Value(SharedWords::new(2)?),
-            Variant::RawArray => Shared::RawArray(SharedWords::new(workers * ELEMENT_STRIDE)?),
-        })
+        Ok(Box::new(SharingCell { sharing: self, workers, variant: variant.to_string() }))
     }
 }
 
@@ -236,7 +222,7 @@ impl Variant {
 struct SharingCell<'a> {
     sharing: &'a Sharing,
     workers: usize,
-    variant: Variant,
+    variant: String,
 }
 
 /// What a run's jobs did.
@@ -267,7 +253,7 @@ impl Cell for SharingCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let Sharing { pace, duration } = *self.sharing;
         let mut pool = ProcessPool::start_with(self.workers, StartMethod::PLATFORM_DEFAULT)?;
-        let shared = self.variant.start(self.workers)?;
+        let shared = Shared::start(&self.variant, self.workers)?;
         let manager = matches!(shared, Shared::Manager(_));
         let batch = shared.batch(pace);
         let start = context.now();
