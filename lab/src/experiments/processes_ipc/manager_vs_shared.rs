@@ -252,8 +252,10 @@ impl Cell for SharingCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let Sharing { pace, duration } = *self.sharing;
-        let mut pool = ProcessPool::start_with(self.workers, StartMethod::PLATFORM_DEFAULT)?;
+        // Declared first, dropped last: a cancelled run's pool waits for its workers' jobs,
+        // which still reach the manager and the shared words (in a browser, this worker's memory).
         let shared = Shared::start(&self.variant, self.workers)?;
+        let mut pool = ProcessPool::start_with(self.workers, StartMethod::PLATFORM_DEFAULT)?;
         let manager = matches!(shared, Shared::Manager(_));
         let batch = shared.batch(pace);
         let start = context.now();
