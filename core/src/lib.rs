@@ -16,6 +16,7 @@ pub mod ds;
 pub mod hash;
 pub mod kernels;
 pub mod locks;
+pub mod net;
 pub mod platform;
 pub mod prims;
 pub mod pymodel;

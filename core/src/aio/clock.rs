@@ -1,7 +1,8 @@
 //! The loop's two clocks behind one trait.
 //!
 //! - [`RealClock`]: the platform's monotonic clock; an idle loop sleeps until its next timer
-//!   (in the browser, inside the experiment's worker) or until another thread wakes a task.
+//!   (in the browser, inside the experiment's worker) or until another thread or a socket wakes
+//!   a task — in the socket reactor's `poll` once the loop has sockets, as asyncio's `select()`.
 //! - [`VirtualClock`]: deterministic time. An idle loop jumps straight to its next timer, so
 //!   sleeps cost nothing and every timeline is exact to the nanosecond; work done while tasks
 //!   run takes no virtual time. While a thread works for the loop (`to_thread`), time stands
@@ -10,9 +11,10 @@
 use std::cell::Cell;
 use std::time::Duration;
 
+use crate::platform::socket::Reactor;
 use crate::platform::Instant;
 use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::{lock, Condvar, Mutex};
+use crate::sync::{lock, Arc, Condvar, Mutex};
 
 /// Longest real wait between two looks at the run's stop flag.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -21,8 +23,9 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 pub trait Clock {
     /// Time since the loop's clock started.
     fn now(&self) -> Duration;
-    /// Nothing is ready: let time pass until `deadline` (the next timer; `None`: none) or until
-    /// another thread wakes a task through `remote`, whichever comes first. May return early.
+    /// Nothing is ready: let time pass until `deadline` (the next timer; `None`: none, but a
+    /// socket or another thread may still wake a task) or until another thread or a socket
+    /// wakes a task through `remote`, whichever comes first. May return early.
     fn idle(&self, deadline: Option<Duration>, remote: &Remote);
     /// Whether this clock is virtual (for labels and reports).
     fn is_virtual(&self) -> bool;
@@ -82,7 +85,8 @@ impl Clock for VirtualClock {
             // A thread is working for the loop: its result comes in real time.
             _ if remote.in_flight() > 0 => remote.wait(STOP_POLL),
             Some(deadline) => self.now.set(self.now.get().max(deadline)),
-            None => {}
+            // Only sockets or pipes can wake a task: time stands still while they are awaited.
+            None => remote.wait(STOP_POLL),
         }
     }
 
@@ -91,40 +95,73 @@ impl Clock for VirtualClock {
     }
 }
 
-/// Wake-ups from wakers, which may run on any thread (a `to_thread` job finishing), and the
-/// count of such jobs in flight.
+/// Wake-ups from wakers, which may run on any thread (a `to_thread` job finishing, a peer
+/// writing into an in-memory pipe), the count of such jobs in flight, the count of live I/O
+/// sources (which may wake a task at any time), and the loop's socket reactor once a task has
+/// opened a socket.
 #[derive(Default)]
 pub struct Remote {
-    /// (woken task ids, whether the loop is waiting on `signal`)
-    woken: Mutex<(Vec<usize>, bool)>,
+    woken: Mutex<Woken>,
     signal: Condvar,
     in_flight: AtomicUsize,
+    io_sources: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Woken {
+    tasks: Vec<usize>,
+    /// The loop is waiting (on `signal`, or in the reactor): a wake must notify it.
+    idle: bool,
+    /// Set once, by the first socket a task of the loop opens; from then on the loop waits in
+    /// the reactor (`select()`), and a remote wake interrupts it.
+    reactor: Option<Arc<Reactor>>,
 }
 
 impl Remote {
     /// Queues task `id` to run and wakes an idle loop.
     pub(super) fn push(&self, id: usize) {
         let mut woken = lock(&self.woken);
-        woken.0.push(id);
+        woken.tasks.push(id);
         // Only an idle loop needs the (system-call) notification.
-        if woken.1 {
-            self.signal.notify_one();
+        if woken.idle {
+            match &woken.reactor {
+                Some(reactor) => reactor.wake(),
+                None => self.signal.notify_one(),
+            }
         }
     }
 
     /// Moves the woken tasks into `ready`, in wake order.
     pub(super) fn drain_into(&self, ready: &mut std::collections::VecDeque<usize>) {
-        ready.extend(lock(&self.woken).0.drain(..));
+        ready.extend(lock(&self.woken).tasks.drain(..));
     }
 
-    /// Waits up to `timeout` for a wake-up (returns at once if one is queued).
+    /// Waits up to `timeout` for a wake-up or, once the loop has sockets, a socket event
+    /// (returns at once if a wake-up is queued).
     pub(super) fn wait(&self, timeout: Duration) {
         let mut woken = lock(&self.woken);
-        if woken.0.is_empty() && !timeout.is_zero() {
-            woken.1 = true;
-            let (mut woken, _) = self.signal.wait_timeout(woken, timeout).unwrap_or_else(|p| p.into_inner());
-            woken.1 = false;
+        if !woken.tasks.is_empty() || timeout.is_zero() {
+            return;
         }
+        woken.idle = true;
+        if let Some(reactor) = woken.reactor.clone() {
+            // A wake after this unlock writes the reactor's eventfd, which ends the turn.
+            drop(woken);
+            reactor.turn(timeout);
+            woken = lock(&self.woken);
+        } else {
+            woken = self.signal.wait_timeout(woken, timeout).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        woken.idle = false;
+    }
+
+    /// The loop's socket reactor, started on first use.
+    pub(super) fn reactor(&self) -> std::io::Result<Arc<Reactor>> {
+        let mut woken = lock(&self.woken);
+        if woken.reactor.is_none() {
+            woken.reactor = Some(Reactor::new()?);
+        }
+        Ok(Arc::clone(woken.reactor.as_ref().expect("just set")))
     }
 
     pub(super) fn in_flight(&self) -> usize {
@@ -137,5 +174,19 @@ impl Remote {
 
     pub(super) fn finish_job(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Live sockets and pipes of the loop's tasks: while there are any, a loop whose tasks all
+    /// wait has not stalled (a peer may still write), it waits.
+    pub(super) fn io_sources(&self) -> usize {
+        self.io_sources.load(Ordering::Acquire)
+    }
+
+    pub(super) fn open_io_source(&self) {
+        self.io_sources.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(super) fn close_io_source(&self) {
+        self.io_sources.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -205,26 +205,31 @@ struct TaskSpan {
 /// Blocking calls handed to the FIFO pool by [`to_thread`].
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The queue [`to_thread`] hands blocking calls to. [`EventLoop::run_with_threads`] serves it
+/// with FIFO-pool workers of its own; a caller that already has threads (a team that also runs
+/// a server's other parts) gives the loop one with [`EventLoop::with_jobs`] and serves it on
+/// them.
 #[derive(Default)]
-struct JobQueue {
+pub struct Jobs {
     /// (jobs, closed)
     state: Mutex<(VecDeque<Job>, bool)>,
     ready: Condvar,
 }
 
-impl JobQueue {
+impl Jobs {
     fn push(&self, job: Job) {
         lock(&self.state).0.push_back(job);
         self.ready.notify_one();
     }
 
-    fn close(&self) {
+    /// Lets the serving threads return once the queue is empty.
+    pub fn close(&self) {
         lock(&self.state).1 = true;
         self.ready.notify_all();
     }
 
-    /// A pool worker's loop: runs jobs until the queue is closed and empty.
-    fn serve(&self) {
+    /// A worker's loop: runs jobs until the queue is closed and empty.
+    pub fn serve(&self) {
         loop {
             let mut state = lock(&self.state);
             while state.0.is_empty() && !state.1 {
@@ -251,7 +256,7 @@ struct Inner {
     next_seq: Cell<u64>,
     next_serial: Cell<u64>,
     current: RefCell<Option<TaskRef>>,
-    jobs: Option<WakeArc<JobQueue>>,
+    jobs: Option<WakeArc<Jobs>>,
     tracing: bool,
     spans: RefCell<Vec<TaskSpan>>,
 }
@@ -283,6 +288,11 @@ pub(super) fn cancel_point() -> AioResult<()> {
         Some(task) if task.header().cancel_pending.replace(false) => Err(AioError::Cancelled),
         _ => Ok(()),
     })
+}
+
+/// The running loop's wake-up channel (for I/O sources and their reactor).
+pub(super) fn loop_remote() -> WakeArc<Remote> {
+    with_loop(|inner| WakeArc::clone(&inner.remote))
 }
 
 /// What a pending task waits on (cheap to note; spelled out only for timelines and stalls).
@@ -420,18 +430,24 @@ impl EventLoop {
         result
     }
 
+    /// This loop, with its [`to_thread`] calls queued on `jobs` (served by the caller's threads).
+    pub fn with_jobs(mut self, jobs: WakeArc<Jobs>) -> Self {
+        Rc::get_mut(&mut self.inner).expect("a loop not yet running").jobs = Some(jobs);
+        self
+    }
+
     /// [`EventLoop::run`] with `threads` FIFO-pool workers for [`to_thread`].
     pub fn run_with_threads<T: Send + 'static>(
-        mut self,
+        self,
         threads: usize,
         main: impl Future<Output = AioResult<T>> + 'static,
         recorder: &Recorder,
         keep_going: &(dyn Fn() -> bool + Sync),
     ) -> Result<AioResult<T>, crate::platform::PlatformError> {
-        let jobs = WakeArc::new(JobQueue::default());
-        Rc::get_mut(&mut self.inner).expect("a loop not yet running").jobs = Some(WakeArc::clone(&jobs));
+        let jobs = WakeArc::new(Jobs::default());
+        let this = self.with_jobs(WakeArc::clone(&jobs));
         // The loop and `main` are not Send: they move, untouched, to the member that runs them.
-        let (this, main) = (SendCell(self), SendCell(main));
+        let (this, main) = (SendCell(this), SendCell(main));
         FifoPool::run(threads, recorder, move |pool| {
             for _ in 0..threads {
                 let jobs = WakeArc::clone(&jobs);
@@ -467,7 +483,7 @@ impl EventLoop {
                 continue;
             }
             let next = inner.next_deadline();
-            if next.is_none() && inner.remote.in_flight() == 0 {
+            if next.is_none() && inner.remote.in_flight() == 0 && inner.remote.io_sources() == 0 {
                 return Err(AioError::Stalled(inner.describe_waits()));
             }
             inner.clock.idle(next, &inner.remote);
@@ -550,7 +566,7 @@ impl Inner {
                 format!("{} waits on {what}", header.name())
             })
             .collect();
-        format!("every task waits and no timer or thread can wake one ({})", waits.join(", "))
+        format!("every task waits and no timer, thread or socket can wake one ({})", waits.join(", "))
     }
 
     fn add_timer(&self, deadline: Duration, waker: Waker) -> Rc<Cell<bool>> {

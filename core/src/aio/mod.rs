@@ -16,20 +16,23 @@
 //! Contents: [`EventLoop`], [`spawn`] (`create_task`), [`sleep`], [`yield_now`] (`sleep(0)`),
 //! [`now`], [`to_thread`] (blocking work on the FIFO pool), [`gather`], [`wait`],
 //! [`as_completed`], [`wait_for`] (and `timeout`), [`shield`], [`TaskGroup`], the primitives in
-//! [`prims`], and [`monitor_lag`] (the loop-lag heartbeat). Each task gets a timeline lane: its
+//! [`prims`], the streams in [`net`] (sockets on the loop's reactor, or in-memory pipes), and [`monitor_lag`] (the loop-lag heartbeat). Each task gets a timeline lane: its
 //! running slices and what it waited on.
 
 pub mod clock;
 mod combinators;
 mod executor;
 mod group;
+pub mod net;
 pub mod prims;
 
 use std::fmt;
 
 pub use clock::{Clock, RealClock, VirtualClock};
 pub use combinators::{as_completed, gather, gather_settled, shield, wait, wait_for, ReturnWhen, Waited};
-pub use executor::{monitor_lag, note, now, sleep, spawn, spawn_named, to_thread, yield_now, EventLoop, JoinHandle};
+pub use executor::{
+    monitor_lag, note, now, sleep, spawn, spawn_named, to_thread, yield_now, EventLoop, Jobs, JoinHandle,
+};
 pub use group::TaskGroup;
 
 /// What asyncio would raise.

@@ -16,6 +16,8 @@
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
 //! - [`sleep`]: block the calling thread (never called on a page's main thread); [`yield_now`];
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic;
+//! - [`socket`]: loopback TCP, blocking and on a readiness reactor (natively mio; browsers have
+//!   no sockets and say so);
 //! - [`realtime`]: pinning a thread to a CPU, `SCHED_FIFO` priorities and a priority-inheritance
 //!   mutex (Linux; browsers say they cannot).
 //!
@@ -60,6 +62,16 @@ pub mod realtime;
 #[cfg(target_arch = "wasm32")]
 #[path = "realtime_wasm.rs"]
 pub mod realtime;
+
+/// Loopback TCP: blocking sockets and the event loop's readiness reactor (mio); in browsers
+/// every bind and connect says a page has no sockets.
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "socket_native.rs"]
+pub mod socket;
+
+#[cfg(target_arch = "wasm32")]
+#[path = "socket_wasm.rs"]
+pub mod socket;
 
 #[cfg(target_arch = "wasm32")]
 pub use backend::register_worker_pool;

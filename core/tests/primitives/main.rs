@@ -3,5 +3,6 @@
 //! build with `--cfg loom`); the wasm suite is the lab's (`lab/tests/wasm.rs`).
 
 mod aio;
+mod net;
 mod prims;
 mod sim;

@@ -1,0 +1,131 @@
+//! Servers and load generators on real loopback sockets and on in-memory pipes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conlab_core::aio::AioError;
+use conlab_core::net::load::{generate, serve_and_load, Arrivals, Load, LoadReport, LoadSpec};
+use conlab_core::net::proto::Request;
+use conlab_core::net::server::{Server, ServerModel};
+use conlab_core::net::{Address, Network, Transport};
+use conlab_core::platform::Instant;
+
+const MODELS: [ServerModel; 4] = [
+    ServerModel::ThreadPerConnection,
+    ServerModel::ThreadPool { workers: 3 },
+    ServerModel::EventLoop,
+    ServerModel::LoopWithWorkers { workers: 2 },
+];
+
+fn networks() -> [Network; 2] {
+    [Network::Tcp, Network::memory()]
+}
+
+fn spec(load: Load, cpu_us: u64, io_us: u64, duration_ms: u64) -> LoadSpec {
+    LoadSpec {
+        load,
+        request: Request {
+            id: 0,
+            cpu: Duration::from_micros(cpu_us),
+            io: Duration::from_micros(io_us),
+            response_bytes: 300,
+            endpoint: 0,
+        },
+        duration: Duration::from_millis(duration_ms),
+        grace: Duration::from_secs(2),
+        bucket: Duration::from_millis(50),
+        seed: 7,
+    }
+}
+
+fn run(model: ServerModel, network: &Network, spec: &LoadSpec) -> (LoadReport, u64) {
+    let server = Arc::new(Server::bind(model, network).unwrap());
+    let (report, served) = serve_and_load(&server, network, spec, &|| true).unwrap();
+    assert_eq!(server.failure(), None, "{}", model.name());
+    (report.unwrap(), served)
+}
+
+#[test]
+fn every_request_is_answered_once_and_in_order_by_every_model_on_both_transports() {
+    for network in networks() {
+        for model in MODELS {
+            let closed = spec(Load::Closed { users: 4, think: Duration::ZERO }, 50, 500, 150);
+            let open = spec(Load::Open { rate: 2000.0, arrivals: Arrivals::Poisson, connections: 4 }, 20, 200, 150);
+            for spec in [closed, open] {
+                let (report, served) = run(model, &network, &spec);
+                let what = format!("{} on {}, {:?}", model.name(), network.transport(), spec.load);
+                assert_eq!(report.transport, network.transport());
+                assert!(report.sent > 20, "{what}: only {} sent", report.sent);
+                assert_eq!((report.errors, report.first_error.as_deref()), (0, None), "{what}");
+                assert_eq!(report.unanswered, 0, "{what}");
+                assert_eq!(report.answered, report.sent, "{what}");
+                assert_eq!(served, report.sent, "{what}: the server answered each request once");
+                assert_eq!(report.latency.count(), report.answered, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn littles_law_holds_on_a_steady_open_loop_run() {
+    for network in networks() {
+        // 400/s against an event loop that takes 0.1 ms of CPU and 5 ms of I/O per request:
+        // about two requests in flight, far below saturation.
+        let spec = spec(Load::Open { rate: 400.0, arrivals: Arrivals::Poisson, connections: 8 }, 100, 5000, 600);
+        let (report, _) = run(ServerModel::EventLoop, &network, &spec);
+        let (l, lw) = (report.mean_in_flight, report.rate_times_wait);
+        assert!(lw > 1.0, "{}: λW = {lw:.2}", network.transport());
+        // Stated tolerance: 25% — L is sampled every millisecond, and the run's edges (its
+        // first requests, the ones still out at the end) weigh on a 0.6 s run.
+        assert!((l - lw).abs() / lw < 0.25, "{}: L = {l:.2} but λW = {lw:.2}", network.transport());
+    }
+}
+
+#[test]
+fn the_open_loop_sees_a_stalling_servers_pauses_the_closed_loop_hides() {
+    let network = Network::for_platform();
+    // The server stops the world for the last 200 ms of every second.
+    let (every, stall) = (Duration::from_secs(1), Duration::from_millis(200));
+    let mut p99 = Vec::new();
+    let users = Load::Closed { users: 4, think: Duration::from_millis(1) };
+    let arrivals = Load::Open { rate: 400.0, arrivals: Arrivals::Constant, connections: 4 };
+    for load in [users, arrivals] {
+        let server = Arc::new(Server::bind(ServerModel::EventLoop, &network).unwrap().with_stalls(every, stall));
+        let spec = spec(load, 50, 0, 1000);
+        let (report, _) = serve_and_load(&server, &network, &spec, &|| true).unwrap();
+        p99.push(Duration::from_nanos(report.unwrap().latency.quantile(0.99)));
+    }
+    let (closed, open) = (p99[0], p99[1]);
+    assert!(open >= stall / 2, "open-loop p99 {open:?} < half the {stall:?} stall");
+    assert!(closed < open / 2, "closed-loop p99 {closed:?} is not far below the open loop's {open:?}");
+}
+
+#[test]
+fn a_refused_connection_is_a_clear_error_naming_the_address() {
+    for network in networks() {
+        let address = {
+            let listener = network.listen().unwrap();
+            listener.address().unwrap()
+        };
+        let spec = spec(Load::Closed { users: 1, think: Duration::ZERO }, 0, 0, 10);
+        let error = generate(&network, address, &spec, &|| true).unwrap_err();
+        let AioError::Raised(message) = error else { panic!("{error:?}") };
+        assert!(message.starts_with(&format!("connecting to {address}: ConnectionRefusedError")), "{message}");
+        if network.transport() == Transport::Memory {
+            assert!(matches!(address, Address::Memory(_)));
+        }
+    }
+}
+
+#[test]
+fn a_stopped_run_ends_promptly_however_far_behind_the_server_is() {
+    let network = Network::for_platform();
+    let server = Arc::new(Server::bind(ServerModel::EventLoop, &network).unwrap());
+    // 10 ms of CPU per request at 1000/s: hopelessly behind; stopped after 100 ms.
+    let spec = spec(Load::Open { rate: 1000.0, arrivals: Arrivals::Constant, connections: 2 }, 10_000, 0, 5000);
+    let started = Instant::now();
+    let (report, _) =
+        serve_and_load(&server, &network, &spec, &|| started.elapsed() < Duration::from_millis(100)).unwrap();
+    assert_eq!(report.unwrap_err(), AioError::Stopped);
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+}
