@@ -1,7 +1,7 @@
 //! The commands, over conlab-lab's registry and report renderers.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use conlab_lab::experiment::params::parse_assignments;
@@ -53,7 +53,7 @@ struct RunArgs {
     id: Option<String>,
     /// Run every experiment, one after another (with --quick, a tour of the lab); each
     /// prints its table (JSON: one result per line) and a failure does not stop the others
-    #[arg(long, conflicts_with_all = ["id", "set", "variants", "out", "trace", "svg", "timeline", "depth", "latency"])]
+    #[arg(long, conflicts_with_all = ["id", "set", "variants", "out", "trace", "svg", "timeline", "depth", "latency", "curves"])]
     all: bool,
     /// With --all: go round every experiment this many times, and after each round report on
     /// stderr the threads, open files, child processes and memory this process holds (a soak)
@@ -98,6 +98,9 @@ struct RunArgs {
     /// Draw the latencies the run measured (an item's wait, a lock wait…) by percentile, as SVG
     #[arg(long, value_name = "FILE")]
     latency: Option<PathBuf>,
+    /// Draw the curves the run measured (latency against offered load, …) as SVG
+    #[arg(long, value_name = "FILE")]
+    curves: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -241,6 +244,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         timeline: args.timeline.clone(),
         depth: args.depth.clone(),
         latency: args.latency.clone(),
+        curves: args.curves.clone(),
     };
     // Before the work, not after it: a run of minutes must not end in "cannot write".
     outputs.check_writable()?;
@@ -379,6 +383,7 @@ struct Outputs {
     timeline: Option<PathBuf>,
     depth: Option<PathBuf>,
     latency: Option<PathBuf>,
+    curves: Option<PathBuf>,
 }
 
 impl Outputs {
@@ -391,6 +396,7 @@ impl Outputs {
             ("--timeline", &self.timeline),
             ("--depth", &self.depth),
             ("--latency", &self.latency),
+            ("--curves", &self.curves),
         ]
         .into_iter()
         .filter_map(|(option, path)| Some((option, path.as_ref()?)))
@@ -412,6 +418,23 @@ impl Outputs {
             }
         }
         Ok(())
+    }
+}
+
+/// Writes one chart to `path`, several as `path`, `path.2.svg`, …; none is the error `none`.
+fn write_charts(path: &Path, charts: &[String], none: impl FnOnce() -> String) -> Result<(), String> {
+    let write = |path: &Path, contents: &str| {
+        std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    match charts {
+        [] => Err(none()),
+        [first, rest @ ..] => {
+            write(path, first)?;
+            for (index, chart) in rest.iter().enumerate() {
+                write(&path.with_extension(format!("{}.svg", index + 2)), chart)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -448,18 +471,14 @@ fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Resu
         write(path, &chart)?;
     }
     if let Some(path) = &outputs.latency {
-        let charts = report::latency_svgs(result);
-        match charts.as_slice() {
-            [] => return Err(format!("--latency: `{}` measures no latency distribution to draw", result.experiment)),
-            [chart] => write(path, chart)?,
-            // Several distributions (none today): one file each, numbered after the first.
-            [first, rest @ ..] => {
-                write(path, first)?;
-                for (index, chart) in rest.iter().enumerate() {
-                    write(&path.with_extension(format!("{}.svg", index + 2)), chart)?;
-                }
-            }
-        }
+        write_charts(path, &report::latency_svgs(result), || {
+            format!("--latency: `{}` measures no latency distribution to draw", result.experiment)
+        })?;
+    }
+    if let Some(path) = &outputs.curves {
+        write_charts(path, &report::curve_svgs(result), || {
+            format!("--curves: `{}` measures no curve to draw", result.experiment)
+        })?;
     }
     Ok(())
 }

@@ -68,6 +68,8 @@ pub struct Finished<'a> {
     pub depth_svg: Option<String>,
     /// A percentile plot per latency distribution the run measured.
     pub latency_svgs: Vec<String>,
+    /// A chart per curve the run measured (latency against offered load, …).
+    pub curve_svgs: Vec<String>,
     /// The run's settings as a permalink's query (name, value pairs in order).
     pub link: Vec<(String, String)>,
     /// A stored result's settings, checked for the form ([`render`] only).
@@ -102,6 +104,7 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         timeline_svg: result.trace.as_ref().map(report::timeline_svg),
         depth_svg: result.trace.as_ref().and_then(report::depth_svg),
         latency_svgs: report::latency_svgs(result),
+        curve_svgs: report::curve_svgs(result),
         link: settings::query_of(result),
         form: None,
     }

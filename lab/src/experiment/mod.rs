@@ -21,7 +21,9 @@ use serde::Serialize;
 
 pub use claims::{not_testable, verdict, Claim, Facts, Lesson, Verdict};
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
-pub use result::{CellResult, Check, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw};
+pub use result::{
+    CellResult, Check, Curve, CurveMark, CurvePoint, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw,
+};
 pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT, REPEAT_RANGE, WARMUP_RANGE};
 
 use conlab_core::platform::{self, Instant, PlatformError};
@@ -187,7 +189,26 @@ pub struct RunContext<'a> {
     trace: &'a Recorder,
     metrics: Mutex<Vec<Measurement>>,
     latencies: Mutex<Vec<(&'static str, LogHistogram)>>,
+    curves: Mutex<Vec<CurveRecord>>,
     findings: Mutex<Vec<String>>,
+}
+
+/// A curve an experiment draws — y against x, one line per cell — named with its axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CurveSpec {
+    pub name: &'static str,
+    /// The x axis with its unit.
+    pub x: &'static str,
+    /// The y axis with its unit.
+    pub y: &'static str,
+    pub log_y: bool,
+}
+
+/// What a run recorded on a curve.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CurveRecord {
+    Point { curve: CurveSpec, x: f64, y: f64 },
+    Mark { curve: CurveSpec, label: String, x: f64 },
 }
 
 /// One value a run recorded with [`RunContext::record`] or [`RunContext::record_time`].
@@ -242,6 +263,7 @@ impl<'a> RunContext<'a> {
             trace,
             metrics: Mutex::new(Vec::new()),
             latencies: Mutex::new(Vec::new()),
+            curves: Mutex::new(Vec::new()),
             findings: Mutex::new(Vec::new()),
         }
     }
@@ -281,6 +303,21 @@ impl<'a> RunContext<'a> {
         std::mem::take(&mut *lock(&self.latencies))
     }
 
+    /// Records a point of `curve` (the runner keeps, per x, the median of the runs' y).
+    pub fn record_point(&self, curve: CurveSpec, x: f64, y: f64) {
+        lock(&self.curves).push(CurveRecord::Point { curve, x, y });
+    }
+
+    /// Marks a place on `curve`'s x axis (a predicted saturation point), drawn with its label.
+    pub fn mark(&self, curve: CurveSpec, label: impl Into<String>, x: f64) {
+        lock(&self.curves).push(CurveRecord::Mark { curve, label: label.into(), x });
+    }
+
+    /// The curve points and marks recorded so far.
+    pub fn take_curves(&self) -> Vec<CurveRecord> {
+        std::mem::take(&mut *lock(&self.curves))
+    }
+
     /// Reports in one sentence something the run saw that numbers do not say — which thread
     /// deadlocked on what, the error a misuse raised; the runner keeps each distinct sentence.
     pub fn report(&self, finding: impl Into<String>) {
@@ -295,7 +332,7 @@ impl<'a> RunContext<'a> {
     /// Forgets everything recorded so far — measurements, latencies, findings, spans: the runner
     /// throws away a batch of runs too short to time, and what they recorded with it.
     pub fn discard_recorded(&self) {
-        drop((self.take_metrics(), self.take_latencies(), self.take_findings(), self.trace.take()));
+        drop((self.take_metrics(), self.take_latencies(), self.take_curves(), self.take_findings(), self.trace.take()));
     }
 
     /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.

@@ -145,6 +145,9 @@ pub struct CellResult {
     /// Latency distributions by name, each merged over the cell's timed runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latencies: BTreeMap<String, Latency>,
+    /// Curves by name: y against x, each point the median over the cell's timed runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub curves: BTreeMap<String, Curve>,
     /// What a run reported in words — a misuse caught (a self-deadlock, a broken barrier, a
     /// lost wake-up), who did what: the sentences of the first timed run that reported any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -187,11 +190,44 @@ impl CellResult {
             unchecked: None,
             metrics: BTreeMap::new(),
             latencies: BTreeMap::new(),
+            curves: BTreeMap::new(),
             findings: Vec::new(),
             finding_runs: 0,
             runs_per_sample: 1,
         }
     }
+}
+
+/// A curve a cell measured (latency against offered load, throughput over time): its axes and
+/// points, and marks on the x axis (a predicted saturation point).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    /// The x axis, with its unit ("offered load (requests/s)").
+    pub x: String,
+    /// The y axis, with its unit ("p99 latency (ms)").
+    pub y: String,
+    /// Drawn on a log scale (latencies that span decades).
+    pub log_y: bool,
+    /// By increasing x.
+    pub points: Vec<CurvePoint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<CurveMark>,
+}
+
+/// One x of a curve: the median of the runs' y there, and their range.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub x: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// A labelled place on a curve's x axis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurveMark {
+    pub label: String,
+    pub x: f64,
 }
 
 /// A measurement recorded once per run, over a cell's timed runs.

@@ -17,10 +17,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::claims;
-use super::result::{CellResult, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION};
+use super::result::{
+    CellResult, Curve, CurveMark, CurvePoint, Environment, Fit, Latency, Metric, RunResult, ScalingLaw, SCHEMA_VERSION,
+};
 use super::{
-    default_threads, find, CancelFlag, Cell, Check, Digest, Experiment, ExperimentInfo, Measurement, ParamError,
-    Params, RunContext, RunError, TimeUnit,
+    default_threads, find, CancelFlag, Cell, Check, CurveRecord, CurveSpec, Digest, Experiment, ExperimentInfo,
+    Measurement, ParamError, Params, RunContext, RunError, TimeUnit,
 };
 use conlab_core::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
 use conlab_core::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
@@ -151,12 +153,65 @@ struct LiveCell<'w> {
     metrics: BTreeMap<&'static str, (&'static str, Vec<f64>, Option<TimeUnit>)>,
     /// name → the histograms of every timed run, merged
     latencies: BTreeMap<&'static str, LogHistogram>,
+    /// name → the curve's axes, every timed run's y by x, and its marks
+    curves: BTreeMap<&'static str, LiveCurve>,
     /// The first reporting run's findings, at most [`MAX_FINDINGS`] distinct ones.
     findings: Vec<String>,
     /// Timed runs that reported findings.
     finding_runs: usize,
     /// Runs timed together per sample (grown by [`timed_sample`]).
     runs_per_sample: usize,
+}
+
+/// A curve while its runs come in.
+struct LiveCurve {
+    spec: CurveSpec,
+    /// (x, the y of every run that measured it), in first-seen order
+    points: Vec<(f64, Vec<f64>)>,
+    marks: Vec<CurveMark>,
+}
+
+impl LiveCurve {
+    fn add(curves: &mut BTreeMap<&'static str, LiveCurve>, record: CurveRecord) {
+        let spec = match &record {
+            CurveRecord::Point { curve, .. } | CurveRecord::Mark { curve, .. } => *curve,
+        };
+        let curve =
+            curves.entry(spec.name).or_insert_with(|| LiveCurve { spec, points: Vec::new(), marks: Vec::new() });
+        match record {
+            CurveRecord::Point { x, y, .. } => match curve.points.iter_mut().find(|(at, _)| *at == x) {
+                Some((_, ys)) => ys.push(y),
+                None => curve.points.push((x, vec![y])),
+            },
+            CurveRecord::Mark { label, x, .. } => {
+                if !curve.marks.iter().any(|mark| mark.label == label && mark.x == x) {
+                    curve.marks.push(CurveMark { label, x });
+                }
+            }
+        }
+    }
+
+    fn result(&self) -> Curve {
+        let mut points: Vec<CurvePoint> = self
+            .points
+            .iter()
+            .map(|(x, ys)| {
+                let mut ys = ys.clone();
+                ys.sort_by(f64::total_cmp);
+                let middle = ys.len() / 2;
+                let median = if ys.len() % 2 == 1 { ys[middle] } else { (ys[middle - 1] + ys[middle]) / 2.0 };
+                CurvePoint { x: *x, median, min: ys[0], max: ys[ys.len() - 1] }
+            })
+            .collect();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        Curve {
+            x: self.spec.x.into(),
+            y: self.spec.y.into(),
+            log_y: self.spec.log_y,
+            points,
+            marks: self.marks.clone(),
+        }
+    }
 }
 
 /// Findings kept per cell: one run's account, not a wall of sentences.
@@ -230,6 +285,7 @@ pub fn run_experiment(
                     wrong_digest: None,
                     metrics: BTreeMap::new(),
                     latencies: BTreeMap::new(),
+                    curves: BTreeMap::new(),
                     findings: Vec::new(),
                     finding_runs: 0,
                     runs_per_sample: 1,
@@ -268,6 +324,9 @@ pub fn run_experiment(
                 }
                 for (name, histogram) in context.take_latencies() {
                     cell.latencies.entry(name).or_default().merge(&histogram);
+                }
+                for record in context.take_curves() {
+                    LiveCurve::add(&mut cell.curves, record);
                 }
                 let findings = context.take_findings();
                 if !findings.is_empty() {
@@ -481,6 +540,7 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>,
             .iter()
             .filter_map(|(name, histogram)| Some((name.to_string(), Latency::of(histogram, clock_floor_ns)?)))
             .collect(),
+        curves: cell.curves.iter().map(|(name, curve)| (name.to_string(), curve.result())).collect(),
         findings: cell.findings.clone(),
         finding_runs: cell.finding_runs,
         runs_per_sample: cell.runs_per_sample,

@@ -1,7 +1,7 @@
 //! Renders a [`RunResult`] for people: an aligned text table, CSV, an SVG speedup chart, and
 //! (in [`timeline`]) a per-thread timeline of a recorded trace, (in [`depth`]) queue depth
-//! over time, (in [`latency`]) latency percentile plots and (in [`wait_for`]) a deadlock's
-//! wait-for graph.
+//! over time, (in [`latency`]) latency percentile plots, (in [`curve`]) curves such as latency
+//! against offered load, and (in [`wait_for`]) a deadlock's wait-for graph.
 //!
 //! Pure string building, shared by the CLI (stdout, files) and the web lab (inserted into the
 //! page), so both show the same numbers the same way.
@@ -12,10 +12,12 @@ use serde::Serialize;
 
 use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw, Verdict, DEFAULT_REPEAT};
 
+pub mod curve;
 pub mod depth;
 pub mod latency;
 pub mod timeline;
 pub mod wait_for;
+pub use curve::{curve_lines, curve_svgs};
 pub use depth::depth_svg;
 pub use latency::latency_svgs;
 pub use timeline::{timeline_svg, timeline_window_svg, Window};
@@ -306,7 +308,12 @@ pub fn table(result: &RunResult) -> String {
         let _ = writeln!(out, "{}", line(row));
     }
     for line in
-        lesson_lines(result).into_iter().chain(notes(result)).chain(fit_lines(result)).chain(finding_lines(result))
+        lesson_lines(result)
+            .into_iter()
+            .chain(notes(result))
+            .chain(fit_lines(result))
+            .chain(curve_lines(result))
+            .chain(finding_lines(result))
     {
         let _ = writeln!(out, "{line}");
     }
@@ -860,6 +867,7 @@ mod tests {
             unchecked: None,
             metrics: Default::default(),
             latencies: Default::default(),
+            curves: Default::default(),
             findings: Vec::new(),
             finding_runs: 0,
             runs_per_sample: 1,

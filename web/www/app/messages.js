@@ -46,6 +46,7 @@
  * @property {string | null} timeline_svg
  * @property {string | null} depth_svg
  * @property {string[]} latency_svgs
+ * @property {string[]} curve_svgs
  * @property {[string, string][]} link
  * @property {Filled} [form]
  */

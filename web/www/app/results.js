@@ -34,7 +34,7 @@ export function resultTable({ headers, rows }) {
  */
 export function showResult(finished, exports) {
   last = finished;
-  const { result, traced, summary, table, chart_svg, fits, notes, findings, csv, timeline_svg, depth_svg, latency_svgs } = finished;
+  const { result, traced, summary, table, chart_svg, fits, notes, findings, csv, timeline_svg, depth_svg, latency_svgs, curve_svgs } = finished;
   $('results').hidden = false;
   $('result-summary').textContent = summary;
   // What the experiment teaches, as this run checked it (conlab-lab's report::lesson_lines).
@@ -48,6 +48,8 @@ export function showResult(finished, exports) {
   showTimeline(timeline_svg, traced);
   $('latency').hidden = latency_svgs.length === 0;
   $('latency-chart').innerHTML = latency_svgs.join(''); // built by conlab-lab's report::latency_svgs, text XML-escaped
+  $('curves').hidden = curve_svgs.length === 0;
+  $('curves-chart').innerHTML = curve_svgs.join(''); // built by conlab-lab's report::curve_svgs, text XML-escaped
   $('depth').hidden = !depth_svg;
   $('depth-chart').innerHTML = depth_svg ?? ''; // built by conlab-lab's report::depth_svg, text XML-escaped
   /** @type {(name: string, blob: Blob) => HTMLAnchorElement} */
@@ -60,6 +62,7 @@ export function showResult(finished, exports) {
   if (exports.chromeTrace) links.push(blobLink(`${stem}.trace.json`, exports.chromeTrace));
   if (timeline_svg) links.push(download(`${stem}.timeline.svg`, 'image/svg+xml', timeline_svg), pngLink(`${stem}.timeline.png`, timeline_svg));
   latency_svgs.forEach((svg, i) => links.push(download(`${stem}.latency${i ? i + 1 : ''}.svg`, 'image/svg+xml', svg)));
+  curve_svgs.forEach((svg, i) => links.push(download(`${stem}.curve${i ? i + 1 : ''}.svg`, 'image/svg+xml', svg)));
   if (depth_svg) links.push(download(`${stem}.depth.svg`, 'image/svg+xml', depth_svg));
   $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])),
     ' · ', el('a', { href: linkFor(finished.link), text: 'link to these settings' }));
