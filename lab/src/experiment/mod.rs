@@ -22,7 +22,8 @@ use serde::Serialize;
 pub use claims::{not_testable, verdict, Claim, Facts, Lesson, Verdict};
 pub use params::{ParamError, ParamKind, ParamSpec, Params, Value};
 pub use result::{
-    CellResult, Check, Curve, CurveMark, CurvePoint, Environment, Fit, Latency, Metric, Percentile, RunResult, ScalingLaw,
+    CellResult, Check, Curve, CurveMark, CurvePoint, Environment, Fit, Latency, Metric, Percentile, RunResult,
+    ScalingLaw,
 };
 pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT, REPEAT_RANGE, WARMUP_RANGE};
 

@@ -62,7 +62,8 @@ pub fn curve_lines(result: &RunResult) -> Vec<String> {
 }
 
 fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
-    let (x_label, y_label, log_y) = lines.first().map_or(("", "", false), |(_, c)| (c.x.as_str(), c.y.as_str(), c.log_y));
+    let (x_label, y_label, log_y) =
+        lines.first().map_or(("", "", false), |(_, c)| (c.x.as_str(), c.y.as_str(), c.log_y));
     let xs = || lines.iter().flat_map(|(_, c)| c.points.iter().map(|p| p.x).chain(c.marks.iter().map(|m| m.x)));
     let ys = || lines.iter().flat_map(|(_, c)| c.points.iter().flat_map(|p| [p.min, p.max]));
     let x_max = xs().fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.05;

@@ -307,13 +307,12 @@ pub fn table(result: &RunResult) -> String {
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
     }
-    for line in
-        lesson_lines(result)
-            .into_iter()
-            .chain(notes(result))
-            .chain(fit_lines(result))
-            .chain(curve_lines(result))
-            .chain(finding_lines(result))
+    for line in lesson_lines(result)
+        .into_iter()
+        .chain(notes(result))
+        .chain(fit_lines(result))
+        .chain(curve_lines(result))
+        .chain(finding_lines(result))
     {
         let _ = writeln!(out, "{line}");
     }
