@@ -101,7 +101,10 @@ pub struct LoadReport {
     pub latency: LogHistogram,
     /// How long requests were sent.
     pub sending: Duration,
-    /// Time series by arrival of the answer, `bucket` wide.
+    /// From the first send to the last answer (or to the end of the grace period, if answers
+    /// were still missing then).
+    pub elapsed: Duration,
+    /// Time series by arrival of the answer since the first send, `bucket` wide.
     pub series: Vec<Bucket>,
     pub bucket: Duration,
     /// Little's law: the requests in flight, sampled every millisecond while sending (L) ...
@@ -111,9 +114,23 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Answers per second of sending.
+    /// Answers per second in the second half of the sending window, when the pipeline has
+    /// filled: the offered rate at a load the server keeps up with, its ceiling past it. `None`
+    /// when no whole bucket of the series falls in that half.
+    pub fn steady_throughput(&self) -> Option<f64> {
+        let bucket = self.bucket.as_secs_f64();
+        let (from, to) = (self.sending.as_secs_f64() / 2.0, self.sending.as_secs_f64());
+        let inside: Vec<usize> = (0..self.series.len())
+            .filter(|&index| index as f64 * bucket >= from - 1e-12 && (index + 1) as f64 * bucket <= to + 1e-12)
+            .collect();
+        let answers: u64 = inside.iter().map(|&index| self.series[index].latency.count()).sum();
+        (!inside.is_empty()).then(|| answers as f64 / (inside.len() as f64 * bucket))
+    }
+
+    /// Answers per second, from the first send to the last answer: at a load the server keeps
+    /// up with, the offered rate; past its ceiling, the rate it drains at.
     pub fn throughput(&self) -> f64 {
-        self.answered as f64 / self.sending.as_secs_f64().max(1e-9)
+        self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
@@ -137,8 +154,12 @@ struct Tally {
     in_flight: Cell<u64>,
     /// Σ (answer − send) over answered requests, in ns.
     total_wait: Cell<u128>,
+    /// Sends started then (loop time).
+    start: Cell<Duration>,
     /// Sends stop after this (loop time).
     stop_sending: Cell<Duration>,
+    /// When the latest answer arrived (loop time).
+    last_answer: Cell<Duration>,
     bucket: Cell<Duration>,
 }
 
@@ -151,7 +172,7 @@ impl Tally {
         let now = aio::now();
         let latency = nanos(now.saturating_sub(request.since));
         self.latency.borrow_mut().record(latency);
-        let index = (now.as_nanos() / self.bucket.get().as_nanos().max(1)) as usize;
+        let index = (now.saturating_sub(self.start.get()).as_nanos() / self.bucket.get().as_nanos().max(1)) as usize;
         let mut series = self.series.borrow_mut();
         if series.len() <= index {
             series.resize(index + 1, Bucket::default());
@@ -159,6 +180,7 @@ impl Tally {
         series[index].latency.record(latency);
         self.answered.set(self.answered.get() + 1);
         self.in_flight.set(self.in_flight.get() - 1);
+        self.last_answer.set(now);
         self.total_wait.set(self.total_wait.get() + now.saturating_sub(request.sent).as_nanos());
     }
 
@@ -246,6 +268,7 @@ async fn drive(network: Network, address: Address, spec: LoadSpec) -> AioResult<
         connections.push(Rc::new(Connection { stream, waiting: RefCell::default() }));
     }
     let start = aio::now();
+    tally.start.set(start);
     tally.stop_sending.set(start + spec.duration);
     let tasks = start_senders(&spec, start, &connections, &tally);
     let sampler = aio::spawn(sample_in_flight(Rc::clone(&tally)));
@@ -261,6 +284,7 @@ async fn drive(network: Network, address: Address, spec: LoadSpec) -> AioResult<
         task.cancel();
     }
     let now = aio::now();
+    let elapsed = tally.last_answer.get().max(start + sending).saturating_sub(start);
     let mut unanswered = 0;
     for connection in &connections {
         for request in connection.waiting.borrow_mut().drain(..) {
@@ -280,6 +304,7 @@ async fn drive(network: Network, address: Address, spec: LoadSpec) -> AioResult<
         first_error: tally.first_error.take(),
         latency: tally.latency.take(),
         sending,
+        elapsed,
         series: tally.series.take(),
         bucket: spec.bucket,
         mean_in_flight,

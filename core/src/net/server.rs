@@ -3,12 +3,13 @@
 //!
 //! | model | threads | CPU part | I/O wait | saturates at (requests/s) |
 //! |---|---|---|---|---|
-//! | thread per connection | 1 + one per connection | its thread | blocks its thread | min(cores, C) / (cpu + io·[C small]) |
-//! | thread pool of k | a loop + k | a pool thread | blocks the pool thread | min(cores / cpu, k / (cpu + io)) |
+//! | thread per connection | 1 + one per connection | its thread | blocks its thread | min(cores, C) / cpu |
+//! | thread pool of k | a loop + k | a pool thread | blocks the pool thread | min(cores, k) / cpu, min(k, C) / (cpu + io) |
 //! | event loop | 1 | the loop | a timer on the loop | 1 / cpu |
 //! | event loop + k workers | a loop + k | a worker (`to_thread`) | a timer on the loop | min(cores, k) / cpu |
 //!
-//! ([`ServerModel::capacity`] computes the last column.) Every connection is persistent and
+//! With C connections, each answering one request at a time, no model exceeds C / (cpu + io)
+//! either; [`ServerModel::capacity`] computes the smaller of the bounds. Every connection is persistent and
 //! its requests are answered in order, one at a time: a server reads a request, handles it,
 //! writes the response, then reads the next — which is what keeps per-connection order.
 //!
@@ -35,6 +36,7 @@ use std::time::Duration;
 use super::proto::{FrameReader, Request, REQUEST_BYTES};
 use super::{Address, Listener, Network, Stream};
 use crate::aio::{self, AioError, AioResult, EventLoop, Jobs, RealClock};
+use crate::kernels::spin::Spinner;
 use crate::platform::{self, Instant};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock, Arc, Condvar, Mutex};
@@ -80,24 +82,11 @@ impl ServerModel {
         let per_thread = |threads: usize| threads as f64 / (cpu + io);
         match *self {
             Self::ThreadPerConnection => cpu_bound(connections).min(per_thread(connections)),
-            Self::ThreadPool { workers } => cpu_bound(workers).min(per_thread(workers)),
+            Self::ThreadPool { workers } => cpu_bound(workers).min(per_thread(workers.min(connections))),
             Self::EventLoop => cpu_bound(1).min(per_thread(connections)),
             Self::LoopWithWorkers { workers } => cpu_bound(workers).min(per_thread(connections)),
         }
     }
-}
-
-/// Burns `cpu` of processor time on real work (a hash chain), reading the clock every few
-/// hundred steps; returns the chain's value so the work cannot be optimised away.
-pub fn burn(cpu: Duration) -> u64 {
-    let start = Instant::now();
-    let mut value = 0x9e37_79b9_7f4a_7c15_u64;
-    while start.elapsed() < cpu {
-        for _ in 0..256 {
-            value = (value ^ (value >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        }
-    }
-    value
 }
 
 /// A server on a network: its listener, its model, and what it has done.
@@ -110,6 +99,8 @@ pub struct Server {
     handoff: Mutex<Vec<Stream>>,
     handed: Condvar,
     jobs: std::sync::Arc<Jobs>,
+    /// Spins a request's CPU time as work (a preempted handler takes longer, as real work does).
+    spinner: Spinner,
     /// A stop-the-world pause (a garbage collector's, say): `(every, length)` — the last
     /// `length` of every `every` since the server was bound, nothing is handled.
     stall: Option<(Duration, Duration)>,
@@ -121,8 +112,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `network` for a server of `model`.
-    pub fn bind(model: ServerModel, network: &Network) -> io::Result<Self> {
+    /// Listens on `network` for a server of `model`, whose handlers spin their CPU time with
+    /// `spinner`.
+    pub fn bind(model: ServerModel, network: &Network, spinner: Spinner) -> io::Result<Self> {
         let listener = network.listen()?;
         Ok(Self {
             model,
@@ -131,6 +123,7 @@ impl Server {
             handoff: Mutex::default(),
             handed: Condvar::new(),
             jobs: std::sync::Arc::default(),
+            spinner,
             stall: None,
             bound: Instant::now(),
             stop: AtomicBool::new(false),
@@ -161,7 +154,7 @@ impl Server {
     /// Everything a request asks for that runs on one thread: a pause in progress, then the CPU.
     fn start_handling(&self, request: &Request) {
         self.sit_out_stall();
-        burn(request.cpu);
+        self.spinner.spin(request.cpu.as_nanos() as f64);
     }
 
     pub fn model(&self) -> ServerModel {

@@ -1,9 +1,10 @@
 //! Servers and load generators on real loopback sockets and on in-memory pipes.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use conlab_core::aio::AioError;
+use conlab_core::kernels::spin::Spinner;
 use conlab_core::net::load::{generate, serve_and_load, Arrivals, Load, LoadReport, LoadSpec};
 use conlab_core::net::proto::Request;
 use conlab_core::net::server::{Server, ServerModel};
@@ -38,8 +39,13 @@ fn spec(load: Load, cpu_us: u64, io_us: u64, duration_ms: u64) -> LoadSpec {
     }
 }
 
+fn spinner() -> Spinner {
+    static SPINNER: OnceLock<Spinner> = OnceLock::new();
+    *SPINNER.get_or_init(Spinner::calibrate)
+}
+
 fn run(model: ServerModel, network: &Network, spec: &LoadSpec) -> (LoadReport, u64) {
-    let server = Arc::new(Server::bind(model, network).unwrap());
+    let server = Arc::new(Server::bind(model, network, spinner()).unwrap());
     let (report, served) = serve_and_load(&server, network, spec, &|| true).unwrap();
     assert_eq!(server.failure(), None, "{}", model.name());
     (report.unwrap(), served)
@@ -90,7 +96,8 @@ fn the_open_loop_sees_a_stalling_servers_pauses_the_closed_loop_hides() {
     let users = Load::Closed { users: 4, think: Duration::from_millis(1) };
     let arrivals = Load::Open { rate: 400.0, arrivals: Arrivals::Constant, connections: 4 };
     for load in [users, arrivals] {
-        let server = Arc::new(Server::bind(ServerModel::EventLoop, &network).unwrap().with_stalls(every, stall));
+        let server =
+            Arc::new(Server::bind(ServerModel::EventLoop, &network, spinner()).unwrap().with_stalls(every, stall));
         let spec = spec(load, 50, 0, 1000);
         let (report, _) = serve_and_load(&server, &network, &spec, &|| true).unwrap();
         p99.push(Duration::from_nanos(report.unwrap().latency.quantile(0.99)));
@@ -120,7 +127,7 @@ fn a_refused_connection_is_a_clear_error_naming_the_address() {
 #[test]
 fn a_stopped_run_ends_promptly_however_far_behind_the_server_is() {
     let network = Network::for_platform();
-    let server = Arc::new(Server::bind(ServerModel::EventLoop, &network).unwrap());
+    let server = Arc::new(Server::bind(ServerModel::EventLoop, &network, spinner()).unwrap());
     // 10 ms of CPU per request at 1000/s: hopelessly behind; stopped after 100 ms.
     let spec = spec(Load::Open { rate: 1000.0, arrivals: Arrivals::Constant, connections: 2 }, 10_000, 0, 5000);
     let started = Instant::now();

@@ -11,6 +11,7 @@ pub(crate) mod kernels_patterns;
 pub(crate) mod locks_atomics;
 pub(crate) mod processes_ipc;
 pub(crate) mod schedulers;
+pub(crate) mod servers;
 pub(crate) mod threading_prims;
 pub(crate) mod threads_gil;
 pub(crate) mod threads_io;
@@ -24,6 +25,7 @@ const TOPICS: &[&[&dyn Experiment]] = &[
     threads_gil::EXPERIMENTS,
     processes_ipc::EXPERIMENTS,
     asyncio::EXPERIMENTS,
+    servers::EXPERIMENTS,
     data_structures::EXPERIMENTS,
     debugging::EXPERIMENTS,
     threading_prims::EXPERIMENTS,
