@@ -1130,3 +1130,64 @@ fn a_free_threaded_instruction_costs_its_overhead_on_the_whole_instruction() {
     }
     panic!("50% overhead read as {ratios:.2?}×");
 }
+
+#[test]
+fn each_server_design_answers_up_to_its_predicted_ceiling_and_an_event_loop_is_one_core_for_cpu() {
+    let _alone = alone();
+    // CPU-bound requests (2 ms of CPU, 1 ms of I/O) on 8 connections: the ceilings are
+    // cores / cpu for threads and loop + workers (1000/s on 2 cores), 1 / cpu for the event loop
+    // (500/s), and k / (cpu + io) for a pool of 2 (667/s). Offered 500, 1000 and 1500/s.
+    let settings = [
+        ("cpu_us", json!(2000.0)),
+        ("io_ms", json!(1.0)),
+        ("connections", json!(8)),
+        ("workers", json!(2)),
+        ("max_rate", json!(1500.0)),
+        ("steps", json!(3)),
+        ("point_ms", json!(150)),
+    ];
+    let mut request = request("server-load", &settings, &[1]);
+    request.repeat = 2;
+    let result = run_quietly(&request).unwrap();
+    assert!(result.all_checks_passed, "every answer checked: {:#?}", result.cells);
+    let metric =
+        |variant: &str, name: &str| result.cells.iter().find(|c| c.variant == variant).unwrap().metrics[name].clone();
+    for variant in ["thread-per-connection", "thread-pool", "event-loop", "loop-workers"] {
+        let (peak, ceiling) = (metric(variant, "peak / ceiling").max, metric(variant, "predicted ceiling").median);
+        assert!(peak <= 1.2, "{variant}: {peak:.2}× its ceiling of {ceiling:.0}/s");
+    }
+    let answered = |variant: &str| metric(variant, "answered at max load").max;
+    assert!(
+        (0.8..=1.2).contains(&(answered("event-loop") / 500.0)),
+        "the event loop answered {:.0}/s, its ceiling 1/cpu is 500/s",
+        answered("event-loop")
+    );
+    if conlab_core::platform::hardware_threads() >= 2 {
+        assert!(
+            answered("loop-workers") >= 1.5 * answered("event-loop"),
+            "with the CPU on workers {:.0}/s, on the loop {:.0}/s",
+            answered("loop-workers"),
+            answered("event-loop")
+        );
+    }
+}
+
+#[test]
+fn a_closed_loop_hides_a_stalling_servers_pauses_that_an_open_loop_reports() {
+    let _alone = alone();
+    // Stalls of 100 ms at the end of every 300 ms, two of them in the run: here the open loop's
+    // p99 read 100 ms and the closed loop's 0.7 ms (its maximum 100 ms).
+    let settings = [("every_ms", json!(300)), ("stall_ms", json!(100)), ("duration_ms", json!(600))];
+    let mut request = request("coordinated-omission", &settings, &[1]);
+    request.repeat = 3;
+    let result = run_quietly(&request).unwrap();
+    assert!(result.all_checks_passed, "{:#?}", result.cells);
+    let metric =
+        |variant: &str, name: &str| result.cells.iter().find(|c| c.variant == variant).unwrap().metrics[name].clone();
+    let (open, closed) = (metric("open-loop", "p99").min, metric("closed-loop", "p99").max);
+    assert!(open >= 50.0, "the open loop's p99 {open:.1} ms misses the 100 ms stalls");
+    assert!(closed <= open / 4.0, "the closed loop's p99 {closed:.1} ms against the open loop's {open:.1} ms");
+    assert!(metric("closed-loop", "max").min >= 50.0, "the closed loop's maximum still shows a stall");
+    let latency = &result.cells.iter().find(|c| c.variant == "open-loop").unwrap().latencies["latency"];
+    assert!(latency.count > 0);
+}
