@@ -61,6 +61,16 @@ pub fn curve_lines(result: &RunResult) -> Vec<String> {
     out
 }
 
+/// A round step near `rough`: 1, 2, 2.5 or 5 times a power of ten.
+fn nice_step(rough: f64) -> f64 {
+    if rough <= 0.0 || !rough.is_finite() {
+        return 1.0;
+    }
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|&m| m * power >= rough).unwrap_or(10.0);
+    step * power
+}
+
 fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
     let (x_label, y_label, log_y) =
         lines.first().map_or(("", "", false), |(_, c)| (c.x.as_str(), c.y.as_str(), c.log_y));
@@ -69,12 +79,13 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
     let x_max = xs().fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.05;
     let y_high = ys().fold(f64::MIN_POSITIVE, f64::max);
     let y_low = ys().filter(|&y| y > 0.0).fold(y_high, f64::min);
+    let y_step = nice_step(y_high / 4.0);
     let (low, high) = if log_y {
         (y_low.log10().floor(), y_high.log10().ceil().max(y_low.log10().floor() + 1.0))
     } else {
-        (0.0, y_high * 1.1)
+        (0.0, (y_high / y_step).ceil() * y_step)
     };
-    let (width, height, left, right, top, bottom) = (560.0, 280.0, 64.0, 170.0, 24.0, 40.0);
+    let (width, height, left, right, top, bottom) = (600.0, 280.0, 64.0, 200.0, 24.0, 40.0);
     let x = |value: f64| left + value / x_max * (width - left - right);
     let y = |value: f64| {
         let scaled = if log_y { (value.max(10f64.powf(low)).log10() - low) / (high - low) } else { value / high };
@@ -89,7 +100,7 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
     let ticks: Vec<f64> = if log_y {
         (low as i32..=high as i32).map(|decade| 10f64.powi(decade)).collect()
     } else {
-        (0..=4).map(|step| high * f64::from(step) / 4.0).collect()
+        (0..=(high / y_step).round() as i32).map(|step| y_step * f64::from(step)).collect()
     };
     for tick in ticks {
         let _ = write!(
@@ -102,8 +113,9 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
             y0 = y(tick)
         );
     }
-    for step in 0..=4 {
-        let value = x_max / 1.05 * f64::from(step) / 4.0;
+    let x_step = nice_step(x_max / 1.05 / 4.0);
+    for step in 0..=((x_max / x_step).floor() as i32) {
+        let value = x_step * f64::from(step);
         let _ = write!(
             svg,
             r##"<line x1="{x0:.1}" x2="{x0:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x0:.1}" y="{}" text-anchor="middle">{}</text>"##,
@@ -186,6 +198,14 @@ mod tests {
             points: points.iter().map(|&(x, y)| CurvePoint { x, median: y, min: y * 0.9, max: y * 1.1 }).collect(),
             marks: vec![CurveMark { label: "predicted saturation".into(), x: 900.0 }],
         }
+    }
+
+    #[test]
+    fn axis_steps_are_round() {
+        assert_eq!(nice_step(440.0), 500.0);
+        assert_eq!(nice_step(0.03), 0.05);
+        assert_eq!(nice_step(180.0), 200.0);
+        assert_eq!(nice_step(0.0), 1.0);
     }
 
     #[test]
