@@ -202,6 +202,7 @@ pub struct CurveSpec {
     pub x: &'static str,
     /// The y axis with its unit.
     pub y: &'static str,
+    pub log_x: bool,
     pub log_y: bool,
 }
 

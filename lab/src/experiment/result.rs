@@ -206,7 +206,10 @@ pub struct Curve {
     pub x: String,
     /// The y axis, with its unit ("p99 latency (ms)").
     pub y: String,
-    /// Drawn on a log scale (latencies that span decades).
+    /// x drawn on a log scale (sizes that span decades).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_x: bool,
+    /// y drawn on a log scale (latencies that span decades).
     pub log_y: bool,
     /// By increasing x.
     pub points: Vec<CurvePoint>,

@@ -207,6 +207,7 @@ impl LiveCurve {
         Curve {
             x: self.spec.x.into(),
             y: self.spec.y.into(),
+            log_x: self.spec.log_x,
             log_y: self.spec.log_y,
             points,
             marks: self.marks.clone(),

@@ -72,11 +72,13 @@ fn nice_step(rough: f64) -> f64 {
 }
 
 fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
-    let (x_label, y_label, log_y) =
-        lines.first().map_or(("", "", false), |(_, c)| (c.x.as_str(), c.y.as_str(), c.log_y));
+    let (x_label, y_label, log_x, log_y) =
+        lines.first().map_or(("", "", false, false), |(_, c)| (c.x.as_str(), c.y.as_str(), c.log_x, c.log_y));
     let xs = || lines.iter().flat_map(|(_, c)| c.points.iter().map(|p| p.x).chain(c.marks.iter().map(|m| m.x)));
     let ys = || lines.iter().flat_map(|(_, c)| c.points.iter().flat_map(|p| [p.min, p.max]));
     let x_max = xs().fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.05;
+    let x_low = xs().filter(|&x| x > 0.0).fold(x_max, f64::min);
+    let (x_first, x_last) = (x_low.log10().floor(), x_max.log10().ceil().max(x_low.log10().floor() + 1.0));
     let y_high = ys().fold(f64::MIN_POSITIVE, f64::max);
     let y_low = ys().filter(|&y| y > 0.0).fold(y_high, f64::min);
     let y_step = nice_step(y_high / 4.0);
@@ -86,7 +88,11 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
         (0.0, (y_high / y_step).ceil() * y_step)
     };
     let (width, height, left, right, top, bottom) = (600.0, 280.0, 64.0, 200.0, 24.0, 40.0);
-    let x = |value: f64| left + value / x_max * (width - left - right);
+    let x = |value: f64| {
+        let scaled =
+            if log_x { (value.max(10f64.powf(x_first)).log10() - x_first) / (x_last - x_first) } else { value / x_max };
+        left + scaled * (width - left - right)
+    };
     let y = |value: f64| {
         let scaled = if log_y { (value.max(10f64.powf(low)).log10() - low) / (high - low) } else { value / high };
         height - bottom - scaled * (height - top - bottom)
@@ -114,8 +120,12 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
         );
     }
     let x_step = nice_step(x_max / 1.05 / 4.0);
-    for step in 0..=((x_max / x_step).floor() as i32) {
-        let value = x_step * f64::from(step);
+    let x_ticks: Vec<f64> = if log_x {
+        (x_first as i32..=x_last as i32).map(|decade| 10f64.powi(decade)).collect()
+    } else {
+        (0..=((x_max / x_step).floor() as i32)).map(|step| x_step * f64::from(step)).collect()
+    };
+    for value in x_ticks {
         let _ = write!(
             svg,
             r##"<line x1="{x0:.1}" x2="{x0:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x0:.1}" y="{}" text-anchor="middle">{}</text>"##,
@@ -127,10 +137,11 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
     }
     let _ = write!(
         svg,
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text><text transform="translate(12 {:.1}) rotate(-90)" text-anchor="middle">{}{}</text>"#,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">{}{}</text><text transform="translate(12 {:.1}) rotate(-90)" text-anchor="middle">{}{}</text>"#,
         (left + width - right) / 2.0,
         height - 4.0,
         xml_escape(x_label),
+        if log_x { " (log scale)" } else { "" },
         (top + height - bottom) / 2.0,
         xml_escape(y_label),
         if log_y { " (log scale)" } else { "" }
@@ -194,6 +205,7 @@ mod tests {
         Curve {
             x: "offered load (requests/s)".into(),
             y: "p99 latency (ms)".into(),
+            log_x: false,
             log_y: true,
             points: points.iter().map(|&(x, y)| CurvePoint { x, median: y, min: y * 0.9, max: y * 1.1 }).collect(),
             marks: vec![CurveMark { label: "predicted saturation".into(), x: 900.0 }],

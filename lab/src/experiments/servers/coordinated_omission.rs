@@ -25,6 +25,7 @@ const SERIES: CurveSpec = CurveSpec {
     name: "p99 latency over the run",
     x: "time (s)",
     y: "p99 of the answers in each slice (ms)",
+    log_x: false,
     log_y: true,
 };
 

@@ -15,13 +15,15 @@ use conlab_core::net::Network;
 use conlab_core::sync::Arc;
 
 mod coordinated_omission;
+mod framing;
 mod server_load;
 
 /// The topic's name, as the catalogue groups it.
 pub const NAME: &str = "servers & load";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[&server_load::ServerLoad, &coordinated_omission::CoordinatedOmission];
+pub const EXPERIMENTS: &[&dyn Experiment] =
+    &[&server_load::ServerLoad, &coordinated_omission::CoordinatedOmission, &framing::Framing];
 
 /// A request that burns `cpu_us` of CPU, then waits `io_ms`, and is answered with
 /// `response_bytes`.

@@ -20,12 +20,19 @@ use conlab_core::units::format_rate;
 pub struct ServerLoad;
 
 const X: &str = "offered load (requests/s)";
-const P99: CurveSpec = CurveSpec { name: "p99 latency against offered load", x: X, y: "p99 latency (ms)", log_y: true };
-const P50: CurveSpec = CurveSpec { name: "p50 latency against offered load", x: X, y: "p50 latency (ms)", log_y: true };
+const P99: CurveSpec =
+    CurveSpec { name: "p99 latency against offered load", x: X, y: "p99 latency (ms)", log_x: false, log_y: true };
+const P50: CurveSpec =
+    CurveSpec { name: "p50 latency against offered load", x: X, y: "p50 latency (ms)", log_x: false, log_y: true };
 const ANSWERED: CurveSpec =
-    CurveSpec { name: "answers against offered load", x: X, y: "answered (requests/s)", log_y: false };
-const SERIES: CurveSpec =
-    CurveSpec { name: "answers over the heaviest load's run", x: "time (s)", y: "answered (requests/s)", log_y: false };
+    CurveSpec { name: "answers against offered load", x: X, y: "answered (requests/s)", log_x: false, log_y: false };
+const SERIES: CurveSpec = CurveSpec {
+    name: "answers over the heaviest load's run",
+    x: "time (s)",
+    y: "answered (requests/s)",
+    log_x: false,
+    log_y: false,
+};
 
 /// A load kept up with: this share of the offered requests answered per second.
 const KEPT_UP: f64 = 0.9;
