@@ -462,6 +462,7 @@ fn bench() -> Result {
         ("conlab-lab", "locks"),
         ("conlab-lab", "sched"),
         ("conlab-core", "aio"),
+        ("conlab-core", "echo"),
         ("conlab-lab", "ds"),
         ("conlab-lab", "kernels"),
     ] {
