@@ -30,6 +30,7 @@ use crate::aio::{self, AioError, AioResult, EventLoop, JoinHandle, RealClock};
 use crate::kernels::splitmix64;
 use crate::platform::{self, PlatformError};
 use crate::stats::LogHistogram;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Mutex};
 use crate::trace::Recorder;
 
@@ -452,17 +453,36 @@ pub fn serve_and_load(
     spec: &LoadSpec,
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<(AioResult<LoadReport>, u64), PlatformError> {
-    let threads = server.model().threads(spec.load.connections());
-    let report = Mutex::new(None);
-    platform::run_team(threads + 1, |member| {
-        if member.index == threads {
-            let outcome = generate(network, server.address(), spec, keep_going);
-            server.stop();
-            *lock(&report) = Some(outcome);
+    let (mut reports, served) = serve_and_load_all(server, network, std::slice::from_ref(spec), keep_going)?;
+    Ok((reports.pop().expect("one load"), served))
+}
+
+/// [`serve_and_load`] with several loads at once (a slow endpoint's beside a fast one's), each
+/// on its own generator thread; the server stops when the last is done.
+pub fn serve_and_load_all(
+    server: &Arc<Server>,
+    network: &Network,
+    specs: &[LoadSpec],
+    keep_going: &(dyn Fn() -> bool + Sync),
+) -> Result<(Vec<AioResult<LoadReport>>, u64), PlatformError> {
+    let connections = specs.iter().map(|spec| spec.load.connections()).sum();
+    let threads = server.model().threads(connections);
+    let reports: Vec<Mutex<Option<AioResult<LoadReport>>>> = specs.iter().map(|_| Mutex::new(None)).collect();
+    let done = AtomicUsize::new(0);
+    platform::run_team(threads + specs.len(), |member| {
+        if let Some(generator) = member.index.checked_sub(threads) {
+            let outcome = generate(network, server.address(), &specs[generator], keep_going);
+            *lock(&reports[generator]) = Some(outcome);
+            if done.fetch_add(1, Ordering::AcqRel) + 1 == specs.len() {
+                server.stop();
+            }
         } else {
             server.serve(member.index);
         }
     })?;
-    let report = report.into_inner().unwrap_or_else(|p| p.into_inner()).expect("the generator ran");
-    Ok((report, server.served()))
+    let reports = reports
+        .into_iter()
+        .map(|report| report.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every generator ran"))
+        .collect();
+    Ok((reports, server.served()))
 }

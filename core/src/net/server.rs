@@ -38,6 +38,7 @@ use super::{Address, Listener, Network, Stream};
 use crate::aio::{self, AioError, AioResult, EventLoop, Jobs, RealClock};
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, Instant};
+use crate::pymodel::{Bytecode, Interpreter};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock, Arc, Condvar, Mutex};
 use crate::trace::Recorder;
@@ -101,6 +102,8 @@ pub struct Server {
     jobs: std::sync::Arc<Jobs>,
     /// Spins a request's CPU time as work (a preempted handler takes longer, as real work does).
     spinner: Spinner,
+    /// Runs the CPU part as Python bytecode instead ([`Server::with_python`]).
+    python: Option<Python>,
     /// A stop-the-world pause (a garbage collector's, say): `(every, length)` — the last
     /// `length` of every `every` since the server was bound, nothing is handled.
     stall: Option<(Duration, Duration)>,
@@ -124,6 +127,7 @@ impl Server {
             handed: Condvar::new(),
             jobs: std::sync::Arc::default(),
             spinner,
+            python: None,
             stall: None,
             bound: Instant::now(),
             stop: AtomicBool::new(false),
@@ -140,6 +144,21 @@ impl Server {
         self
     }
 
+    /// This server (thread per connection), with its handlers' CPU part run as Python bytecode
+    /// at CPython's pace: connection thread `i` is Python thread `i` of `interpreters[i % n]` —
+    /// one interpreter for all (one GIL: `socketserver.ThreadingTCPServer`), or one each (a
+    /// GIL per handler, as pre-forked processes or PEP 684 subinterpreters have).
+    pub fn with_python(mut self, interpreters: Vec<Interpreter>) -> io::Result<Self> {
+        if self.model != ServerModel::ThreadPerConnection || interpreters.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "Python handlers run on the thread-per-connection server, with at least one interpreter",
+            ));
+        }
+        self.python = Some(Python { interpreters });
+        Ok(self)
+    }
+
     /// Waits out a pause in progress.
     fn sit_out_stall(&self) {
         if let Some((every, length)) = self.stall {
@@ -151,10 +170,14 @@ impl Server {
         }
     }
 
-    /// Everything a request asks for that runs on one thread: a pause in progress, then the CPU.
-    fn start_handling(&self, request: &Request) {
+    /// Everything a request asks for that runs on one thread (`thread`, for the Python model):
+    /// a pause in progress, then the CPU.
+    fn start_handling(&self, request: &Request, thread: usize) {
         self.sit_out_stall();
-        self.spinner.spin(request.cpu.as_nanos() as f64);
+        match &self.python {
+            Some(python) => python.run(request.cpu, thread),
+            None => self.spinner.spin(request.cpu.as_nanos() as f64),
+        }
     }
 
     pub fn model(&self) -> ServerModel {
@@ -195,7 +218,7 @@ impl Server {
     pub fn serve(self: &Arc<Self>, index: usize) {
         match (self.model, index) {
             (ServerModel::ThreadPerConnection, 0) => self.accept_and_hand_off(),
-            (ServerModel::ThreadPerConnection, _) => self.serve_handed_off(),
+            (ServerModel::ThreadPerConnection, _) => self.serve_handed_off(index),
             (ServerModel::EventLoop, _) => self.run_loop(Offload::None),
             (ServerModel::ThreadPool { .. }, 0) => self.run_loop(Offload::Handler),
             (ServerModel::LoopWithWorkers { .. }, 0) => self.run_loop(Offload::Cpu),
@@ -217,7 +240,7 @@ impl Server {
         }
     }
 
-    fn serve_handed_off(&self) {
+    fn serve_handed_off(&self, thread: usize) {
         loop {
             let stream = {
                 let mut handoff = lock(&self.handoff);
@@ -231,18 +254,18 @@ impl Server {
                     handoff = self.handed.wait_timeout(handoff, super::POLL).unwrap_or_else(|p| p.into_inner()).0;
                 }
             };
-            self.serve_blocking(stream);
+            self.serve_blocking(stream, thread);
         }
     }
 
     /// One connection on this thread: read a request, handle it, answer, until the client
     /// closes or the server stops.
-    fn serve_blocking(&self, mut stream: Stream) {
+    fn serve_blocking(&self, mut stream: Stream, thread: usize) {
         let mut frames = FrameReader::default();
         loop {
             while let Some(bytes) = frames.take(REQUEST_BYTES) {
                 let request = Request::decode(bytes);
-                self.start_handling(&request);
+                self.start_handling(&request, thread);
                 platform::sleep(request.io);
                 if let Err(error) = stream.write_all(&request.response()) {
                     return self.client_error(&error);
@@ -303,18 +326,18 @@ impl Server {
                 let request = Request::decode(bytes);
                 match offload {
                     Offload::None => {
-                        self.start_handling(&request);
+                        self.start_handling(&request, 0);
                         aio::sleep(request.io).await?;
                     }
                     Offload::Cpu => {
                         let server = Arc::clone(&self);
-                        aio::to_thread(move || server.start_handling(&request)).await?;
+                        aio::to_thread(move || server.start_handling(&request, 0)).await?;
                         aio::sleep(request.io).await?;
                     }
                     Offload::Handler => {
                         let server = Arc::clone(&self);
                         aio::to_thread(move || {
-                            server.start_handling(&request);
+                            server.start_handling(&request, 0);
                             platform::sleep(request.io);
                         })
                         .await?;
@@ -329,6 +352,22 @@ impl Server {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Python handlers: the interpreters the connection threads run their bytecode under.
+struct Python {
+    interpreters: Vec<Interpreter>,
+}
+
+impl Python {
+    /// `cpu` of Python work (a counting loop, five instructions an iteration at the
+    /// interpreter's pace) as Python thread `thread`, taking and dropping its GIL as CPython does.
+    fn run(&self, cpu: Duration, thread: usize) {
+        let interpreter = &self.interpreters[thread % self.interpreters.len()];
+        let iterations =
+            (cpu.as_nanos() as f64 / (Bytecode::CPU_LOOP_OPS * interpreter.op_ns.max(f64::MIN_POSITIVE))) as i64;
+        interpreter.result(&Bytecode::cpu_loop(iterations.max(1)), thread);
     }
 }
 

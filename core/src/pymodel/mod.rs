@@ -228,6 +228,9 @@ impl Bytecode {
         Self { code, functions: Vec::new(), locals: 2 }
     }
 
+    /// Instructions one iteration of [`Bytecode::cpu_loop`] executes.
+    pub const CPU_LOOP_OPS: f64 = 5.0;
+
     /// `for _ in range(n): total = total + 1` on a local: pure CPU work.
     pub fn cpu_loop(n: i64) -> Self {
         Self {

@@ -16,6 +16,7 @@ use conlab_core::sync::Arc;
 
 mod coordinated_omission;
 mod framing;
+mod gil_server;
 mod server_load;
 
 /// The topic's name, as the catalogue groups it.
@@ -23,7 +24,7 @@ pub const NAME: &str = "servers & load";
 
 /// The topic's experiments, in catalogue order.
 pub const EXPERIMENTS: &[&dyn Experiment] =
-    &[&server_load::ServerLoad, &coordinated_omission::CoordinatedOmission, &framing::Framing];
+    &[&server_load::ServerLoad, &coordinated_omission::CoordinatedOmission, &gil_server::GilServer, &framing::Framing];
 
 /// A request that burns `cpu_us` of CPU, then waits `io_ms`, and is answered with
 /// `response_bytes`.
