@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{format_metric, xml_escape, PALETTE};
+use super::{format_metric, legend_entry, tick_step, xml_escape, PALETTE};
 use crate::experiment::{Curve, RunResult};
 
 /// The curves' names, in the order the cells first recorded them.
@@ -61,16 +61,6 @@ pub fn curve_lines(result: &RunResult) -> Vec<String> {
     out
 }
 
-/// A round step near `rough`: 1, 2, 2.5 or 5 times a power of ten.
-fn nice_step(rough: f64) -> f64 {
-    if rough <= 0.0 || !rough.is_finite() {
-        return 1.0;
-    }
-    let power = 10f64.powf(rough.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|&m| m * power >= rough).unwrap_or(10.0);
-    step * power
-}
-
 fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
     let (x_label, y_label, log_x, log_y) =
         lines.first().map_or(("", "", false, false), |(_, c)| (c.x.as_str(), c.y.as_str(), c.log_x, c.log_y));
@@ -81,7 +71,7 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
     let (x_first, x_last) = (x_low.log10().floor(), x_max.log10().ceil().max(x_low.log10().floor() + 1.0));
     let y_high = ys().fold(f64::MIN_POSITIVE, f64::max);
     let y_low = ys().filter(|&y| y > 0.0).fold(y_high, f64::min);
-    let y_step = nice_step(y_high / 4.0);
+    let y_step = tick_step(y_high);
     let (low, high) = if log_y {
         (y_low.log10().floor(), y_high.log10().ceil().max(y_low.log10().floor() + 1.0))
     } else {
@@ -119,7 +109,7 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
             y0 = y(tick)
         );
     }
-    let x_step = nice_step(x_max / 1.05 / 4.0);
+    let x_step = tick_step(x_max / 1.05);
     let x_ticks: Vec<f64> = if log_x {
         (x_first as i32..=x_last as i32).map(|decade| 10f64.powi(decade)).collect()
     } else {
@@ -181,16 +171,7 @@ fn curve_svg(name: &str, lines: &[(String, &Curve)]) -> String {
                 x0 = x(mark.x)
             );
         }
-        let legend_y = top + 20.0 * index as f64;
-        let _ = write!(
-            svg,
-            r#"<line x1="{}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-            width - right + 14.0,
-            width - right + 36.0,
-            width - right + 42.0,
-            legend_y + 4.0,
-            xml_escape(label)
-        );
+        legend_entry(&mut svg, width - right, top + 20.0 * index as f64, colour, label);
     }
     svg.push_str("</svg>");
     svg
@@ -210,14 +191,6 @@ mod tests {
             points: points.iter().map(|&(x, y)| CurvePoint { x, median: y, min: y * 0.9, max: y * 1.1 }).collect(),
             marks: vec![CurveMark { label: "predicted saturation".into(), x: 900.0 }],
         }
-    }
-
-    #[test]
-    fn axis_steps_are_round() {
-        assert_eq!(nice_step(440.0), 500.0);
-        assert_eq!(nice_step(0.03), 0.05);
-        assert_eq!(nice_step(180.0), 200.0);
-        assert_eq!(nice_step(0.0), 1.0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{format_metric, format_seconds, horizontal_grid, tick_step, xml_escape, PALETTE};
+use super::{format_metric, format_seconds, horizontal_grid, legend_entry, tick_step, xml_escape, PALETTE};
 use conlab_core::trace::{CellTrace, SpanKind, Trace};
 
 /// (seconds since the cell's start, depth) for each depth mark of `cell`, in time order.
@@ -74,16 +74,7 @@ pub fn depth_svg(trace: &Trace) -> Option<String> {
             xml_escape(&name),
             format_metric(points.iter().map(|(_, d)| *d).fold(0.0, f64::max))
         );
-        let legend_y = top + 20.0 * index as f64;
-        let _ = write!(
-            svg,
-            r#"<line x1="{0}" x2="{1}" y1="{legend_y}" y2="{legend_y}" stroke="{colour}" stroke-width="2"/><text x="{2}" y="{3}">{4}</text>"#,
-            width - right + 14.0,
-            width - right + 36.0,
-            width - right + 42.0,
-            legend_y + 4.0,
-            xml_escape(&name)
-        );
+        legend_entry(&mut svg, width - right, top + 20.0 * index as f64, colour, &name);
     }
     svg.push_str("</svg>");
     Some(svg)

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{format_seconds, xml_escape, PALETTE};
+use super::{format_seconds, legend_entry, xml_escape, PALETTE};
 use crate::experiment::{Latency, RunResult};
 
 /// Where a percentile sits on the x axis: its number of nines, log10(1 / (1 − p)); the maximum
@@ -128,16 +128,7 @@ fn latency_svg(result: &RunResult, name: &str) -> String {
             latency.count,
             summary
         );
-        let legend_y = top + 20.0 * index as f64;
-        let _ = write!(
-            svg,
-            r#"<line x1="{}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-            width - right + 14.0,
-            width - right + 36.0,
-            width - right + 42.0,
-            legend_y + 4.0,
-            xml_escape(label)
-        );
+        legend_entry(&mut svg, width - right, top + 20.0 * index as f64, colour, label);
     }
     svg.push_str("</svg>");
     svg

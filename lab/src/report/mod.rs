@@ -505,6 +505,19 @@ fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// One line of a chart's legend at (`x`, `y`): a stroke of `colour`, then `label`.
+fn legend_entry(svg: &mut String, x: f64, y: f64, colour: &str, label: &str) {
+    let _ = write!(
+        svg,
+        r#"<line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+        x + 14.0,
+        x + 36.0,
+        x + 42.0,
+        y + 4.0,
+        xml_escape(label)
+    );
+}
+
 const PALETTE: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 
 /// What a chart plots against threads.
@@ -831,15 +844,7 @@ fn line_chart(result: &RunResult, plot: &Plot<'_>) -> String {
                 format_seconds(median)
             );
         }
-        let legend_y = top + 20.0 * (index as f64 + legend_rows);
-        let _ = write!(
-            svg,
-            r#"<line x1="{legend_x}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-            legend_x + 22.0,
-            legend_x + 28.0,
-            legend_y + 4.0,
-            xml_escape(variant)
-        );
+        legend_entry(&mut svg, width - right, top + 20.0 * (index as f64 + legend_rows), colour, variant);
     }
     svg.push_str("</svg>");
     svg
