@@ -28,7 +28,7 @@ use super::server::Server;
 use super::{Address, Network, Transport};
 use crate::aio::{self, AioError, AioResult, EventLoop, JoinHandle, RealClock};
 use crate::kernels::splitmix64;
-use crate::platform::{self, PlatformError};
+use crate::platform::{self, MemoryUse, PlatformError};
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{lock, Arc, Mutex};
@@ -77,6 +77,18 @@ pub struct LoadSpec {
     /// The time series' bucket width.
     pub bucket: Duration,
     pub seed: u64,
+    /// Connections opened before the load's own and held open, idle, to the end.
+    pub idle: usize,
+    /// A wait after connecting, before the first request: the server accepts the connections;
+    /// then the process's memory is read ([`LoadReport::memory`]).
+    pub settle: Duration,
+}
+
+impl LoadSpec {
+    /// Every connection the load opens: the idle ones and its own.
+    pub fn connections(&self) -> usize {
+        self.idle + self.load.connections()
+    }
 }
 
 /// One bucket of the time series: the answers that arrived in it.
@@ -112,6 +124,9 @@ pub struct LoadReport {
     pub mean_in_flight: f64,
     /// ... and the send rate times the mean time from send to answer (λ·W).
     pub rate_times_wait: f64,
+    /// The process's memory once every connection was open and settled, where the platform
+    /// says.
+    pub memory: Option<MemoryUse>,
 }
 
 impl LoadReport {
@@ -262,12 +277,20 @@ pub fn generate(
 async fn drive(network: Network, address: Address, spec: LoadSpec) -> AioResult<LoadReport> {
     let tally = Rc::new(Tally::default());
     tally.bucket.set(spec.bucket);
+    let connect = || {
+        aio::net::Stream::connect(&network, &address)
+            .map_err(|error| AioError::Raised(format!("connecting to {address}: {error}")))
+    };
+    // Held open, never used, until the report is made.
+    let _idle: Vec<aio::net::Stream> = (0..spec.idle).map(|_| connect()).collect::<AioResult<_>>()?;
     let mut connections = Vec::new();
     for _ in 0..spec.load.connections() {
-        let stream = aio::net::Stream::connect(&network, &address)
-            .map_err(|error| AioError::Raised(format!("connecting to {address}: {error}")))?;
-        connections.push(Rc::new(Connection { stream, waiting: RefCell::default() }));
+        connections.push(Rc::new(Connection { stream: connect()?, waiting: RefCell::default() }));
     }
+    if !spec.settle.is_zero() {
+        aio::sleep(spec.settle).await?;
+    }
+    let memory = platform::memory_use();
     let start = aio::now();
     tally.start.set(start);
     tally.stop_sending.set(start + spec.duration);
@@ -310,6 +333,7 @@ async fn drive(network: Network, address: Address, spec: LoadSpec) -> AioResult<
         bucket: spec.bucket,
         mean_in_flight,
         rate_times_wait: rate * mean_wait,
+        memory,
     })
 }
 
@@ -465,7 +489,7 @@ pub fn serve_and_load_all(
     specs: &[LoadSpec],
     keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Result<(Vec<AioResult<LoadReport>>, u64), PlatformError> {
-    let connections = specs.iter().map(|spec| spec.load.connections()).sum();
+    let connections = specs.iter().map(LoadSpec::connections).sum();
     let threads = server.model().threads(connections);
     let reports: Vec<Mutex<Option<AioResult<LoadReport>>>> = specs.iter().map(|_| Mutex::new(None)).collect();
     let done = AtomicUsize::new(0);

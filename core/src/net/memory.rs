@@ -211,6 +211,11 @@ impl MemoryStream {
         (Self { incoming: Arc::clone(&back), outgoing: Arc::clone(&there) }, Self { incoming: there, outgoing: back })
     }
 
+    /// A handle that ends this end's reads from another thread (as a socket's shutdown does).
+    pub fn closer(&self) -> MemoryCloser {
+        MemoryCloser(Arc::clone(&self.incoming))
+    }
+
     /// Reads what has arrived, waiting up to `timeout` for something: `Ok(0)` at the end of
     /// the stream, `ErrorKind::WouldBlock` when the time ran out.
     pub fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
@@ -274,6 +279,18 @@ impl MemoryStream {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// See [`MemoryStream::closer`].
+pub struct MemoryCloser(Arc<Pipe>);
+
+impl MemoryCloser {
+    /// The stream's reads see the end of the stream once what was sent is read.
+    pub fn close(&self) {
+        let mut state = lock(&self.0.state);
+        state.writer_closed = true;
+        self.0.put_done(state);
     }
 }
 

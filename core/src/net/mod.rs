@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::platform::socket;
 use crate::sync::Arc;
-use memory::{MemoryListener, MemoryNetwork, MemoryStream};
+use memory::{MemoryCloser, MemoryListener, MemoryNetwork, MemoryStream};
 
 /// Longest blocking wait before a thread looks at its stop flag again.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -141,9 +141,22 @@ impl Stream {
     /// Reads what has arrived (`Ok(0)`: the end of the stream), waiting up to [`POLL`]:
     /// `ErrorKind::WouldBlock` when nothing came.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_within(buf, POLL)
+    }
+
+    /// [`Stream::read`], waiting up to `timeout`.
+    pub fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         match self {
-            Self::Tcp(stream) => stream.read_timeout(buf, POLL),
-            Self::Memory(stream) => stream.read_timeout(buf, POLL),
+            Self::Tcp(stream) => stream.read_timeout(buf, timeout),
+            Self::Memory(stream) => stream.read_timeout(buf, timeout),
+        }
+    }
+
+    /// A handle that ends this connection's blocked reads from another thread.
+    pub fn closer(&self) -> io::Result<Closer> {
+        match self {
+            Self::Tcp(stream) => stream.closer().map(Closer::Tcp),
+            Self::Memory(stream) => Ok(Closer::Memory(stream.closer())),
         }
     }
 
@@ -151,6 +164,21 @@ impl Stream {
         match self {
             Self::Tcp(stream) => stream.write_all(buf),
             Self::Memory(stream) => stream.write_all(buf),
+        }
+    }
+}
+
+/// Ends a connection's blocked reads from another thread (a server stopping).
+pub enum Closer {
+    Tcp(socket::TcpCloser),
+    Memory(MemoryCloser),
+}
+
+impl Closer {
+    pub fn close(&self) {
+        match self {
+            Self::Tcp(closer) => closer.close(),
+            Self::Memory(closer) => closer.close(),
         }
     }
 }

@@ -34,7 +34,7 @@ use std::io;
 use std::time::Duration;
 
 use super::proto::{FrameReader, Request, REQUEST_BYTES};
-use super::{Address, Listener, Network, Stream};
+use super::{Address, Closer, Listener, Network, Stream};
 use crate::aio::{self, AioError, AioResult, EventLoop, Jobs, RealClock};
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, Instant};
@@ -45,6 +45,9 @@ use crate::trace::Recorder;
 
 /// Bytes asked of a read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Longest blocking read of a connection's thread: a stop ends it sooner, by shutting the
+/// connection down.
+const IDLE_READ: Duration = Duration::from_secs(1);
 
 /// How a server serves its connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +113,9 @@ pub struct Server {
     bound: Instant,
     stop: AtomicBool,
     served: AtomicU64,
+    accepted: AtomicU64,
+    /// Thread per connection: the connections being served, to end their blocked reads on stop.
+    open: Mutex<Vec<Closer>>,
     /// The first failure that was not a client going away.
     failure: Mutex<Option<String>>,
 }
@@ -132,6 +138,8 @@ impl Server {
             bound: Instant::now(),
             stop: AtomicBool::new(false),
             served: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            open: Mutex::default(),
             failure: Mutex::default(),
         })
     }
@@ -198,10 +206,19 @@ impl Server {
         lock(&self.failure).clone()
     }
 
-    /// Ends every member's work within [`super::POLL`]; connections are closed.
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Acquire)
+    }
+
+    /// Ends every member's work within [`super::POLL`]: the connections being served are shut
+    /// down, which ends their threads' blocked reads.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.handed.notify_all();
+        for closer in lock(&self.open).drain(..) {
+            closer.close();
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -231,6 +248,7 @@ impl Server {
         while !self.stopped() {
             match listener.accept() {
                 Ok(Some(stream)) => {
+                    self.accepted.fetch_add(1, Ordering::AcqRel);
                     lock(&self.handoff).push(stream);
                     self.handed.notify_one();
                 }
@@ -261,6 +279,13 @@ impl Server {
     /// One connection on this thread: read a request, handle it, answer, until the client
     /// closes or the server stops.
     fn serve_blocking(&self, mut stream: Stream, thread: usize) {
+        if let Ok(closer) = stream.closer() {
+            lock(&self.open).push(closer);
+        }
+        // A stop that drained the open connections before this one was added set its flag first.
+        if self.stopped() {
+            return;
+        }
         let mut frames = FrameReader::default();
         loop {
             while let Some(bytes) = frames.take(REQUEST_BYTES) {
@@ -276,7 +301,9 @@ impl Server {
                 return;
             }
             let space = frames.space(READ_CHUNK);
-            match stream.read(space) {
+            // A thread blocks in its read as a real one does (no wake-ups while idle): a stop
+            // shuts the connection down, which ends the read.
+            match stream.read_within(space, IDLE_READ) {
                 Ok(0) => return,
                 Ok(count) => frames.filled(READ_CHUNK, count),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => frames.filled(READ_CHUNK, 0),
@@ -306,6 +333,7 @@ impl Server {
                 let listener = aio::net::Listener::adopt(listener)?;
                 loop {
                     let stream = listener.accept().await?;
+                    server.accepted.fetch_add(1, Ordering::AcqRel);
                     aio::spawn(Arc::clone(&server).serve_async(stream, offload));
                 }
             },

@@ -212,6 +212,29 @@ impl Delivery {
 /// reply; `shared` holds the bytes last placed with [`WorkerProcess::share`] (empty if none).
 pub type WorkerAnswer = fn(&[u8], &[u8], &[u8]) -> Vec<u8>;
 
+/// This process's memory, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// In RAM now (a thread's stack counts only the pages it has touched).
+    pub resident: u64,
+    /// Address space reserved (a thread's whole stack counts, touched or not).
+    pub reserved: u64,
+}
+
+/// This process's memory (Linux: `/proc/self/statm`); `None` where the platform does not say
+/// (other systems, browsers). Kernel memory — a thread's kernel stack, a socket's buffers — is in
+/// neither figure.
+pub fn memory_use() -> Option<MemoryUse> {
+    backend::memory_use()
+}
+
+/// Hands memory the allocator holds free back to the system (glibc's `malloc_trim`), so that a
+/// reading of [`memory_use`] after new allocations counts them and not a reuse of memory an
+/// earlier run freed; nothing where there is no such call.
+pub fn release_free_memory() {
+    backend::release_free_memory()
+}
+
 /// CPU time (user + system) used so far by this process and its finished worker processes;
 /// `None` where the platform has no CPU clock (browsers).
 pub fn cpu_time() -> Option<Duration> {
@@ -471,6 +494,16 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(error, PlatformError::MemberPanicked("member one fails".into()));
+    }
+
+    #[test]
+    fn the_process_memory_grows_by_what_is_touched() {
+        let Some(before) = memory_use() else { return };
+        let touched = vec![1u8; 16 << 20];
+        let after = memory_use().unwrap();
+        assert!(after.resident >= before.resident + (12 << 20), "{before:?} → {after:?}");
+        assert!(after.reserved >= after.resident);
+        drop(touched);
     }
 
     #[test]

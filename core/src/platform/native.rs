@@ -38,6 +38,24 @@ pub(super) fn system() -> String {
     format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)
 }
 
+pub(super) fn memory_use() -> Option<super::MemoryUse> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let mut pages = statm.split_whitespace().map(|field| field.parse::<u64>().ok());
+    let (reserved, resident) = (pages.next()??, pages.next()??);
+    // SAFETY: sysconf only reads a configuration value.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some(super::MemoryUse { resident: resident * page, reserved: reserved * page })
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(super) fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the system.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(super) fn release_free_memory() {}
+
 pub(super) fn cross_origin_isolated() -> bool {
     true
 }

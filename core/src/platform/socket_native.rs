@@ -92,12 +92,28 @@ impl TcpStream {
         self.0.write_all(buf)
     }
 
+    /// A handle that shuts the connection down from another thread: a read blocked on it
+    /// returns the end of the stream at once.
+    pub fn closer(&self) -> io::Result<TcpCloser> {
+        self.0.try_clone().map(TcpCloser)
+    }
+
     /// This stream, non-blocking, on `reactor`.
     pub fn into_async(self, reactor: &Arc<Reactor>) -> io::Result<AsyncTcpStream> {
         self.0.set_nonblocking(true)?;
         let mut inner = mio::net::TcpStream::from_std(self.0);
         let io = reactor.register(&mut inner)?;
         Ok(AsyncTcpStream { inner, io })
+    }
+}
+
+/// See [`TcpStream::closer`].
+pub struct TcpCloser(std::net::TcpStream);
+
+impl TcpCloser {
+    pub fn close(&self) {
+        // Shutting down a socket the peer already closed fails harmlessly.
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 

@@ -51,8 +51,20 @@ impl TcpStream {
         match *self {}
     }
 
+    pub fn closer(&self) -> io::Result<TcpCloser> {
+        match *self {}
+    }
+
     pub fn into_async(self, _reactor: &Arc<Reactor>) -> io::Result<AsyncTcpStream> {
         match self {}
+    }
+}
+
+pub enum TcpCloser {}
+
+impl TcpCloser {
+    pub fn close(&self) {
+        match *self {}
     }
 }
 

@@ -98,6 +98,15 @@ pub(super) fn system() -> String {
     global_property(&["navigator", "userAgent"]).and_then(|v| v.as_string()).unwrap_or_else(|| "unknown browser".into())
 }
 
+/// A page cannot read its process's memory (`performance.memory` is Chromium's JavaScript heap
+/// only).
+pub(super) fn memory_use() -> Option<super::MemoryUse> {
+    None
+}
+
+/// wasm's memory only grows; there is nothing to hand back.
+pub(super) fn release_free_memory() {}
+
 pub(super) fn cross_origin_isolated() -> bool {
     global_property(&["crossOriginIsolated"]).and_then(|v| v.as_bool()).unwrap_or(false)
 }

@@ -36,6 +36,8 @@ fn spec(load: Load, cpu_us: u64, io_us: u64, duration_ms: u64) -> LoadSpec {
         grace: Duration::from_secs(2),
         bucket: Duration::from_millis(50),
         seed: 7,
+        idle: 0,
+        settle: Duration::ZERO,
     }
 }
 
@@ -135,4 +137,25 @@ fn a_stopped_run_ends_promptly_however_far_behind_the_server_is() {
         serve_and_load(&server, &network, &spec, &|| started.elapsed() < Duration::from_millis(100)).unwrap();
     assert_eq!(report.unwrap_err(), AioError::Stopped);
     assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_stopping_thread_per_connection_server_ends_its_idle_connections_threads_at_once() {
+    // 40 idle connections, each a thread blocked in its read (for up to a second between looks
+    // at the stop flag): the stop shuts them down, so the run ends long before that second.
+    for network in networks() {
+        let server = Arc::new(Server::bind(ServerModel::ThreadPerConnection, &network, spinner()).unwrap());
+        let spec = LoadSpec { idle: 40, ..spec(Load::Closed { users: 1, think: Duration::ZERO }, 10, 0, 50) };
+        let started = Instant::now();
+        let (report, _) = serve_and_load(&server, &network, &spec, &|| true).unwrap();
+        let report = report.unwrap();
+        assert_eq!(server.accepted(), 41, "{}", network.transport());
+        assert!(report.answered > 0 && report.errors == 0);
+        assert!(
+            started.elapsed() < Duration::from_millis(700),
+            "{}: took {:?}",
+            network.transport(),
+            started.elapsed()
+        );
+    }
 }

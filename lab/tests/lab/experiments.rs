@@ -1229,3 +1229,29 @@ fn under_one_gil_a_slow_endpoint_holds_up_the_fast_one_and_a_gil_per_process_doe
         assert!(flat < loaded / 2.0, "{variant}: fast p99 {flat:.2} ms against one GIL's {loaded:.2} ms");
     }
 }
+
+#[test]
+fn idle_connections_cost_a_thread_and_its_stack_each_or_a_registration_on_one_loop() {
+    let _alone = alone();
+    // 200 idle connections beside 2 active ones: here a thread per connection took 201 threads
+    // and 1.95 MiB of address space per connection (19.8 KiB resident), the event loop one
+    // thread and 0.5 KiB (16.7 KiB resident: its read buffer).
+    let settings = [("idle", json!(200)), ("active", json!(2)), ("duration_ms", json!(100))];
+    let mut request = request("connections", &settings, &[1]);
+    request.repeat = 2;
+    let result = run_quietly(&request).unwrap();
+    assert!(result.all_checks_passed, "every connection accepted: {:#?}", result.cells);
+    let metric =
+        |variant: &str, name: &str| result.cells.iter().find(|c| c.variant == variant).unwrap().metrics[name].clone();
+    assert_eq!(metric("thread-per-connection", "server threads").min, 203.0);
+    assert_eq!(metric("event-loop", "server threads").max, 1.0);
+    if conlab_core::platform::memory_use().is_some() {
+        let reserved = |variant: &str| metric(variant, "address space per connection").median;
+        assert!(
+            reserved("thread-per-connection") >= 1024.0 && reserved("event-loop") < 64.0,
+            "address space per connection: {:.0} KiB with threads, {:.1} KiB on the loop",
+            reserved("thread-per-connection"),
+            reserved("event-loop")
+        );
+    }
+}

@@ -178,9 +178,12 @@ impl Cell for StallingCell<'_> {
             grace: stalling.every,
             bucket: (stalling.every / 10).max(Duration::from_millis(1)),
             seed: self.runs,
+            idle: 0,
+            settle: Duration::ZERO,
         };
         let stalls = Some((stalling.every, stalling.stall));
-        let report = load_point(ServerModel::EventLoop, &stalling.network, stalling.spinner, stalls, &spec, context)?;
+        let (report, ()) =
+            load_point(ServerModel::EventLoop, &stalling.network, stalling.spinner, stalls, &spec, context, |_| ())?;
         let latency = &report.latency;
         for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
             context.record_time(name, TimeUnit::Milliseconds, latency.quantile(q) as f64);

@@ -166,6 +166,8 @@ impl Endpoints {
             grace: self.point,
             bucket: (self.point / 10).max(Duration::from_millis(1)),
             seed,
+            idle: 0,
+            settle: Duration::ZERO,
         }
     }
 

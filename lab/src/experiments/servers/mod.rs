@@ -14,6 +14,7 @@ use conlab_core::net::server::{Server, ServerModel};
 use conlab_core::net::Network;
 use conlab_core::sync::Arc;
 
+mod connections;
 mod coordinated_omission;
 mod framing;
 mod gil_server;
@@ -23,8 +24,13 @@ mod server_load;
 pub const NAME: &str = "servers & load";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] =
-    &[&server_load::ServerLoad, &coordinated_omission::CoordinatedOmission, &gil_server::GilServer, &framing::Framing];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[
+    &server_load::ServerLoad,
+    &coordinated_omission::CoordinatedOmission,
+    &connections::Connections,
+    &gil_server::GilServer,
+    &framing::Framing,
+];
 
 /// A request that burns `cpu_us` of CPU, then waits `io_ms`, and is answered with
 /// `response_bytes`.
@@ -54,15 +60,17 @@ fn checked(report: LoadReport) -> Result<LoadReport, RunError> {
 }
 
 /// Binds a `model` server on `network` (stalling as `stalls` says) and runs `spec` against it;
-/// a cancel ends both within ~20 ms.
-fn load_point(
+/// a cancel ends both within ~20 ms. Returns the load's report and what `observe` reads off the
+/// server afterwards.
+fn load_point<R>(
     model: ServerModel,
     network: &Network,
     spinner: Spinner,
     stalls: Option<(Duration, Duration)>,
     spec: &LoadSpec,
     context: &RunContext,
-) -> Result<LoadReport, RunError> {
+    observe: impl FnOnce(&Server) -> R,
+) -> Result<(LoadReport, R), RunError> {
     let server = Server::bind(model, network, spinner)
         .map_err(|error| RunError::Failed(format!("the {} server could not listen: {error}", model.name())))?;
     let server = Arc::new(match stalls {
@@ -73,5 +81,5 @@ fn load_point(
     if let Some(failure) = server.failure() {
         return Err(RunError::Failed(format!("the {} server failed: {failure}", model.name())));
     }
-    checked(report?)
+    Ok((checked(report?)?, observe(&server)))
 }

@@ -225,6 +225,8 @@ impl Sweep {
             grace: self.point,
             bucket: (self.point / 10).max(Duration::from_millis(1)),
             seed,
+            idle: 0,
+            settle: Duration::ZERO,
         }
     }
 }
@@ -284,7 +286,7 @@ impl Cell for SweepCell<'_> {
         let mut points = Vec::new();
         for (index, &rate) in sweep.rates.iter().enumerate() {
             let spec = sweep.spec(rate, self.runs * 1000 + index as u64);
-            let report = load_point(self.model, &sweep.network, sweep.spinner, None, &spec, context)?;
+            let (report, ()) = load_point(self.model, &sweep.network, sweep.spinner, None, &spec, context, |_| ())?;
             points.push(Point { rate, report });
         }
         self.record(context, ceiling, &points);
