@@ -847,6 +847,14 @@ fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::Ex
     if !drawn[1].as_bool().unwrap() {
         assert!(drawn[2].as_u64().unwrap() > 0, "{}: a percentile line per cell: {drawn}", info.id);
     }
+    let curves = browser.eval(
+        "return [document.getElementById('curves').hidden, document.querySelectorAll('#curves-chart svg').length, \
+                 document.querySelectorAll('#curves-chart polyline.curve').length];",
+    );
+    if !curves[0].as_bool().unwrap() {
+        assert!(curves[2].as_u64().unwrap() >= curves[1].as_u64().unwrap(), "{}: a line per curve: {curves}", info.id);
+        assert!(curves[1].as_u64().unwrap() > 0, "{}: {curves}", info.id);
+    }
     if info.shows_timeline {
         assert!(!drawn[3].as_bool().unwrap() && drawn[4].as_u64().unwrap() > 0, "{}: the timeline: {drawn}", info.id);
     }

@@ -51,7 +51,7 @@ impl Experiment for Connections {
             ],
             baseline: "thread-per-connection",
             fixed_duration: true,
-            chart_metric: Some("memory per connection"),
+            chart_metric: Some("server threads"),
             quick: &["idle=2", "active=2", "duration_ms=100"],
             ..ExperimentInfo::default()
         }
