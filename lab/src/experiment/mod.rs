@@ -510,7 +510,7 @@ mod tests {
                 seen.push(topic);
             }
         }
-        assert_eq!(seen.len(), 10, "{seen:?}");
+        assert_eq!(seen.len(), 11, "{seen:?}");
     }
 
     #[test]

@@ -969,7 +969,7 @@ fn firefox_runs_an_experiment_of_every_topic_on_wasm_threads() {
         }
     }
     cancel_mid_run(&browser, "firefox");
-    assert_eq!(topics.len(), 10);
+    assert_eq!(topics.len(), 11);
     browser.navigate(&url);
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let ready = browser.eval(STARTUP_TIMES);
