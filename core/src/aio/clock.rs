@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::platform::socket::Reactor;
 use crate::platform::Instant;
 use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::{lock, Arc, Condvar, Mutex};
+use crate::sync::{lock, Condvar, Mutex};
 
 /// Longest real wait between two looks at the run's stop flag.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -114,7 +114,7 @@ struct Woken {
     idle: bool,
     /// Set once, by the first socket a task of the loop opens; from then on the loop waits in
     /// the reactor (`select()`), and a remote wake interrupts it.
-    reactor: Option<Arc<Reactor>>,
+    reactor: Option<std::sync::Arc<Reactor>>,
 }
 
 impl Remote {
@@ -156,12 +156,12 @@ impl Remote {
     }
 
     /// The loop's socket reactor, started on first use.
-    pub(super) fn reactor(&self) -> std::io::Result<Arc<Reactor>> {
+    pub(super) fn reactor(&self) -> std::io::Result<std::sync::Arc<Reactor>> {
         let mut woken = lock(&self.woken);
         if woken.reactor.is_none() {
             woken.reactor = Some(Reactor::new()?);
         }
-        Ok(Arc::clone(woken.reactor.as_ref().expect("just set")))
+        Ok(std::sync::Arc::clone(woken.reactor.as_ref().expect("just set")))
     }
 
     pub(super) fn in_flight(&self) -> usize {

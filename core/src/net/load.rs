@@ -25,13 +25,13 @@ use std::time::Duration;
 
 use super::proto::{decode_response_header, FrameReader, Request, RESPONSE_HEADER_BYTES};
 use super::server::Server;
-use super::{Address, Network, Transport};
+use super::{Address, Arc, Network, Transport};
 use crate::aio::{self, AioError, AioResult, EventLoop, JoinHandle, RealClock};
 use crate::kernels::splitmix64;
 use crate::platform::{self, MemoryUse, PlatformError};
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::{lock, Arc, Mutex};
+use crate::sync::{lock, Mutex};
 use crate::trace::Recorder;
 
 /// Bytes asked of a read.

@@ -20,7 +20,8 @@ use std::io;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::sync::{lock, Arc, Condvar, Mutex};
+use super::Arc;
+use crate::sync::{lock, Condvar, Mutex};
 
 /// Bytes a pipe holds before its writer waits: a socket buffer's order of magnitude.
 pub const PIPE_BYTES: usize = 64 * 1024;

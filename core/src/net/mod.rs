@@ -23,8 +23,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::platform::socket;
-use crate::sync::Arc;
 use memory::{MemoryCloser, MemoryListener, MemoryNetwork, MemoryStream};
+
+/// std's `Arc`, whatever `crate::sync` holds: the servers take `self: &Arc<Self>`, which loom's
+/// `Arc` cannot be. `net` is not loom-modelled; its parts are tested on real threads and sockets.
+pub(crate) type Arc<T> = std::sync::Arc<T>;
 
 /// Longest blocking wait before a thread looks at its stop flag again.
 pub const POLL: Duration = Duration::from_millis(20);

@@ -34,13 +34,13 @@ use std::io;
 use std::time::Duration;
 
 use super::proto::{FrameReader, Request, REQUEST_BYTES};
-use super::{Address, Closer, Listener, Network, Stream};
+use super::{Address, Arc, Closer, Listener, Network, Stream};
 use crate::aio::{self, AioError, AioResult, EventLoop, Jobs, RealClock};
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, Instant};
 use crate::pymodel::{Bytecode, Interpreter};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{lock, Arc, Condvar, Mutex};
+use crate::sync::{lock, Condvar, Mutex};
 use crate::trace::Recorder;
 
 /// Bytes asked of a read.
@@ -102,7 +102,7 @@ pub struct Server {
     /// Thread per connection: accepted connections waiting for their thread.
     handoff: Mutex<Vec<Stream>>,
     handed: Condvar,
-    jobs: std::sync::Arc<Jobs>,
+    jobs: Arc<Jobs>,
     /// Spins a request's CPU time as work (a preempted handler takes longer, as real work does).
     spinner: Spinner,
     /// Runs the CPU part as Python bytecode instead ([`Server::with_python`]).
@@ -131,7 +131,7 @@ impl Server {
             listener: Mutex::new(Some(listener)),
             handoff: Mutex::default(),
             handed: Condvar::new(),
-            jobs: std::sync::Arc::default(),
+            jobs: Arc::default(),
             spinner,
             python: None,
             stall: None,
@@ -326,7 +326,7 @@ impl Server {
     /// The event-loop models: accept on the loop, one task per connection.
     fn run_loop(self: &Arc<Self>, offload: Offload) {
         let Some(listener) = lock(&self.listener).take() else { return };
-        let event_loop = EventLoop::new(RealClock::new(), false).with_jobs(std::sync::Arc::clone(&self.jobs));
+        let event_loop = EventLoop::new(RealClock::new(), false).with_jobs(Arc::clone(&self.jobs));
         let server = Arc::clone(self);
         let outcome = event_loop.run(
             async move {

@@ -17,7 +17,9 @@ use std::os::fd::AsRawFd;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::sync::{lock, Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::{lock, Mutex};
 
 /// The token of the reactor's own waker.
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::sync::Arc;
+use std::sync::Arc;
 
 fn unavailable() -> io::Error {
     io::Error::new(
