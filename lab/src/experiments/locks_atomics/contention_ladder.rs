@@ -87,14 +87,16 @@ impl Experiment for ContentionLadder {
                 },
             ),
             Claim::new(
-                "contention multiplies an atomic's cost: at 2 threads an increment of the shared counter costs ≥ 2× \
+                "contention multiplies an atomic's cost: at 2 threads an increment of the shared counter costs ≥ 1.5× \
                  what it costs one thread (fastest runs)",
                 |facts| {
                     facts.cores(2)?;
                     facts.lasting("atomic", 1, 2.0)?;
+                    // 1.5×, not 2×: a Xeon whose cores pass a line quickly read 1.7–1.9× in a browser's
+                    // workers at the quick preset (a wasm increment carries more work of its own).
                     let atomic = facts.fastest("atomic", 2)? / facts.fastest("atomic", 1)?;
                     verdict(
-                        atomic >= 2.0,
+                        atomic >= 1.5,
                         format!("2 threads over 1: atomic {atomic:.1}×"),
                         "another program held a core, so the two threads took turns instead of contending",
                     )
