@@ -409,7 +409,7 @@ fn links_restore_the_form_history_survives_a_reload_and_a_native_run_compares() 
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     let cards =
         browser.eval("return [document.querySelectorAll('.card').length, document.querySelectorAll('.topic').length];");
-    assert_eq!(cards, json!([conlab_lab::experiment::registry().len(), 10]), "cards and topics");
+    assert_eq!(cards, json!([conlab_lab::experiment::registry().len(), 11]), "cards and topics");
     browser.eval("document.querySelector('.card[data-experiment=pipeline]').click();");
     assert_eq!(browser.eval("return document.getElementById('experiment-select').value;"), json!("pipeline"));
 
@@ -942,7 +942,7 @@ fn every_experiment_opens_from_a_link_runs_and_is_drawn_and_every_topic_cancels_
         cancel_mid_run(&browser, info.id);
     }
     if only.is_none() {
-        assert_eq!(topics_done.len(), 10, "{topics_done:?}");
+        assert_eq!(topics_done.len(), 11, "{topics_done:?}");
     }
 }
 
