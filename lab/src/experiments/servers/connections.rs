@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{load_point, request};
+use super::{load_point, request, spec};
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
     TimeUnit, VariantSpec, Workload,
@@ -157,17 +157,13 @@ impl Cell for CrowdCell<'_> {
         let crowd = self.crowd;
         self.runs += 1;
         let connections = crowd.idle + crowd.active;
+        let load = Load::Open { rate: crowd.rate, arrivals: Arrivals::Poisson, connections: crowd.active };
         let spec = LoadSpec {
-            load: Load::Open { rate: crowd.rate, arrivals: Arrivals::Poisson, connections: crowd.active },
-            request: crowd.request,
-            duration: crowd.duration,
-            grace: crowd.duration,
-            bucket: (crowd.duration / 10).max(Duration::from_millis(1)),
-            seed: self.runs,
             idle: crowd.idle,
             // Long enough for the server to accept (and a thread per connection to pick up)
             // every connection before memory is read.
             settle: Duration::from_millis(50) + Duration::from_micros(50) * connections as u32,
+            ..spec(load, crowd.request, crowd.duration, self.runs)
         };
         platform::release_free_memory();
         let before = platform::memory_use();

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{load_point, request};
+use super::{load_point, request, spec};
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, CurveSpec, Digest, Experiment, ExperimentInfo, ParamError, ParamSpec, Params,
     RunContext, RunError, TimeUnit, VariantSpec, Workload,
@@ -171,15 +171,11 @@ impl Cell for StallingCell<'_> {
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let stalling = self.stalling;
         self.runs += 1;
+        // Answers are awaited for a whole period, and the series is in tenths of one.
         let spec = LoadSpec {
-            load: self.load,
-            request: stalling.request,
-            duration: stalling.duration,
             grace: stalling.every,
             bucket: (stalling.every / 10).max(Duration::from_millis(1)),
-            seed: self.runs,
-            idle: 0,
-            settle: Duration::ZERO,
+            ..spec(self.load, stalling.request, stalling.duration, self.runs)
         };
         let stalls = Some((stalling.every, stalling.stall));
         let (report, ()) =

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::{checked, request};
+use super::{checked, request, spec};
 use crate::experiment::{
     verdict, Cell, Claim, CurveSpec, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
     TimeUnit, VariantSpec, Workload,
@@ -159,16 +159,8 @@ struct Endpoints {
 
 impl Endpoints {
     fn spec(&self, request: Request, rate: f64, seed: u64) -> LoadSpec {
-        LoadSpec {
-            load: Load::Open { rate, arrivals: Arrivals::Poisson, connections: self.connections },
-            request,
-            duration: self.point,
-            grace: self.point,
-            bucket: (self.point / 10).max(Duration::from_millis(1)),
-            seed,
-            idle: 0,
-            settle: Duration::ZERO,
-        }
+        let load = Load::Open { rate, arrivals: Arrivals::Poisson, connections: self.connections };
+        spec(load, request, self.point, seed)
     }
 
     /// The interpreters a variant's handlers run under (one for all, or one each).

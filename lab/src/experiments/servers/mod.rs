@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::experiment::{Experiment, RunContext, RunError};
 use conlab_core::kernels::spin::Spinner;
-use conlab_core::net::load::{serve_and_load, LoadReport, LoadSpec};
+use conlab_core::net::load::{serve_and_load, Load, LoadReport, LoadSpec};
 use conlab_core::net::proto::Request;
 use conlab_core::net::server::{Server, ServerModel};
 use conlab_core::net::Network;
@@ -41,6 +41,21 @@ fn request(cpu_us: f64, io_ms: f64, response_bytes: usize) -> Request {
         io: Duration::from_secs_f64(io_ms / 1e3),
         response_bytes: u32::try_from(response_bytes).unwrap_or(u32::MAX),
         endpoint: 0,
+    }
+}
+
+/// A load of `duration` whose answers are awaited as long again, its time series in tenths;
+/// no idle connections.
+fn spec(load: Load, request: Request, duration: Duration, seed: u64) -> LoadSpec {
+    LoadSpec {
+        load,
+        request,
+        duration,
+        grace: duration,
+        bucket: (duration / 10).max(Duration::from_millis(1)),
+        seed,
+        idle: 0,
+        settle: Duration::ZERO,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{load_point, request};
+use super::{load_point, request, spec};
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, CurveSpec, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params,
     RunContext, RunError, TimeUnit, VariantSpec, Verdict, Workload,
@@ -218,16 +218,8 @@ impl Sweep {
     }
 
     fn spec(&self, rate: f64, seed: u64) -> LoadSpec {
-        LoadSpec {
-            load: Load::Open { rate, arrivals: self.arrivals, connections: self.connections },
-            request: self.request,
-            duration: self.point,
-            grace: self.point,
-            bucket: (self.point / 10).max(Duration::from_millis(1)),
-            seed,
-            idle: 0,
-            settle: Duration::ZERO,
-        }
+        let load = Load::Open { rate, arrivals: self.arrivals, connections: self.connections };
+        spec(load, self.request, self.point, seed)
     }
 }
 
