@@ -18,6 +18,7 @@ const IO_FANOUT: &str = include_str!("../python/io_fanout.py");
 const SWITCH_INTERVAL: &str = include_str!("../python/switch_interval.py");
 const GIL_NATIVE: &str = include_str!("../python/gil_native.py");
 const MANAGER_SHARED: &str = include_str!("../python/manager_shared.py");
+const GIL_SERVER: &str = include_str!("../python/gil_server.py");
 
 const ITERATIONS: u64 = 2_000_000;
 /// Increments per thread in the race: ~75 ms of CPython's read-call-write loop, some 15 tenures
@@ -46,6 +47,14 @@ const NATIVE_RUNS: usize = 9;
 const SHARING_RUNS: usize = 5;
 const SHARING_UPDATES: (u64, u64) = (4_000, 200_000);
 const SHARING_VARIANTS: [&str; 3] = ["manager", "value", "raw-array"];
+/// gil-server on both sides: a fast endpoint (0.2 ms of the loop, 200 requests/s) alone and
+/// beside a slow one (20 ms, 40/s), 3 connections each, 3 s per load — some 600 fast requests,
+/// so that the p99 is not one request's.
+const SERVER_FAST_US: f64 = 200.0;
+const SERVER_SLOW_MS: f64 = 20.0;
+const SERVER_RATES: (f64, f64) = (200.0, 40.0);
+const SERVER_CONNECTIONS: usize = 3;
+const SERVER_LOAD_MS: u64 = 3000;
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
 /// Bytecode instructions per iteration of the model's loop (`total = total + 1`).
@@ -181,6 +190,34 @@ fn speedup_row(what: String, cpython: (&[f64], &[f64]), model: (&[f64], &[f64]))
     )
 }
 
+/// gil-server on both sides: the fast endpoint's p99 alone, and its p50 and p99 beside the slow
+/// load (ms).
+fn server_rows(cpython: &Value, model: &RunResult) -> Result<Vec<Row>, String> {
+    let mine = |metric: &str| {
+        model
+            .cells
+            .iter()
+            .find(|c| c.variant == "gil")
+            .and_then(|c| c.metrics.get(metric))
+            .map(|m| m.median)
+            .ok_or_else(|| format!("the gil-server model measured no {metric}"))
+    };
+    let row = |what: &str, key: &str, metric: &str| -> Result<Row, String> {
+        let (cpy, mine) = (number(cpython, key)?, mine(metric)?);
+        Ok(Row(format!("gil-server: {what} (ms)"), format!("{cpy:.2}"), format!("{mine:.2}"), ratio(mine, cpy)))
+    };
+    let (fast, slow) = (SERVER_RATES.0, SERVER_RATES.1);
+    Ok(vec![
+        row(
+            &format!("the fast endpoint's p99, {fast} requests/s alone"),
+            "fast_p99_alone_ms",
+            "fast p99 with no slow load",
+        )?,
+        row(&format!("its p50 beside {slow} slow requests/s"), "fast_p50_loaded_ms", "fast p50 at max slow load")?,
+        row(&format!("its p99 beside {slow} slow requests/s"), "fast_p99_loaded_ms", "fast p99 at max slow load")?,
+    ])
+}
+
 /// manager-vs-shared's `variant` on both sides: time per update at 1 and `threads` workers, and
 /// how updates/s grow from 1 to `threads` (medians of the runs).
 fn sharing_rows(cpython: &Value, model: &RunResult, variant: &str, threads: usize) -> Result<Vec<Row>, String> {
@@ -248,6 +285,20 @@ pub fn calibrate_python() -> Result<(), String> {
         &[SHARING_RUNS.to_string(), SHARING_UPDATES.0.to_string(), SHARING_UPDATES.1.to_string()],
     )?;
     let cpy_iteration = number(&cpu, "ns_per_iteration")?;
+    eprintln!("CPython: a ThreadingTCPServer with a slow and a fast endpoint…");
+    let server = python(
+        GIL_SERVER,
+        &[
+            cpy_iteration.to_string(),
+            SERVER_FAST_US.to_string(),
+            SERVER_SLOW_MS.to_string(),
+            SERVER_RATES.0.to_string(),
+            SERVER_RATES.1.to_string(),
+            SERVER_CONNECTIONS.to_string(),
+            (SERVER_LOAD_MS as f64 / 1e3).to_string(),
+            "1".into(),
+        ],
+    )?;
 
     eprintln!("The model: fitting op_ns to CPython's {cpy_iteration:.1} ns per iteration…");
     let (op_ns, model_iteration) = fit_op_ns(cpy_iteration)?;
@@ -284,6 +335,16 @@ pub fn calibrate_python() -> Result<(), String> {
         &["nogil-ext", "per-element"],
         &[1, threads],
         NATIVE_RUNS,
+    )?;
+
+    let gil_server = model(
+        "gil-server",
+        json!({ "fast_us": SERVER_FAST_US, "slow_ms": SERVER_SLOW_MS, "fast_rate": SERVER_RATES.0,
+                "max_slow_rate": SERVER_RATES.1, "steps": 1, "connections": SERVER_CONNECTIONS,
+                "point_ms": SERVER_LOAD_MS, "switch_ms": switch_ms, "op_ns": op_ns }),
+        &["gil"],
+        &[1],
+        1,
     )?;
 
     let step_ns = number(&sharing, "step_ns")?;
@@ -408,6 +469,8 @@ pub fn calibrate_python() -> Result<(), String> {
         ));
     }
 
+    rows.extend(server_rows(&server, &gil_server)?);
+
     let cpython = format!("CPython {version}");
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     println!("{:<width$}  {cpython:>14}  {:>10}  {:>16}", "quantity", "model", "model vs CPython");
@@ -433,6 +496,14 @@ pub fn calibrate_python() -> Result<(), String> {
         "manager-vs-shared: forked workers on both sides, medians of {SHARING_RUNS} runs; CPython's workers make {} \
          manager and {} Value or raw-array updates each, the model's run for 200 ms.",
         SHARING_UPDATES.0, SHARING_UPDATES.1
+    );
+    println!(
+        "gil-server: one run of {} s per load a side ({} fast requests/s alone, then beside {} slow ones/s), \
+         latency from each request's intended send; CPython's server is socketserver.ThreadingTCPServer in a \
+         process of its own, loaded from this one.",
+        SERVER_LOAD_MS as f64 / 1e3,
+        SERVER_RATES.0,
+        SERVER_RATES.1
     );
     println!("This machine's CPython runs the loop at the model's pace with --set op_ns={op_ns:.2} (measured above).");
     Ok(())

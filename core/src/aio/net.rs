@@ -47,7 +47,7 @@ fn raised(error: io::Error) -> AioError {
         io::ErrorKind::Unsupported => "NotImplementedError",
         _ => "OSError",
     };
-    AioError::Raised(format!("{class}: {error}"))
+    AioError::Raised(format!("{class}: {}", crate::platform::describe_io_error(&error)))
 }
 
 enum ListenerKind {

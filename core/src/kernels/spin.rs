@@ -97,6 +97,20 @@ impl Spinner {
         Self { iterations_per_ns: 1.0 / ns_per_iteration, call_ns: (probe - PROBE_NS).max(0.0) }
     }
 
+    /// This calibration as bytes, for a process that cannot measure it again ([`Spinner::from_bytes`]).
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.iterations_per_ns.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.call_ns.to_le_bytes());
+        bytes
+    }
+
+    /// A calibration sent by [`Spinner::to_bytes`].
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        let half = |range: std::ops::Range<usize>| f64::from_le_bytes(bytes[range].try_into().expect("8 bytes"));
+        Self { iterations_per_ns: half(0..8), call_ns: half(8..16) }
+    }
+
     /// Busy-works for `nanos` nanoseconds, on average over this thread's spins (see the module
     /// doc); at least the cost of a call.
     #[inline]

@@ -7,6 +7,7 @@
 //! | thread pool of k | a loop + k | a pool thread | blocks the pool thread | min(cores, k) / cpu, min(k, C) / (cpu + io) |
 //! | event loop | 1 | the loop | a timer on the loop | 1 / cpu |
 //! | event loop + k workers | a loop + k | a worker (`to_thread`) | a timer on the loop | min(cores, k) / cpu |
+//! | k pre-forked processes | k processes, a loop each | its process's loop | a timer on that loop | min(cores, k) / cpu |
 //!
 //! With C connections, each answering one request at a time, no model exceeds C / (cpu + io)
 //! either; [`ServerModel::capacity`] computes the smaller of the bounds. Every connection is persistent and
@@ -23,13 +24,27 @@
 //! - **Event loop** (asyncio): one thread; the CPU part runs on the loop (and blocks every other
 //!   connection meanwhile), the I/O wait is a timer, so waits overlap for free.
 //! - **Event loop + workers** (`loop.run_in_executor` / `to_thread` for the CPU part): the
-//!   hybrid the books end with.
+//!   hybrid the books end with. [`Server::offloading_only`] sends one endpoint's requests to
+//!   the workers and runs the others on the loop.
+//! - **Pre-forked processes** (gunicorn, nginx, Apache's prefork; natively, on TCP): the server
+//!   `fork()`s k worker processes that inherit its listening socket and each run an event loop
+//!   accepting on it. Every worker's epoll is woken by each new connection and they race to
+//!   accept it: the one already awake usually wins, and drains the queue — with few long-lived
+//!   connections one worker may hold them all (the thundering herd, and why nginx grew an
+//!   `accept_mutex`). With `reuse_port` each worker accepts on its own socket of an
+//!   `SO_REUSEPORT` group and the kernel spreads connections by a hash of their addresses
+//!   (nginx's `reuseport`). Member i starts worker i, waits for the stop, tells the worker, and
+//!   adds up what it accepted and served.
+//!
+//! Any model's CPU part can be Python bytecode under the GIL model instead of plain work
+//! ([`Server::with_python`]): "a Python server under the GIL" is a switch.
 //!
 //! Servers run on threads the caller gives them ([`Server::serve`] on each of
 //! [`ServerModel::threads`] team members), so that a server and its load generator share one
 //! team — in a browser the worker pool is the only source of threads and cannot be nested.
 //! [`Server::stop`] ends every member within [`super::POLL`].
 
+use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
@@ -37,7 +52,7 @@ use super::proto::{FrameReader, Request, REQUEST_BYTES};
 use super::{Address, Arc, Closer, Listener, Network, Stream};
 use crate::aio::{self, AioError, AioResult, EventLoop, Jobs, RealClock};
 use crate::kernels::spin::Spinner;
-use crate::platform::{self, Instant};
+use crate::platform::{self, Delivery, Instant, WorkerProcess};
 use crate::pymodel::{Bytecode, Interpreter};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock, Condvar, Mutex};
@@ -49,13 +64,32 @@ const READ_CHUNK: usize = 16 * 1024;
 /// connection down.
 const IDLE_READ: Duration = Duration::from_secs(1);
 
+/// A pre-forked worker's messages: serve (then the configuration), and stop.
+const SERVE: u8 = 0;
+const STOP: u8 = 1;
+
+thread_local! {
+    /// The server member this thread runs: a worker's Python thread number.
+    static MEMBER: Cell<usize> = const { Cell::new(0) };
+}
+
 /// How a server serves its connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerModel {
     ThreadPerConnection,
-    ThreadPool { workers: usize },
+    ThreadPool {
+        workers: usize,
+    },
     EventLoop,
-    LoopWithWorkers { workers: usize },
+    LoopWithWorkers {
+        workers: usize,
+    },
+    /// `reuse_port`: each worker accepts on a socket of its own in one `SO_REUSEPORT` group
+    /// instead of all on one.
+    PreForked {
+        processes: usize,
+        reuse_port: bool,
+    },
 }
 
 impl ServerModel {
@@ -65,6 +99,8 @@ impl ServerModel {
             Self::ThreadPool { .. } => "thread pool",
             Self::EventLoop => "event loop",
             Self::LoopWithWorkers { .. } => "event loop + workers",
+            Self::PreForked { reuse_port: false, .. } => "pre-forked processes",
+            Self::PreForked { reuse_port: true, .. } => "pre-forked processes (SO_REUSEPORT)",
         }
     }
 
@@ -74,6 +110,7 @@ impl ServerModel {
             Self::ThreadPerConnection => 1 + connections,
             Self::ThreadPool { workers } | Self::LoopWithWorkers { workers } => 1 + workers,
             Self::EventLoop => 1,
+            Self::PreForked { processes, .. } => processes,
         }
     }
 
@@ -89,6 +126,7 @@ impl ServerModel {
             Self::ThreadPool { workers } => cpu_bound(workers).min(per_thread(workers.min(connections))),
             Self::EventLoop => cpu_bound(1).min(per_thread(connections)),
             Self::LoopWithWorkers { workers } => cpu_bound(workers).min(per_thread(connections)),
+            Self::PreForked { processes, .. } => cpu_bound(processes).min(per_thread(connections)),
         }
     }
 }
@@ -107,6 +145,10 @@ pub struct Server {
     spinner: Spinner,
     /// Runs the CPU part as Python bytecode instead ([`Server::with_python`]).
     python: Option<Python>,
+    /// Loop + workers: the one endpoint whose requests go to the workers ([`Server::offloading_only`]).
+    offloaded: Option<u32>,
+    /// A pre-forked worker's stop: its parent speaking ([`platform::parent_spoke`]).
+    stop_when: Option<fn() -> bool>,
     /// A stop-the-world pause (a garbage collector's, say): `(every, length)` — the last
     /// `length` of every `every` since the server was bound, nothing is handled.
     stall: Option<(Duration, Duration)>,
@@ -116,15 +158,40 @@ pub struct Server {
     accepted: AtomicU64,
     /// Thread per connection: the connections being served, to end their blocked reads on stop.
     open: Mutex<Vec<Closer>>,
+    /// Pre-forked with `reuse_port`: the group's other sockets, one taken by each member after 0.
+    group: Mutex<Vec<Option<Listener>>>,
+    /// Pre-forked: the connections each worker accepted, as the workers report at the stop.
+    worker_accepts: Mutex<Vec<u64>>,
     /// The first failure that was not a client going away.
     failure: Mutex<Option<String>>,
 }
 
 impl Server {
     /// Listens on `network` for a server of `model`, whose handlers spin their CPU time with
-    /// `spinner`.
+    /// `spinner`. Pre-forked processes need TCP: a pipe in memory cannot be shared by processes.
     pub fn bind(model: ServerModel, network: &Network, spinner: Spinner) -> io::Result<Self> {
-        let listener = network.listen()?;
+        if matches!(model, ServerModel::PreForked { .. }) && network.transport() != super::Transport::Tcp {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "pre-forked processes share a listening TCP socket, not pipes in memory (a browser has no sockets \
+                 and cannot fork)",
+            ));
+        }
+        match model {
+            ServerModel::PreForked { processes, reuse_port: true } => {
+                let group = platform::socket::TcpListener::bind_loopback_group(processes.max(1))?;
+                let mut group = group.into_iter().map(Listener::Tcp);
+                let first = group.next().ok_or_else(|| io::Error::other("a group of no sockets"))?;
+                let server = Self::adopt(model, first, spinner)?;
+                *lock(&server.group) = group.map(Some).collect();
+                Ok(server)
+            }
+            _ => Self::adopt(model, network.listen()?, spinner),
+        }
+    }
+
+    /// A server of `model` on `listener`.
+    fn adopt(model: ServerModel, listener: Listener, spinner: Spinner) -> io::Result<Self> {
         Ok(Self {
             model,
             address: listener.address()?,
@@ -134,12 +201,16 @@ impl Server {
             jobs: Arc::default(),
             spinner,
             python: None,
+            offloaded: None,
+            stop_when: None,
             stall: None,
             bound: Instant::now(),
             stop: AtomicBool::new(false),
             served: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             open: Mutex::default(),
+            group: Mutex::default(),
+            worker_accepts: Mutex::default(),
             failure: Mutex::default(),
         })
     }
@@ -152,19 +223,27 @@ impl Server {
         self
     }
 
-    /// This server (thread per connection), with its handlers' CPU part run as Python bytecode
-    /// at CPython's pace: connection thread `i` is Python thread `i` of `interpreters[i % n]` —
-    /// one interpreter for all (one GIL: `socketserver.ThreadingTCPServer`), or one each (a
-    /// GIL per handler, as pre-forked processes or PEP 684 subinterpreters have).
+    /// This server, with its handlers' CPU part run as Python bytecode at CPython's pace: member
+    /// `i` (connection thread `i`; `0` the loop, `1..=k` the workers) is Python thread `i` of
+    /// `interpreters[i % n]` — one interpreter for all (one GIL: `socketserver.ThreadingTCPServer`,
+    /// asyncio with `to_thread`), or one each (a GIL per handler or worker, as processes or PEP
+    /// 684 subinterpreters have). Not for pre-forked processes, whose workers run plain work.
     pub fn with_python(mut self, interpreters: Vec<Interpreter>) -> io::Result<Self> {
-        if self.model != ServerModel::ThreadPerConnection || interpreters.is_empty() {
+        if matches!(self.model, ServerModel::PreForked { .. }) || interpreters.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "Python handlers run on the thread-per-connection server, with at least one interpreter",
+                "Python handlers need at least one interpreter, and run in this process (not pre-forked workers)",
             ));
         }
         self.python = Some(Python { interpreters });
         Ok(self)
+    }
+
+    /// This server (loop + workers), sending only `endpoint`'s requests to its workers and
+    /// running every other request on the loop: `run_in_executor` for the heavy endpoint alone.
+    pub fn offloading_only(mut self, endpoint: u32) -> Self {
+        self.offloaded = Some(endpoint);
+        self
     }
 
     /// Waits out a pause in progress.
@@ -185,6 +264,24 @@ impl Server {
         match &self.python {
             Some(python) => python.run(request.cpu, thread),
             None => self.spinner.spin(request.cpu.as_nanos() as f64),
+        }
+    }
+
+    /// A blocking I/O wait of `io` (a database call) on thread `thread`: a Python thread drops
+    /// its GIL for the call and needs it back afterwards.
+    fn block_in_io(&self, io: Duration, thread: usize) {
+        if !io.is_zero() {
+            platform::sleep(io);
+            self.after_blocking_call(thread);
+        }
+    }
+
+    /// A Python thread back from a blocking call (`recv`, `sendall`, a database call), which
+    /// released its GIL: it takes the GIL again to go on — under a busy GIL, a wait for the
+    /// holder's next switch, as CPython's handler threads wait at every socket call.
+    fn after_blocking_call(&self, thread: usize) {
+        if let Some(python) = &self.python {
+            python.reacquire(thread);
         }
     }
 
@@ -211,6 +308,11 @@ impl Server {
         self.accepted.load(Ordering::Acquire)
     }
 
+    /// Pre-forked: the connections each worker accepted (in the order the workers stopped).
+    pub fn worker_accepts(&self) -> Vec<u64> {
+        lock(&self.worker_accepts).clone()
+    }
+
     /// Ends every member's work within [`super::POLL`]: the connections being served are shut
     /// down, which ends their threads' blocked reads.
     pub fn stop(&self) {
@@ -222,7 +324,7 @@ impl Server {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire) || self.stop_when.is_some_and(|told| told())
     }
 
     fn fail(&self, what: impl FnOnce() -> String) {
@@ -233,6 +335,7 @@ impl Server {
 
     /// Runs member `index` (of [`ServerModel::threads`]) of the server until [`Server::stop`].
     pub fn serve(self: &Arc<Self>, index: usize) {
+        MEMBER.set(index);
         match (self.model, index) {
             (ServerModel::ThreadPerConnection, 0) => self.accept_and_hand_off(),
             (ServerModel::ThreadPerConnection, _) => self.serve_handed_off(index),
@@ -240,6 +343,63 @@ impl Server {
             (ServerModel::ThreadPool { .. }, 0) => self.run_loop(Offload::Handler),
             (ServerModel::LoopWithWorkers { .. }, 0) => self.run_loop(Offload::Cpu),
             (ServerModel::ThreadPool { .. } | ServerModel::LoopWithWorkers { .. }, _) => self.jobs.serve(),
+            (ServerModel::PreForked { reuse_port, .. }, _) => self.supervise_forked(index, reuse_port),
+        }
+    }
+
+    /// A pre-forked worker: forks it with the listening socket, tells it how to serve, waits for
+    /// the stop (or its early end), and adds what it did to this server's counts.
+    fn supervise_forked(&self, index: usize, reuse_port: bool) {
+        let forked = if reuse_port {
+            // This member's socket of the group goes to its worker alone: the parent's copy is
+            // closed once forked, so that the kernel sends it no connection nobody accepts.
+            let own = match index {
+                0 => lock(&self.listener).take(),
+                _ => lock(&self.group).get_mut(index - 1).and_then(Option::take),
+            };
+            match own {
+                Some(Listener::Tcp(listener)) => WorkerProcess::fork_sharing(serve_forked, &listener),
+                _ => return self.fail(|| format!("pre-forked worker {index} has no socket of the group")),
+            }
+        } else {
+            match &*lock(&self.listener) {
+                Some(Listener::Tcp(listener)) => WorkerProcess::fork_sharing(serve_forked, listener),
+                _ => return self.fail(|| "a pre-forked worker needs the TCP listener".into()),
+            }
+        };
+        let mut worker = match forked {
+            Ok(worker) => worker,
+            Err(error) => return self.fail(|| format!("could not fork a worker: {error}")),
+        };
+        let mut message = vec![SERVE];
+        message.extend_from_slice(&self.spinner.to_bytes());
+        let (every, length) = self.stall.unwrap_or_default();
+        for span in [every, length] {
+            message.extend_from_slice(&(span.as_nanos() as u64).to_le_bytes());
+        }
+        if let Err(error) = worker.send(&message, &[], Delivery::Copy) {
+            return self.fail(|| format!("a pre-forked worker did not start: {error}"));
+        }
+        // A reply before the stop is a worker that ended early: it says why.
+        while !self.stopped() && WorkerProcess::wait_any(&mut [&mut worker], super::POLL).is_none() {}
+        let _ = worker.send(&[STOP], &[], Delivery::Copy);
+        match worker.receive() {
+            Ok(reply) => self.absorb(&reply),
+            Err(error) => self.fail(|| format!("a pre-forked worker failed: {error}")),
+        }
+    }
+
+    /// Adds a pre-forked worker's reply ([`forked_reply`]) to this server's counts.
+    fn absorb(&self, reply: &[u8]) {
+        let count = |range: std::ops::Range<usize>| {
+            reply.get(range).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8")))
+        };
+        self.served.fetch_add(count(0..8), Ordering::AcqRel);
+        self.accepted.fetch_add(count(8..16), Ordering::AcqRel);
+        lock(&self.worker_accepts).push(count(8..16));
+        if let Some(failure) = reply.get(16..).filter(|rest| !rest.is_empty()) {
+            let failure = String::from_utf8_lossy(failure).into_owned();
+            self.fail(|| format!("a pre-forked worker: {failure}"));
         }
     }
 
@@ -253,7 +413,7 @@ impl Server {
                     self.handed.notify_one();
                 }
                 Ok(None) => {}
-                Err(error) => return self.fail(|| format!("accept failed: {error}")),
+                Err(error) => return self.fail(|| format!("accept failed: {}", platform::describe_io_error(&error))),
             }
         }
     }
@@ -291,11 +451,12 @@ impl Server {
             while let Some(bytes) = frames.take(REQUEST_BYTES) {
                 let request = Request::decode(bytes);
                 self.start_handling(&request, thread);
-                platform::sleep(request.io);
+                self.block_in_io(request.io, thread);
                 if let Err(error) = stream.write_all(&request.response()) {
                     return self.client_error(&error);
                 }
                 self.served.fetch_add(1, Ordering::AcqRel);
+                self.after_blocking_call(thread);
             }
             if self.stopped() {
                 return;
@@ -357,16 +518,20 @@ impl Server {
                         self.start_handling(&request, 0);
                         aio::sleep(request.io).await?;
                     }
+                    Offload::Cpu if self.offloaded.is_some_and(|endpoint| endpoint != request.endpoint) => {
+                        self.start_handling(&request, 0);
+                        aio::sleep(request.io).await?;
+                    }
                     Offload::Cpu => {
                         let server = Arc::clone(&self);
-                        aio::to_thread(move || server.start_handling(&request, 0)).await?;
+                        aio::to_thread(move || server.start_handling(&request, MEMBER.get())).await?;
                         aio::sleep(request.io).await?;
                     }
                     Offload::Handler => {
                         let server = Arc::clone(&self);
                         aio::to_thread(move || {
-                            server.start_handling(&request, 0);
-                            platform::sleep(request.io);
+                            server.start_handling(&request, MEMBER.get());
+                            server.block_in_io(request.io, MEMBER.get());
                         })
                         .await?;
                     }
@@ -383,6 +548,37 @@ impl Server {
     }
 }
 
+/// A pre-forked worker's answer, in the forked child: [`SERVE`] (a spinner's calibration, a
+/// stall's period and length in nanoseconds) serves the inherited listener on an event loop —
+/// stalls timed from the worker's start — until the parent speaks again, and replies with what
+/// it did; the [`STOP`] that follows gets an empty reply.
+fn serve_forked(message: &[u8], _: &[u8], _: &[u8]) -> Vec<u8> {
+    let Some((&SERVE, config)) = message.split_first() else { return Vec::new() };
+    let served = (|| {
+        let config: &[u8; 32] = config.try_into().map_err(io::Error::other)?;
+        let spinner = Spinner::from_bytes(config[..16].try_into().expect("16 bytes"));
+        let span = |at: usize| Duration::from_nanos(u64::from_le_bytes(config[at..at + 8].try_into().expect("8")));
+        let listener = Listener::Tcp(platform::socket::TcpListener::inherited()?);
+        let mut server = Server::adopt(ServerModel::EventLoop, listener, spinner)?;
+        if !span(24).is_zero() {
+            server = server.with_stalls(span(16), span(24));
+        }
+        server.stop_when = Some(platform::parent_spoke);
+        let server = Arc::new(server);
+        server.serve(0);
+        Ok::<_, io::Error>(forked_reply(server.served(), server.accepted(), server.failure().as_deref()))
+    })();
+    served.unwrap_or_else(|error| forked_reply(0, 0, Some(&format!("could not serve: {error}"))))
+}
+
+/// A pre-forked worker's reply: requests served, connections accepted (`u64` each), and its
+/// failure's text if it had one.
+fn forked_reply(served: u64, accepted: u64, failure: Option<&str>) -> Vec<u8> {
+    let mut reply = [served.to_le_bytes(), accepted.to_le_bytes()].concat();
+    reply.extend_from_slice(failure.unwrap_or_default().as_bytes());
+    reply
+}
+
 /// Python handlers: the interpreters the connection threads run their bytecode under.
 struct Python {
     interpreters: Vec<Interpreter>,
@@ -396,6 +592,11 @@ impl Python {
         let iterations =
             (cpu.as_nanos() as f64 / (Bytecode::CPU_LOOP_OPS * interpreter.op_ns.max(f64::MIN_POSITIVE))) as i64;
         interpreter.result(&Bytecode::cpu_loop(iterations.max(1)), thread);
+    }
+
+    /// Python thread `thread` takes its GIL for a few instructions and drops it again.
+    fn reacquire(&self, thread: usize) {
+        self.interpreters[thread % self.interpreters.len()].result(&Bytecode::cpu_loop(1), thread);
     }
 }
 

@@ -76,13 +76,13 @@ pub mod socket;
 #[cfg(target_arch = "wasm32")]
 pub use backend::register_worker_pool;
 pub use futex::{wait, wake_all, wake_one};
-/// Worker processes: natively the registered executable over pipes; in browsers Web Workers
-/// each with its own wasm instance and memory.
-pub use process::WorkerProcess;
 #[cfg(target_arch = "wasm32")]
 pub use process::{
     answer_as_worker, killed_process_workers, register_process_workers, register_spawner, share_as_worker,
 };
+/// Worker processes: natively the registered executable over pipes; in browsers Web Workers
+/// each with its own wasm instance and memory.
+pub use process::{parent_spoke, WorkerProcess};
 #[cfg(not(target_arch = "wasm32"))]
 pub use process::{serve_as_fork_server, serve_as_worker, set_worker_executable, FORK_SERVER_ARG};
 
@@ -391,6 +391,22 @@ pub fn check_team_size(requested: usize) -> Result<(), PlatformError> {
     Ok(())
 }
 
+/// `error`'s text, and where it is the process running out of files (`EMFILE`) the limit it
+/// ran into: each connection holds a descriptor on each side of it (a thread per connection
+/// one more, to shut it down from another thread).
+pub fn describe_io_error(error: &std::io::Error) -> String {
+    match (error.raw_os_error(), backend::open_files_limit()) {
+        (Some(EMFILE), Some(limit)) => format!(
+            "{error}: this process may hold {limit} open files (`ulimit -n`), and a connection in the lab holds \
+             one for the client's end and one or two for the server's"
+        ),
+        _ => error.to_string(),
+    }
+}
+
+/// Linux's "too many open files" (per process).
+const EMFILE: i32 = 24;
+
 /// Runs `body` on `threads` threads at once, each with its [`TeamMember`], and returns when all
 /// have finished. All members are live at the same time, so they may wait for each other.
 pub fn run_team<F>(threads: usize, body: F) -> Result<(), PlatformError>
@@ -499,7 +515,8 @@ mod tests {
     #[test]
     fn the_process_memory_grows_by_what_is_touched() {
         let Some(before) = memory_use() else { return };
-        let touched = vec![1u8; 16 << 20];
+        // Read through `black_box`, so that an optimised build keeps the writes.
+        let touched = std::hint::black_box(vec![1u8; 16 << 20]);
         let after = memory_use().unwrap();
         assert!(after.resident >= before.resident + (12 << 20), "{before:?} → {after:?}");
         assert!(after.reserved >= after.resident);

@@ -8,14 +8,23 @@ use std::time::Duration;
 use super::{panic_message, PlatformError, TeamMember};
 
 pub(super) const PLATFORM_NAME: &str = "native";
-pub(super) const TEAM_LIMIT_REASON: &str = "conlab caps native teams at 512 OS threads";
-const MAX_TEAM: usize = 512;
+pub(super) const TEAM_LIMIT_REASON: &str =
+    "conlab caps native teams at 10 000 OS threads; the system's own limits may refuse fewer";
+const MAX_TEAM: usize = 10_000;
 
 pub(super) const CODE_WARMS_UP: bool = false;
 
 pub(super) fn since_epoch() -> Duration {
     static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
     EPOCH.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// The most files (sockets included) this process may hold open: `RLIMIT_NOFILE`'s soft limit.
+pub(super) fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `getrlimit` writes one `rlimit` into the struct it is given, which lives across the call.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (read && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 pub(super) fn hardware_threads() -> usize {
@@ -61,28 +70,70 @@ pub(super) fn cross_origin_isolated() -> bool {
 }
 
 /// Member 0 runs on the calling thread; members 1.. on scoped threads, joined explicitly so a
-/// panic becomes an error instead of propagating.
+/// panic becomes an error instead of propagating. The members wait at a gate until every thread
+/// has started: if the system refuses one (its limit on threads or on memory for their stacks),
+/// none runs `body` — members that wait for each other would otherwise wait for one that never
+/// came — and the error says which thread was refused.
 pub(super) fn run_team(threads: usize, body: &(dyn Fn(TeamMember) + Sync)) -> Result<(), PlatformError> {
+    let gate = StartGate::default();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads)
-            .map(|index| {
-                std::thread::Builder::new()
-                    .name(format!("conlab-team-{index}"))
-                    .spawn_scoped(scope, move || body(TeamMember { index, size: threads }))
-            })
-            .collect();
-        let first =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(TeamMember { index: 0, size: threads })));
-        let mut outcome = first.map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload)));
-        for handle in handles {
-            let joined = match handle {
-                Ok(handle) => handle.join().map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload))),
-                Err(error) => Err(PlatformError::Unavailable(format!("could not spawn a thread: {error}"))),
-            };
-            outcome = outcome.and(joined);
+        let mut handles = Vec::with_capacity(threads - 1);
+        let mut refused = None;
+        for index in 1..threads {
+            let gate = &gate;
+            let spawned =
+                std::thread::Builder::new().name(format!("conlab-team-{index}")).spawn_scoped(scope, move || {
+                    if gate.wait() {
+                        body(TeamMember { index, size: threads });
+                    }
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    refused = Some(PlatformError::Unavailable(format!(
+                        "the system refused thread {} of a team of {threads} ({error}): its limit on threads \
+                         (ulimit -u, kernel.threads-max) or on memory for their stacks",
+                        index + 1
+                    )));
+                    break;
+                }
+            }
         }
-        outcome
+        gate.open(refused.is_none());
+        let first = match refused {
+            Some(error) => Err(error),
+            None => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(TeamMember { index: 0, size: threads })))
+                    .map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload)))
+            }
+        };
+        handles.into_iter().fold(first, |outcome, handle| {
+            outcome.and(handle.join().map_err(|payload| PlatformError::MemberPanicked(panic_message(&*payload))))
+        })
     })
+}
+
+/// Holds a team's members until every one has started: then lets them run, or tells them to
+/// leave.
+#[derive(Default)]
+struct StartGate {
+    /// `None` while threads are being started; then whether the team runs.
+    verdict: std::sync::Mutex<Option<bool>>,
+    decided: std::sync::Condvar,
+}
+
+impl StartGate {
+    fn open(&self, run: bool) {
+        *self.verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run);
+        self.decided.notify_all();
+    }
+
+    /// Whether this member runs, once that is decided.
+    fn wait(&self) -> bool {
+        let verdict = self.verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let verdict = self.decided.wait_while(verdict, |verdict| verdict.is_none());
+        verdict.unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or(false)
+    }
 }
 
 pub(super) fn spawn_and_join(body: Box<dyn FnOnce() + Send>) -> Result<(), PlatformError> {

@@ -35,6 +35,9 @@ use super::{Delivery, PlatformError, StartMethod, WorkerAnswer};
 const MESSAGE: u8 = 0;
 const SHARE: u8 = 1;
 
+/// Where a worker forked by [`WorkerProcess::fork_sharing`] finds the descriptor it shares.
+pub(super) const INHERITED_FD: RawFd = 3;
+
 /// The argument that makes the registered executable serve as the fork server
 /// ([`serve_as_fork_server`]).
 pub const FORK_SERVER_ARG: &str = "__fork-server";
@@ -114,8 +117,20 @@ impl WorkerProcess {
         }
     }
 
+    /// `fork()`s this process as a worker answering with `answer` whose descriptor 3 is
+    /// `listener`: a pre-forked server's worker, which accepts on the socket it inherited
+    /// ([`super::socket::TcpListener::inherited`]) beside its siblings — gunicorn's design.
+    pub fn fork_sharing(answer: WorkerAnswer, listener: &super::socket::TcpListener) -> Result<Self, PlatformError> {
+        Self::fork_keeping(answer, Some(listener.raw_fd()))
+    }
+
     /// `fork()`s this process; the child serves on two fresh pipes.
     fn fork(answer: WorkerAnswer) -> Result<Self, PlatformError> {
+        Self::fork_keeping(answer, None)
+    }
+
+    /// [`WorkerProcess::fork`], the child keeping `inherited` as its descriptor 3.
+    fn fork_keeping(answer: WorkerAnswer, inherited: Option<RawFd>) -> Result<Self, PlatformError> {
         let failed = |error: io::Error| PlatformError::Unavailable(format!("could not fork a worker: {error}"));
         let (to_child, from_child) = (pipe().map_err(failed)?, pipe().map_err(failed)?);
         // SAFETY: `fork` in a process that may have other threads: the child runs only
@@ -126,7 +141,7 @@ impl WorkerProcess {
             return Err(failed(io::Error::last_os_error()));
         }
         if pid == 0 {
-            become_worker(to_child.0.as_raw_fd(), from_child.1.as_raw_fd(), answer);
+            become_worker(to_child.0.as_raw_fd(), from_child.1.as_raw_fd(), inherited, answer);
         }
         let (input, output) = (File::from(to_child.1), File::from(from_child.0));
         Ok(Self {
@@ -274,11 +289,15 @@ pub(super) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
     Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// In a freshly forked child: makes `input` and `output` its stdin and stdout, closes every
-/// other descriptor it inherited (another worker's pipe held open here would never see its
-/// end), serves, and exits without running the parent's exit handlers.
-fn become_worker(input: RawFd, output: RawFd, answer: WorkerAnswer) -> ! {
-    keep_only(&[(input, 0), (output, 1)]);
+/// In a freshly forked child: makes `input` and `output` its stdin and stdout (and `inherited`
+/// its descriptor 3), closes every other descriptor it inherited (another worker's pipe held
+/// open here would never see its end), serves, and exits without running the parent's exit
+/// handlers.
+fn become_worker(input: RawFd, output: RawFd, inherited: Option<RawFd>, answer: WorkerAnswer) -> ! {
+    match inherited {
+        Some(inherited) => keep_only(&[(input, 0), (output, 1), (inherited, INHERITED_FD)]),
+        None => keep_only(&[(input, 0), (output, 1)]),
+    }
     // SAFETY: descriptors 0 and 1 are open (just duplicated) and owned by nothing else here.
     let (stdin, stdout) = unsafe { (File::from_raw_fd(0), File::from_raw_fd(1)) };
     let served = serve_as_worker(stdin, stdout, answer);
@@ -392,7 +411,7 @@ pub fn serve_as_fork_server(answer: WorkerAnswer) -> io::Result<()> {
                 // SAFETY: ends the child at once.
                 unsafe { libc::_exit(4) };
             }
-            become_worker(from, to, answer);
+            become_worker(from, to, None, answer);
         }
         if pid < 0 {
             writeln!(replies, "fork failed: {}", io::Error::last_os_error())?;
@@ -402,6 +421,16 @@ pub fn serve_as_fork_server(answer: WorkerAnswer) -> io::Result<()> {
         replies.flush()?;
     }
     Ok(())
+}
+
+/// In a worker process: whether its parent has sent another message, or gone — for an answer
+/// that runs until told to stop (a pre-forked server's). Never blocks.
+pub fn parent_spoke() -> bool {
+    let mut input = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd (standard input, a worker's message pipe); a zero timeout
+    // returns at once.
+    let ready = unsafe { libc::poll(&mut input, 1, 0) };
+    ready != 0
 }
 
 /// A worker process's main loop: answers each message with `answer(message, payload, shared)`

@@ -239,6 +239,12 @@ impl WorkerProcess {
         }
     }
 
+    /// A browser cannot fork, and has no sockets to share: nothing can call this (the listener
+    /// type has no values here).
+    pub fn fork_sharing(_answer: WorkerAnswer, listener: &super::socket::TcpListener) -> Result<Self, PlatformError> {
+        match *listener {}
+    }
+
     /// Starts a worker by `method` (only `spawn` here; `answer` is the one the workers run).
     pub fn start_with(method: StartMethod, _answer: WorkerAnswer) -> Result<Self, PlatformError> {
         Self::check_method(method)?;
@@ -445,6 +451,12 @@ fn message(kind: &str, fields: &[(&str, JsValue)]) -> JsValue {
 
 /// The bytes a parent placed in this worker's memory with [`WorkerProcess::share`].
 static SHARED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// In a worker: whether its parent has spoken again. A browser's process workers answer one
+/// message at a time and are never told to stop mid-answer: never.
+pub fn parent_spoke() -> bool {
+    false
+}
 
 /// In a process worker: the answer to a message (see [`WorkerAnswer`]).
 pub fn answer_as_worker(message: &[u8], payload: &[u8], answer: WorkerAnswer) -> Vec<u8> {

@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -33,8 +33,48 @@ impl TcpListener {
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map(Self)
     }
 
+    /// `count` listening sockets on one fresh port of 127.0.0.1, each with `SO_REUSEPORT`: the
+    /// kernel spreads new connections over them by a hash of each connection's addresses, so
+    /// processes that accept on one each share the load without racing for one queue.
+    pub fn bind_loopback_group(count: usize) -> io::Result<Vec<Self>> {
+        let mut group: Vec<Self> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let port = match group.first() {
+                Some(first) => first.local_addr()?.port(),
+                None => 0,
+            };
+            group.push(Self(reuse_port_listener(port)?));
+        }
+        Ok(group)
+    }
+
+    /// In a worker forked by [`super::WorkerProcess::fork_sharing`]: the listening socket it
+    /// inherited (taken once; a second call is refused).
+    pub fn inherited() -> io::Result<Self> {
+        static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let fd = super::process::INHERITED_FD;
+        let mut kind: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: asks for an int-sized option into `kind`, whose size `len` gives; the call
+        // fails cleanly if the descriptor is not an open socket.
+        let listening =
+            unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut kind).cast(), &mut len) }
+                == 0
+                && kind != 0;
+        if !listening || TAKEN.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "this process inherited no listening socket"));
+        }
+        // SAFETY: descriptor 3 is the listening socket `fork_sharing` placed there (checked just
+        // above), and `TAKEN` makes this the one owner.
+        Ok(Self(unsafe { std::net::TcpListener::from_raw_fd(fd) }))
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
+    }
+
+    pub(super) fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 
     /// The next connection, or `None` if none arrived within `timeout` (so an accepting thread
@@ -63,6 +103,40 @@ impl TcpListener {
         let io = reactor.register(&mut inner)?;
         Ok(AsyncTcpListener { inner, io })
     }
+}
+
+/// A socket listening on 127.0.0.1:`port` (`0`: one the system picks) with `SO_REUSEPORT` set
+/// before it binds, as the option requires.
+fn reuse_port_listener(port: u16) -> io::Result<std::net::TcpListener> {
+    let check = |result: libc::c_int| if result < 0 { Err(io::Error::last_os_error()) } else { Ok(result) };
+    // SAFETY: `socket` takes no pointers; a descriptor it returns is owned at once below.
+    let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` is a fresh socket that nothing else owns; the listener closes it if a step fails.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    // SAFETY: an int-sized option from `on`, whose size is passed, on an open socket.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    let address = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a valid `sockaddr_in` that lives across the call, with its size.
+    check(unsafe {
+        libc::bind(fd, (&raw const address).cast(), std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+    })?;
+    // SAFETY: `listen` on a bound socket this function owns.
+    check(unsafe { libc::listen(fd, 128) })?;
+    Ok(listener)
 }
 
 /// A connected socket for blocking reads (with a timeout) and writes.

@@ -23,6 +23,14 @@ impl TcpListener {
         Err(unavailable())
     }
 
+    pub fn bind_loopback_group(_count: usize) -> io::Result<Vec<Self>> {
+        Err(unavailable())
+    }
+
+    pub fn inherited() -> io::Result<Self> {
+        Err(unavailable())
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match *self {}
     }

@@ -76,6 +76,11 @@ pub(super) fn since_epoch() -> Duration {
     Duration::from_secs_f64(((now - epoch) / 1000.0).max(0.0))
 }
 
+/// A page opens no files of its own: no limit to name.
+pub(super) fn open_files_limit() -> Option<u64> {
+    None
+}
+
 pub(super) fn hardware_threads() -> usize {
     global_property(&["navigator", "hardwareConcurrency"]).and_then(|v| v.as_f64()).map_or(1, |n| n as usize)
 }

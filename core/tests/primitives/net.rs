@@ -75,6 +75,30 @@ fn every_request_is_answered_once_and_in_order_by_every_model_on_both_transports
 }
 
 #[test]
+fn pre_forked_processes_share_the_listener_and_answer_every_request_once_and_in_order() {
+    let closed = spec(Load::Closed { users: 6, think: Duration::ZERO }, 50, 500, 200);
+    let open = spec(Load::Open { rate: 2000.0, arrivals: Arrivals::Poisson, connections: 6 }, 20, 200, 200);
+    for (model, spec) in [false, true]
+        .into_iter()
+        .flat_map(|reuse_port| [&closed, &open].map(|spec| (ServerModel::PreForked { processes: 3, reuse_port }, spec)))
+    {
+        let server = Arc::new(Server::bind(model, &Network::Tcp, spinner()).unwrap());
+        let (report, served) = serve_and_load(&server, &Network::Tcp, spec, &|| true).unwrap();
+        let report = report.unwrap();
+        assert_eq!(server.failure(), None);
+        assert!(report.sent > 20, "only {} sent", report.sent);
+        assert_eq!((report.errors, report.first_error.as_deref()), (0, None));
+        assert_eq!((report.unanswered, report.answered), (0, report.sent));
+        assert_eq!(served, report.sent, "the workers' counts, added up: each request answered once");
+        assert_eq!(server.accepted(), 6, "the workers accepted every connection once between them");
+        assert_eq!(server.worker_accepts().len(), 3, "every worker reported");
+    }
+    let model = ServerModel::PreForked { processes: 3, reuse_port: false };
+    let refused = Server::bind(model, &Network::memory(), spinner()).err().expect("no processes on pipes in memory");
+    assert!(refused.to_string().contains("pre-forked processes share a listening TCP socket"), "{refused}");
+}
+
+#[test]
 fn littles_law_holds_on_a_steady_open_loop_run() {
     for network in networks() {
         // 400/s against an event loop that takes 0.1 ms of CPU and 5 ms of I/O per request:

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use crate::beside;
 
 /// The largest thread count any run accepts (the runner's team limit).
-const MAX_THREADS: usize = 512;
+const MAX_THREADS: usize = 10_000;
 
 /// Every range's edges and their neighbours outside, as text: where an off-by-one would show.
 fn edges() -> Vec<String> {
@@ -29,7 +29,7 @@ fn edges() -> Vec<String> {
             _ => {}
         }
     }
-    edges.extend(["0", "1", "1000", "1001", "100", "101", "512", "513"].map(String::from));
+    edges.extend(["0", "1", "1000", "1001", "100", "101", "10000", "10001"].map(String::from));
     edges
 }
 

@@ -258,12 +258,12 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     assert_fails_with(&["run", "mandelbrot", "--set", "width"], "parameter `width`: expected name=value");
     assert_fails_with(
         &["run", "mandelbrot", "--threads", "0"],
-        "parameter `threads`: expected an integer from 1 to 512, got `0`",
+        "parameter `threads`: expected an integer from 1 to 10000, got `0`",
     );
     // Huge numbers are refused before anything is allocated for them.
     assert_fails_with(
         &["run", "mandelbrot", "--threads", "1000000000"],
-        "parameter `threads`: expected an integer from 1 to 512, got `1000000000`",
+        "parameter `threads`: expected an integer from 1 to 10000, got `1000000000`",
     );
     assert_fails_with(
         &["run", "mandelbrot", "--repeat", "1000000000000"],
@@ -335,6 +335,27 @@ fn serve_answers_every_connection_while_others_sit_idle() {
 }
 
 #[test]
+fn a_thread_per_connection_server_past_the_systems_thread_limit_is_refused_naming_the_limit() {
+    let _beside = beside();
+    // 2 GiB of address space holds about 1 000 threads' 2 MiB stacks (here the 1 009th was
+    // refused): the team for 3 000 idle connections (and 4 active ones, the acceptor and the
+    // load) is refused where the system refuses a thread, and nothing hangs. One malloc arena,
+    // so that the limit falls on a thread's stack and not on an allocation.
+    let command = format!(
+        "ulimit -v 2097152 && exec {} run connections --variant thread-per-connection --set idle=3000 \
+         --set duration_ms=50 --repeat 1 --warmup 0",
+        conlab().display()
+    );
+    let output = Command::new("bash").args(["-c", &command]).env("MALLOC_ARENA_MAX", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "3 000 threads in 2 GiB ran: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        stderr.contains("the system refused thread") && stderr.contains("of a team of 3006"),
+        "the error names the limit: {stderr}"
+    );
+}
+
+#[test]
 fn serve_without_a_built_lab_says_how_to_build_it() {
     let empty = std::env::temp_dir().join(format!("conlab-empty-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
@@ -400,6 +421,21 @@ fn calibration_lands() -> Result<(), String> {
         if (model - cpython).abs() > 0.10 {
             return Err(format!("{threads} threads: model loses {model}, CPython {cpython}: {text}"));
         }
+    }
+    // gil-server: on both sides the slow endpoint holds up the fast one under one GIL — here
+    // CPython's fast p99 went from 1–3 ms alone to 100–170 ms beside the slow load, the model's
+    // from 1.6–5.8 ms to 84–109 ms (p50 22–27 ms and 15–19 ms).
+    let ms = |start: &str| -> (f64, f64) {
+        let figures = row(start);
+        (figures[1].parse().unwrap(), figures[2].parse().unwrap())
+    };
+    let (alone, loaded) = (ms("gil-server: the fast endpoint's p99"), ms("gil-server: its p99 beside"));
+    assert!(loaded.0 >= 3.0 * alone.0 && loaded.1 >= 3.0 * alone.1, "alone {alone:?}, loaded {loaded:?}: {text}");
+    if !(1.0 / 3.0..=3.0).contains(&(loaded.1 / loaded.0)) {
+        return Err(format!(
+            "gil-server: the model's loaded p99 {} ms against CPython's {} ms: {text}",
+            loaded.1, loaded.0
+        ));
     }
     // Both sides hand the GIL over less often as the switch interval grows, and the model's
     // rate is within 3× of CPython's at each (measured: 1.99× at 0.1 ms, 0.87× at 1 ms).

@@ -31,8 +31,9 @@ impl Experiment for Connections {
             teaches: "Most of a busy server's connections are idle at any moment (keep-alive, slow clients, long \
                       polls). A thread-per-connection server gives each one a thread — a stack, a kernel task, a \
                       place in the scheduler — whether it sends anything or not, and it runs out of threads long \
-                      before it runs out of work: ask for more than the platform can start and the cell says where \
-                      the limit is. Each thread reserves its whole stack (2 MiB here) as address space, though only \
+                      before it runs out of work: ask for more than the system will start (its limit on threads, or \
+                      address space for their stacks) and the run stops with an error that says which thread was \
+                      refused. Each thread reserves its whole stack (2 MiB here) as address space, though only \
                       the pages it touches take RAM — and its kernel stack, which no process figure shows. An event \
                       loop holds an idle connection as a registration with the reactor and a read buffer (16 KiB \
                       here), on one thread. The run counts the threads, reads the address space and the resident \

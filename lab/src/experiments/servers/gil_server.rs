@@ -3,10 +3,13 @@
 //! computes waits for the GIL — a switch interval, until its drop request is honoured — so the
 //! fast endpoint's p99 climbs with the slow endpoint's load: the convoy effect as a user feels
 //! it. With a GIL per handler (pre-forked processes, PEP 684 subinterpreters) or none
-//! (free-threaded) it stays flat.
+//! (free-threaded) it stays flat. The asyncio versions run the fast endpoint on the loop and
+//! send the slow one away: to threads (`to_thread`, the same GIL: no escape) or to a process
+//! pool (`run_in_executor(ProcessPoolExecutor)`, a GIL per worker: flat).
 //!
 //! The handlers run the Python model's bytecode at CPython's pace ([`Interpreter`]); the
-//! server is the lab's thread-per-connection server with its handler switched to Python.
+//! servers are the lab's thread-per-connection and loop + workers servers with their handlers
+//! switched to Python.
 
 use std::time::Duration;
 
@@ -52,8 +55,12 @@ impl Experiment for GilServer {
                       computes waits until it asks for the GIL a switch interval (5 ms) later and the slow handler \
                       drops it — so the fast endpoint's p99 grows with the slow endpoint's load, though the machine \
                       has cores to spare. Handlers with a GIL each (pre-forked worker processes; PEP 684 \
-                      subinterpreters) or free-threaded Python keep the fast endpoint's p99 flat. The handlers run the \
-                      Python model's bytecode at CPython's pace; a process's IPC is not modelled here.",
+                      subinterpreters) or free-threaded Python keep the fast endpoint's p99 flat. An asyncio server \
+                      that answers the fast endpoint on its loop and sends the slow one to `asyncio.to_thread` gains \
+                      nothing: its threads share the loop's GIL, and the loop waits for it as a handler thread does. \
+                      Sent to a process pool (`loop.run_in_executor` with a ProcessPoolExecutor), the slow work runs \
+                      under the workers' own GILs and the loop stays free. The handlers run the Python model's \
+                      bytecode at CPython's pace; a process's IPC (pickling the call, the pipe) is not modelled here.",
             params: vec![
                 ParamSpec::float("fast_us", 200.0, 1.0, 100_000.0, "µs", "Python work per fast request"),
                 ParamSpec::float("slow_ms", 20.0, 0.1, 10_000.0, "ms", "Python work per slow request"),
@@ -68,7 +75,15 @@ impl Experiment for GilServer {
                 ),
                 ParamSpec::int("steps", 2, 1, 20, "", "slow loads from 0 up to max_slow_rate"),
                 ParamSpec::int("connections", 3, 1, 64, "", "connections per endpoint"),
-                ParamSpec::int("point_ms", 400, 10, 60_000, "ms", "how long each slow load is sent"),
+                ParamSpec::int(
+                    "pool",
+                    2,
+                    1,
+                    16,
+                    "",
+                    "the asyncio servers' workers: to_thread threads or pool processes",
+                ),
+                ParamSpec::int("point_ms", 300, 10, 60_000, "ms", "how long each slow load is sent"),
                 ParamSpec::float("switch_ms", 5.0, 0.01, 1000.0, "ms", "the switch interval (sys.setswitchinterval)"),
                 ParamSpec::op_ns(),
             ],
@@ -76,6 +91,11 @@ impl Experiment for GilServer {
                 VariantSpec::fixed("gil", "a thread per connection, every handler under one GIL"),
                 VariantSpec::fixed("gil-per-process", "a GIL per handler: pre-forked processes, subinterpreters"),
                 VariantSpec::fixed("free-threaded", "a thread per connection, no GIL (PEP 703)"),
+                VariantSpec::fixed("loop-to-thread", "asyncio: fast on the loop, slow via to_thread — one GIL"),
+                VariantSpec::fixed(
+                    "loop-process-pool",
+                    "asyncio: fast on the loop, slow to a process pool — a GIL each",
+                ),
             ],
             baseline: "gil",
             fixed_duration: true,
@@ -94,6 +114,7 @@ impl Experiment for GilServer {
             fast_rate: params.float("fast_rate"),
             slow_rates: (0..=steps).map(|step| max_slow * step as f64 / steps as f64).collect(),
             connections: params.count("connections"),
+            pool: params.count("pool"),
             point: Duration::from_millis(params.int("point_ms") as u64),
             switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
             op_ns: params.float("op_ns"),
@@ -107,25 +128,21 @@ impl Experiment for GilServer {
             Claim::new(
                 "under one GIL the fast endpoint waits for the slow one: at the heaviest slow load its p99 is ≥ 3× its \
                  p99 with no slow load, and ≥ half a switch interval (median run)",
-                |facts| {
-                    let switch = facts.param("switch_ms")?;
-                    let loaded = facts.fixed_metric("gil", "fast p99 at max slow load")?.median;
-                    let idle = facts.fixed_metric("gil", "fast p99 with no slow load")?.median;
-                    verdict(
-                        loaded >= 3.0 * idle && loaded >= switch / 2.0,
-                        format!("fast p99 {idle:.2} ms alone, {loaded:.2} ms beside the slow load"),
-                        "the slow requests seldom overlapped the fast ones",
-                    )
-                },
+                |facts| waits_for_the_gil(facts, "gil"),
             ),
             Claim::new(
-                "a GIL per handler, or none, keeps the fast endpoint flat: at the heaviest slow load its p99 is under \
-                 half the one-GIL server's (median runs)",
+                "to_thread is no escape from the GIL: with the slow endpoint on the loop's threads, the fast endpoint \
+                 on the loop waits the same way — ≥ 3× its p99 alone, and ≥ half a switch interval (median run)",
+                |facts| waits_for_the_gil(facts, "loop-to-thread"),
+            ),
+            Claim::new(
+                "a GIL per handler or per pool process, or none, keeps the fast endpoint flat: at the heaviest slow \
+                 load its p99 is under half the one-GIL server's (median runs)",
                 |facts| {
                     let gil = facts.fixed_metric("gil", "fast p99 at max slow load")?.median;
                     let mut seen = Vec::new();
                     let mut holds = true;
-                    for variant in ["gil-per-process", "free-threaded"] {
+                    for variant in ["gil-per-process", "free-threaded", "loop-process-pool"] {
                         let Ok(metric) = facts.fixed_metric(variant, "fast p99 at max slow load") else { continue };
                         holds &= metric.median < gil / 2.0;
                         seen.push(format!("{variant} {:.2} ms", metric.median));
@@ -144,12 +161,29 @@ impl Experiment for GilServer {
     }
 }
 
+/// `variant`'s fast endpoint waited for the GIL: at the heaviest slow load its p99 is ≥ 3×
+/// its p99 alone, and ≥ half a switch interval.
+fn waits_for_the_gil(
+    facts: &crate::experiment::Facts,
+    variant: &str,
+) -> Result<crate::experiment::Verdict, crate::experiment::Verdict> {
+    let switch = facts.param("switch_ms")?;
+    let loaded = facts.fixed_metric(variant, "fast p99 at max slow load")?.median;
+    let idle = facts.fixed_metric(variant, "fast p99 with no slow load")?.median;
+    verdict(
+        loaded >= 3.0 * idle && loaded >= switch / 2.0,
+        format!("{variant}: fast p99 {idle:.2} ms alone, {loaded:.2} ms beside the slow load"),
+        "the slow requests seldom overlapped the fast ones",
+    )
+}
+
 struct Endpoints {
     fast: Request,
     slow: Request,
     fast_rate: f64,
     slow_rates: Vec<f64>,
     connections: usize,
+    pool: usize,
     point: Duration,
     switch: Duration,
     op_ns: f64,
@@ -163,12 +197,22 @@ impl Endpoints {
         spec(load, request, self.point, seed)
     }
 
-    /// The interpreters a variant's handlers run under (one for all, or one each).
+    /// The server design a variant runs: a thread per connection, or the loop with its pool.
+    fn model(&self, variant: &str) -> ServerModel {
+        if variant.starts_with("loop-") {
+            ServerModel::LoopWithWorkers { workers: self.pool }
+        } else {
+            ServerModel::ThreadPerConnection
+        }
+    }
+
+    /// The interpreters a variant's handlers run under (one for all, or one for each of the
+    /// server's `threads`: handler threads, or the loop and its pool processes).
     fn interpreters(&self, variant: &str, threads: usize) -> Vec<Interpreter> {
         let interpreter = |mode| Interpreter { mode, op_ns: self.op_ns, spinner: self.spinner };
         match variant {
             "free-threaded" => vec![interpreter(Mode::FreeThreaded { overhead: 0.0 })],
-            "gil-per-process" => {
+            "gil-per-process" | "loop-process-pool" => {
                 (0..threads).map(|_| interpreter(Mode::Gil(Arc::new(Gil::new(self.switch))))).collect()
             }
             _ => vec![interpreter(Mode::Gil(Arc::new(Gil::new(self.switch))))],
@@ -187,8 +231,9 @@ impl Workload for Endpoints {
     }
 
     fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        // A thread per connection of both endpoints, the acceptor, and a generator per endpoint.
-        let threads = ServerModel::ThreadPerConnection.threads(2 * self.connections) + 2;
+        // The server's threads (for a thread per connection, both endpoints' connections) and a
+        // generator per endpoint.
+        let threads = self.model(variant).threads(2 * self.connections) + 2;
         check_team_size(threads)?;
         Ok(Box::new(EndpointsCell { endpoints: self, variant: variant.to_string(), threads, runs: 0 }))
     }
@@ -218,6 +263,13 @@ impl Cell for EndpointsCell<'_> {
             }
             let fast = self.load(&specs, context)?;
             let p99 = fast.latency.quantile(0.99) as f64 / 1e6;
+            if index + 1 == endpoints.slow_rates.len() {
+                context.record_time(
+                    "fast p50 at max slow load",
+                    TimeUnit::Milliseconds,
+                    fast.latency.quantile(0.5) as f64,
+                );
+            }
             context.record_point(FAST_P99, slow_rate, p99);
             fast_p99.push((slow_rate, p99, fast.transport));
         }
@@ -239,11 +291,12 @@ impl EndpointsCell<'_> {
     /// fast endpoint's report.
     fn load(&self, specs: &[LoadSpec], context: &RunContext) -> Result<LoadReport, RunError> {
         let endpoints = self.endpoints;
-        let threads = ServerModel::ThreadPerConnection.threads(2 * endpoints.connections);
-        let server = Server::bind(ServerModel::ThreadPerConnection, &endpoints.network, endpoints.spinner)
+        let model = endpoints.model(&self.variant);
+        let threads = model.threads(2 * endpoints.connections);
+        let server = Server::bind(model, &endpoints.network, endpoints.spinner)
             .and_then(|server| server.with_python(endpoints.interpreters(&self.variant, threads)))
             .map_err(|error| RunError::Failed(format!("the server could not start: {error}")))?;
-        let server = Arc::new(server);
+        let server = Arc::new(server.offloading_only(SLOW));
         let (reports, _) = serve_and_load_all(&server, &endpoints.network, specs, &|| context.check_cancel().is_ok())?;
         if let Some(failure) = server.failure() {
             return Err(RunError::Failed(format!("the server failed: {failure}")));

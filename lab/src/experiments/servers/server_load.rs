@@ -12,9 +12,9 @@ use crate::experiment::{
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::net::load::{Arrivals, Load, LoadReport, LoadSpec};
-use conlab_core::net::server::ServerModel;
-use conlab_core::net::Network;
-use conlab_core::platform::{self, check_team_size};
+use conlab_core::net::server::{Server, ServerModel};
+use conlab_core::net::{Network, Transport};
+use conlab_core::platform::{self, check_team_size, PlatformError};
 use conlab_core::units::format_rate;
 
 pub struct ServerLoad;
@@ -45,16 +45,22 @@ impl Experiment for ServerLoad {
     fn info(&self) -> ExperimentInfo {
         ExperimentInfo {
             id: "server-load",
-            title: "The latency hockey stick: four server designs under rising load",
+            title: "The latency hockey stick: five server designs under rising load",
             topic: super::NAME,
-            concept: "thread per connection, thread pools, event loops; saturation and Little's law",
+            concept: "thread per connection, thread pools, event loops, pre-forked processes; saturation and Little's law",
             teaches: "Requests arrive at a rising rate (open loop, like wrk2: each request is due at a set time and its \
                       latency runs from then, so a server that falls behind is charged for it). Each design has a \
                       ceiling set by its structure: a pool of k threads that block on I/O answers at most \
                       k / (cpu + io) requests a second, an event loop at most 1 / cpu (it runs every handler's CPU \
-                      part itself, but overlaps every wait), threads and loop + workers at most cores / cpu — and no \
+                      part itself, but overlaps every wait), threads, loop + workers and pre-forked processes (each an event loop \
+                      accepting on the listening socket they inherited) at most cores / cpu — and no \
                       design more than connections / (cpu + io), as each connection carries one request at a time. \
-                      Below its ceiling the server answers what is offered (latency grows only as each connection's \
+                      Pre-forked processes (gunicorn, nginx) are k event loops in \
+                      processes of their own: sharing one listening socket, every new connection wakes them all and \
+                      the worker already awake usually wins the accept, so with a few long-lived connections one \
+                      worker may hold most of them and the design runs on one core whatever k is; an SO_REUSEPORT \
+                      group gives each worker a socket of its own and the kernel spreads the connections (nginx's \
+                      `reuseport`). Below its ceiling the server answers what is offered (latency grows only as each connection's \
                       queue does); past it the backlog grows for as long as the load lasts, and the percentiles with it \
                       — the hockey stick. The dashed lines are the predicted \
                       ceilings; Little's law (requests in flight = rate × time in the system) ties the measurements \
@@ -65,10 +71,17 @@ impl Experiment for ServerLoad {
                 ParamSpec::float("io_ms", 20.0, 0.0, 10_000.0, "ms", "I/O wait per request (a database call)"),
                 ParamSpec::int("response_bytes", 1024, 0, 1 << 20, "bytes", "size of each response"),
                 ParamSpec::int("connections", 32, 1, 256, "", "client connections the load is spread over"),
-                ParamSpec::int("workers", 12, 1, 64, "", "threads of the pool, and workers beside the loop"),
+                ParamSpec::int(
+                    "workers",
+                    12,
+                    1,
+                    64,
+                    "",
+                    "threads of the pool, workers beside the loop, and pre-forked processes",
+                ),
                 ParamSpec::float("max_rate", 2400.0, 1.0, 1_000_000.0, "requests/s", "the heaviest offered load"),
                 ParamSpec::int("steps", 6, 2, 40, "", "offered loads, evenly spaced up to max_rate"),
-                ParamSpec::int("point_ms", 200, 10, 60_000, "ms", "how long each offered load is sent"),
+                ParamSpec::int("point_ms", 100, 10, 60_000, "ms", "how long each offered load is sent"),
                 ParamSpec::choice("arrivals", "constant", &["constant", "poisson"], "gaps between arrivals"),
             ],
             variants: vec![
@@ -76,6 +89,8 @@ impl Experiment for ServerLoad {
                 VariantSpec::fixed("thread-pool", "a selector loop hands each request to k threads that block on I/O"),
                 VariantSpec::fixed("event-loop", "one thread: handlers on the loop, I/O waits on its timers"),
                 VariantSpec::fixed("loop-workers", "the loop, with each handler's CPU part on k workers (to_thread)"),
+                VariantSpec::fixed("pre-forked", "k forked processes, each an event loop accepting on one shared socket"),
+                VariantSpec::fixed("pre-forked-reuseport", "k forked processes, each on its own socket of a SO_REUSEPORT group"),
             ],
             baseline: "thread-per-connection",
             work_unit: Some("requests"),
@@ -146,6 +161,23 @@ impl Experiment for ServerLoad {
                 },
             ),
             Claim::new(
+                "one shared socket is a race the awake worker wins: the busiest pre-forked worker accepted ≥ 1.5× the \
+                 share of the connections the busiest worker of an SO_REUSEPORT group did (median runs)",
+                |facts| {
+                    let share = |variant| facts.fixed_metric(variant, "busiest worker's share").map(|m| m.median);
+                    let (shared, group) = (share("pre-forked")?, share("pre-forked-reuseport")?);
+                    verdict(
+                        shared >= 1.5 * group,
+                        format!(
+                            "busiest worker: {:.0}% of the connections on one socket, {:.0}% in the group",
+                            shared * 100.0,
+                            group * 100.0
+                        ),
+                        "the kernel woke the workers in turn",
+                    )
+                },
+            ),
+            Claim::new(
                 "Little's law holds: at a steady load below every ceiling, the requests in flight are within 30% of \
                  rate × time in the system (median run)",
                 |facts| every_model(facts, "L / λW", |ratio| (ratio - 1.0).abs() <= 0.3, |ratio| format!("L/λW {ratio:.2}")),
@@ -154,7 +186,8 @@ impl Experiment for ServerLoad {
     }
 }
 
-const MODELS: [&str; 4] = ["thread-per-connection", "thread-pool", "event-loop", "loop-workers"];
+const MODELS: [&str; 6] =
+    ["thread-per-connection", "thread-pool", "event-loop", "loop-workers", "pre-forked", "pre-forked-reuseport"];
 
 /// Checks metric `name` (median run) with `holds` for every design that measured it.
 fn every_model(
@@ -213,6 +246,8 @@ impl Sweep {
             "thread-pool" => ServerModel::ThreadPool { workers: self.workers },
             "event-loop" => ServerModel::EventLoop,
             "loop-workers" => ServerModel::LoopWithWorkers { workers: self.workers },
+            "pre-forked" => ServerModel::PreForked { processes: self.workers, reuse_port: false },
+            "pre-forked-reuseport" => ServerModel::PreForked { processes: self.workers, reuse_port: true },
             _ => ServerModel::ThreadPerConnection,
         }
     }
@@ -235,6 +270,14 @@ impl Workload for Sweep {
 
     fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
         let model = self.model(variant);
+        if matches!(model, ServerModel::PreForked { .. }) && self.network.transport() != Transport::Tcp {
+            return Err(PlatformError::Unavailable(
+                "pre-forked processes share a listening TCP socket: a browser has no sockets and cannot fork (run \
+                 natively with the `conlab` CLI)"
+                    .into(),
+            )
+            .into());
+        }
         let threads = model.threads(self.connections) + 1;
         check_team_size(threads)?;
         Ok(Box::new(SweepCell { sweep: self, model, threads, runs: 0 }))
@@ -252,12 +295,20 @@ struct SweepCell<'a> {
 struct Point {
     rate: f64,
     report: LoadReport,
+    /// Pre-forked: the connections each worker accepted.
+    accepts: Vec<u64>,
 }
 
 impl Point {
     /// Answers per second once the pipeline has filled (the second half of the window).
     fn answered_per_second(&self) -> f64 {
         self.report.steady_throughput().unwrap_or_else(|| self.report.throughput())
+    }
+
+    /// Pre-forked: the share of the connections its busiest worker accepted.
+    fn busiest_share(&self) -> Option<f64> {
+        let total: u64 = self.accepts.iter().sum();
+        (total > 0).then(|| *self.accepts.iter().max().expect("some worker") as f64 / total as f64)
     }
 
     fn p99_ms(&self) -> f64 {
@@ -278,8 +329,9 @@ impl Cell for SweepCell<'_> {
         let mut points = Vec::new();
         for (index, &rate) in sweep.rates.iter().enumerate() {
             let spec = sweep.spec(rate, self.runs * 1000 + index as u64);
-            let (report, ()) = load_point(self.model, &sweep.network, sweep.spinner, None, &spec, context, |_| ())?;
-            points.push(Point { rate, report });
+            let (report, accepts) =
+                load_point(self.model, &sweep.network, sweep.spinner, None, &spec, context, Server::worker_accepts)?;
+            points.push(Point { rate, report, accepts });
         }
         self.record(context, ceiling, &points);
         Ok(points.len() as Digest)
@@ -328,9 +380,17 @@ impl SweepCell<'_> {
                 );
             }
         }
+        let shares: Vec<f64> = points.iter().filter_map(Point::busiest_share).collect();
+        let busiest = if shares.is_empty() {
+            String::new()
+        } else {
+            let share = shares.iter().sum::<f64>() / shares.len() as f64;
+            context.record("busiest worker's share", "of connections", share);
+            format!("; its busiest worker accepted {:.0}% of the connections", share * 100.0)
+        };
         context.report(format!(
             "{} on {}: kept up with {} of the offered loads (up to {}/s; predicted ceiling {}/s); offered {}/s it \
-             answered {}/s with p99 {:.1} ms",
+             answered {}/s with p99 {:.1} ms{busiest}",
             self.model.name(),
             heaviest.report.transport,
             points.iter().filter(kept_up).count(),
