@@ -655,8 +655,10 @@ mod tests {
         let interpreter = interpreter(Mode::Gil(Arc::clone(&gil)));
         let recorder = Recorder::new(true);
         let shared = [AtomicI64::new(0)];
+        // Long enough (~20 ms) that the second thread is waiting before the first is done,
+        // however late a busy machine starts it.
         run_team(2, |member| {
-            interpreter.run(&Bytecode::cpu_loop(400_000), &shared, member.index, &recorder, &|| true);
+            interpreter.run(&Bytecode::cpu_loop(4_000_000), &shared, member.index, &recorder, &|| true);
         })
         .unwrap();
         assert!(gil.drop_requests() >= 1, "the waiter had to ask");
