@@ -53,7 +53,8 @@ use super::{Address, Arc, Closer, Listener, Network, Stream};
 use crate::aio::{self, AioError, AioResult, EventLoop, Jobs, RealClock};
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, Delivery, Instant, WorkerProcess};
-use crate::pymodel::{Bytecode, Interpreter};
+use crate::pymodel::gil::Gil;
+use crate::pymodel::{Bytecode, Interpreter, Mode};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock, Condvar, Mutex};
 use crate::trace::Recorder;
@@ -227,13 +228,11 @@ impl Server {
     /// `i` (connection thread `i`; `0` the loop, `1..=k` the workers) is Python thread `i` of
     /// `interpreters[i % n]` — one interpreter for all (one GIL: `socketserver.ThreadingTCPServer`,
     /// asyncio with `to_thread`), or one each (a GIL per handler or worker, as processes or PEP
-    /// 684 subinterpreters have). Not for pre-forked processes, whose workers run plain work.
+    /// 684 subinterpreters have). Pre-forked workers each run an interpreter like
+    /// `interpreters[0]` in their own process, with a GIL of its own.
     pub fn with_python(mut self, interpreters: Vec<Interpreter>) -> io::Result<Self> {
-        if matches!(self.model, ServerModel::PreForked { .. }) || interpreters.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "Python handlers need at least one interpreter, and run in this process (not pre-forked workers)",
-            ));
+        if interpreters.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "Python handlers need an interpreter"));
         }
         self.python = Some(Python { interpreters });
         Ok(self)
@@ -350,34 +349,11 @@ impl Server {
     /// A pre-forked worker: forks it with the listening socket, tells it how to serve, waits for
     /// the stop (or its early end), and adds what it did to this server's counts.
     fn supervise_forked(&self, index: usize, reuse_port: bool) {
-        let forked = if reuse_port {
-            // This member's socket of the group goes to its worker alone: the parent's copy is
-            // closed once forked, so that the kernel sends it no connection nobody accepts.
-            let own = match index {
-                0 => lock(&self.listener).take(),
-                _ => lock(&self.group).get_mut(index - 1).and_then(Option::take),
-            };
-            match own {
-                Some(Listener::Tcp(listener)) => WorkerProcess::fork_sharing(serve_forked, &listener),
-                _ => return self.fail(|| format!("pre-forked worker {index} has no socket of the group")),
-            }
-        } else {
-            match &*lock(&self.listener) {
-                Some(Listener::Tcp(listener)) => WorkerProcess::fork_sharing(serve_forked, listener),
-                _ => return self.fail(|| "a pre-forked worker needs the TCP listener".into()),
-            }
-        };
-        let mut worker = match forked {
+        let mut worker = match self.fork_worker(index, reuse_port) {
             Ok(worker) => worker,
-            Err(error) => return self.fail(|| format!("could not fork a worker: {error}")),
+            Err(error) => return self.fail(|| error),
         };
-        let mut message = vec![SERVE];
-        message.extend_from_slice(&self.spinner.to_bytes());
-        let (every, length) = self.stall.unwrap_or_default();
-        for span in [every, length] {
-            message.extend_from_slice(&(span.as_nanos() as u64).to_le_bytes());
-        }
-        if let Err(error) = worker.send(&message, &[], Delivery::Copy) {
+        if let Err(error) = worker.send(&self.serve_message(), &[], Delivery::Copy) {
             return self.fail(|| format!("a pre-forked worker did not start: {error}"));
         }
         // A reply before the stop is a worker that ended early: it says why.
@@ -387,6 +363,43 @@ impl Server {
             Ok(reply) => self.absorb(&reply),
             Err(error) => self.fail(|| format!("a pre-forked worker failed: {error}")),
         }
+    }
+
+    /// Forks member `index`'s worker with the socket it accepts on: the one shared socket, or
+    /// its own of the group — whose parent's copy closes once forked, so that the kernel sends
+    /// it no connection nobody accepts.
+    fn fork_worker(&self, index: usize, reuse_port: bool) -> Result<WorkerProcess, String> {
+        let forked = if reuse_port {
+            let own = match index {
+                0 => lock(&self.listener).take(),
+                _ => lock(&self.group).get_mut(index - 1).and_then(Option::take),
+            };
+            match own {
+                Some(Listener::Tcp(listener)) => WorkerProcess::fork_sharing(serve_forked, &listener),
+                _ => return Err(format!("pre-forked worker {index} has no socket of the group")),
+            }
+        } else {
+            match &*lock(&self.listener) {
+                Some(Listener::Tcp(listener)) => WorkerProcess::fork_sharing(serve_forked, listener),
+                _ => return Err("a pre-forked worker needs the TCP listener".into()),
+            }
+        };
+        forked.map_err(|error| format!("could not fork a worker: {error}"))
+    }
+
+    /// [`SERVE`] with this server's spinner and stalls, and its interpreter if its handlers run
+    /// Python, as [`serve_forked`] reads them.
+    fn serve_message(&self) -> Vec<u8> {
+        let mut message = vec![SERVE];
+        message.extend_from_slice(&self.spinner.to_bytes());
+        let (every, length) = self.stall.unwrap_or_default();
+        for span in [every, length] {
+            message.extend_from_slice(&(span.as_nanos() as u64).to_le_bytes());
+        }
+        if let Some(python) = &self.python {
+            message.extend_from_slice(&python.recipe());
+        }
+        message
     }
 
     /// Adds a pre-forked worker's reply ([`forked_reply`]) to this server's counts.
@@ -549,19 +562,23 @@ impl Server {
 }
 
 /// A pre-forked worker's answer, in the forked child: [`SERVE`] (a spinner's calibration, a
-/// stall's period and length in nanoseconds) serves the inherited listener on an event loop —
-/// stalls timed from the worker's start — until the parent speaks again, and replies with what
-/// it did; the [`STOP`] that follows gets an empty reply.
+/// stall's period and length in nanoseconds, and [`Python::recipe`] if the handlers run Python)
+/// serves the inherited listener on an event loop — stalls timed from the worker's start — until
+/// the parent speaks again, and replies with what it did; the [`STOP`] that follows gets an
+/// empty reply.
 fn serve_forked(message: &[u8], _: &[u8], _: &[u8]) -> Vec<u8> {
     let Some((&SERVE, config)) = message.split_first() else { return Vec::new() };
     let served = (|| {
-        let config: &[u8; 32] = config.try_into().map_err(io::Error::other)?;
+        let (config, recipe) = config.split_at_checked(32).ok_or_else(|| io::Error::other("a short message"))?;
         let spinner = Spinner::from_bytes(config[..16].try_into().expect("16 bytes"));
         let span = |at: usize| Duration::from_nanos(u64::from_le_bytes(config[at..at + 8].try_into().expect("8")));
         let listener = Listener::Tcp(platform::socket::TcpListener::inherited()?);
         let mut server = Server::adopt(ServerModel::EventLoop, listener, spinner)?;
         if !span(24).is_zero() {
             server = server.with_stalls(span(16), span(24));
+        }
+        if !recipe.is_empty() {
+            server.python = Some(Python { interpreters: vec![Python::from_recipe(recipe, spinner)?] });
         }
         server.stop_when = Some(platform::parent_spoke);
         let server = Arc::new(server);
@@ -592,6 +609,33 @@ impl Python {
         let iterations =
             (cpu.as_nanos() as f64 / (Bytecode::CPU_LOOP_OPS * interpreter.op_ns.max(f64::MIN_POSITIVE))) as i64;
         interpreter.result(&Bytecode::cpu_loop(iterations.max(1)), thread);
+    }
+
+    /// The first interpreter, for a forked worker to build its own like it: its pace (`f64`),
+    /// then `0` and its GIL's switch interval in seconds, or `1` and free-threading's overhead.
+    fn recipe(&self) -> Vec<u8> {
+        let interpreter = &self.interpreters[0];
+        let (tag, value) = match &interpreter.mode {
+            Mode::Gil(gil) => (0u8, gil.interval().as_secs_f64()),
+            Mode::FreeThreaded { overhead } => (1u8, *overhead),
+        };
+        [&interpreter.op_ns.to_le_bytes()[..], &[tag], &value.to_le_bytes()].concat()
+    }
+
+    /// An interpreter built from a [`Python::recipe`], with a GIL of its own.
+    fn from_recipe(recipe: &[u8], spinner: Spinner) -> io::Result<Interpreter> {
+        let malformed = || io::Error::other("a malformed interpreter recipe");
+        let number = |at: usize| recipe.get(at..at + 8).map(|b| f64::from_le_bytes(b.try_into().expect("8")));
+        let (op_ns, value) = (number(0).ok_or_else(malformed)?, number(9).ok_or_else(malformed)?);
+        let mode = match recipe.get(8) {
+            Some(0) => {
+                let interval = Duration::try_from_secs_f64(value).map_err(|_| malformed())?;
+                Mode::Gil(crate::sync::Arc::new(Gil::new(interval)))
+            }
+            Some(1) => Mode::FreeThreaded { overhead: value },
+            _ => return Err(malformed()),
+        };
+        Ok(Interpreter { mode, op_ns, spinner })
     }
 
     /// Python thread `thread` takes its GIL for a few instructions and drops it again.

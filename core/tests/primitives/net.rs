@@ -10,6 +10,8 @@ use conlab_core::net::proto::Request;
 use conlab_core::net::server::{Server, ServerModel};
 use conlab_core::net::{Address, Network, Transport};
 use conlab_core::platform::Instant;
+use conlab_core::pymodel::gil::Gil;
+use conlab_core::pymodel::{Interpreter, Mode};
 
 const MODELS: [ServerModel; 4] = [
     ServerModel::ThreadPerConnection,
@@ -92,6 +94,17 @@ fn pre_forked_processes_share_the_listener_and_answer_every_request_once_and_in_
         assert_eq!(served, report.sent, "the workers' counts, added up: each request answered once");
         assert_eq!(server.accepted(), 6, "the workers accepted every connection once between them");
         assert_eq!(server.worker_accepts().len(), 3, "every worker reported");
+    }
+    // Python handlers: each worker runs an interpreter with a GIL of its own.
+    let python = |mode| Interpreter { mode, op_ns: 6.5, spinner: spinner() };
+    for mode in [Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))), Mode::FreeThreaded { overhead: 0.0 }] {
+        let model = ServerModel::PreForked { processes: 2, reuse_port: true };
+        let server = Server::bind(model, &Network::Tcp, spinner()).unwrap().with_python(vec![python(mode)]).unwrap();
+        let server = Arc::new(server);
+        let (report, served) = serve_and_load(&server, &Network::Tcp, &open, &|| true).unwrap();
+        let report = report.unwrap();
+        assert_eq!(server.failure(), None);
+        assert_eq!((report.answered, served, report.errors), (report.sent, report.sent, 0));
     }
     let model = ServerModel::PreForked { processes: 3, reuse_port: false };
     let refused = Server::bind(model, &Network::memory(), spinner()).err().expect("no processes on pipes in memory");
