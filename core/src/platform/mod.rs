@@ -9,15 +9,18 @@
 //!   a worker, made comparable across workers);
 //! - [`hardware_threads`], [`max_team_threads`], [`timer_resolution`], [`info`];
 //! - [`run_team`]: run one closure on N threads at once and join them (scoped std threads
-//!   natively; `rayon::broadcast` on the worker pool in wasm);
+//!   natively, all started before any runs, so that a refused thread fails the team cleanly;
+//!   `rayon::broadcast` on the worker pool in wasm);
 //! - [`spawn_and_join`]: one new OS thread per call (natively only: browsers cannot);
 //! - [`WorkerProcess`]: a share-nothing worker for process pools (a child process natively, a
-//!   Web Worker with its own wasm instance in browsers), and [`cpu_time`];
+//!   Web Worker with its own wasm instance in browsers) — natively also forked with a listening
+//!   socket to share (a pre-forked server's worker, told to stop by [`parent_spoke`]) — and
+//!   [`cpu_time`];
 //! - [`RayonPool`]: rayon restricted to exactly N worker threads;
 //! - [`sleep`]: block the calling thread (never called on a page's main thread); [`yield_now`];
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic;
 //! - [`socket`]: loopback TCP, blocking and on a readiness reactor (natively mio; browsers have
-//!   no sockets and say so);
+//!   no sockets and say so), and [`describe_io_error`], which names the open-files limit;
 //! - [`realtime`]: pinning a thread to a CPU, `SCHED_FIFO` priorities and a priority-inheritance
 //!   mutex (Linux; browsers say they cannot).
 //!
