@@ -129,13 +129,6 @@ impl Gil {
                     state.signalled = None;
                     break false;
                 }
-                // Woken with the GIL free and no waiter signalled for it (a holder that barged
-                // in and dropped it again, with nobody left in the queue to signal): CPython's
-                // waiter finds `locked` clear and takes it; waiting out the interval would leave
-                // the GIL idle.
-                if !state.locked && state.signalled.is_none() {
-                    break false;
-                }
             };
             state.queue.retain(|&waiter| waiter != thread);
             if timed_out && state.locked && state.handovers == seen {
