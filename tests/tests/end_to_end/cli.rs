@@ -424,8 +424,8 @@ fn calibration_lands() -> Result<(), String> {
     }
     // gil-server: on both sides the slow endpoint holds up the fast one under one GIL. One 3 s
     // run a side swings widely — in five calibrations here CPython's fast p99 went from
-    // 0.8–1.0 ms alone to 33–172 ms beside the slow load, the model's from 1.6–1.7 ms to
-    // 50–92 ms — so, as for sha256 per element, only the form is asserted.
+    // 0.8–1.0 ms alone to 33–172 ms beside the slow load, the model's (two) from 1.6–5.2 ms to
+    // 46–67 ms — so, as for sha256 per element, only the form is asserted.
     let ms = |start: &str| -> (f64, f64) {
         let figures = row(start);
         (figures[1].parse().unwrap(), figures[2].parse().unwrap())
