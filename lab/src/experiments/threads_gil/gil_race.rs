@@ -27,7 +27,7 @@ impl Experiment for GilRace {
                       load and the store of `counter += 1`. Put a call between them (`x = counter; f(); counter = x + \
                       1`) and a drop request can land inside `f`: the thread sleeps holding a stale `x` while the \
                       others run a whole switch interval, then stores `x + 1` over all their work — CPython 3.11 loses \
-                      about a quarter of the increments that way on 2 threads and half on 4 (`conlab calibrate-python` \
+                      about 0.3 of the increments that way on 2 threads and half on 4 (`conlab calibrate-python` \
                       measures both against this model). Without the GIL (free-threaded Python) the plain loop loses \
                       updates too. `lost updates` is expected − counted; expected is 0 only for `gil`.",
             params: vec![
