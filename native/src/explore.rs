@@ -56,8 +56,8 @@ pub fn explore(args: &ExploreArgs) -> Result<String, String> {
     check_range("runs", args.runs, RUNS_RANGE)?;
     let name = args.strategy.to_possible_value().expect("every strategy has a name");
     let strategy = Strategy::named(name.get_name(), args.seed, args.depth, args.bound)?;
-    let described = strategy.describe();
     let program = scenario.program();
+    let described = strategy.describe_for(&program);
     let budget = Budget { runs: args.runs, ..Budget::default() };
     let outcome = search(&program, strategy, &budget);
     let mut out = format!("{} — {}\n{}\n\n", scenario.id, scenario.title, scenario.story);

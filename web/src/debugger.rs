@@ -67,12 +67,13 @@ pub fn search(
     let budget = Budget { runs, ..Budget::default() };
     let program = scenario.program();
     let outcome = sim::search(&program, strategy, &budget);
-    let mut summary = outcome.verdict(&strategy.describe(), budget.max_steps);
+    let described = strategy.describe_for(&program);
+    let mut summary = outcome.verdict(&described, budget.max_steps);
     if let Some(over) = sim::backoffs_over_seeds(&program, sim::SEEDS, &budget) {
         summary = format!("{summary} {}", over.describe());
     }
     let found = Found {
-        strategy: strategy.describe(),
+        strategy: described,
         runs: outcome.runs,
         proves: outcome.proves(),
         schedule: outcome.found.map(|run| run.schedule),

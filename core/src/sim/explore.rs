@@ -16,6 +16,9 @@
 //!   a switch; ignoring it is the scheduler's choice, and costs one). A switch after a yield, a
 //!   block or an end is free. When every such schedule ran to its end without a failure — none
 //!   cut at the step cap — no schedule within the bound has the bug ([`Search::proves`]).
+//!   On a cooperative program (asyncio tasks, which switch only at an await) nothing is a
+//!   deviation: DFS runs every order of the tasks at every await, and a pass is a proof over
+//!   all schedules, bound or not.
 //!
 //! Liveness follows Coyote's recipe (Deligiannis et al.): after `fair_after` steps every
 //! strategy but DFS turns round-robin, so a livelock shows as a state that comes back with every
@@ -64,6 +67,17 @@ impl Strategy {
             "dfs" => Ok(Strategy::Dfs { preemption_bound: check_range("bound", bound, BOUND_RANGE)? }),
             "round-robin" => Ok(Strategy::RoundRobin),
             other => Err(format!("parameter `strategy`: expected one of pct, random, dfs, round-robin, got `{other}`")),
+        }
+    }
+
+    /// [`Strategy::describe`] for a search of `program`: on asyncio tasks DFS's bound does not
+    /// apply (no task is ever preempted), and it runs every order of the tasks at their awaits.
+    pub fn describe_for(&self, program: &Program) -> String {
+        match self {
+            Strategy::Dfs { .. } if program.cooperative => {
+                "DFS over every order of the tasks at their awaits (asyncio tasks switch nowhere else)".into()
+            }
+            _ => self.describe(),
         }
     }
 
@@ -119,6 +133,8 @@ pub struct Search {
     /// DFS only: every schedule within the preemption bound was run (to its end, or to the
     /// step cap: see `cut`).
     pub exhausted: bool,
+    /// DFS of a cooperative program: no bound applied, so `exhausted` means every schedule.
+    pub unbounded: bool,
 }
 
 impl Search {
@@ -138,6 +154,9 @@ impl Search {
                 let failure = run.failure.as_ref().map_or_else(String::new, ToString::to_string);
                 format!("{described}: found in run {}: {failure}", self.runs)
             }
+            None if self.proves() && self.unbounded => {
+                format!("{described}: every one of the {} schedules ran to its end and passes — correct on every schedule", self.runs)
+            }
             None if self.proves() => {
                 format!(
                     "{described}: every one of the {} schedules within the bound ran to its end and passes — correct within that bound",
@@ -145,8 +164,9 @@ impl Search {
                 )
             }
             None if self.exhausted => format!(
-                "{described}: no failure in the {} schedules within the bound, but {} — not a proof: a cut run might fail later",
+                "{described}: no failure in the {} schedules{}, but {} — not a proof: a cut run might fail later",
                 self.runs,
+                if self.unbounded { "" } else { " within the bound" },
                 cut("stopped")
             ),
             None if self.cut > 0 => format!("{described}: no failure in {} runs ({})", self.runs, cut("stopped")),
@@ -357,7 +377,7 @@ pub fn backoffs_over_seeds(program: &Program, seeds: u64, budget: &Budget) -> Op
 /// Runs under `strategy` until one fails or the budget is spent.
 pub fn search(program: &Program, strategy: Strategy, budget: &Budget) -> Search {
     if let Strategy::Dfs { preemption_bound } = strategy {
-        return dfs(program, preemption_bound, budget);
+        return Search { unbounded: program.cooperative, ..dfs(program, preemption_bound, budget) };
     }
     let runs = if strategy == Strategy::RoundRobin { 1 } else { budget.runs };
     let estimated_steps = run_once(program, Strategy::RoundRobin, 0, budget, 0).steps.len();
@@ -366,10 +386,10 @@ pub fn search(program: &Program, strategy: Strategy, budget: &Budget) -> Search 
         let outcome = run_once(program, strategy, run, budget, estimated_steps);
         cut += usize::from(outcome.cut);
         if outcome.failure.is_some() {
-            return Search { found: Some(outcome), runs: run + 1, cut, exhausted: false };
+            return Search { found: Some(outcome), runs: run + 1, cut, exhausted: false, unbounded: false };
         }
     }
-    Search { found: None, runs, cut, exhausted: false }
+    Search { found: None, runs, cut, exhausted: false, unbounded: false }
 }
 
 /// A choice point of the DFS: the threads it may pick, in order, and which one this run takes.
@@ -398,13 +418,14 @@ fn dfs(program: &Program, bound: usize, budget: &Budget) -> Search {
                 runs,
                 cut: if pass.exhausted { pass.cut } else { cut },
                 exhausted: pass.exhausted,
+                unbounded: false,
             };
         }
         if runs >= budget.runs {
             break;
         }
     }
-    Search { found: None, runs, cut, exhausted: false }
+    Search { found: None, runs, cut, exhausted: false, unbounded: false }
 }
 
 /// One depth-first pass over the schedules with at most `bound` preemptions.
@@ -430,7 +451,7 @@ fn dfs_pass(program: &Program, bound: usize, max_runs: usize, max_steps: usize) 
         runs += 1;
         cut += usize::from(outcome.cut);
         if outcome.failure.is_some() {
-            return Search { found: Some(outcome), runs, cut, exhausted: false };
+            return Search { found: Some(outcome), runs, cut, exhausted: false, unbounded: false };
         }
         // Backtrack: the deepest choice with an untried option takes its next one.
         stack.truncate(depth);
@@ -439,10 +460,10 @@ fn dfs_pass(program: &Program, bound: usize, max_runs: usize, max_steps: usize) 
         }
         match stack.last_mut() {
             Some(choice) => choice.taken += 1,
-            None => return Search { found: None, runs, cut, exhausted: true },
+            None => return Search { found: None, runs, cut, exhausted: true, unbounded: false },
         }
         if runs >= max_runs {
-            return Search { found: None, runs, cut, exhausted: false };
+            return Search { found: None, runs, cut, exhausted: false, unbounded: false };
         }
     }
 }
@@ -453,6 +474,11 @@ fn dfs_pass(program: &Program, bound: usize, max_runs: usize, max_steps: usize) 
 /// and `last` goes on). Each costs one unit of the DFS's bound.
 fn deviates(machine: &Machine<'_>, enabled: &[usize], last: Option<usize>, thread: usize) -> bool {
     let Some(last) = last else { return false };
+    if machine.is_cooperative() {
+        // Tasks cannot be preempted, and after an await any ready task may be the next: the
+        // awaited I/O can finish in any order. Every choice is free, so DFS runs them all.
+        return false;
+    }
     if last == thread {
         machine.just_yielded(last) && enabled.iter().any(|&other| other != last)
     } else {

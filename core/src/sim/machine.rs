@@ -184,6 +184,8 @@ pub struct Machine<'p> {
     inside: Vec<bool>,
     /// The generator `random.randrange` draws from (splitmix64's state).
     random: u64,
+    /// A cooperative program's task that holds the loop: it runs until it awaits or blocks.
+    running: Option<usize>,
 }
 
 impl<'p> Machine<'p> {
@@ -217,6 +219,7 @@ impl<'p> Machine<'p> {
             yielded: vec![false; threads],
             inside: vec![false; threads],
             random: seed,
+            running: None,
         };
         for thread in 0..threads {
             machine.finish_if_past_end(thread);
@@ -245,9 +248,21 @@ impl<'p> Machine<'p> {
         self.program.threads[thread].ops.get(self.lines[thread])
     }
 
-    /// Whether `thread` can take a step now: it could, and no higher-priority thread could.
+    /// Whether `thread` can take a step now: it could, no higher-priority thread could, and in
+    /// a cooperative program no other task holds the loop.
     pub fn is_enabled(&self, thread: usize) -> bool {
-        self.could_step(thread) && self.outranked_by(thread).is_none()
+        self.could_step(thread) && self.outranked_by(thread).is_none() && self.loop_held_by(thread).is_none()
+    }
+
+    /// In a cooperative program, the other task that holds the loop and can go on, keeping
+    /// `thread` in the ready queue.
+    fn loop_held_by(&self, thread: usize) -> Option<usize> {
+        self.running.filter(|&running| running != thread && self.could_step(running))
+    }
+
+    /// Whether the threads are asyncio tasks that switch only where they await.
+    pub fn is_cooperative(&self) -> bool {
+        self.program.cooperative
     }
 
     /// A thread of higher priority that could take a step instead of `thread`.
@@ -297,9 +312,9 @@ impl<'p> Machine<'p> {
         (0..self.threads()).filter(|&t| self.is_enabled(t)).collect()
     }
 
-    /// Whether `thread`'s next step is a `Yield`.
+    /// Whether `thread`'s next step is a `Yield` or an `Await`: it offers the others a turn.
     pub fn is_yielding(&self, thread: usize) -> bool {
-        self.status[thread] == Status::Ready && matches!(self.op(thread), Some(Op::Yield))
+        self.status[thread] == Status::Ready && matches!(self.op(thread), Some(Op::Yield | Op::Await(_)))
     }
 
     /// Whether `thread`'s last step was a `Yield` (switching away from it now is no preemption).
@@ -319,6 +334,7 @@ impl<'p> Machine<'p> {
         self.permits.hash(&mut hasher);
         self.inside.hash(&mut hasher);
         self.random.hash(&mut hasher);
+        self.running.hash(&mut hasher);
         hasher.finish()
     }
 
@@ -327,8 +343,13 @@ impl<'p> Machine<'p> {
     pub fn step(&mut self, thread: usize) -> (Step, Result<(), Failure>) {
         debug_assert!(self.is_enabled(thread));
         let line = self.lines[thread];
-        let text = self.program.threads[thread].ops.get(line).map_or_else(String::new, ToString::to_string);
+        let cooperative = self.program.cooperative;
+        let text = self.program.threads[thread].ops.get(line).map_or_else(String::new, |op| op.text(cooperative));
         self.yielded[thread] = self.is_yielding(thread);
+        if cooperative {
+            // The task holds the loop from this step on, unless this step is its await.
+            self.running = (!self.yielded[thread]).then_some(thread);
+        }
         let outcome = match self.status[thread] {
             Status::Reacquiring(mutex) => {
                 self.take(thread, mutex);
@@ -430,6 +451,7 @@ impl<'p> Machine<'p> {
                 format!("{semaphore} → {}", self.permits[semaphore])
             }
             Op::Yield => String::new(),
+            Op::Await(_) => "suspends; back in the ready queue".into(),
             Op::Enter => {
                 self.inside[thread] = true;
                 let threads: Vec<char> = (0..self.threads()).filter(|&t| self.inside[t]).map(letter).collect();
@@ -533,6 +555,10 @@ impl<'p> Machine<'p> {
     /// Records an access to a shared variable; `Err` when an earlier conflicting access by
     /// another thread does not happen before it.
     fn access(&mut self, thread: usize, name: &'static str, write: bool) -> Result<(), Failure> {
+        if self.program.cooperative {
+            // One OS thread runs every task: program order orders all their accesses.
+            return Ok(());
+        }
         if self.program.atomic.contains(&name) {
             // Sequentially consistent atomics synchronise: a write releases, a read acquires.
             if write {
@@ -630,13 +656,25 @@ impl<'p> Machine<'p> {
                             Status::Waiting(condition) => format!("waiting on {condition}"),
                             Status::Reacquiring(mutex) if !self.is_enabled(t) => format!("woken, waiting for {mutex}"),
                             Status::Ready if self.could_step(t) && !self.is_enabled(t) => {
-                                format!("ready, outranked by {}", letter(self.outranked_by(t).expect("outranked")))
+                                match (self.loop_held_by(t), self.outranked_by(t)) {
+                                    (Some(running), _) => {
+                                        format!("ready, queued: {} holds the loop until it awaits", letter(running))
+                                    }
+                                    (None, Some(higher)) => format!("ready, outranked by {}", letter(higher)),
+                                    (None, None) => "ready".into(),
+                                }
                             }
                             Status::Ready if !self.is_enabled(t) => match self.op(t) {
+                                Some(Op::Lock(mutex)) if self.program.cooperative => {
+                                    format!("suspended in {mutex}.acquire(), {mutex} is held")
+                                }
                                 Some(Op::Lock(mutex)) => format!("blocked on {mutex}"),
                                 Some(Op::Acquire(semaphore)) => format!("blocked on {semaphore}"),
                                 _ => "blocked".into(),
                             },
+                            _ if self.loop_held_by(t).is_none() && self.running == Some(t) => {
+                                "running: holds the loop until it awaits".into()
+                            }
                             _ => "ready".into(),
                         },
                     ),

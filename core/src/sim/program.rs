@@ -130,6 +130,9 @@ pub enum Op {
     Release(&'static str),
     /// Gives the others a turn (`time.sleep(0)`, a polite back-off): a switch here is free.
     Yield,
+    /// `await` on what the text names (`asyncio.sleep(0)`, `db.fetch()`): in a cooperative
+    /// program the only place a task gives up the loop, and every task ready then may run next.
+    Await(&'static str),
     /// Marks the start of the critical section: two threads inside at once is a failure (the
     /// goal of the scenarios about broken locks).
     Enter,
@@ -157,12 +160,24 @@ impl fmt::Display for Op {
             Op::Acquire(semaphore) => write!(f, "{semaphore}.acquire()"),
             Op::Release(semaphore) => write!(f, "{semaphore}.release()"),
             Op::Yield => write!(f, "time.sleep(0)  # back off"),
+            Op::Await(what) => write!(f, "await {what}"),
             Op::Enter => write!(f, "# ── critical section ──"),
             Op::Leave => write!(f, "# ── end of critical section ──"),
             Op::Random(into, bound) => write!(f, "{into} = random.randrange({bound})"),
             Op::JumpIf(condition, label) => write!(f, "if {condition}: goto {label}"),
             Op::Jump(label) => write!(f, "goto {label}"),
             Op::Assert(condition, _) => write!(f, "assert {condition}"),
+        }
+    }
+}
+
+impl Op {
+    /// The line as a listing shows it: in a cooperative program (asyncio tasks) taking a lock
+    /// is `await lock.acquire()` — it suspends the task only when the lock is busy.
+    pub fn text(&self, cooperative: bool) -> String {
+        match self {
+            Op::Lock(mutex) if cooperative => format!("await {mutex}.acquire()"),
+            other => other.to_string(),
         }
     }
 }
@@ -198,18 +213,20 @@ impl Thread {
         self.labels.get(label).copied().unwrap_or(self.ops.len())
     }
 
-    /// The listing as shown beside the thread: one string per line, labels as prefixes.
-    pub fn listing(&self) -> Vec<String> {
+    /// The listing as shown beside the thread: one string per line, labels as prefixes
+    /// (`cooperative`: written as asyncio code, [`Op::text`]).
+    pub fn listing(&self, cooperative: bool) -> Vec<String> {
         self.ops
             .iter()
             .enumerate()
             .map(|(line, op)| {
                 let labels: Vec<&str> =
                     self.labels.iter().filter(|(_, &at)| at == line).map(|(name, _)| *name).collect();
+                let text = op.text(cooperative);
                 if labels.is_empty() {
-                    op.to_string()
+                    text
                 } else {
-                    format!("{}: {op}", labels.join(", "))
+                    format!("{}: {text}", labels.join(", "))
                 }
             })
             .collect()
@@ -238,6 +255,11 @@ pub struct Program {
     /// Priority inheritance: a thread holding a mutex a higher-priority thread is blocked on
     /// runs at that thread's priority until it lets go.
     pub inheritance: bool,
+    /// The threads are asyncio tasks on one event loop: a task runs until it awaits (an
+    /// [`Op::Await`], a busy lock, a condition's wait) or ends, and only then may another run.
+    /// One OS thread runs them all, so their accesses never race; what breaks is an action
+    /// split by an await.
+    pub cooperative: bool,
 }
 
 /// The program as the step view shows it.
@@ -264,7 +286,7 @@ impl Program {
                 .map(|(index, thread)| ThreadListing {
                     name: thread.name.clone(),
                     letter: letter(index),
-                    lines: thread.listing(),
+                    lines: thread.listing(self.cooperative),
                 })
                 .collect(),
             finally: self.finally.as_ref().map(|(condition, _)| format!("assert {condition}")),

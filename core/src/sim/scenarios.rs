@@ -1,5 +1,7 @@
 //! The books' race and deadlock listings as virtual-thread programs, each buggy one with a
-//! fixed twin (`-fixed`), small enough that exhaustive search is quick.
+//! fixed twin (`-fixed`), small enough that exhaustive search is quick. The `async-` ones are
+//! asyncio tasks on one loop ([`Program::cooperative`]): races at await points, and the
+//! await-free twin that DFS proves needs no lock.
 
 use serde::Serialize;
 
@@ -52,7 +54,7 @@ pub fn find_scenario(id: &str) -> Result<&'static Scenario, String> {
     })
 }
 
-static SCENARIOS: [Scenario; 22] = [
+static SCENARIOS: [Scenario; 27] = [
     scenario("lost-update", "Lost update: counter += 1 from two threads", "Each thread reads the counter, then writes back one more: if both read before either writes, one increment is lost and the total is 1, not 2.", true, "lost-update-fixed", lost_update),
     scenario("lost-update-fixed", "Lost update, fixed with a lock", "The read and the write happen under one lock, so the second thread reads what the first wrote.", false, "lost-update", lost_update_fixed),
     scenario(
@@ -110,6 +112,46 @@ static SCENARIOS: [Scenario; 22] = [
     ),
     scenario("two-lock-transfer", "Transfers between two accounts, each locking from then to", "A transfer x→y locks x then y; one y→x locks y then x. Run together they deadlock, holding one account each.", true, "two-lock-transfer-fixed", transfer),
     scenario("two-lock-transfer-fixed", "Transfers, fixed: lock accounts in id order", "Each transfer locks the lower-numbered account first, whichever way the money goes, so the money is conserved and nothing deadlocks.", false, "two-lock-transfer", transfer_fixed),
+    scenario(
+        "async-lost-update",
+        "asyncio: an await between the read and the write",
+        "Three asyncio tasks each read the counter, await a network call, then write back one more. The await hands the loop to the others while the task holds a stale copy: if all three read before any writes, the counter ends at 1, not 3. One OS thread, no preemption, no data race — and lost updates all the same: \"asyncio has no race conditions\" fails wherever an await splits a read from its write.",
+        true,
+        "async-lost-update-fixed",
+        async_lost_update,
+    ),
+    scenario(
+        "async-lost-update-fixed",
+        "asyncio: the read, the await and the write under an asyncio.Lock",
+        "async with lock: around all three. A task that finds the lock held suspends in acquire() until the holder releases it, so each task reads what the last one wrote.",
+        false,
+        "async-lost-update",
+        async_lost_update_fixed,
+    ),
+    scenario(
+        "async-no-await",
+        "asyncio: the same increment with no await inside it",
+        "The network call moved before the read: a task runs from one await to the next without interruption, so its read and write are one indivisible step. DFS runs every order of the tasks at their awaits, and every one ends with 3 — a proof, not a sample, and the reason asyncio code with no await inside its critical section needs no lock (the same two lines on threads lose updates: see lost-update).",
+        false,
+        "async-lost-update",
+        async_no_await,
+    ),
+    scenario(
+        "async-check-then-act",
+        "asyncio: check the balance, await the payment, withdraw",
+        "Two tasks each check that the balance covers 10, await the payment service, then take the 10. The check was true before the await and is false after it: both pay, and the balance goes negative.",
+        true,
+        "async-check-then-act-fixed",
+        async_check_then_act,
+    ),
+    scenario(
+        "async-check-then-act-fixed",
+        "asyncio: check, await and withdraw under one asyncio.Lock",
+        "The check, the payment and the withdrawal are one critical section: the second task checks only after the first has taken its 10, and declines.",
+        false,
+        "async-check-then-act",
+        async_check_then_act_fixed,
+    ),
 ];
 
 fn set_reg(name: &'static str, value: super::program::Expr) -> Op {
@@ -131,6 +173,7 @@ fn program(vars: &[(&'static str, i64)], mutexes: &[&'static str], threads: Vec<
         finally: None,
         priorities: Vec::new(),
         inheritance: false,
+        cooperative: false,
     }
 }
 
@@ -481,4 +524,85 @@ fn transfer_fixed() -> Program {
         transfer_thread("x → y", "x", "y", ["x_lock", "y_lock"]),
         transfer_thread("y → x", "y", "x", ["x_lock", "y_lock"]),
     ])
+}
+
+/// `tmp = counter; [await network.call()]; counter = tmp + 1` as an asyncio task: `split` puts
+/// the await between the read and the write, otherwise before the read (its replies may come
+/// back in any order, so any ready task may run next); `locked` wraps it all in
+/// `async with lock:`.
+fn task_increment(name: &str, split: bool, locked: bool) -> Thread {
+    let mut thread = Thread::new(name);
+    if locked {
+        thread = thread.op(Op::Lock("lock"));
+    }
+    if !split {
+        thread = thread.op(Op::Await("network.call()"));
+    }
+    thread = thread.op(set_reg("tmp", var("counter")));
+    if split {
+        thread = thread.op(Op::Await("network.call()"));
+    }
+    thread = thread.op(set_var("counter", reg("tmp") + int(1)));
+    if locked {
+        thread = thread.op(Op::Unlock("lock"));
+    }
+    thread
+}
+
+/// Three tasks on one loop, each incrementing once.
+fn tasks_incrementing(split: bool, locked: bool) -> Program {
+    let mutexes: &[&'static str] = if locked { &["lock"] } else { &[] };
+    let tasks = ["A", "B", "C"].iter().map(|name| task_increment(name, split, locked)).collect();
+    Program {
+        finally: Some((var("counter").eq(int(3)), "counter == 3 after three increments")),
+        cooperative: true,
+        ..program(&[("counter", 0)], mutexes, tasks)
+    }
+}
+
+fn async_lost_update() -> Program {
+    tasks_incrementing(true, false)
+}
+
+fn async_lost_update_fixed() -> Program {
+    tasks_incrementing(true, true)
+}
+
+fn async_no_await() -> Program {
+    tasks_incrementing(false, false)
+}
+
+/// `if balance >= 10: await payment.charge(10); balance -= 10` as an asyncio task.
+fn task_withdraw(name: &str, locked: bool) -> Thread {
+    let mut thread = Thread::new(name);
+    if locked {
+        thread = thread.op(Op::Lock("lock"));
+    }
+    thread = thread
+        .op(set_reg("seen", var("balance")))
+        .op(Op::JumpIf(reg("seen").lt(int(10)), "done"))
+        .op(Op::Await("payment.charge(10)"))
+        .op(set_var("balance", var("balance") - int(10)))
+        .label("done");
+    if locked {
+        thread = thread.op(Op::Unlock("lock"));
+    }
+    thread
+}
+
+fn tasks_withdrawing(locked: bool) -> Program {
+    let mutexes: &[&'static str] = if locked { &["lock"] } else { &[] };
+    Program {
+        finally: balance_check(),
+        cooperative: true,
+        ..program(&[("balance", 10)], mutexes, vec![task_withdraw("A", locked), task_withdraw("B", locked)])
+    }
+}
+
+fn async_check_then_act() -> Program {
+    tasks_withdrawing(false)
+}
+
+fn async_check_then_act_fixed() -> Program {
+    tasks_withdrawing(true)
 }

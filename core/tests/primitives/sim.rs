@@ -78,6 +78,8 @@ fn each_bug_is_the_kind_the_scenario_teaches() {
     assert!(matches!(kind("buggy-buffer"), Failure::Deadlock { ref cycle, .. } if cycle.is_empty()));
     assert!(matches!(kind("polite-livelock"), Failure::Livelock { .. }));
     assert!(matches!(kind("priority-inversion"), Failure::Assertion { thread: 'C', .. }), "high's assertion");
+    assert!(matches!(kind("async-lost-update"), Failure::Final { .. }), "one OS thread: no data race, lost updates");
+    assert!(matches!(kind("async-check-then-act"), Failure::Final { .. }));
 }
 
 #[test]
@@ -117,6 +119,7 @@ fn misuse_and_races_are_reported_with_their_lines() {
         finally: None,
         priorities: Vec::new(),
         inheritance: false,
+        cooperative: false,
     };
     let stranger = program(vec![Thread::new("A").op(Op::Unlock("m"))]);
     assert_eq!(
@@ -164,6 +167,7 @@ fn reachable_past_a_yield() -> conlab_core::sim::Program {
         finally: None,
         priorities: Vec::new(),
         inheritance: false,
+        cooperative: false,
     }
 }
 
@@ -244,4 +248,48 @@ fn under_strict_priorities_high_waits_behind_medium_unless_the_holder_inherits_i
     assert!(snapshot.threads[1].state.starts_with("ready, outranked by A"), "{:?}", snapshot.threads);
     let unfixed = find_scenario("priority-inversion").unwrap().program();
     assert!(replay(&unfixed, "AACAA").unwrap_err().contains("outranked by B"), "medium preempts low");
+}
+
+#[test]
+fn asyncio_tasks_lose_updates_only_where_an_await_splits_the_read_from_the_write() {
+    let budget = Budget { runs: 1_000_000, ..Budget::default() };
+    let split = find_scenario("async-lost-update").unwrap().program();
+    // Each task reads, awaits, writes: all three read before any writes, and the counter ends
+    // at 1 — with no data race reported, since one OS thread runs every task.
+    let all_read_first = replay(&split, "AABBCCABC").unwrap();
+    assert_eq!(all_read_first.steps.last().unwrap().effect, "→ 1");
+    assert!(matches!(all_read_first.failure, Some(Failure::Final { .. })), "{:?}", all_read_first.failure);
+    // A task holds the loop until it awaits: B cannot run between A's read and A's await.
+    assert_eq!(
+        replay(&split, "AB").unwrap_err(),
+        "schedule: step 2 is `B`, but B cannot run there (ready, queued: A holds the loop until it awaits)"
+    );
+    let (_, suspended) = conlab_core::sim::state_after(&split, "AA").unwrap();
+    assert!(suspended.threads.iter().all(|t| t.enabled), "after A's await any task may run: {:?}", suspended.threads);
+    // The await-free twin: DFS runs every order at every await — no bound is involved — and
+    // every one ends with 3.
+    let whole = find_scenario("async-no-await").unwrap().program();
+    for bound in [0, 2] {
+        let proof = search(&whole, Strategy::Dfs { preemption_bound: bound }, &budget);
+        assert!(proof.proves() && proof.unbounded, "bound {bound}: {proof:?}");
+        assert_eq!(proof.runs, 90, "3 tasks × (await, read+write): 6!/2³ orders");
+        let verdict = proof.verdict(&Strategy::Dfs { preemption_bound: bound }.describe_for(&whole), 400);
+        assert!(verdict.ends_with("correct on every schedule"), "{verdict}");
+    }
+    // The same two lines on preemptive threads lose updates: what makes them safe is the loop.
+    let threaded = conlab_core::sim::Program { cooperative: false, ..whole.clone() };
+    let found = search(&threaded, Strategy::Dfs { preemption_bound: 1 }, &budget).found.expect("threads race");
+    assert!(matches!(found.failure, Some(Failure::DataRace { .. })), "{:?}", found.failure);
+    // asyncio.Lock fixes both races: a task that finds it held waits in acquire(), off the loop.
+    for id in ["async-lost-update-fixed", "async-check-then-act-fixed"] {
+        let fixed = find_scenario(id).unwrap().program();
+        assert!(search(&fixed, DFS, &budget).proves(), "{id}");
+    }
+    let locked = find_scenario("async-lost-update-fixed").unwrap().program();
+    let (_, waiting) = conlab_core::sim::state_after(&locked, "AAA").unwrap();
+    assert_eq!(waiting.threads[1].state, "suspended in lock.acquire(), lock is held");
+    assert_eq!(locked.listing().threads[0].lines[0], "await lock.acquire()");
+    let check = find_scenario("async-check-then-act").unwrap().program();
+    let overdrawn = search(&check, DFS, &budget).found.unwrap();
+    assert!(matches!(overdrawn.failure, Some(Failure::Final { ref message }) if message.starts_with("balance >= 0")));
 }
