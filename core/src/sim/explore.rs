@@ -155,7 +155,10 @@ impl Search {
                 format!("{described}: found in run {}: {failure}", self.runs)
             }
             None if self.proves() && self.unbounded => {
-                format!("{described}: every one of the {} schedules ran to its end and passes — correct on every schedule", self.runs)
+                format!(
+                    "{described}: every one of the {} schedules ran to its end and passes — correct on every schedule",
+                    self.runs
+                )
             }
             None if self.proves() => {
                 format!(
