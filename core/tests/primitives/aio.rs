@@ -9,7 +9,7 @@ use std::time::Duration;
 use conlab_core::aio::prims::{Barrier, Condition, Event, Lock, Queue, Semaphore};
 use conlab_core::aio::{
     as_completed, gather, gather_settled, monitor_lag, now, shield, sleep, spawn, spawn_named, to_thread, wait,
-    wait_for, yield_now, AioError, AioResult, EventLoop, RealClock, ReturnWhen, TaskGroup, VirtualClock,
+    wait_for, yield_now, AioError, AioResult, EventLoop, JoinHandle, RealClock, ReturnWhen, TaskGroup, VirtualClock,
 };
 use conlab_core::trace::{lane_name, Recorder, SpanKind, TASK_LANE};
 
@@ -471,4 +471,244 @@ fn each_task_gets_a_timeline_lane_with_its_waits() {
     assert!(waits.contains(&("Task-2".to_string(), "sleep 2.00 s".to_string(), 2_000_000_000)), "{waits:?}");
     assert!(waits.contains(&("Task-1".to_string(), "await fetch".to_string(), 2_000_000_000)), "{waits:?}");
     assert!(spans.iter().any(|s| s.thread == TASK_LANE + 2 && s.kind == SpanKind::Mark && s.label == "done"));
+}
+
+/// Tasks that each hold `lock` for `hold` seconds after arriving at `arrive` seconds; returns
+/// (task, acquired at µs) in acquisition order and the most tasks ever inside at once.
+fn contend(lock: &Lock, arrivals: &[f64], hold: f64) -> Vec<JoinHandle<(usize, u128)>> {
+    let inside = Rc::new(Cell::new(0usize));
+    arrivals
+        .iter()
+        .enumerate()
+        .map(|(task, &arrive)| {
+            let (lock, inside) = (lock.clone(), Rc::clone(&inside));
+            spawn(async move {
+                sleep(secs(arrive)).await?;
+                let _guard = lock.acquire().await?;
+                inside.set(inside.get() + 1);
+                assert_eq!(inside.get(), 1, "two tasks inside the lock");
+                let at = micros();
+                sleep(secs(hold)).await?;
+                inside.set(inside.get() - 1);
+                Ok((task, at))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn lock_contract_one_holder_fifo_hand_off_and_a_cancelled_heir_passes_it_on() {
+    let outcome = run_virtual(async {
+        // One holder at a time, in arrival order (1 s each; arrivals 0, 0.1, 0.2 s).
+        let lock = Lock::new();
+        let order = gather(contend(&lock, &[0.0, 0.1, 0.2], 1.0)).await?;
+        let free_after = lock.locked();
+        // No barging: the lock is handed to the first waiter on release, so a task arriving
+        // just as it is released queues behind the waiters (asyncio's fairness).
+        let held = lock.acquire().await?;
+        let turns = Rc::new(RefCell::new(Vec::new()));
+        let waiter = {
+            let (lock, turns) = (lock.clone(), Rc::clone(&turns));
+            spawn(async move { lock.acquire().await.map(|_guard| turns.borrow_mut().push("waiter")) })
+        };
+        yield_now().await?;
+        drop(held);
+        let locked_during_hand_off = lock.locked();
+        lock.acquire().await.map(|_guard| turns.borrow_mut().push("newcomer"))?;
+        waiter.await?;
+        let fair = *turns.borrow() == ["waiter", "newcomer"];
+        // A waiter cancelled after the lock was handed to it passes it on: nothing is stuck.
+        let held = lock.acquire().await?;
+        let heir = {
+            let lock = lock.clone();
+            spawn(async move { lock.acquire().await.map(drop) })
+        };
+        let next = {
+            let lock = lock.clone();
+            spawn(async move { lock.acquire().await.map(|_guard| micros()) })
+        };
+        yield_now().await?;
+        drop(held);
+        heir.cancel();
+        let next_at = next.await?;
+        Ok((order, free_after, locked_during_hand_off, fair, heir.await, next_at, lock.locked()))
+    });
+    let (order, free_after, handed, fair, heir, next_at, locked_at_end) = outcome.unwrap();
+    assert_eq!(order, [(0, 0), (1, 1_000_000), (2, 2_000_000)]);
+    assert!(!free_after && handed && fair, "free after, held through the hand-off, the waiter first");
+    assert_eq!((heir, next_at, locked_at_end), (Err(AioError::Cancelled), 3_000_000, false));
+}
+
+#[test]
+fn event_contract_set_releases_every_waiter_and_stays_set_until_cleared() {
+    let outcome = run_virtual(async {
+        let event = Event::new();
+        let waiter = |event: &Event| {
+            let event = event.clone();
+            spawn(async move { event.wait().await.map(|()| micros()) })
+        };
+        let early: Vec<_> = (0..3).map(|_| waiter(&event)).collect();
+        sleep(secs(1.0)).await?;
+        let before = event.is_set();
+        event.set();
+        let released = gather(early).await?;
+        // Set stays set: a later wait returns at once, without suspending.
+        let late = waiter(&event).await?;
+        // Cleared, a wait suspends again until the next set.
+        event.clear();
+        let after_clear = waiter(&event);
+        sleep(secs(2.0)).await?;
+        let still_waiting = !after_clear.done();
+        event.set();
+        Ok((before, released, late, still_waiting, after_clear.await?))
+    });
+    assert_eq!(outcome, Ok((false, vec![1_000_000; 3], 1_000_000, true, 3_000_000)));
+}
+
+#[test]
+fn semaphore_contract_at_most_k_inside_and_released_permits_go_to_waiters_first() {
+    let outcome = run_virtual(async {
+        let semaphore = Semaphore::new(2);
+        let inside = Rc::new(Cell::new(0usize));
+        let most = Rc::new(Cell::new(0usize));
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let (semaphore, inside, most) = (semaphore.clone(), Rc::clone(&inside), Rc::clone(&most));
+                spawn(async move {
+                    let _permit = semaphore.acquire().await?;
+                    inside.set(inside.get() + 1);
+                    most.set(most.get().max(inside.get()));
+                    sleep(secs(1.0)).await?;
+                    inside.set(inside.get() - 1);
+                    Ok(micros())
+                })
+            })
+            .collect();
+        yield_now().await?;
+        let (free, waiting) = (semaphore.value(), semaphore.waiting());
+        let finished = gather(tasks).await?;
+        // An unbounded semaphore counts a release nobody acquired; a bounded one refuses it.
+        semaphore.release()?;
+        let raised = semaphore.value();
+        // A waiter cancelled after a permit was handed to it passes the permit on.
+        let one = Semaphore::new(1);
+        let held = one.acquire().await?;
+        let heir = {
+            let one = one.clone();
+            spawn(async move { one.acquire().await.map(drop) })
+        };
+        yield_now().await?;
+        drop(held);
+        heir.cancel();
+        let _ = heir.await;
+        Ok((most.get(), free, waiting, finished, raised, one.value()))
+    });
+    let (most, free, waiting, finished, raised, passed_on) = outcome.unwrap();
+    assert_eq!((most, free, waiting), (2, 0, 3));
+    assert_eq!(finished, [1_000_000, 1_000_000, 2_000_000, 2_000_000, 3_000_000], "⌈5 / 2⌉ waves of 1 s");
+    assert_eq!((raised, passed_on), (3, 1));
+}
+
+#[test]
+fn condition_contract_wait_releases_the_lock_notify_wakes_n_and_woken_tasks_hold_it_again() {
+    let outcome = run_virtual(async {
+        let condition = Condition::new(Lock::new());
+        let woken = Rc::new(RefCell::new(Vec::new()));
+        let waiters: Vec<_> = (0..3)
+            .map(|task| {
+                let (condition, woken) = (condition.clone(), Rc::clone(&woken));
+                spawn(async move {
+                    let guard = condition.lock().acquire().await?;
+                    let guard = condition.wait(guard).await?;
+                    // The lock is held again when wait returns.
+                    let holds = condition.lock().locked();
+                    woken.borrow_mut().push((task, micros(), holds));
+                    sleep(secs(0.5)).await?;
+                    drop(guard);
+                    Ok(())
+                })
+            })
+            .collect();
+        yield_now().await?;
+        // All three wait with the lock released: the notifier can take it.
+        let guard = condition.lock().acquire().await?;
+        condition.notify(1);
+        drop(guard);
+        sleep(secs(1.0)).await?;
+        let after_one = woken.borrow().len();
+        let guard = condition.lock().acquire().await?;
+        condition.notify_all();
+        drop(guard);
+        gather(waiters).await?;
+        // wait_for re-checks its predicate after each wake-up and returns only once it holds.
+        let items = Rc::new(Cell::new(0));
+        let consumer = {
+            let (condition, items) = (condition.clone(), Rc::clone(&items));
+            spawn(async move {
+                let guard = condition.lock().acquire().await?;
+                condition.wait_for(guard, || items.get() >= 3).await.map(|_guard| micros())
+            })
+        };
+        for _ in 0..3 {
+            sleep(secs(1.0)).await?;
+            let _guard = condition.lock().acquire().await?;
+            items.set(items.get() + 1);
+            condition.notify_all();
+        }
+        Ok((after_one, woken.take(), consumer.await?))
+    });
+    let (after_one, woken, consumed_at) = outcome.unwrap();
+    assert_eq!(after_one, 1, "notify(1) wakes one");
+    // The other two wake at 1 s, one after the other, each holding the lock for 0.5 s.
+    assert_eq!(woken, [(0, 0, true), (1, 1_000_000, true), (2, 1_500_000, true)]);
+    assert_eq!(consumed_at, 2_000_000 + 3_000_000, "the third item, three 1 s steps after 2 s");
+}
+
+#[test]
+fn barrier_contract_phases_pass_together_arrival_indices_and_a_leaver_breaks_it() {
+    let outcome = run_virtual(async {
+        let barrier = Barrier::new(3);
+        // Three parties, three phases; party i takes i + 1 seconds a phase.
+        let parties: Vec<_> = (0..3)
+            .map(|party| {
+                let barrier = barrier.clone();
+                spawn(async move {
+                    let mut passes = Vec::new();
+                    for _ in 0..3 {
+                        sleep(secs(party as f64 + 1.0)).await?;
+                        let index = barrier.wait().await?;
+                        passes.push((index, micros()));
+                    }
+                    Ok(passes)
+                })
+            })
+            .collect();
+        sleep(secs(2.5)).await?;
+        let waiting_mid_phase = barrier.n_waiting();
+        let passes = gather(parties).await?;
+        // A party cancelled while it waits breaks the barrier for the others, now and later.
+        let leaver = {
+            let barrier = barrier.clone();
+            spawn(async move { barrier.wait().await })
+        };
+        let stayer = {
+            let barrier = barrier.clone();
+            spawn(async move { barrier.wait().await })
+        };
+        yield_now().await?;
+        leaver.cancel();
+        let (left, stayed) = (leaver.await, stayer.await);
+        Ok((waiting_mid_phase, passes, left, stayed, barrier.broken(), barrier.wait().await))
+    });
+    let (waiting, passes, left, stayed, broken, later) = outcome.unwrap();
+    assert_eq!(waiting, 2, "at 2.5 s the 1 s and 2 s parties wait for the 3 s one");
+    // Each phase ends when the slowest (3 s) party arrives: at 3, 6 and 9 s, for everyone, and
+    // the slowest is always the last to arrive (index 2).
+    for (party, phases) in passes.iter().enumerate() {
+        let times: Vec<u128> = phases.iter().map(|&(_, at)| at).collect();
+        assert_eq!(times, [3_000_000, 6_000_000, 9_000_000], "party {party}");
+    }
+    assert!(passes[2].iter().all(|&(index, _)| index == 2), "{passes:?}");
+    let broken_error = Err(AioError::Raised("BrokenBarrierError".into()));
+    assert_eq!((left, &stayed, broken, &later), (Err(AioError::Cancelled), &broken_error, true, &broken_error));
 }
