@@ -810,6 +810,49 @@ fn asyncio_experiments_reproduce_the_books_timelines_exactly_on_the_virtual_cloc
 }
 
 #[test]
+fn asyncio_tasks_lose_updates_at_await_points_and_the_async_primitives_keep_the_gallerys_lessons() {
+    let _beside = beside();
+    let exact = |id: &str, params: &[(&str, serde_json::Value)]| {
+        let mut request = request(id, params, &[1]);
+        request.repeat = 1;
+        let result = run_quietly(&request).unwrap();
+        assert!(result.all_checks_passed, "{id}: {:#?}", result.cells);
+        result
+    };
+    let metric = |result: &conlab_lab::experiment::RunResult, variant: &str, name: &str| {
+        result.cell(variant, 1).unwrap().metrics[name].median
+    };
+    // Ten tasks in step, on the virtual clock: every round of ten increments adds one, whether
+    // they await a 1 ms call or asyncio.sleep(0).
+    for awaited in ["io", "sleep0"] {
+        let race = exact("async-race", &[("await", json!(awaited))]);
+        assert_eq!(metric(&race, "await-between", "lost updates"), 900.0, "{awaited}");
+        assert_eq!(metric(&race, "no-await", "lost updates") + metric(&race, "lock", "lost updates"), 0.0);
+    }
+    let race = exact("async-race", &[]);
+    assert_eq!(metric(&race, "lock", "loop time"), 1.0, "10 × 100 calls of 1 ms, one at a time");
+    assert_eq!(metric(&race, "no-await", "loop time"), 0.1, "100 calls of 1 ms, overlapped");
+    let alone = exact("async-race", &[("tasks", json!(1))]);
+    assert_eq!(metric(&alone, "await-between", "lost updates"), 0.0, "one task has nobody to race");
+
+    let gallery = exact("async-primitives", &[("clock", json!("virtual"))]);
+    let effects = |variant: &str| metric(&gallery, variant, "misuse effects");
+    assert_eq!((effects("event"), effects("event-pulse")), (0.0, 1.0), "the late waiter missed the pulse");
+    assert_eq!(metric(&gallery, "event", "woken after set() (max)"), 0.0);
+    assert_eq!((effects("condition"), effects("condition-if")), (0.0, 3.0), "one item, four woken: three IndexErrors");
+    assert_eq!(metric(&gallery, "barrier", "phase spread (max)"), 0.0);
+    assert_eq!((metric(&gallery, "barrier-leaver", "timed out"), effects("barrier-leaver")), (1.0, 2.0));
+    assert_eq!(metric(&gallery, "barrier", "loop time"), 0.06, "three phases of the slowest party's 4 × 5 ms");
+    assert_eq!(metric(&gallery, "semaphore", "max in flight"), 2.0);
+    assert_eq!(metric(&gallery, "semaphore-leaky", "max in flight"), 3.0, "the second release let a third in");
+    assert!(
+        gallery.lessons.iter().all(|lesson| matches!(lesson.verdict, conlab_lab::experiment::Verdict::Shown { .. })),
+        "{:#?}",
+        gallery.lessons
+    );
+}
+
+#[test]
 fn a_blocking_coroutine_lags_the_loop_and_to_thread_helps_only_without_the_gil() {
     let _alone = alone();
     let switch_ms = 5.0;

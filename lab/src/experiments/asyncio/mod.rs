@@ -1,8 +1,11 @@
-//! asyncio: The asyncio-style event loop: gather, semaphores, queues, starvation, cancellation.
+//! asyncio: The asyncio-style event loop: gather, semaphores, queues, starvation, cancellation,
+//! races at await points.
 
 use crate::experiment::Experiment;
 
 mod async_pipeline;
+mod async_primitives;
+mod async_race;
 mod cancellation;
 pub(crate) mod event_loop;
 mod event_loop_throughput;
@@ -23,4 +26,6 @@ pub const EXPERIMENTS: &[&dyn Experiment] = &[
     &cancellation::Cancellation,
     &async_pipeline::AsyncPipeline,
     &event_loop_throughput::EventLoopThroughput,
+    &async_race::AsyncRace,
+    &async_primitives::AsyncPrimitives,
 ];
