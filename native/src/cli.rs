@@ -38,6 +38,8 @@ enum Command {
     Explore(crate::explore::ExploreArgs),
     /// Run one schedule of a scenario (letters: A is the first thread), step by step
     Replay { scenario: String, schedule: String },
+    /// Step through the event loop: a scenario's every task step with the ready queue, timers and task states
+    StepLoop(crate::step_loop::StepLoopArgs),
     /// A process-pool worker: jobs on stdin, replies on stdout (started by conlab itself)
     #[command(name = "__py-worker", hide = true)]
     PyWorker,
@@ -133,6 +135,10 @@ pub fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Replay { scenario, schedule } => {
             print!("{}", crate::explore::replay_schedule(&scenario, &schedule)?);
+            Ok(())
+        }
+        Command::StepLoop(args) => {
+            print!("{}", crate::step_loop::step_loop(&args)?);
             Ok(())
         }
         Command::PyWorker => conlab_core::platform::serve_as_worker(

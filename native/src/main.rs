@@ -10,6 +10,7 @@ mod cli;
 mod explore;
 mod resources;
 mod serve;
+mod step_loop;
 
 use std::process::ExitCode;
 

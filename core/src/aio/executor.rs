@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use super::clock::{Clock, Remote};
+use super::steps::{LoopStep, TaskView, TimerView};
 use super::{AioError, AioResult};
 use crate::platform::Instant;
 use crate::sched::fifo::FifoPool;
@@ -53,6 +54,8 @@ pub(super) struct Header {
     more_watchers: RefCell<Vec<(Rc<WatchedTasks>, usize)>>,
     /// What the task waits on, and since when if tracing.
     waiting: RefCell<Option<(Waiting, Duration)>>,
+    /// The listing line it last marked ([`at_line`]; 0: none), for the step view.
+    line: Cell<u32>,
 }
 
 impl Header {
@@ -66,6 +69,9 @@ pub(super) trait Task {
     fn header(&self) -> &Header;
     /// Runs the task's future once; `Ready` once it has finished.
     fn step(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// What it raised, if it failed and nobody has taken its result (asyncio's "Task
+    /// exception was never retrieved").
+    fn unretrieved_failure(&self) -> Option<String>;
 }
 
 /// A task with its result type, as its handles see it.
@@ -114,6 +120,13 @@ impl<F: Future<Output = AioResult<T>>, T> Task for TaskCell<F, T> {
         drop(state);
         header.finish();
         Poll::Ready(())
+    }
+
+    fn unretrieved_failure(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            TaskState::Finished(Some(Err(error))) if *error != AioError::Cancelled => Some(error.to_string()),
+            _ => None,
+        }
     }
 }
 
@@ -173,8 +186,15 @@ struct Timer {
     entry: TimerEntry,
 }
 
-/// A timer's waker and whether it still matters (a dropped `sleep` cancels its timer).
-struct TimerEntry(Waker, Rc<Cell<bool>>);
+/// What a due timer does, and whether it still matters (a dropped `sleep` cancels its timer).
+struct TimerEntry(TimerAction, Rc<Cell<bool>>);
+
+enum TimerAction {
+    /// Wakes a sleeping task (its serial, for the step view).
+    Wake(Waker, u64),
+    /// `loop.call_later`'s callback, with the words the step view shows for it.
+    Call(&'static str, Box<dyn FnOnce()>),
+}
 
 impl PartialEq for TimerEntry {
     fn eq(&self, _: &Self) -> bool {
@@ -259,6 +279,18 @@ struct Inner {
     jobs: Option<WakeArc<Jobs>>,
     tracing: bool,
     spans: RefCell<Vec<TaskSpan>>,
+    /// Step mode: every task step, timer and clock jump, with the loop's state after it.
+    steps: Option<RefCell<StepLog>>,
+}
+
+/// What step mode records.
+#[derive(Default)]
+struct StepLog {
+    steps: Vec<LoopStep>,
+    iteration: u64,
+    /// Every task the loop has had, finished ones too, in creation order.
+    tasks: Vec<TaskRef>,
+    findings: Vec<String>,
 }
 
 thread_local! {
@@ -373,6 +405,16 @@ pub struct EventLoop {
 impl EventLoop {
     /// A loop on `clock`; `tracing` records a timeline lane per task.
     pub fn new(clock: impl Clock + 'static, tracing: bool) -> Self {
+        Self::with_steps(clock, tracing, false)
+    }
+
+    /// A loop in step mode (see [`super::steps`]): it records every task step, due timer and
+    /// clock jump with the ready queue, the timer heap and every task's state after it.
+    pub fn stepping(clock: impl Clock + 'static) -> Self {
+        Self::with_steps(clock, false, true)
+    }
+
+    fn with_steps(clock: impl Clock + 'static, tracing: bool, stepping: bool) -> Self {
         Self {
             inner: Rc::new(Inner {
                 clock: Box::new(clock),
@@ -388,8 +430,17 @@ impl EventLoop {
                 jobs: None,
                 tracing,
                 spans: RefCell::default(),
+                steps: stepping.then(RefCell::default),
             }),
         }
+    }
+
+    /// Step mode's record of the last run: its steps and what asyncio would have warned about.
+    pub fn take_steps(&self) -> (Vec<LoopStep>, Vec<String>) {
+        self.inner.steps.as_ref().map_or_else(Default::default, |log| {
+            let mut log = log.borrow_mut();
+            (std::mem::take(&mut log.steps), std::mem::take(&mut log.findings))
+        })
     }
 
     /// `asyncio.run(main)`: runs `main` as the first task until it finishes; tasks still
@@ -409,6 +460,7 @@ impl EventLoop {
         LOCAL_REMOTE.with(|remote| remote.set(WakeArc::as_ptr(&self.inner.remote)));
         let main = spawn_named("main", main);
         let outcome = self.drive(&main, keep_going);
+        self.inner.note_leftovers(main.header().serial);
         let mut main = main;
         let result = outcome.and_then(|()| main.take_result().unwrap_or(Err(AioError::Cancelled)));
         // Drop what is left while the loop is still current (their destructors may use it).
@@ -464,6 +516,9 @@ impl EventLoop {
         let inner = &self.inner;
         loop {
             collect_wakes(inner);
+            if let Some(log) = &inner.steps {
+                log.borrow_mut().iteration += 1;
+            }
             let count = inner.ready.borrow().len();
             for _ in 0..count {
                 let id = inner.ready.borrow_mut().pop_front();
@@ -487,8 +542,15 @@ impl EventLoop {
                 return Err(AioError::Stalled(inner.describe_waits()));
             }
             inner.clock.idle(next, &inner.remote);
+            inner.step_event(|| {
+                format!("nothing is ready: the loop waits for its next timer, at {}", seconds(inner.clock.now()))
+            });
         }
     }
+}
+
+fn seconds(time: Duration) -> String {
+    format!("{:.3} s", time.as_secs_f64())
 }
 
 /// Moves a value to the thread that runs the loop inside a FIFO-pool team. The loop's values
@@ -515,6 +577,7 @@ impl Inner {
             }
         }
         *self.current.borrow_mut() = Some(Rc::clone(&task));
+        let line_before = header.line.get();
         let poll = task.step(&mut Context::from_waker(&waker));
         *self.current.borrow_mut() = None;
         if self.tracing {
@@ -529,6 +592,134 @@ impl Inner {
                 self.span(header, SpanKind::Mark, Cow::Borrowed(end), now, now);
             }
         }
+        self.step_event(|| {
+            let lines = match (line_before, header.line.get()) {
+                (0, 0) => String::new(),
+                (0, to) => format!(" to line {to}"),
+                (from, to) if from == to => format!(" at line {from}"),
+                (from, to) => format!(" from line {from} to line {to}"),
+            };
+            format!("{} runs{lines}; now {}", header.name(), self.state_of(&task, &self.ready_ids()))
+        });
+    }
+
+    /// Step mode: records `event` and the loop's state after it.
+    fn step_event(&self, event: impl FnOnce() -> String) {
+        let Some(log) = &self.steps else { return };
+        let ready_ids = self.ready_ids();
+        let slots = self.slots.borrow();
+        let ready = ready_ids.iter().filter_map(|&id| Some(slots.get(id)?.as_ref()?.header().name())).collect();
+        drop(slots);
+        let mut timers: Vec<(Duration, u64, String)> = self
+            .timers
+            .borrow()
+            .iter()
+            .filter(|Reverse(timer)| timer.entry.1.get())
+            .map(|Reverse(timer)| {
+                let what = match &timer.entry.0 {
+                    TimerAction::Wake(_, serial) => format!("wakes {}", self.task_name(*serial)),
+                    TimerAction::Call(what, _) => format!("calls {what}"),
+                };
+                (timer.deadline, timer.seq, what)
+            })
+            .collect();
+        timers.sort();
+        let tasks = log.borrow().tasks.clone();
+        let tasks = tasks
+            .iter()
+            .map(|task| {
+                let line = task.header().line.get();
+                TaskView {
+                    name: task.header().name(),
+                    state: self.state_of(task, &ready_ids),
+                    line: (line > 0).then_some(line),
+                }
+            })
+            .collect();
+        let event = event();
+        let mut log = log.borrow_mut();
+        let step = LoopStep {
+            index: log.steps.len() + 1,
+            iteration: log.iteration,
+            time: self.clock.now().as_secs_f64(),
+            event,
+            ready,
+            timers: timers.into_iter().map(|(due, _, what)| TimerView { due: due.as_secs_f64(), what }).collect(),
+            tasks,
+        };
+        log.steps.push(step);
+    }
+
+    /// asyncio's ready queue: the tasks left to run this iteration, then those woken since.
+    fn ready_ids(&self) -> Vec<usize> {
+        let mut ids: Vec<usize> = self.ready.borrow().iter().copied().collect();
+        LOCAL_WAKES.with_borrow(|wakes| ids.extend(wakes.iter().copied()));
+        ids
+    }
+
+    /// A task's state in the step view's words.
+    fn state_of(&self, task: &TaskRef, ready_ids: &[usize]) -> String {
+        let header = task.header();
+        let queued = ready_ids.contains(&header.id)
+            && self.slots.borrow().get(header.id).and_then(Option::as_ref).is_some_and(|t| Rc::ptr_eq(t, task));
+        let cancel = if header.cancel_pending.get() { " (cancel requested)" } else { "" };
+        if header.done.get() {
+            if header.cancelled.get() {
+                "cancelled".into()
+            } else if header.failed.get() {
+                task.unretrieved_failure().map_or_else(|| "failed".into(), |error| format!("failed: {error}"))
+            } else {
+                "done".into()
+            }
+        } else if self.current.borrow().as_ref().is_some_and(|t| Rc::ptr_eq(t, task)) {
+            "running".into()
+        } else if queued && !header.started.get() {
+            format!("pending: created, not yet run{cancel}")
+        } else if queued {
+            format!("ready{cancel}")
+        } else {
+            let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
+            format!("waiting on {what}{cancel}")
+        }
+    }
+
+    /// The name of the task numbered `serial`, as step mode knows it.
+    fn task_name(&self, serial: u64) -> String {
+        let Some(log) = &self.steps else { return format!("Task-{serial}") };
+        let log = log.borrow();
+        log.tasks
+            .iter()
+            .find(|task| task.header().serial == serial)
+            .map_or_else(|| format!("Task-{serial}"), |task| task.header().name())
+    }
+
+    /// Step mode, as `main` returns: what asyncio would warn about or leave undone.
+    fn note_leftovers(&self, main: u64) {
+        let Some(log) = &self.steps else { return };
+        let now = seconds(self.clock.now());
+        let mut findings = Vec::new();
+        for task in &log.borrow().tasks {
+            let header = task.header();
+            if let Some(error) = task.unretrieved_failure().filter(|_| header.serial != main) {
+                findings.push(format!("Task exception was never retrieved: {} raised {error}", header.name()));
+            }
+            if !header.done.get() {
+                findings.push(format!(
+                    "{} was still pending when main returned at {now}: asyncio.run cancels it ({})",
+                    header.name(),
+                    self.state_of(task, &self.ready_ids())
+                ));
+            }
+        }
+        for Reverse(timer) in self.timers.borrow().iter() {
+            if let (TimerAction::Call(what, _), true) = (&timer.entry.0, timer.entry.1.get()) {
+                findings.push(format!(
+                    "call_later's {what}, due at {}, never ran: the loop stopped at {now} when main returned",
+                    seconds(timer.deadline)
+                ));
+            }
+        }
+        log.borrow_mut().findings.extend(findings);
     }
 
     fn span(&self, header: &Header, kind: SpanKind, label: Cow<'static, str>, start: Duration, end: Duration) {
@@ -537,11 +728,27 @@ impl Inner {
 
     fn fire_due_timers(&self) {
         let now = self.clock.now();
-        let mut timers = self.timers.borrow_mut();
-        while timers.peek().is_some_and(|Reverse(timer)| timer.deadline <= now) {
-            let Reverse(Timer { entry: TimerEntry(waker, live), .. }) = timers.pop().expect("peeked");
-            if live.get() {
-                waker.wake();
+        loop {
+            let due = {
+                let mut timers = self.timers.borrow_mut();
+                if timers.peek().is_none_or(|Reverse(timer)| timer.deadline > now) {
+                    return;
+                }
+                timers.pop().expect("peeked")
+            };
+            let Reverse(Timer { entry: TimerEntry(action, live), .. }) = due;
+            if !live.get() {
+                continue;
+            }
+            match action {
+                TimerAction::Wake(waker, serial) => {
+                    waker.wake();
+                    self.step_event(|| format!("{}'s timer is due: it joins the ready queue", self.task_name(serial)));
+                }
+                TimerAction::Call(what, callback) => {
+                    callback();
+                    self.step_event(|| format!("call_later's timer is due: the loop runs {what}"));
+                }
             }
         }
     }
@@ -569,10 +776,10 @@ impl Inner {
         format!("every task waits and no timer, thread or socket can wake one ({})", waits.join(", "))
     }
 
-    fn add_timer(&self, deadline: Duration, waker: Waker) -> Rc<Cell<bool>> {
+    fn add_timer(&self, deadline: Duration, action: TimerAction) -> Rc<Cell<bool>> {
         let live = Rc::new(Cell::new(true));
         let seq = self.next_seq.replace(self.next_seq.get() + 1);
-        self.timers.borrow_mut().push(Reverse(Timer { deadline, seq, entry: TimerEntry(waker, Rc::clone(&live)) }));
+        self.timers.borrow_mut().push(Reverse(Timer { deadline, seq, entry: TimerEntry(action, Rc::clone(&live)) }));
         live
     }
 }
@@ -763,6 +970,7 @@ pub(super) fn spawn_task<T: 'static>(
             watcher: RefCell::default(),
             more_watchers: RefCell::default(),
             waiting: RefCell::default(),
+            line: Cell::new(0),
         };
         let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
         if inner.tracing {
@@ -770,9 +978,41 @@ pub(super) fn spawn_task<T: 'static>(
             inner.span(&cell.header, SpanKind::Mark, Cow::Owned(format!("{} created", cell.header.name())), now, now);
         }
         let task: TaskRef = cell.clone();
+        if let Some(log) = &inner.steps {
+            log.borrow_mut().tasks.push(Rc::clone(&task));
+        }
         inner.slots.borrow_mut()[id] = Some(Rc::clone(&task));
         inner.wakes.borrow()[id].0.wake_by_ref();
         JoinHandle { task, output: cell }
+    })
+}
+
+/// `loop.call_later(delay, callback)`: runs `callback` on the loop once `delay` has passed —
+/// if the loop is still running then (`asyncio.run` stops it when `main` returns). `what` is
+/// how step mode names it.
+pub fn call_later(delay: Duration, what: &'static str, callback: impl FnOnce() + 'static) {
+    with_loop(|inner| {
+        let deadline = inner.clock.now() + delay;
+        inner.add_timer(deadline, TimerAction::Call(what, Box::new(callback)));
+    });
+}
+
+/// Marks the current task as at `line` of its scenario's listing (step mode shows it).
+pub fn at_line(line: u32) {
+    with_loop(|inner| {
+        if let Some(task) = inner.current.borrow().as_ref() {
+            task.header().line.set(line);
+        }
+    })
+}
+
+/// Step mode: records a warning asyncio would print (a coroutine never awaited). Nothing
+/// outside step mode, or outside a loop.
+pub(super) fn warn(text: String) {
+    LOOP.with_borrow(|current| {
+        if let Some(log) = current.as_ref().and_then(|inner| inner.steps.as_ref()) {
+            log.borrow_mut().findings.push(text);
+        }
     })
 }
 
@@ -806,7 +1046,10 @@ impl Future for Sleep {
             }
             None => {
                 let deadline = now + self.duration;
-                let live = with_loop(|inner| inner.add_timer(deadline, cx.waker().clone()));
+                let live = with_loop(|inner| {
+                    let serial = inner.current.borrow().as_ref().map_or(0, |task| task.header().serial);
+                    inner.add_timer(deadline, TimerAction::Wake(cx.waker().clone(), serial))
+                });
                 self.timer = Some((deadline, live));
                 waiting_on(Waiting::Sleep(self.duration));
             }

@@ -25,13 +25,15 @@ mod executor;
 mod group;
 pub mod net;
 pub mod prims;
+pub mod steps;
 
 use std::fmt;
 
 pub use clock::{Clock, RealClock, VirtualClock};
 pub use combinators::{as_completed, gather, gather_settled, shield, wait, wait_for, ReturnWhen, Waited};
 pub use executor::{
-    monitor_lag, note, now, sleep, spawn, spawn_named, to_thread, yield_now, EventLoop, Jobs, JoinHandle,
+    at_line, call_later, monitor_lag, note, now, sleep, spawn, spawn_named, to_thread, yield_now, EventLoop, Jobs,
+    JoinHandle,
 };
 pub use group::TaskGroup;
 

@@ -3,6 +3,7 @@
 //! build with `--cfg loom`); the wasm suite is the lab's (`lab/tests/wasm.rs`).
 
 mod aio;
+mod loop_steps;
 mod net;
 mod prims;
 mod sim;

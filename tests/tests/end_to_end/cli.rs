@@ -690,6 +690,33 @@ fn explore_finds_a_failing_schedule_and_replay_runs_it_again() {
         .starts_with("error: unknown scenario `nope`; known scenarios are lost-update, lost-update-fixed,"));
 }
 
+#[test]
+fn step_loop_walks_the_event_loop_one_task_step_at_a_time() {
+    let listed = stdout(&conlab_run(&["step-loop"]));
+    assert_eq!(listed.lines().count(), 6, "{listed}");
+    let gather = stdout(&conlab_run(&["step-loop", "gather-sleeps"]));
+    assert!(
+        gather.contains("timers: 1.000 s wakes nap(1) · 2.000 s wakes nap(2) · 3.000 s wakes nap(3)"),
+        "the heap, soonest first: {gather}"
+    );
+    assert!(gather.contains("nothing is ready: the loop waits for its next timer, at 2.000 s"), "{gather}");
+    assert!(gather.contains("asyncio.run returned [1, 2, 3]"), "{gather}");
+    let later = stdout(&conlab_run(&["step-loop", "call-later"]));
+    assert!(later.contains("finding: call_later's print('too late'), due at 0.500 s, never ran"), "{later}");
+    let at = stdout(&conlab_run(&["step-loop", "cancel-cleanup", "--step", "5"]));
+    assert!(at.contains("task.cancel()") && at.contains("return_exceptions=True)  ← main"), "{at}");
+    assert!(at.contains("worker ready (cancel requested) (line 3)"), "{at}");
+    assert_fails_with(
+        &["step-loop", "create-task", "--step", "0"],
+        "parameter `step`: expected an integer from 1 to 3, got `0`",
+    );
+    assert_fails_with(
+        &["step-loop", "nope"],
+        "unknown loop scenario `nope`; known loop scenarios are create-task, gather-sleeps, never-awaited, call-later, \
+         cancel-cleanup, round-robin",
+    );
+}
+
 /// One round line of `--rounds`: what the process held, by name (`threads 5 · open files 4 …`).
 fn held(line: &str) -> std::collections::BTreeMap<String, f64> {
     line.split(" · ")
