@@ -1,6 +1,7 @@
 //! The debugging lab's JSON: scenarios with their listings, the state after a schedule, and
 //! searches — conlab-core's `sim` as the page's step mode shows it (native-testable).
 
+use conlab_core::aio::steps;
 use conlab_core::sim::{
     self, check_range, find_scenario, Budget, Listing, Run, Scenario, Snapshot, Strategy, RUNS_RANGE,
 };
@@ -21,6 +22,16 @@ pub fn scenarios() -> Result<String, String> {
         .map(|scenario| ScenarioView { scenario, listing: scenario.program().listing() })
         .collect();
     serde_json::to_string(&views).map_err(|e| e.to_string())
+}
+
+/// The event loop's step-mode scenarios (id, title, story, listing), for the loop stepper.
+pub fn loop_scenarios() -> Result<String, String> {
+    serde_json::to_string(steps::scenarios()).map_err(|e| e.to_string())
+}
+
+/// A loop scenario run to its end in step mode: every step with the loop's state after it.
+pub fn loop_trace(scenario: &str) -> Result<String, String> {
+    serde_json::to_string(&steps::find(scenario)?.trace()).map_err(|e| e.to_string())
 }
 
 /// Where a schedule leads: its steps, every thread's line and state, the shared state, and
@@ -85,6 +96,16 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loop_stepper_gets_each_scenario_and_its_steps() {
+        let all: serde_json::Value = serde_json::from_str(&loop_scenarios().unwrap()).unwrap();
+        assert_eq!(all.as_array().unwrap().len(), 6);
+        assert_eq!(all[1]["id"], "gather-sleeps");
+        let trace: serde_json::Value = serde_json::from_str(&loop_trace("gather-sleeps").unwrap()).unwrap();
+        assert_eq!(trace["steps"][3]["timers"].as_array().unwrap().len(), 3);
+        assert!(loop_trace("nope").unwrap_err().starts_with("unknown loop scenario `nope`"));
+    }
 
     #[test]
     fn the_step_mode_sees_listings_states_and_searches() {

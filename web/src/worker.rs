@@ -104,6 +104,18 @@ pub fn sim_scenarios() -> Result<String, JsError> {
     crate::debugger::scenarios().map_err(|e| JsError::new(&e))
 }
 
+/// The event loop's step-mode scenarios ([`crate::debugger::loop_scenarios`]).
+#[wasm_bindgen(js_name = loopScenarios)]
+pub fn loop_scenarios() -> Result<String, JsError> {
+    crate::debugger::loop_scenarios().map_err(|e| JsError::new(&e))
+}
+
+/// A loop scenario's every step ([`crate::debugger::loop_trace`]).
+#[wasm_bindgen(js_name = loopTrace)]
+pub fn loop_trace(scenario: &str) -> Result<String, JsError> {
+    crate::debugger::loop_trace(scenario).map_err(|e| JsError::new(&e))
+}
+
 /// The state after a schedule ([`crate::debugger::state`]).
 #[wasm_bindgen(js_name = simState)]
 pub fn sim_state(scenario: &str, schedule: &str) -> Result<String, JsError> {

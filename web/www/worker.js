@@ -24,6 +24,9 @@
 //   page → worker  {type: 'sim-state', scenario, schedule}   worker → page {type: 'sim-state', state} | {type: 'sim-state', error}
 //   page → worker  {type: 'sim-search', scenario, strategy, seed, runs, depth, bound}
 //                                                     worker → page {type: 'sim-search', found} | {type: 'sim-search', error}
+//   page → worker  {type: 'loop-trace', scenario}   worker → page {type: 'loop-trace', trace} | {type: 'loop-trace', error}
+//                                                 (the event loop's step mode: every step of a scenario, with the
+//                                                   ready queue, timers and tasks after it)
 //   page → worker  {type: 'health'}                   worker → page {type: 'health', wasmBytes, workersStarted, workersEnded,
 //                                                                    workersKilled}
 //                                                 (between runs: the wasm memory's size and the workers this one
@@ -31,7 +34,7 @@
 //                                                   spawner — which a long session must keep steady: the browser
 //                                                   soak reads them; and the process workers a run killed on
 //                                                   purpose, broken-pool's, whose replacements spawner.js starts)
-//   ('loaded' carries the debugging lab's scenarios: `scenarios`)
+//   ('loaded' carries the debugging lab's scenarios: `scenarios`, and the loop stepper's: `loopScenarios`)
 // A result reaches the page as an object without its trace (`traced` says there was one): the
 // megabytes of spans are parsed and serialised here, never on the main thread. The trace stays
 // here for the timeline's zoom; the exports that hold it come as Blobs.
@@ -113,6 +116,7 @@ async function start(threads, link) {
     type: 'loaded',
     catalogue: lab.catalogue(self.crossOriginIsolated ? threads : 1),
     scenarios: lab.simScenarios(),
+    loopScenarios: lab.loopScenarios(),
     environment: lab.environment(),
     threads: self.crossOriginIsolated ? threads : 0,
     link: lab.checkLink(JSON.stringify(link), formThreads),
@@ -229,6 +233,12 @@ self.onmessage = async (/** @type {MessageEvent<ToWorker>} */ { data }) => {
       tell({ type: 'sim-state', state: lab.simState(data.scenario, data.schedule) });
     } catch (error) {
       tell({ type: 'sim-state', error: messageOf(error) });
+    }
+  } else if (data.type === 'loop-trace') {
+    try {
+      tell({ type: 'loop-trace', trace: lab.loopTrace(data.scenario) });
+    } catch (error) {
+      tell({ type: 'loop-trace', error: messageOf(error) });
     }
   } else if (data.type === 'sim-search') {
     try {

@@ -1054,6 +1054,70 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
     assert_eq!(error, json!("unknown scenario `nope`; showing lost-update"));
 }
 
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
+fn the_loop_stepper_walks_the_event_loop_and_the_debugging_lab_proves_an_await_free_section() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-loop-stepper"));
+    browser.navigate(&url);
+    browser.wait_for_status(&["ready"], Duration::from_secs(60));
+    let select = |id: &str, value: &str| {
+        browser.eval(&format!(
+            "const s = document.getElementById('{id}'); s.value = '{value}'; s.dispatchEvent(new Event('change'));"
+        ));
+    };
+    let at = || browser.eval("return document.getElementById('loop-view').dataset.at;");
+    select("loop-scenario", "gather-sleeps");
+    wait_until(Duration::from_secs(10), "the trace", || {
+        browser.eval("return document.getElementById('loop-event').textContent;").as_str().unwrap().contains("16 steps")
+    });
+    // Four steps by button and key: the three naps have put their timers in the heap.
+    browser.eval("document.getElementById('loop-next').click();");
+    for _ in 0..3 {
+        browser.eval(
+            "document.getElementById('loop-view').dispatchEvent(new KeyboardEvent('keydown', { key: 'n', bubbles: true }));",
+        );
+    }
+    wait_until(Duration::from_secs(10), "step 4", || at() == json!("4"));
+    let heap = browser.eval("return [...document.querySelectorAll('.loop-timers td')].map(td => td.textContent);");
+    assert_eq!(
+        heap,
+        json!(["1.000 s", "wakes nap(1)", "2.000 s", "wakes nap(2)", "3.000 s", "wakes nap(3)"]),
+        "the heap, soonest first"
+    );
+    let marked = browser
+        .eval("return [...document.querySelectorAll('#loop-listing li[data-tasks]')].map(li => li.dataset.tasks);");
+    assert_eq!(marked, json!(["nap(1),nap(2),nap(3)", "main"]), "the naps sleep at line 2, main waits in its gather");
+    // The next iteration: the clock jumps to the first timer.
+    browser.eval("document.getElementById('loop-iteration').click();");
+    let event = browser.eval("return document.getElementById('loop-event').textContent;");
+    assert!(event.as_str().unwrap().contains("1.000 s — nothing is ready"), "{event}");
+    browser.eval(
+        "document.getElementById('catalogue').open = false; document.getElementById('loop-stepper').scrollIntoView();",
+    );
+    browser.screenshot(&artifacts().join("loop-stepper-gather.png"));
+    // At the end of call-later: the callback that never ran is a finding.
+    select("loop-scenario", "call-later");
+    wait_until(Duration::from_secs(10), "the call-later trace", || {
+        browser.eval("return document.getElementById('loop-event').textContent;").as_str().unwrap().contains("6 steps")
+    });
+    browser.eval("document.getElementById('loop-end').click();");
+    let findings = browser.eval("return document.getElementById('loop-findings').textContent;");
+    assert!(findings.as_str().unwrap().contains("print('too late'), due at 0.500 s, never ran"), "{findings}");
+
+    // The debugging lab's cooperative scenarios: DFS proves the await-free increment.
+    select("sim-scenario", "async-no-await");
+    browser
+        .eval("document.getElementById('sim-strategy').value = 'dfs'; document.getElementById('sim-search').click();");
+    wait_until(Duration::from_secs(20), "the proof", || {
+        browser
+            .eval("return document.getElementById('sim-search-result').textContent;")
+            .as_str()
+            .unwrap()
+            .contains("every one of the 90 schedules ran to its end and passes — correct on every schedule")
+    });
+}
+
 /// The worker's health between runs: its wasm memory, the workers it started and ended.
 fn health(browser: &Browser) -> serde_json::Value {
     browser.eval("document.body.dataset.health = ''; window.conlabAskHealth();");

@@ -8,6 +8,7 @@
 
 import { fillCatalogue } from './catalogue.js';
 import { setUpDebugger, openDebuggerLink, showSimSearch, showSimState } from './debugger.js';
+import { setUpLoopStepper, showLoopTrace } from './loop_stepper.js';
 import { $, el, setStatus } from './dom.js';
 import { fillForm, poolReady, poolThreads, setRunning, setUpForm, showExperiment, showProblem, threadsReady } from './form.js';
 import { compareWithImported, openLatest, remember, setUpImport, showHistory, showImported, showStoredError, storedHistory } from './history.js';
@@ -66,6 +67,7 @@ const handlers = {
     setUpForm(data.threads);
     showExperiment(/** @type {HTMLSelectElement} */ ($('experiment-select')).value);
     setUpDebugger(JSON.parse(data.scenarios));
+    setUpLoopStepper(JSON.parse(data.loopScenarios));
     const link = JSON.parse(data.link);
     if (link) fillForm(link, 'This link');
     const fromLink = !!link || openDebuggerLink(location.search);
@@ -137,6 +139,9 @@ const handlers = {
   },
   'sim-search'(data) {
     showSimSearch(data);
+  },
+  'loop-trace'(data) {
+    showLoopTrace(data);
   },
   health({ wasmBytes, workersStarted, workersEnded, workersKilled }) {
     document.body.dataset.health = JSON.stringify({ wasmBytes, workersStarted, workersEnded, workersKilled });

@@ -55,7 +55,7 @@
 
 /**
  * @typedef {{ wasmMs: number, poolMs: number }} Startup
- * @typedef {{ type: 'loaded', catalogue: string, scenarios: string, environment: string, threads: number, link: string }
+ * @typedef {{ type: 'loaded', catalogue: string, scenarios: string, loopScenarios: string, environment: string, threads: number, link: string }
  *   | { type: 'ready', environment: string, poolThreads: number, poolError: string | null,
  *       memory: WebAssembly.Memory | null, cancelAddress: number, startup: Startup }
  *   | { type: 'processes', count: number, startMs: number, error: string | null }
@@ -68,6 +68,7 @@
  *   | { type: 'timeline', svg: string, from: number, to: number }
  *   | { type: 'sim-state', state?: string, error?: string }
  *   | { type: 'sim-search', found?: string, error?: string }
+ *   | { type: 'loop-trace', trace?: string, error?: string }
  *   | { type: 'comparison', table?: string, error?: string }
  *   | { type: 'health', wasmBytes: number, workersStarted: number, workersEnded: number, workersKilled: number }
  *   | { type: 'error', message: string, stored?: boolean, invalid?: boolean }} FromWorker
@@ -83,6 +84,7 @@
  *   | { type: 'timeline', from: number, to: number }
  *   | { type: 'sim-state', scenario: string, schedule: string }
  *   | { type: 'sim-search', scenario: string, strategy: string, seed: number, runs: number, depth: number, bound: number }
+ *   | { type: 'loop-trace', scenario: string }
  *   | { type: 'health' }} ToWorker
  */
 
