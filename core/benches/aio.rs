@@ -1,7 +1,8 @@
 //! Event-loop benchmark: our loop against tokio's current-thread runtime and against CPython's
-//! asyncio, per task, on the two workloads of `event-loop-throughput` that all three can run:
-//! `spawn` (create a task that returns at once, collect its result) and `yield` (a task that
-//! awaits a zero sleep / `yield_now` 10 times).
+//! asyncio, per task, on three workloads all three can run: `spawn` (create a task that returns
+//! at once, collect its result), `yield` (a task that awaits a zero sleep / `yield_now` 10
+//! times) and `timer` (a task that sleeps 1 ms on the loop's real clock — the 1 ms is 10 ns of
+//! each task's share).
 //!
 //! Against tokio both sides spawn every task first, then await the handles one by one.
 //!
@@ -20,24 +21,40 @@ mod native {
     use conlab_core::platform::Instant;
     use std::process::Command;
 
-    use conlab_core::aio::{gather, spawn, yield_now, AioResult, EventLoop, VirtualClock};
+    use conlab_core::aio::{gather, sleep, spawn, yield_now, AioResult, EventLoop, RealClock, VirtualClock};
     use conlab_core::stats::Summary;
     use conlab_core::trace::Recorder;
+    use std::time::Duration;
 
     const TASKS: usize = 100_000;
     const PAIRS: usize = 21;
     const YIELDS: usize = 10;
+    const NAP: Duration = Duration::from_millis(1);
 
-    fn ours(yielding: bool, gathered: bool) -> f64 {
+    /// What each task does before it returns.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Work {
+        Spawn,
+        Yield,
+        Timer,
+    }
+
+    const WORKS: [(&str, Work); 3] = [("spawn", Work::Spawn), ("yield x10", Work::Yield), ("timer 1 ms", Work::Timer)];
+
+    fn ours(work: Work, gathered: bool) -> f64 {
         let start = Instant::now();
         let main = async move {
             let handles: Vec<_> = (0..TASKS)
                 .map(|_| {
                     spawn(async move {
-                        if yielding {
-                            for _ in 0..YIELDS {
-                                yield_now().await?;
+                        match work {
+                            Work::Spawn => {}
+                            Work::Yield => {
+                                for _ in 0..YIELDS {
+                                    yield_now().await?;
+                                }
                             }
+                            Work::Timer => sleep(NAP).await?,
                         }
                         AioResult::Ok(1u64)
                     })
@@ -53,24 +70,30 @@ mod native {
             }
             Ok(done)
         };
-        let done = EventLoop::new(VirtualClock::new(), false)
-            .run(main, &Recorder::new(false), &|| true)
-            .expect("the loop runs");
+        let event_loop = match work {
+            Work::Timer => EventLoop::new(RealClock::new(), false),
+            _ => EventLoop::new(VirtualClock::new(), false),
+        };
+        let done = event_loop.run(main, &Recorder::new(false), &|| true).expect("the loop runs");
         assert_eq!(done, TASKS as u64);
         start.elapsed().as_nanos() as f64 / TASKS as f64
     }
 
-    fn tokio(yielding: bool) -> f64 {
+    fn tokio(work: Work) -> f64 {
         let start = Instant::now();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
         let done = runtime.block_on(async move {
             let handles: Vec<_> = (0..TASKS)
                 .map(|_| {
                     tokio::spawn(async move {
-                        if yielding {
-                            for _ in 0..YIELDS {
-                                tokio::task::yield_now().await;
+                        match work {
+                            Work::Spawn => {}
+                            Work::Yield => {
+                                for _ in 0..YIELDS {
+                                    tokio::task::yield_now().await;
+                                }
                             }
+                            Work::Timer => tokio::time::sleep(NAP).await,
                         }
                         1u64
                     })
@@ -91,8 +114,8 @@ mod native {
         (summary.median, summary.min, summary.max)
     }
 
-    /// CPython's ns per task for (spawn, yield), one run of the shipped script.
-    fn cpython() -> Option<(f64, f64)> {
+    /// CPython's ns per task for (spawn, yield, timer), one run of the shipped script.
+    fn cpython() -> Option<[f64; 3]> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../native/python/asyncio_tasks.py");
         let output = Command::new("python3").arg(script).arg(TASKS.to_string()).arg("1").output().ok()?;
         if !output.status.success() {
@@ -100,44 +123,43 @@ mod native {
         }
         let text = String::from_utf8(output.stdout).ok()?;
         let fields: Vec<&str> = text.split_whitespace().collect();
-        Some((fields.get(1)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+        Some([fields.get(1)?.parse().ok()?, fields.get(3)?.parse().ok()?, fields.get(5)?.parse().ok()?])
     }
 
     /// CPython / ours per task, alternating one CPython run with one of ours.
     fn against_cpython() {
-        let (mut spawn_ratios, mut yield_ratios, mut python) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ratios = [Vec::new(), Vec::new(), Vec::new()];
+        let mut python = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..5 {
-            let Some((spawn_ns, yield_ns)) = cpython() else {
+            let Some(theirs) = cpython() else {
                 println!("  CPython: python3 not found, skipped");
                 return;
             };
-            spawn_ratios.push(spawn_ns / ours(false, true));
-            yield_ratios.push(yield_ns / ours(true, true));
-            python.push((spawn_ns, yield_ns));
+            for (index, (_, work)) in WORKS.iter().enumerate() {
+                ratios[index].push(theirs[index] / ours(*work, true));
+                python[index].push(theirs[index]);
+            }
         }
-        for (kind, ratios, ns) in [
-            ("spawn", spawn_ratios, python.iter().map(|p| p.0).collect::<Vec<_>>()),
-            ("yield x10", yield_ratios, python.iter().map(|p| p.1).collect()),
-        ] {
-            let (median, low, high) = spread(&ratios);
+        for (index, (kind, _)) in WORKS.iter().enumerate() {
+            let (median, low, high) = spread(&ratios[index]);
             println!(
                 "  {kind:<10} CPython asyncio / ours (gather): {median:.1}× [{low:.1} – {high:.1}]   (CPython {:.0} ns)",
-                spread(&ns).0
+                spread(&python[index]).0
             );
         }
     }
 
     pub fn main() {
         println!("event loop: ns per task, {TASKS} tasks, {PAIRS} alternating pairs (median [range])");
-        for (kind, yielding) in [("spawn", false), ("yield x10", true)] {
+        for (kind, work) in WORKS {
             let (mut mine, mut theirs) = (Vec::new(), Vec::new());
             for pair in 0..PAIRS {
                 if pair % 2 == 0 {
-                    mine.push(ours(yielding, false));
-                    theirs.push(tokio(yielding));
+                    mine.push(ours(work, false));
+                    theirs.push(tokio(work));
                 } else {
-                    theirs.push(tokio(yielding));
-                    mine.push(ours(yielding, false));
+                    theirs.push(tokio(work));
+                    mine.push(ours(work, false));
                 }
             }
             let ratios: Vec<f64> = mine.iter().zip(&theirs).map(|(a, b)| a / b).collect();

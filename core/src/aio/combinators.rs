@@ -29,7 +29,7 @@ pub async fn gather_settled<T>(mut handles: Vec<JoinHandle<T>>) -> AioResult<Vec
 /// Waits until every task has finished — or, with `fail_fast`, until one fails (its index);
 /// cancelling the wait cancels the tasks.
 async fn all_finished<T>(handles: &[JoinHandle<T>], fail_fast: bool) -> AioResult<Option<usize>> {
-    let progress = WatchedTasks::watch(handles);
+    let progress = WatchedTasks::watch(handles, false);
     poll_fn(|cx| {
         if let Err(cancelled) = cancel_point() {
             handles.iter().for_each(|h| _ = h.cancel());
@@ -74,7 +74,7 @@ pub async fn wait<T>(
     return_when: ReturnWhen,
     timeout: Option<Duration>,
 ) -> AioResult<Waited> {
-    let progress = WatchedTasks::watch(handles);
+    let progress = WatchedTasks::watch(handles, false);
     let mut timer = timeout.map(sleep);
     poll_fn(|cx| {
         cancel_point()?;
@@ -99,7 +99,7 @@ pub async fn wait<T>(
 /// `asyncio.as_completed(tasks, timeout)`: each task's index and outcome in the order they
 /// finish; after the timeout, `Err(TimedOut)`.
 pub fn as_completed<T>(handles: Vec<JoinHandle<T>>, timeout: Option<Duration>) -> AsCompleted<T> {
-    let progress = WatchedTasks::watch(&handles);
+    let progress = WatchedTasks::watch(&handles, true);
     AsCompleted { left: handles.len(), handles, progress, timer: timeout.map(sleep) }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use super::clock::{Clock, Remote};
@@ -27,7 +27,7 @@ use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{lock, Condvar, Mutex};
 use crate::trace::{Recorder, SpanKind, TASK_LANE};
 
-/// `std::task::Wake` is implemented for std's `Arc` only.
+/// Wakers cross threads (a `to_thread` job wakes its task): std's `Arc`, as `Waker` expects.
 type WakeArc<T> = std::sync::Arc<T>;
 
 /// What a task's handles, its wrapper and the loop share.
@@ -56,6 +56,8 @@ pub(super) struct Header {
     waiting: RefCell<Option<(Waiting, Duration)>>,
     /// The listing line it last marked ([`at_line`]; 0: none), for the step view.
     line: Cell<u32>,
+    /// Its slot's waker, cloned once at spawn: a poll lends it, never clones it.
+    waker: Waker,
 }
 
 impl Header {
@@ -67,7 +69,8 @@ impl Header {
 /// A task as the loop sees it: its header, and a step.
 pub(super) trait Task {
     fn header(&self) -> &Header;
-    /// Runs the task's future once; `Ready` once it has finished.
+    /// Runs the task's future once; `Ready` once it has finished (the loop then calls
+    /// [`Header::finish`]).
     fn step(&self, cx: &mut Context<'_>) -> Poll<()>;
     /// What it raised, if it failed and nobody has taken its result (asyncio's "Task
     /// exception was never retrieved").
@@ -117,8 +120,6 @@ impl<F: Future<Output = AioResult<T>>, T> Task for TaskCell<F, T> {
         header.cancelled.set(matches!(outcome, Err(AioError::Cancelled)));
         header.failed.set(matches!(&outcome, Err(error) if *error != AioError::Cancelled));
         *state = TaskState::Finished(Some(outcome));
-        drop(state);
-        header.finish();
         Poll::Ready(())
     }
 
@@ -140,9 +141,9 @@ impl<F, T> TaskOutput<T> for TaskCell<F, T> {
 }
 
 impl Header {
-    /// Marks the task finished and wakes whoever waits for it.
-    fn finish(&self) {
-        self.finished_seq.set(with_loop(|inner| inner.next_seq.replace(inner.next_seq.get() + 1)));
+    /// Marks the task finished (the `seq`-th of its loop) and wakes whoever waits for it.
+    fn finish(&self, seq: u64) {
+        self.finished_seq.set(seq);
         self.done.set(true);
         for joiner in self.joiners.take() {
             joiner.wake();
@@ -153,29 +154,100 @@ impl Header {
     }
 }
 
+/// A slot's wake-up state: whether it is queued, reachable from any thread.
 struct TaskWake {
     id: usize,
     queued: AtomicBool,
-    remote: WakeArc<Remote>,
 }
 
-impl Wake for TaskWake {
-    fn wake(self: WakeArc<Self>) {
-        self.wake_by_ref()
+/// How many slots' wake-up states share one allocation.
+const WAKE_CHUNK: usize = 64;
+
+/// The wake-up states of slots `WAKE_CHUNK · k …`, one allocation (and one reference count)
+/// for all of them: a burst of 100 000 tasks allocates 1 563 of these, not 100 000 `Arc`s.
+/// A slot's [`Waker`] points at its [`TaskWake`] inside the chunk and owns one count of the
+/// chunk, which [`chunk_of`] finds from the slot's index.
+struct WakeChunk {
+    remote: WakeArc<Remote>,
+    wakes: [TaskWake; WAKE_CHUNK],
+}
+
+impl WakeChunk {
+    fn new(first_id: usize, remote: &WakeArc<Remote>) -> WakeArc<Self> {
+        let wakes = std::array::from_fn(|i| TaskWake { id: first_id + i, queued: AtomicBool::new(false) });
+        WakeArc::new(Self { remote: WakeArc::clone(remote), wakes })
     }
 
-    fn wake_by_ref(self: &WakeArc<Self>) {
+    /// A waker of slot `index` (within the chunk) that owns one count of `chunk`.
+    fn waker(chunk: &WakeArc<Self>, index: usize) -> Waker {
+        let counted = WakeArc::into_raw(WakeArc::clone(chunk));
+        // SAFETY: `counted` points at a live chunk (the count just taken keeps it so), and
+        // `addr_of!` makes a pointer to the element without a reference, keeping the chunk's
+        // provenance; `index < WAKE_CHUNK`.
+        let wake = unsafe { std::ptr::addr_of!((*counted).wakes[index]) };
+        // SAFETY: the vtable's contract holds for `wake`: it points into a chunk whose count
+        // this waker owns (taken above), and `chunk_of` recovers that chunk from it.
+        unsafe { Waker::from_raw(RawWaker::new(wake.cast(), &WAKE_VTABLE)) }
+    }
+}
+
+static WAKE_VTABLE: RawWakerVTable = RawWakerVTable::new(clone_wake, wake_and_drop, wake_by_ref, drop_wake);
+
+/// The chunk a waker's data points into.
+///
+/// # Safety
+/// `data` is a waker's data made by [`WakeChunk::waker`] (a `TaskWake` inside a live chunk
+/// whose count that waker owns).
+unsafe fn chunk_of(data: *const ()) -> *const WakeChunk {
+    let wake = data.cast::<TaskWake>();
+    // SAFETY: `wake` points at a live `TaskWake` (the caller's contract).
+    let index = unsafe { (*wake).id } % WAKE_CHUNK;
+    // SAFETY: the element is `wakes[index]` of its chunk: stepping back `index` elements and
+    // the array's offset stays inside the chunk's allocation, at its start.
+    unsafe { wake.sub(index).byte_sub(std::mem::offset_of!(WakeChunk, wakes)).cast::<WakeChunk>() }
+}
+
+unsafe fn clone_wake(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is one of our wakers' (the vtable is only ever paired with such data), so
+    // `chunk_of` gives the chunk, which came from `Arc::into_raw` and is alive.
+    unsafe { WakeArc::increment_strong_count(chunk_of(data)) };
+    RawWaker::new(data, &WAKE_VTABLE)
+}
+
+unsafe fn wake_and_drop(data: *const ()) {
+    // SAFETY: as for `wake_by_ref`, then this waker's count is given back.
+    unsafe {
+        wake_by_ref(data);
+        drop_wake(data);
+    }
+}
+
+unsafe fn wake_by_ref(data: *const ()) {
+    // SAFETY: `data` is one of our wakers': the `TaskWake` and its chunk are alive while the
+    // waker is.
+    let (wake, chunk) = unsafe { (&*data.cast::<TaskWake>(), &*chunk_of(data)) };
+    wake.wake(&chunk.remote);
+}
+
+impl TaskWake {
+    /// Queues the slot on its loop unless it is queued already.
+    fn wake(&self, remote: &WakeArc<Remote>) {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
         // On the loop's own thread a wake is a push on a thread-local list, no lock.
-        let local = LOCAL_REMOTE.with(|remote| std::ptr::eq(remote.get(), WakeArc::as_ptr(&self.remote)));
+        let local = LOCAL_REMOTE.with(|current| std::ptr::eq(current.get(), WakeArc::as_ptr(remote)));
         if local {
             LOCAL_WAKES.with_borrow_mut(|wakes| wakes.push(self.id));
         } else {
-            self.remote.push(self.id);
+            remote.push(self.id);
         }
     }
+}
+
+unsafe fn drop_wake(data: *const ()) {
+    // SAFETY: this waker owns one count of the chunk (taken when it was made or cloned).
+    unsafe { WakeArc::decrement_strong_count(chunk_of(data)) };
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -268,7 +340,9 @@ struct Inner {
     slots: RefCell<Vec<Option<TaskRef>>>,
     /// Each slot's waker, kept across the tasks that reuse the slot (a stale waker only causes
     /// a spurious poll, which futures tolerate).
-    wakes: RefCell<Vec<(WakeArc<TaskWake>, Waker)>>,
+    wakes: RefCell<Vec<WakeArc<WakeChunk>>>,
+    /// Slots made so far (the chunks hold room for up to `WAKE_CHUNK` more).
+    slot_count: Cell<usize>,
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     remote: WakeArc<Remote>,
@@ -375,7 +449,7 @@ pub(super) fn cancel_header(header: &Header) {
 fn schedule(id: usize) {
     with_loop(|inner| {
         if inner.slots.borrow().get(id).is_some_and(Option::is_some) {
-            inner.wakes.borrow()[id].0.wake_by_ref();
+            inner.wake_slot(id);
         }
     })
 }
@@ -420,6 +494,7 @@ impl EventLoop {
                 clock: Box::new(clock),
                 slots: RefCell::default(),
                 wakes: RefCell::default(),
+                slot_count: Cell::new(0),
                 free: RefCell::default(),
                 ready: RefCell::default(),
                 remote: WakeArc::default(),
@@ -562,13 +637,24 @@ struct SendCell<T>(T);
 unsafe impl<T> Send for SendCell<T> {}
 
 impl Inner {
+    /// Queues slot `id` (on the loop's thread).
+    fn wake_slot(&self, id: usize) {
+        self.wakes.borrow()[id / WAKE_CHUNK].wakes[id % WAKE_CHUNK].wake(&self.remote);
+    }
+
+    /// A new slot: its index, with room in a chunk of wake-up states.
+    fn new_slot(&self) -> usize {
+        let id = self.slot_count.replace(self.slot_count.get() + 1);
+        self.slots.borrow_mut().push(None);
+        if id % WAKE_CHUNK == 0 {
+            self.wakes.borrow_mut().push(WakeChunk::new(id, &self.remote));
+        }
+        id
+    }
+
     fn poll(&self, id: usize) {
         let Some(task) = self.slots.borrow().get(id).and_then(Clone::clone) else { return };
-        let waker = {
-            let wakes = self.wakes.borrow();
-            wakes[id].0.queued.store(false, Ordering::Release);
-            wakes[id].1.clone()
-        };
+        self.wakes.borrow()[id / WAKE_CHUNK].wakes[id % WAKE_CHUNK].queued.store(false, Ordering::Release);
         let header = task.header();
         let start = if self.tracing { self.clock.now() } else { Duration::ZERO };
         if self.tracing {
@@ -578,12 +664,13 @@ impl Inner {
         }
         *self.current.borrow_mut() = Some(Rc::clone(&task));
         let line_before = header.line.get();
-        let poll = task.step(&mut Context::from_waker(&waker));
+        let poll = task.step(&mut Context::from_waker(&header.waker));
         *self.current.borrow_mut() = None;
         if self.tracing {
             self.span(header, SpanKind::Run, Cow::Borrowed("running"), start, self.clock.now());
         }
         if poll.is_ready() {
+            header.finish(self.next_seq.replace(self.next_seq.get() + 1));
             self.slots.borrow_mut()[id] = None;
             self.free.borrow_mut().push(id);
             if self.tracing {
@@ -789,6 +876,8 @@ impl Inner {
 /// watched).
 #[derive(Default)]
 pub(super) struct WatchedTasks {
+    /// Whether `finished` records the order (as_completed); gather and wait only count.
+    ordered: bool,
     /// Indices of the watched tasks in the order they finished, not yet consumed.
     finished: RefCell<VecDeque<usize>>,
     count: Cell<usize>,
@@ -798,9 +887,10 @@ pub(super) struct WatchedTasks {
 }
 
 impl WatchedTasks {
-    /// Starts watching `handles` (index = position).
-    pub(super) fn watch<'h, T: 'h>(handles: impl IntoIterator<Item = &'h JoinHandle<T>>) -> Rc<Self> {
-        let progress = Rc::new(Self::default());
+    /// Starts watching `handles` (index = position); `ordered` keeps the order they finish in
+    /// for [`WatchedTasks::next_finished`].
+    pub(super) fn watch<'h, T: 'h>(handles: impl IntoIterator<Item = &'h JoinHandle<T>>, ordered: bool) -> Rc<Self> {
+        let progress = Rc::new(Self { ordered, ..Self::default() });
         for (index, handle) in handles.into_iter().enumerate() {
             progress.add(index, handle.header());
         }
@@ -822,7 +912,9 @@ impl WatchedTasks {
     }
 
     fn finished(&self, index: usize, failed: bool) {
-        self.finished.borrow_mut().push_back(index);
+        if self.ordered {
+            self.finished.borrow_mut().push_back(index);
+        }
         self.count.set(self.count.get() + 1);
         if failed && self.first_failure.get().is_none() {
             self.first_failure.set(Some(index));
@@ -944,18 +1036,7 @@ pub(super) fn spawn_task<T: 'static>(
 ) -> JoinHandle<T> {
     with_loop(|inner| {
         let serial = inner.next_serial.replace(inner.next_serial.get() + 1);
-        let id = inner.free.borrow_mut().pop().unwrap_or_else(|| {
-            inner.slots.borrow_mut().push(None);
-            let wake = WakeArc::new(TaskWake {
-                id: inner.wakes.borrow().len(),
-                queued: AtomicBool::new(false),
-                remote: WakeArc::clone(&inner.remote),
-            });
-            let waker = Waker::from(WakeArc::clone(&wake));
-            let mut wakes = inner.wakes.borrow_mut();
-            wakes.push((wake, waker));
-            wakes.len() - 1
-        });
+        let id = inner.free.borrow_mut().pop().unwrap_or_else(|| inner.new_slot());
         let header = Header {
             serial,
             given_name: name.map(String::into_boxed_str),
@@ -971,6 +1052,7 @@ pub(super) fn spawn_task<T: 'static>(
             more_watchers: RefCell::default(),
             waiting: RefCell::default(),
             line: Cell::new(0),
+            waker: WakeChunk::waker(&inner.wakes.borrow()[id / WAKE_CHUNK], id % WAKE_CHUNK),
         };
         let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
         if inner.tracing {
@@ -982,7 +1064,7 @@ pub(super) fn spawn_task<T: 'static>(
             log.borrow_mut().tasks.push(Rc::clone(&task));
         }
         inner.slots.borrow_mut()[id] = Some(Rc::clone(&task));
-        inner.wakes.borrow()[id].0.wake_by_ref();
+        inner.wake_slot(id);
         JoinHandle { task, output: cell }
     })
 }
