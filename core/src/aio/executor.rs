@@ -30,12 +30,11 @@ use crate::trace::{Recorder, SpanKind, TASK_LANE};
 /// Wakers cross threads (a `to_thread` job wakes its task): std's `Arc`, as `Waker` expects.
 type WakeArc<T> = std::sync::Arc<T>;
 
-/// What a task's handles, its wrapper and the loop share.
+/// What a task's handles, its wrapper and the loop share. Kept small (168 bytes): a burst of
+/// 100 000 tasks touches every byte of it cold; what few tasks need lives in [`Extra`].
 pub(super) struct Header {
     /// asyncio's task number: `Task-1` is the first task of the loop.
     pub(super) serial: u64,
-    /// A name given at spawn; otherwise the task is `Task-{serial}` (spelled out on demand).
-    given_name: Option<Box<str>>,
     id: usize,
     pub(super) cancel_pending: Cell<bool>,
     /// Polled at least once (a task cancelled before that never runs).
@@ -46,23 +45,44 @@ pub(super) struct Header {
     pub(super) failed: Cell<bool>,
     /// Order of finishing among the loop's tasks.
     pub(super) finished_seq: Cell<u64>,
-    /// Wakers of tasks awaiting this one.
-    pub(super) joiners: RefCell<Vec<Waker>>,
-    /// Collective waits watching this task: (their progress, this task's index there). Almost
-    /// always one (a gather), kept without allocating; `more_watchers` holds the rest.
-    watcher: RefCell<Option<(Rc<WatchedTasks>, usize)>>,
-    more_watchers: RefCell<Vec<(Rc<WatchedTasks>, usize)>>,
-    /// What the task waits on, and since when if tracing.
-    waiting: RefCell<Option<(Waiting, Duration)>>,
     /// The listing line it last marked ([`at_line`]; 0: none), for the step view.
     line: Cell<u32>,
+    /// The task awaiting this one — almost always the only one; others go in [`Extra`].
+    joiner: RefCell<Option<Waker>>,
+    /// The collective wait watching this task (its progress, this task's index there) —
+    /// almost always one (a gather); others go in [`Extra`].
+    watcher: RefCell<Option<(Rc<WatchedTasks>, usize)>>,
+    /// What the task waits on.
+    waiting: RefCell<Option<Waiting>>,
     /// Its slot's waker, cloned once at spawn: a poll lends it, never clones it.
     waker: Waker,
+    /// Allocated by the few tasks that need it.
+    extra: RefCell<Option<Box<Extra>>>,
+}
+
+/// What few tasks need: a name, a second joiner or watcher, and when tracing since when the
+/// task waits.
+#[derive(Default)]
+struct Extra {
+    /// A name given at spawn; otherwise the task is `Task-{serial}` (spelled out on demand).
+    name: Option<Box<str>>,
+    joiners: Vec<Waker>,
+    watchers: Vec<(Rc<WatchedTasks>, usize)>,
+    waiting_since: Duration,
 }
 
 impl Header {
     pub(super) fn name(&self) -> String {
-        self.given_name.as_deref().map_or_else(|| format!("Task-{}", self.serial), str::to_string)
+        let extra = self.extra.borrow();
+        match extra.as_ref().and_then(|extra| extra.name.as_deref()) {
+            Some(name) => name.to_string(),
+            None => format!("Task-{}", self.serial),
+        }
+    }
+
+    /// The side block, allocated on first use.
+    fn extra(&self) -> std::cell::RefMut<'_, Extra> {
+        std::cell::RefMut::map(self.extra.borrow_mut(), |extra| &mut **extra.get_or_insert_with(Box::default))
     }
 }
 
@@ -145,10 +165,14 @@ impl Header {
     fn finish(&self, seq: u64) {
         self.finished_seq.set(seq);
         self.done.set(true);
-        for joiner in self.joiners.take() {
+        let (joiners, watchers) = match self.extra.borrow_mut().as_mut() {
+            Some(extra) => (std::mem::take(&mut extra.joiners), std::mem::take(&mut extra.watchers)),
+            None => (Vec::new(), Vec::new()),
+        };
+        for joiner in self.joiner.take().into_iter().chain(joiners) {
             joiner.wake();
         }
-        for (progress, index) in self.watcher.take().into_iter().chain(self.more_watchers.take()) {
+        for (progress, index) in self.watcher.take().into_iter().chain(watchers) {
             progress.finished(index, self.failed.get());
         }
     }
@@ -426,8 +450,11 @@ impl Waiting {
 pub(super) fn waiting_on(what: Waiting) {
     with_loop(|inner| {
         if let Some(task) = inner.current.borrow().as_ref() {
-            let since = if inner.tracing { inner.clock.now() } else { Duration::ZERO };
-            *task.header().waiting.borrow_mut() = Some((what, since));
+            let header = task.header();
+            if inner.tracing {
+                header.extra().waiting_since = inner.clock.now();
+            }
+            *header.waiting.borrow_mut() = Some(what);
         }
     })
 }
@@ -658,7 +685,9 @@ impl Inner {
         let header = task.header();
         let start = if self.tracing { self.clock.now() } else { Duration::ZERO };
         if self.tracing {
-            if let Some((what, since)) = header.waiting.borrow_mut().take() {
+            let waited = header.waiting.borrow_mut().take();
+            if let Some(what) = waited {
+                let since = header.extra().waiting_since;
                 self.span(header, SpanKind::Wait, what.label(), since, start);
             }
         }
@@ -765,7 +794,7 @@ impl Inner {
         } else if queued {
             format!("ready{cancel}")
         } else {
-            let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
+            let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
             format!("waiting on {what}{cancel}")
         }
     }
@@ -856,7 +885,7 @@ impl Inner {
             .map(|task| {
                 let header = task.header();
                 let what =
-                    header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), |(what, _)| what.label());
+                    header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
                 format!("{} waits on {what}", header.name())
             })
             .collect();
@@ -906,7 +935,7 @@ impl WatchedTasks {
             let mut first = header.watcher.borrow_mut();
             match first.as_ref() {
                 None => *first = Some(watcher),
-                Some(_) => header.more_watchers.borrow_mut().push(watcher),
+                Some(_) => header.extra().watchers.push(watcher),
             }
         }
     }
@@ -988,9 +1017,17 @@ impl<T> JoinHandle<T> {
 
     /// Registers `waker` to be woken when the task finishes.
     pub(super) fn on_done(&self, waker: &Waker) {
-        let mut joiners = self.header().joiners.borrow_mut();
-        if !joiners.iter().any(|w| w.will_wake(waker)) {
-            joiners.push(waker.clone());
+        let header = self.header();
+        let mut first = header.joiner.borrow_mut();
+        match first.as_ref() {
+            None => *first = Some(waker.clone()),
+            Some(joiner) if joiner.will_wake(waker) => {}
+            Some(_) => {
+                let mut extra = header.extra();
+                if !extra.joiners.iter().any(|w| w.will_wake(waker)) {
+                    extra.joiners.push(waker.clone());
+                }
+            }
         }
     }
 }
@@ -1039,7 +1076,6 @@ pub(super) fn spawn_task<T: 'static>(
         let id = inner.free.borrow_mut().pop().unwrap_or_else(|| inner.new_slot());
         let header = Header {
             serial,
-            given_name: name.map(String::into_boxed_str),
             id,
             cancel_pending: Cell::new(false),
             started: Cell::new(false),
@@ -1047,10 +1083,10 @@ pub(super) fn spawn_task<T: 'static>(
             cancelled: Cell::new(false),
             failed: Cell::new(false),
             finished_seq: Cell::new(0),
-            joiners: RefCell::default(),
+            joiner: RefCell::default(),
             watcher: RefCell::default(),
-            more_watchers: RefCell::default(),
             waiting: RefCell::default(),
+            extra: RefCell::new(name.map(|name| Box::new(Extra { name: Some(name.into_boxed_str()), ..Extra::default() }))),
             line: Cell::new(0),
             waker: WakeChunk::waker(&inner.wakes.borrow()[id / WAKE_CHUNK], id % WAKE_CHUNK),
         };
