@@ -884,8 +884,7 @@ impl Inner {
             .flatten()
             .map(|task| {
                 let header = task.header();
-                let what =
-                    header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
+                let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
                 format!("{} waits on {what}", header.name())
             })
             .collect();
@@ -1086,7 +1085,9 @@ pub(super) fn spawn_task<T: 'static>(
             joiner: RefCell::default(),
             watcher: RefCell::default(),
             waiting: RefCell::default(),
-            extra: RefCell::new(name.map(|name| Box::new(Extra { name: Some(name.into_boxed_str()), ..Extra::default() }))),
+            extra: RefCell::new(
+                name.map(|name| Box::new(Extra { name: Some(name.into_boxed_str()), ..Extra::default() })),
+            ),
             line: Cell::new(0),
             waker: WakeChunk::waker(&inner.wakes.borrow()[id / WAKE_CHUNK], id % WAKE_CHUNK),
         };
