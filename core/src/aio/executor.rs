@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use super::clock::{Clock, Remote};
@@ -178,100 +178,37 @@ impl Header {
     }
 }
 
-/// A slot's wake-up state: whether it is queued, reachable from any thread.
+/// A slot's wake-up state, reachable from any thread (a `to_thread` job wakes its task). One
+/// per slot, reused by the tasks that reuse the slot.
+///
+/// (One `Arc` per slot costs a burst of 100 000 tasks 100 000 small allocations. Sharing one
+/// among 64 slots behind a raw waker was tried: warm runs got faster, but without those small
+/// frees at teardown glibc returned the freed heap to the system after each burst and the next
+/// burst faulted it back in — 135 000 page faults in 21 bursts against 15 000 — and a cold burst
+/// got slower; it was not kept.)
 struct TaskWake {
     id: usize,
     queued: AtomicBool,
-}
-
-/// How many slots' wake-up states share one allocation.
-const WAKE_CHUNK: usize = 64;
-
-/// The wake-up states of slots `WAKE_CHUNK · k …`, one allocation (and one reference count)
-/// for all of them: a burst of 100 000 tasks allocates 1 563 of these, not 100 000 `Arc`s.
-/// A slot's [`Waker`] points at its [`TaskWake`] inside the chunk and owns one count of the
-/// chunk, which [`chunk_of`] finds from the slot's index.
-struct WakeChunk {
     remote: WakeArc<Remote>,
-    wakes: [TaskWake; WAKE_CHUNK],
 }
 
-impl WakeChunk {
-    fn new(first_id: usize, remote: &WakeArc<Remote>) -> WakeArc<Self> {
-        let wakes = std::array::from_fn(|i| TaskWake { id: first_id + i, queued: AtomicBool::new(false) });
-        WakeArc::new(Self { remote: WakeArc::clone(remote), wakes })
+impl Wake for TaskWake {
+    fn wake(self: WakeArc<Self>) {
+        self.wake_by_ref()
     }
 
-    /// A waker of slot `index` (within the chunk) that owns one count of `chunk`.
-    fn waker(chunk: &WakeArc<Self>, index: usize) -> Waker {
-        let counted = WakeArc::into_raw(WakeArc::clone(chunk));
-        // SAFETY: `counted` points at a live chunk (the count just taken keeps it so), and
-        // `addr_of!` makes a pointer to the element without a reference, keeping the chunk's
-        // provenance; `index < WAKE_CHUNK`.
-        let wake = unsafe { std::ptr::addr_of!((*counted).wakes[index]) };
-        // SAFETY: the vtable's contract holds for `wake`: it points into a chunk whose count
-        // this waker owns (taken above), and `chunk_of` recovers that chunk from it.
-        unsafe { Waker::from_raw(RawWaker::new(wake.cast(), &WAKE_VTABLE)) }
-    }
-}
-
-static WAKE_VTABLE: RawWakerVTable = RawWakerVTable::new(clone_wake, wake_and_drop, wake_by_ref, drop_wake);
-
-/// The chunk a waker's data points into.
-///
-/// # Safety
-/// `data` is a waker's data made by [`WakeChunk::waker`] (a `TaskWake` inside a live chunk
-/// whose count that waker owns).
-unsafe fn chunk_of(data: *const ()) -> *const WakeChunk {
-    let wake = data.cast::<TaskWake>();
-    // SAFETY: `wake` points at a live `TaskWake` (the caller's contract).
-    let index = unsafe { (*wake).id } % WAKE_CHUNK;
-    // SAFETY: the element is `wakes[index]` of its chunk: stepping back `index` elements and
-    // the array's offset stays inside the chunk's allocation, at its start.
-    unsafe { wake.sub(index).byte_sub(std::mem::offset_of!(WakeChunk, wakes)).cast::<WakeChunk>() }
-}
-
-unsafe fn clone_wake(data: *const ()) -> RawWaker {
-    // SAFETY: `data` is one of our wakers' (the vtable is only ever paired with such data), so
-    // `chunk_of` gives the chunk, which came from `Arc::into_raw` and is alive.
-    unsafe { WakeArc::increment_strong_count(chunk_of(data)) };
-    RawWaker::new(data, &WAKE_VTABLE)
-}
-
-unsafe fn wake_and_drop(data: *const ()) {
-    // SAFETY: as for `wake_by_ref`, then this waker's count is given back.
-    unsafe {
-        wake_by_ref(data);
-        drop_wake(data);
-    }
-}
-
-unsafe fn wake_by_ref(data: *const ()) {
-    // SAFETY: `data` is one of our wakers': the `TaskWake` and its chunk are alive while the
-    // waker is.
-    let (wake, chunk) = unsafe { (&*data.cast::<TaskWake>(), &*chunk_of(data)) };
-    wake.wake(&chunk.remote);
-}
-
-impl TaskWake {
-    /// Queues the slot on its loop unless it is queued already.
-    fn wake(&self, remote: &WakeArc<Remote>) {
+    fn wake_by_ref(self: &WakeArc<Self>) {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
         // On the loop's own thread a wake is a push on a thread-local list, no lock.
-        let local = LOCAL_REMOTE.with(|current| std::ptr::eq(current.get(), WakeArc::as_ptr(remote)));
+        let local = LOCAL_REMOTE.with(|remote| std::ptr::eq(remote.get(), WakeArc::as_ptr(&self.remote)));
         if local {
             LOCAL_WAKES.with_borrow_mut(|wakes| wakes.push(self.id));
         } else {
-            remote.push(self.id);
+            self.remote.push(self.id);
         }
     }
-}
-
-unsafe fn drop_wake(data: *const ()) {
-    // SAFETY: this waker owns one count of the chunk (taken when it was made or cloned).
-    unsafe { WakeArc::decrement_strong_count(chunk_of(data)) };
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -364,9 +301,7 @@ struct Inner {
     slots: RefCell<Vec<Option<TaskRef>>>,
     /// Each slot's waker, kept across the tasks that reuse the slot (a stale waker only causes
     /// a spurious poll, which futures tolerate).
-    wakes: RefCell<Vec<WakeArc<WakeChunk>>>,
-    /// Slots made so far (the chunks hold room for up to `WAKE_CHUNK` more).
-    slot_count: Cell<usize>,
+    wakes: RefCell<Vec<WakeArc<TaskWake>>>,
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     remote: WakeArc<Remote>,
@@ -521,7 +456,6 @@ impl EventLoop {
                 clock: Box::new(clock),
                 slots: RefCell::default(),
                 wakes: RefCell::default(),
-                slot_count: Cell::new(0),
                 free: RefCell::default(),
                 ready: RefCell::default(),
                 remote: WakeArc::default(),
@@ -666,22 +600,21 @@ unsafe impl<T> Send for SendCell<T> {}
 impl Inner {
     /// Queues slot `id` (on the loop's thread).
     fn wake_slot(&self, id: usize) {
-        self.wakes.borrow()[id / WAKE_CHUNK].wakes[id % WAKE_CHUNK].wake(&self.remote);
+        self.wakes.borrow()[id].wake_by_ref();
     }
 
-    /// A new slot: its index, with room in a chunk of wake-up states.
+    /// A new slot and its wake-up state: the slot's index.
     fn new_slot(&self) -> usize {
-        let id = self.slot_count.replace(self.slot_count.get() + 1);
+        let mut wakes = self.wakes.borrow_mut();
+        let id = wakes.len();
+        wakes.push(WakeArc::new(TaskWake { id, queued: AtomicBool::new(false), remote: WakeArc::clone(&self.remote) }));
         self.slots.borrow_mut().push(None);
-        if id % WAKE_CHUNK == 0 {
-            self.wakes.borrow_mut().push(WakeChunk::new(id, &self.remote));
-        }
         id
     }
 
     fn poll(&self, id: usize) {
         let Some(task) = self.slots.borrow().get(id).and_then(Clone::clone) else { return };
-        self.wakes.borrow()[id / WAKE_CHUNK].wakes[id % WAKE_CHUNK].queued.store(false, Ordering::Release);
+        self.wakes.borrow()[id].queued.store(false, Ordering::Release);
         let header = task.header();
         let start = if self.tracing { self.clock.now() } else { Duration::ZERO };
         if self.tracing {
@@ -1089,7 +1022,7 @@ pub(super) fn spawn_task<T: 'static>(
                 name.map(|name| Box::new(Extra { name: Some(name.into_boxed_str()), ..Extra::default() })),
             ),
             line: Cell::new(0),
-            waker: WakeChunk::waker(&inner.wakes.borrow()[id / WAKE_CHUNK], id % WAKE_CHUNK),
+            waker: Waker::from(WakeArc::clone(&inner.wakes.borrow()[id])),
         };
         let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
         if inner.tracing {
