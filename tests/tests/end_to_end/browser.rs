@@ -1036,17 +1036,7 @@ fn the_debugging_lab_steps_into_a_deadlock_and_replays_the_bug_a_search_found() 
     browser.screenshot(&artifacts().join("debugger-missed-wakeup.png"));
 
     // The fixed twin: DFS proves it within its bound.
-    browser
-        .eval("const s = document.getElementById('sim-scenario'); s.value = 'missed-wakeup-fixed'; s.dispatchEvent(new Event('change'));");
-    browser
-        .eval("document.getElementById('sim-strategy').value = 'dfs'; document.getElementById('sim-search').click();");
-    wait_until(Duration::from_secs(20), "the proof", || {
-        browser
-            .eval("return document.getElementById('sim-search-result').textContent;")
-            .as_str()
-            .unwrap()
-            .contains("every one of the")
-    });
+    dfs_proves(&browser, "missed-wakeup-fixed", "every one of the");
     // A bad link names the scenario and the page still works.
     browser.navigate(&format!("{url}?scenario=nope"));
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
@@ -1106,7 +1096,18 @@ fn the_loop_stepper_walks_the_event_loop_and_the_debugging_lab_proves_an_await_f
     assert!(findings.as_str().unwrap().contains("print('too late'), due at 0.500 s, never ran"), "{findings}");
 
     // The debugging lab's cooperative scenarios: DFS proves the await-free increment.
-    select("sim-scenario", "async-no-await");
+    dfs_proves(
+        &browser,
+        "async-no-await",
+        "every one of the 90 schedules ran to its end and passes — correct on every schedule",
+    );
+}
+
+/// Opens debugging-lab scenario `id`, runs a DFS search, and waits for a verdict holding `proof`.
+fn dfs_proves(browser: &Browser, id: &str, proof: &str) {
+    browser.eval(&format!(
+        "const s = document.getElementById('sim-scenario'); s.value = '{id}'; s.dispatchEvent(new Event('change'));"
+    ));
     browser
         .eval("document.getElementById('sim-strategy').value = 'dfs'; document.getElementById('sim-search').click();");
     wait_until(Duration::from_secs(20), "the proof", || {
@@ -1114,7 +1115,7 @@ fn the_loop_stepper_walks_the_event_loop_and_the_debugging_lab_proves_an_await_f
             .eval("return document.getElementById('sim-search-result').textContent;")
             .as_str()
             .unwrap()
-            .contains("every one of the 90 schedules ran to its end and passes — correct on every schedule")
+            .contains(proof)
     });
 }
 
