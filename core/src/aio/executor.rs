@@ -746,6 +746,7 @@ impl Inner {
     fn note_leftovers(&self, main: u64) {
         let Some(log) = &self.steps else { return };
         let now = seconds(self.clock.now());
+        let ready_ids = self.ready_ids();
         let mut findings = Vec::new();
         for task in &log.borrow().tasks {
             let header = task.header();
@@ -756,7 +757,7 @@ impl Inner {
                 findings.push(format!(
                     "{} was still pending when main returned at {now}: asyncio.run cancels it ({})",
                     header.name(),
-                    self.state_of(task, &self.ready_ids())
+                    self.state_of(task, &ready_ids)
                 ));
             }
         }

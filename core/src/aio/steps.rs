@@ -78,7 +78,8 @@ pub struct LoopTrace {
     pub generator_steps: Vec<LoopStep>,
 }
 
-/// Runs `main` on a stepping loop with a virtual clock, to its end (at most `MAX_STEPS`).
+/// Runs `main` on a stepping loop with a virtual clock, to its end (the scenarios are small and
+/// finite; every step is kept).
 pub fn trace<T: Debug + 'static>(main: impl Future<Output = AioResult<T>> + 'static) -> LoopTrace {
     let event_loop = EventLoop::stepping(VirtualClock::new());
     let outcome = event_loop.run(main, &Recorder::new(false), &|| true);

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::event_loop::DemoClock;
+use super::event_loop::{clock_param, DemoClock};
 use crate::experiment::{
     verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
     VariantSpec, Verdict, Workload,
@@ -55,12 +55,7 @@ impl Experiment for AsyncPrimitives {
                 ),
                 ParamSpec::int("limit", 2, 1, 64, "permits", "semaphore: the tasks allowed in at once"),
                 ParamSpec::float("timeout_ms", 50.0, 0.1, 60_000.0, "ms", "how long a stuck task waits"),
-                ParamSpec::choice(
-                    "clock",
-                    "real",
-                    &["real", "virtual"],
-                    "virtual: the loop jumps to the next timer (exact, instant); real: it sleeps",
-                ),
+                clock_param("real"),
             ],
             variants: vec![
                 VariantSpec::fixed("event", "await ready.wait() in every task; ready.set() once"),
@@ -93,7 +88,7 @@ impl Experiment for AsyncPrimitives {
             step: ms("step_ms"),
             limit: params.count("limit"),
             timeout: ms("timeout_ms"),
-            clock: DemoClock { virtual_clock: params.text("clock") == "virtual", scale: 1.0 },
+            clock: DemoClock::unscaled(params),
         }))
     }
 

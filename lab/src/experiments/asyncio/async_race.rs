@@ -6,7 +6,7 @@ use std::cell::Cell as Shared;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::event_loop::DemoClock;
+use super::event_loop::{clock_param, DemoClock};
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
     VariantSpec, Workload,
@@ -42,12 +42,7 @@ impl Experiment for AsyncRace {
                     "what the task awaits: io — a call of io_ms on the loop's clock; sleep0 — asyncio.sleep(0)",
                 ),
                 ParamSpec::float("io_ms", 1.0, 0.001, 1_000.0, "ms", "io: how long each awaited call takes"),
-                ParamSpec::choice(
-                    "clock",
-                    "virtual",
-                    &["virtual", "real"],
-                    "virtual: the loop jumps to the next timer (exact, instant); real: it sleeps",
-                ),
+                clock_param("virtual"),
             ],
             variants: vec![
                 VariantSpec::fixed("await-between", "x = counter; await io(); counter = x + 1")
@@ -68,7 +63,7 @@ impl Experiment for AsyncRace {
             tasks: params.count("tasks"),
             rounds: params.count("rounds"),
             io: (params.text("await") == "io").then(|| Duration::from_secs_f64(params.float("io_ms") / 1e3)),
-            clock: DemoClock { virtual_clock: params.text("clock") == "virtual", scale: 1.0 },
+            clock: DemoClock::unscaled(params),
         }))
     }
 

@@ -7,15 +7,20 @@ use std::time::Duration;
 use crate::experiment::{ParamSpec, Params, RunContext, RunError};
 use conlab_core::aio::{AioResult, EventLoop, RealClock, VirtualClock};
 
-/// The `clock` and `scale` parameters every asyncio experiment takes.
+/// The `clock` parameter, `default` first: the loop's real clock or the virtual one.
+pub(crate) fn clock_param(default: &'static str) -> ParamSpec {
+    ParamSpec::choice(
+        "clock",
+        default,
+        &["real", "virtual"],
+        "real: the loop sleeps; virtual: it jumps to the next timer (exact, instant)",
+    )
+}
+
+/// The `clock` and `scale` parameters the asyncio experiments that replay a book's timeline take.
 pub(crate) fn clock_params() -> [ParamSpec; 2] {
     [
-        ParamSpec::choice(
-            "clock",
-            "real",
-            &["real", "virtual"],
-            "real: the loop sleeps; virtual: it jumps to the next timer (exact, instant)",
-        ),
+        clock_param("real"),
         ParamSpec::float(
             "scale",
             0.1,
@@ -36,7 +41,12 @@ pub(crate) struct DemoClock {
 
 impl DemoClock {
     pub fn from(params: &Params) -> Self {
-        Self { virtual_clock: params.text("clock") == "virtual", scale: params.float("scale") }
+        Self { scale: params.float("scale"), ..Self::unscaled(params) }
+    }
+
+    /// The `clock` parameter's clock, at loop time (for experiments without `scale`).
+    pub fn unscaled(params: &Params) -> Self {
+        Self { virtual_clock: params.text("clock") == "virtual", scale: 1.0 }
     }
 
     /// Loop time for `book_seconds` of the book's story.
