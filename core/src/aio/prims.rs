@@ -396,13 +396,17 @@ impl<T> Queue<T> {
 }
 
 /// `asyncio.Barrier(parties)` (Python 3.11): `wait` blocks until `parties` tasks wait, then all
-/// go on together (cyclic); `abort` breaks it (`BrokenBarrierError`).
+/// go on together (cyclic); `abort` breaks it (`BrokenBarrierError`). A party cancelled while it
+/// waits — a `wait_for` timeout — just leaves: the barrier waits for another arrival and is not
+/// broken (CPython 3.11's is not; `threading.Barrier`'s timeout does break it).
 #[derive(Clone)]
 pub struct Barrier(Rc<BarrierState>);
 
 struct BarrierState {
     parties: usize,
     arrived: Cell<usize>,
+    /// Phases completed: a waiter that sees it unchanged when cancelled was not let through.
+    phase: Cell<u64>,
     broken: Cell<bool>,
     waiters: WaitList,
 }
@@ -416,6 +420,7 @@ impl Barrier {
         Self(Rc::new(BarrierState {
             parties: parties.max(1),
             arrived: Cell::new(0),
+            phase: Cell::new(0),
             broken: Cell::new(false),
             waiters: WaitList::default(),
         }))
@@ -427,17 +432,20 @@ impl Barrier {
         if state.broken.get() {
             return Err(broken_barrier());
         }
-        let index = state.arrived.get();
+        let (index, phase) = (state.arrived.get(), state.phase.get());
         if index + 1 == state.parties {
             state.arrived.set(0);
+            state.phase.set(phase + 1);
             state.waiters.wake_all();
             return cancel_point().map(|()| index);
         }
         state.arrived.set(index + 1);
         let waited = wait_on(&state.waiters, "Barrier.wait", &|| {}).await;
         if let Err(error) = waited {
-            // A party that leaves breaks the barrier for everyone (asyncio does the same).
-            self.abort();
+            // A party that leaves before the phase ends no longer counts.
+            if state.phase.get() == phase && !state.broken.get() {
+                state.arrived.set(state.arrived.get() - 1);
+            }
             return Err(error);
         }
         if state.broken.get() {

@@ -17,8 +17,17 @@ use conlab_core::aio::{gather_settled, now, sleep, spawn_named, wait_for, AioErr
 
 pub struct AsyncPrimitives;
 
-const VARIANTS: [&str; 8] =
-    ["event", "event-pulse", "condition", "condition-if", "barrier", "barrier-leaver", "semaphore", "semaphore-leaky"];
+const VARIANTS: [&str; 9] = [
+    "event",
+    "event-pulse",
+    "condition",
+    "condition-if",
+    "barrier",
+    "barrier-leaver",
+    "barrier-abort",
+    "semaphore",
+    "semaphore-leaky",
+];
 
 impl Experiment for AsyncPrimitives {
     fn info(&self) -> ExperimentInfo {
@@ -36,8 +45,10 @@ impl Experiment for AsyncPrimitives {
                       every consumer woken beside the one that got the item pops from an empty deque \
                       (IndexError). `barrier`: task i works (i + 1) × `step_ms` a phase and all leave each of three \
                       phases together, when the slowest arrives. `barrier-leaver`: task 0 fails in phase 2; the \
-                      others wait inside `wait_for(barrier.wait(), timeout)` — the first to time out is cancelled, \
-                      which breaks the barrier, so the rest get BrokenBarrierError at once instead of hanging. \
+                      others wait inside `wait_for(barrier.wait(), timeout)`, and asyncio's barrier is not broken by \
+                      a cancelled waiter (threading's is broken by a timeout): each of them waits out its own \
+                      timeout. `barrier-abort`: the failing task calls `await barrier.abort()` first, and the others \
+                      get BrokenBarrierError at once. \
                       `semaphore`: a BoundedSemaphore(`limit`) keeps at most `limit` tasks inside; \
                       `semaphore-leaky`: a plain Semaphore and an error path that releases a second time — more \
                       than `limit` get in (a BoundedSemaphore raises ValueError there instead).",
@@ -66,7 +77,9 @@ impl Experiment for AsyncPrimitives {
                     .unchecked("checks once on purpose: woken consumers pop from an empty deque"),
                 VariantSpec::fixed("barrier", "await barrier.wait() after each of three phases"),
                 VariantSpec::fixed("barrier-leaver", "task 0 fails in phase 2; the others wait with a timeout")
-                    .unchecked("a party leaves on purpose: the barrier breaks"),
+                    .unchecked("a party fails on purpose: the others time out"),
+                VariantSpec::fixed("barrier-abort", "task 0 calls barrier.abort() as it fails in phase 2")
+                    .unchecked("a party fails on purpose: the others get BrokenBarrierError"),
                 VariantSpec::fixed("semaphore", "async with BoundedSemaphore(limit): work"),
                 VariantSpec::fixed("semaphore-leaky", "a Semaphore(limit) and an error path that releases twice")
                     .unchecked("releases twice on purpose: more than limit get in"),
@@ -123,18 +136,20 @@ impl Experiment for AsyncPrimitives {
             ),
             Claim::new(
                 "a barrier's parties leave every phase together (0 ms apart on the virtual clock, < 5 ms real); \
-                 when one party fails, the first timeout breaks the barrier and no other party waits out its own",
+                 when one party fails, a timeout does not break asyncio's barrier — every other party waits out \
+                 its own — and abort() releases them all with BrokenBarrierError",
                 |facts| {
                     let spread = facts.fixed_metric("barrier", "phase spread (max)")?.max;
-                    let timed_out = facts.fixed_metric("barrier-leaver", "timed out")?.max;
-                    let broken = facts.fixed_metric("barrier-leaver", "misuse effects")?.min;
-                    let tasks = facts.param("tasks")?;
+                    let stranded = facts.fixed_metric("barrier-leaver", "timed out")?.min;
+                    let broken = facts.fixed_metric("barrier-abort", "broken")?.min;
+                    let aborted_timeouts = facts.fixed_metric("barrier-abort", "timed out")?.max;
+                    let others = facts.param("tasks")? - 1.0;
                     let bound = if facts.text("clock")? == "virtual" { 0.0 } else { 5.0 };
                     verdict(
-                        spread <= bound && timed_out <= 1.0 && broken >= tasks - 2.0,
+                        spread <= bound && stranded == others && broken == others && aborted_timeouts == 0.0,
                         format!(
-                            "phases left {spread:.3} ms apart; with a party gone, {timed_out:.0} timed out and \
-                             {broken:.0} got BrokenBarrierError"
+                            "phases left {spread:.3} ms apart; with a party gone, {stranded:.0} of {others:.0} timed \
+                             out; with abort(), {broken:.0} got BrokenBarrierError and {aborted_timeouts:.0} timed out"
                         ),
                         "the real clock's timers fired late (a busy machine)",
                     )
@@ -199,11 +214,14 @@ struct GalleryCell<'a> {
 struct Seen {
     /// Tasks that got through.
     through: u64,
-    /// What the misuse did (missed events, IndexErrors, BrokenBarrierErrors), 0 when used right.
+    /// What the misuse did (missed events, IndexErrors, parties left to time out, permits past
+    /// the limit), 0 when used right.
     misuse: u64,
     /// Milliseconds: the latest wake-up after set(), or the widest spread of a phase's exits.
     spread_ms: f64,
     timed_out: u64,
+    /// Barrier parties that got BrokenBarrierError.
+    broken: u64,
     max_in_flight: u64,
 }
 
@@ -286,7 +304,9 @@ impl Gallery {
         Ok(Seen { through, misuse: errors, ..Seen::default() })
     }
 
-    async fn barrier(&self, leaver: bool) -> AioResult<Seen> {
+    /// Three phases; with `failing`, party 0 fails in phase 2 — calling `abort()` first if
+    /// `aborts`.
+    async fn barrier(&self, failing: bool, aborts: bool) -> AioResult<Seen> {
         const PHASES: usize = 3;
         let barrier = Barrier::new(self.tasks);
         let exits: Rc<RefCell<Vec<Vec<Duration>>>> = Rc::new(RefCell::new(vec![Vec::new(); PHASES]));
@@ -297,7 +317,10 @@ impl Gallery {
                 spawn_named(format!("party {index}"), async move {
                     for phase in 0..PHASES {
                         sleep(work).await?;
-                        if leaver && index == 0 && phase == 1 {
+                        if failing && index == 0 && phase == 1 {
+                            if aborts {
+                                barrier.abort();
+                            }
                             return Err(AioError::Raised("RuntimeError: party 0 failed".into()));
                         }
                         let barrier = barrier.clone();
@@ -316,7 +339,9 @@ impl Gallery {
             .fold(0.0, f64::max);
         let timed_out = outcomes.iter().filter(|o| matches!(o, Err(AioError::TimedOut))).count() as u64;
         let (through, broken) = tally(&outcomes, "BrokenBarrierError");
-        Ok(Seen { through, misuse: broken, spread_ms: spread, timed_out, ..Seen::default() })
+        // The misuse is failing without abort(): the others wait out their timeouts.
+        let misuse = if aborts { 0 } else { timed_out };
+        Ok(Seen { through, misuse, spread_ms: spread, timed_out, broken, ..Seen::default() })
     }
 
     async fn semaphore(&self, leaky: bool) -> AioResult<Seen> {
@@ -365,8 +390,9 @@ impl Cell for GalleryCell<'_> {
                 "event-pulse" => settings.event(true).await,
                 "condition" => settings.condition(true).await,
                 "condition-if" => settings.condition(false).await,
-                "barrier" => settings.barrier(false).await,
-                "barrier-leaver" => settings.barrier(true).await,
+                "barrier" => settings.barrier(false, false).await,
+                "barrier-leaver" => settings.barrier(true, false).await,
+                "barrier-abort" => settings.barrier(true, true).await,
                 "semaphore" => settings.semaphore(false).await,
                 _ => settings.semaphore(true).await,
             }
@@ -374,7 +400,8 @@ impl Cell for GalleryCell<'_> {
         context.record("misuse effects", "count", seen.misuse as f64);
         match variant {
             "event" | "event-pulse" => context.record("woken after set() (max)", "ms", seen.spread_ms),
-            "barrier" | "barrier-leaver" => {
+            "barrier" | "barrier-leaver" | "barrier-abort" => {
+                context.record("broken", "tasks", seen.broken as f64);
                 context.record("phase spread (max)", "ms", seen.spread_ms);
                 context.record("timed out", "tasks", seen.timed_out as f64);
             }
