@@ -622,6 +622,45 @@ fn worker_processes_get_data_by_copy_or_shared_memory_and_report_their_overheads
     }
 }
 
+/// The chunksize lessons need the spawned pool, which only the `conlab` binary can start (the lab's
+/// test binary does not register itself as a worker), so they are checked here: at the defaults a
+/// message per task must show against chunks and against the thread pool. Each claim must show in
+/// one of up to three runs (here, 50 iterations a task: chunksize 1 took 2.4× the auto chunks at 1
+/// worker and 1.9× the thread pool; at 100 iterations the tasks hid the messages, 1.42×).
+#[test]
+fn at_the_defaults_a_process_pool_pays_a_message_per_task_at_chunksize_1() {
+    let _alone = alone();
+    let claims = ["chunksize 1 is the trap", "a message per task costs"];
+    let mut unshown: Vec<&str> = claims.to_vec();
+    let mut readings = Vec::new();
+    for _ in 0..3 {
+        let output = conlab_run(&[
+            "run",
+            "process-overhead",
+            "--variant",
+            "threads,processes",
+            "--threads",
+            "1,2",
+            "--format",
+            "json",
+        ]);
+        let result: conlab_lab::experiment::RunResult = serde_json::from_str(&stdout(&output)).unwrap();
+        for claim in claims {
+            let lesson = result.lessons.iter().find(|lesson| lesson.claim.starts_with(claim));
+            let lesson = lesson.unwrap_or_else(|| panic!("`{claim}` is stated: {:?}", result.lessons));
+            if matches!(lesson.verdict, conlab_lab::experiment::Verdict::Shown { .. }) {
+                unshown.retain(|c| c != &claim);
+            } else {
+                readings.push(format!("{claim}: {:?}", lesson.verdict));
+            }
+        }
+        if unshown.is_empty() {
+            return;
+        }
+    }
+    panic!("{unshown:?} not shown in three runs: {readings:#?}");
+}
+
 #[test]
 fn models_matrix_reports_cpu_use_from_the_os() {
     let _alone = alone();

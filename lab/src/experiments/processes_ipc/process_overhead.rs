@@ -45,7 +45,7 @@ impl Experiment for ProcessOverhead {
                       fresh wasm instance's worker.",
             params: vec![
                 ParamSpec::int("tasks", 1000, 1, 1_000_000, "tasks", "tasks per map"),
-                ParamSpec::int("iterations", 100, 0, 10_000_000, "per task", "Python loop iterations of each task"),
+                ParamSpec::int("iterations", 50, 0, 10_000_000, "per task", "Python loop iterations of each task"),
                 ParamSpec::int("round_trips", 200, 1, 1_000_000, "round trips", "empty tasks sent one at a time"),
                 ParamSpec::op_ns(),
                 ParamSpec::int(
