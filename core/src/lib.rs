@@ -19,6 +19,7 @@ pub mod locks;
 pub mod net;
 pub mod platform;
 pub mod prims;
+pub mod profile;
 pub mod pymodel;
 pub mod sched;
 pub mod sim;

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use crate::kernels::spin::Spinner;
 use crate::platform::{self, Instant, PlatformError};
+use crate::profile::{NoProbe, Probe, ThreadState};
 use crate::stats::LogHistogram;
 use crate::sync::atomic::{AtomicI64, Ordering};
 use crate::sync::{lock, Arc, Mutex};
@@ -364,7 +365,21 @@ impl Interpreter {
         recorder: &Recorder,
         keep_going: &dyn Fn() -> bool,
     ) -> ThreadStats {
-        self.run_from(program, shared, thread, recorder, keep_going, false)
+        self.run_from(program, shared, thread, recorder, keep_going, false, &mut NoProbe)
+    }
+
+    /// [`Interpreter::run`] telling `probe` every call, return and wait: frame 0 is the
+    /// program's own code, function `f` frame `f + 1` (a profiler's view of the thread).
+    pub fn run_probed(
+        &self,
+        program: &Bytecode,
+        shared: &[AtomicI64],
+        thread: usize,
+        recorder: &Recorder,
+        keep_going: &dyn Fn() -> bool,
+        probe: &mut dyn Probe,
+    ) -> ThreadStats {
+        self.run_from(program, shared, thread, recorder, keep_going, false, probe)
     }
 
     /// What `program` leaves in its one shared variable — a Python function's return value —
@@ -382,10 +397,11 @@ impl Interpreter {
 
     fn result_from(&self, program: &Bytecode, thread: usize, holding: bool) -> i64 {
         let result = [AtomicI64::new(0)];
-        self.run_from(program, &result, thread, &Recorder::new(false), &|| true, holding);
+        self.run_from(program, &result, thread, &Recorder::new(false), &|| true, holding, &mut NoProbe);
         result[0].load(Ordering::Relaxed)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_from(
         &self,
         program: &Bytecode,
@@ -394,6 +410,7 @@ impl Interpreter {
         recorder: &Recorder,
         keep_going: &dyn Fn() -> bool,
         holding: bool,
+        probe: &mut dyn Probe,
     ) -> ThreadStats {
         let mut stats = ThreadStats::default();
         let gil = match &self.mode {
@@ -406,8 +423,9 @@ impl Interpreter {
             Mode::FreeThreaded { overhead } => free_threaded_op_ns(self.op_ns, overhead, self.spinner),
         };
         let mut held = Held { gil, thread, since: Instant::now() };
+        probe.enter(0, 0);
         if !holding {
-            self.acquire(&mut held, &mut stats, recorder);
+            self.acquire(&mut held, &mut stats, recorder, probe);
         }
         let mut locals = vec![0i64; program.locals.max(1)];
         let mut stack: Vec<i64> = Vec::with_capacity(8);
@@ -422,10 +440,12 @@ impl Interpreter {
             &mut stats,
             recorder,
             keep_going,
+            probe,
         );
         if !holding {
             self.release(&held, recorder);
         }
+        probe.exit(stats.instructions);
         stats
     }
 
@@ -452,10 +472,12 @@ impl Interpreter {
     }
 
     /// Takes the GIL (if any); returns how long that waited, in ns.
-    fn acquire(&self, held: &mut Held<'_>, stats: &mut ThreadStats, recorder: &Recorder) -> u64 {
+    fn acquire(&self, held: &mut Held<'_>, stats: &mut ThreadStats, recorder: &Recorder, probe: &mut dyn Probe) -> u64 {
         let mut waited = 0;
         if let Some(gil) = held.gil {
+            probe.state(ThreadState::Gil);
             let taken = gil.take(held.thread);
+            probe.state(ThreadState::Running);
             let now = Instant::now();
             stats.takes += 1;
             waited = now.duration_since(taken.waited_from).as_nanos() as u64;
@@ -491,10 +513,10 @@ impl Interpreter {
     }
 
     /// At an eval-breaker point: hand the GIL over if a waiter asked.
-    fn breaker(&self, held: &mut Held<'_>, stats: &mut ThreadStats, recorder: &Recorder) {
+    fn breaker(&self, held: &mut Held<'_>, stats: &mut ThreadStats, recorder: &Recorder, probe: &mut dyn Probe) {
         if held.gil.is_some_and(Gil::drop_requested) {
             self.release(held, recorder);
-            self.acquire(held, stats, recorder);
+            self.acquire(held, stats, recorder, probe);
         }
     }
 
@@ -511,6 +533,7 @@ impl Interpreter {
         stats: &mut ThreadStats,
         recorder: &Recorder,
         keep_going: &dyn Fn() -> bool,
+        probe: &mut dyn Probe,
     ) {
         let mut pc = 0;
         while let Some(&op) = code.get(pc) {
@@ -536,12 +559,14 @@ impl Interpreter {
                 }
                 Instruction::Call(f) => {
                     let body = &program.functions[f];
-                    self.exec(body, program, shared, locals, stack, op_ns, held, stats, recorder, keep_going);
+                    probe.enter(f as u32 + 1, stats.instructions);
+                    self.exec(body, program, shared, locals, stack, op_ns, held, stats, recorder, keep_going, probe);
+                    probe.exit(stats.instructions);
                     // The callee's RETURN_VALUE pushes its result.
                     stack.push(0);
                 }
                 Instruction::Resume => {
-                    self.breaker(held, stats, recorder);
+                    self.breaker(held, stats, recorder, probe);
                 }
                 Instruction::LoopBack { counter, to } => {
                     // `JUMP_BACKWARD` runs, then checks; `FOR_ITER; STORE_FAST _` run after
@@ -554,13 +579,15 @@ impl Interpreter {
                         }
                         pc = to;
                     }
-                    self.breaker(held, stats, recorder);
+                    self.breaker(held, stats, recorder, probe);
                     self.spinner.spin(op_ns * 2.0 / 3.0);
                 }
                 Instruction::Io(micros) => {
                     self.release(held, recorder);
+                    probe.state(ThreadState::Io);
                     let start = Instant::now();
                     platform::sleep(Duration::from_micros(u64::from(micros)));
+                    probe.state(ThreadState::Running);
                     recorder.record_at(
                         held.thread,
                         SpanKind::Wait,
@@ -568,7 +595,7 @@ impl Interpreter {
                         start,
                         Instant::now(),
                     );
-                    let waited = self.acquire(held, stats, recorder);
+                    let waited = self.acquire(held, stats, recorder, probe);
                     stats.io_response_ns.record(waited);
                 }
                 Instruction::Native(nanos) => self.spinner.spin(nanos as f64),
@@ -577,7 +604,7 @@ impl Interpreter {
                     let start = Instant::now();
                     self.spinner.spin(nanos as f64);
                     recorder.record_at(held.thread, SpanKind::Run, "native code (GIL released)", start, Instant::now());
-                    self.acquire(held, stats, recorder);
+                    self.acquire(held, stats, recorder, probe);
                 }
             }
         }

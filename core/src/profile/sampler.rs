@@ -1,0 +1,126 @@
+//! The sampling profiler: one thread wakes at a set rate and reads every worker's published
+//! stack ([`StackBoard`]) without stopping it — py-spy's model. Natively it is a thread of the
+//! run's team; in a browser, a Web Worker of the team reading the same shared memory.
+//!
+//! Each tick reads every board once; a board its owner kept changing through the reader's
+//! retries counts as torn and is left out. Ticks are kept on a fixed grid from the start; a
+//! tick the sampler woke too late for is skipped, not made up (the OS's sleep granularity caps
+//! the rate a sleeping sampler reaches, and the run reports the rate it got). Each sample
+//! stands for the mean time between the ticks taken.
+
+use std::time::Duration;
+
+use super::board::StackBoard;
+use super::{Profile, ProfileBuilder};
+use crate::platform::{self, Instant};
+
+/// The rates a sampler may be asked for, in Hz.
+pub const RATES_HZ: std::ops::RangeInclusive<f64> = 10.0..=10_000.0;
+
+/// What a sampler saw and what it cost.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sampled {
+    pub profile: Profile,
+    /// Ticks taken.
+    pub ticks: u64,
+    /// Boards given up on because their owner was mid-push at every retry.
+    pub torn: u64,
+    /// The sampler's own time per stack read, in ns.
+    pub read_ns: f64,
+    /// Ticks per second actually reached.
+    pub rate_hz: f64,
+}
+
+/// Samples `boards` (named `names`, their frame ids indexing `frames`) `rate_hz` times a second
+/// until `keep_going` says stop. Empty stacks (a thread not started yet, or done) are skipped.
+pub fn sample(
+    boards: &[StackBoard],
+    names: &[String],
+    frames: Vec<String>,
+    rate_hz: f64,
+    keep_going: &dyn Fn() -> bool,
+) -> Sampled {
+    let period = Duration::from_secs_f64(1.0 / rate_hz.clamp(*RATES_HZ.start(), *RATES_HZ.end()));
+    let mut builder = ProfileBuilder::with_frames(frames, period.as_nanos() as f64);
+    let (mut ticks, mut torn, mut reads, mut reading) = (0u64, 0u64, 0u64, Duration::ZERO);
+    let start = Instant::now();
+    let mut next = start.plus(period);
+    loop {
+        let now = Instant::now();
+        if now < next {
+            platform::sleep(next.duration_since(now));
+        }
+        if !keep_going() {
+            break;
+        }
+        let before = Instant::now();
+        for (board, name) in boards.iter().zip(names) {
+            match board.read() {
+                Some(snapshot) if !snapshot.frames.is_empty() => {
+                    builder.add(name, snapshot.frames, snapshot.state, 1);
+                    reads += 1;
+                }
+                Some(_) => reads += 1,
+                None => torn += 1,
+            }
+        }
+        let after = Instant::now();
+        reading += after.duration_since(before);
+        ticks += 1;
+        // The next tick on the grid that is still ahead.
+        next = next.plus(period);
+        while next <= after {
+            next = next.plus(period);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut profile = builder.finish();
+    if ticks > 0 {
+        profile.period_ns = elapsed * 1e9 / ticks as f64;
+    }
+    Sampled {
+        profile,
+        ticks,
+        torn,
+        read_ns: reading.as_nanos() as f64 / reads.max(1) as f64,
+        rate_hz: ticks as f64 / elapsed.max(1e-9),
+    }
+}
+
+#[cfg(all(test, not(loom), not(miri)))]
+mod tests {
+    use super::*;
+    use crate::profile::{ThreadState, View};
+    use crate::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_sampler_finds_each_thread_where_it_spends_its_time() {
+        // Thread 0 sits in `work` and thread 1 waits for the GIL in `main`, for ~60 ms.
+        let boards = [StackBoard::default(), StackBoard::default()];
+        boards[0].push(0);
+        boards[0].push(1);
+        boards[1].push(0);
+        boards[1].set_state(ThreadState::Gil);
+        let names = ["thread 0".to_string(), "thread 1".to_string()];
+        let frames = vec!["main".to_string(), "work".to_string()];
+        let keep = AtomicBool::new(true);
+        let result = crate::sync::Mutex::new(Sampled::default());
+        platform::run_team(2, |member| {
+            if member.index == 0 {
+                *crate::sync::lock(&result) =
+                    sample(&boards, &names, frames.clone(), 1000.0, &|| keep.load(Ordering::Acquire));
+            } else {
+                platform::sleep(Duration::from_millis(60));
+                keep.store(false, Ordering::Release);
+            }
+        })
+        .unwrap();
+        let result = result.into_inner().unwrap();
+        let profile = &result.profile;
+        assert!(result.ticks >= 10, "{result:?}");
+        assert_eq!(profile.samples(View::Wall), 2 * result.ticks - result.torn);
+        assert_eq!(profile.self_share("work", View::OnCpu), 1.0);
+        assert!((profile.thread_share("thread 1", View::Wall) - 0.5).abs() < 0.05);
+        assert!(result.rate_hz > 100.0 && result.rate_hz <= 1100.0, "{result:?}");
+    }
+}
