@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use conlab_core::profile::{export, View};
 use conlab_lab::experiment::params::parse_assignments;
 use conlab_lab::experiment::{self, CancelFlag, ParamKind, Progress, RunRequest, RunResult, Session, Verdict};
 use conlab_lab::report;
@@ -55,7 +56,10 @@ struct RunArgs {
     id: Option<String>,
     /// Run every experiment, one after another (with --quick, a tour of the lab); each
     /// prints its table (JSON: one result per line) and a failure does not stop the others
-    #[arg(long, conflicts_with_all = ["id", "set", "variants", "out", "trace", "svg", "timeline", "depth", "latency", "curves"])]
+    #[arg(long, conflicts_with_all = [
+        "id", "set", "variants", "out", "trace", "svg", "timeline", "depth", "latency", "curves", "profile", "flame",
+        "collapsed", "speedscope",
+    ])]
     all: bool,
     /// With --all: go round every experiment this many times, and after each round report on
     /// stderr the threads, open files, child processes and memory this process holds (a soak)
@@ -103,6 +107,30 @@ struct RunArgs {
     /// Draw the curves the run measured (latency against offered load, …) as SVG
     #[arg(long, value_name = "FILE")]
     curves: Option<PathBuf>,
+    /// Profile the run: sample the span each worker was in (each cell's last run, traced, every
+    /// 100 µs or finer), print the frames with the most time and write a flame graph (to --flame,
+    /// or conlab-ID-flame.svg). VIEW: `wall` (waits drawn as frames) or `cpu` (running samples)
+    #[arg(long, value_name = "VIEW", num_args = 0..=1, default_missing_value = "wall")]
+    profile: Option<ProfileView>,
+    /// Write the profile's flame graph here, as SVG (implies --profile)
+    #[arg(long, value_name = "FILE")]
+    flame: Option<PathBuf>,
+    /// Write the profile as collapsed stacks, the text flamegraph.pl, inferno and speedscope read
+    /// (implies --profile)
+    #[arg(long, value_name = "FILE")]
+    collapsed: Option<PathBuf>,
+    /// Write the profile in speedscope's JSON file format (implies --profile)
+    #[arg(long, value_name = "FILE")]
+    speedscope: Option<PathBuf>,
+}
+
+/// Which samples a profile's outputs keep.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileView {
+    /// Every sample; a waiting worker's stack ends in its wait
+    Wall,
+    /// Only the samples of running workers
+    Cpu,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -251,10 +279,12 @@ fn run(args: RunArgs) -> Result<(), String> {
         depth: args.depth.clone(),
         latency: args.latency.clone(),
         curves: args.curves.clone(),
+        profile: profile_outputs(&args, &id),
     };
     // Before the work, not after it: a run of minutes must not end in "cannot write".
     outputs.check_writable()?;
-    let recorded = outputs.trace.is_some() || outputs.timeline.is_some() || outputs.depth.is_some();
+    let recorded =
+        outputs.trace.is_some() || outputs.timeline.is_some() || outputs.depth.is_some() || outputs.profile.is_some();
     let request = request(&args, &id, recorded)?;
     let result = measure(&request)?;
     write_outputs(&args.format, &outputs, &result)?;
@@ -263,6 +293,25 @@ fn run(args: RunArgs) -> Result<(), String> {
     } else {
         Err("a correctness check failed: a parallel variant's output differs from the sequential one".into())
     }
+}
+
+/// Where a profile goes, if `args` ask for one: any profile file implies `--profile`, and a
+/// profile with no file named draws its flame graph in `conlab-ID-flame.svg`.
+fn profile_outputs(args: &RunArgs, id: &str) -> Option<ProfileOutputs> {
+    let asked = args.profile.is_some() || args.flame.is_some() || args.collapsed.is_some() || args.speedscope.is_some();
+    if !asked {
+        return None;
+    }
+    let named = args.flame.is_some() || args.collapsed.is_some() || args.speedscope.is_some();
+    Some(ProfileOutputs {
+        view: match args.profile.unwrap_or(ProfileView::Wall) {
+            ProfileView::Wall => View::Wall,
+            ProfileView::Cpu => View::OnCpu,
+        },
+        flame: args.flame.clone().or_else(|| (!named).then(|| PathBuf::from(format!("conlab-{id}-flame.svg")))),
+        collapsed: args.collapsed.clone(),
+        speedscope: args.speedscope.clone(),
+    })
 }
 
 /// The run `args` ask of experiment `id` (its quick preset under the `--set` values).
@@ -390,6 +439,15 @@ struct Outputs {
     depth: Option<PathBuf>,
     latency: Option<PathBuf>,
     curves: Option<PathBuf>,
+    profile: Option<ProfileOutputs>,
+}
+
+/// The files of a profile, and which samples they keep.
+struct ProfileOutputs {
+    view: View,
+    flame: Option<PathBuf>,
+    collapsed: Option<PathBuf>,
+    speedscope: Option<PathBuf>,
 }
 
 impl Outputs {
@@ -403,6 +461,9 @@ impl Outputs {
             ("--depth", &self.depth),
             ("--latency", &self.latency),
             ("--curves", &self.curves),
+            ("--flame", self.profile.as_ref().map_or(&None, |p| &p.flame)),
+            ("--collapsed", self.profile.as_ref().map_or(&None, |p| &p.collapsed)),
+            ("--speedscope", self.profile.as_ref().map_or(&None, |p| &p.speedscope)),
         ]
         .into_iter()
         .filter_map(|(option, path)| Some((option, path.as_ref()?)))
@@ -485,6 +546,42 @@ fn write_outputs(format: &Format, outputs: &Outputs, result: &RunResult) -> Resu
         write_charts(path, &report::curve_svgs(result), || {
             format!("--curves: `{}` measures no curve to draw", result.experiment)
         })?;
+    }
+    if let Some(files) = &outputs.profile {
+        write_profile(format, files, result)?;
+    }
+    Ok(())
+}
+
+/// The run's profile: its lines (under the table, or on stderr beside JSON and CSV) and files.
+fn write_profile(format: &Format, files: &ProfileOutputs, result: &RunResult) -> Result<(), String> {
+    let (profile, source) = report::profile_of(result);
+    let lines = report::profile_lines(&profile, source).join("\n");
+    match format {
+        Format::Table => println!("{lines}"),
+        _ => eprintln!("{lines}"),
+    }
+    if profile.samples(files.view) == 0 {
+        let view = if files.view == View::Wall { "" } else { " on a CPU" };
+        return Err(format!("--profile: `{}` recorded no span{view} to sample", result.experiment));
+    }
+    let write = |path: &PathBuf, contents: &str| {
+        std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    let view = match files.view {
+        View::Wall => "wall-clock",
+        View::OnCpu => "on-CPU",
+    };
+    let title = format!("{} — {view} profile of {source}", result.experiment);
+    if let Some(path) = &files.flame {
+        write(path, &export::flame_svg(&profile, files.view, &title))?;
+        eprintln!("flame graph: {}", path.display());
+    }
+    if let Some(path) = &files.collapsed {
+        write(path, &export::collapsed(&profile, files.view))?;
+    }
+    if let Some(path) = &files.speedscope {
+        write(path, &export::speedscope(&profile, files.view, &title).to_string())?;
     }
     Ok(())
 }

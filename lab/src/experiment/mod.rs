@@ -28,6 +28,7 @@ pub use result::{
 pub use runner::{run, run_experiment, Progress, RunRequest, Session, DEFAULT_REPEAT, REPEAT_RANGE, WARMUP_RANGE};
 
 use conlab_core::platform::{self, Instant, PlatformError};
+use conlab_core::profile::Profile;
 use conlab_core::stats::LogHistogram;
 use conlab_core::sync::atomic::{AtomicBool, Ordering};
 use conlab_core::sync::{lock, Arc, Mutex};
@@ -192,6 +193,7 @@ pub struct RunContext<'a> {
     latencies: Mutex<Vec<(&'static str, LogHistogram)>>,
     curves: Mutex<Vec<CurveRecord>>,
     findings: Mutex<Vec<String>>,
+    profiles: Mutex<Vec<Profile>>,
 }
 
 /// A curve an experiment draws — y against x, one line per cell — named with its axes.
@@ -267,6 +269,7 @@ impl<'a> RunContext<'a> {
             latencies: Mutex::new(Vec::new()),
             curves: Mutex::new(Vec::new()),
             findings: Mutex::new(Vec::new()),
+            profiles: Mutex::new(Vec::new()),
         }
     }
 
@@ -331,10 +334,22 @@ impl<'a> RunContext<'a> {
         std::mem::take(&mut *lock(&self.findings))
     }
 
-    /// Forgets everything recorded so far — measurements, latencies, findings, spans: the runner
-    /// throws away a batch of runs too short to time, and what they recorded with it.
+    /// Records a profile a profiler took of this run's own frames (the Python model's calls);
+    /// the runner merges a cell's timed runs' profiles into the cell's.
+    pub fn record_profile(&self, profile: Profile) {
+        lock(&self.profiles).push(profile);
+    }
+
+    /// The profiles recorded so far.
+    pub fn take_profiles(&self) -> Vec<Profile> {
+        std::mem::take(&mut *lock(&self.profiles))
+    }
+
+    /// Forgets everything recorded so far — measurements, latencies, findings, profiles, spans:
+    /// the runner throws away a batch of runs too short to time, and what they recorded with it.
     pub fn discard_recorded(&self) {
-        drop((self.take_metrics(), self.take_latencies(), self.take_curves(), self.take_findings(), self.trace.take()));
+        drop((self.take_metrics(), self.take_latencies(), self.take_curves(), self.take_findings()));
+        drop((self.take_profiles(), self.trace.take()));
     }
 
     /// `Err(Cancelled)` once cancellation was requested; call it every few ms of work.

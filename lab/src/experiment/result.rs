@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::claims::Lesson;
 use super::Value;
 use conlab_core::platform::PlatformInfo;
+use conlab_core::profile::Profile;
 use conlab_core::stats::Summary;
 use conlab_core::trace::Trace;
 
@@ -155,6 +156,10 @@ pub struct CellResult {
     /// How many of the timed runs reported findings.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub finding_runs: usize,
+    /// The profile a profiler took of the timed runs' own frames, merged (experiments whose
+    /// workers run the Python model under a profiler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
     /// Runs timed together per sample, when one run is too short for the clock (each sample,
     /// metric and the median are still per run).
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -193,6 +198,7 @@ impl CellResult {
             curves: BTreeMap::new(),
             findings: Vec::new(),
             finding_runs: 0,
+            profile: None,
             runs_per_sample: 1,
         }
     }

@@ -25,6 +25,7 @@ use super::{
     Measurement, ParamError, Params, RunContext, RunError, TimeUnit,
 };
 use conlab_core::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
+use conlab_core::profile::Profile;
 use conlab_core::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
 use conlab_core::trace::{coarsened, CellTrace, Recorder, Trace};
 
@@ -159,6 +160,8 @@ struct LiveCell<'w> {
     findings: Vec<String>,
     /// Timed runs that reported findings.
     finding_runs: usize,
+    /// The timed runs' profiles, merged.
+    profile: Option<Profile>,
     /// Runs timed together per sample (grown by [`timed_sample`]).
     runs_per_sample: usize,
 }
@@ -289,6 +292,7 @@ pub fn run_experiment(
                     curves: BTreeMap::new(),
                     findings: Vec::new(),
                     finding_runs: 0,
+                    profile: None,
                     runs_per_sample: 1,
                 }),
                 Err(RunError::Platform(error)) => {
@@ -328,6 +332,9 @@ pub fn run_experiment(
                 }
                 for record in context.take_curves() {
                     LiveCurve::add(&mut cell.curves, record);
+                }
+                for profile in context.take_profiles() {
+                    cell.profile.get_or_insert_with(Profile::default).merge(&profile);
                 }
                 let findings = context.take_findings();
                 if !findings.is_empty() {
@@ -544,6 +551,7 @@ fn measured_cell(cell: &LiveCell<'_>, expected: Digest, work_units: Option<f64>,
         curves: cell.curves.iter().map(|(name, curve)| (name.to_string(), curve.result())).collect(),
         findings: cell.findings.clone(),
         finding_runs: cell.finding_runs,
+        profile: cell.profile.clone(),
         runs_per_sample: cell.runs_per_sample,
     }
 }

@@ -1,7 +1,8 @@
 //! Renders a [`RunResult`] for people: an aligned text table, CSV, an SVG speedup chart, and
 //! (in [`timeline`]) a per-thread timeline of a recorded trace, (in [`depth`]) queue depth
 //! over time, (in [`latency`]) latency percentile plots, (in [`curve`]) curves such as latency
-//! against offered load, and (in [`wait_for`]) a deadlock's wait-for graph.
+//! against offered load, (in [`profile`]) a run's profile from its trace, and (in [`wait_for`]) a
+//! deadlock's wait-for graph.
 //!
 //! Pure string building, shared by the CLI (stdout, files) and the web lab (inserted into the
 //! page), so both show the same numbers the same way.
@@ -15,11 +16,13 @@ use crate::experiment::{CellResult, Metric, RunResult, ScalingLaw, Verdict, DEFA
 pub mod curve;
 pub mod depth;
 pub mod latency;
+pub mod profile;
 pub mod timeline;
 pub mod wait_for;
 pub use curve::{curve_lines, curve_svgs};
 pub use depth::depth_svg;
 pub use latency::latency_svgs;
+pub use profile::{profile_lines, profile_of};
 pub use timeline::{timeline_svg, timeline_window_svg, Window};
 pub use wait_for::wait_for_svg;
 
@@ -874,6 +877,7 @@ mod tests {
             curves: Default::default(),
             findings: Vec::new(),
             finding_runs: 0,
+            profile: None,
             runs_per_sample: 1,
         }
     }
