@@ -10,6 +10,7 @@ pub(crate) mod debugging;
 pub(crate) mod kernels_patterns;
 pub(crate) mod locks_atomics;
 pub(crate) mod processes_ipc;
+pub(crate) mod profiling;
 pub(crate) mod schedulers;
 pub(crate) mod servers;
 pub(crate) mod threading_prims;
@@ -28,6 +29,7 @@ const TOPICS: &[&[&dyn Experiment]] = &[
     servers::EXPERIMENTS,
     data_structures::EXPERIMENTS,
     debugging::EXPERIMENTS,
+    profiling::EXPERIMENTS,
     threading_prims::EXPERIMENTS,
 ];
 

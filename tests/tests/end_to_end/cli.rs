@@ -279,11 +279,11 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
+        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, hot-path, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
     );
     assert_fails_with(
         &["describe", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
+        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, hot-path, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
     );
 }
 
@@ -659,6 +659,63 @@ fn at_the_defaults_a_process_pool_pays_a_message_per_task_at_chunksize_1() {
         }
     }
     panic!("{unshown:?} not shown in three runs: {readings:#?}");
+}
+
+/// `--profile` on an experiment that records spans (sampled from its trace) and on one whose
+/// workers run the Python model under a sampler (their own frames): the collapsed stacks and the
+/// speedscope file hold the same samples, and the flame graph names the hot function.
+#[test]
+fn profile_writes_a_flame_graph_collapsed_stacks_and_a_speedscope_file_with_the_same_totals() {
+    let _beside = beside();
+    let dir = std::env::temp_dir().join(format!("conlab-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let output = conlab_run(&[
+        "run",
+        "lock-contention",
+        "--quick",
+        "--threads",
+        "2",
+        "--variant",
+        "parking",
+        "--flame",
+        &file("lock.svg"),
+        "--collapsed",
+        &file("lock.txt"),
+        "--speedscope",
+        &file("lock.json"),
+    ]);
+    let text = stdout(&output);
+    assert!(text.contains("profile of the spans each worker was in"), "{text}");
+    let stacks = conlab_core::profile::export::parse_collapsed(&std::fs::read_to_string(file("lock.txt")).unwrap())
+        .expect("collapsed stacks parse");
+    assert!(stacks.iter().any(|(path, _)| path.last().is_some_and(|frame| frame == "(waiting)")), "{stacks:?}");
+    let speedscope: Value = serde_json::from_str(&std::fs::read_to_string(file("lock.json")).unwrap()).unwrap();
+    let (weight, _) = conlab_core::profile::export::speedscope_totals(&speedscope).unwrap();
+    let samples: u64 = stacks.iter().map(|(_, count)| count).sum();
+    let period = weight / samples as f64;
+    assert!(samples > 0 && (1_000.0..=100_000.0).contains(&period), "{samples} samples, {weight} ns");
+    assert!(std::fs::read_to_string(file("lock.svg")).unwrap().contains("holding the lock"));
+
+    let output = conlab_run(&[
+        "run",
+        "hot-path",
+        "--quick",
+        "--variant",
+        "sampling",
+        "--threads",
+        "1",
+        "--profile",
+        "cpu",
+        "--flame",
+        &file("hot.svg"),
+    ]);
+    let text = stdout(&output);
+    assert!(text.contains("profile of the workers' own frames"), "{text}");
+    assert!(text.contains("most self time, on-CPU: transform"), "{text}");
+    let svg = std::fs::read_to_string(file("hot.svg")).unwrap();
+    assert!(svg.contains("<title>transform — ") && !svg.contains("waiting for the GIL"), "on-CPU only");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

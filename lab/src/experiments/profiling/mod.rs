@@ -1,0 +1,13 @@
+//! profiling: profilers of the Python model's own call frames — a sampler finding a planted
+//! hot function, and what instrumenting every call costs.
+
+use crate::experiment::Experiment;
+
+mod hot_path;
+mod program;
+
+/// The topic's name, as the catalogue groups it.
+pub const NAME: &str = "profiling";
+
+/// The topic's experiments, in catalogue order.
+pub const EXPERIMENTS: &[&dyn Experiment] = &[&hot_path::HotPath];
