@@ -24,6 +24,8 @@ use conlab_core::locks::ticket::TicketLock;
 use conlab_core::locks::ttas::TtasLock;
 use conlab_core::locks::{Lock, Mutex, RawRwLock};
 use conlab_core::platform::LocalWords;
+use conlab_core::profile::board::StackBoard;
+use conlab_core::profile::ThreadState;
 use conlab_core::sched::deque::{deque, Steal, Stealer};
 use conlab_core::sched::sleep::Sleep;
 use loom::cell::UnsafeCell;
@@ -202,6 +204,38 @@ fn seqlock_readers_see_whole_writes_only() {
         assert!([a, b] == [0, 0] || [a, b] == [7, 7], "torn read {a} {b}");
         writer.join().unwrap();
         assert_eq!(lock.read(), [7, 7]);
+    });
+}
+
+#[test]
+fn a_published_stack_is_read_whole_or_not_at_all() {
+    // The owner goes [0] → [0, 1] → [0, 2] (a pop and a push that reuse a slot): a reader that
+    // gets a snapshot sees one of those, never the torn [0, 1]-then-2 mix or a wrong state.
+    model(2, || {
+        let board = Arc::new(StackBoard::default());
+        board.push(0);
+        let owner = {
+            let board = Arc::clone(&board);
+            thread::spawn(move || {
+                board.push(1);
+                board.pop();
+                board.set_state(ThreadState::Gil);
+                board.push(2);
+            })
+        };
+        if let Some(snapshot) = board.read() {
+            let seen = (snapshot.frames.as_slice(), snapshot.state);
+            let real: [(&[u32], ThreadState); 5] = [
+                (&[0], ThreadState::Running),
+                (&[0, 1], ThreadState::Running),
+                (&[0], ThreadState::Running),
+                (&[0], ThreadState::Gil),
+                (&[0, 2], ThreadState::Gil),
+            ];
+            assert!(real.contains(&seen), "torn: {seen:?}");
+        }
+        owner.join().unwrap();
+        assert_eq!(board.read().map(|s| s.frames), Some(vec![0, 2]));
     });
 }
 
