@@ -44,7 +44,8 @@ pub fn sample(
     let mut builder = ProfileBuilder::with_frames(frames, period.as_nanos() as f64);
     let (mut ticks, mut torn, mut reads, mut reading) = (0u64, 0u64, 0u64, Duration::ZERO);
     let start = Instant::now();
-    let mut next = start.plus(period);
+    let mut jitter = Jitter::seeded(start.nanos_since_epoch());
+    let mut next = start.plus(jitter.gap(period));
     loop {
         let now = Instant::now();
         if now < next {
@@ -68,9 +69,9 @@ pub fn sample(
         reading += after.duration_since(before);
         ticks += 1;
         // The next tick on the grid that is still ahead.
-        next = next.plus(period);
+        next = next.plus(jitter.gap(period));
         while next <= after {
-            next = next.plus(period);
+            next = next.plus(jitter.gap(period));
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -84,6 +85,23 @@ pub fn sample(
         torn,
         read_ns: reading.as_nanos() as f64 / reads.max(1) as f64,
         rate_hz: ticks as f64 / elapsed.max(1e-9),
+    }
+}
+
+/// The gaps between ticks: uniform in ½–1½ periods (xorshift64*, seeded from the clock).
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    fn gap(&mut self, period: Duration) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let unit = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
+        period.mul_f64(0.5 + unit)
     }
 }
 

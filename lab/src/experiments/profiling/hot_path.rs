@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::program::{self, binomial_sigma, sampled_share, Profiled, Profiler, Program};
+use super::program::{self, binomial_sigma, sampled_share, Function, Profiled, Profiler, Program};
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
     RunError, ScalingLaw, VariantSpec, Verdict, Workload,
@@ -43,7 +43,9 @@ impl Experiment for HotPath {
                       so its error is binomial — about √(p(1−p)/n) — and shrinks only with more samples (a higher \
                       rate or a longer run), never to zero. The instrumenting profiler (cProfile's model) times \
                       every call instead: exact counts, and shares read off clocks. Only on-CPU samples count \
-                      toward the shares; a thread waiting for the GIL is not running its function.",
+                      toward the shares; a thread waiting for the GIL is not running its function. (The exact share \
+                      counts instructions; a call's own mechanics, ~20–40 ns here, are not in it, which thousands of \
+                      samples resolve as a point or two.)",
             params: vec![
                 ParamSpec::int("iterations", 12_000, 1, 100_000_000, "per thread", "iterations of the main loop"),
                 ParamSpec::int("parse", 20, 0, 1_000_000, "per call", "parse's loop iterations"),
@@ -58,6 +60,7 @@ impl Experiment for HotPath {
                 ParamSpec::int("save", 40, 0, 1_000_000, "per call", "save's loop iterations"),
                 ParamSpec::float("rate_hz", 1000.0, 10.0, 10_000.0, "Hz", "the sampler's rate"),
                 ParamSpec::float("op_ns", DEFAULT_OP_NS, 0.0, 10_000.0, "ns", "time per bytecode instruction"),
+                program::hook_param(),
             ],
             variants: vec![
                 VariantSpec::sweep("none", "no profiler"),
@@ -74,17 +77,14 @@ impl Experiment for HotPath {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let program = Program {
-            functions: vec![
-                ("parse", params.int("parse")),
-                (HOT, params.int("transform")),
-                ("save", params.int("save")),
-            ],
+            functions: ["parse", HOT, "save"].map(|name| Function::once(name, params.int(name))).to_vec(),
             iterations: params.int("iterations"),
         };
         Ok(Box::new(Hot {
             program,
             rate_hz: params.float("rate_hz"),
             op_ns: params.float("op_ns"),
+            hook_ns: params.float("hook_ns"),
             spinner: Spinner::calibrate(),
         }))
     }
@@ -179,6 +179,7 @@ struct Hot {
     program: Program,
     rate_hz: f64,
     op_ns: f64,
+    hook_ns: f64,
     spinner: Spinner,
 }
 
@@ -223,14 +224,14 @@ impl Cell for HotCell<'_> {
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        let Hot { program, op_ns, spinner, .. } = self.work;
+        let Hot { program, op_ns, hook_ns, spinner, .. } = self.work;
         let interpreter = Interpreter {
             mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))),
             op_ns: *op_ns,
             spinner: *spinner,
         };
         let Profiled { result, sampled, traced } =
-            program::run(program, &interpreter, self.threads, self.profiler, context)?;
+            program::run(program, &interpreter, self.threads, self.profiler, *hook_ns, context)?;
         let exact = program.exact_share(HOT);
         if let Some(sampled) = sampled {
             let (share, samples) = sampled_share(&sampled.profile, HOT);

@@ -4,10 +4,11 @@
 use crate::experiment::Experiment;
 
 mod hot_path;
+mod profiler_overhead;
 mod program;
 
 /// The topic's name, as the catalogue groups it.
 pub const NAME: &str = "profiling";
 
 /// The topic's experiments, in catalogue order.
-pub const EXPERIMENTS: &[&dyn Experiment] = &[&hot_path::HotPath];
+pub const EXPERIMENTS: &[&dyn Experiment] = &[&hot_path::HotPath, &profiler_overhead::ProfilerOverhead];
