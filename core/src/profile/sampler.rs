@@ -3,10 +3,12 @@
 //! run's team; in a browser, a Web Worker of the team reading the same shared memory.
 //!
 //! Each tick reads every board once; a board its owner kept changing through the reader's
-//! retries counts as torn and is left out. Ticks are kept on a fixed grid from the start; a
-//! tick the sampler woke too late for is skipped, not made up (the OS's sleep granularity caps
-//! the rate a sleeping sampler reaches, and the run reports the rate it got). Each sample
-//! stands for the mean time between the ticks taken.
+//! retries counts as torn and is left out. The gaps between ticks are jittered — each drawn
+//! uniformly from ½ to 1½ periods — so that a program whose loop period divides the sampler's
+//! cannot be sampled at the same phase every time (aliasing, which no number of samples would
+//! average out). A tick the sampler woke too late for is skipped, not made up (the OS's sleep
+//! granularity caps the rate a sleeping sampler reaches, and the run reports the rate it got).
+//! Each sample stands for the mean time between the ticks taken.
 
 use std::time::Duration;
 
