@@ -644,6 +644,31 @@ fn cprofile_slows_many_tiny_calls_and_inflates_their_caller_while_sampling_costs
 }
 
 #[test]
+fn cprofile_in_the_main_thread_misses_the_workers_a_sampler_does_not() {
+    let _alone = alone();
+    // Here: 0 work calls seen from the main thread (100% of its time in join), 40 000 with a
+    // tracer in every thread, and a sampler found all 3 threads with work ~100% on a CPU.
+    let mut request = request("main-thread-only", &[("iterations", json!(8000))], &[1, 2]);
+    request.repeat = 3;
+    lessons_show(&request, 3).unwrap_or_else(|failure| panic!("{failure}"));
+}
+
+#[test]
+fn on_cpu_profiles_miss_the_waits_wall_clock_ones_show_io_and_the_gil() {
+    let _alone = alone();
+    // Here: query_db 0% on-CPU and 94% wall-clock; beside a CPU-bound thread 23% of the
+    // samples found a thread waiting for the GIL, 0% without it.
+    let mut request = request("wall-vs-cpu", &[("requests", json!(30))], &[1, 2]);
+    request.repeat = 3;
+    lessons_show(&request, 3).unwrap_or_else(|failure| panic!("{failure}"));
+    let result = run_quietly(&request).unwrap();
+    let profile = result.cell("beside-compute", 1).unwrap().profile.as_ref().unwrap();
+    let wall = conlab_core::profile::export::collapsed(profile, View::Wall);
+    assert!(wall.contains("(waiting for the GIL)") && wall.contains("query_db;(waiting for I/O)"), "{wall}");
+    assert!(!conlab_core::profile::export::collapsed(profile, View::OnCpu).contains("waiting"));
+}
+
+#[test]
 fn a_manager_costs_a_round_trip_per_access_a_value_queues_at_its_lock_and_a_raw_array_scales() {
     let _alone = alone();
     // Forked workers for 30 ms a run at CPython's pace: here a manager update took 99 µs and a

@@ -77,6 +77,7 @@ impl Experiment for HotPath {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let program = Program {
+            root: "<module>",
             functions: ["parse", HOT, "save"].map(|name| Function::once(name, params.int(name))).to_vec(),
             iterations: params.int("iterations"),
         };

@@ -82,6 +82,7 @@ impl Experiment for ProfilerOverhead {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let program = Program {
+            root: "<module>",
             functions: vec![
                 Function { repeat: params.int("tiny_calls"), ..Function::once(TINY, params.int("tiny")) },
                 Function::once("big", params.int("big")),

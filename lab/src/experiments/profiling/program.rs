@@ -12,7 +12,7 @@ use conlab_core::platform::run_team;
 use conlab_core::profile::board::StackBoard;
 use conlab_core::profile::sampler::{self, Sampled};
 use conlab_core::profile::tracer::CallTracer;
-use conlab_core::profile::{NoProbe, Profile, View};
+use conlab_core::profile::{NoProbe, Probe, Profile, ThreadState, View};
 use conlab_core::pymodel::{Bytecode, Instruction, Interpreter};
 use conlab_core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use conlab_core::sync::{lock, Mutex};
@@ -74,6 +74,8 @@ impl Function {
 /// The functions and how many times the main loop runs.
 #[derive(Clone, Debug)]
 pub struct Program {
+    /// What profiles call the thread's own code: `<module>`, or a thread's target function.
+    pub root: &'static str,
     pub functions: Vec<Function>,
     pub iterations: i64,
 }
@@ -88,7 +90,7 @@ const REPEAT_COUNTER: usize = 3;
 impl Program {
     /// The frames as profiles name them: 0 the thread's own code, then the functions.
     pub fn frame_names(&self) -> Vec<String> {
-        std::iter::once("<module>").chain(self.functions.iter().map(|f| f.name)).map(str::to_string).collect()
+        std::iter::once(self.root).chain(self.functions.iter().map(|f| f.name)).map(str::to_string).collect()
     }
 
     /// The bytecode; its result (shared variable 0) is the loop iterations all calls ran.
@@ -128,7 +130,7 @@ impl Program {
         let per_iteration: i64 = calling + self.functions.iter().map(|f| f.repeat * f.ops_per_call()).sum::<i64>();
         let own = match self.functions.iter().find(|f| f.name == name) {
             Some(function) => function.repeat * function.ops_per_call(),
-            None if name == "<module>" => calling,
+            None if name == self.root => calling,
             None => 0,
         };
         own as f64 / per_iteration as f64
@@ -171,6 +173,11 @@ pub fn hook_param() -> ParamSpec {
     )
 }
 
+/// cProfile's model for one thread: `hook_ns` a call, split between entry and return as CPython's.
+pub fn cprofile(interpreter: &Interpreter, hook_ns: f64) -> CallTracer {
+    CallTracer::with_hook(interpreter.spinner, hook_ns * ENTRY_SHARE, hook_ns * (1.0 - ENTRY_SHARE))
+}
+
 /// Runs `program` on `threads` threads under `interpreter`, profiled by `profiler`; an
 /// instrumenting profiler's hooks spend `hook_ns` per call.
 pub fn run(
@@ -181,7 +188,21 @@ pub fn run(
     hook_ns: f64,
     context: &RunContext,
 ) -> Result<Profiled, RunError> {
-    let bytecode = program.bytecode();
+    run_each(&vec![program; threads], interpreter, profiler, hook_ns, context)
+}
+
+/// Thread `i` runs `team[i]`. Programs share one frame table (each distinct program's frames
+/// after the ones before it), so a profile of several programs names every frame right.
+pub fn run_each(
+    team: &[&Program],
+    interpreter: &Interpreter,
+    profiler: Profiler,
+    hook_ns: f64,
+    context: &RunContext,
+) -> Result<Profiled, RunError> {
+    let threads = team.len();
+    let (frames, bases) = frame_table(team);
+    let bytecodes: Vec<_> = team.iter().map(|program| program.bytecode()).collect();
     let shared = [AtomicI64::new(0)];
     let boards: Vec<StackBoard> = (0..threads).map(|_| StackBoard::default()).collect();
     let names: Vec<String> = (0..threads).map(|i| format!("thread {i}")).collect();
@@ -194,22 +215,21 @@ pub fn run(
         if member.index == threads {
             if let Profiler::Sampling(rate) = profiler {
                 let still = || working.load(Ordering::Acquire) > 0;
-                *lock(&sampled) = Some(sampler::sample(&boards, &names, program.frame_names(), rate, &still));
+                *lock(&sampled) = Some(sampler::sample(&boards, &names, frames.clone(), rate, &still));
             }
             return;
         }
         let (index, recorder) = (member.index, context.trace());
+        let run = |probe: &mut dyn Probe| {
+            let mut probe = Offset { probe, base: bases[index] };
+            interpreter.run_probed(&bytecodes[index], &shared, index, recorder, &keep_going, &mut probe);
+        };
         match profiler {
-            Profiler::None => {
-                interpreter.run_probed(&bytecode, &shared, index, recorder, &keep_going, &mut NoProbe);
-            }
-            Profiler::Sampling(_) => {
-                interpreter.run_probed(&bytecode, &shared, index, recorder, &keep_going, &mut &boards[index]);
-            }
+            Profiler::None => run(&mut NoProbe),
+            Profiler::Sampling(_) => run(&mut &boards[index]),
             Profiler::Instrumenting => {
-                let (enter, exit) = (hook_ns * ENTRY_SHARE, hook_ns * (1.0 - ENTRY_SHARE));
-                let mut tracer = CallTracer::with_hook(interpreter.spinner, enter, exit);
-                interpreter.run_probed(&bytecode, &shared, index, recorder, &keep_going, &mut tracer);
+                let mut tracer = cprofile(interpreter, hook_ns);
+                run(&mut tracer);
                 lock(&traced).get_or_insert_with(CallTracer::default).merge(&tracer);
             }
         }
@@ -221,6 +241,43 @@ pub fn run(
         sampled: sampled.into_inner().unwrap_or_else(|p| p.into_inner()),
         traced: traced.into_inner().unwrap_or_else(|p| p.into_inner()),
     })
+}
+
+/// One frame table for `team`'s programs, and where each thread's program's frames start.
+fn frame_table(team: &[&Program]) -> (Vec<String>, Vec<u32>) {
+    let mut frames: Vec<String> = Vec::new();
+    let mut placed: Vec<(*const Program, u32)> = Vec::new();
+    let bases = team
+        .iter()
+        .map(|&program| match placed.iter().find(|(seen, _)| std::ptr::eq(*seen, program)) {
+            Some(&(_, base)) => base,
+            None => {
+                let base = frames.len() as u32;
+                frames.extend(program.frame_names());
+                placed.push((program, base));
+                base
+            }
+        })
+        .collect();
+    (frames, bases)
+}
+
+/// A probe whose frame ids start at `base` in a shared frame table.
+struct Offset<'a> {
+    probe: &'a mut dyn Probe,
+    base: u32,
+}
+
+impl Probe for Offset<'_> {
+    fn enter(&mut self, frame: u32, ops: u64) {
+        self.probe.enter(self.base + frame, ops);
+    }
+    fn exit(&mut self, ops: u64) {
+        self.probe.exit(ops);
+    }
+    fn state(&mut self, state: ThreadState) {
+        self.probe.state(state);
+    }
 }
 
 /// The binomial standard error of a share `p` read off `n` samples, in percentage points.

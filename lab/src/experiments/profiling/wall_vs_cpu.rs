@@ -1,0 +1,232 @@
+//! `wall-vs-cpu`: the same samples read two ways — on-CPU (what was running) and wall-clock
+//! (where the time went, waits included) — over request handlers that compute a little and wait
+//! on a database a lot.
+
+use std::time::Duration;
+
+use super::program::{self, Function, Profiled, Profiler, Program};
+use crate::experiment::{
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
+    ScalingLaw, VariantSpec, Verdict, Workload,
+};
+use conlab_core::kernels::spin::Spinner;
+use conlab_core::profile::{Profile, ThreadState, View};
+use conlab_core::pymodel::gil::Gil;
+use conlab_core::pymodel::{Interpreter, Mode, DEFAULT_OP_NS};
+use conlab_core::sync::Arc;
+
+pub struct WallVsCpu;
+
+const QUERY: &str = "query_db";
+const RENDER: &str = "render";
+
+const QUERY_CPU: &str = "query_db, on-CPU";
+const QUERY_WALL: &str = "query_db, wall";
+const RENDER_CPU: &str = "render, on-CPU";
+const RENDER_WALL: &str = "render, wall";
+const GIL_WAITS: &str = "waiting for the GIL, wall";
+const HOTTEST_CPU: &str = "render hottest on-CPU";
+
+impl Experiment for WallVsCpu {
+    fn info(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: "wall-vs-cpu",
+            title: "On-CPU vs wall-clock profiles: why is it slow?",
+            topic: super::NAME,
+            concept: "on-CPU vs off-CPU time; choosing the profile that answers the question",
+            teaches: "Python threads (the model, under the GIL) each handle requests: `parse()` (a little CPU), \
+                      `query_db()` (blocking I/O, the GIL released) and `render()` (more CPU). A sampler tags \
+                      every sample with what the thread was doing. Read on-CPU — the view of perf, of cProfile's \
+                      CPU clock, of py-spy without `--idle` — the profile is all `render` and `parse`: `query_db` \
+                      barely exists, because a thread waiting for I/O runs nothing. Read wall-clock, the same \
+                      samples say that most of a request's time is spent in `query_db`, waiting. If the question \
+                      is \"why does a request take this long\", the wall-clock profile answers it; if it is \"what \
+                      burns the CPU\", the on-CPU one does. Beside a CPU-bound thread (`beside-compute`: one more \
+                      thread running `crunch()` without pause), a handler whose query has returned waits to take \
+                      the GIL back — up to a switch interval each time (Beazley's convoy): the wall view shows \
+                      that wait too, which no on-CPU profile can.",
+            params: vec![
+                ParamSpec::int("requests", 60, 1, 10_000_000, "per thread", "requests each thread handles"),
+                ParamSpec::int("parse", 200, 0, 10_000_000, "per request", "parse's loop iterations"),
+                ParamSpec::int("query_us", 1000, 1, 1_000_000, "µs", "query_db's blocking I/O"),
+                ParamSpec::int("render", 2000, 0, 10_000_000, "per request", "render's loop iterations"),
+                ParamSpec::float("rate_hz", 2000.0, 10.0, 10_000.0, "Hz", "the sampler's rate"),
+                ParamSpec::float("op_ns", DEFAULT_OP_NS, 0.0, 10_000.0, "ns", "time per bytecode instruction"),
+            ],
+            variants: vec![
+                VariantSpec::sweep("handlers", "N request handlers, sampled"),
+                VariantSpec::sweep("beside-compute", "N request handlers and one CPU-bound thread, sampled"),
+            ],
+            baseline: "handlers",
+            work_unit: Some("requests"),
+            chart_metric: Some(QUERY_WALL),
+            quick: &["requests=15"],
+            ..ExperimentInfo::default()
+        }
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
+        let query_us = u32::try_from(params.int("query_us")).unwrap_or(u32::MAX);
+        let program = Program {
+            root: "handle_requests",
+            functions: vec![
+                Function::once("parse", params.int("parse")),
+                Function { io_us: query_us, ..Function::once(QUERY, 0) },
+                Function::once(RENDER, params.int("render")),
+            ],
+            iterations: params.int("requests"),
+        };
+        let compute = Program {
+            root: "compute",
+            functions: vec![Function::once("crunch", 20 * i64::from(query_us))],
+            iterations: params.int("requests"),
+        };
+        Ok(Box::new(Handlers {
+            program,
+            compute,
+            rate_hz: params.float("rate_hz"),
+            op_ns: params.float("op_ns"),
+            spinner: Spinner::calibrate(),
+        }))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        vec![
+            Claim::new(
+                "the on-CPU profile misses the wait: `query_db` holds ≤ 5% of the handlers' on-CPU samples and \
+                 `render` is the hottest there (median run, every thread count)",
+                |facts| {
+                    let (threads, query) = worst(facts, QUERY_CPU, f64::max)?;
+                    let (_, hottest) = worst(facts, HOTTEST_CPU, f64::min)?;
+                    verdict(
+                        query <= 5.0 && hottest >= 1.0,
+                        format!("query_db ≤ {query:.1}% of the on-CPU samples at {threads:?} thread(s)"),
+                        "the queries do CPU work of their own here",
+                    )
+                },
+            ),
+            Claim::new(
+                "the wall-clock profile shows where a request's time goes: `query_db`, waiting for I/O, holds ≥ 60% \
+                 of all samples (median run, every thread count)",
+                |facts| {
+                    let (threads, query) = worst(facts, QUERY_WALL, f64::min)?;
+                    let render = facts.metric("handlers", threads[0], RENDER_WALL)?;
+                    verdict(
+                        query >= 60.0,
+                        format!(
+                            "query_db ≥ {query:.1}% of all samples at {threads:?} thread(s) (render {render:.1}% at {})",
+                            threads[0]
+                        ),
+                        "the handlers compute more than they wait (raise query_us)",
+                    )
+                },
+            ),
+            Claim::new(
+                "beside a CPU-bound thread the handlers wait for the GIL: ≥ 10% of the wall-clock samples find a \
+                 thread waiting to take it back, a wait the on-CPU view cannot show (median run, 1 handler)",
+                |facts| {
+                    let (alone, beside) =
+                        (facts.metric("handlers", 1, GIL_WAITS)?, facts.metric("beside-compute", 1, GIL_WAITS)?);
+                    verdict(
+                        beside >= 10.0,
+                        format!("waiting for the GIL: {beside:.1}% of the samples beside crunch(), {alone:.1}% alone"),
+                        "the compute thread drops the GIL often here (a short switch interval)",
+                    )
+                },
+            ),
+        ]
+    }
+}
+
+/// `metric`'s median at every thread count the sampler ran, folded by `fold` (the worst case).
+fn worst(facts: &Facts<'_>, metric: &str, fold: fn(f64, f64) -> f64) -> Result<(Vec<usize>, f64), Verdict> {
+    let threads = facts.threads_of("handlers");
+    let mut folded: Option<f64> = None;
+    for &count in &threads {
+        let value = facts.metric("handlers", count, metric)?;
+        folded = Some(folded.map_or(value, |seen| fold(seen, value)));
+    }
+    match folded {
+        Some(value) => Ok((threads, value)),
+        None => Err(crate::experiment::not_testable("handlers did not run")),
+    }
+}
+
+struct Handlers {
+    program: Program,
+    /// The CPU-bound thread beside the handlers: about a query's time of work per request.
+    compute: Program,
+    rate_hz: f64,
+    op_ns: f64,
+    spinner: Spinner,
+}
+
+impl Workload for Handlers {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    fn scaling_law(&self) -> ScalingLaw {
+        ScalingLaw::Gustafson
+    }
+
+    /// Every cell's digest is how far its result is from the right one (0 when right).
+    fn expected(&self) -> Digest {
+        0
+    }
+
+    fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        Ok(Box::new(HandlersCell { work: self, threads, compute: variant == "beside-compute" }))
+    }
+}
+
+struct HandlersCell<'a> {
+    work: &'a Handlers,
+    threads: usize,
+    compute: bool,
+}
+
+/// The share of `profile`'s samples in `view` whose state is `state`, in %.
+fn state_share(profile: &Profile, state: ThreadState) -> f64 {
+    let total = profile.samples(View::Wall).max(1) as f64;
+    let matching: u64 = profile.stacks.iter().filter(|s| s.state == state).map(|s| s.count).sum();
+    matching as f64 * 100.0 / total
+}
+
+impl Cell for HandlersCell<'_> {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn work_units(&self) -> Option<f64> {
+        Some((self.threads as i64 * self.work.program.iterations) as f64)
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        let Handlers { program, compute, rate_hz, op_ns, spinner } = self.work;
+        let interpreter = Interpreter {
+            mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))),
+            op_ns: *op_ns,
+            spinner: *spinner,
+        };
+        let profiler = Profiler::Sampling(*rate_hz);
+        let mut team = vec![program; self.threads];
+        if self.compute {
+            team.push(compute);
+        }
+        let Profiled { result, sampled, .. } = program::run_each(&team, &interpreter, profiler, 0.0, context)?;
+        if let Some(sampled) = sampled {
+            let profile = sampled.profile;
+            context.record(QUERY_CPU, "%", profile.total_share(QUERY, View::OnCpu) * 100.0);
+            context.record(QUERY_WALL, "%", profile.total_share(QUERY, View::Wall) * 100.0);
+            context.record(RENDER_CPU, "%", profile.self_share(RENDER, View::OnCpu) * 100.0);
+            context.record(RENDER_WALL, "%", profile.self_share(RENDER, View::Wall) * 100.0);
+            context.record(GIL_WAITS, "%", state_share(&profile, ThreadState::Gil));
+            let hottest = profile.hottest(View::OnCpu).is_some_and(|(name, _)| name == RENDER);
+            context.record(HOTTEST_CPU, "", f64::from(u8::from(hottest)));
+            context.record("samples", "samples", profile.samples(View::Wall) as f64);
+            context.record_profile(profile);
+        }
+        Ok((result - team.iter().map(|p| p.per_thread()).sum::<i64>()).unsigned_abs())
+    }
+}
