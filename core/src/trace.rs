@@ -7,6 +7,8 @@
 //! [`Trace::to_chrome_json`] writes the Chrome trace-event format ("X" complete events, one
 //! process per experiment cell, one thread per worker) that Perfetto and `chrome://tracing` open.
 
+pub mod ambient;
+
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,8 @@ pub const TASK_LANE: usize = 1 << 21;
 pub fn lane_name(lane: usize) -> String {
     if lane == GIL_LANE {
         "GIL".to_string()
+    } else if lane == ambient::RUNNER_LANE {
+        "the run's own thread".to_string()
     } else if lane >= TASK_LANE {
         format!("Task-{}", lane - TASK_LANE)
     } else {
@@ -160,6 +164,13 @@ impl Recorder {
         if self.enabled {
             let (start_ns, end_ns) = (start.nanos_since_epoch(), end.nanos_since_epoch());
             lock(&self.spans).push(Span { thread, start_ns, end_ns, kind, label: label.into() });
+        }
+    }
+
+    /// Records a span built elsewhere (a thread's buffered spans, flushed).
+    pub fn record_span(&self, span: Span) {
+        if self.enabled {
+            lock(&self.spans).push(span);
         }
     }
 

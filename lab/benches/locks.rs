@@ -26,6 +26,7 @@ fn measure(regime: &str, threads: usize, kinds: &[LockKind]) -> RunResult {
         repeat: REPEAT,
         warmup: 1,
         trace: false,
+        profile: false,
     };
     let result =
         run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");

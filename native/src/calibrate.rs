@@ -90,6 +90,7 @@ fn model(id: &str, params: Value, variants: &[&str], threads: &[usize], repeat: 
         repeat,
         warmup: 1,
         trace: false,
+        profile: false,
     };
     experiment::run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).map_err(|e| e.to_string())
 }

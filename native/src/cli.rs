@@ -285,7 +285,8 @@ fn run(args: RunArgs) -> Result<(), String> {
     outputs.check_writable()?;
     let recorded =
         outputs.trace.is_some() || outputs.timeline.is_some() || outputs.depth.is_some() || outputs.profile.is_some();
-    let request = request(&args, &id, recorded)?;
+    let mut request = request(&args, &id, recorded)?;
+    request.profile = outputs.profile.is_some();
     let result = measure(&request)?;
     write_outputs(&args.format, &outputs, &result)?;
     if result.all_checks_passed {
@@ -331,6 +332,7 @@ fn request(args: &RunArgs, id: &str, trace: bool) -> Result<RunRequest, String> 
         repeat: args.repeat,
         warmup: args.warmup,
         trace,
+        profile: false,
     })
 }
 

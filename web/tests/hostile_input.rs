@@ -25,6 +25,7 @@ fn good() -> &'static Value {
             repeat: 2,
             warmup: 0,
             trace: true,
+            profile: false,
             ..RunRequest::default()
         };
         let cancel = CancelFlag::new();

@@ -81,9 +81,16 @@ mod imp {
     }
 }
 
-/// Blocks while `*atom == expected`; may return spuriously.
+/// Blocks while `*atom == expected`; may return spuriously. A profiled run records the wait
+/// ([`crate::trace::ambient`]).
 pub fn wait(atom: &AtomicU32, expected: u32) {
-    imp::wait(atom, expected)
+    if crate::trace::ambient::recording() {
+        let start = super::Instant::now();
+        imp::wait(atom, expected);
+        crate::trace::ambient::blocked("blocked (futex wait)", start);
+    } else {
+        imp::wait(atom, expected)
+    }
 }
 
 /// Wakes at least one thread blocked in [`wait`] on `atom`, if any.

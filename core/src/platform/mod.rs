@@ -295,8 +295,15 @@ pub fn max_team_threads() -> usize {
 pub const CODE_WARMS_UP: bool = backend::CODE_WARMS_UP;
 
 /// Blocks the calling thread for `duration` (in wasm: `memory.atomic.wait32` in a worker).
+/// A profiled run records the sleep ([`crate::trace::ambient`]).
 pub fn sleep(duration: Duration) {
-    backend::sleep(duration)
+    if crate::trace::ambient::recording() {
+        let start = Instant::now();
+        backend::sleep(duration);
+        crate::trace::ambient::blocked("sleeping", start);
+    } else {
+        backend::sleep(duration)
+    }
 }
 
 /// Offers the rest of the calling thread's time slice to other threads: what a spin-wait does
@@ -417,7 +424,18 @@ where
     F: Fn(TeamMember) + Sync,
 {
     check_team_size(threads)?;
-    backend::run_team(threads, &body)
+    // A profiled run's members record their bodies and their blocking.
+    match crate::trace::ambient::current() {
+        None => backend::run_team(threads, &body),
+        ambient => {
+            let start = Instant::now();
+            let ran = backend::run_team(threads, &|member: TeamMember| {
+                crate::trace::ambient::member(ambient, member.index, || body(member))
+            });
+            crate::trace::ambient::blocked("waiting for its team", start);
+            ran
+        }
+    }
 }
 
 /// Starts a new OS thread running `body` and waits for it: what "a thread per task" costs.

@@ -215,8 +215,10 @@ impl WorkerProcess {
             .map(|worker| libc::pollfd { fd: worker.output.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 })
             .collect();
         let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        let start = super::Instant::now();
         // SAFETY: `fds` holds one valid pollfd per worker (fds open while the workers live).
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        crate::trace::ambient::blocked("waiting for a worker process", start);
         if ready <= 0 {
             return None;
         }
@@ -225,7 +227,10 @@ impl WorkerProcess {
 
     /// The next reply, in order.
     pub fn receive(&mut self) -> Result<Vec<u8>, PlatformError> {
-        read_frame(&mut self.output).map_err(|error| match error.kind() {
+        let start = super::Instant::now();
+        let reply = read_frame(&mut self.output);
+        crate::trace::ambient::blocked("waiting for a worker process", start);
+        reply.map_err(|error| match error.kind() {
             io::ErrorKind::UnexpectedEof => broken("it exited"),
             _ => broken(error),
         })

@@ -110,14 +110,18 @@ pub fn speedscope_totals(file: &Value) -> Result<(f64, usize), String> {
 #[derive(Default)]
 struct Node {
     count: u64,
+    /// Samples that ended here with the thread waiting.
+    waiting: u64,
     children: BTreeMap<String, Node>,
 }
 
 impl Node {
-    fn insert(&mut self, path: &[String], count: u64) {
+    fn insert(&mut self, path: &[String], count: u64, waiting: bool) {
         self.count += count;
-        if let Some((first, rest)) = path.split_first() {
-            self.children.entry(first.clone()).or_default().insert(rest, count);
+        match path.split_first() {
+            Some((first, rest)) => self.children.entry(first.clone()).or_default().insert(rest, count, waiting),
+            None if waiting => self.waiting += count,
+            None => {}
         }
     }
 
@@ -135,8 +139,8 @@ const TOP: f64 = 34.0;
 /// box's tooltip gives its samples and share; waits (in the wall-clock view) are drawn grey-blue.
 pub fn flame_svg(profile: &Profile, view: View, title: &str) -> String {
     let mut root = Node::default();
-    for (path, count) in profile.paths(view) {
-        root.insert(&path, count);
+    for (path, count, waiting) in profile.paths_waiting(view) {
+        root.insert(&path, count, waiting);
     }
     let depth = root.depth().max(1);
     let height = TOP + depth as f64 * ROW + 24.0;
@@ -176,12 +180,13 @@ fn draw(svg: &mut String, name: &str, node: &Node, x: f64, level: usize, total: 
     let share = node.count as f64 / total * 100.0;
     let _ = write!(
         svg,
-        r#"<g class="frame" data-depth="{level}" data-samples="{}"><title>{} — {} samples ({share:.1}%)</title><rect x="{x:.2}" y="{y:.1}" width="{width:.2}" height="{}" fill="{}" rx="2"/>"#,
+        r#"<g class="frame" data-depth="{level}" data-samples="{}" data-name="{}"><title>{} — {} samples ({share:.1}%)</title><rect x="{x:.2}" y="{y:.1}" width="{width:.2}" height="{}" fill="{}" rx="2"/>"#,
         node.count,
+        escape(name),
         escape(name),
         node.count,
         ROW - 1.0,
-        color(name, level)
+        color(name, level, node.waiting * 2 > node.count)
     );
     let fits = ((width - 6.0) / 7.0).floor() as usize;
     if fits >= 3 {
@@ -200,10 +205,10 @@ fn draw(svg: &mut String, name: &str, node: &Node, x: f64, level: usize, total: 
     }
 }
 
-/// The classic warm palette, fixed per name so that the same function keeps its colour; waits
-/// grey-blue, threads pale.
-fn color(name: &str, level: usize) -> String {
-    if name.starts_with("(waiting") {
+/// The classic warm palette, fixed per name so that the same function keeps its colour; a frame
+/// whose samples mostly found the thread waiting grey-blue, threads pale.
+fn color(name: &str, level: usize, waiting: bool) -> String {
+    if waiting {
         return "#a9b8c9".into();
     }
     if level == 0 {
@@ -266,6 +271,7 @@ mod tests {
         assert!(svg.contains("work &lt;hot&gt; — 6 samples (46.2%)"), "{svg}");
         assert!(svg.contains("(waiting for a lock) — 4 samples"), "{svg}");
         assert_eq!(svg.matches("<g class=\"frame\"").count(), 7, "2 threads, 2 mains, a;b, work, the wait");
+        assert_eq!(svg.matches("#a9b8c9").count(), 1, "the one frame where the thread waited is drawn as a wait");
         assert!(!flame_svg(&profile(), View::OnCpu, "cpu").contains("waiting"));
     }
 }

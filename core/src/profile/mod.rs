@@ -37,7 +37,8 @@ pub enum ThreadState {
     Lock = 2,
     /// Blocked in I/O (or sleeping).
     Io = 3,
-    /// Waiting for something else, or for work (a recorded span of kind wait or idle).
+    /// Waiting in its innermost frame, which names what for (a recorded span of kind wait or
+    /// idle, a `join`): no frame is added for it.
     Waiting = 4,
 }
 
@@ -52,14 +53,14 @@ impl ThreadState {
         }
     }
 
-    /// The frame a wall-clock view puts on top of a waiting thread's stack.
+    /// The frame a wall-clock view puts on top of a waiting thread's stack, when its innermost
+    /// frame does not already say what it waits for.
     pub fn wait_frame(self) -> Option<&'static str> {
         match self {
-            Self::Running => None,
+            Self::Running | Self::Waiting => None,
             Self::Gil => Some("(waiting for the GIL)"),
             Self::Lock => Some("(waiting for a lock)"),
             Self::Io => Some("(waiting for I/O)"),
-            Self::Waiting => Some("(waiting)"),
         }
     }
 }
@@ -161,19 +162,25 @@ impl Profile {
     /// Every kept stack as names, root (the thread) first, with its samples — merged where two
     /// stacks read the same.
     pub fn paths(&self, view: View) -> Vec<(Path, u64)> {
-        let mut merged: Vec<(Path, u64)> = Vec::new();
-        let mut index: HashMap<Path, usize> = HashMap::new();
+        self.paths_waiting(view).into_iter().map(|(path, count, _)| (path, count)).collect()
+    }
+
+    /// [`Profile::paths`], each with whether its samples found the thread waiting.
+    pub fn paths_waiting(&self, view: View) -> Vec<(Path, u64, bool)> {
+        let mut merged: Vec<(Path, u64, bool)> = Vec::new();
+        let mut index: HashMap<(Path, bool), usize> = HashMap::new();
         for stack in self.kept(view) {
             let mut path = vec![stack.thread.clone()];
             path.extend(stack.frames.iter().map(|&f| self.frame_name(f).to_string()));
             if view == View::Wall {
                 path.extend(stack.state.wait_frame().map(str::to_string));
             }
-            match index.get(&path) {
+            let waiting = stack.state != ThreadState::Running;
+            match index.get(&(path.clone(), waiting)) {
                 Some(&at) => merged[at].1 += stack.count,
                 None => {
-                    index.insert(path.clone(), merged.len());
-                    merged.push((path, stack.count));
+                    index.insert((path.clone(), waiting), merged.len());
+                    merged.push((path, stack.count, waiting));
                 }
             }
         }

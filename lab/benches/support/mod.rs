@@ -17,6 +17,7 @@ pub fn measure(experiment: &str, params: &[(&str, Value)], variants: &[&str], th
         repeat: REPEAT,
         warmup: 2,
         trace: false,
+        profile: false,
     };
     let result =
         run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).expect("the experiment runs");

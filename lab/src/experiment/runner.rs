@@ -27,7 +27,7 @@ use super::{
 use conlab_core::platform::{max_team_threads, sleep, timer_resolution, Instant, CODE_WARMS_UP};
 use conlab_core::profile::Profile;
 use conlab_core::stats::{amdahl_fit, efficiency, gustafson_fit, speedup, LogHistogram, Summary};
-use conlab_core::trace::{coarsened, CellTrace, Recorder, Trace};
+use conlab_core::trace::{ambient, coarsened, CellTrace, Recorder, Trace};
 
 /// Allowed repeats and warm-ups.
 pub const REPEAT_RANGE: (usize, usize) = (1, 1000);
@@ -64,6 +64,10 @@ pub struct RunRequest {
     pub repeat: usize,
     pub warmup: usize,
     pub trace: bool,
+    /// Profile the traced runs: the platform records each team member and every time a thread
+    /// blocks, beside the experiment's own spans, so every experiment has a profile
+    /// ([`conlab_core::trace::ambient`]). Implies nothing unless `trace` is set.
+    pub profile: bool,
 }
 
 impl Default for RunRequest {
@@ -76,6 +80,7 @@ impl Default for RunRequest {
             repeat: DEFAULT_REPEAT,
             warmup: 1,
             trace: false,
+            profile: false,
         }
     }
 }
@@ -321,7 +326,11 @@ pub fn run_experiment(
             let recorder = Recorder::new(record);
             let context = RunContext::new(session.cancel, &recorder);
             context.check_cancel()?;
-            let elapsed = timed_sample(cell, &context, expected, shortest_sample)?;
+            let elapsed = if record && request.profile {
+                ambient::with_ambient(&recorder, || timed_sample(cell, &context, expected, shortest_sample))?
+            } else {
+                timed_sample(cell, &context, expected, shortest_sample)?
+            };
             if !warmup {
                 cell.samples.push(elapsed.as_secs_f64() / cell.runs_per_sample as f64);
                 for Measurement { name, unit, value, timed_in } in mean_per_name(context.take_metrics()) {

@@ -25,7 +25,7 @@ use super::{find, ExperimentInfo, RunError, RunRequest, RunResult, REPEAT_RANGE,
 pub type Query = BTreeMap<String, String>;
 
 /// The query's names for the run's settings; every other name is a parameter's.
-pub const RUN_KEYS: [&str; 6] = ["experiment", "variants", "threads", "repeat", "warmup", "trace"];
+pub const RUN_KEYS: [&str; 7] = ["experiment", "variants", "threads", "repeat", "warmup", "trace", "profile"];
 
 /// A query's settings that fit, canonical, for a form; the rest named in `problems`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -39,6 +39,8 @@ pub struct Filled {
     pub repeat: Option<usize>,
     pub warmup: Option<usize>,
     pub trace: Option<bool>,
+    /// Profile the run (the page's switch, the CLI's `--profile`).
+    pub profile: Option<bool>,
     /// One sentence per setting that did not fit, in the CLI's words.
     pub problems: Vec<String>,
 }
@@ -58,6 +60,7 @@ pub fn request(query: &Query) -> Result<RunRequest, RunError> {
         repeat: query.get("repeat").map_or(Ok(defaults.repeat), |text| count("repeat", text, REPEAT_RANGE))?,
         warmup: query.get("warmup").map_or(Ok(defaults.warmup), |text| count("warmup", text, WARMUP_RANGE))?,
         trace: query.get("trace").map(|text| flag("trace", text)).transpose()?.unwrap_or(defaults.trace),
+        profile: query.get("profile").map(|text| flag("profile", text)).transpose()?.unwrap_or(defaults.profile),
     })
 }
 
@@ -99,6 +102,7 @@ pub fn fill(query: &Query, max_threads: usize) -> Filled {
     filled.repeat = query.get("repeat").and_then(|text| fits(problems, count("repeat", text, REPEAT_RANGE)));
     filled.warmup = query.get("warmup").and_then(|text| fits(problems, count("warmup", text, WARMUP_RANGE)));
     filled.trace = query.get("trace").and_then(|text| fits(problems, flag("trace", text)));
+    filled.profile = query.get("profile").and_then(|text| fits(problems, flag("profile", text)));
     filled
 }
 

@@ -154,6 +154,27 @@ fn lock_contention_reports_throughput_fairness_and_waits_for_every_lock() {
     assert!(run_quietly(&none).unwrap().all_checks_passed, "a lock per thread");
 }
 
+/// `--profile` on every experiment: each one's quick preset, traced and profiled, has samples —
+/// its own frames, its spans, or at least what the platform records of its threads (each team
+/// member's body, every futex wait and sleep).
+#[test]
+fn every_experiment_can_be_profiled() {
+    let _beside = beside();
+    let mut empty = Vec::new();
+    for experiment in experiment::registry() {
+        let id = experiment.info().id;
+        let mut request = RunRequest { repeat: 1, warmup: 0, trace: true, profile: true, ..small(id) };
+        request.threads = Some(vec![2]);
+        let result = run_quietly(&request).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let ran = result.cells.iter().any(|cell| cell.skipped.is_none());
+        let (profile, _) = conlab_lab::report::profile_of(&result);
+        if ran && profile.samples(View::Wall) == 0 {
+            empty.push(id);
+        }
+    }
+    assert!(empty.is_empty(), "no samples: {empty:?}");
+}
+
 #[test]
 fn progress_counts_every_run_and_ends_complete() {
     let _beside = beside();

@@ -16,6 +16,7 @@ fn traced(id: &str, params: &[(&str, serde_json::Value)]) -> RunResult {
         repeat: 3,
         warmup: 1,
         trace: true,
+        profile: false,
         ..RunRequest::default()
     };
     run(&request, Session { progress: &mut |_| {}, cancel: &CancelFlag::new() }).unwrap_or_else(|e| panic!("{id}: {e}"))

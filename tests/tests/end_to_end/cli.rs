@@ -689,7 +689,10 @@ fn profile_writes_a_flame_graph_collapsed_stacks_and_a_speedscope_file_with_the_
     assert!(text.contains("profile of the spans each worker was in"), "{text}");
     let stacks = conlab_core::profile::export::parse_collapsed(&std::fs::read_to_string(file("lock.txt")).unwrap())
         .expect("collapsed stacks parse");
-    assert!(stacks.iter().any(|(path, _)| path.last().is_some_and(|frame| frame == "(waiting)")), "{stacks:?}");
+    assert!(
+        stacks.iter().any(|(path, _)| path.last().is_some_and(|frame| frame == "waiting for the lock")),
+        "{stacks:?}"
+    );
     let speedscope: Value = serde_json::from_str(&std::fs::read_to_string(file("lock.json")).unwrap()).unwrap();
     let (weight, _) = conlab_core::profile::export::speedscope_totals(&speedscope).unwrap();
     let samples: u64 = stacks.iter().map(|(_, count)| count).sum();
