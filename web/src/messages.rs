@@ -1,5 +1,6 @@
 //! The JSON the worker hands the page, built from conlab-lab's types (native-testable).
 
+use conlab_core::profile::{export, View};
 use conlab_core::trace::Trace;
 use conlab_lab::experiment::result::SCHEMA_VERSION;
 #[cfg(test)]
@@ -70,6 +71,9 @@ pub struct Finished<'a> {
     pub latency_svgs: Vec<String>,
     /// A chart per curve the run measured (latency against offered load, …).
     pub curve_svgs: Vec<String>,
+    /// The run's profile as flame graphs and files, when it took one (a profiler of its own
+    /// frames, or a trace to sample).
+    pub flame: Option<Flame>,
     /// The run's settings as a permalink's query (name, value pairs in order).
     pub link: Vec<(String, String)>,
     /// A stored result's settings, checked for the form ([`render`] only).
@@ -105,9 +109,36 @@ pub fn finished(result: &RunResult) -> Finished<'_> {
         depth_svg: result.trace.as_ref().and_then(report::depth_svg),
         latency_svgs: report::latency_svgs(result),
         curve_svgs: report::curve_svgs(result),
+        flame: flame(result),
         link: settings::query_of(result),
         form: None,
     }
+}
+
+/// A run's profile for the page: a flame graph per view, what was sampled, the lines the CLI
+/// prints, and the wall-clock profile as collapsed stacks and speedscope's JSON for download.
+#[derive(Serialize)]
+pub struct Flame {
+    pub wall_svg: String,
+    pub cpu_svg: String,
+    pub lines: Vec<String>,
+    pub collapsed: String,
+    pub speedscope: String,
+}
+
+fn flame(result: &RunResult) -> Option<Flame> {
+    let (profile, source) = report::profile_of(result);
+    if profile.samples(View::Wall) == 0 {
+        return None;
+    }
+    let title = |view: &str| format!("{} — {view} profile of {source}", result.experiment);
+    Some(Flame {
+        wall_svg: export::flame_svg(&profile, View::Wall, &title("wall-clock")),
+        cpu_svg: export::flame_svg(&profile, View::OnCpu, &title("on-CPU")),
+        lines: report::profile_lines(&profile, source),
+        collapsed: export::collapsed(&profile, View::Wall),
+        speedscope: export::speedscope(&profile, View::Wall, &title("wall-clock")).to_string(),
+    })
 }
 
 /// A lesson's line and its verdict (`shown`, `not-shown`, `not-testable`), for the page to mark.

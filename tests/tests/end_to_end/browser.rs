@@ -1110,6 +1110,49 @@ fn the_loop_stepper_walks_the_event_loop_and_the_debugging_lab_proves_an_await_f
     );
 }
 
+/// The page's profile switch: hot-path's sampler in browser workers draws a flame graph that names
+/// the planted hot function, zooms into it on a click and drops the waits in the on-CPU view; an
+/// experiment with no profiler of its own (lost-update) is profiled by what the platform records
+/// of its workers in the browser, too.
+#[test]
+#[ignore = "needs Chromium, chromedriver and a built lab: run by `cargo xtask test`"]
+fn the_profile_switch_draws_a_zoomable_flame_graph_of_a_run_in_the_browser() {
+    let (_server, url) = serve(&root().join("dist"));
+    let browser = Browser::start(&tempdir("profile-flame"));
+    let run = |link: &str| {
+        browser.navigate(&format!("{url}?{link}&profile=1&repeat=2&warmup=0"));
+        browser.wait_for_status(&["ready"], Duration::from_secs(60));
+        assert_eq!(browser.eval("return document.getElementById('profile').checked;"), json!(true), "{link}");
+        browser.eval("document.getElementById('run-button').click();");
+        assert_eq!(browser.wait_for_status(&["done", "error"], Duration::from_secs(120)), "done", "{link}");
+        assert_eq!(browser.eval("return document.getElementById('flame').hidden;"), json!(false), "{link}");
+    };
+    run("experiment=hot-path&iterations=2000&rate_hz=5000&variants=sampling&threads=2");
+    let lines = browser.eval("return document.getElementById('flame-lines').textContent;");
+    assert!(lines.as_str().unwrap().contains("most self time, on-CPU: transform"), "{lines}");
+    let zoomed = browser.eval(
+        "const frame = document.querySelector('#flame-chart g.frame[data-name=\"transform\"]'); \
+         frame.dispatchEvent(new MouseEvent('click', { bubbles: true })); \
+         return [document.getElementById('flame-chart').dataset.zoom, \
+                 Number(frame.querySelector('rect').getAttribute('width'))];",
+    );
+    assert_eq!(zoomed, json!(["transform", 1200]), "the clicked frame spans the width");
+    browser.eval("document.getElementById('flame').scrollIntoView();");
+    browser.screenshot(&artifacts().join("flame-hot-path-zoomed.png"));
+    let views = browser.eval(
+        "const chart = document.getElementById('flame-chart'); const wall = chart.textContent.includes('waiting for the GIL'); \
+         document.querySelector('#flame-controls [data-view=cpu]').click(); \
+         return [wall, chart.textContent.includes('waiting'), chart.dataset.zoom];",
+    );
+    assert_eq!(views, json!([true, false, ""]), "the GIL waits are in the wall view only; a view starts unzoomed");
+
+    run("experiment=lost-update&variants=mutex&threads=2&increments=100000");
+    let chart = browser.eval("return document.getElementById('flame-chart').textContent;");
+    assert!(chart.as_str().unwrap().contains("team member 0"), "{chart}");
+    browser.eval("document.getElementById('flame').scrollIntoView();");
+    browser.screenshot(&artifacts().join("flame-lost-update.png"));
+}
+
 /// Opens debugging-lab scenario `id`, runs a DFS search, and waits for a verdict holding `proof`.
 fn dfs_proves(browser: &Browser, id: &str, proof: &str) {
     browser.eval(&format!(

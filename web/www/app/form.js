@@ -111,7 +111,10 @@ export function formSettings() {
   settings.threads = inputById('threads').value;
   settings.repeat = inputById('repeat').value;
   settings.warmup = inputById('warmup').value;
-  settings.trace = inputById('trace').checked ? '1' : '0';
+  // A profile samples the traced runs: it records them too.
+  const profile = inputById('profile').checked;
+  settings.trace = inputById('trace').checked || profile ? '1' : '0';
+  settings.profile = profile ? '1' : '0';
   return settings;
 }
 
@@ -134,6 +137,7 @@ export function fillForm(filled, source) {
     if (filled.repeat != null) inputById('repeat').value = String(filled.repeat);
     if (filled.warmup != null) inputById('warmup').value = String(filled.warmup);
     if (filled.trace != null) inputById('trace').checked = filled.trace;
+    if (filled.profile != null) inputById('profile').checked = filled.profile;
   }
   $('link-error').textContent = filled.problems.length
     ? `${source} did not fit, so defaults are used for: ${filled.problems.join('; ')}.`

@@ -14,6 +14,7 @@ import { fillForm, poolReady, poolThreads, setRunning, setUpForm, showExperiment
 import { compareWithImported, openLatest, remember, setUpImport, showHistory, showImported, showStoredError, storedHistory } from './history.js';
 import { send, startWorker } from './protocol.js';
 import { showComparison, showResult } from './results.js';
+import { setUpFlame } from './flame.js';
 import { setUpTimelineZoom, showWindow } from './timeline.js';
 
 /**
@@ -195,4 +196,5 @@ function showEnvironment(env, times, poolError) {
 
 setUpImport();
 setUpTimelineZoom();
+setUpFlame();
 startWorker(handlers, POOL_THREADS);

@@ -14,6 +14,7 @@
  * @property {number | null} repeat
  * @property {number | null} warmup
  * @property {boolean | null} trace
+ * @property {boolean | null} profile
  * @property {string[]} problems
  */
 
@@ -47,8 +48,14 @@
  * @property {string | null} depth_svg
  * @property {string[]} latency_svgs
  * @property {string[]} curve_svgs
+ * @property {Flame | null} flame
  * @property {[string, string][]} link
  * @property {Filled} [form]
+ */
+
+/**
+ * A run's profile (web/src/messages.rs `Flame`).
+ * @typedef {{ wall_svg: string, cpu_svg: string, lines: string[], collapsed: string, speedscope: string }} Flame
  */
 
 /** @typedef {{ json: Blob, chromeTrace: Blob | null }} Exports */

@@ -9,6 +9,7 @@ import { setStatus } from './dom.js';
  * @typedef {import('./messages.js').ToWorker} ToWorker
  * @typedef {import('./messages.js').Filled} Filled
  * @typedef {import('./messages.js').Finished} Finished
+ * @typedef {import('./messages.js').Flame} Flame
  * @typedef {import('./messages.js').Exports} Exports
  * @typedef {import('./messages.js').Table} Table
  * @typedef {import('./messages.js').RunResult} RunResult

@@ -4,6 +4,7 @@
 
 import { $, el } from './dom.js';
 import { linkFor } from './form.js';
+import { showFlame } from './flame.js';
 import { showTimeline } from './timeline.js';
 
 /**
@@ -46,6 +47,7 @@ export function showResult(finished, exports) {
   $('findings').hidden = findings.length === 0;
   $('findings-list').replaceChildren(...findings.map((line) => el('li', { text: line })));
   showTimeline(timeline_svg, traced);
+  showFlame(finished.flame);
   $('latency').hidden = latency_svgs.length === 0;
   $('latency-chart').innerHTML = latency_svgs.join(''); // built by conlab-lab's report::latency_svgs, text XML-escaped
   $('curves').hidden = curve_svgs.length === 0;
@@ -64,6 +66,11 @@ export function showResult(finished, exports) {
   latency_svgs.forEach((svg, i) => links.push(download(`${stem}.latency${i ? i + 1 : ''}.svg`, 'image/svg+xml', svg)));
   curve_svgs.forEach((svg, i) => links.push(download(`${stem}.curve${i ? i + 1 : ''}.svg`, 'image/svg+xml', svg)));
   if (depth_svg) links.push(download(`${stem}.depth.svg`, 'image/svg+xml', depth_svg));
+  if (finished.flame) {
+    links.push(download(`${stem}.flame.svg`, 'image/svg+xml', finished.flame.wall_svg),
+      download(`${stem}.collapsed.txt`, 'text/plain', finished.flame.collapsed),
+      download(`${stem}.speedscope.json`, 'application/json', finished.flame.speedscope));
+  }
   $('exports').replaceChildren('Export: ', ...links.flatMap((link, i) => (i ? [' · ', link] : [link])),
     ' · ', el('a', { href: linkFor(finished.link), text: 'link to these settings' }));
 }
