@@ -19,6 +19,7 @@ const SWITCH_INTERVAL: &str = include_str!("../python/switch_interval.py");
 const GIL_NATIVE: &str = include_str!("../python/gil_native.py");
 const MANAGER_SHARED: &str = include_str!("../python/manager_shared.py");
 const GIL_SERVER: &str = include_str!("../python/gil_server.py");
+const CPROFILE: &str = include_str!("../python/cprofile_overhead.py");
 
 const ITERATIONS: u64 = 2_000_000;
 /// Increments per thread in the race: ~75 ms of CPython's read-call-write loop, some 15 tenures
@@ -55,6 +56,10 @@ const SERVER_SLOW_MS: f64 = 20.0;
 const SERVER_RATES: (f64, f64) = (200.0, 40.0);
 const SERVER_CONNECTIONS: usize = 3;
 const SERVER_LOAD_MS: u64 = 3000;
+/// profiler-overhead on both sides: rounds of 20 calls of a 4-iteration function and one of a
+/// 100-iteration one, the fastest of 5 runs plain and under cProfile (~25 and ~65 ms in CPython).
+const OVERHEAD_ROUNDS: u64 = 6000;
+const OVERHEAD_RUNS: usize = 5;
 const TASKS: u64 = 8;
 const LATENCY_MS: f64 = 20.0;
 /// Bytecode instructions per iteration of the model's loop (`total = total + 1`).
@@ -262,6 +267,50 @@ fn sharing_rows(cpython: &Value, model: &RunResult, variant: &str, threads: usiz
     ])
 }
 
+/// cProfile on both sides: its cost per call, the slowdown, and where its cost lands.
+fn cprofile_rows(cpython: &Value, model: &RunResult) -> Result<Vec<Row>, String> {
+    let calls = model
+        .cell("instrumenting", 1)
+        .and_then(|cell| cell.metrics.get("calls"))
+        .map(|metric| metric.median)
+        .ok_or("the profiler-overhead model counted no calls")?;
+    let (none, traced) = (fastest(model, "none", 1), fastest(model, "instrumenting", 1));
+    let share = |name: &str| {
+        model.cell("instrumenting", 1).and_then(|cell| cell.metrics.get(name)).map(|m| m.median).unwrap_or(f64::NAN)
+    };
+    let cpy_share = |name: &str| number(&cpython["shares"], name).map(|share| share * 100.0);
+    let (plain, profiled) = (number(cpython, "plain_s")?, number(cpython, "profiled_s")?);
+    let per_call = number(cpython, "per_call_ns")?;
+    let model_per_call = (traced - none) * 1e9 / calls;
+    let percent = |model: f64, cpython: f64| format!("{:+.1} points", model - cpython);
+    Ok(vec![
+        Row(
+            "profiler-overhead: cProfile's cost per call".into(),
+            format!("{per_call:.0} ns"),
+            format!("{model_per_call:.0} ns"),
+            ratio(model_per_call, per_call),
+        ),
+        Row(
+            "profiler-overhead: time under cProfile ÷ without".into(),
+            format!("{:.2}×", profiled / plain),
+            format!("{:.2}×", traced / none),
+            ratio(traced / none, profiled / plain),
+        ),
+        Row(
+            "profiler-overhead: the caller's share of tottime (main / <module>)".into(),
+            format!("{:.1}%", cpy_share("main")?),
+            format!("{:.1}%", share("<module>, timed")),
+            percent(share("<module>, timed"), cpy_share("main")?),
+        ),
+        Row(
+            "profiler-overhead: tiny's share of tottime".into(),
+            format!("{:.1}%", cpy_share("tiny")?),
+            format!("{:.1}%", share("tiny, timed")),
+            percent(share("tiny, timed"), cpy_share("tiny")?),
+        ),
+    ])
+}
+
 fn fraction_row(what: String, cpython: f64, model: f64) -> Row {
     Row(what, format!("{cpython:.2}"), format!("{model:.2}"), format!("{:+.2}", model - cpython))
 }
@@ -285,6 +334,7 @@ pub fn calibrate_python() -> Result<(), String> {
         MANAGER_SHARED,
         &[SHARING_RUNS.to_string(), SHARING_UPDATES.0.to_string(), SHARING_UPDATES.1.to_string()],
     )?;
+    let profiled = python(CPROFILE, &[OVERHEAD_ROUNDS.to_string(), OVERHEAD_RUNS.to_string()])?;
     let cpy_iteration = number(&cpu, "ns_per_iteration")?;
     eprintln!("CPython: a ThreadingTCPServer with a slow and a fast endpoint…");
     let server = python(
@@ -346,6 +396,14 @@ pub fn calibrate_python() -> Result<(), String> {
         &["gil"],
         &[1],
         1,
+    )?;
+
+    let overhead = model(
+        "profiler-overhead",
+        json!({ "iterations": OVERHEAD_ROUNDS, "op_ns": op_ns }),
+        &["none", "instrumenting"],
+        &[1],
+        OVERHEAD_RUNS,
     )?;
 
     let step_ns = number(&sharing, "step_ns")?;
@@ -471,6 +529,7 @@ pub fn calibrate_python() -> Result<(), String> {
     }
 
     rows.extend(server_rows(&server, &gil_server)?);
+    rows.extend(cprofile_rows(&profiled, &overhead)?);
 
     let cpython = format!("CPython {version}");
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
@@ -505,6 +564,11 @@ pub fn calibrate_python() -> Result<(), String> {
         SERVER_LOAD_MS as f64 / 1e3,
         SERVER_RATES.0,
         SERVER_RATES.1
+    );
+    println!(
+        "profiler-overhead: {OVERHEAD_ROUNDS} rounds of 20 calls of a 4-iteration function and one of a 100-iteration \
+         one, the fastest of {OVERHEAD_RUNS} runs a side with and without cProfile (the model's hooks at their \
+         default hook_ns); shares are of the profiler's own self-time column (tottime)."
     );
     println!("This machine's CPython runs the loop at the model's pace with --set op_ns={op_ns:.2} (measured above).");
     Ok(())

@@ -401,6 +401,17 @@ fn calibration_lands() -> Result<(), String> {
         let line = text.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no `{start}` row: {text}"));
         line.split("  ").map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect()
     };
+    // cProfile: a few hundred ns a call on both sides (306 and 287–291 here), and its cost
+    // landing in the caller's tottime (28% and 34%) — far above the caller's own instructions.
+    let nanos = |field: &str| -> f64 { field.trim_end_matches(" ns").parse().unwrap() };
+    let percent = |field: &str| -> f64 { field.trim_end_matches('%').parse().unwrap() };
+    let per_call = row("profiler-overhead: cProfile's cost per call");
+    let (cpython_call, model_call) = (nanos(&per_call[1]), nanos(&per_call[2]));
+    if !(0.5..=2.0).contains(&(model_call / cpython_call)) {
+        return Err(format!("cProfile per call: model {model_call} ns, CPython {cpython_call} ns: {text}"));
+    }
+    let caller = row("profiler-overhead: the caller's share of tottime");
+    assert!(percent(&caller[1]) >= 15.0 && percent(&caller[2]) >= 15.0, "the caller absorbs the hooks: {text}");
     // The fit is measured, not assumed: the model runs at CPython's pace.
     let pace = row("gil-cpu: ns per loop iteration");
     let (cpython, model): (f64, f64) = (pace[1].parse().unwrap(), pace[2].parse().unwrap());

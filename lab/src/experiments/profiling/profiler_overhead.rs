@@ -51,8 +51,8 @@ impl Experiment for ProfilerOverhead {
                       clock at every call and return and does its bookkeeping after each read (hook_ns a call, \
                       CPython 3.11's cost here): the run slows by that cost times the calls, and what the hooks \
                       spend after a return lands in the caller's own time, so the code that makes many calls looks \
-                      far more expensive than it is — the probe effect (CPython 3.11's cProfile on the same shape \
-                      of program: 372 ns a call, the caller's tottime share 37% where its real share is ~8%). A \
+                      far more expensive than it is — the probe effect (CPython 3.11's cProfile on the same program, \
+                      as `conlab calibrate-python` runs it: 306 ns a call, the caller 28% of the tottime). A \
                       sampler (py-spy's model) costs the workers only publishing their frames; its shares are \
                       estimates whose binomial error √(p(1−p)/n) shrinks with the samples — at 100 Hz a short run \
                       gets a handful, at 10 kHz (if this machine's sleep lets the sampler wake that often) hundreds.",
