@@ -80,6 +80,12 @@ pub enum Instruction {
     /// Native code busy on the CPU for this many ns, the GIL released around it (a C extension's
     /// `Py_BEGIN_ALLOW_THREADS … Py_END_ALLOW_THREADS`, NumPy's kernels, hashlib on a big buffer).
     Nogil(u64),
+    /// `lock.acquire()` on the `threading.Lock` that shared variable i is (0 free, 1 held): a
+    /// thread that finds it held releases the GIL and waits — polling every 10 µs, where
+    /// CPython blocks on a semaphore — then takes the GIL back.
+    Acquire(usize),
+    /// `lock.release()` on shared variable i.
+    Release(usize),
 }
 
 /// Code plus the functions it calls (each a straight-line body).
@@ -520,6 +526,39 @@ impl Interpreter {
         }
     }
 
+    /// Takes the lock `word` (0 → 1); while another thread holds it, waits with the GIL
+    /// released. `false` if the run was cancelled while it waited.
+    fn take_lock(
+        &self,
+        word: &AtomicI64,
+        held: &mut Held<'_>,
+        stats: &mut ThreadStats,
+        recorder: &Recorder,
+        keep_going: &dyn Fn() -> bool,
+        probe: &mut dyn Probe,
+    ) -> bool {
+        let take = || word.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        if take() {
+            return true;
+        }
+        self.release(held, recorder);
+        probe.state(ThreadState::Lock);
+        let start = Instant::now();
+        while !take() {
+            if !keep_going() {
+                // Cancelled: hold the GIL again, as every way out of the interpreter does.
+                probe.state(ThreadState::Running);
+                self.acquire(held, stats, recorder, probe);
+                return false;
+            }
+            platform::sleep(Duration::from_micros(10));
+        }
+        recorder.record_at(held.thread, SpanKind::Wait, "waiting for a lock (GIL released)", start, Instant::now());
+        probe.state(ThreadState::Running);
+        self.acquire(held, stats, recorder, probe);
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn exec(
         &self,
@@ -598,6 +637,12 @@ impl Interpreter {
                     let waited = self.acquire(held, stats, recorder, probe);
                     stats.io_response_ns.record(waited);
                 }
+                Instruction::Acquire(lock) => {
+                    if !self.take_lock(&shared[lock], held, stats, recorder, keep_going, probe) {
+                        return;
+                    }
+                }
+                Instruction::Release(lock) => shared[lock].store(0, Ordering::Release),
                 Instruction::Native(nanos) => self.spinner.spin(nanos as f64),
                 Instruction::Nogil(nanos) => {
                     self.release(held, recorder);
@@ -708,6 +753,24 @@ mod tests {
         let gil_lane: Vec<_> = spans.iter().filter(|s| s.thread == GIL_LANE).collect();
         assert!(gil_lane.iter().any(|s| s.kind == SpanKind::Run && s.label.starts_with("held by thread")));
         assert!(gil_lane.iter().any(|s| s.kind == SpanKind::Mark && s.label.ends_with("asks for a drop")));
+    }
+
+    #[test]
+    fn a_lock_around_the_window_loses_nothing_and_its_waiters_release_the_gil() {
+        // `with lock: x = counter; f(); counter = x + 1` on two threads: the call's RESUME lets
+        // the GIL switch inside the window, but the other thread then waits for the lock (the
+        // GIL released), so no increment is lost. Shared variable 1 is the lock.
+        let (gil, interpreter) = paced_gil();
+        let mut program = Bytecode::increment_loop_with_call(100_000);
+        program.code.insert(2, Instruction::Acquire(1));
+        let store = program.code.iter().position(|op| *op == Instruction::StoreShared(0)).unwrap();
+        program.code.insert(store + 1, Instruction::Release(1));
+        if let Some(Instruction::LoopBack { to, .. }) = program.code.last_mut() {
+            *to = 2;
+        }
+        let run = interpreter.run_team(2, 2, |_| program.clone(), &Recorder::new(false), &|| true).unwrap();
+        assert_eq!(run.values, [200_000, 0], "every increment counted, the lock free at the end");
+        assert!(gil.drop_requests() > 0, "the threads did take turns");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use conlab_core::sync::{lock, Mutex};
 
 use crate::experiment::{ParamSpec, RunContext, RunError};
 
-/// A function of the profiled program: `def name(): [io(io_us)]; for _ in range(work): total += 1`,
-/// called `repeat` times per iteration of the main loop.
+/// A function of the profiled program: `def name(): [with lock:] [io(io_us)]; for _ in
+/// range(work): total += 1`, called `repeat` times per iteration of the main loop.
 #[derive(Clone, Copy, Debug)]
 pub struct Function {
     pub name: &'static str,
@@ -28,17 +28,23 @@ pub struct Function {
     pub repeat: i64,
     /// Blocking I/O at the call's start, in µs (0: none).
     pub io_us: u32,
+    /// The whole body under the program's one `threading.Lock`.
+    pub locked: bool,
 }
+
+/// The shared variable that is the program's lock (0 holds the result).
+pub const LOCK: usize = 1;
 
 impl Function {
     /// Called once per iteration, computing only.
     pub fn once(name: &'static str, work: i64) -> Self {
-        Self { name, work, repeat: 1, io_us: 0 }
+        Self { name, work, repeat: 1, io_us: 0, locked: false }
     }
 
-    /// Instructions one call executes: `RESUME`, the I/O, the loop's set-up and 5 per iteration.
+    /// Instructions one call executes: `RESUME`, the lock's acquire and release, the I/O, the
+    /// loop's set-up and 5 per iteration.
     pub fn ops_per_call(&self) -> i64 {
-        1 + i64::from(self.io_us > 0) + if self.work > 0 { 2 + 5 * self.work } else { 0 }
+        1 + 2 * i64::from(self.locked) + i64::from(self.io_us > 0) + if self.work > 0 { 2 + 5 * self.work } else { 0 }
     }
 
     /// Instructions the main loop spends calling it per iteration: a call and a pop, and for
@@ -52,6 +58,9 @@ impl Function {
 
     fn body(&self) -> Vec<Instruction> {
         let mut body = vec![Instruction::Resume];
+        if self.locked {
+            body.push(Instruction::Acquire(LOCK));
+        }
         if self.io_us > 0 {
             body.push(Instruction::Io(self.io_us));
         }
@@ -66,6 +75,9 @@ impl Function {
                 Instruction::StoreLocal(TOTAL),
                 Instruction::LoopBack { counter: FUNCTION_COUNTER, to: top },
             ]);
+        }
+        if self.locked {
+            body.push(Instruction::Release(LOCK));
         }
         body
     }
@@ -203,7 +215,7 @@ pub fn run_each(
     let threads = team.len();
     let (frames, bases) = frame_table(team);
     let bytecodes: Vec<_> = team.iter().map(|program| program.bytecode()).collect();
-    let shared = [AtomicI64::new(0)];
+    let shared = [AtomicI64::new(0), AtomicI64::new(0)];
     let boards: Vec<StackBoard> = (0..threads).map(|_| StackBoard::default()).collect();
     let names: Vec<String> = (0..threads).map(|i| format!("thread {i}")).collect();
     let working = AtomicUsize::new(threads);

@@ -19,12 +19,16 @@ pub struct WallVsCpu;
 
 const QUERY: &str = "query_db";
 const RENDER: &str = "render";
+const CRUNCH: &str = "crunch";
 
 const QUERY_CPU: &str = "query_db, on-CPU";
 const QUERY_WALL: &str = "query_db, wall";
 const RENDER_CPU: &str = "render, on-CPU";
 const RENDER_WALL: &str = "render, wall";
 const GIL_WAITS: &str = "waiting for the GIL, wall";
+const LOCK_WAITS: &str = "waiting for the lock, wall";
+const IO_WAITS: &str = "waiting for I/O, wall";
+const CRUNCH_CPU: &str = "crunch, on-CPU";
 const HOTTEST_CPU: &str = "render hottest on-CPU";
 
 impl Experiment for WallVsCpu {
@@ -35,16 +39,17 @@ impl Experiment for WallVsCpu {
             topic: super::NAME,
             concept: "on-CPU vs off-CPU time; choosing the profile that answers the question",
             teaches: "Python threads (the model, under the GIL) each handle requests: `parse()` (a little CPU), \
-                      `query_db()` (blocking I/O, the GIL released) and `render()` (more CPU). A sampler tags \
-                      every sample with what the thread was doing. Read on-CPU — the view of perf, of cProfile's \
-                      CPU clock, of py-spy without `--idle` — the profile is all `render` and `parse`: `query_db` \
-                      barely exists, because a thread waiting for I/O runs nothing. Read wall-clock, the same \
-                      samples say that most of a request's time is spent in `query_db`, waiting. If the question \
-                      is \"why does a request take this long\", the wall-clock profile answers it; if it is \"what \
-                      burns the CPU\", the on-CPU one does. Beside a CPU-bound thread (`beside-compute`: one more \
-                      thread running `crunch()` without pause), a handler whose query has returned waits to take \
-                      the GIL back — up to a switch interval each time (Beazley's convoy): the wall view shows \
-                      that wait too, which no on-CPU profile can.",
+                      `query_db()` (blocking I/O, the GIL released) and `render()` (more CPU). A sampler tags every \
+                      sample with what the thread was doing. Read on-CPU — the view of perf, of cProfile's CPU \
+                      clock, of py-spy without `--idle` — the profile is all `render` and `parse`: `query_db` barely \
+                      exists, because a thread waiting for I/O runs nothing. Read wall-clock, the same samples say \
+                      that most of a request's time is spent in `query_db`, waiting. If the question is \"why does \
+                      a request take this long\", the wall-clock profile answers it; if it is \"what burns the \
+                      CPU\", the on-CPU one does. `roles` runs four threads that each spend their time one way: \
+                      `compute` crunches, `holder` sleeps on I/O holding a `threading.Lock`, `waiter` waits for that \
+                      lock (the GIL released), and `fetcher` waits for I/O and then, behind the cruncher, for the \
+                      GIL (Beazley's convoy): the wall view tells the three waits apart, the on-CPU view shows only \
+                      the cruncher.",
             params: vec![
                 ParamSpec::int("requests", 60, 1, 10_000_000, "per thread", "requests each thread handles"),
                 ParamSpec::int("parse", 200, 0, 10_000_000, "per request", "parse's loop iterations"),
@@ -55,7 +60,11 @@ impl Experiment for WallVsCpu {
             ],
             variants: vec![
                 VariantSpec::sweep("handlers", "N request handlers, sampled"),
-                VariantSpec::sweep("beside-compute", "N request handlers and one CPU-bound thread, sampled"),
+                VariantSpec::fixed(
+                    "roles",
+                    "four threads: one computes, one holds a lock across I/O, one waits for \
+                     the lock, one waits for I/O and the GIL; sampled",
+                ),
             ],
             baseline: "handlers",
             work_unit: Some("requests"),
@@ -76,14 +85,38 @@ impl Experiment for WallVsCpu {
             ],
             iterations: params.int("requests"),
         };
-        let compute = Program {
-            root: "compute",
-            functions: vec![Function::once("crunch", 20 * i64::from(query_us))],
-            iterations: params.int("requests"),
-        };
+        let requests = params.int("requests");
+        let role = |root: &'static str, functions: Vec<Function>| Program { root, functions, iterations: requests };
+        let roles = [
+            role("compute", vec![Function::once(CRUNCH, 20 * i64::from(query_us))]),
+            role(
+                "holder",
+                vec![
+                    Function { io_us: query_us, locked: true, ..Function::once("write_under_lock", 0) },
+                    Function { io_us: query_us, ..Function::once("rest", 0) },
+                ],
+            ),
+            Program {
+                iterations: 2 * requests,
+                ..role(
+                    "waiter",
+                    vec![
+                        Function { locked: true, ..Function::once("update_under_lock", 50) },
+                        Function { io_us: query_us / 2, ..Function::once("think", 0) },
+                    ],
+                )
+            },
+            role(
+                "fetcher",
+                vec![
+                    Function { io_us: query_us, ..Function::once("fetch", 0) },
+                    Function::once("parse", params.int("parse")),
+                ],
+            ),
+        ];
         Ok(Box::new(Handlers {
             program,
-            compute,
+            roles,
             rate_hz: params.float("rate_hz"),
             op_ns: params.float("op_ns"),
             spinner: Spinner::calibrate(),
@@ -122,15 +155,20 @@ impl Experiment for WallVsCpu {
                 },
             ),
             Claim::new(
-                "beside a CPU-bound thread the handlers wait for the GIL: ≥ 10% of the wall-clock samples find a \
-                 thread waiting to take it back, a wait the on-CPU view cannot show (median run, 1 handler)",
+                "the wall view tells the waits apart: in `roles` each of a lock, the GIL and I/O holds ≥ 5% of the \
+                 samples, while the on-CPU view is ≥ 80% `crunch` (median run)",
                 |facts| {
-                    let (alone, beside) =
-                        (facts.metric("handlers", 1, GIL_WAITS)?, facts.metric("beside-compute", 1, GIL_WAITS)?);
+                    let threads = facts.fixed_threads("roles")?;
+                    let metric = |name: &str| facts.metric("roles", threads, name);
+                    let (lock, gil, io, crunch) =
+                        (metric(LOCK_WAITS)?, metric(GIL_WAITS)?, metric(IO_WAITS)?, metric(CRUNCH_CPU)?);
                     verdict(
-                        beside >= 10.0,
-                        format!("waiting for the GIL: {beside:.1}% of the samples beside crunch(), {alone:.1}% alone"),
-                        "the compute thread drops the GIL often here (a short switch interval)",
+                        lock >= 5.0 && gil >= 5.0 && io >= 5.0 && crunch >= 80.0,
+                        format!(
+                            "wall: waiting for a lock {lock:.1}%, for the GIL {gil:.1}%, for I/O {io:.1}%; on-CPU: \
+                             crunch {crunch:.1}%"
+                        ),
+                        "the threads fell out of their roles (a run too short: raise requests)",
                     )
                 },
             ),
@@ -154,8 +192,8 @@ fn worst(facts: &Facts<'_>, metric: &str, fold: fn(f64, f64) -> f64) -> Result<(
 
 struct Handlers {
     program: Program,
-    /// The CPU-bound thread beside the handlers: about a query's time of work per request.
-    compute: Program,
+    /// `roles`' four programs: compute, hold the lock across I/O, wait for the lock, fetch.
+    roles: [Program; 4],
     rate_hz: f64,
     op_ns: f64,
     spinner: Spinner,
@@ -176,14 +214,23 @@ impl Workload for Handlers {
     }
 
     fn cell(&self, variant: &str, threads: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        Ok(Box::new(HandlersCell { work: self, threads, compute: variant == "beside-compute" }))
+        Ok(Box::new(HandlersCell { work: self, threads, roles: variant == "roles" }))
     }
 }
 
 struct HandlersCell<'a> {
     work: &'a Handlers,
     threads: usize,
-    compute: bool,
+    roles: bool,
+}
+
+impl HandlersCell<'_> {
+    fn team(&self) -> Vec<&Program> {
+        match self.roles {
+            true => self.work.roles.iter().collect(),
+            false => vec![&self.work.program; self.threads],
+        }
+    }
 }
 
 /// The share of `profile`'s samples in `view` whose state is `state`, in %.
@@ -195,25 +242,22 @@ fn state_share(profile: &Profile, state: ThreadState) -> f64 {
 
 impl Cell for HandlersCell<'_> {
     fn threads(&self) -> usize {
-        self.threads
+        self.team().len()
     }
 
     fn work_units(&self) -> Option<f64> {
-        Some((self.threads as i64 * self.work.program.iterations) as f64)
+        Some(self.team().iter().map(|program| program.iterations).sum::<i64>() as f64)
     }
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        let Handlers { program, compute, rate_hz, op_ns, spinner } = self.work;
+        let Handlers { rate_hz, op_ns, spinner, .. } = self.work;
         let interpreter = Interpreter {
             mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))),
             op_ns: *op_ns,
             spinner: *spinner,
         };
         let profiler = Profiler::Sampling(*rate_hz);
-        let mut team = vec![program; self.threads];
-        if self.compute {
-            team.push(compute);
-        }
+        let team = self.team();
         let Profiled { result, sampled, .. } = program::run_each(&team, &interpreter, profiler, 0.0, context)?;
         if let Some(sampled) = sampled {
             let profile = sampled.profile;
@@ -222,6 +266,9 @@ impl Cell for HandlersCell<'_> {
             context.record(RENDER_CPU, "%", profile.self_share(RENDER, View::OnCpu) * 100.0);
             context.record(RENDER_WALL, "%", profile.self_share(RENDER, View::Wall) * 100.0);
             context.record(GIL_WAITS, "%", state_share(&profile, ThreadState::Gil));
+            context.record(LOCK_WAITS, "%", state_share(&profile, ThreadState::Lock));
+            context.record(IO_WAITS, "%", state_share(&profile, ThreadState::Io));
+            context.record(CRUNCH_CPU, "%", profile.self_share(CRUNCH, View::OnCpu) * 100.0);
             let hottest = profile.hottest(View::OnCpu).is_some_and(|(name, _)| name == RENDER);
             context.record(HOTTEST_CPU, "", f64::from(u8::from(hottest)));
             context.record("samples", "samples", profile.samples(View::Wall) as f64);
