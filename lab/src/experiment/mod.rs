@@ -525,7 +525,7 @@ mod tests {
                 seen.push(topic);
             }
         }
-        assert_eq!(seen.len(), 11, "{seen:?}");
+        assert_eq!(seen.len(), crate::experiments::TOPICS.len(), "one name per topic folder: {seen:?}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub(crate) mod threads_gil;
 pub(crate) mod threads_io;
 
 /// Every topic's experiments, in catalogue order.
-const TOPICS: &[&[&dyn Experiment]] = &[
+pub(crate) const TOPICS: &[&[&dyn Experiment]] = &[
     kernels_patterns::EXPERIMENTS,
     threads_io::EXPERIMENTS,
     locks_atomics::EXPERIMENTS,

@@ -14,10 +14,9 @@ use conlab_core::platform::{self, run_team};
 use conlab_core::profile::board::StackBoard;
 use conlab_core::profile::tracer::CallTracer;
 use conlab_core::profile::{sampler, NoProbe, Probe, Profile, ThreadState, View};
-use conlab_core::pymodel::gil::Gil;
-use conlab_core::pymodel::{Interpreter, Mode, DEFAULT_OP_NS};
+use conlab_core::pymodel::{Interpreter, DEFAULT_OP_NS};
 use conlab_core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use conlab_core::sync::{lock, Arc, Mutex};
+use conlab_core::sync::{lock, Mutex};
 
 pub struct MainThreadOnly;
 
@@ -281,11 +280,7 @@ impl Cell for WorkersCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let Workers { program, op_ns, spinner, .. } = self.work;
-        let interpreter = Interpreter {
-            mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))),
-            op_ns: *op_ns,
-            spinner: *spinner,
-        };
+        let interpreter = program::under_the_gil(*op_ns, *spinner);
         let seen = self.run_team(&interpreter, context)?;
         // Frame ids: 0 the workers' `worker`, 1 `work`, then `<module>` and `Thread.join`.
         let calls_of = |tracer: &CallTracer, frame: usize| tracer.stats().get(frame).map_or(0, |s| s.calls);

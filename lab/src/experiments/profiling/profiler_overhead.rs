@@ -1,8 +1,6 @@
 //! `profiler-overhead`: what profiling costs and how it distorts — many tiny calls beside a few
 //! big ones, run with no profiler, under cProfile's model and under samplers at three rates.
 
-use std::time::Duration;
-
 use super::program::{self, binomial_sigma, sampled_share, Function, Profiled, Profiler, Program};
 use crate::experiment::{
     not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
@@ -10,9 +8,7 @@ use crate::experiment::{
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::profile::Profile;
-use conlab_core::pymodel::gil::Gil;
-use conlab_core::pymodel::{Interpreter, Mode, DEFAULT_OP_NS};
-use conlab_core::sync::Arc;
+use conlab_core::pymodel::DEFAULT_OP_NS;
 
 pub struct ProfilerOverhead;
 
@@ -245,11 +241,7 @@ impl Cell for OverheadCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let Overhead { program, op_ns, hook_ns, spinner } = self.work;
-        let interpreter = Interpreter {
-            mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))),
-            op_ns: *op_ns,
-            spinner: *spinner,
-        };
+        let interpreter = program::under_the_gil(*op_ns, *spinner);
         let Profiled { result, sampled, traced } =
             program::run(program, &interpreter, self.threads, self.profiler, *hook_ns, context)?;
         let exact = program.exact_share(TINY) * 100.0;

@@ -8,14 +8,18 @@
 //!     parse(); transform()                             # a function may be called r times a round
 //! ```
 
+use std::time::Duration;
+
+use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::run_team;
 use conlab_core::profile::board::StackBoard;
 use conlab_core::profile::sampler::{self, Sampled};
 use conlab_core::profile::tracer::CallTracer;
 use conlab_core::profile::{NoProbe, Probe, Profile, ThreadState, View};
-use conlab_core::pymodel::{Bytecode, Instruction, Interpreter};
+use conlab_core::pymodel::gil::Gil;
+use conlab_core::pymodel::{Bytecode, Instruction, Interpreter, Mode};
 use conlab_core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use conlab_core::sync::{lock, Mutex};
+use conlab_core::sync::{lock, Arc, Mutex};
 
 use crate::experiment::{ParamSpec, RunContext, RunError};
 
@@ -183,6 +187,12 @@ pub fn hook_param() -> ParamSpec {
         "the instrumenting profiler's hooks' cost beyond its clock reads (CPython 3.11's cProfile: 306–372 ns a \
          call in all here, as `conlab calibrate-python` measures it)",
     )
+}
+
+/// Python threads as CPython 3.11 runs them: under the GIL, at its default 5 ms switch interval,
+/// `op_ns` an instruction.
+pub fn under_the_gil(op_ns: f64, spinner: Spinner) -> Interpreter {
+    Interpreter { mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))), op_ns, spinner }
 }
 
 /// cProfile's model for one thread: `hook_ns` a call, split between entry and return as CPython's.

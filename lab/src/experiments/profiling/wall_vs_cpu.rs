@@ -2,8 +2,6 @@
 //! (where the time went, waits included) — over request handlers that compute a little and wait
 //! on a database a lot.
 
-use std::time::Duration;
-
 use super::program::{self, Function, Profiled, Profiler, Program};
 use crate::experiment::{
     verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
@@ -11,9 +9,7 @@ use crate::experiment::{
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::profile::{Profile, ThreadState, View};
-use conlab_core::pymodel::gil::Gil;
-use conlab_core::pymodel::{Interpreter, Mode, DEFAULT_OP_NS};
-use conlab_core::sync::Arc;
+use conlab_core::pymodel::DEFAULT_OP_NS;
 
 pub struct WallVsCpu;
 
@@ -251,11 +247,7 @@ impl Cell for HandlersCell<'_> {
 
     fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
         let Handlers { rate_hz, op_ns, spinner, .. } = self.work;
-        let interpreter = Interpreter {
-            mode: Mode::Gil(Arc::new(Gil::new(Duration::from_millis(5)))),
-            op_ns: *op_ns,
-            spinner: *spinner,
-        };
+        let interpreter = program::under_the_gil(*op_ns, *spinner);
         let profiler = Profiler::Sampling(*rate_hz);
         let team = self.team();
         let Profiled { result, sampled, .. } = program::run_each(&team, &interpreter, profiler, 0.0, context)?;
