@@ -185,7 +185,14 @@ proptest! {
         }
         let settings_given = query.len() - 1;
         let taken = filled.params.len()
-            + [filled.variants.is_some(), filled.threads.is_some(), filled.repeat.is_some(), filled.warmup.is_some(), filled.trace.is_some()]
+            + [
+                filled.variants.is_some(),
+                filled.threads.is_some(),
+                filled.repeat.is_some(),
+                filled.warmup.is_some(),
+                filled.trace.is_some(),
+                filled.profile.is_some(),
+            ]
                 .iter()
                 .filter(|&&taken| taken)
                 .count();
