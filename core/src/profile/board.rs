@@ -145,8 +145,10 @@ mod tests {
             }
         })
         .unwrap();
+        // How many reads gave up depends on the machine (under ThreadSanitizer the owner is
+        // mid-change nearly always); that a still board reads whole does not.
+        println!("{} of {ROUNDS} reads torn", torn.load(Ordering::Relaxed));
         assert_eq!(board.read().map(|s| s.frames), Some(vec![0]));
-        assert!(torn.load(Ordering::Relaxed) < ROUNDS, "most reads succeed");
     }
 
     #[test]
