@@ -1,10 +1,10 @@
 //! `hot-path`: find the bottleneck — a program with a planted hot function, profiled by a
 //! sampler and by an instrumenting profiler, against the exact shares its instructions give.
 
-use super::program::{self, binomial_sigma, sampled_share, Function, Profiled, Profiler, Program};
+use super::program::{self, across_threads, binomial_sigma, sampled_share, Function, Profiled, Profiler, Program};
 use crate::experiment::{
-    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
-    RunError, ScalingLaw, VariantSpec, Verdict, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
+    ScalingLaw, VariantSpec, Workload,
 };
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::profile::View;
@@ -92,8 +92,12 @@ impl Experiment for HotPath {
                 "the sampler names the planted hot function: `transform` has the most on-CPU self samples in \
                  every sampled run",
                 |facts| {
-                    let (threads, worst) =
-                        every_count(facts, |threads| facts.metric_min("sampling", threads, HOTTEST))?;
+                    let (threads, worst) = across_threads(
+                        facts,
+                        "sampling",
+                        |threads| facts.metric_min("sampling", threads, HOTTEST),
+                        f64::min,
+                    )?;
                     verdict(
                         worst >= 1.0,
                         format!("transform the hottest in every run at {threads:?} thread(s): {}", worst >= 1.0),
@@ -105,8 +109,12 @@ impl Experiment for HotPath {
                 "the sampled share is an estimate with a binomial error: `transform`'s sampled share lies within \
                  3 standard errors √(p(1−p)/n) of its exact share (median run)",
                 |facts| {
-                    let (threads, worst) =
-                        every_count(facts, |threads| facts.metric("sampling", threads, ERROR_SIGMAS))?;
+                    let (threads, worst) = across_threads(
+                        facts,
+                        "sampling",
+                        |threads| facts.metric("sampling", threads, ERROR_SIGMAS),
+                        f64::max,
+                    )?;
                     let at = threads[0];
                     let (sampled, exact, samples) = (
                         facts.metric("sampling", at, SAMPLED)?,
@@ -154,22 +162,6 @@ impl Experiment for HotPath {
             ),
         ]
     }
-}
-
-/// `metric` at every thread count `sampling` ran, and the worst (largest) reading.
-fn every_count(
-    facts: &Facts<'_>,
-    metric: impl Fn(usize) -> Result<f64, Verdict>,
-) -> Result<(Vec<usize>, f64), Verdict> {
-    let threads = facts.threads_of("sampling");
-    if threads.is_empty() {
-        return Err(not_testable("sampling did not run"));
-    }
-    let mut worst = f64::NEG_INFINITY;
-    for &count in &threads {
-        worst = worst.max(metric(count)?);
-    }
-    Ok((threads, worst))
 }
 
 struct Hot {

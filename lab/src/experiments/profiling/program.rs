@@ -21,7 +21,7 @@ use conlab_core::pymodel::{Bytecode, Instruction, Interpreter, Mode};
 use conlab_core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use conlab_core::sync::{lock, Arc, Mutex};
 
-use crate::experiment::{ParamSpec, RunContext, RunError};
+use crate::experiment::{not_testable, Facts, ParamSpec, RunContext, RunError, Verdict};
 
 /// A function of the profiled program: `def name(): [with lock:] [io(io_us)]; for _ in
 /// range(work): total += 1`, called `repeat` times per iteration of the main loop.
@@ -299,6 +299,26 @@ impl Probe for Offset<'_> {
     }
     fn state(&mut self, state: ThreadState) {
         self.probe.state(state);
+    }
+}
+
+/// `read` at every thread count `variant` ran, folded by `fold` (the worst case: `f64::max` for an
+/// error, `f64::min` for a flag that must hold everywhere), with those thread counts.
+pub fn across_threads(
+    facts: &Facts<'_>,
+    variant: &str,
+    read: impl Fn(usize) -> Result<f64, Verdict>,
+    fold: fn(f64, f64) -> f64,
+) -> Result<(Vec<usize>, f64), Verdict> {
+    let threads = facts.threads_of(variant);
+    let mut folded: Option<f64> = None;
+    for &count in &threads {
+        let value = read(count)?;
+        folded = Some(folded.map_or(value, |seen| fold(seen, value)));
+    }
+    match folded {
+        Some(value) => Ok((threads, value)),
+        None => Err(not_testable(format!("{variant} did not run"))),
     }
 }
 

@@ -172,18 +172,9 @@ impl Experiment for WallVsCpu {
     }
 }
 
-/// `metric`'s median at every thread count the sampler ran, folded by `fold` (the worst case).
+/// `metric`'s median at every thread count the handlers ran, folded by `fold` (the worst case).
 fn worst(facts: &Facts<'_>, metric: &str, fold: fn(f64, f64) -> f64) -> Result<(Vec<usize>, f64), Verdict> {
-    let threads = facts.threads_of("handlers");
-    let mut folded: Option<f64> = None;
-    for &count in &threads {
-        let value = facts.metric("handlers", count, metric)?;
-        folded = Some(folded.map_or(value, |seen| fold(seen, value)));
-    }
-    match folded {
-        Some(value) => Ok((threads, value)),
-        None => Err(crate::experiment::not_testable("handlers did not run")),
-    }
+    program::across_threads(facts, "handlers", |threads| facts.metric("handlers", threads, metric), fold)
 }
 
 struct Handlers {
