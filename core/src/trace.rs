@@ -53,7 +53,7 @@ pub struct KindTimes(Vec<(SpanKind, u64)>);
 impl KindTimes {
     pub fn add(&mut self, kind: SpanKind, nanos: u64) {
         match self.0.iter_mut().find(|(seen, _)| *seen == kind) {
-            Some((_, total)) => *total += nanos,
+            Some((_, total)) => *total = total.saturating_add(nanos),
             None => self.0.push((kind, nanos)),
         }
     }

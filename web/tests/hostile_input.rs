@@ -13,7 +13,8 @@ use conlab_web::{debugger, messages};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-/// A real result, traced so that its timeline renders too (`conlab run --format json`).
+/// A real result, traced and profiled so that its timeline and flame graph render too
+/// (`conlab run --trace --profile --format json`).
 fn good() -> &'static Value {
     static GOOD: OnceLock<Value> = OnceLock::new();
     GOOD.get_or_init(|| {
@@ -25,7 +26,7 @@ fn good() -> &'static Value {
             repeat: 2,
             warmup: 0,
             trace: true,
-            profile: false,
+            profile: true,
             ..RunRequest::default()
         };
         let cancel = CancelFlag::new();

@@ -106,10 +106,13 @@ fn lanes_of(cell: &CellTrace) -> Vec<usize> {
 /// Draws one cell's block starting at `top`; returns where the next one starts.
 fn cell_block(svg: &mut String, cell: &CellTrace, lanes: &[usize], top: f64, window: Window) -> f64 {
     let first = cell.spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-    let last = cell.spans.iter().map(|s| s.end_ns).max().unwrap_or(first).max(first + 1);
-    let whole_ns = (last - first) as f64;
-    let (start, end) = (first + (whole_ns * window.from) as u64, first + (whole_ns * window.to) as u64);
-    let span_ns = (end.max(start + 1) - start) as f64;
+    // Saturating: an imported file may hold any u64 (a damaged one, `u64::MAX` or an end before
+    // its start); the block then draws squeezed, never panics.
+    let last = cell.spans.iter().map(|s| s.end_ns).max().unwrap_or(first).max(first.saturating_add(1));
+    let whole_ns = last.saturating_sub(first).max(1) as f64;
+    let at = |fraction: f64| first.saturating_add((whole_ns * fraction) as u64);
+    let (start, end) = (at(window.from), at(window.to));
+    let span_ns = end.max(start.saturating_add(1)).saturating_sub(start).max(1) as f64;
     let plot_width = WIDTH - LABEL_WIDTH - RIGHT;
     // Clamped to the window: spans reaching past it end at its edges.
     let x = |ns: u64| LABEL_WIDTH + (ns.clamp(start, end) - start) as f64 / span_ns * plot_width;
@@ -188,7 +191,7 @@ fn merge_subpixel(spans: &[&Span], x: &impl Fn(u64) -> f64) -> Vec<Block> {
         let (x0, x1) = (x(span.start_ns), x(span.end_ns));
         // Marks merge with marks only: a tick stays a tick.
         let tiny = x1 - x0 < MERGE_BELOW_PX;
-        let time = span.end_ns - span.start_ns;
+        let time = span.end_ns.saturating_sub(span.start_ns);
         let joins = |last: &&mut Block| {
             tiny && !last.merged.is_empty()
                 && (last.kind == SpanKind::Mark) == (span.kind == SpanKind::Mark)
@@ -279,6 +282,23 @@ mod tests {
         }
         assert_eq!(svg.matches(r#"class="run""#).count(), 2);
         assert!(svg.contains("task &lt;stolen&gt; from worker 0 · 500 µs"), "titles are escaped and timed");
+    }
+
+    /// An imported file can hold any `u64`: a span at the clock's end, one that ends before it
+    /// starts, and times that sum past `u64::MAX` (the CI run at 1734931 met the first).
+    #[test]
+    fn spans_at_the_ends_of_the_clock_draw_without_panicking() {
+        let spans = vec![
+            span(0, u64::MAX, u64::MAX, SpanKind::Run, "at the end"),
+            span(0, 5, 2, SpanKind::Wait, "backwards"),
+            span(1, 0, u64::MAX, SpanKind::Run, "everything"),
+            span(1, 0, u64::MAX, SpanKind::Run, "everything again"),
+        ];
+        let trace = Trace { cells: vec![CellTrace { variant: "damaged".into(), threads: 2, spans }] };
+        for window in [Window::WHOLE, Window::new(0.25, 0.5).unwrap(), Window::new(0.999, 1.0).unwrap()] {
+            let svg = timeline_window_svg(&trace, window);
+            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>") && svg.contains("damaged · 2 threads"));
+        }
     }
 
     #[test]
