@@ -21,6 +21,7 @@ pub mod platform;
 pub mod prims;
 pub mod profile;
 pub mod pymodel;
+pub mod resil;
 pub mod sched;
 pub mod sim;
 pub mod stats;

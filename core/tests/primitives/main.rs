@@ -6,4 +6,5 @@ mod aio;
 mod loop_steps;
 mod net;
 mod prims;
+mod resil;
 mod sim;

@@ -222,6 +222,12 @@ impl Params {
         &self.0
     }
 
+    /// Whether the experiment declared `name` (a helper shared by experiments with and
+    /// without an optional group of parameters).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
     fn get(&self, name: &str) -> &Value {
         // Experiments read only the names they declared; `validate` filled every one.
         self.0.get(name).unwrap_or_else(|| panic!("experiment read undeclared parameter `{name}`"))

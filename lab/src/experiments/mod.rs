@@ -11,6 +11,7 @@ pub(crate) mod kernels_patterns;
 pub(crate) mod locks_atomics;
 pub(crate) mod processes_ipc;
 pub(crate) mod profiling;
+pub(crate) mod resilience;
 pub(crate) mod schedulers;
 pub(crate) mod servers;
 pub(crate) mod threading_prims;
@@ -27,6 +28,7 @@ pub(crate) const TOPICS: &[&[&dyn Experiment]] = &[
     processes_ipc::EXPERIMENTS,
     asyncio::EXPERIMENTS,
     servers::EXPERIMENTS,
+    resilience::EXPERIMENTS,
     data_structures::EXPERIMENTS,
     debugging::EXPERIMENTS,
     profiling::EXPERIMENTS,

@@ -8,6 +8,7 @@ mod experiments;
 mod gallery;
 mod hostile_input;
 mod lessons;
+mod resilience;
 
 /// Tests whose assertions are laws about timing (a speedup, a latency) run alone: the others
 /// share the 2 cores with each other, never with them.
