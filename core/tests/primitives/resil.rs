@@ -270,6 +270,7 @@ fn on_the_real_clock_full_jitter_spreads_retries_that_exponential_backoff_keeps_
     };
     let in_step = busiest_window(Schedule::Exponential);
     let spread = busiest_window(Schedule::FullJitter);
+    println!("the busiest 10 ms held {in_step:.3} of the retries with exponential backoff, {spread:.3} with full jitter");
     assert!(in_step >= 0.25, "exponential: the busiest 10 ms held {in_step:.3} of the retries");
     assert!(spread <= 0.12, "full jitter: the busiest 10 ms held {spread:.3} of the retries");
 }

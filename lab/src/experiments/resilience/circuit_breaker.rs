@@ -174,6 +174,10 @@ fn record_states(context: &RunContext, stage: &Stage, observed: &Observed) {
         let state = transitions.iter().take_while(|(when, _)| *when <= at).last().map_or(BreakerState::Closed, |t| t.1);
         context.record_point(STATE, at.as_secs_f64(), state.level());
     }
+    // Each transition too: a half-open probe lasts less than a slice.
+    for (when, state) in transitions {
+        context.record_point(STATE, when.as_secs_f64(), state.level());
+    }
     let first_open = transitions.iter().find(|(_, state)| *state == BreakerState::Open);
     let last_close = transitions.last().filter(|(_, state)| *state == BreakerState::Closed);
     if let (Some((opened, _)), Some((closed, _))) = (first_open, last_close) {

@@ -232,6 +232,7 @@ fn report(context: &RunContext, stage: &Stage, observed: &Observed) {
     let Some((start, end)) = stage.downstream.outage else { return };
     let amplification = stage.amplification(observed, start, end);
     let recovery = match stage.recovery(observed) {
+        Some(after) if after.is_zero() => "requests succeeded again as soon as it ended".to_string(),
         Some(after) => format!("requests succeeded again {} after it ended", format_seconds(after.as_secs_f64())),
         None => format!(
             "requests had not recovered {} after it ended",
