@@ -7,7 +7,8 @@
 //! service has none to spare, queueing delay grows past the clients' timeouts, and every
 //! answer comes too late — a metastable failure that outlives its trigger (Bronson et al.,
 //! "Metastable Failures in Distributed Systems", HotOS 2021). A request that carries a
-//! deadline (deadline propagation) is dropped instead of served once its deadline has passed.
+//! deadline (deadline propagation, as gRPC does) is dropped unserved once its deadline has
+//! passed, and abandoned mid-service when the deadline comes first: no work for nobody.
 //!
 //! A failure is decided when service starts and answered when it ends: an outage is a service
 //! that does the work and fails (its own dependency is down), so failed requests cost capacity.
@@ -29,8 +30,16 @@ pub enum Answer {
     Error,
     /// Refused on arrival: the admission queue was full.
     Rejected,
-    /// Dropped from the queue unserved: CoDel, or its deadline had passed.
+    /// Dropped unserved (CoDel), or its deadline passed before it was done.
     Shed,
+}
+
+/// How service ends.
+#[derive(Clone, Copy)]
+enum End {
+    Answered(bool),
+    /// The request's deadline came first: the work is abandoned.
+    Expired,
 }
 
 /// Where the answers to one attempt land; a hedged attempt's copies share one. The first
@@ -95,6 +104,7 @@ pub struct DownstreamStats {
     pub served: Slices,
     pub succeeded: Slices,
     pub rejected: u64,
+    /// Dropped from the queue, or abandoned when their deadline passed in service.
     pub shed: u64,
     pub cancelled: u64,
     /// Served for a client that had stopped waiting.
@@ -197,30 +207,42 @@ impl Downstream {
         let (latency, error_rate) = (spec.latency, spec.error_rate);
         let service = latency.sample(&mut state.rng);
         let ok = !in_outage && state.rng.uniform() >= error_rate;
+        let (delay, end) = match job.deadline.map(|deadline| deadline.saturating_sub(now)) {
+            Some(left) if left < service => (left, End::Expired),
+            _ => (service, End::Answered(ok)),
+        };
         let id = job.id;
         state.in_service.push(job);
         let service_handle: Weak<RefCell<State>> = Rc::downgrade(&self.0);
-        call_later(service, "the downstream answers", move || {
+        call_later(delay, "the downstream answers", move || {
             if let Some(state) = service_handle.upgrade() {
-                Downstream(state).finish(id, ok);
+                Downstream(state).finish(id, end);
             }
         });
     }
 
-    fn finish(&self, id: u64, ok: bool) {
+    fn finish(&self, id: u64, end: End) {
         let now = now();
         let mut state = self.0.borrow_mut();
         // Gone: cancelled while in service.
         let Some(index) = state.in_service.iter().position(|job| job.id == id) else { return };
         let job = state.in_service.swap_remove(index);
-        state.stats.served.add(now);
-        if ok {
-            state.stats.succeeded.add(now);
+        match end {
+            End::Expired => {
+                state.stats.shed += 1;
+                job.reply.settle(Answer::Shed);
+            }
+            End::Answered(ok) => {
+                state.stats.served.add(now);
+                if ok {
+                    state.stats.succeeded.add(now);
+                }
+                if job.reply.abandoned.get() {
+                    state.stats.wasted += 1;
+                }
+                job.reply.settle(if ok { Answer::Ok } else { Answer::Error });
+            }
         }
-        if job.reply.abandoned.get() {
-            state.stats.wasted += 1;
-        }
-        job.reply.settle(if ok { Answer::Ok } else { Answer::Error });
         self.dispatch(&mut state, now);
     }
 

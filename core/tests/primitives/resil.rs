@@ -84,10 +84,11 @@ fn a_bounded_queue_rejects_at_once_and_a_passed_deadline_is_shed_unserved() {
     assert_eq!(bounded, [(Some(Answer::Ok), 10), (Some(Answer::Ok), 20), (Some(Answer::Rejected), 0)]);
     let downstream = service(1, 10, 0.0, Admission::Unbounded);
     let with_deadlines = calls(downstream.clone(), vec![0, 0, 0], Some(15));
-    // The third's turn comes at 20 ms, past its 15 ms deadline: dropped then, not served.
-    assert_eq!(with_deadlines, [(Some(Answer::Ok), 10), (Some(Answer::Ok), 20), (Some(Answer::Shed), 20)]);
+    // The second starts at 10 ms and would end at 20, past its 15 ms deadline: abandoned at 15;
+    // the third's turn comes at 15 ms, its deadline: dropped unserved.
+    assert_eq!(with_deadlines, [(Some(Answer::Ok), 10), (Some(Answer::Shed), 15), (Some(Answer::Shed), 15)]);
     let stats = downstream.stats();
-    assert_eq!((stats.served.total(), stats.shed, stats.longest_queue), (2, 1, 2));
+    assert_eq!((stats.served.total(), stats.shed, stats.longest_queue), (1, 2, 2));
 }
 
 #[test]
@@ -122,7 +123,10 @@ fn retries_follow_the_backoff_schedule_after_each_failure() {
 
 #[test]
 fn a_timed_out_attempt_is_still_served_unless_it_carried_its_deadline() {
-    for (propagate, wasted, shed) in [(false, 2, 0), (true, 1, 1)] {
+    // With deadlines the service gives up at the client's deadline too: the first is abandoned
+    // in service at 20 ms, the second dropped unserved, and the clients hear so at 20 ms.
+    let (late, dropped) = (Err(Failure::TimedOut), Err(Failure::Shed));
+    for (propagate, outcome, wasted, shed) in [(false, late, 2, 0), (true, dropped, 0, 2)] {
         // One worker, 30 ms per request, a 20 ms timeout: the second request waits behind the first.
         let downstream = service(1, 30, 0.0, Admission::Unbounded);
         let spec = ClientSpec { propagate_deadline: propagate, ..client(20, 1, Backoff::IMMEDIATE) };
@@ -134,7 +138,7 @@ fn a_timed_out_attempt_is_still_served_unless_it_carried_its_deadline() {
             sleep(MS(100)).await?;
             Ok(outcomes)
         });
-        assert_eq!(outcomes, [Err(Failure::TimedOut), Err(Failure::TimedOut)]);
+        assert_eq!(outcomes, [outcome, outcome]);
         let stats = downstream.stats();
         assert_eq!((stats.wasted, stats.shed), (wasted, shed), "propagating the deadline: {propagate}");
     }
@@ -270,7 +274,9 @@ fn on_the_real_clock_full_jitter_spreads_retries_that_exponential_backoff_keeps_
     };
     let in_step = busiest_window(Schedule::Exponential);
     let spread = busiest_window(Schedule::FullJitter);
-    println!("the busiest 10 ms held {in_step:.3} of the retries with exponential backoff, {spread:.3} with full jitter");
+    println!(
+        "the busiest 10 ms held {in_step:.3} of the retries with exponential backoff, {spread:.3} with full jitter"
+    );
     assert!(in_step >= 0.25, "exponential: the busiest 10 ms held {in_step:.3} of the retries");
     assert!(spread <= 0.12, "full jitter: the busiest 10 ms held {spread:.3} of the retries");
 }

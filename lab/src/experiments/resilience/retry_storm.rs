@@ -17,13 +17,14 @@ use conlab_core::units::format_seconds;
 pub struct RetryStorm;
 
 /// The variants: the client's retry policy.
-const POLICIES: [(&str, &str); 6] = [
+const POLICIES: [(&str, &str); 7] = [
     ("none", "one attempt, no retry"),
     ("immediate", "retry at once, up to `attempts` attempts"),
     ("exponential", "retry after base · 2ⁿ⁻¹ (capped)"),
     ("full-jitter", "retry after uniform(0, base · 2ⁿ⁻¹)"),
     ("decorrelated", "retry after uniform(base, 3 × the last delay)"),
     ("budget", "full jitter, and retries ≤ `budget` of requests (a token bucket)"),
+    ("deadline", "immediate retries, each carrying its deadline: the downstream drops what nobody waits for"),
 ];
 
 impl Experiment for RetryStorm {
@@ -49,7 +50,10 @@ impl Experiment for RetryStorm {
                       is busy serving requests nobody waits for (`wasted`), so the failure outlives its cause \
                       (`recovered` = 0). Backoff changes when retries come, not how many: while every attempt \
                       fails, a request still makes all of them. A retry budget caps retries at a share of requests, \
-                      so the load stays under capacity and the service recovers as the outage ends. `recovery` is \
+                      so the load stays under capacity and the service recovers as the outage ends. Propagating \
+                      deadlines leaves the retries as they are but lets the downstream drop, or abandon \
+                      mid-service, every request whose client has stopped waiting: its backlog never outlives the \
+                      clients' patience, and it recovers as the outage ends. `recovery` is \
                       how long after the outage requests started succeeding again (≥ 90% of those started in every 100 ms slice from then on).",
             params,
             variants: POLICIES.iter().map(|(id, help)| VariantSpec::fixed(id, help)).collect(),
@@ -125,6 +129,24 @@ impl Experiment for RetryStorm {
                     )
                 },
             ),
+            Claim::new(
+                "propagating deadlines ends the storm without touching the retries: the downstream serves ≤ 1% of \
+                 the requests for nobody and requests recover within 0.2 s of the outage's end (median runs)",
+                |facts| {
+                    storm_possible(facts)?;
+                    let wasted = facts.fixed_metric("deadline", "wasted")?.median;
+                    let requests = facts.fixed_metric("deadline", "requests")?.median;
+                    let recovery = facts.fixed_metric("deadline", "recovery")?.median;
+                    verdict(
+                        wasted <= 0.01 * requests && recovery <= 200.0,
+                        format!(
+                            "{wasted:.0} answers served for nobody (of {requests:.0} requests); recovered {recovery:.0} \
+                             ms after the outage"
+                        ),
+                        "the downstream served requests whose deadline was still ahead when they began",
+                    )
+                },
+            ),
         ]
     }
 }
@@ -191,7 +213,7 @@ impl Workload for Storm {
                 stage.client.attempts = 1;
                 Backoff::IMMEDIATE
             }
-            "immediate" => Backoff::IMMEDIATE,
+            "immediate" | "deadline" => Backoff::IMMEDIATE,
             "exponential" => backoff(Schedule::Exponential),
             "decorrelated" => backoff(Schedule::Decorrelated),
             _ => backoff(Schedule::FullJitter),
@@ -199,6 +221,7 @@ impl Workload for Storm {
         if variant == "budget" {
             stage.client.budget = Some((self.budget, BURST));
         }
+        stage.client.propagate_deadline = variant == "deadline";
         Ok(Box::new(StormCell { stage, runs: 0 }))
     }
 }
