@@ -469,6 +469,7 @@ fn bench() -> Result {
         ("conlab-core", "echo"),
         ("conlab-lab", "ds"),
         ("conlab-lab", "kernels"),
+        ("conlab-lab", "harness"),
     ] {
         run(Command::new(cargo()).args(["bench", "--locked", "--package", package, "--bench", bench]))?;
     }

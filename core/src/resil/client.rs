@@ -3,9 +3,11 @@
 //! deadline propagation — in this order for each attempt:
 //!
 //! 1. a retry asks the budget for a token (none: the request fails with its last failure),
-//!    then sleeps its backoff;
+//!    then sleeps its backoff — unless the request's own deadline would pass first;
 //! 2. the breaker lets the attempt through or fails it fast;
-//! 3. the attempt is sent with, when propagating, its deadline; with hedging, a second copy
+//! 3. the attempt waits its timeout or what is left of the request's deadline, whichever is
+//!    shorter, and, when propagating, carries that deadline downstream (gRPC's remaining
+//!    budget); with hedging, a second copy
 //!    goes when no answer has come `after` the first (Dean & Barroso, "The Tail at Scale",
 //!    CACM 2013) — the first success wins and, when `cancel_loser`, the other copy is
 //!    cancelled in the service;
@@ -42,6 +44,9 @@ pub struct ClientSpec {
     pub budget: Option<(f64, f64)>,
     pub breaker: Option<BreakerSpec>,
     pub hedge: Option<Hedge>,
+    /// The whole request's budget, retries and backoffs included (`None`: attempts × timeout
+    /// and the backoffs, however long they take).
+    pub deadline: Option<Duration>,
     /// Each attempt carries its deadline to the service, which drops it once passed.
     pub propagate_deadline: bool,
     pub seed: u64,
@@ -151,13 +156,18 @@ impl Client {
         }
         let mut previous = shared.spec.backoff.base;
         let mut failure = Failure::Error;
+        let ends = shared.spec.deadline.map(|deadline| start + deadline);
+        let left = || ends.map_or(Duration::MAX, |ends| ends.saturating_sub(now()));
         for attempt in 1..=shared.spec.attempts {
             if attempt > 1 {
+                previous = shared.spec.backoff.delay(attempt - 1, previous, &mut shared.rng.borrow_mut());
+                if previous >= left() {
+                    break;
+                }
                 if !shared.budget.borrow_mut().as_mut().is_none_or(RetryBudget::withdraw) {
                     shared.stats.borrow_mut().retries_denied += 1;
                     break;
                 }
-                previous = shared.spec.backoff.delay(attempt - 1, previous, &mut shared.rng.borrow_mut());
                 sleep(previous).await?;
                 shared.stats.borrow_mut().retries.add(now());
             }
@@ -169,7 +179,7 @@ impl Client {
                 Some(ticket) => ticket,
                 None => None,
             };
-            let answer = self.attempt().await?;
+            let answer = self.attempt(shared.spec.timeout.min(left())).await?;
             if let (Some(ticket), Some(breaker)) = (ticket, shared.breaker.borrow_mut().as_mut()) {
                 breaker.record(ticket, now(), answer.is_ok());
             }
@@ -193,10 +203,9 @@ impl Client {
         Ok(Err(failure))
     }
 
-    /// One attempt (with its hedge): the service's answer, or `TimedOut`.
-    async fn attempt(&self) -> AioResult<Result<(), Failure>> {
+    /// One attempt (with its hedge) waiting up to `timeout`: the service's answer, or `TimedOut`.
+    async fn attempt(&self, timeout: Duration) -> AioResult<Result<(), Failure>> {
         let shared = &self.0;
-        let timeout = shared.spec.timeout;
         let deadline = shared.spec.propagate_deadline.then(|| now() + timeout);
         let reply = Reply::new();
         let send = || {

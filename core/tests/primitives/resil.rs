@@ -47,6 +47,7 @@ fn client(timeout_ms: u64, attempts: u32, backoff: Backoff) -> ClientSpec {
         budget: None,
         breaker: None,
         hedge: None,
+        deadline: None,
         propagate_deadline: false,
         seed: 2,
         slice: MS(1),
@@ -142,6 +143,25 @@ fn a_timed_out_attempt_is_still_served_unless_it_carried_its_deadline() {
         let stats = downstream.stats();
         assert_eq!((stats.wasted, stats.shed), (wasted, shed), "propagating the deadline: {propagate}");
     }
+}
+
+#[test]
+fn the_request_deadline_bounds_the_retries_and_the_last_attempt_gets_what_is_left() {
+    // 30 ms a request that always fails, immediate retries, a 50 ms timeout, 100 ms in all.
+    let downstream = service(4, 30, 1.0, Admission::Unbounded);
+    let spec = ClientSpec { deadline: Some(MS(100)), propagate_deadline: true, ..client(50, 10, Backoff::IMMEDIATE) };
+    let client = Client::new(spec, downstream.clone());
+    let handle = client.clone();
+    let (outcome, ended) = run_virtual(async move {
+        let outcome = handle.request().await?;
+        Ok((outcome, now().as_millis()))
+    });
+    // Attempts at 0, 30 and 60 ms fail at 30, 60, 90; the fourth gets the 10 ms left, and the
+    // service, told so, gives up at 100 ms.
+    assert_eq!((outcome, ended), (Err(Failure::Shed), 100));
+    let stats = client.stats();
+    assert_eq!((stats.sent.total(), stats.retries.total()), (4, 3));
+    assert_eq!((downstream.stats().served.total(), downstream.stats().shed), (3, 1));
 }
 
 #[test]

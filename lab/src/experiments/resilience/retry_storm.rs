@@ -24,7 +24,7 @@ const POLICIES: [(&str, &str); 7] = [
     ("full-jitter", "retry after uniform(0, base · 2ⁿ⁻¹)"),
     ("decorrelated", "retry after uniform(base, 3 × the last delay)"),
     ("budget", "full jitter, and retries ≤ `budget` of requests (a token bucket)"),
-    ("deadline", "immediate retries, each carrying its deadline: the downstream drops what nobody waits for"),
+    ("deadline", "immediate retries within `deadline_ms`, each attempt carrying what is left of it downstream"),
 ];
 
 impl Experiment for RetryStorm {
@@ -36,6 +36,7 @@ impl Experiment for RetryStorm {
             ParamSpec::float("base_ms", 10.0, 0.0, 10_000.0, "ms", "the backoff's first delay"),
             ParamSpec::float("cap_ms", 1000.0, 0.0, 100_000.0, "ms", "the longest backoff delay"),
             ParamSpec::float("budget", 0.1, 0.0, 1.0, "of requests", "budget: the share of requests that may retry"),
+            ParamSpec::float("deadline_ms", 300.0, 0.1, 100_000.0, "ms", "deadline: a request's whole budget"),
         ]);
         ExperimentInfo {
             id: "retry-storm",
@@ -51,9 +52,10 @@ impl Experiment for RetryStorm {
                       (`recovered` = 0). Backoff changes when retries come, not how many: while every attempt \
                       fails, a request still makes all of them. A retry budget caps retries at a share of requests, \
                       so the load stays under capacity and the service recovers as the outage ends. Propagating \
-                      deadlines leaves the retries as they are but lets the downstream drop, or abandon \
-                      mid-service, every request whose client has stopped waiting: its backlog never outlives the \
-                      clients' patience, and it recovers as the outage ends. `recovery` is \
+                      deadlines (each attempt carries what is left of its request's `deadline_ms`) leaves the \
+                      retries as they are but lets the downstream drop, or abandon mid-service, every request \
+                      whose client has stopped waiting: its backlog never outlives the clients' patience, and it \
+                      recovers as the outage ends. `recovery` is \
                       how long after the outage requests started succeeding again (≥ 90% of those started in every 100 ms slice from then on).",
             params,
             variants: POLICIES.iter().map(|(id, help)| VariantSpec::fixed(id, help)).collect(),
@@ -72,6 +74,7 @@ impl Experiment for RetryStorm {
             base: Duration::from_secs_f64(params.float("base_ms") / 1e3),
             cap: Duration::from_secs_f64(params.float("cap_ms") / 1e3),
             budget: params.float("budget"),
+            deadline: Duration::from_secs_f64(params.float("deadline_ms") / 1e3),
         }))
     }
 
@@ -192,6 +195,7 @@ struct Storm {
     base: Duration,
     cap: Duration,
     budget: f64,
+    deadline: Duration,
 }
 
 impl Workload for Storm {
@@ -221,7 +225,10 @@ impl Workload for Storm {
         if variant == "budget" {
             stage.client.budget = Some((self.budget, BURST));
         }
-        stage.client.propagate_deadline = variant == "deadline";
+        if variant == "deadline" {
+            stage.client.deadline = Some(self.deadline);
+            stage.client.propagate_deadline = true;
+        }
         Ok(Box::new(StormCell { stage, runs: 0 }))
     }
 }

@@ -131,6 +131,7 @@ impl Stage {
                 budget: None,
                 breaker: None,
                 hedge: None,
+                deadline: None,
                 propagate_deadline: false,
                 seed: 0,
                 slice: SLICE,
