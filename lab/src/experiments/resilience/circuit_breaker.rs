@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::stage::{outage_params, service_params, Observed, Stage, SLICE};
+use super::stage::{outage_params, service_params, Observed, Stage, StageWorkload, Staging, SLICE};
 use crate::experiment::{
-    verdict, Cell, Claim, CurveSpec, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError,
-    VariantSpec, Workload,
+    verdict, Claim, CurveSpec, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
+    Workload,
 };
 use conlab_core::resil::breaker::{BreakerSpec, BreakerState};
 use conlab_core::resil::client::Failure;
@@ -65,7 +65,7 @@ impl Experiment for CircuitBreaker {
             cooldown: Duration::from_secs_f64(params.float("cooldown_ms") / 1e3),
             probes: params.int("probes") as u32,
         };
-        Ok(Box::new(Guarded { stage, breaker }))
+        Ok(Box::new(StageWorkload { stage, staging: Guarded { breaker } }))
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -115,53 +115,26 @@ impl Experiment for CircuitBreaker {
 }
 
 struct Guarded {
-    stage: Stage,
     breaker: BreakerSpec,
 }
 
-impl Workload for Guarded {
-    fn work_units(&self) -> Option<f64> {
-        None
-    }
-
-    fn expected(&self) -> Digest {
-        1
-    }
-
-    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        let mut stage = self.stage.clone();
+impl Staging for Guarded {
+    fn configure(&self, stage: &mut Stage, variant: &str) {
         if variant == "breaker" {
             stage.client.breaker = Some(self.breaker);
         }
-        Ok(Box::new(GuardedCell { stage, runs: 0 }))
-    }
-}
-
-struct GuardedCell {
-    stage: Stage,
-    runs: u64,
-}
-
-impl Cell for GuardedCell {
-    fn threads(&self) -> usize {
-        1
     }
 
-    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        self.runs += 1;
-        let stage = &self.stage;
-        let observed = stage.run(context, self.runs)?;
-        stage.record_common(context, &observed);
-        stage.record_series(context, &observed);
+    fn record(&self, context: &RunContext, stage: &Stage, observed: &Observed) {
+        stage.record_series(context, observed);
         let client = &observed.client;
         context.record("failure p50", "ms", client.failure_latency.quantile(0.5) as f64 / 1e6);
         context.record("failed fast", "requests", client.failed(Failure::FailedFast) as f64);
         let opened = client.breaker.iter().filter(|(_, state)| *state == BreakerState::Open).count();
         context.record("opened", "times", opened as f64);
         if stage.client.breaker.is_some() {
-            record_states(context, stage, &observed);
+            record_states(context, stage, observed);
         }
-        Ok(1)
     }
 }
 

@@ -2,10 +2,9 @@
 //! p50, p95 or p99 sends a second copy; the first answer wins, and the loser is cancelled in
 //! the service — or, in `p95-keep`, left to finish (Dean & Barroso, "The Tail at Scale").
 
-use super::stage::{service_params, Stage};
+use super::stage::{service_params, Observed, Stage, StageWorkload, Staging};
 use crate::experiment::{
-    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError, TimeUnit, VariantSpec,
-    Workload,
+    verdict, Claim, Experiment, ExperimentInfo, Params, RunContext, RunError, TimeUnit, VariantSpec, Workload,
 };
 use conlab_core::resil::client::Hedge;
 
@@ -46,7 +45,7 @@ impl Experiment for Hedging {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        Ok(Box::new(Hedged { stage: Stage::from_params(params)? }))
+        Ok(Box::new(StageWorkload { stage: Stage::from_params(params)?, staging: Hedged }))
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -103,43 +102,17 @@ impl Experiment for Hedging {
     }
 }
 
-struct Hedged {
-    stage: Stage,
-}
+struct Hedged;
 
-impl Workload for Hedged {
-    fn work_units(&self) -> Option<f64> {
-        None
-    }
-
-    fn expected(&self) -> Digest {
-        1
-    }
-
-    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        let mut stage = self.stage.clone();
+impl Staging for Hedged {
+    fn configure(&self, stage: &mut Stage, variant: &str) {
         let (_, quantile, cancel_loser, _) =
             HEDGES.iter().find(|(id, ..)| *id == variant).copied().unwrap_or(HEDGES[0]);
-        stage.client.hedge =
-            quantile.and_then(|q| stage.downstream.latency.quantile(q)).map(|after| Hedge { after, cancel_loser });
-        Ok(Box::new(HedgedCell { stage, runs: 0 }))
-    }
-}
-
-struct HedgedCell {
-    stage: Stage,
-    runs: u64,
-}
-
-impl Cell for HedgedCell {
-    fn threads(&self) -> usize {
-        1
+        let after = quantile.and_then(|q| stage.downstream.latency.quantile(q));
+        stage.client.hedge = after.map(|after| Hedge { after, cancel_loser });
     }
 
-    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        self.runs += 1;
-        let observed = self.stage.run(context, self.runs)?;
-        self.stage.record_common(context, &observed);
+    fn record(&self, context: &RunContext, _: &Stage, observed: &Observed) {
         let (client, downstream) = (&observed.client, &observed.downstream);
         let latency = &client.success_latency;
         for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
@@ -150,6 +123,5 @@ impl Cell for HedgedCell {
         context.record("extra requests", "× requests", downstream.arrived.total() as f64 / requests - 1.0);
         context.record("extra work", "× requests", downstream.served.total() as f64 / requests - 1.0);
         context.record("hedged", "of requests", client.hedges as f64 / requests);
-        Ok(1)
     }
 }

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use super::stage::{service_params, Stage};
+use super::stage::{service_params, Observed, Stage, StageWorkload, Staging};
 use crate::experiment::{
-    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
-    RunError, TimeUnit, VariantSpec, Verdict, Workload,
+    not_testable, verdict, Claim, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError, TimeUnit,
+    VariantSpec, Verdict, Workload,
 };
 use conlab_core::resil::admission::Admission;
 use conlab_core::resil::client::Failure;
@@ -61,12 +61,9 @@ impl Experiment for LoadShedding {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
         let ms = |name| Duration::from_secs_f64(params.float(name) / 1e3);
-        Ok(Box::new(Shedding {
-            stage: Stage::from_params(params)?,
-            queue_limit: params.count("queue_limit"),
-            target: ms("target_ms"),
-            interval: ms("interval_ms"),
-        }))
+        let staging =
+            Shedding { queue_limit: params.count("queue_limit"), target: ms("target_ms"), interval: ms("interval_ms") };
+        Ok(Box::new(StageWorkload { stage: Stage::from_params(params)?, staging }))
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -145,23 +142,13 @@ fn overloaded_long_enough(facts: &Facts) -> Result<(), Verdict> {
 }
 
 struct Shedding {
-    stage: Stage,
     queue_limit: usize,
     target: Duration,
     interval: Duration,
 }
 
-impl Workload for Shedding {
-    fn work_units(&self) -> Option<f64> {
-        None
-    }
-
-    fn expected(&self) -> Digest {
-        1
-    }
-
-    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        let mut stage = self.stage.clone();
+impl Staging for Shedding {
+    fn configure(&self, stage: &mut Stage, variant: &str) {
         stage.downstream.admission = match variant {
             "bounded" => Admission::Bounded(self.queue_limit),
             "lifo" => Admission::Lifo,
@@ -169,26 +156,10 @@ impl Workload for Shedding {
             "adaptive-codel" => Admission::AdaptiveCoDel { target: self.target, interval: self.interval },
             _ => Admission::Unbounded,
         };
-        Ok(Box::new(SheddingCell { stage, runs: 0 }))
-    }
-}
-
-struct SheddingCell {
-    stage: Stage,
-    runs: u64,
-}
-
-impl Cell for SheddingCell {
-    fn threads(&self) -> usize {
-        1
     }
 
-    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        self.runs += 1;
-        let stage = &self.stage;
-        let observed = stage.run(context, self.runs)?;
-        stage.record_common(context, &observed);
-        stage.record_series(context, &observed);
+    fn record(&self, context: &RunContext, stage: &Stage, observed: &Observed) {
+        stage.record_series(context, observed);
         let (client, downstream) = (&observed.client, &observed.downstream);
         context.record("capacity", "requests/s", stage.capacity());
         context.record_time("p50", TimeUnit::Milliseconds, client.success_latency.quantile(0.5) as f64);
@@ -204,6 +175,5 @@ impl Cell for SheddingCell {
             downstream.rejected + downstream.shed,
             downstream.wasted
         ));
-        Ok(1)
     }
 }

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use super::stage::{outage_params, service_params, Observed, Stage};
+use super::stage::{outage_params, service_params, Observed, Stage, StageWorkload, Staging};
 use crate::experiment::{
-    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext,
-    RunError, VariantSpec, Verdict, Workload,
+    not_testable, verdict, Claim, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunContext, RunError,
+    VariantSpec, Verdict, Workload,
 };
 use conlab_core::resil::backoff::{Backoff, Schedule};
 use conlab_core::units::format_seconds;
@@ -68,14 +68,14 @@ impl Experiment for RetryStorm {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        Ok(Box::new(Storm {
-            stage: Stage::from_params(params)?,
+        let staging = Storm {
             attempts: params.int("attempts") as u32,
             base: Duration::from_secs_f64(params.float("base_ms") / 1e3),
             cap: Duration::from_secs_f64(params.float("cap_ms") / 1e3),
             budget: params.float("budget"),
             deadline: Duration::from_secs_f64(params.float("deadline_ms") / 1e3),
-        }))
+        };
+        Ok(Box::new(StageWorkload { stage: Stage::from_params(params)?, staging }))
     }
 
     fn claims(&self) -> Vec<Claim> {
@@ -190,7 +190,6 @@ fn storm_possible(facts: &Facts) -> Result<(), Verdict> {
 }
 
 struct Storm {
-    stage: Stage,
     attempts: u32,
     base: Duration,
     cap: Duration,
@@ -198,26 +197,12 @@ struct Storm {
     deadline: Duration,
 }
 
-impl Workload for Storm {
-    fn work_units(&self) -> Option<f64> {
-        None
-    }
-
-    /// Every request has its final answer.
-    fn expected(&self) -> Digest {
-        1
-    }
-
-    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        let mut stage = self.stage.clone();
+impl Staging for Storm {
+    fn configure(&self, stage: &mut Stage, variant: &str) {
         let backoff = |schedule| Backoff { schedule, base: self.base, cap: self.cap };
-        stage.client.attempts = self.attempts;
+        stage.client.attempts = if variant == "none" { 1 } else { self.attempts };
         stage.client.backoff = match variant {
-            "none" => {
-                stage.client.attempts = 1;
-                Backoff::IMMEDIATE
-            }
-            "immediate" | "deadline" => Backoff::IMMEDIATE,
+            "none" | "immediate" | "deadline" => Backoff::IMMEDIATE,
             "exponential" => backoff(Schedule::Exponential),
             "decorrelated" => backoff(Schedule::Decorrelated),
             _ => backoff(Schedule::FullJitter),
@@ -229,32 +214,15 @@ impl Workload for Storm {
             stage.client.deadline = Some(self.deadline);
             stage.client.propagate_deadline = true;
         }
-        Ok(Box::new(StormCell { stage, runs: 0 }))
-    }
-}
-
-struct StormCell {
-    stage: Stage,
-    runs: u64,
-}
-
-impl Cell for StormCell {
-    fn threads(&self) -> usize {
-        1
     }
 
-    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        self.runs += 1;
-        let stage = &self.stage;
-        let observed = stage.run(context, self.runs)?;
-        stage.record_common(context, &observed);
-        stage.record_series(context, &observed);
+    fn record(&self, context: &RunContext, stage: &Stage, observed: &Observed) {
+        stage.record_series(context, observed);
         context.record("capacity", "requests/s", stage.capacity());
         let (end, duration) = (stage.outage_end(), stage.duration);
         let last_quarter = duration.saturating_sub(duration.saturating_sub(end) / 4);
-        context.record("late success", "of requests", stage.success_between(&observed, last_quarter, duration));
-        report(context, stage, &observed);
-        Ok(1)
+        context.record("late success", "of requests", stage.success_between(observed, last_quarter, duration));
+        report(context, stage, observed);
     }
 }
 

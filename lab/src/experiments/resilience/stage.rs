@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::experiment::{CurveSpec, ParamError, ParamSpec, Params, RunContext, RunError};
+use crate::experiment::{Cell, CurveSpec, Digest, ParamError, ParamSpec, Params, RunContext, RunError, Workload};
 use crate::experiments::asyncio::event_loop::{clock_param, DemoClock};
 use conlab_core::aio::{gather, now, sleep, spawn};
 use conlab_core::resil::admission::Admission;
@@ -241,6 +241,58 @@ impl Stage {
             let after = recovery.unwrap_or(self.duration.saturating_sub(end));
             context.record("recovery", "ms", after.as_secs_f64() * 1e3);
         }
+    }
+}
+
+/// What makes a stage experiment's variants differ, and what it reads off a run.
+pub(crate) trait Staging {
+    /// Turns the experiment's base stage into `variant`'s.
+    fn configure(&self, stage: &mut Stage, variant: &str);
+    /// Records what this experiment measures beyond [`Stage::record_common`].
+    fn record(&self, context: &RunContext, stage: &Stage, observed: &Observed);
+}
+
+/// The workload of a stage experiment: its base stage and its [`Staging`].
+pub(crate) struct StageWorkload<S> {
+    pub stage: Stage,
+    pub staging: S,
+}
+
+impl<S: Staging> Workload for StageWorkload<S> {
+    fn work_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// Every request has its final answer.
+    fn expected(&self) -> Digest {
+        1
+    }
+
+    fn cell(&self, variant: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
+        let mut stage = self.stage.clone();
+        self.staging.configure(&mut stage, variant);
+        Ok(Box::new(StageCell { stage, staging: &self.staging, runs: 0 }))
+    }
+}
+
+/// One variant's stage; each run has seeds of its own.
+struct StageCell<'a, S> {
+    stage: Stage,
+    staging: &'a S,
+    runs: u64,
+}
+
+impl<S: Staging> Cell for StageCell<'_, S> {
+    fn threads(&self) -> usize {
+        1
+    }
+
+    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
+        self.runs += 1;
+        let observed = self.stage.run(context, self.runs)?;
+        self.stage.record_common(context, &observed);
+        self.staging.record(context, &self.stage, &observed);
+        Ok(1)
     }
 }
 
