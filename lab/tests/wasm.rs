@@ -406,3 +406,36 @@ async fn free_threaded_python_runs_twice_as_fast_on_two_workers_and_gil_threads_
     assert!(rounds.iter().any(|&(_, free)| free >= 1.6), "free-threaded speedups at 2 workers: {rounds:?}");
     assert!(rounds.iter().all(|&(gil, _)| gil < 1.3), "GIL speedups at 2 workers: {rounds:?}");
 }
+
+/// The resilience experiments on the loop's real clock in a worker (the suite's quick presets
+/// run on the virtual one): the loop really sleeps on the worker's condition variable, and a
+/// retry budget still bounds the outage's load and recovers at once. Up to three runs: a busy
+/// machine's late timers may blur one.
+#[wasm_bindgen_test]
+async fn a_retry_storm_on_the_real_clock_runs_in_a_worker_and_the_budget_bounds_it() {
+    pool().await;
+    let mut readings = Vec::new();
+    for _ in 0..3 {
+        let mut request = common::request("retry-storm", &[], &[1]);
+        request.params = conlab_lab::experiment::find("retry-storm").unwrap().info().quick_params();
+        request.params.insert("clock".into(), serde_json::json!("real"));
+        request.variants = Some(vec!["none".into(), "immediate".into(), "budget".into()]);
+        request.repeat = 1;
+        request.warmup = 0;
+        let started = Instant::now();
+        let result = common::run_quietly(&request).unwrap();
+        let took = started.elapsed();
+        assert!(result.all_checks_passed);
+        // Three cells of a 1.5 s load: the loop slept through them on the real clock.
+        assert!(took >= Duration::from_secs(4), "{took:?}: the real clock did not run in real time");
+        let (amplified, bounded) = (&result.lessons[0].verdict, &result.lessons[2].verdict);
+        let shown = |verdict: &conlab_lab::experiment::Verdict| {
+            matches!(verdict, conlab_lab::experiment::Verdict::Shown { .. })
+        };
+        if shown(amplified) && shown(bounded) {
+            return;
+        }
+        readings.push(format!("{amplified:?} / {bounded:?}"));
+    }
+    panic!("the lessons did not show on the real clock in a worker: {readings:#?}");
+}
