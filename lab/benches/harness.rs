@@ -16,12 +16,15 @@ use std::time::Duration;
 
 use conlab_core::kernels::spin::Spinner;
 use conlab_core::platform::Instant;
-use conlab_core::stats::Summary;
 use conlab_lab::experiment::{
     run_experiment, CancelFlag, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext,
     RunError, RunRequest, Session, VariantSpec, Workload,
 };
 use serde_json::json;
+
+mod support;
+
+use support::spread;
 
 const REPETITIONS: usize = 15;
 
@@ -123,10 +126,4 @@ fn main() {
             ns.0, ns.1, ns.2, share.0, share.1, share.2
         );
     }
-}
-
-/// Median, min and max.
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let summary = Summary::of(values).expect("measured values");
-    (summary.median, summary.min, summary.max)
 }
