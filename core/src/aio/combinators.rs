@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::executor::{cancel_point, sleep, spawn, waiting_on, JoinHandle, Waiting, WatchedTasks};
+use super::executor::{cancel_point, sleep, spawn, waiting_on, Join, JoinHandle, Waiting, WatchedTasks};
 use super::{AioError, AioResult};
 
 /// `asyncio.gather(*tasks)`: every result in order; the first exception raised (in the order the
@@ -180,7 +180,7 @@ pub async fn shield<T: 'static>(future: impl Future<Output = AioResult<T>> + 'st
             return Poll::Ready(take(&mut task));
         }
         task.on_done(cx.waker());
-        waiting_on(Waiting::Task("shield", Rc::clone(task.task())));
+        waiting_on(Waiting::Task(Join::Shield, task.task()));
         Poll::Pending
     })
     .await
@@ -193,7 +193,7 @@ async fn shielded<T>(task: &mut JoinHandle<T>) -> AioResult<T> {
             return Poll::Ready(take(task));
         }
         task.on_done(cx.waker());
-        waiting_on(Waiting::Task("await", Rc::clone(task.task())));
+        waiting_on(Waiting::Task(Join::Await, task.task()));
         Poll::Pending
     })
     .await

@@ -8,7 +8,7 @@
 //! which is how [`spawn`], [`sleep`] and the primitives find it.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
@@ -30,12 +30,15 @@ use crate::trace::{Recorder, SpanKind, TASK_LANE};
 /// Wakers cross threads (a `to_thread` job wakes its task): std's `Arc`, as `Waker` expects.
 type WakeArc<T> = std::sync::Arc<T>;
 
-/// What a task's handles, its wrapper and the loop share. Kept small (168 bytes): a burst of
+/// What a task's handles, its wrapper and the loop share. Kept small (104 bytes): a burst of
 /// 100 000 tasks touches every byte of it cold; what few tasks need lives in [`Extra`].
 pub(super) struct Header {
     /// asyncio's task number: `Task-1` is the first task of the loop.
     pub(super) serial: u64,
-    id: usize,
+    /// Its slot in the loop.
+    id: u32,
+    /// The listing line it last marked ([`at_line`]; 0: none), for the step view.
+    line: Cell<u32>,
     pub(super) cancel_pending: Cell<bool>,
     /// Polled at least once (a task cancelled before that never runs).
     started: Cell<bool>,
@@ -43,21 +46,17 @@ pub(super) struct Header {
     pub(super) cancelled: Cell<bool>,
     /// Finished by raising something other than `Cancelled`.
     pub(super) failed: Cell<bool>,
-    /// Order of finishing among the loop's tasks.
-    pub(super) finished_seq: Cell<u64>,
-    /// The listing line it last marked ([`at_line`]; 0: none), for the step view.
-    line: Cell<u32>,
     /// The task awaiting this one — almost always the only one; others go in [`Extra`].
-    joiner: RefCell<Option<Waker>>,
+    joiner: Cell<Option<Waker>>,
     /// The collective wait watching this task (its progress, this task's index there) —
     /// almost always one (a gather); others go in [`Extra`].
-    watcher: RefCell<Option<(Rc<WatchedTasks>, usize)>>,
+    watcher: Cell<Option<(Rc<WatchedTasks>, usize)>>,
     /// What the task waits on.
-    waiting: RefCell<Option<Waiting>>,
+    waiting: Cell<Option<Waiting>>,
     /// Its slot's waker, cloned once at spawn: a poll lends it, never clones it.
     waker: Waker,
     /// Allocated by the few tasks that need it.
-    extra: RefCell<Option<Box<Extra>>>,
+    extra: OnceCell<Box<RefCell<Extra>>>,
 }
 
 /// What few tasks need: a name, a second joiner or watcher, and when tracing since when the
@@ -73,16 +72,28 @@ struct Extra {
 
 impl Header {
     pub(super) fn name(&self) -> String {
-        let extra = self.extra.borrow();
-        match extra.as_ref().and_then(|extra| extra.name.as_deref()) {
-            Some(name) => name.to_string(),
+        match self.extra.get().and_then(|extra| extra.borrow().name.clone()) {
+            Some(name) => name.into(),
             None => format!("Task-{}", self.serial),
         }
     }
 
     /// The side block, allocated on first use.
     fn extra(&self) -> std::cell::RefMut<'_, Extra> {
-        std::cell::RefMut::map(self.extra.borrow_mut(), |extra| &mut **extra.get_or_insert_with(Box::default))
+        self.extra.get_or_init(Box::default).borrow_mut()
+    }
+
+    /// Its slot in the loop.
+    fn slot(&self) -> usize {
+        self.id as usize
+    }
+
+    /// What the task waits on, in words ("something" if it never said).
+    fn waiting_label(&self) -> Cow<'static, str> {
+        let waiting = self.waiting.take();
+        let label = waiting.as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
+        self.waiting.set(waiting);
+        label
     }
 }
 
@@ -98,7 +109,7 @@ pub(super) trait Task {
 }
 
 /// A task with its result type, as its handles see it.
-trait TaskOutput<T> {
+trait TaskOutput<T>: Task {
     fn take_result(&self) -> Option<AioResult<T>>;
 }
 
@@ -151,7 +162,7 @@ impl<F: Future<Output = AioResult<T>>, T> Task for TaskCell<F, T> {
     }
 }
 
-impl<F, T> TaskOutput<T> for TaskCell<F, T> {
+impl<F: Future<Output = AioResult<T>>, T> TaskOutput<T> for TaskCell<F, T> {
     fn take_result(&self) -> Option<AioResult<T>> {
         match &mut *self.state.borrow_mut() {
             TaskState::Finished(result) => result.take(),
@@ -161,12 +172,14 @@ impl<F, T> TaskOutput<T> for TaskCell<F, T> {
 }
 
 impl Header {
-    /// Marks the task finished (the `seq`-th of its loop) and wakes whoever waits for it.
-    fn finish(&self, seq: u64) {
-        self.finished_seq.set(seq);
+    /// Marks the task finished and wakes whoever waits for it.
+    fn finish(&self) {
         self.done.set(true);
-        let (joiners, watchers) = match self.extra.borrow_mut().as_mut() {
-            Some(extra) => (std::mem::take(&mut extra.joiners), std::mem::take(&mut extra.watchers)),
+        let (joiners, watchers) = match self.extra.get() {
+            Some(extra) => {
+                let mut extra = extra.borrow_mut();
+                (std::mem::take(&mut extra.joiners), std::mem::take(&mut extra.watchers))
+            }
             None => (Vec::new(), Vec::new()),
         };
         for joiner in self.joiner.take().into_iter().chain(joiners) {
@@ -365,8 +378,15 @@ pub(super) fn loop_remote() -> WakeArc<Remote> {
 pub(super) enum Waiting {
     On(&'static str),
     Sleep(Duration),
-    /// Another task, with a verb: `await`, `shield`.
-    Task(&'static str, TaskRef),
+    /// Another task, awaited or shielded.
+    Task(Join, TaskRef),
+}
+
+/// How a task waits on another.
+#[derive(Clone, Copy)]
+pub(super) enum Join {
+    Await,
+    Shield,
 }
 
 impl Waiting {
@@ -376,7 +396,13 @@ impl Waiting {
             Self::Sleep(duration) => {
                 Cow::Owned(format!("sleep {}", crate::units::format_seconds(duration.as_secs_f64())))
             }
-            Self::Task(verb, task) => Cow::Owned(format!("{verb} {}", task.header().name())),
+            Self::Task(join, task) => {
+                let verb = match join {
+                    Join::Await => "await",
+                    Join::Shield => "shield",
+                };
+                Cow::Owned(format!("{verb} {}", task.header().name()))
+            }
         }
     }
 }
@@ -389,7 +415,7 @@ pub(super) fn waiting_on(what: Waiting) {
             if inner.tracing {
                 header.extra().waiting_since = inner.clock.now();
             }
-            *header.waiting.borrow_mut() = Some(what);
+            header.waiting.set(Some(what));
         }
     })
 }
@@ -403,7 +429,7 @@ pub(super) fn current_task() -> Option<TaskRef> {
 pub(super) fn cancel_header(header: &Header) {
     if !header.done.get() {
         header.cancel_pending.set(true);
-        schedule(header.id);
+        schedule(header.slot());
     }
 }
 
@@ -618,7 +644,7 @@ impl Inner {
         let header = task.header();
         let start = if self.tracing { self.clock.now() } else { Duration::ZERO };
         if self.tracing {
-            let waited = header.waiting.borrow_mut().take();
+            let waited = header.waiting.take();
             if let Some(what) = waited {
                 let since = header.extra().waiting_since;
                 self.span(header, SpanKind::Wait, what.label(), since, start);
@@ -632,7 +658,7 @@ impl Inner {
             self.span(header, SpanKind::Run, Cow::Borrowed("running"), start, self.clock.now());
         }
         if poll.is_ready() {
-            header.finish(self.next_seq.replace(self.next_seq.get() + 1));
+            header.finish();
             self.slots.borrow_mut()[id] = None;
             self.free.borrow_mut().push(id);
             if self.tracing {
@@ -709,8 +735,8 @@ impl Inner {
     /// A task's state in the step view's words.
     fn state_of(&self, task: &TaskRef, ready_ids: &[usize]) -> String {
         let header = task.header();
-        let queued = ready_ids.contains(&header.id)
-            && self.slots.borrow().get(header.id).and_then(Option::as_ref).is_some_and(|t| Rc::ptr_eq(t, task));
+        let queued = ready_ids.contains(&header.slot())
+            && self.slots.borrow().get(header.slot()).and_then(Option::as_ref).is_some_and(|t| Rc::ptr_eq(t, task));
         let cancel = if header.cancel_pending.get() { " (cancel requested)" } else { "" };
         if header.done.get() {
             if header.cancelled.get() {
@@ -727,8 +753,7 @@ impl Inner {
         } else if queued {
             format!("ready{cancel}")
         } else {
-            let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
-            format!("waiting on {what}{cancel}")
+            format!("waiting on {}{cancel}", header.waiting_label())
         }
     }
 
@@ -818,8 +843,7 @@ impl Inner {
             .flatten()
             .map(|task| {
                 let header = task.header();
-                let what = header.waiting.borrow().as_ref().map_or(Cow::Borrowed("something"), Waiting::label);
-                format!("{} waits on {what}", header.name())
+                format!("{} waits on {}", header.name(), header.waiting_label())
             })
             .collect();
         format!("every task waits and no timer, thread or socket can wake one ({})", waits.join(", "))
@@ -865,10 +889,12 @@ impl WatchedTasks {
             self.finished(index, header.failed.get());
         } else {
             let watcher = (Rc::clone(self), index);
-            let mut first = header.watcher.borrow_mut();
-            match first.as_ref() {
-                None => *first = Some(watcher),
-                Some(_) => header.extra().watchers.push(watcher),
+            match header.watcher.take() {
+                None => header.watcher.set(Some(watcher)),
+                first @ Some(_) => {
+                    header.watcher.set(first);
+                    header.extra().watchers.push(watcher);
+                }
             }
         }
     }
@@ -908,8 +934,7 @@ impl WatchedTasks {
 
 /// A task's handle (asyncio's `Task`): await it for the task's result, or cancel it.
 pub struct JoinHandle<T> {
-    task: TaskRef,
-    output: Rc<dyn TaskOutput<T>>,
+    task: Rc<dyn TaskOutput<T>>,
 }
 
 impl<T> JoinHandle<T> {
@@ -937,25 +962,26 @@ impl<T> JoinHandle<T> {
 
     /// The result of a finished task (once).
     pub fn take_result(&mut self) -> Option<AioResult<T>> {
-        self.output.take_result()
+        self.task.take_result()
     }
 
     pub(super) fn header(&self) -> &Header {
         self.task.header()
     }
 
-    pub(super) fn task(&self) -> &TaskRef {
-        &self.task
+    pub(super) fn task(&self) -> TaskRef {
+        self.task.clone()
     }
 
     /// Registers `waker` to be woken when the task finishes.
     pub(super) fn on_done(&self, waker: &Waker) {
         let header = self.header();
-        let mut first = header.joiner.borrow_mut();
-        match first.as_ref() {
-            None => *first = Some(waker.clone()),
-            Some(joiner) if joiner.will_wake(waker) => {}
+        let first = header.joiner.take();
+        match &first {
+            None => header.joiner.set(Some(waker.clone())),
+            Some(joiner) if joiner.will_wake(waker) => header.joiner.set(first),
             Some(_) => {
+                header.joiner.set(first);
                 let mut extra = header.extra();
                 if !extra.joiners.iter().any(|w| w.will_wake(waker)) {
                     extra.joiners.push(waker.clone());
@@ -982,7 +1008,7 @@ impl<T> Future for JoinHandle<T> {
             return Poll::Ready(Err(cancelled));
         }
         this.on_done(cx.waker());
-        waiting_on(Waiting::Task("await", Rc::clone(&this.task)));
+        waiting_on(Waiting::Task(Join::Await, this.task()));
         Poll::Pending
     }
 }
@@ -1007,23 +1033,24 @@ pub(super) fn spawn_task<T: 'static>(
     with_loop(|inner| {
         let serial = inner.next_serial.replace(inner.next_serial.get() + 1);
         let id = inner.free.borrow_mut().pop().unwrap_or_else(|| inner.new_slot());
+        let extra = OnceCell::new();
+        if let Some(name) = name {
+            _ = extra.set(Box::new(RefCell::new(Extra { name: Some(name.into()), ..Extra::default() })));
+        }
         let header = Header {
             serial,
-            id,
+            id: u32::try_from(id).expect("fewer than 2^32 live tasks"),
+            line: Cell::new(0),
             cancel_pending: Cell::new(false),
             started: Cell::new(false),
             done: Cell::new(false),
             cancelled: Cell::new(false),
             failed: Cell::new(false),
-            finished_seq: Cell::new(0),
-            joiner: RefCell::default(),
-            watcher: RefCell::default(),
-            waiting: RefCell::default(),
-            extra: RefCell::new(
-                name.map(|name| Box::new(Extra { name: Some(name.into_boxed_str()), ..Extra::default() })),
-            ),
-            line: Cell::new(0),
+            joiner: Cell::default(),
+            watcher: Cell::default(),
+            waiting: Cell::default(),
             waker: Waker::from(WakeArc::clone(&inner.wakes.borrow()[id])),
+            extra,
         };
         let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
         if inner.tracing {
@@ -1036,7 +1063,7 @@ pub(super) fn spawn_task<T: 'static>(
         }
         inner.slots.borrow_mut()[id] = Some(Rc::clone(&task));
         inner.wake_slot(id);
-        JoinHandle { task, output: cell }
+        JoinHandle { task: cell }
     })
 }
 

@@ -122,7 +122,7 @@ impl TaskGroup {
         });
         let index = self.group.children.borrow().len();
         self.group.progress.add(index, handle.header());
-        self.group.children.borrow_mut().push(Rc::clone(handle.task()));
+        self.group.children.borrow_mut().push(handle.task());
         if self.group.aborting.get() {
             handle.cancel();
         }
