@@ -7,6 +7,9 @@
 //!   (apt, as root);
 //!   for `test` also TypeScript (npm), Firefox ESR (apt) and geckodriver (`cargo install`).
 //! - `lab [--port P]`: setup, build the web lab with trunk, serve it with `conlab serve`.
+//! - `dist [--out DIR]`: setup, build the web lab, and make it a static site any host can serve
+//!   (`target/site` unless told; see `site`): a service worker supplies the isolation headers
+//!   where the host cannot, and keeps the lab for offline use.
 //! - `test`: setup, native tests, the web build, tidy (rustfmt, clippy native and wasm, tsc over
 //!   the page and the workers), loom model checks, Miri and ThreadSanitizer on the core, wasm
 //!   tests in headless Chromium, and the browser end-to-end suite.
@@ -26,6 +29,7 @@
     reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers"
 )]
 
+mod site;
 #[cfg(test)]
 mod tidy;
 
@@ -48,15 +52,18 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.first().map(String::as_str) {
-        Some("setup") => setup().and_then(|()| setup_test_tools()),
-        Some("lab") => lab(&args[1..]),
-        Some("test") => test(),
-        Some("bench") => bench(),
-        Some("soak") => soak(),
-        Some("check-deep") => check_deep(),
-        _ => Err("usage: cargo xtask setup | lab [--port P] | test | bench | soak | check-deep".into()),
-    };
+    let outcome =
+        match args.first().map(String::as_str) {
+            Some("setup") => setup().and_then(|()| setup_test_tools()),
+            Some("lab") => lab(&args[1..]),
+            Some("dist") => dist(&args[1..]),
+            Some("test") => test(),
+            Some("bench") => bench(),
+            Some("soak") => soak(),
+            Some("check-deep") => check_deep(),
+            _ => Err("usage: cargo xtask setup | lab [--port P] | dist [--out DIR] | test | bench | soak | check-deep"
+                .into()),
+        };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -371,6 +378,32 @@ fn lab(args: &[String]) -> Result {
         .arg(root().join("dist")))
 }
 
+fn dist(args: &[String]) -> Result {
+    let out = match args {
+        [] => root().join("target/site"),
+        [flag, out] if flag == "--out" => PathBuf::from(out),
+        _ => return Err("usage: cargo xtask dist [--out DIR]".into()),
+    };
+    setup()?;
+    build_web()?;
+    make_site(&out)?;
+    eprintln!("xtask: upload the whole folder {} to the host; README's \"Publish the lab\" says how", out.display());
+    Ok(())
+}
+
+/// The static site of the lab just built (`dist/`) in `out`.
+fn make_site(out: &Path) -> Result {
+    let site = site::assemble(&root().join("dist"), &root().join("web/www/site"), out)?;
+    eprintln!(
+        "xtask: static site in {}: build {}, {} files, {:.2} MiB (the service worker caches them all)",
+        out.display(),
+        site.version,
+        site.files.len(),
+        site.bytes as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
+
 fn test() -> Result {
     let total = Instant::now();
     let mut timings = Vec::new();
@@ -389,7 +422,10 @@ fn test() -> Result {
         timed("setup", &mut || setup().and_then(|()| setup_test_tools()))?;
         timed("native tests", &mut || run(Command::new(cargo()).args(["test", "--workspace", "--locked"])))?;
         // Before tidy: the workers' type check reads the bindings this build writes.
-        timed("web lab build (trunk)", &mut build_web)?;
+        timed("web lab build (trunk) and its static site", &mut || {
+            build_web()?;
+            make_site(&root().join("target/site"))
+        })?;
         timed("tidy (rustfmt, clippy, tsc)", &mut || {
             run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
             run(Command::new(cargo()).args([

@@ -6,6 +6,8 @@
     reason = "tooling, native only: the lab's platform rules are for the code that also runs in browsers"
 )]
 
+mod static_site;
+
 use std::time::{Duration, Instant};
 
 use conlab_tests::browser::{

@@ -174,6 +174,7 @@ function showEnvironment(env, times, poolError) {
   const rows = [
     ['cores (hardwareConcurrency)', String(navigator.hardwareConcurrency || 'unknown')],
     ['cross-origin isolated', self.crossOriginIsolated ? 'yes' : 'no'],
+    ['isolation by', isolation],
     ['wasm threads', poolThreads() ? `on — pool of ${poolThreads()} workers` : 'off'],
     ['timer resolution', `${(env.timer_resolution_ns / 1000).toFixed(1)} µs`],
     ['build', `conlab ${env.version} (${env.profile})`],
@@ -189,12 +190,44 @@ function showEnvironment(env, times, poolError) {
       el('strong', { text: 'Running on a single thread. ' }),
       `Wasm threads need SharedArrayBuffer, which browsers grant only to cross-origin isolated pages (${poolError}). ` +
         'Serve the lab with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp — ' +
-        '`conlab serve` and `cargo xtask lab` do. Sequential variants still run here.',
+        '`conlab serve` and `cargo xtask lab` do, and the static site `cargo xtask dist` builds gets them from its service worker ' +
+        'where the browser allows one. Sequential variants still run here.',
     );
   }
+}
+
+/**
+ * How this page is cross-origin isolated: by the host's headers, by the lab's service worker
+ * (a static site from `cargo xtask dist` on a host that cannot send them: sw.js marks the
+ * responses it added them to), or not at all.
+ * @returns {Promise<string>}
+ */
+async function isolationSource() {
+  if (!self.crossOriginIsolated) return 'none: no COOP/COEP headers reached this page';
+  if (!navigator.serviceWorker?.controller) return 'headers from the server';
+  try {
+    const page = await fetch(location.href);
+    if (page.headers.get('X-Conlab-Isolation') === 'service-worker') return "the lab's service worker (the host sends no headers)";
+  } catch {
+    // Unreachable page: its headers cannot be asked; the worker passes real ones unchanged.
+  }
+  return 'headers from the server';
+}
+
+/**
+ * On a static site, isolate.js may be about to reload the page once to get isolated: start
+ * nothing until it has settled (at most 20 s — an unanswered service worker must not keep the
+ * lab from starting).
+ */
+async function isolationSettled() {
+  /** @type {Promise<unknown> | undefined} */
+  const pending = /** @type {any} */ (window).conlabIsolation;
+  if (pending) await Promise.race([pending, new Promise((resolve) => setTimeout(resolve, 20_000))]);
 }
 
 setUpImport();
 setUpTimelineZoom();
 setUpFlame();
+await isolationSettled();
+const isolation = await isolationSource();
 startWorker(handlers, POOL_THREADS);
