@@ -1,8 +1,8 @@
 //! The loop itself: tasks, their handles, timers, and the futures every task awaits.
 //!
-//! A task is a boxed future in a slot. Its waker (one per task, `std::task::Wake` on an `Arc`,
-//! so `to_thread` jobs may wake it from another thread) queues the slot's index on the loop's
-//! [`Remote`] list unless it is already queued. An iteration moves the woken tasks into the
+//! A task is a future in a slot. Its waker (one per slot, sharing an `Arc` with 63 others, see
+//! [`wake`]; `to_thread` jobs may wake it from another thread) queues the slot's index unless it
+//! is already queued. An iteration moves the woken tasks into the
 //! ready queue, polls the tasks that were ready when it began, then fires due timers.
 //! Everything else is single-threaded: the loop is a thread-local while [`EventLoop::run`] runs,
 //! which is how [`spawn`], [`sleep`] and the primitives find it.
@@ -14,16 +14,16 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::clock::{Clock, Remote};
 use super::steps::{LoopStep, TaskView, TimerView};
+use super::wake::{self, WakeChunk, CHUNK};
 use super::{AioError, AioResult};
 use crate::platform::Instant;
 use crate::sched::fifo::FifoPool;
 use crate::stats::LogHistogram;
-use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{lock, Condvar, Mutex};
 use crate::trace::{Recorder, SpanKind, TASK_LANE};
 
@@ -191,39 +191,6 @@ impl Header {
     }
 }
 
-/// A slot's wake-up state, reachable from any thread (a `to_thread` job wakes its task). One
-/// per slot, reused by the tasks that reuse the slot.
-///
-/// (One `Arc` per slot costs a burst of 100 000 tasks 100 000 small allocations. Sharing one
-/// among 64 slots behind a raw waker was tried: warm runs got faster, but without those small
-/// frees at teardown glibc returned the freed heap to the system after each burst and the next
-/// burst faulted it back in — 135 000 page faults in 21 bursts against 15 000 — and a cold burst
-/// got slower; it was not kept.)
-struct TaskWake {
-    id: usize,
-    queued: AtomicBool,
-    remote: WakeArc<Remote>,
-}
-
-impl Wake for TaskWake {
-    fn wake(self: WakeArc<Self>) {
-        self.wake_by_ref()
-    }
-
-    fn wake_by_ref(self: &WakeArc<Self>) {
-        if self.queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // On the loop's own thread a wake is a push on a thread-local list, no lock.
-        let local = LOCAL_REMOTE.with(|remote| std::ptr::eq(remote.get(), WakeArc::as_ptr(&self.remote)));
-        if local {
-            LOCAL_WAKES.with_borrow_mut(|wakes| wakes.push(self.id));
-        } else {
-            self.remote.push(self.id);
-        }
-    }
-}
-
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     deadline: Duration,
@@ -312,9 +279,9 @@ struct Inner {
     clock: Box<dyn Clock>,
     /// Live tasks by slot; a finished task's slot is reused.
     slots: RefCell<Vec<Option<TaskRef>>>,
-    /// Each slot's waker, kept across the tasks that reuse the slot (a stale waker only causes
-    /// a spurious poll, which futures tolerate).
-    wakes: RefCell<Vec<WakeArc<TaskWake>>>,
+    /// The slots' wake-up flags, 64 to a chunk ([`wake`]), kept across the tasks that reuse a
+    /// slot (a stale waker only causes a spurious poll, which futures tolerate).
+    wakes: RefCell<Vec<WakeArc<WakeChunk>>>,
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     remote: WakeArc<Remote>,
@@ -341,16 +308,12 @@ struct StepLog {
 
 thread_local! {
     static LOOP: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
-    /// The running loop's [`Remote`], to recognise wakes on the loop's own thread.
-    static LOCAL_REMOTE: Cell<*const Remote> = const { Cell::new(std::ptr::null()) };
-    /// Tasks woken on the loop's own thread, in wake order.
-    static LOCAL_WAKES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Moves every woken task (local and remote) into the ready queue.
 fn collect_wakes(inner: &Inner) {
     let mut ready = inner.ready.borrow_mut();
-    LOCAL_WAKES.with_borrow_mut(|wakes| ready.extend(wakes.drain(..)));
+    wake::drain_local_wakes(&mut ready);
     inner.remote.drain_into(&mut ready);
 }
 
@@ -519,7 +482,7 @@ impl EventLoop {
         let origin = Instant::now();
         let previous = LOOP.with_borrow_mut(|current| current.replace(Rc::clone(&self.inner)));
         assert!(previous.is_none(), "an event loop is already running on this thread");
-        LOCAL_REMOTE.with(|remote| remote.set(WakeArc::as_ptr(&self.inner.remote)));
+        wake::set_local_loop(Some(&self.inner.remote));
         let main = spawn_named("main", main);
         let outcome = self.drive(&main, keep_going);
         self.inner.note_leftovers(main.header().serial);
@@ -530,8 +493,7 @@ impl EventLoop {
         drop(leftovers);
         self.inner.timers.borrow_mut().clear();
         LOOP.with_borrow_mut(|current| current.take());
-        LOCAL_REMOTE.with(|remote| remote.set(std::ptr::null()));
-        LOCAL_WAKES.with_borrow_mut(Vec::clear);
+        wake::set_local_loop(None);
         for span in self.inner.spans.borrow_mut().drain(..) {
             recorder.record_at(
                 TASK_LANE + span.serial as usize,
@@ -626,21 +588,23 @@ unsafe impl<T> Send for SendCell<T> {}
 impl Inner {
     /// Queues slot `id` (on the loop's thread).
     fn wake_slot(&self, id: usize) {
-        self.wakes.borrow()[id].wake_by_ref();
+        self.wakes.borrow()[id / CHUNK].wake(id % CHUNK);
     }
 
     /// A new slot and its wake-up state: the slot's index.
     fn new_slot(&self) -> usize {
-        let mut wakes = self.wakes.borrow_mut();
-        let id = wakes.len();
-        wakes.push(WakeArc::new(TaskWake { id, queued: AtomicBool::new(false), remote: WakeArc::clone(&self.remote) }));
-        self.slots.borrow_mut().push(None);
+        let mut slots = self.slots.borrow_mut();
+        let id = slots.len();
+        slots.push(None);
+        if id % CHUNK == 0 {
+            self.wakes.borrow_mut().push(WakeChunk::new(id, WakeArc::clone(&self.remote)));
+        }
         id
     }
 
     fn poll(&self, id: usize) {
         let Some(task) = self.slots.borrow().get(id).and_then(Clone::clone) else { return };
-        self.wakes.borrow()[id].queued.store(false, Ordering::Release);
+        self.wakes.borrow()[id / CHUNK].clear(id % CHUNK);
         let header = task.header();
         let start = if self.tracing { self.clock.now() } else { Duration::ZERO };
         if self.tracing {
@@ -728,7 +692,7 @@ impl Inner {
     /// asyncio's ready queue: the tasks left to run this iteration, then those woken since.
     fn ready_ids(&self) -> Vec<usize> {
         let mut ids: Vec<usize> = self.ready.borrow().iter().copied().collect();
-        LOCAL_WAKES.with_borrow(|wakes| ids.extend(wakes.iter().copied()));
+        ids.extend(wake::local_wakes());
         ids
     }
 
@@ -1049,7 +1013,7 @@ pub(super) fn spawn_task<T: 'static>(
             joiner: Cell::default(),
             watcher: Cell::default(),
             waiting: Cell::default(),
-            waker: Waker::from(WakeArc::clone(&inner.wakes.borrow()[id])),
+            waker: WakeChunk::waker(&inner.wakes.borrow()[id / CHUNK], id % CHUNK),
             extra,
         };
         let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });

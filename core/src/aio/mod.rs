@@ -26,6 +26,7 @@ mod group;
 pub mod net;
 pub mod prims;
 pub mod steps;
+mod wake;
 
 use std::fmt;
 
