@@ -83,8 +83,8 @@ fn mcs_excludes_and_hands_over() {
 
 #[test]
 fn parking_mutex_excludes_and_never_loses_a_wake_up() {
-    // Three threads: two can sleep at once, the case where a woken thread must keep the
-    // word "contended" so the next unlock wakes the other.
+    // Three threads: two can sleep at once, the case where the sleeper count and the WOKEN
+    // flag must still get the second sleeper woken (the model's wake_one wakes exactly one).
     counts_exactly::<ParkingMutex>(3, 3);
 }
 

@@ -5,7 +5,8 @@
 //! whose runner interleaves the locks repetition by repetition and rotates their order, so the
 //! machine's drift (±20% within 100 ms on a shared 2-core box) lands on all sides alike. For
 //! each repetition, a lock's time per acquisition is divided by std's from the same repetition;
-//! the table gives the median of those ratios and their range. Ratios < 1: faster than std.
+//! the table gives the median of those ratios and their range (and the same against
+//! parking_lot's time). Ratios < 1: faster than std (or parking_lot).
 //!
 //! `cargo bench -p conlab-core --bench locks` (or `cargo xtask bench`).
 
@@ -45,12 +46,19 @@ fn report(label: &str, result: &RunResult) {
         result.cells.iter().find(|c| c.variant == variant).expect("measured").metrics["acquisitions"].values.clone()
     };
     let std_rates = rates("std");
+    let parking_lot_rates = rates("parking_lot");
     println!("\n{label} — {} threads; std: {:.1} M acquisitions/s", result.threads[0], spread(&std_rates).0 / 1e6);
     for cell in &result.cells {
-        // time per acquisition / std's = std's rate / this rate, repetition by repetition
-        let ratios: Vec<f64> = rates(&cell.variant).iter().zip(&std_rates).map(|(rate, std)| std / rate).collect();
-        let (median, low, high) = spread(&ratios);
-        println!("  {:<12} time / std: {median:>7.2}  [{low:.2} – {high:.2}]", cell.variant);
+        // time per acquisition / theirs = their rate / this rate, repetition by repetition
+        let against = |theirs: &[f64]| {
+            let ratios: Vec<f64> = rates(&cell.variant).iter().zip(theirs).map(|(rate, their)| their / rate).collect();
+            spread(&ratios)
+        };
+        let ((median, low, high), (lot, lot_low, lot_high)) = (against(&std_rates), against(&parking_lot_rates));
+        println!(
+            "  {:<12} time / std: {median:>7.2}  [{low:.2} – {high:.2}]   / parking_lot: {lot:>7.2}  [{lot_low:.2} – {lot_high:.2}]",
+            cell.variant
+        );
     }
 }
 

@@ -18,7 +18,7 @@
 //! | [`ttas`] | test-and-test-and-set, exponential backoff | spinning on loads |
 //! | [`ticket`] | ticket lock (FIFO) | spinning on `now_serving` |
 //! | [`mcs`] | Mellor-Crummey & Scott queue lock (1991) | spinning on its own queue node |
-//! | [`parking`] | three-state futex mutex (Drepper, "Futexes are tricky", 2004) | sleeping in the OS / `memory.atomic.wait32` |
+//! | [`parking`] | futex mutex counting its sleepers (Go's `sync.Mutex` on Drepper's futex, 2004) | sleeping in the OS / `memory.atomic.wait32` |
 //! | [`process_lock`] | the same protocol on a word several processes map (`multiprocessing.Value`'s lock) | a shared futex / `Atomics.wait` |
 //! | [`rwlock`] | writer-preferring reader-writer lock on two futex words | sleeping |
 //! | [`reader_rwlock`] | reader-preferring reader-writer lock (the books' listing) on one futex word | sleeping |

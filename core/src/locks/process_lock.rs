@@ -1,8 +1,9 @@
 //! A lock in one word of memory that several processes share: what guards a Python
 //! `multiprocessing.Value` (CPython's `SemLock`, a POSIX semaphore, is a futex word too).
 //!
-//! The protocol is the parking mutex's — Drepper's three-state futex mutex ("Futexes Are
-//! Tricky", 2004, mutex #3; see [`parking`](super::parking)) — without its spinning, on a
+//! The protocol is Drepper's three-state futex mutex ("Futexes Are Tricky", 2004, mutex #3;
+//! the one the [`parking`](super::parking) mutex improves on with a sleeper count), without
+//! spinning, on a
 //! [`Words`] region rather than a field: natively a `MAP_SHARED` mapping whose waits use the
 //! *shared* futex operations, in a browser the experiment worker's memory reached through
 //! JavaScript's `Atomics` (one call per operation).

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | native | the OS primitive through `atomic-wait` (Linux `futex`, macOS `__ulock`, Windows `WaitOnAddress`) |
 //! | wasm32 | `memory.atomic.wait32` / `memory.atomic.notify` — workers only: a page's main thread traps |
-//! | `cfg(loom)` | one model-checked `Mutex` + `Condvar`: waiting really blocks, so a lost wake-up is a deadlock loom reports |
+//! | `cfg(loom)` | a model-checked `Mutex` + `Condvar` over a list of sleepers: waiting really blocks and `wake_one` wakes exactly one, so a lost wake-up is a deadlock loom reports |
 
 use crate::sync::atomic::AtomicU32;
 
@@ -54,29 +54,54 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     use super::AtomicU32;
-    use crate::sync::atomic::Ordering;
-    use crate::sync::{Condvar, Mutex};
+    use crate::sync::atomic::{AtomicBool, Ordering};
+    use crate::sync::{Arc, Condvar, Mutex};
+
+    /// Sleepers in arrival order: the word each waits on (by address) and its "woken" flag.
+    type Sleepers = Vec<(usize, Arc<AtomicBool>)>;
 
     loom::lazy_static! {
-        static ref PARKING: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+        static ref PARKING: (Mutex<Sleepers>, Condvar) = (Mutex::new(Vec::new()), Condvar::new());
+    }
+
+    fn address(atom: &AtomicU32) -> usize {
+        std::ptr::from_ref(atom).addr()
     }
 
     pub fn wait(atom: &AtomicU32, expected: u32) {
-        let guard = PARKING.0.lock().unwrap();
+        let mut sleepers = PARKING.0.lock().unwrap();
         // Checked under the mutex every waker takes: no wake-up slips between check and sleep.
-        if atom.load(Ordering::SeqCst) == expected {
-            drop(PARKING.1.wait(guard).unwrap());
+        if atom.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        let woken = Arc::new(AtomicBool::new(false));
+        sleepers.push((address(atom), Arc::clone(&woken)));
+        while !woken.load(Ordering::SeqCst) {
+            sleepers = PARKING.1.wait(sleepers).unwrap();
         }
     }
 
-    pub fn wake_one(_: &AtomicU32) {
-        // One condvar serves every address, so waking "one" could pick a waiter of another
-        // word; waking all is the conservative equivalent (waiters re-check their word).
-        wake_all(&AtomicU32::new(0))
+    /// Exactly one sleeper of this word, the longest waiting, as a futex wakes (a model that
+    /// woke all would hide a protocol that loses a wake-up when only one is woken).
+    pub fn wake_one(atom: &AtomicU32) {
+        wake(atom, 1);
     }
 
-    pub fn wake_all(_: &AtomicU32) {
-        let _guard = PARKING.0.lock().unwrap();
+    pub fn wake_all(atom: &AtomicU32) {
+        wake(atom, usize::MAX);
+    }
+
+    fn wake(atom: &AtomicU32, count: usize) {
+        let mut sleepers = PARKING.0.lock().unwrap();
+        let mut left = count;
+        sleepers.retain(|(at, woken)| {
+            let wake = left > 0 && *at == address(atom);
+            if wake {
+                woken.store(true, Ordering::SeqCst);
+                left -= 1;
+            }
+            !wake
+        });
         PARKING.1.notify_all();
     }
 }
