@@ -1,129 +1,14 @@
-//! Harness overhead: what the runner itself costs per run — clock reads, cancel polls, progress
-//! reports, the digest check, the trace when off, the bookkeeping of samples — as a share of a
-//! cell that spins 1 ms and one that spins 10 ms.
-//!
-//! Each repetition times the same spins called directly, then through the runner (a probe
-//! experiment of one cell) at N and at 2N runs: (T(2N) − T(N)) / N is the runner's time per run
-//! without its one-off set-up (preparing the workload, the environment), and its excess over
-//! the direct spin is the overhead. Repetitions alternate the sides, so the machine's drift
-//! lands on both; the table gives the median share and its range — a range that goes below
-//! zero is the machine's noise, wider than the overhead itself. Natively only: the browser's
-//! side is not measured yet.
+//! Harness overhead, natively: the probe of `support/probe.rs` (what the runner costs per run,
+//! as a share of a 1 ms and a 10 ms cell). Its browser twin is `lab/tests/wasm.rs`'s ignored
+//! `harness_overhead_in_a_browser_worker`; `cargo xtask bench` runs both.
 //!
 //! `cargo bench -p conlab-lab --bench harness` (or `cargo xtask bench`).
 
-use std::time::Duration;
-
-use conlab_core::kernels::spin::Spinner;
-use conlab_core::platform::Instant;
-use conlab_lab::experiment::{
-    run_experiment, CancelFlag, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext,
-    RunError, RunRequest, Session, VariantSpec, Workload,
-};
-use serde_json::json;
-
-mod support;
-
-use support::spread;
-
-const REPETITIONS: usize = 15;
-
-/// One cell that spins `ms` per run.
-struct Probe(Spinner);
-struct ProbeWorkload(Spinner, f64);
-struct ProbeCell(Spinner, f64);
-
-impl Experiment for Probe {
-    fn info(&self) -> ExperimentInfo {
-        ExperimentInfo {
-            id: "harness-probe",
-            title: "a cell that only spins",
-            topic: "benchmarks",
-            concept: "the runner's own cost",
-            teaches: "nothing: it measures the harness",
-            params: vec![ParamSpec::float("ms", 1.0, 0.001, 1000.0, "ms", "spin per run")],
-            variants: vec![VariantSpec::fixed("spin", "")],
-            baseline: "spin",
-            ..ExperimentInfo::default()
-        }
-    }
-
-    fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        Ok(Box::new(ProbeWorkload(self.0, params.float("ms"))))
-    }
-
-    fn claims(&self) -> Vec<Claim> {
-        Vec::new()
-    }
-}
-
-impl Workload for ProbeWorkload {
-    fn work_units(&self) -> Option<f64> {
-        None
-    }
-
-    fn expected(&self) -> Digest {
-        1
-    }
-
-    fn cell(&self, _: &str, _: usize) -> Result<Box<dyn Cell + '_>, RunError> {
-        Ok(Box::new(ProbeCell(self.0, self.1)))
-    }
-}
-
-impl Cell for ProbeCell {
-    fn threads(&self) -> usize {
-        1
-    }
-
-    fn run(&mut self, context: &RunContext) -> Result<Digest, RunError> {
-        context.check_cancel()?;
-        self.0.spin(self.1 * 1e6);
-        Ok(1)
-    }
-}
-
-/// The runner's wall time for `runs` runs of the probe spinning `ms`.
-fn through_the_runner(probe: &Probe, ms: f64, runs: usize) -> Duration {
-    let request = RunRequest {
-        experiment: "harness-probe".into(),
-        params: [("ms".to_string(), json!(ms))].into(),
-        threads: Some(vec![1]),
-        repeat: runs,
-        warmup: 0,
-        ..RunRequest::default()
-    };
-    let mut reports = 0;
-    let started = Instant::now();
-    let session = Session { progress: &mut |_| reports += 1, cancel: &CancelFlag::new() };
-    let result = run_experiment(probe, &request, session).expect("the probe runs");
-    let elapsed = started.elapsed();
-    assert!(result.all_checks_passed && reports >= runs, "every run checked and reported");
-    elapsed
-}
+#[path = "support/probe.rs"]
+mod probe;
 
 fn main() {
-    let spinner = Spinner::calibrate();
-    let probe = Probe(spinner);
-    println!("harness overhead: the runner's time per run beyond the cell's own, {REPETITIONS} alternated repetitions");
-    println!("| cell | runs (N) | overhead per run | share of the cell |");
-    println!("|---|---|---|---|");
-    for (ms, runs) in [(1.0, 100), (10.0, 20)] {
-        let (mut shares, mut excess) = (Vec::new(), Vec::new());
-        for _ in 0..REPETITIONS {
-            let started = Instant::now();
-            (0..runs).for_each(|_| spinner.spin(ms * 1e6));
-            let direct = started.elapsed().as_secs_f64() / runs as f64;
-            let once = through_the_runner(&probe, ms, runs).as_secs_f64();
-            let twice = through_the_runner(&probe, ms, 2 * runs).as_secs_f64();
-            let per_run = (twice - once) / runs as f64;
-            excess.push((per_run - direct) * 1e9);
-            shares.push((per_run - direct) / direct * 100.0);
-        }
-        let (share, ns) = (spread(&shares), spread(&excess));
-        println!(
-            "| {ms} ms | {runs} | {:.0} ns [{:.0} – {:.0}] | {:.3}% [{:.3} – {:.3}] |",
-            ns.0, ns.1, ns.2, share.0, share.1, share.2
-        );
+    for row in probe::overhead_table() {
+        println!("{row}");
     }
 }

@@ -12,6 +12,8 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 mod common;
+#[path = "../benches/support/probe.rs"]
+mod probe;
 
 /// As on the lab page: at least 8 workers, so thread-per-task variants fit.
 const POOL: usize = 8;
@@ -438,4 +440,14 @@ async fn a_retry_storm_on_the_real_clock_runs_in_a_worker_and_the_budget_bounds_
         readings.push(format!("{amplified:?} / {bounded:?}"));
     }
     panic!("the lessons did not show on the real clock in a worker: {readings:#?}");
+}
+
+/// A benchmark, not a test (hence ignored; `cargo xtask bench` runs it): the runner's own cost
+/// per run in a browser worker, as a share of a 1 ms and a 10 ms cell — the native table's twin.
+#[wasm_bindgen_test]
+#[ignore = "a benchmark: cargo xtask bench runs it"]
+fn harness_overhead_in_a_browser_worker() {
+    for row in probe::overhead_table() {
+        wasm_bindgen_test::console_log!("{row}");
+    }
 }

@@ -15,7 +15,8 @@
 //!   tests in headless Chromium, and the browser end-to-end suite.
 //! - `bench`: the side-by-side benchmarks: locks vs std and parking_lot, our event loop vs tokio
 //!   and CPython asyncio, our MPMC ring vs crossbeam's ArrayQueue, our schedulers vs rayon
-//!   (natively and in Chromium), and wasm in Chromium vs native (each alternated within one run).
+//!   (natively and in Chromium), wasm in Chromium vs native (each alternated within one run),
+//!   and the runner's own overhead per run (natively and in a Chromium worker).
 //! - `soak`: the long sessions whose short forms `test` runs: `conlab run --all --quick` 20
 //!   rounds in one process, and one page session running every quick preset 5 times.
 //! - `check-deep`: ThreadSanitizer over every experiment (`test` runs it over the core).
@@ -471,29 +472,25 @@ fn test() -> Result {
             Ok(())
         })?;
         timed("ThreadSanitizer on the core's stress tests", &mut || run(&mut tsan_command(TSAN_CORE)?))?;
-        timed("wasm tests in headless Chromium", &mut || {
-            // Release, as the lab runs: timing laws (spins, speedups) hold for optimised wasm.
-            run(wasm_command("cargo")
-                .args([
-                    "test",
-                    "--release",
-                    "--locked",
-                    "--package",
-                    "conlab-lab",
-                    "--test",
-                    "wasm",
-                    "--target",
-                    "wasm32-unknown-unknown",
-                ])
-                .env("CHROMEDRIVER", CHROMEDRIVER)
-                .env("WASM_BINDGEN_USE_BROWSER", "1")
-                .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
-                .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json")))
-        })?;
+        timed("wasm tests in headless Chromium", &mut || run(&mut wasm_test_command()))?;
         timed("browser end-to-end", &mut || run_browser_suite("browser"))
     })();
     eprintln!("\nxtask: test steps: {}; total {:.0} s", timings.join(", "), total.elapsed().as_secs_f64());
     outcome
+}
+
+/// The wasm suite (`lab/tests/wasm.rs`) in headless Chromium; release, as the lab runs: timing
+/// laws (spins, speedups) hold for optimised wasm.
+fn wasm_test_command() -> Command {
+    let mut command = wasm_command("cargo");
+    command
+        .args(["test", "--release", "--locked", "--package", "conlab-lab", "--test", "wasm"])
+        .args(["--target", "wasm32-unknown-unknown"])
+        .env("CHROMEDRIVER", CHROMEDRIVER)
+        .env("WASM_BINDGEN_USE_BROWSER", "1")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
+        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json"));
+    command
 }
 
 fn bench() -> Result {
@@ -510,6 +507,8 @@ fn bench() -> Result {
         run(Command::new(cargo()).args(["bench", "--locked", "--package", package, "--bench", bench]))?;
     }
     setup()?;
+    // The harness benchmark's browser twin: an ignored test of the wasm suite, in a Chromium worker.
+    run(wasm_test_command().args(["--", "--include-ignored", "--nocapture", "harness_overhead_in_a_browser_worker"]))?;
     build_web()?;
     run_browser_suite("wasm_vs_native")?;
     run_browser_suite("steal_vs_rayon")
