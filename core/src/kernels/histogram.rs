@@ -74,11 +74,12 @@ impl Histogram {
                 bytes.len(),
                 PIECE,
                 |range| {
-                    let mut local = vec![0u64; BINS];
-                    // A fixed-size array: a byte always indexes it, so no bounds checks.
-                    let bins: &mut [u64; BINS] = local.as_mut_slice().try_into().expect("BINS long");
+                    // On this thread's stack: a byte always indexes it (no bounds checks), and no
+                    // other thread's counts share its cache lines — heap blocks of two threads
+                    // can sit side by side (one heap in wasm), and then their hot bins would.
+                    let mut bins = [0u64; BINS];
                     bytes[range].iter().for_each(|b| bins[usize::from(*b)] += 1);
-                    local
+                    bins.to_vec()
                 },
                 |mut a, b| {
                     a.resize(BINS, 0);

@@ -63,17 +63,21 @@ impl MatMul {
         let (n, a, b) = (self.n, &self.a, &self.b);
         if self.blocked {
             band.fill(0.0);
+            let last_row = first + band.len() / n - 1;
             for k0 in (0..n).step_by(TILE) {
                 for j0 in (0..n).step_by(TILE) {
                     let (k1, j1) = ((k0 + TILE).min(n), (j0 + TILE).min(n));
-                    for (r, c_row) in band.chunks_mut(n).enumerate() {
-                        let a_row = &a[(first + r) * n..][..n];
-                        for k in k0..k1 {
-                            let a_rk = a_row[k];
-                            for (c, b) in c_row[j0..j1].iter_mut().zip(&b[k * n + j0..k * n + j1]) {
-                                *c += a_rk * b;
-                            }
-                        }
+                    // Two rows of C at a time, four rows of B per pass: each C element loaded
+                    // and stored once per four multiply-adds, each B element loaded once per two.
+                    let mut pairs = band.chunks_exact_mut(2 * n);
+                    for (p, pair) in pairs.by_ref().enumerate() {
+                        let (upper, lower) = pair.split_at_mut(n);
+                        let a_rows = [&a[(first + 2 * p) * n..][..n], &a[(first + 2 * p + 1) * n..][..n]];
+                        tile_rows2(a_rows, [&mut upper[j0..j1], &mut lower[j0..j1]], b, n, (k0, k1), j0);
+                    }
+                    let odd = pairs.into_remainder();
+                    if !odd.is_empty() {
+                        tile_row(&a[last_row * n..][..n], &mut odd[j0..j1], b, n, (k0, k1), j0);
                     }
                 }
             }
@@ -84,6 +88,54 @@ impl MatMul {
                     *c = (0..n).map(|k| a_row[k] * b[k * n + j]).sum();
                 }
             }
+        }
+    }
+}
+
+/// `c += a[k] · B[k][j0..]` over `k0..k1`, four rows of B per pass over `c`.
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn tile_row(a: &[f64], c: &mut [f64], b: &[f64], n: usize, (k0, k1): (usize, usize), j0: usize) {
+    let width = c.len();
+    let b_row = |k: usize| &b[k * n + j0..][..width];
+    let mut k = k0;
+    while k + 4 <= k1 {
+        let (a0, a1, a2, a3) = (a[k], a[k + 1], a[k + 2], a[k + 3]);
+        let rows = b_row(k).iter().zip(b_row(k + 1)).zip(b_row(k + 2)).zip(b_row(k + 3));
+        for (c, (((b0, b1), b2), b3)) in c.iter_mut().zip(rows) {
+            *c += a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3;
+        }
+        k += 4;
+    }
+    for k in k..k1 {
+        let a_k = a[k];
+        for (c, b) in c.iter_mut().zip(b_row(k)) {
+            *c += a_k * b;
+        }
+    }
+}
+
+/// [`tile_row`] for two rows of A and C at once: each B element loaded serves both.
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn tile_rows2(a: [&[f64]; 2], c: [&mut [f64]; 2], b: &[f64], n: usize, (k0, k1): (usize, usize), j0: usize) {
+    let [c0, c1] = c;
+    let width = c0.len();
+    let b_row = |k: usize| &b[k * n + j0..][..width];
+    let mut k = k0;
+    while k + 4 <= k1 {
+        let (x0, x1, x2, x3) = (a[0][k], a[0][k + 1], a[0][k + 2], a[0][k + 3]);
+        let (y0, y1, y2, y3) = (a[1][k], a[1][k + 1], a[1][k + 2], a[1][k + 3]);
+        let rows = b_row(k).iter().zip(b_row(k + 1)).zip(b_row(k + 2)).zip(b_row(k + 3));
+        for ((c0, c1), (((b0, b1), b2), b3)) in c0.iter_mut().zip(c1.iter_mut()).zip(rows) {
+            *c0 += x0 * b0 + x1 * b1 + x2 * b2 + x3 * b3;
+            *c1 += y0 * b0 + y1 * b1 + y2 * b2 + y3 * b3;
+        }
+        k += 4;
+    }
+    for k in k..k1 {
+        let (x, y) = (a[0][k], a[1][k]);
+        for ((c0, c1), b) in c0.iter_mut().zip(c1.iter_mut()).zip(b_row(k)) {
+            *c0 += x * b;
+            *c1 += y * b;
         }
     }
 }

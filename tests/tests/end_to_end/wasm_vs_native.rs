@@ -14,7 +14,13 @@ use conlab_lab::experiment::RunResult;
 use conlab_tests::browser::{submit_variants, tempdir, Browser};
 use conlab_tests::{conlab_release, root, serve};
 
-const PAIRS: usize = 3;
+/// Alternated pairs per kernel (`CONLAB_PAIRS` to change): three could not tell a 10% gap
+/// from the machine's drift.
+const PAIRS: usize = 7;
+
+fn pairs() -> usize {
+    std::env::var("CONLAB_PAIRS").ok().and_then(|text| text.parse().ok()).unwrap_or(PAIRS)
+}
 const REPEAT: &str = "3";
 
 fn native_run(kernel: &str) -> RunResult {
@@ -60,7 +66,7 @@ fn kernels_wasm_vs_native_side_by_side() {
     browser.wait_for_status(&["ready"], Duration::from_secs(60));
     conlab_release();
 
-    println!("wasm / native time, and efficiency at 2 threads (rayon vs seq, same side); median [range] over {PAIRS} alternated pairs");
+    println!("wasm / native time, and efficiency at 2 threads (rayon vs seq, same side); median [range] over {} alternated pairs", pairs());
     println!(
         "  {:<17} {:<20} {:<20} {:<20} {:<20}",
         "kernel", "wasm/native 1 thread", "wasm/native 2 threads", "efficiency native", "efficiency wasm"
@@ -71,7 +77,7 @@ fn kernels_wasm_vs_native_side_by_side() {
         catalogue().iter().filter(|spec| only.as_deref().is_none_or(|only| only.split(',').any(|id| id == spec.id)))
     {
         let mut columns: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for pair in 0..PAIRS {
+        for pair in 0..pairs() {
             // Alternate which side goes first, so neither always runs on a warmer or cooler machine.
             let (native, wasm) = if pair % 2 == 0 {
                 let native = native_run(spec.id);
