@@ -106,8 +106,7 @@ fn tile_row(a: &[f64], c: &mut [f64], b: &[f64], n: usize, (k0, k1): (usize, usi
         }
         k += 4;
     }
-    for k in k..k1 {
-        let a_k = a[k];
+    for (k, &a_k) in a.iter().enumerate().take(k1).skip(k) {
         for (c, b) in c.iter_mut().zip(b_row(k)) {
             *c += a_k * b;
         }
