@@ -130,8 +130,7 @@ fn tile_rows2(a: [&[f64]; 2], c: [&mut [f64]; 2], b: &[f64], n: usize, (k0, k1):
         }
         k += 4;
     }
-    for k in k..k1 {
-        let (x, y) = (a[0][k], a[1][k]);
+    for (k, (&x, &y)) in a[0].iter().zip(a[1]).enumerate().take(k1).skip(k) {
         for ((c0, c1), b) in c0.iter_mut().zip(c1.iter_mut()).zip(b_row(k)) {
             *c0 += x * b;
             *c1 += y * b;
