@@ -201,3 +201,21 @@ pub fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A plain static host on 127.0.0.1:`port` serving `dir`: Python's `http.server`, which sends
+/// no COOP/COEP (or any other special) headers. Waits until it answers.
+pub fn plain_server(dir: &Path, port: u16) -> Guard {
+    let server = Guard(
+        std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    wait_until(Duration::from_secs(10), "the plain server", || {
+        ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok()
+    });
+    server
+}

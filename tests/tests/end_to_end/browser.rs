@@ -11,9 +11,9 @@ mod static_site;
 use std::time::{Duration, Instant};
 
 use conlab_tests::browser::{
-    artifacts, submit, submit_variants, tempdir, wait_for_process_workers, wait_until, Browser,
+    artifacts, plain_server, submit, submit_variants, tempdir, wait_for_process_workers, wait_until, Browser,
 };
-use conlab_tests::{conlab_release, free_port, root, serve, soak_rounds, Guard};
+use conlab_tests::{conlab_release, free_port, root, serve, soak_rounds};
 use serde_json::json;
 
 #[test]
@@ -123,18 +123,7 @@ fn cancel_stops_a_long_run_and_the_lab_stays_usable() {
 fn without_isolation_headers_the_page_explains_and_falls_back_to_one_thread() {
     // A server without COOP/COEP: python's http.server stands in for a plain static host.
     let port = free_port();
-    let _server = Guard(
-        std::process::Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
-            .arg(root().join("dist"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 runs"),
-    );
-    wait_until(Duration::from_secs(10), "the plain server", || {
-        ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok()
-    });
+    let _server = plain_server(&root().join("dist"), port);
     let profile = tempdir("profile-plain");
     let browser = Browser::start(&profile);
     browser.navigate(&format!("http://127.0.0.1:{port}/"));

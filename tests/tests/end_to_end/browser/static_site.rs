@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use conlab_tests::browser::{artifacts, submit, tempdir, wait_until, Browser};
-use conlab_tests::{free_port, root, serve, Guard};
+use conlab_tests::browser::{artifacts, plain_server, submit, tempdir, wait_until, Browser};
+use conlab_tests::{free_port, root, serve};
 use serde_json::{json, Value};
 
 /// The site `cargo xtask test` built, copied so a test can deploy a "new build" over it.
@@ -31,23 +31,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, &target).unwrap();
         }
     }
-}
-
-/// A plain static host: no COOP/COEP, no anything.
-fn plain_server(dir: &Path, port: u16) -> Guard {
-    let server = Guard(
-        std::process::Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 runs"),
-    );
-    wait_until(Duration::from_secs(10), "the plain server", || {
-        ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok()
-    });
-    server
 }
 
 fn environment(browser: &Browser) -> Value {
