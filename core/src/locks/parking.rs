@@ -71,6 +71,12 @@ fn back_off(round: u32) {
     }
 }
 
+/// A word whose sleepers no unlock has woken yet, and that nobody holds (a holder wakes them
+/// at its own unlock).
+fn needs_waking(state: u32) -> bool {
+    state >= SLEEPER && state & (LOCKED | WOKEN) == 0
+}
+
 #[derive(Debug, Default)]
 pub struct ParkingMutex {
     state: AtomicU32,
@@ -83,10 +89,10 @@ impl ParkingMutex {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & LOCKED == 0 {
-                match self.state.compare_exchange_weak(state, state | LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => return,
-                    Err(now) => state = now,
+                if self.try_lock().is_some() {
+                    return;
                 }
+                state = self.state.load(Ordering::Relaxed);
                 continue;
             }
             if state < SLEEPER && spins < SPINS {
@@ -108,26 +114,18 @@ impl ParkingMutex {
 
     /// Back from a wait: one sleeper fewer, and `WOKEN` cleared. The word after.
     fn uncount(&self) -> u32 {
-        let mut state = self.state.load(Ordering::Relaxed);
-        loop {
-            let back = (state - SLEEPER) & !WOKEN;
-            match self.state.compare_exchange_weak(state, back, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return back,
-                Err(now) => state = now,
-            }
-        }
+        let back = |state: u32| (state - SLEEPER) & !WOKEN;
+        let before = self.state.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |state| Some(back(state)));
+        back(before.unwrap_or_else(|state| state))
     }
 
     #[cold]
-    fn wake_a_sleeper(&self, mut state: u32) {
-        loop {
-            if state < SLEEPER || state & (LOCKED | WOKEN) != 0 {
-                return;
-            }
-            match self.state.compare_exchange_weak(state, state | WOKEN, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return platform::wake_one(&self.state),
-                Err(now) => state = now,
-            }
+    fn wake_a_sleeper(&self) {
+        let marked = self
+            .state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |state| needs_waking(state).then_some(state | WOKEN));
+        if marked.is_ok() {
+            platform::wake_one(&self.state);
         }
     }
 }
@@ -145,20 +143,14 @@ unsafe impl RawLock for ParkingMutex {
     }
 
     fn try_lock(&self) -> Option<()> {
-        let mut state = self.state.load(Ordering::Relaxed);
-        while state & LOCKED == 0 {
-            match self.state.compare_exchange_weak(state, state | LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Some(()),
-                Err(now) => state = now,
-            }
-        }
-        None
+        let taken = |state: u32| (state & LOCKED == 0).then_some(state | LOCKED);
+        self.state.fetch_update(Ordering::Acquire, Ordering::Relaxed, taken).ok().map(drop)
     }
 
     unsafe fn unlock(&self, _: ()) {
         let left = self.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
-        if left >= SLEEPER && left & WOKEN == 0 {
-            self.wake_a_sleeper(left);
+        if needs_waking(left) {
+            self.wake_a_sleeper();
         }
     }
 }
