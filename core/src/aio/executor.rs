@@ -72,8 +72,8 @@ struct Extra {
 
 impl Header {
     pub(super) fn name(&self) -> String {
-        match self.extra.get().and_then(|extra| extra.borrow().name.clone()) {
-            Some(name) => name.into(),
+        match self.extra.get().and_then(|extra| extra.borrow().name.as_deref().map(str::to_owned)) {
+            Some(name) => name,
             None => format!("Task-{}", self.serial),
         }
     }
