@@ -41,6 +41,12 @@ enum Command {
     Replay { scenario: String, schedule: String },
     /// Step through the event loop: a scenario's every task step with the ready queue, timers and task states
     StepLoop(crate::step_loop::StepLoopArgs),
+    /// Run a "beyond one machine" experiment as timely-dataflow processes: on this machine (as
+    /// `run` does), or as one process of a cluster spread over machines (--hostfile, --process)
+    Cluster(Box<ClusterArgs>),
+    /// A cluster process: one member of a local cluster (started by conlab itself)
+    #[command(name = "__cluster-process", hide = true)]
+    ClusterProcess(crate::cluster::supervisor::ProcessArgs),
     /// A process-pool worker: jobs on stdin, replies on stdout (started by conlab itself)
     #[command(name = "__py-worker", hide = true)]
     PyWorker,
@@ -50,17 +56,17 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     /// The experiment (`conlab list` names them)
     #[arg(required_unless_present = "all")]
-    id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Run every experiment, one after another (with --quick, a tour of the lab); each
     /// prints its table (JSON: one result per line) and a failure does not stop the others
     #[arg(long, conflicts_with_all = [
         "id", "set", "variants", "out", "trace", "svg", "timeline", "depth", "latency", "curves", "profile", "flame",
         "collapsed", "speedscope",
     ])]
-    all: bool,
+    pub(crate) all: bool,
     /// With --all: go round every experiment this many times, and after each round report on
     /// stderr the threads, open files, child processes and memory this process holds (a soak)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -73,7 +79,7 @@ struct RunArgs {
     variants: Option<Vec<String>>,
     /// Set a parameter, e.g. --set width=800 (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Start from the experiment's quick preset (small sizes: well under a second); --set
     /// still overrides
     #[arg(long)]
@@ -124,6 +130,19 @@ struct RunArgs {
     speedscope: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct ClusterArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The cluster's processes, one HOST:PORT per line (process i listens on line i's port);
+    /// run the same command on every machine, each with its own --process
+    #[arg(long, value_name = "FILE", requires = "process")]
+    hostfile: Option<PathBuf>,
+    /// This machine's process: its line in the hostfile, counted from 0
+    #[arg(long, value_name = "INDEX", requires = "hostfile")]
+    process: Option<usize>,
+}
+
 /// Which samples a profile's outputs keep.
 #[derive(Clone, Copy, ValueEnum)]
 enum ProfileView {
@@ -150,7 +169,12 @@ pub fn execute(cli: Cli) -> Result<(), String> {
             print!("{}", describe(&id)?);
             Ok(())
         }
-        Command::Run(args) => run(*args),
+        Command::Run(args) => {
+            conlab_lab::experiments::cluster::engine::install(&crate::cluster::supervisor::Local);
+            run(*args)
+        }
+        Command::Cluster(args) => crate::cluster::command(args.hostfile.as_deref(), args.process, args.run, run),
+        Command::ClusterProcess(args) => crate::cluster::supervisor::serve_as_process(args),
         Command::Serve(args) => crate::serve::serve(args),
         Command::CalibratePython => crate::calibrate::calibrate_python(),
         Command::Scenarios => {
@@ -263,7 +287,7 @@ fn textwrap(text: &str, width: usize) -> String {
     lines.join("\n")
 }
 
-fn run(args: RunArgs) -> Result<(), String> {
+pub(crate) fn run(args: RunArgs) -> Result<(), String> {
     if args.all {
         return run_all(&args, args.rounds.unwrap_or(1));
     }

@@ -7,6 +7,7 @@
 
 mod calibrate;
 mod cli;
+mod cluster;
 mod explore;
 mod resources;
 mod serve;

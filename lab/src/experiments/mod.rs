@@ -5,6 +5,7 @@
 use crate::experiment::Experiment;
 
 pub(crate) mod asyncio;
+pub mod cluster;
 pub(crate) mod data_structures;
 pub(crate) mod debugging;
 pub(crate) mod kernels_patterns;
@@ -33,6 +34,7 @@ pub(crate) const TOPICS: &[&[&dyn Experiment]] = &[
     debugging::EXPERIMENTS,
     profiling::EXPERIMENTS,
     threading_prims::EXPERIMENTS,
+    cluster::EXPERIMENTS,
 ];
 
 /// Every experiment, topic by topic.

@@ -800,8 +800,14 @@ const STARTUP_TIMES: &str = "const value = (term) => [...document.querySelectorA
                              value('threads ready in')];";
 
 /// Experiments whose every cell is skipped in a browser, and the words their cells say why: a
-/// page cannot set real-time priorities. A run of one ends at once, with nothing to cancel.
-const NATIVE_ONLY: [(&str, &str); 1] = [("priority-inversion", "real-time priority")];
+/// page cannot set real-time priorities, start processes or open TCP connections. A run of one
+/// ends at once, with nothing to cancel.
+const NATIVE_ONLY: [(&str, &str); 4] = [
+    ("priority-inversion", "real-time priority"),
+    ("shuffle-skew", "a browser can start neither"),
+    ("join-strategies", "a browser can start neither"),
+    ("iterative", "a browser can start neither"),
+];
 
 fn run_from_link(browser: &Browser, url: &str, info: &conlab_lab::experiment::ExperimentInfo, shots: &std::path::Path) {
     let link = format!("experiment={}&{}&threads=1,2&repeat=1&warmup=0", info.id, info.quick.join("&"));

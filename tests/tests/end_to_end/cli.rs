@@ -12,11 +12,11 @@ use serde_json::Value;
 /// beside each other (the 2 cores are shared, and a law must not see another test's load).
 static CORES: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+pub(crate) fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
     CORES.write().unwrap_or_else(|p| p.into_inner())
 }
 
-fn beside() -> std::sync::RwLockReadGuard<'static, ()> {
+pub(crate) fn beside() -> std::sync::RwLockReadGuard<'static, ()> {
     CORES.read().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -279,11 +279,11 @@ fn bad_input_fails_with_one_line_naming_the_parameter() {
     );
     assert_fails_with(
         &["run", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, retry-storm, circuit-breaker, hedging, load-shedding, micro-batching, gather-errors, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, hot-path, profiler-overhead, main-thread-only, wall-vs-cpu, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
+        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, retry-storm, circuit-breaker, hedging, load-shedding, micro-batching, gather-errors, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, hot-path, profiler-overhead, main-thread-only, wall-vs-cpu, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local, cluster-scaling, shuffle-skew, join-strategies, iterative",
     );
     assert_fails_with(
         &["describe", "nope"],
-        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, retry-storm, circuit-breaker, hedging, load-shedding, micro-batching, gather-errors, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, hot-path, profiler-overhead, main-thread-only, wall-vs-cpu, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local",
+        "unknown experiment `nope`; known experiments are mandelbrot, parallel-sum, scaling, map-reduce, pipeline, io-fanout, lost-update, lock-contention, contention-ladder, false-sharing, rwlock-mix, batched-updates, granularity, imbalance, fork-join, executor-patterns, spawn-overhead, gil-cpu, gil-race, gil-convoy, switch-interval, models-matrix, ipc-cost, process-overhead, manager-vs-shared, broken-pool, gather-timeline, semaphore-waves, queue-backpressure, loop-starvation, cancellation, async-pipeline, event-loop-throughput, async-race, async-primitives, server-load, coordinated-omission, connections, gil-server, framing, retry-storm, circuit-breaker, hedging, load-shedding, micro-batching, gather-errors, queue-shootout, aba, producer-consumer, lock-striping, deadlock-watchdog, priority-inversion, hot-path, profiler-overhead, main-thread-only, wall-vs-cpu, prim-rlock, prim-semaphore, prim-event, prim-condition, prim-barrier, prim-queue, prim-thread-local, cluster-scaling, shuffle-skew, join-strategies, iterative",
     );
 }
 

@@ -5,5 +5,6 @@
 
 mod browser;
 mod cli;
+mod cluster;
 mod steal_vs_rayon;
 mod wasm_vs_native;
