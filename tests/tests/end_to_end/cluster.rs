@@ -116,7 +116,10 @@ fn a_process_killed_mid_run_fails_the_run_naming_it_and_nothing_is_left_running(
     assert!(!output.status.success(), "{stderr}");
     assert!(killed.elapsed() < Duration::from_secs(20), "within the deadline: {:?}", killed.elapsed());
     assert!(stderr.contains("process 1 of 2 (127.0.0.1:"), "{stderr}");
-    assert!(stderr.contains("was killed by signal 9 (SIGKILL: killed) while waiting for it to finish the run"), "{stderr}");
+    assert!(
+        stderr.contains("was killed by signal 9 (SIGKILL: killed) while waiting for it to finish the run"),
+        "{stderr}"
+    );
     // The survivor was stopped: no process of that cluster is left (orphans would be re-parented).
     let survivors: Vec<_> = std::fs::read_dir("/proc")
         .unwrap()
