@@ -127,9 +127,12 @@ async fn every_experiment_runs_on_workers_and_passes_its_checks() {
             "raw-array",
         ];
         // broken-pool's pools are all process workers; a page cannot set real-time priorities;
-        // pre-forked servers need a fork and a TCP socket, a page has neither.
+        // pre-forked servers need a fork and a TCP socket, a page has neither; nor has it the
+        // processes and TCP connections of a cluster (only its in-process `seq` runs).
+        let cluster = experiment.info().topic == conlab_lab::experiments::cluster::NAME;
         let may_skip = |variant: &str| {
-            (id == "spawn-overhead" && variant == "thread")
+            (cluster && variant != "seq")
+                || (id == "spawn-overhead" && variant == "thread")
                 || (id == "server-load" && variant.starts_with("pre-forked"))
                 || ["broken-pool", "priority-inversion"].contains(&id)
                 || process_backed.contains(&variant)

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use conlab_lab::experiment::settings::{self, Filled, Query};
 use conlab_lab::experiment::{self, ExperimentInfo, RunRequest, RunResult, Verdict};
+use conlab_lab::experiments::cluster;
 use conlab_lab::report;
 use serde::Serialize;
 
@@ -163,6 +164,9 @@ pub struct Imported<'a> {
     pub experiment: &'a str,
     pub form: Filled,
     pub platform: &'a str,
+    /// A cluster's result: a page can start no processes, so it shows the result as measured
+    /// rather than comparing it with a run of its own.
+    pub opens: bool,
 }
 
 /// [`Imported`] as JSON, or what is wrong with the file — in words the page shows as they are.
@@ -172,6 +176,7 @@ pub fn imported(result_json: &str, form_threads: usize) -> Result<String, String
         experiment: &result.experiment,
         form: form_of(&result, form_threads),
         platform: &result.environment.platform.platform,
+        opens: cluster::EXPERIMENTS.iter().any(|experiment| experiment.info().id == result.experiment),
     };
     serde_json::to_string(&imported).map_err(|e| e.to_string())
 }
@@ -313,6 +318,7 @@ mod tests {
             (settings["experiment"].as_str(), &settings["form"]["threads"]),
             (Some("mandelbrot"), &serde_json::json!("1,2"))
         );
+        assert_eq!(settings["opens"], false, "the page runs a mandelbrot and compares");
         // Imported into a page with fewer threads: the form keeps its own, and says why.
         let narrow: serde_json::Value = serde_json::from_str(&imported(&good, 1).unwrap()).unwrap();
         assert_eq!(

@@ -17,7 +17,7 @@
 //   page → worker  {type: 'check', form}               worker → page {type: 'checked', problem} ('' when it fits)
 //   page → worker  {type: 'render', result}           worker → page {type: 'result', finished, exports, stored: true}
 //                                                                    | {type: 'error', message, stored: true}
-//   page → worker  {type: 'import', name, text}       worker → page {type: 'imported', name, text, experiment, form, platform}
+//   page → worker  {type: 'import', name, text}       worker → page {type: 'imported', name, text, experiment, form, platform, opens}
 //                                                                    | {type: 'imported', name, error}
 //   page → worker  {type: 'compare', here, there}     worker → page {type: 'comparison', table} | {type: 'comparison', error}
 //   page → worker  {type: 'timeline', from, to}       worker → page {type: 'timeline', svg, from, to} | {type: 'error', message}

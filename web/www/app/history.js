@@ -112,12 +112,19 @@ async function importFile(event) {
 
 /**
  * The worker's verdict on an imported file: its settings fill the form, and the result on the
- * page is compared with it.
- * @param {{ name: string, text?: string, experiment?: string, form?: import('./protocol.js').Filled, platform?: string, error?: string }} answer
+ * page is compared with it — or, for a cluster's result (`opens`), which a page cannot run,
+ * shown as measured.
+ * @param {{ name: string, text?: string, experiment?: string, form?: import('./protocol.js').Filled, platform?: string, opens?: boolean, error?: string }} answer
  */
-export function showImported({ name, text, experiment, form, platform, error }) {
+export function showImported({ name, text, experiment, form, platform, opens, error }) {
   if (error || !text || !form) {
     $('import-status').textContent = `${name} cannot be imported: ${error}`;
+    return;
+  }
+  if (opens) {
+    imported = null;
+    send({ type: 'render', result: text });
+    $('import-status').textContent = `Imported ${experiment} measured on ${platform}: a cluster of processes ran it, which a browser cannot start, so the page shows it as measured.`;
     return;
   }
   imported = text;

@@ -68,7 +68,7 @@
  *   | { type: 'processes', count: number, startMs: number, error: string | null }
  *   | { type: 'fatal', message: string }
  *   | { type: 'waiting', what: string }
- *   | { type: 'imported', name: string, text?: string, experiment?: string, form?: Filled, platform?: string, error?: string }
+ *   | { type: 'imported', name: string, text?: string, experiment?: string, form?: Filled, platform?: string, opens?: boolean, error?: string }
  *   | { type: 'progress', progress: string }
  *   | { type: 'result', finished: Finished, exports: Exports, stored: boolean }
  *   | { type: 'checked', problem: string }

@@ -133,9 +133,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_path_takes_one_round_per_hop_and_ends_with_one_label() {
-        // Nodes 0..n with edges chosen by the generator are hard to reason about; check the
-        // propagation itself on the generator's output against a union-find.
+    fn label_propagation_finds_the_components_a_union_find_finds() {
         let (nodes, degree, seed) = (500, 2, 7);
         let answer = components(nodes, degree, seed);
         let mut parent: Vec<u32> = (0..nodes as u32).collect();
