@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use conlab_tests::{conlab, conlab_release, free_port};
+use conlab_tests::{conlab, free_port};
 use serde_json::Value;
 
 use crate::cli::{alone, beside};
@@ -187,8 +187,7 @@ fn the_documented_command_runs_one_process_per_hostfile_line() {
 
 /// Each lesson's verdict in a release run of `args` (JSON).
 fn verdicts(args: &[&str]) -> Vec<(String, String)> {
-    let output =
-        Command::new(conlab_release()).args(["cluster"]).args(args).args(["--format", "json"]).output().unwrap();
+    let output = Command::new(conlab()).args(["cluster"]).args(args).args(["--format", "json"]).output().unwrap();
     let result = json_of(&output);
     assert_eq!(result["all_checks_passed"], true, "{result}");
     result["lessons"]
