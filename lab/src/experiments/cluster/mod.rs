@@ -48,6 +48,28 @@ fn cluster_params() -> [ParamSpec; 2] {
     ]
 }
 
+/// The word-count experiments' parameters (the map-reduce experiment's text, its skew knob at
+/// `skew`), then the cluster's.
+fn word_count_params(skew: f64) -> Vec<ParamSpec> {
+    let mut params = vec![
+        ParamSpec::int("words", 1 << 20, 1, 1 << 25, "words", "words of generated text (the map-reduce experiment's)"),
+        ParamSpec::float("skew", skew, 0.0, 0.95, "", "share of the words that are one hot word"),
+        ParamSpec::int("seed", 1, 0, u32::MAX.into(), "", "seed of the generated text"),
+    ];
+    params.extend(cluster_params());
+    params
+}
+
+/// The word count those parameters describe.
+fn word_count_job(params: &Params, combiner: bool) -> Job {
+    Job::WordCount {
+        words: params.count("words"),
+        skew: params.float("skew"),
+        seed: params.int("seed") as u64,
+        combiner,
+    }
+}
+
 /// A cluster cell: the started cluster (untimed), one job run per timed run.
 struct ClusterCell {
     cluster: Box<dyn Cluster>,

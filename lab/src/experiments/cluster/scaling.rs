@@ -2,10 +2,9 @@
 //! talk TCP — what crossing a process boundary costs.
 
 use super::engine::{Job, Shape};
-use super::{cluster_params, inputs, record_exchange, ClusterCell};
+use super::{inputs, record_exchange, word_count_job, word_count_params, ClusterCell};
 use crate::experiment::{
-    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, ParamSpec, Params, RunContext, RunError, VariantSpec,
-    Workload,
+    verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Params, RunContext, RunError, VariantSpec, Workload,
 };
 use conlab_core::kernels::wordcount::{Corpus, WordCount};
 use conlab_core::kernels::{Par, Strategy};
@@ -14,19 +13,7 @@ pub struct ClusterScaling;
 
 impl Experiment for ClusterScaling {
     fn info(&self) -> ExperimentInfo {
-        let mut params = vec![
-            ParamSpec::int(
-                "words",
-                1 << 20,
-                1,
-                1 << 25,
-                "words",
-                "words of generated text (the map-reduce experiment's)",
-            ),
-            ParamSpec::float("skew", 0.0, 0.0, 0.95, "", "share of the words that are one hot word"),
-            ParamSpec::int("seed", 1, 0, u32::MAX.into(), "", "seed of the generated text"),
-        ];
-        params.extend(cluster_params());
+        let params = word_count_params(0.0);
         ExperimentInfo {
             id: "cluster-scaling",
             title: "Threads vs processes: one word count on 1 process × W threads, P processes × 1, P × W",
@@ -56,12 +43,7 @@ impl Experiment for ClusterScaling {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        let job = Job::WordCount {
-            words: params.count("words"),
-            skew: params.float("skew"),
-            seed: params.int("seed") as u64,
-            combiner: false,
-        };
+        let job = word_count_job(params, false);
         let expected = inputs::answer(&job).digest;
         Ok(Box::new(Scaling { job, params: params.clone(), expected }))
     }

@@ -2,29 +2,17 @@
 //! its busy time — and the combiner (counting before the exchange) as the fix.
 
 use super::engine::{Job, Shape};
-use super::{cluster_params, inputs, record_exchange, ClusterCell};
+use super::{inputs, record_exchange, word_count_job, word_count_params, ClusterCell};
 use crate::experiment::{
-    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, ParamSpec, Params, RunError,
-    VariantSpec, Verdict, Workload,
+    not_testable, verdict, Cell, Claim, Digest, Experiment, ExperimentInfo, Facts, Params, RunError, VariantSpec,
+    Verdict, Workload,
 };
 
 pub struct ShuffleSkew;
 
 impl Experiment for ShuffleSkew {
     fn info(&self) -> ExperimentInfo {
-        let mut params = vec![
-            ParamSpec::int(
-                "words",
-                1 << 20,
-                1,
-                1 << 25,
-                "words",
-                "words of generated text (the map-reduce experiment's)",
-            ),
-            ParamSpec::float("skew", 0.5, 0.0, 0.95, "", "share of the words that are one hot word"),
-            ParamSpec::int("seed", 1, 0, u32::MAX.into(), "", "seed of the generated text"),
-        ];
-        params.extend(cluster_params());
+        let params = word_count_params(0.5);
         ExperimentInfo {
             id: "shuffle-skew",
             title: "The hot key: one worker's share of a distributed shuffle, and the combiner",
@@ -49,12 +37,7 @@ impl Experiment for ShuffleSkew {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        let job = |combiner| Job::WordCount {
-            words: params.count("words"),
-            skew: params.float("skew"),
-            seed: params.int("seed") as u64,
-            combiner,
-        };
+        let job = |combiner| word_count_job(params, combiner);
         let expected = inputs::answer(&job(false)).digest;
         Ok(Box::new(Skew { plain: job(false), combined: job(true), params: params.clone(), expected }))
     }
