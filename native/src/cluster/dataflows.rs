@@ -47,6 +47,7 @@ impl Place {
     fn account(self, report: &mut WorkerReport, target: usize, bytes: u64) {
         if target != self.index {
             report.sent_other_workers += 1;
+            report.bytes_other_workers += bytes;
             if target / self.workers != self.index / self.workers {
                 report.sent_other_processes += 1;
                 report.bytes_other_processes += bytes;
@@ -57,6 +58,7 @@ impl Place {
     /// Counts one record of `bytes` bytes sent to every other worker (a broadcast).
     fn account_broadcast(self, report: &mut WorkerReport, bytes: u64) {
         report.sent_other_workers += self.peers as u64 - 1;
+        report.bytes_other_workers += (self.peers as u64 - 1) * bytes;
         let remote = (self.peers - self.workers) as u64;
         report.sent_other_processes += remote;
         report.bytes_other_processes += remote * bytes;

@@ -52,15 +52,14 @@ fn every_dataflow_on_two_processes_of_two_workers_matches_the_sequential_digest(
         assert!(cells.iter().all(|(_, _, status)| status == "ok"), "{id}: {cells:?}");
         // `processes=2` × 2 workers: 4 workers in all, in a cell of every cluster experiment.
         assert!(cells.iter().any(|(variant, threads, _)| *threads == 4 && variant != "threads"), "{id}: {cells:?}");
-        let bytes = result["cells"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|cell| cell["threads"] == 4)
-            .map(|cell| cell["metrics"]["bytes to other processes"]["median"].as_f64().unwrap());
+        let bytes = result["cells"].as_array().unwrap().iter().filter(|cell| cell["threads"] == 4).map(|cell| {
+            let median = |name: &str| cell["metrics"][name]["median"].as_f64().unwrap();
+            (median("bytes to other processes"), median("bytes to other workers"))
+        });
+        // Half the keys live in the other process, three quarters with another worker.
         assert!(
-            bytes.clone().all(|bytes| bytes > 0.0),
-            "{id}: records crossed between the processes: {:?}",
+            bytes.clone().all(|(processes, workers)| processes > 0.0 && workers > processes),
+            "{id}: bytes between processes and between workers: {:?}",
             bytes.collect::<Vec<_>>()
         );
     }

@@ -57,6 +57,9 @@ pub struct WorkerReport {
     pub records_in: u64,
     /// Records this worker sent to another worker, in its process or not.
     pub sent_other_workers: u64,
+    /// Their payload in bytes, as timely encodes them (bincode) when they leave the process;
+    /// to a worker in the same process they move without being encoded.
+    pub bytes_other_workers: u64,
     /// Records this worker sent to a worker in another process: serialised and sent over TCP.
     pub sent_other_processes: u64,
     /// Their payload in bytes, as timely encodes them (bincode).

@@ -113,6 +113,7 @@ impl Cell for ClusterCell {
 fn record_exchange(round: &Round, shape: Shape, context: &RunContext) {
     let total = |field: fn(&engine::WorkerReport) -> u64| round.workers().map(field).sum::<u64>() as f64;
     context.record("records to other workers", "records", total(|w| w.sent_other_workers));
+    context.record("bytes to other workers", "KiB", total(|w| w.bytes_other_workers) / 1024.0);
     context.record("records to other processes", "records", total(|w| w.sent_other_processes));
     context.record("bytes to other processes", "KiB", total(|w| w.bytes_other_processes) / 1024.0);
     let mut received = vec![0u64; shape.total()];
