@@ -198,6 +198,22 @@ mod tests {
         // is still waking when the GIL is taken again. No switch happens while it
         // waits, so after an interval it asks for a drop — CPython counts switches, not takes —
         // and the holder's next drop hands over. (Counting takes, it waited the holder out.)
+        // On 2 shared cores the waiter thread itself can go unscheduled for longer than the
+        // holder's 300 ms: the scenario gets three tries, and one that shows the hand-over passes.
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            let (requests, waited) = drop_and_retake_at_once();
+            if (requests >= 1 || waited < Duration::from_millis(1)) && waited < Duration::from_millis(100) {
+                return;
+            }
+            outcomes.push((requests, waited));
+        }
+        panic!("no try handed over within 100 ms after a drop request: (drop requests, waited) {outcomes:?}");
+    }
+
+    /// The holder drops and retakes at once while a waiter arrives: the drop requests made, and
+    /// how long the waiter waited.
+    fn drop_and_retake_at_once() -> (u64, Duration) {
         let gil = Gil::new(Duration::from_millis(1));
         let waiter_ran = AtomicBool::new(false);
         let waited = crate::sync::Mutex::new(Duration::ZERO);
@@ -227,7 +243,6 @@ mod tests {
         })
         .unwrap();
         let waited = *lock(&waited);
-        assert!(gil.drop_requests() >= 1 || waited < Duration::from_millis(1), "no drop request; waited {waited:?}");
-        assert!(waited < Duration::from_millis(100), "the waiter starved for {waited:?}");
+        (gil.drop_requests(), waited)
     }
 }
