@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use conlab_core::kernels::wordcount::Corpus;
+use conlab_core::kernels::wordcount::{self, Corpus};
 use conlab_core::platform::Instant;
 use conlab_lab::experiments::cluster::engine::{Epoch, Job, WorkerReport};
 use conlab_lab::experiments::cluster::inputs::{self, SPLITS};
@@ -130,7 +130,7 @@ impl Driver {
             let (feed, done, labels): (Feed, Stream<_, Vec<()>>, _) = match job {
                 Job::WordCount { words, skew, seed, combiner } => {
                     let (feed, done) =
-                        word_count(scope, place, &report, inputs::corpus(*words, *skew, *seed), *combiner);
+                        word_count(scope, place, &report, Corpus::generate(*words, *skew, *seed), *combiner);
                     (feed, done, None)
                 }
                 Job::Join { rows, sizes, broadcast, seed } => {
@@ -349,10 +349,9 @@ fn word_count<G: Scope<Timestamp = u64>>(
                     }
                 });
                 if held.as_ref().is_some_and(|capability| !frontier.less_equal(capability.time())) {
-                    let digest = counts.drain().fold(0u64, |sum, (word, count)| {
-                        sum.wrapping_add(conlab_core::kernels::mix(inputs::word_hash(&word), count))
-                    });
+                    let digest = wordcount::digest(counts.iter().map(|(word, count)| (word.as_str(), *count)));
                     report.digest = report.digest.wrapping_add(digest);
+                    counts.clear();
                     held = None;
                 }
                 drop(report);

@@ -121,11 +121,6 @@ fn components(nodes: usize, degree: usize, seed: u64) -> Answer {
     Answer { digest, rounds, round_records }
 }
 
-/// The word-count corpus and its splits, for a worker's share.
-pub fn corpus(words: usize, skew: f64, seed: u64) -> Corpus {
-    Corpus::generate(words, skew, seed)
-}
-
 pub use wordcount::{hash as word_hash, words, SPLITS};
 
 #[cfg(test)]
