@@ -67,7 +67,7 @@ impl Experiment for Scaling {
             baseline: "seq",
             work_unit: Some("units"),
             shows_timeline: true,
-            quick: &["kernel=mergesort", "size=50000"],
+            quick: &["kernel=mergesort", "size=524288"],
             ..ExperimentInfo::default()
         }
     }
