@@ -245,16 +245,20 @@ impl LineCell<'_> {
         loop {
             let got = match queue.get(Some(Duration::ZERO)) {
                 Ok(item) => Some(item),
+                // Twice the timeout: without task_done() the stop items come only after join()'s
+                // own timeout, which began before the queue ran dry — a wait as long as join()'s
+                // outlasted it by no more than the last items' handling (a millisecond at the
+                // quick preset; a browser worker's timer can be later than that).
                 Err(_) => blocking(
                     lane,
                     "q.get() — the queue is empty",
-                    || patiently(context, self.line.timeout, |slice| queue.get(Some(slice)).ok()),
+                    || patiently(context, 2 * self.line.timeout, |slice| queue.get(Some(slice)).ok()),
                     |got| if matches!(got, Ok(Some(_))) { "an item".into() } else { "nothing".into() },
                 )?,
             };
             let Some(item) = got else {
                 return Err(RunError::Failed(format!(
-                    "q.get() got nothing within timeout_ms={}: raise it",
+                    "q.get() got nothing within twice timeout_ms={}: raise it",
                     self.line.timeout.as_millis()
                 )));
             };
