@@ -69,9 +69,14 @@ pub(super) const CODE_WARMS_UP: bool = true;
 pub(super) fn since_epoch() -> Duration {
     static EPOCH_MS_BITS: AtomicU64 = AtomicU64::new(0);
     let now = absolute_ms();
-    let epoch = match EPOCH_MS_BITS.compare_exchange(0, now.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => now,
-        Err(bits) => f64::from_bits(bits),
+    // A load first: a compare-exchange is a write to the line every worker reads the clock
+    // through, and two threads timing at once would bounce it between their cores.
+    let epoch = match EPOCH_MS_BITS.load(Ordering::Acquire) {
+        0 => match EPOCH_MS_BITS.compare_exchange(0, now.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => now,
+            Err(bits) => f64::from_bits(bits),
+        },
+        bits => f64::from_bits(bits),
     };
     Duration::from_secs_f64(((now - epoch) / 1000.0).max(0.0))
 }

@@ -15,12 +15,12 @@ use conlab_core::trace::SpanKind;
 
 pub struct LockContention;
 
-/// Acquisitions between two looks at the clock's deadline and the cancel flag.
-const CHECK_EVERY: u64 = 16;
 /// One acquisition in this many is timed for the wait percentiles: reading the clock costs
-/// ~25 ns natively and far more in a browser (`performance.now()` through JavaScript), and
-/// timing every acquisition would measure the clock more than the lock.
-const SAMPLE_EVERY: u64 = 8;
+/// ~25 ns natively and 240–560 ns in a Chromium worker (`performance.now()` through JavaScript,
+/// measured), and timing every acquisition would measure the clock more than the lock. At 1 in
+/// 8 a browser's clock reads were most of an uncontended acquisition's time — work outside the
+/// lock that two threads split, so a test-and-set lock read faster at 2 threads than at 1.
+const SAMPLE_EVERY: u64 = 64;
 /// Acquisitions per thread drawn in a trace (the first ones of the run): enough to see who
 /// waits and who holds, few enough for a timeline.
 const TRACED: u64 = 500;
@@ -251,10 +251,9 @@ impl WithLock for Contend<'_> {
             let (mut acquisitions, mut waits) = (0u64, LogHistogram::default());
             let mut lane = self.context.trace().lane(member.index);
             let tracing = self.context.trace().is_enabled();
+            let mut watch = DeadlineWatch::new(deadline);
             loop {
-                if acquisitions % CHECK_EVERY == 0
-                    && (Instant::now().nanos_since_epoch() >= deadline || self.context.check_cancel().is_err())
-                {
+                if watch.due(acquisitions) && (watch.passed() || self.context.check_cancel().is_err()) {
                     break;
                 }
                 spinner.spin(between_ns);
@@ -316,5 +315,46 @@ impl Cell for LoadCell<'_> {
         context.record_time("wait max", TimeUnit::Nanoseconds, tally.waits.max() as f64);
         context.record_latency("lock wait", &tally.waits);
         Ok(tally.lost)
+    }
+}
+
+/// When a thread looks at the clock for its deadline (and at the cancel flag): about every
+/// [`Self::LOOK_NS`] of acquisitions, however long one takes. A fixed count would be wrong one
+/// way or the other: 16 acquisitions are 0.3 µs on a free lock natively, where a browser's
+/// 300 ns clock read would double the work outside the lock that two threads split, and 64 are
+/// a second when FIFO spin locks collapse (each hand-over waiting for a preempted thread).
+struct DeadlineWatch {
+    deadline_ns: u64,
+    /// Acquisitions between two looks, doubled while looks come sooner than `LOOK_NS` and
+    /// halved while they come later.
+    stride: u64,
+    next: u64,
+    last_look_ns: u64,
+}
+
+impl DeadlineWatch {
+    const LOOK_NS: u64 = 5_000;
+    const MAX_STRIDE: u64 = 1 << 12;
+
+    fn new(deadline_ns: u64) -> Self {
+        Self { deadline_ns, stride: 1, next: 0, last_look_ns: Instant::now().nanos_since_epoch() }
+    }
+
+    /// Whether the thread should look after `acquisitions`.
+    fn due(&self, acquisitions: u64) -> bool {
+        acquisitions >= self.next
+    }
+
+    /// Reads the clock: whether the deadline has passed. Sets the next look.
+    fn passed(&mut self) -> bool {
+        let now = Instant::now().nanos_since_epoch();
+        self.stride = if now.saturating_sub(self.last_look_ns) < Self::LOOK_NS {
+            (self.stride * 2).min(Self::MAX_STRIDE)
+        } else {
+            (self.stride / 2).max(1)
+        };
+        self.next += self.stride;
+        self.last_look_ns = now;
+        now >= self.deadline_ns
     }
 }
