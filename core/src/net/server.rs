@@ -65,6 +65,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// connection down.
 const IDLE_READ: Duration = Duration::from_secs(1);
 
+/// How long a pre-forked worker has to answer its stop (it looks every [`super::POLL`]).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// A pre-forked worker's messages: serve (then the configuration), and stop.
 const SERVE: u8 = 0;
 const STOP: u8 = 1;
@@ -359,6 +362,14 @@ impl Server {
         // A reply before the stop is a worker that ended early: it says why.
         while !self.stopped() && WorkerProcess::wait_any(&mut [&mut worker], super::POLL).is_none() {}
         let _ = worker.send(&[STOP], &[], Delivery::Copy);
+        // A worker that cannot hear the stop must not hold the run (and the lab) forever.
+        if WorkerProcess::wait_any(&mut [&mut worker], STOP_GRACE).is_none() {
+            worker.kill();
+            // After the stop, where `fail` records nothing: this failure is the stop's own.
+            let why = format!("pre-forked worker {index} did not answer its stop within {STOP_GRACE:?}: killed");
+            lock(&self.failure).get_or_insert(why);
+            return;
+        }
         match worker.receive() {
             Ok(reply) => self.absorb(&reply),
             Err(error) => self.fail(|| format!("a pre-forked worker failed: {error}")),

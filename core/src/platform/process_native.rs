@@ -28,6 +28,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use super::{Delivery, PlatformError, StartMethod, WorkerAnswer};
@@ -431,12 +432,22 @@ pub fn serve_as_fork_server(answer: WorkerAnswer) -> io::Result<()> {
 /// In a worker process: whether its parent has sent another message, or gone — for an answer
 /// that runs until told to stop (a pre-forked server's). Never blocks.
 pub fn parent_spoke() -> bool {
+    // A message that came right behind the one being answered may already sit in the worker's
+    // read buffer, not in the pipe (a pre-forked server stopped before it began: its STOP was
+    // read with its SERVE, and polling the pipe alone left it serving forever).
+    if INPUT_READ_AHEAD.load(Ordering::Acquire) {
+        return true;
+    }
     let mut input = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd (standard input, a worker's message pipe); a zero timeout
     // returns at once.
     let ready = unsafe { libc::poll(&mut input, 1, 0) };
     ready != 0
 }
+
+/// Whether the worker's read buffer holds bytes of a message after the one being answered
+/// ([`parent_spoke`] reads it).
+static INPUT_READ_AHEAD: AtomicBool = AtomicBool::new(false);
 
 /// A worker process's main loop: answers each message with `answer(message, payload, shared)`
 /// until its input closes. `shared` is the region last shared with it, empty before any.
@@ -452,6 +463,7 @@ pub fn serve_as_worker(input: impl Read, output: impl Write, answer: WorkerAnswe
         let reply = match tag[0] {
             MESSAGE => {
                 let (message, payload) = (read_frame(&mut input)?, read_frame(&mut input)?);
+                INPUT_READ_AHEAD.store(!input.buffer().is_empty(), Ordering::Release);
                 answer(&message, &payload, shared.as_ref().map_or(&[], Mapping::bytes))
             }
             SHARE => {

@@ -9,7 +9,7 @@ use conlab_core::net::load::{generate, serve_and_load, Arrivals, Load, LoadRepor
 use conlab_core::net::proto::Request;
 use conlab_core::net::server::{Server, ServerModel};
 use conlab_core::net::{Address, Network, Transport};
-use conlab_core::platform::Instant;
+use conlab_core::platform::{run_team, Instant};
 use conlab_core::pymodel::gil::Gil;
 use conlab_core::pymodel::{Interpreter, Mode};
 
@@ -109,6 +109,25 @@ fn pre_forked_processes_share_the_listener_and_answer_every_request_once_and_in_
     let model = ServerModel::PreForked { processes: 3, reuse_port: false };
     let refused = Server::bind(model, &Network::memory(), spinner()).err().expect("no processes on pipes in memory");
     assert!(refused.to_string().contains("pre-forked processes share a listening TCP socket"), "{refused}");
+}
+
+/// Stopped before its workers start, so each worker's stop comes right behind its start and
+/// one read of the pipe takes both: the worker must still hear it (it once served forever,
+/// and its supervisor waited forever for its reply).
+#[test]
+fn a_pre_forked_server_stopped_before_its_workers_start_ends_at_once() {
+    for reuse_port in [false, true] {
+        let server = Arc::new(
+            Server::bind(ServerModel::PreForked { processes: 2, reuse_port }, &Network::Tcp, spinner()).unwrap(),
+        );
+        server.stop();
+        let started = Instant::now();
+        run_team(2, |member| server.serve(member.index)).unwrap();
+        let took = started.elapsed();
+        assert_eq!(server.failure(), None);
+        assert_eq!(server.worker_accepts().len(), 2, "every worker heard the stop and reported");
+        assert!(took < Duration::from_secs(2), "the workers took {took:?} to stop");
+    }
 }
 
 #[test]
