@@ -708,16 +708,24 @@ fn on_cpu_profiles_miss_the_waits_wall_clock_ones_show_io_and_the_gil() {
     // lock, 18–20% for the GIL, 56–58% for I/O, and the on-CPU view was 95% crunch.
     let mut request = request("wall-vs-cpu", &[("requests", json!(30))], &[1, 2]);
     request.repeat = 3;
-    lessons_show(&request, 3).unwrap_or_else(|failure| panic!("{failure}"));
-    let result = run_quietly(&request).unwrap();
-    let profile = result.cell("roles", 4).unwrap().profile.as_ref().unwrap();
-    let wall = conlab_core::profile::export::collapsed(profile, View::Wall);
-    for wait in
-        ["waiter;update_under_lock;(waiting for a lock)", "fetch;(waiting for the GIL)", "fetch;(waiting for I/O)"]
-    {
-        assert!(wall.contains(wait), "{wait}: {wall}");
+    lessons_show(&request, 5).unwrap_or_else(|failure| panic!("{failure}"));
+    // Each wait in the wall view's stacks in one of up to three runs (a sampler can miss a short
+    // wait while another test holds a core); the on-CPU view never shows one.
+    let waits =
+        ["waiter;update_under_lock;(waiting for a lock)", "fetch;(waiting for the GIL)", "fetch;(waiting for I/O)"];
+    let mut readings = Vec::new();
+    for _ in 0..3 {
+        let result = run_quietly(&request).unwrap();
+        let profile = result.cell("roles", 4).unwrap().profile.as_ref().unwrap();
+        assert!(!conlab_core::profile::export::collapsed(profile, View::OnCpu).contains("waiting"));
+        let wall = conlab_core::profile::export::collapsed(profile, View::Wall);
+        let missing: Vec<&str> = waits.into_iter().filter(|wait| !wall.contains(wait)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        readings.push(format!("missing {missing:?} from\n{wall}"));
     }
-    assert!(!conlab_core::profile::export::collapsed(profile, View::OnCpu).contains("waiting"));
+    panic!("{}", readings.join("\n"));
 }
 
 #[test]
