@@ -618,7 +618,7 @@ impl Python {
     fn run(&self, cpu: Duration, thread: usize) {
         let interpreter = &self.interpreters[thread % self.interpreters.len()];
         let iterations =
-            (cpu.as_nanos() as f64 / (Bytecode::CPU_LOOP_OPS * interpreter.op_ns.max(f64::MIN_POSITIVE))) as i64;
+            crate::pymodel::loop_iterations(cpu.as_nanos() as f64, Bytecode::CPU_LOOP_OPS, interpreter.op_ns);
         interpreter.result(&Bytecode::cpu_loop(iterations.max(1)), thread);
     }
 

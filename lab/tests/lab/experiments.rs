@@ -92,6 +92,26 @@ fn every_experiment_passes_its_correctness_check_on_every_variant() {
     }
 }
 
+/// `op_ns` at its lowest (0: the interpreter's dispatch alone) is a pace like any other: every
+/// experiment that takes it runs at its quick preset and ends. A server's Python handler once
+/// divided its work by the 0 and looped 2^63 times (`calibrate-python` fits 0 in a debug build).
+#[test]
+fn every_python_model_runs_and_ends_at_the_lowest_op_ns() {
+    let _beside = beside();
+    for experiment in conlab_lab::experiment::registry() {
+        let info = experiment.info();
+        if !info.params.iter().any(|param| param.name == "op_ns") {
+            continue;
+        }
+        let mut request = small(info.id);
+        request.params.insert("op_ns".into(), json!(0.0));
+        request.threads = Some(vec![2]);
+        request.repeat = 1;
+        request.warmup = 0;
+        run_quietly(&request).unwrap_or_else(|error| panic!("{} at op_ns=0: {error}", info.id));
+    }
+}
+
 #[test]
 fn io_fanout_times_are_the_waves_of_sleeps() {
     let _alone = alone();

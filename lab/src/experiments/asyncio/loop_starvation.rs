@@ -76,12 +76,11 @@ impl Experiment for LoopStarvation {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Workload>, RunError> {
-        let op_ns = params.float("op_ns").max(f64::MIN_POSITIVE);
-        let per_ms = (1e6 / (OPS_PER_ITERATION * op_ns)).max(1.0);
-        let cpu_ms = params.int("cpu_ms") as u64;
+        let op_ns = params.float("op_ns");
+        let iterations = |ms: f64| conlab_core::pymodel::loop_iterations(ms * 1e6, OPS_PER_ITERATION, op_ns);
         Ok(Box::new(Starvation {
-            iterations: (cpu_ms as f64 * per_ms) as i64,
-            slice_iterations: (SLICE_MS as f64 * per_ms) as i64,
+            iterations: iterations(params.int("cpu_ms") as f64),
+            slice_iterations: iterations(SLICE_MS as f64),
             heartbeat: Duration::from_millis(params.int("heartbeat_ms") as u64),
             switch: Duration::from_secs_f64(params.float("switch_ms") / 1e3),
             op_ns,
