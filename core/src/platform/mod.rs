@@ -21,8 +21,8 @@
 //! - [`wait`], [`wake_one`], [`wake_all`]: futex-style parking on a 32-bit atomic;
 //! - [`socket`]: loopback TCP, blocking and on a readiness reactor (natively mio; browsers have
 //!   no sockets and say so), and [`describe_io_error`], which names the open-files limit;
-//! - [`realtime`]: pinning a thread to a CPU, `SCHED_FIFO` priorities and a priority-inheritance
-//!   mutex (Linux; browsers say they cannot).
+//! - [`realtime`]: pinning a thread to a CPU, a short time slice, `SCHED_FIFO` priorities and a
+//!   priority-inheritance mutex (Linux; browsers say they cannot).
 //!
 //! The backend is chosen by `cfg` here and nowhere else; an unsupported target fails to compile
 //! with a message rather than misbehaving at run time (the pattern of parking_lot's

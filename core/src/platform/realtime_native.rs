@@ -1,8 +1,9 @@
-//! Real-time scheduling, natively (Linux): pinning the calling thread to one CPU, giving it a
-//! `SCHED_FIFO` priority, and a pthread mutex with or without priority inheritance
-//! (`PTHREAD_PRIO_INHERIT`: while a higher-priority thread is blocked on it, its holder runs at
-//! that priority). Setting a real-time priority needs `CAP_SYS_NICE` (or an `RLIMIT_RTPRIO`
-//! allowance); without it the calls say so and nothing changes.
+//! Real-time scheduling, natively (Linux): pinning the calling thread to one CPU, asking for a
+//! short time slice (EEVDF), giving it a `SCHED_FIFO` priority, and a pthread mutex with or
+//! without priority inheritance (`PTHREAD_PRIO_INHERIT`: while a higher-priority thread is
+//! blocked on it, its holder runs at that priority). Setting a real-time priority needs
+//! `CAP_SYS_NICE` (or an `RLIMIT_RTPRIO` allowance); without it the calls say so and nothing
+//! changes.
 
 #![allow(clippy::disallowed_methods, reason = "the platform layer is the one door to the OS's scheduler")]
 
@@ -42,6 +43,44 @@ pub fn set_current_fifo_priority(priority: i32) -> Result<(), PlatformError> {
             "the OS refused a real-time priority (SCHED_FIFO needs CAP_SYS_NICE or an RLIMIT_RTPRIO allowance)",
             io::Error::from_raw_os_error(error),
         ));
+    }
+    Ok(())
+}
+
+/// `struct sched_attr` as `sched_setattr(2)` takes it (its first, version-0 layout).
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime_ns: u64,
+    deadline_ns: u64,
+    period_ns: u64,
+}
+
+/// Asks the kernel for a time slice of `slice` for the calling thread, a normal (`SCHED_OTHER`)
+/// thread still. Under EEVDF (Linux 6.12 and later) a thread with a shorter slice gets an earlier
+/// virtual deadline, so when it wakes it preempts a thread running out a longer slice on its CPU
+/// instead of waiting for it to block; older kernels accept the call and ignore the slice. Needs
+/// no privilege: the kernel clamps the slice to 0.1–100 ms.
+pub fn request_time_slice(slice: std::time::Duration) -> Result<(), PlatformError> {
+    let runtime_ns = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        runtime_ns,
+        deadline_ns: 0,
+        period_ns: 0,
+    };
+    // SAFETY: pid 0 is the calling thread; `attr` is a live, fully initialised sched_attr whose
+    // `size` field says how much of it the kernel may read.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+        return Err(refused("the OS refused a time slice", io::Error::last_os_error()));
     }
     Ok(())
 }

@@ -17,6 +17,10 @@ pub fn set_current_fifo_priority(_priority: i32) -> Result<(), PlatformError> {
     Err(unavailable())
 }
 
+pub fn request_time_slice(_slice: std::time::Duration) -> Result<(), PlatformError> {
+    Err(unavailable())
+}
+
 /// A mutex with or without priority inheritance: none in a browser.
 pub struct PriorityMutex;
 

@@ -9,12 +9,22 @@
 //! average out). A tick the sampler woke too late for is skipped, not made up (the OS's sleep
 //! granularity caps the rate a sleeping sampler reaches, and the run reports the rate it got).
 //! Each sample stands for the mean time between the ticks taken.
+//!
+//! A sampler that shares a core with the thread it samples must preempt it to see it run. Under
+//! Linux's EEVDF scheduler a woken thread does not preempt one running out its slice (0.75 ms or
+//! more), so a sampler there read a thread that computes for 80 µs between 1 ms sleeps only while
+//! it slept: 0 of 227 samples on a CPU. The sampler asks for the shortest slice (100 µs), which
+//! gives its wake-ups the earlier deadline (`platform::realtime::request_time_slice`). perf
+//! samples from an interrupt and has no such blind spot; py-spy, a sleeping process, does.
 
 use std::time::Duration;
 
 use super::board::StackBoard;
 use super::{Profile, ProfileBuilder};
 use crate::platform::{self, Instant};
+
+/// The time slice the sampler asks for: the shortest the kernel grants.
+const SLICE: Duration = Duration::from_micros(100);
 
 /// The rates a sampler may be asked for, in Hz.
 pub const RATES_HZ: std::ops::RangeInclusive<f64> = 10.0..=10_000.0;
@@ -45,6 +55,9 @@ pub fn sample(
     let period = Duration::from_secs_f64(1.0 / rate_hz.clamp(*RATES_HZ.start(), *RATES_HZ.end()));
     let mut builder = ProfileBuilder::with_frames(frames, period.as_nanos() as f64);
     let (mut ticks, mut torn, mut reads, mut reading) = (0u64, 0u64, 0u64, Duration::ZERO);
+    // Best effort: where the kernel has no per-thread slices the sampler still runs, and on a
+    // core of its own it needs none.
+    let _ = platform::realtime::request_time_slice(SLICE);
     let start = Instant::now();
     let mut jitter = Jitter::seeded(start.nanos_since_epoch());
     let mut next = start.plus(jitter.gap(period));
@@ -142,5 +155,54 @@ mod tests {
         assert_eq!(profile.self_share("work", View::OnCpu), 1.0);
         assert!((profile.thread_share("thread 1", View::Wall) - 0.5).abs() < 0.05);
         assert!(result.rate_hz > 100.0 && result.rate_hz <= 1100.0, "{result:?}");
+    }
+
+    #[test]
+    fn a_sampler_on_the_core_of_the_thread_it_samples_still_sees_its_short_bursts() {
+        // One thread computes ~80 µs, then sleeps 1 ms, for ~100 ms: ~7% of its time on a CPU.
+        // Pinned to one core with it, a sampler that waited for the core read only the sleeps
+        // (0 of ~200 samples on CPU here, kernel 6.18); with its short time slice it preempts.
+        if !eevdf_slices() {
+            return println!("skipped: no EEVDF custom slices here (Linux 6.12 or later)");
+        }
+        let board = [StackBoard::default()];
+        board[0].push(0);
+        let keep = AtomicBool::new(true);
+        let result = crate::sync::Mutex::new(Sampled::default());
+        let unpinned = AtomicBool::new(false);
+        platform::run_team(2, |member| {
+            if platform::realtime::pin_current_thread(0).is_err() {
+                unpinned.store(true, Ordering::Relaxed);
+            }
+            if member.index == 0 {
+                *crate::sync::lock(&result) =
+                    sample(&board, &["thread 0".into()], vec!["main".into()], 2000.0, &|| keep.load(Ordering::Acquire));
+                return;
+            }
+            for _ in 0..100 {
+                board[0].set_state(ThreadState::Running);
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_micros(80) {
+                    std::hint::spin_loop();
+                }
+                board[0].set_state(ThreadState::Io);
+                platform::sleep(Duration::from_millis(1));
+            }
+            keep.store(false, Ordering::Release);
+        })
+        .unwrap();
+        let result = result.into_inner().unwrap();
+        if unpinned.into_inner() {
+            return println!("skipped: CPU 0 is not this process's to pin to");
+        }
+        let on_cpu = result.profile.samples(View::OnCpu);
+        assert!(on_cpu >= 2, "{on_cpu} of {} samples on a CPU", result.profile.samples(View::Wall));
+    }
+
+    /// Whether this kernel has EEVDF's per-thread slices (Linux 6.12 or later).
+    fn eevdf_slices() -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut numbers = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+        (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 12)
     }
 }
