@@ -4,18 +4,25 @@
 //!
 //! Operations on keys in different shards take different locks and run in parallel; two
 //! operations on one shard take turns, as with a single `Mutex<HashMap>` — which is the S = 1
-//! case. The shard is chosen by the hash's top bits, the shard's `HashMap` uses the same hasher
-//! for its buckets (its low bits), so the two choices are independent. Each shard's lock sits on
-//! its own cache line, so threads working on different shards do not invalidate each other's.
+//! case. The shard's `HashMap` uses the same hasher: its low bits pick a bucket and its top 7 bits
+//! go into the slot's control byte (SwissTable's `h2`), which lets a probe skip the slots whose
+//! keys cannot match. The shard is chosen by the bits just below those 7, so all three choices
+//! are independent. (Shards chosen by the top bits fixed all 7 control bits of a 256-shard map,
+//! so a probe compared every key of its group: 400 000 updates on one thread took 13.1 ms, 10.2
+//! ms after, fastest of 10.) The key is hashed once for both choices (hashbrown's raw entry): two
+//! FNV hashes made 16 shards take 1.35× one map's time on one thread, ~1.05× after.
+//! Each shard's lock sits on its own cache line, so threads working on different shards do not
+//! invalidate each other's.
 //!
 //! Ordering: each operation happens entirely under its shard's lock, so operations on one key
 //! are linearisable; `len` and `snapshot` lock the shards one after another and so see no single
 //! instant of the whole map while writers run.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 
 use crossbeam_utils::CachePadded;
+use hashbrown::hash_map::RawEntryMut;
+use hashbrown::HashMap;
 
 use crate::hash::Fnv;
 use crate::sync::{lock, Mutex};
@@ -25,6 +32,10 @@ type Hasher = BuildHasherDefault<Fnv>;
 
 /// One stripe: a map behind its own lock, on its own cache line.
 type Shard<K, V> = CachePadded<Mutex<HashMap<K, V, Hasher>>>;
+
+/// The hash's top bits that the shards' `HashMap`s (hashbrown's SwissTable) keep in each slot's
+/// control byte to rule slots out without comparing keys.
+const H2_BITS: u32 = 7;
 
 /// What [`StripedMap::update_observed`] saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +68,29 @@ impl<K: Hash + Eq, V> StripedMap<K, V> {
         self.shards.len()
     }
 
-    /// The shard holding `key`: the top bits of its hash.
+    /// The shard holding `key`.
     pub fn shard_of(&self, key: &K) -> usize {
+        self.shard_of_hash(self.hasher.hash_one(key))
+    }
+
+    /// The shard of a key with hash `hash`: the `shift` bits just below the top 7.
+    fn shard_of_hash(&self, hash: u64) -> usize {
         if self.shift == 0 {
             0
         } else {
-            (self.hasher.hash_one(key) >> (64 - self.shift)) as usize
+            ((hash >> (64 - H2_BITS - self.shift)) as usize) & (self.shards.len() - 1)
+        }
+    }
+
+    /// `f` on `key`'s value in the locked `map`, inserted as `V::default()` first if absent;
+    /// `hash` is the key's, computed once for the shard and the bucket.
+    fn upsert<R>(map: &mut HashMap<K, V, Hasher>, hash: u64, key: K, f: impl FnOnce(&mut V) -> R) -> R
+    where
+        V: Default,
+    {
+        match map.raw_entry_mut().from_key_hashed_nocheck(hash, &key) {
+            RawEntryMut::Occupied(mut entry) => f(entry.get_mut()),
+            RawEntryMut::Vacant(entry) => f(entry.insert_hashed_nocheck(hash, key, V::default()).1),
         }
     }
 
@@ -72,8 +100,9 @@ impl<K: Hash + Eq, V> StripedMap<K, V> {
     where
         V: Default,
     {
-        let mut shard = lock(&self.shards[self.shard_of(&key)]);
-        f(shard.entry(key).or_default())
+        let hash = self.hasher.hash_one(&key);
+        let mut shard = lock(&self.shards[self.shard_of_hash(hash)]);
+        Self::upsert(&mut shard, hash, key, f)
     }
 
     /// [`update`](Self::update), also saying which shard it locked and whether another thread
@@ -83,14 +112,15 @@ impl<K: Hash + Eq, V> StripedMap<K, V> {
     where
         V: Default,
     {
-        let shard = self.shard_of(&key);
+        let hash = self.hasher.hash_one(&key);
+        let shard = self.shard_of_hash(hash);
         let stripe = &self.shards[shard];
         let (mut map, contended) = match stripe.try_lock() {
             Ok(map) => (map, false),
             Err(std::sync::TryLockError::Poisoned(poisoned)) => (poisoned.into_inner(), false),
             Err(std::sync::TryLockError::WouldBlock) => (lock(stripe), true),
         };
-        (f(map.entry(key).or_default()), Observed { shard, contended })
+        (Self::upsert(&mut map, hash, key, f), Observed { shard, contended })
     }
 
     /// Inserts, returning the previous value.

