@@ -16,7 +16,7 @@ use conlab_core::platform::PlatformError;
 use conlab_lab::experiment::{RunContext, RunError};
 use conlab_lab::experiments::cluster::engine::{Cluster, Engine, Job, Round, Shape};
 
-use super::member::Member;
+use super::member::{Member, Missed};
 
 /// The processes' addresses, one per line; blank lines and `#` comments are skipped.
 pub fn read(path: &Path) -> Result<Vec<String>, String> {
@@ -100,7 +100,7 @@ impl Engine for Hostfile {
             .spawn(join)
             .map_err(|error| RunError::Failed(error.to_string()))?;
         match member.recv_timeout(deadline) {
-            Ok(Ok(member)) => Ok(Box::new(Remote { member, deadline })),
+            Ok(Ok(member)) => Ok(Box::new(Remote { member, deadline, process })),
             Ok(Err(error)) => Err(RunError::Failed(format!("process {process} could not join the cluster: {error}"))),
             Err(_) => Err(RunError::Failed(format!(
                 "process {process} could not connect to every process of the hostfile (cell {cell}: {}) within the \
@@ -147,16 +147,19 @@ impl Drop for StdoutToStderr {
 struct Remote {
     member: Member,
     deadline: Duration,
+    /// This process's index in the hostfile.
+    process: usize,
 }
 
 impl Cluster for Remote {
     fn run(&mut self, context: &RunContext) -> Result<Round, RunError> {
         context.check_cancel()?;
-        self.member.run(Some(self.deadline)).ok_or_else(|| {
-            RunError::Failed(format!(
+        self.member.run(Some(self.deadline)).map_err(|missed| match missed {
+            Missed::Deadline => RunError::Failed(format!(
                 "a run did not finish within the deadline ({} s): another process stopped, or runs other cells",
                 self.deadline.as_secs()
-            ))
+            )),
+            Missed::Failed(why) => RunError::Failed(format!("process {}: {why}", self.process)),
         })
     }
 }

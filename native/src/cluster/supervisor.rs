@@ -277,7 +277,7 @@ pub fn serve_as_process(args: ProcessArgs) -> Result<(), String> {
         if line.map_err(|error| error.to_string())? != "run" {
             continue;
         }
-        let round = member.run(None).ok_or("a run did not finish")?;
+        let round = member.run(None).map_err(|missed| missed.to_string())?;
         let json = serde_json::to_string(&round).map_err(|error| error.to_string())?;
         say(&mut output, &format!("{ROUND}{json}")).map_err(|error| error.to_string())?;
     }

@@ -197,6 +197,41 @@ fn the_documented_command_runs_one_process_per_hostfile_line() {
     }
 }
 
+/// The several-machine command, one process killed mid-run: the other ends within its deadline
+/// with an error naming the process it lost — not with timely's panics (exit status 101).
+#[test]
+fn in_a_hostfile_cluster_a_process_killed_mid_run_is_named_by_the_other() {
+    let _alone = alone();
+    let hosts = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()));
+    let start = |process: &str| {
+        Command::new(conlab())
+            .args(["cluster", "cluster-scaling", "--variant", "cluster", "--threads", "2", "--set", "words=200000"])
+            .args(["--set", "deadline=20", "--repeat", "1000", "--warmup", "0"])
+            .args(["--hostfile", hosts.to_str().unwrap(), "--process", process])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (survivor, mut victim) = (start("0"), start("1"));
+    // Connected and running by then (a run takes a fraction of a second; there are 1000).
+    std::thread::sleep(Duration::from_secs(4));
+    victim.kill().unwrap();
+    let killed = Instant::now();
+    let _ = victim.wait();
+    let output = survivor.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("killed process 1; process 0 ended {:?} later: {stderr}", killed.elapsed());
+    assert_eq!(output.status.code(), Some(2), "conlab's error status, not a panic's (101): {stderr}");
+    assert!(killed.elapsed() < Duration::from_secs(20), "within the deadline: {:?}", killed.elapsed());
+    assert!(
+        stderr.contains("process 0: the connection to process 1 broke mid-run")
+            && stderr.contains("process 1 stopped without timely's shutdown"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// Each lesson's verdict in a release run of `args` (JSON).
 fn verdicts(args: &[&str]) -> Vec<(String, String)> {
     let output = Command::new(conlab()).args(["cluster"]).args(args).args(["--format", "json"]).output().unwrap();
