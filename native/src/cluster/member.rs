@@ -8,14 +8,17 @@
 //! When another process dies without timely's shutdown message, timely's receiving thread for
 //! it panics ("socket closed") and poisons the queues the workers read, so they panic too. A
 //! member turns that into the run's error, naming the process it lost: a panic hook keeps the
-//! panics of timely's threads off standard error and records them, each worker's panic is
-//! caught and reported to the main thread, and a member that failed (or whose run is still
-//! going) is not joined when dropped — its threads end with the process.
+//! panics of timely's threads off standard error and records them for the main thread, and
+//! parks a panicking worker for good instead of letting it unwind — unwinding a timely worker
+//! runs destructors that touch the poisoned queues and panic again, which aborts the process.
+//! A member that failed (or whose run is still going) is not joined when dropped: its threads
+//! end with the process.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use conlab_core::platform::Instant;
 use conlab_lab::experiments::cluster::engine::{Job, Round, Shape};
 use timely::{CommunicationConfig, WorkerConfig};
 
@@ -30,8 +33,6 @@ struct State {
     /// Workers done with the latest run.
     finished: usize,
     round: Option<Round>,
-    /// The first panic of one of this member's workers.
-    failed: Option<String>,
 }
 
 #[derive(Default)]
@@ -63,47 +64,51 @@ impl Control {
         }
         self.changed.notify_all();
     }
-
-    fn fail(&self, why: String) {
-        self.lock().failed.get_or_insert(why);
-        self.changed.notify_all();
-    }
 }
 
 /// Panics of timely's threads in this process (`timely:recv-N`, `timely:send-N` for the
 /// connection to process N, `timely:work-N` for worker N), as `(thread, message)`.
 static TIMELY_PANICS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
-/// Panics on timely's threads are recorded, not printed; the run's error reports them.
+/// Panics on timely's threads are recorded, not printed; a panicking worker is parked for good.
 fn record_timely_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let thread = std::thread::current();
-            match thread.name() {
-                Some(name) if name.starts_with("timely:") => {
-                    let payload = info.payload();
-                    let message = payload
-                        .downcast_ref::<&str>()
-                        .map(|text| text.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".into());
-                    let mut panics = TIMELY_PANICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if panics.len() < 16 {
-                        panics.push((name.to_string(), message));
-                    }
+            let Some(name) = thread.name().filter(|name| name.starts_with("timely:")) else {
+                return default(info);
+            };
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            let at = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
+            let mut panics = lock_panics();
+            if panics.len() < 16 {
+                panics.push((name.to_string(), format!("{message}{at}")));
+            }
+            drop(panics);
+            if name.starts_with("timely:work-") {
+                loop {
+                    std::thread::park();
                 }
-                _ => default(info),
             }
         }));
     });
 }
 
-/// Why this process's part of the cluster failed: the connection it lost first, else `worker`'s
-/// own account.
-fn failure(worker: &str) -> String {
-    let panics = TIMELY_PANICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+fn lock_panics() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
+    TIMELY_PANICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Why this process's part of the cluster failed, from its threads' panics: the connection it
+/// lost first, else the thread that stopped.
+fn failure() -> Option<String> {
+    let panics = lock_panics();
     let lost = panics.iter().find_map(|(thread, message)| {
         let peer = thread.strip_prefix("timely:recv-").or_else(|| thread.strip_prefix("timely:send-"))?;
         Some(format!(
@@ -111,7 +116,8 @@ fn failure(worker: &str) -> String {
              shutdown"
         ))
     });
-    lost.unwrap_or_else(|| worker.to_string())
+    let stopped = || panics.first().map(|(thread, message)| format!("{thread} stopped: {message}"));
+    lost.or_else(stopped)
 }
 
 /// Why a run gave no round.
@@ -132,7 +138,7 @@ impl std::fmt::Display for Missed {
     }
 }
 
-/// How often a waiting main thread looks for a connection that broke without a worker noticing.
+/// How often a waiting main thread looks for a panic of this process's timely threads.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 /// This process's workers, connected to the cluster.
@@ -167,21 +173,11 @@ impl Member {
         let config = timely::Config { communication, worker: WorkerConfig::default() };
         record_timely_panics();
         let guards = timely::execute(config, move |worker| {
-            let index = worker.index();
-            let work = AssertUnwindSafe(|| {
-                let mut driver = Driver::build(worker, &job, workers);
-                let mut done = 0;
-                while shared.next(&mut done) {
-                    let epochs = driver.run(worker);
-                    shared.finish(epochs);
-                }
-            });
-            if std::panic::catch_unwind(work).is_err() {
-                let own =
-                    TIMELY_PANICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().find_map(
-                        |(thread, message)| (*thread == format!("timely:work-{index}")).then(|| message.clone()),
-                    );
-                shared.fail(format!("worker {index} stopped: {}", own.unwrap_or_else(|| "it panicked".into())));
+            let mut driver = Driver::build(worker, &job, workers);
+            let mut done = 0;
+            while shared.next(&mut done) {
+                let epochs = driver.run(worker);
+                shared.finish(epochs);
             }
         })?;
         Ok(Self { control, workers, guards: Some(guards) })
@@ -198,14 +194,11 @@ impl Member {
         state.round = None;
         self.control.changed.notify_all();
         loop {
-            if let Some(why) = &state.failed {
-                return Err(Missed::Failed(failure(why)));
+            if let Some(why) = failure() {
+                return Err(Missed::Failed(why));
             }
             if state.finished == self.workers {
                 return state.round.take().ok_or_else(|| Missed::Failed("no worker handed over the round".into()));
-            }
-            if !TIMELY_PANICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty() {
-                return Err(Missed::Failed(failure("a connection thread of this process stopped")));
             }
             let wait = match deadline {
                 Some(deadline) if start.elapsed() >= deadline => return Err(Missed::Deadline),
@@ -227,12 +220,11 @@ impl Drop for Member {
     fn drop(&mut self) {
         let mut state = self.control.lock();
         state.quit = true;
-        let settled = state.failed.is_none() && (state.issued == 0 || state.finished == self.workers);
+        let settled = state.issued == 0 || state.finished == self.workers;
         drop(state);
         self.control.changed.notify_all();
-        let connections_broke = !TIMELY_PANICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty();
         if let Some(guards) = self.guards.take() {
-            if settled && !connections_broke {
+            if settled && failure().is_none() {
                 // A connection that breaks while the threads wind down panics the join (timely's
                 // `CommsGuard`); the process goes on to report its result.
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(guards.join())));

@@ -202,7 +202,8 @@ fn the_documented_command_runs_one_process_per_hostfile_line() {
 #[test]
 fn in_a_hostfile_cluster_a_process_killed_mid_run_is_named_by_the_other() {
     let _alone = alone();
-    let hosts = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()));
+    let ports = [free_port(), free_port()];
+    let hosts = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]));
     let start = |process: &str| {
         Command::new(conlab())
             .args(["cluster", "cluster-scaling", "--variant", "cluster", "--threads", "2", "--set", "words=200000"])
@@ -214,8 +215,10 @@ fn in_a_hostfile_cluster_a_process_killed_mid_run_is_named_by_the_other() {
             .unwrap()
     };
     let (survivor, mut victim) = (start("0"), start("1"));
-    // Connected and running by then (a run takes a fraction of a second; there are 1000).
-    std::thread::sleep(Duration::from_secs(4));
+    // The cell's cluster listens on the lines' ports (its first cell: offset 0).
+    wait_for(Duration::from_secs(30), "the two processes connected", || connected(&ports));
+    // Running by then (a run takes a fraction of a second; there are 1000).
+    std::thread::sleep(Duration::from_secs(1));
     victim.kill().unwrap();
     let killed = Instant::now();
     let _ = victim.wait();
@@ -230,6 +233,19 @@ fn in_a_hostfile_cluster_a_process_killed_mid_run_is_named_by_the_other() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Whether an established TCP connection on 127.0.0.1 has one of `ports` at either end (Linux's
+/// `/proc/net/tcp`: local and remote `ADDRESS:PORT` in hex, then the state, 01 established).
+fn connected(ports: &[u16]) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: &str| field.rsplit_once(':').and_then(|(_, port)| u16::from_str_radix(port, 16).ok());
+        fields.len() > 3
+            && fields[3] == "01"
+            && [fields[1], fields[2]].iter().any(|field| port(field).is_some_and(|port| ports.contains(&port)))
+    })
 }
 
 /// Each lesson's verdict in a release run of `args` (JSON).
