@@ -591,10 +591,18 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
     // whose threads share a cache line, say, shows in none (1.0–1.35× here). Threads and
     // processes are measured in runs of their own: right after a process cell the worker
     // processes' background work (V8 compiling their instances) can take a core from the next
-    // cell, and a free-threaded cell then reads 1.3× in every run.
+    // cell, and a free-threaded cell then reads 1.3× in every run. That background work lasts
+    // seconds: one fresh-clone session read processes at 1.09, 1.44 and 1.26× in three runs
+    // back to back, and of five sessions here two read 1.17–1.21× (processes) or 1.27–1.36×
+    // (free-threaded, with GIL threads "speeding up" 1.2–1.3× as the 1-worker cells lost a
+    // core) three runs in a row, where the others read 1.6–1.9×. So up to five runs, the
+    // later ones after a pause of 2 s.
     let speedups_at_two = |variants: &[&str], shows: &dyn Fn(&[f64]) -> bool| {
         let mut rounds: Vec<Vec<f64>> = Vec::new();
-        for _ in 0..3 {
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_secs(2));
+            }
             submit_variants(&browser, "gil-cpu", &[("iterations", "2000000")], variants, "1,2", 8);
             assert_eq!(
                 browser.wait_for_status(&["done", "error"], Duration::from_secs(180)),
@@ -612,9 +620,10 @@ fn the_python_lessons_hold_on_wasm_workers_from_the_moment_the_page_is_ready() {
         }
         rounds
     };
-    let threads = speedups_at_two(&["gil", "free-threaded"], &|s| s[1] >= 1.6);
-    assert!(threads.iter().any(|s| s[1] >= 1.6), "free-threaded speedups: {threads:?}");
-    assert!(threads.iter().all(|s| s[0] < 1.3), "GIL speedups: {threads:?}");
+    // Both halves in one run: a run whose 1-worker cells lost a core reads GIL threads faster.
+    let lesson = |s: &[f64]| s[1] >= 1.6 && s[0] < 1.3;
+    let threads = speedups_at_two(&["gil", "free-threaded"], &lesson);
+    assert!(threads.iter().any(|s| lesson(s)), "(GIL, free-threaded) speedups: {threads:?}");
     let processes = speedups_at_two(&["process"], &|s| s[0] >= 1.6);
     assert!(processes.iter().any(|s| s[0] >= 1.6), "process speedups: {processes:?}");
 
