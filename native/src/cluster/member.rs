@@ -18,7 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use conlab_core::platform::Instant;
+use conlab_core::platform::{self, Instant};
 use conlab_lab::experiments::cluster::engine::{Job, Round, Shape};
 use timely::{CommunicationConfig, WorkerConfig};
 
@@ -80,12 +80,7 @@ fn record_timely_panics() {
             let Some(name) = thread.name().filter(|name| name.starts_with("timely:")) else {
                 return default(info);
             };
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|text| text.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+            let message = platform::panic_message(info.payload());
             let at = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
             let mut panics = lock_panics();
             if panics.len() < 16 {
