@@ -33,9 +33,9 @@ pub mod process;
 /// `for _ in range(n): total = total + 1` takes ~32 ns an iteration (5 instructions here).
 pub const DEFAULT_OP_NS: f64 = 6.5;
 
-/// Iterations of a loop of `ops_per_iteration` instructions that take `cpu_ns` at `op_ns` a
-/// instruction (at least 1). An instruction counts as at least 1 ns: below that the
-/// interpreter's own dispatch is its pace. `op_ns=0` is allowed (and `calibrate-python` fits 0
+/// Iterations of a loop of `ops_per_iteration` instructions that take `cpu_ns` at `op_ns` an
+/// instruction. An instruction counts as at least 1 ns: below that the interpreter's own
+/// dispatch is its pace. `op_ns=0` is allowed (and `calibrate-python` fits 0
 /// where the model cannot run as fast as CPython, as in a debug build); dividing by it once made
 /// a loop of 2^63 iterations that held a server's handler, and its run, for good.
 pub fn loop_iterations(cpu_ns: f64, ops_per_iteration: f64, op_ns: f64) -> i64 {
