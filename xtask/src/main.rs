@@ -262,7 +262,11 @@ fn wasm_command(program: &str) -> Command {
 /// Miri's runs: (MIRIFLAGS, test target, test filters).
 const MIRI_RUNS: &[(&str, &str, &[&str])] = &[
     // Miri fails weak compare-exchanges now and then, as some CPUs may: every retry path runs.
-    ("", "--lib", &["ds::ring", "ds::channel", "ds::treiber::tests::pops", "sched::", "locks::", "aio::wake"]),
+    (
+        "",
+        "--lib",
+        &["ds::ring", "ds::channel", "ds::treiber::tests::pops", "sched::", "locks::", "aio::wake", "aio::blocks"],
+    ),
     // The ABA test plays one interleaving out by hand; a spurious CAS failure (never on x86)
     // would make the untagged pop retry and dodge the bug it shows.
     ("-Zmiri-compare-exchange-weak-failure-rate=0.0", "--lib", &["ds::treiber::tests::the_aba"]),

@@ -13,10 +13,12 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use super::blocks::{Counted, Shared};
 use super::clock::{Clock, Remote};
 use super::steps::{LoopStep, TaskView, TimerView};
 use super::wake::{self, WakeChunk, CHUNK};
@@ -30,9 +32,11 @@ use crate::trace::{Recorder, SpanKind, TASK_LANE};
 /// Wakers cross threads (a `to_thread` job wakes its task): std's `Arc`, as `Waker` expects.
 type WakeArc<T> = std::sync::Arc<T>;
 
-/// What a task's handles, its wrapper and the loop share. Kept small (104 bytes): a burst of
+/// What a task's handles, its wrapper and the loop share. Kept small (112 bytes): a burst of
 /// 100 000 tasks touches every byte of it cold; what few tasks need lives in [`Extra`].
 pub(super) struct Header {
+    /// How many [`Shared`] pointers reach the task.
+    refs: Cell<usize>,
     /// asyncio's task number: `Task-1` is the first task of the loop.
     pub(super) serial: u64,
     /// Its slot in the loop.
@@ -98,7 +102,7 @@ impl Header {
 }
 
 /// A task as the loop sees it: its header, and a step.
-pub(super) trait Task {
+pub(super) trait Task: Counted {
     fn header(&self) -> &Header;
     /// Runs the task's future once; `Ready` once it has finished (the loop then calls
     /// [`Header::finish`]).
@@ -114,9 +118,10 @@ trait TaskOutput<T>: Task {
 }
 
 /// A shared handle to any task.
-pub(super) type TaskRef = Rc<dyn Task>;
+pub(super) type TaskRef = Shared<dyn Task>;
 
-/// One allocation per task: the header, then the future until it finishes, then its result.
+/// One block per task ([`super::blocks`]): the header, then the future until it finishes, then
+/// its result.
 struct TaskCell<F, T> {
     header: Header,
     state: RefCell<TaskState<F, T>>,
@@ -125,6 +130,12 @@ struct TaskCell<F, T> {
 enum TaskState<F, T> {
     Running(F),
     Finished(Option<AioResult<T>>),
+}
+
+impl<F, T> Counted for TaskCell<F, T> {
+    fn refs(&self) -> &Cell<usize> {
+        &self.header.refs
+    }
 }
 
 impl<F: Future<Output = AioResult<T>>, T> Task for TaskCell<F, T> {
@@ -139,7 +150,7 @@ impl<F: Future<Output = AioResult<T>>, T> Task for TaskCell<F, T> {
         let outcome = if !header.started.replace(true) && header.cancel_pending.replace(false) {
             Err(AioError::Cancelled)
         } else {
-            // SAFETY: the future lives inside this task's `Rc` allocation, which never moves; it
+            // SAFETY: the future lives inside this task's block, which never moves; it
             // is reached only through this `RefCell` and is dropped in place (the state is
             // overwritten below), never moved out — the pinning contract.
             let future = unsafe { Pin::new_unchecked(future) };
@@ -296,6 +307,55 @@ struct Inner {
     steps: Option<RefCell<StepLog>>,
 }
 
+/// A loop's tables, emptied, with their room: what a thread's next loop starts with.
+///
+/// A burst of 100 000 tasks grows the slot table to 1.6 MB and the ready and free lists to
+/// ~1 MB each; built afresh by every loop, they cost the kernel's page faults again each time
+/// (see [`super::blocks`] for the same churn in task memory). A thread keeps the last loop's, up
+/// to [`SPARE_SLOTS`] slots.
+#[derive(Default)]
+struct SpareTables {
+    slots: Vec<Option<TaskRef>>,
+    free: Vec<usize>,
+    ready: VecDeque<usize>,
+    timers: BinaryHeap<Reverse<Timer>>,
+}
+
+/// The most slots a spare table keeps room for (16 MiB of slot table).
+const SPARE_SLOTS: usize = 1 << 20;
+
+impl SpareTables {
+    fn take() -> Self {
+        SPARE.try_with(|spare| spare.take()).unwrap_or_default()
+    }
+
+    /// Keeps `self`'s room for this thread's next loop; the tables are empty.
+    fn keep(self) {
+        let room =
+            self.slots.capacity().max(self.free.capacity()).max(self.ready.capacity()).max(self.timers.capacity());
+        if room <= SPARE_SLOTS {
+            _ = SPARE.try_with(|spare| spare.replace(self));
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut spare = SpareTables {
+            slots: self.slots.take(),
+            free: self.free.take(),
+            ready: self.ready.take(),
+            timers: self.timers.take(),
+        };
+        // Tasks left in a loop that never ran to its end are dropped here, as before.
+        spare.slots.clear();
+        spare.free.clear();
+        spare.ready.clear();
+        spare.timers.clear();
+        spare.keep();
+    }
+}
+
 /// What step mode records.
 #[derive(Default)]
 struct StepLog {
@@ -308,6 +368,7 @@ struct StepLog {
 
 thread_local! {
     static LOOP: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+    static SPARE: RefCell<SpareTables> = RefCell::default();
 }
 
 /// Moves every woken task (local and remote) into the ready queue.
@@ -440,15 +501,16 @@ impl EventLoop {
     }
 
     fn with_steps(clock: impl Clock + 'static, tracing: bool, stepping: bool) -> Self {
+        let spare = SpareTables::take();
         Self {
             inner: Rc::new(Inner {
                 clock: Box::new(clock),
-                slots: RefCell::default(),
+                slots: RefCell::new(spare.slots),
                 wakes: RefCell::default(),
-                free: RefCell::default(),
-                ready: RefCell::default(),
+                free: RefCell::new(spare.free),
+                ready: RefCell::new(spare.ready),
                 remote: WakeArc::default(),
-                timers: RefCell::default(),
+                timers: RefCell::new(spare.timers),
                 next_seq: Cell::new(0),
                 next_serial: Cell::new(1),
                 current: RefCell::default(),
@@ -489,8 +551,10 @@ impl EventLoop {
         let mut main = main;
         let result = outcome.and_then(|()| main.take_result().unwrap_or(Err(AioError::Cancelled)));
         // Drop what is left while the loop is still current (their destructors may use it).
-        let leftovers: Vec<_> = self.inner.slots.borrow_mut().drain(..).collect();
+        let leftovers: Vec<TaskRef> = self.inner.slots.borrow_mut().drain(..).flatten().collect();
         drop(leftovers);
+        self.inner.free.borrow_mut().clear();
+        self.inner.ready.borrow_mut().clear();
         self.inner.timers.borrow_mut().clear();
         LOOP.with_borrow_mut(|current| current.take());
         wake::set_local_loop(None);
@@ -596,8 +660,10 @@ impl Inner {
         let mut slots = self.slots.borrow_mut();
         let id = slots.len();
         slots.push(None);
-        if id % CHUNK == 0 {
-            self.wakes.borrow_mut().push(WakeChunk::new(id, WakeArc::clone(&self.remote)));
+        let mut wakes = self.wakes.borrow_mut();
+        // A second run of the loop starts its slots at 0 again, over the chunks of the first.
+        if id / CHUNK == wakes.len() {
+            wakes.push(WakeChunk::new(id, WakeArc::clone(&self.remote)));
         }
         id
     }
@@ -614,7 +680,7 @@ impl Inner {
                 self.span(header, SpanKind::Wait, what.label(), since, start);
             }
         }
-        *self.current.borrow_mut() = Some(Rc::clone(&task));
+        *self.current.borrow_mut() = Some(task.clone());
         let line_before = header.line.get();
         let poll = task.step(&mut Context::from_waker(&header.waker));
         *self.current.borrow_mut() = None;
@@ -700,7 +766,7 @@ impl Inner {
     fn state_of(&self, task: &TaskRef, ready_ids: &[usize]) -> String {
         let header = task.header();
         let queued = ready_ids.contains(&header.slot())
-            && self.slots.borrow().get(header.slot()).and_then(Option::as_ref).is_some_and(|t| Rc::ptr_eq(t, task));
+            && self.slots.borrow().get(header.slot()).and_then(Option::as_ref).is_some_and(|t| Shared::ptr_eq(t, task));
         let cancel = if header.cancel_pending.get() { " (cancel requested)" } else { "" };
         if header.done.get() {
             if header.cancelled.get() {
@@ -710,7 +776,7 @@ impl Inner {
             } else {
                 "done".into()
             }
-        } else if self.current.borrow().as_ref().is_some_and(|t| Rc::ptr_eq(t, task)) {
+        } else if self.current.borrow().as_ref().is_some_and(|t| Shared::ptr_eq(t, task)) {
             "running".into()
         } else if queued && !header.started.get() {
             format!("pending: created, not yet run{cancel}")
@@ -898,7 +964,7 @@ impl WatchedTasks {
 
 /// A task's handle (asyncio's `Task`): await it for the task's result, or cancel it.
 pub struct JoinHandle<T> {
-    task: Rc<dyn TaskOutput<T>>,
+    task: Shared<dyn TaskOutput<T>>,
 }
 
 impl<T> JoinHandle<T> {
@@ -934,7 +1000,7 @@ impl<T> JoinHandle<T> {
     }
 
     pub(super) fn task(&self) -> TaskRef {
-        self.task.clone()
+        Shared::view(&self.task, |task| -> NonNull<dyn Task> { task })
     }
 
     /// Registers `waker` to be woken when the task finishes.
@@ -1002,6 +1068,7 @@ pub(super) fn spawn_task<T: 'static>(
             _ = extra.set(Box::new(RefCell::new(Extra { name: Some(name.into()), ..Extra::default() })));
         }
         let header = Header {
+            refs: Cell::new(1),
             serial,
             id: u32::try_from(id).expect("fewer than 2^32 live tasks"),
             line: Cell::new(0),
@@ -1016,18 +1083,18 @@ pub(super) fn spawn_task<T: 'static>(
             waker: WakeChunk::waker(&inner.wakes.borrow()[id / CHUNK], id % CHUNK),
             extra,
         };
-        let cell = Rc::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
+        let cell = Shared::new(TaskCell { header, state: RefCell::new(TaskState::Running(future)) });
         if inner.tracing {
             let now = inner.clock.now();
             inner.span(&cell.header, SpanKind::Mark, Cow::Owned(format!("{} created", cell.header.name())), now, now);
         }
-        let task: TaskRef = cell.clone();
+        let task: TaskRef = Shared::view(&cell, |cell| -> NonNull<dyn Task> { cell });
         if let Some(log) = &inner.steps {
-            log.borrow_mut().tasks.push(Rc::clone(&task));
+            log.borrow_mut().tasks.push(task.clone());
         }
-        inner.slots.borrow_mut()[id] = Some(Rc::clone(&task));
+        inner.slots.borrow_mut()[id] = Some(task);
         inner.wake_slot(id);
-        JoinHandle { task: cell }
+        JoinHandle { task: Shared::view(&cell, |cell| -> NonNull<dyn TaskOutput<T>> { cell }) }
     })
 }
 

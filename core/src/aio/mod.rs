@@ -19,6 +19,7 @@
 //! [`prims`], the streams in [`net`] (sockets on the loop's reactor, or in-memory pipes), and [`monitor_lag`] (the loop-lag heartbeat). Each task gets a timeline lane: its
 //! running slices and what it waited on.
 
+mod blocks;
 pub mod clock;
 mod combinators;
 mod executor;
