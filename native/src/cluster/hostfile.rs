@@ -88,8 +88,6 @@ impl Engine for Hostfile {
                 )))
             }
         };
-        // timely reports "awaiting connections" on standard output: keep it off the result's.
-        let _quiet = StdoutToStderr::new();
         let (joined, member) = mpsc::channel();
         let (job, process) = (job.clone(), self.process);
         let join = move || {
@@ -108,38 +106,6 @@ impl Engine for Hostfile {
                 self.shifted(cell).map(|addresses| addresses.join(", ")).unwrap_or_default(),
                 deadline.as_secs()
             ))),
-        }
-    }
-}
-
-/// Sends what is printed to standard output to standard error while it lives (Unix).
-struct StdoutToStderr {
-    saved: libc::c_int,
-}
-
-impl StdoutToStderr {
-    fn new() -> Self {
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        // SAFETY: dup and dup2 only copy file descriptors 1 and 2, which every process has open;
-        // a failure returns -1, which `drop` checks before restoring.
-        let saved = unsafe { libc::dup(1) };
-        if saved >= 0 {
-            // SAFETY: as above: descriptor 2 onto descriptor 1.
-            unsafe { libc::dup2(2, 1) };
-        }
-        Self { saved }
-    }
-}
-
-impl Drop for StdoutToStderr {
-    fn drop(&mut self) {
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        if self.saved >= 0 {
-            // SAFETY: `saved` is the copy of descriptor 1 that `new` made and nothing else closed.
-            unsafe {
-                libc::dup2(self.saved, 1);
-                libc::close(self.saved);
-            }
         }
     }
 }

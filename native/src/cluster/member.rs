@@ -18,11 +18,17 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use std::ops::DerefMut;
+
 use conlab_core::platform::{self, Instant};
 use conlab_lab::experiments::cluster::engine::{Job, Round, Shape};
+use timely::communication::allocator::zero_copy::bytes_slab::BytesRefill;
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::{GenericBuilder, Process};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::dataflows::Driver;
+use super::mesh;
 
 /// What the main thread and the workers share.
 #[derive(Default)]
@@ -147,27 +153,31 @@ impl Member {
     /// Generates the job's input, starts `shape.workers` workers as process `process` of the
     /// processes at `addresses`, and returns once every process is connected (timely waits).
     pub fn join(job: &Job, shape: Shape, process: usize, addresses: Vec<String>) -> Result<Self, String> {
-        let communication = if shape.processes > 1 {
-            CommunicationConfig::Cluster {
-                threads: shape.workers,
-                process,
-                addresses,
-                report: false,
-                zerocopy: false,
-                log_fn: std::sync::Arc::new(|_| None),
-            }
+        let (builders, communication) = if shape.processes > 1 {
+            // Our own connections (see [`mesh`]), then timely's send and receive threads on them.
+            let streams = mesh::connect(process, &addresses)
+                .map_err(|error| format!("connecting to the cluster's other processes: {error}"))?;
+            let refill = BytesRefill {
+                logic: std::sync::Arc::new(|size| Box::new(vec![0_u8; size]) as Box<dyn DerefMut<Target = [u8]>>),
+                limit: None,
+            };
+            let log = std::sync::Arc::new(|_| None);
+            let (builders, guard) =
+                initialize_networking_from_sockets::<_, Process>(streams, process, shape.workers, refill, log)
+                    .map_err(|error| format!("starting timely's connections: {error}"))?;
+            let communication: Box<dyn std::any::Any + Send> = Box::new(guard);
+            (builders.into_iter().map(GenericBuilder::ZeroCopy).collect(), communication)
         } else if shape.workers > 1 {
-            CommunicationConfig::Process(shape.workers)
+            CommunicationConfig::Process(shape.workers).try_build()?
         } else {
-            CommunicationConfig::Thread
+            CommunicationConfig::Thread.try_build()?
         };
         let control = std::sync::Arc::new(Control::default());
         let shared = control.clone();
         let job = job.clone();
         let workers = shape.workers;
-        let config = timely::Config { communication, worker: WorkerConfig::default() };
         record_timely_panics();
-        let guards = timely::execute(config, move |worker| {
+        let guards = timely::execute::execute_from(builders, communication, WorkerConfig::default(), move |worker| {
             let mut driver = Driver::build(worker, &job, workers);
             let mut done = 0;
             while shared.next(&mut done) {

@@ -9,6 +9,7 @@
 mod dataflows;
 pub mod hostfile;
 mod member;
+mod mesh;
 pub mod supervisor;
 
 use std::path::Path;
