@@ -80,3 +80,22 @@ pub fn serve(dir: &Path) -> (Guard, String) {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
+
+/// Ports for a hostfile of `processes` lines on 127.0.0.1 whose runs have `cells` cells (cell k
+/// listens on each line's port + k), every one free a moment ago and below Linux's ephemeral
+/// range (32768 and up). A port from `bind(0)` is in that range, where the earlier cells' own
+/// connections take their source ports: a run saw process 0's cell-1 port taken that way.
+pub fn hostfile_ports(processes: usize, cells: u16) -> Vec<u16> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut state = u64::from(std::process::id()) ^ now.as_nanos() as u64;
+    let span = cells * processes as u16;
+    loop {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let base = 20_000 + ((state >> 33) % 12_000) as u16;
+        let held: Vec<_> =
+            (base..base + span).map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()).collect();
+        if held.len() == usize::from(span) {
+            return (0..processes as u16).map(|process| base + process * cells).collect();
+        }
+    }
+}

@@ -24,7 +24,18 @@ const LAST_RETRY: Duration = Duration::from_millis(500);
 /// One stream to every other process of `addresses`, by index, `None` at `process` itself (as
 /// timely's `initialize_networking_from_sockets` takes them).
 pub fn connect(process: usize, addresses: &[String]) -> io::Result<Vec<Option<TcpStream>>> {
-    let listener = TcpListener::bind(&addresses[process])?;
+    // Two processes on one address would wait for each other for ever (one connects to itself).
+    for (index, address) in addresses.iter().enumerate() {
+        if let Some(twin) = addresses[index + 1..].iter().position(|other| other == address) {
+            let message = format!("processes {index} and {} are both given {address}", index + 1 + twin);
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
+    }
+    connect_from(TcpListener::bind(&addresses[process])?, process, addresses)
+}
+
+/// [`connect`], with this process's listener already bound to its address.
+fn connect_from(listener: TcpListener, process: usize, addresses: &[String]) -> io::Result<Vec<Option<TcpStream>>> {
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(addresses.len());
     for address in &addresses[..process] {
         let mut stream = connect_when_listening(address)?;
@@ -71,19 +82,31 @@ mod tests {
 
     #[test]
     fn three_processes_started_in_any_order_each_hold_a_stream_to_the_other_two() {
-        let ports: Vec<String> =
-            (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()).collect();
-        let mut handles = Vec::new();
+        // Bound here and handed over: a port picked, released and bound again can be taken in
+        // between (a child another test forks inherits the listener until it execs).
+        let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
         for process in [2, 0, 1] {
-            let addresses = ports.clone();
-            handles.push((process, std::thread::Builder::new().spawn(move || connect(process, &addresses)).unwrap()));
+            let (listener, addresses, done) = (listeners[process].take().unwrap(), ports.clone(), done.clone());
+            let connect =
+                move || done.send((process, connect_from(listener, process, &addresses).map_err(|e| e.to_string())));
+            std::thread::Builder::new().spawn(connect).unwrap();
             platform::sleep(Duration::from_millis(20));
         }
-        for (process, handle) in handles {
-            let streams = handle.join().unwrap().unwrap();
-            let held: Vec<bool> = streams.iter().map(Option::is_some).collect();
+        for _ in 0..3 {
+            let (process, streams) = finished.recv_timeout(Duration::from_secs(20)).expect("all three connect");
+            let held: Vec<bool> = streams.unwrap().iter().map(Option::is_some).collect();
             let expected: Vec<bool> = (0..3).map(|peer| peer != process).collect();
             assert_eq!(held, expected, "process {process}");
         }
+    }
+
+    #[test]
+    fn two_processes_on_one_address_are_refused_at_once() {
+        let addresses = ["127.0.0.1:1".to_string(), "127.0.0.1:2".into(), "127.0.0.1:1".into()];
+        let error = connect(1, &addresses).unwrap_err();
+        assert_eq!(error.to_string(), "processes 0 and 2 are both given 127.0.0.1:1");
     }
 }

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use conlab_tests::{conlab, free_port};
+use conlab_tests::{conlab, free_port, hostfile_ports};
 use serde_json::Value;
 
 use crate::cli::{alone, beside};
@@ -166,7 +166,9 @@ fn a_hostfile_with_a_bad_line_or_a_process_outside_it_is_a_clear_error() {
 #[test]
 fn the_documented_command_runs_one_process_per_hostfile_line() {
     let _alone = alone();
-    let hosts = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()));
+    // Its 4 cells (2 variants × 2 thread counts), with room to spare.
+    let ports = hostfile_ports(2, 8);
+    let hosts = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]));
     let start = |process: &str| {
         Command::new(conlab())
             .args(["cluster", "shuffle-skew", "--quick", "--threads", "1,2", "--repeat", "2", "--warmup", "0"])
@@ -202,7 +204,7 @@ fn the_documented_command_runs_one_process_per_hostfile_line() {
 #[test]
 fn in_a_hostfile_cluster_a_process_killed_mid_run_is_named_by_the_other() {
     let _alone = alone();
-    let ports = [free_port(), free_port()];
+    let ports = hostfile_ports(2, 8);
     let hosts = hostfile(&format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]));
     let start = |process: &str| {
         Command::new(conlab())
