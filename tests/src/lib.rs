@@ -90,8 +90,7 @@ pub fn hostfile_ports(processes: usize, cells: u16) -> Vec<u16> {
     let mut state = u64::from(std::process::id()) ^ now.as_nanos() as u64;
     let span = cells * processes as u16;
     loop {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let base = 20_000 + ((state >> 33) % 12_000) as u16;
+        let base = 20_000 + (conlab_core::kernels::splitmix64(&mut state) % 12_000) as u16;
         let held: Vec<_> =
             (base..base + span).map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()).collect();
         if held.len() == usize::from(span) {

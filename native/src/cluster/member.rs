@@ -14,11 +14,10 @@
 //! A member that failed (or whose run is still going) is not joined when dropped: its threads
 //! end with the process.
 
+use std::ops::DerefMut;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
-
-use std::ops::DerefMut;
 
 use conlab_core::platform::{self, Instant};
 use conlab_lab::experiments::cluster::engine::{Job, Round, Shape};
@@ -151,7 +150,7 @@ pub struct Member {
 
 impl Member {
     /// Generates the job's input, starts `shape.workers` workers as process `process` of the
-    /// processes at `addresses`, and returns once every process is connected (timely waits).
+    /// processes at `addresses`, and returns once every process is connected ([`mesh`] waits).
     pub fn join(job: &Job, shape: Shape, process: usize, addresses: Vec<String>) -> Result<Self, String> {
         let (builders, communication) = if shape.processes > 1 {
             // Our own connections (see [`mesh`]), then timely's send and receive threads on them.
