@@ -69,6 +69,9 @@ async fn rayon_is_held_to_the_requested_threads() {
     pool().await;
     for threads in [1, 2, POOL] {
         let pool = RayonPool::new(threads).unwrap();
+        // The closure itself runs on a pool worker, as natively: its parallel sections start
+        // inside the pool instead of being injected from the experiment's worker.
+        assert!(pool.install(rayon::current_thread_index).is_some(), "install ran its closure outside the pool");
         let busy = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
         pool.install(|| {

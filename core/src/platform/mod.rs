@@ -448,7 +448,8 @@ pub fn spawn_and_join(body: impl FnOnce() + Send + 'static) -> Result<(), Platfo
 ///
 /// Natively a dedicated `rayon::ThreadPool`. In wasm the one global pool (wasm-bindgen-rayon's)
 /// is shared: [`RayonPool::install`] parks the surplus workers on a gate for the duration of the
-/// call, so exactly `threads` of them take rayon jobs.
+/// call, so exactly `threads` of them take rayon jobs. Either way `install` runs its closure on
+/// one of the pool's workers.
 pub struct RayonPool {
     inner: backend::RayonBackend,
     threads: usize,
@@ -552,5 +553,6 @@ mod tests {
             pool.install(|| (0..10_000).into_par_iter().map(|_| rayon::current_thread_index().unwrap()).max());
         assert!(max_index.unwrap() < 2);
         assert_eq!(pool.install(rayon::current_num_threads), 2);
+        assert!(pool.install(rayon::current_thread_index).is_some(), "install runs its closure on a worker");
     }
 }
