@@ -99,7 +99,7 @@ impl Experiment for LockStriping {
                     // read 2.0–2.7× one lock. In a browser one lock's waiter sleeps in `Atomics.wait`
                     // and can stay asleep while the holder runs on alone: such a run goes at about
                     // serial speed (one lock's median read 14–17 ms in every one of a CI run's 8
-                    // runs, 1.1–1.8% contended, and 25–36 ms in others), and two workers reach only
+                    // runs, 1.1–1.8% contended, and 25–48 ms in others), and two workers reach only
                     // ~0.8 of twice one's speed on this map even at 256 stripes. 16 stripes read
                     // 1.09–1.33× one lock then, 2.0–2.4× otherwise.
                     let gain = facts.median("stripes-1", 2)? / facts.median("stripes-16", 2)?;
