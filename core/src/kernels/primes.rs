@@ -104,7 +104,8 @@ fn sieve_segment(base: &[usize], start: usize, end: usize) -> CountAndSum {
             offset += p;
         }
     }
-    count_unmarked(start.max(2), &composite[start.max(2).min(end) - start..])
+    let from = start.max(2).min(end);
+    count_unmarked(from, &composite[from - start..])
 }
 
 /// (count, sum) of the numbers `from + i` whose `composite[i]` is false, without a branch per

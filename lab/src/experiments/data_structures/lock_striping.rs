@@ -42,11 +42,11 @@ impl Experiment for LockStriping {
                       ConcurrentHashMap before 8), so two updates collide only when their keys share a stripe: \
                       about 1/S of the time on uniform keys. The table shows the throughput and how often an update \
                       found its stripe's lock held (`contended %`; one lock's can read low in a browser, where a \
-                      waiter sleeps in `Atomics.wait` and asks once while the holder runs on alone). Skewed keys (Zipf, as word counts are: the \
-                      commonest key alone is ~10% of them) put a fixed share of the updates on the hottest stripe \
-                      whatever S is: its share and its contention stop falling as stripes are added. dashmap, a \
-                      well-kept sharded map (reader-writer locks, one per shard, at 4 × the cores), is the \
-                      baseline.",
+                      waiter sleeps in `Atomics.wait` and asks once while the holder runs on alone). Skewed keys \
+                      (Zipf, as word counts are: the commonest key alone is ~10% of them) put a fixed share of the \
+                      updates on the hottest stripe whatever S is: its share and its contention stop falling as \
+                      stripes are added. dashmap, a well-kept sharded map (reader-writer locks, one per shard, \
+                      at 4 × the cores), is the baseline.",
             params: vec![
                 ParamSpec::int("updates", 1_000_000, 1_000, 100_000_000, "per thread", "map updates each thread makes"),
                 ParamSpec::int(
